@@ -1,0 +1,46 @@
+import type { Command } from 'commander'
+import { publishedRepos, requireSaveDir } from '../../src/config/load.js'
+import { t } from '../../src/i18n/index.js'
+import { generateRepo } from '../../src/manifest/generate.js'
+import { ProgressBar } from '../../src/ui/progress.js'
+import { formatBytes } from '../../src/ui/units.js'
+import { globals, openHome, printJson, warn } from '../context.js'
+
+export function registerGendsync(program: Command): void {
+  program
+    .command('gendsync')
+    .description("build each published repo's .dsync/data.dsync, .torrent and magnet link (incremental)")
+    .argument('[repo...]', 'repositories to generate (default: every repo with dsync=true)')
+    .option('--threads <n>', 'hashing threads (default: one per core)', v => Number(v))
+    .action(async (names: string[], opts: { threads?: number }, cmd: Command) => {
+      const g = globals(cmd)
+      const home = openHome(g)
+      const repos = publishedRepos(home, names)
+      for (const repo of repos) requireSaveDir(repo)
+      for (const repo of repos) {
+        const bar = new ProgressBar(process.stderr, !g.json && process.stderr.isTTY === true)
+        const result = await generateRepo({
+          name: repo.name,
+          save: repo.save,
+          trackers: repo.trackers ?? home.main.trackers,
+          threads: opts.threads,
+          onWarning: warn,
+          onProgress: p => bar.update(p.phase === 'scan'
+            ? { label: `${repo.name} ${t('gendsync.phase.scan')}`, filesDone: p.entries, filesTotal: 0, bytesDone: 0, bytesTotal: 0 }
+            : { label: `${repo.name} ${t('gendsync.phase.hash')}`, ...p }),
+        })
+        bar.done()
+        if (g.json) {
+          printJson({ ...result, maxRssBytes: process.resourceUsage().maxRSS * 1024 })
+        } else if (result.changed) {
+          console.log(t('gendsync.done', {
+            repo: result.repo, entries: result.entries, files: result.files, bytes: formatBytes(result.bytes),
+            hashed: result.hashedFiles, hashedBytes: formatBytes(result.hashedBytes), seconds: result.seconds.toFixed(1),
+            infohash: result.infoHash,
+          }))
+        } else {
+          console.log(t('gendsync.unchanged', { repo: result.repo, infohash: result.infoHash, seconds: result.seconds.toFixed(1) }))
+        }
+      }
+    })
+}

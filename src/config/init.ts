@@ -1,0 +1,83 @@
+import { existsSync, mkdirSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { DsyncError, ExitCode, fsError } from '../errors.js'
+import { writeFileAtomic } from '../util/atomic-write.js'
+import { homePaths } from './home.js'
+import { DEFAULT_PORT } from './main-config.js'
+
+const xyncConf = (webroot: string) => `# dsync main configuration (DSYNC's xync.conf). key=value, '#' starts a comment.
+
+# The folder that holds the repositories.
+webroot=${webroot}
+
+# Trackers written into every torrent, comma separated (http, https, udp, ws, wss).
+# None by default: hosts still find each other through dtp:// addresses and --peer.
+#tracker=udp://tracker.example.org:6969/announce
+
+# The DTP service port (tcp) and the addresses it listens on (default: all).
+#port=${DEFAULT_PORT}
+#listen=192.0.2.10, 2001:db8::10
+
+# Announce to the BitTorrent DHT as well.
+#dht=false
+`
+
+const exampleRepo = `# A repository. Copy to NAME.conf and edit; files not ending in .conf are ignored.
+repo=example
+# Where it lives; a relative path is taken from webroot.
+save=/mirrors/example
+# Publish it (gendsync writes .dsync/data.dsync, the .torrent and the magnet link).
+dsync=false
+# A downstream mirror names its upstream instead: dtp://HOST/REPO, a magnet link or a
+# .torrent path/URL, several separated by commas.
+#dsync-url=dtp://mirror.example.org/example
+# DSYNC status file: 0 failed, 1 ok, 2 running.
+#status=/var/run/dsync/example.status
+#retries=3
+#connections=50
+# Refuse a sync that would delete more than this percentage of the tree.
+#delete-limit=50
+`
+
+export const DEFAULT_LIST_CONF = `# Folders this host offers, one per line, relative to webroot:
+#/ubuntu
+#/rocky
+`
+export const DEFAULT_FIREWALL_CONF = `# Who may connect to the DTP service. Unset: anyone.
+# When set, any other address gets no response at all.
+# Addresses and CIDR ranges, IPv4 and IPv6, comma separated; allow= may repeat.
+#allow=192.0.2.10, 198.51.100.0/24, 2001:db8::/32
+`
+export const DEFAULT_MOTD_CONF = `# The welcome message shown to DTP users ("경로" means path).
+# Unset: the "motd file" of /etc/rsyncd.conf, if any.
+#경로=/etc/dsync/welcome.motd
+`
+
+/** Writes a commented template home; never overwrites a file that exists. Returns what it created. */
+export function initHome(home: string, webroot: string): string[] {
+  const p = homePaths(home)
+  if (existsSync(p.mainConfig)) throw new DsyncError(ExitCode.config, 'init.exists', { file: p.mainConfig })
+  const created: string[] = []
+  try {
+    for (const dir of [home, p.reposDir, p.dtpDir]) mkdirSync(dir, { recursive: true })
+  } catch (err) {
+    throw fsError(err, home, 'write')
+  }
+  const files: [string, string][] = [
+    [p.mainConfig, xyncConf(resolve(webroot))],
+    [`${p.reposDir}/example.conf.sample`, exampleRepo],
+    ...dtpDefaults(home),
+  ]
+  for (const [file, text] of files) {
+    if (existsSync(file)) continue
+    writeFileAtomic(file, text)
+    created.push(file)
+  }
+  return created
+}
+
+/** The three dtp/ files with their defaults (no restriction, nothing listed, default motd). */
+export function dtpDefaults(home: string): [string, string][] {
+  const p = homePaths(home)
+  return [[p.listConf, DEFAULT_LIST_CONF], [p.firewallConf, DEFAULT_FIREWALL_CONF], [p.motdConf, DEFAULT_MOTD_CONF]]
+}

@@ -1,0 +1,89 @@
+import { readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { DsyncError, ExitCode, fsError } from '../errors.js'
+import { parseBool, parseIntIn, parseKeyValue, parseList, parseNonEmpty, readConfigFile, type Origin } from './keyvalue.js'
+import { parseTrackers } from './main-config.js'
+
+/** Files whose names match go in last when a mirror is updated (APT, YUM/DNF, Arch, Alpine). */
+export const DEFAULT_INDEX_FILES = [
+  'Release', 'Release.gpg', 'InRelease', 'Packages*', 'Sources*', 'Contents*', 'Translation-*',
+  'repomd.xml*', '*.db', '*.db.sig', '*.files', 'APKINDEX.tar.gz', 'Index*', 'ls-lR*',
+]
+
+/** `~/dxync/repos/NAME.conf`: one repository, published (dsync=true) or synced (dsync-url=). */
+export interface RepoConfig {
+  file: string
+  name: string
+  /** Absolute folder holding the repository; relative `save=` values are taken from webroot. */
+  save: string
+  publish: boolean
+  /** Upstream sources: dtp:// URLs, magnet links or .torrent paths/URLs. */
+  sources: string[]
+  statusFile?: string
+  trackers?: string[]
+  indexFiles: string[]
+  /** Refuse a sync that would delete more than this share of the tree (percent). */
+  deleteLimit: number
+  retries: number
+  connections: number
+  origins: Map<string, Origin>
+  warnings: string[]
+}
+
+const schema = {
+  repo: { parse: parseRepoName },
+  save: { parse: parseNonEmpty },
+  dsync: { parse: parseBool },
+  'dsync-url': { parse: parseList },
+  status: { parse: parseNonEmpty },
+  tracker: { parse: parseTrackers },
+  'index-files': { parse: parseList },
+  'delete-limit': { parse: parseIntIn(0, 100) },
+  retries: { parse: parseIntIn(0, 100) },
+  connections: { parse: parseIntIn(1, 1000) },
+}
+
+export function loadRepoConfig(file: string, webroot: string): RepoConfig {
+  const parsed = parseKeyValue(readConfigFile(file), file, schema)
+  const v = parsed.values
+  const name = v.get('repo') as string | undefined
+  if (!name) throw new DsyncError(ExitCode.config, 'config.missingKey', { file, key: 'repo' })
+  const save = v.get('save') as string | undefined
+  if (!save) throw new DsyncError(ExitCode.config, 'config.missingKey', { file, key: 'save' })
+  return {
+    file,
+    name,
+    save: save.startsWith('/') ? save : join(webroot, save),
+    publish: (v.get('dsync') as boolean | undefined) ?? false,
+    sources: (v.get('dsync-url') as string[] | undefined) ?? [],
+    statusFile: v.get('status') as string | undefined,
+    trackers: v.get('tracker') as string[] | undefined,
+    indexFiles: (v.get('index-files') as string[] | undefined) ?? DEFAULT_INDEX_FILES,
+    // Half the tree: an upstream that lost its disk must not empty its mirrors.
+    deleteLimit: (v.get('delete-limit') as number | undefined) ?? 50,
+    retries: (v.get('retries') as number | undefined) ?? 3,
+    connections: (v.get('connections') as number | undefined) ?? 50,
+    origins: parsed.origins,
+    warnings: parsed.warnings,
+  }
+}
+
+/** Every `*.conf` in the repos folder, in name order so that errors come out the same each run. */
+export function listRepoConfigFiles(dir: string): string[] {
+  let names: string[]
+  try {
+    names = readdirSync(dir)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return []
+    throw fsError(err, dir, 'read')
+  }
+  return names.filter(n => n.endsWith('.conf')).sort().map(n => join(dir, n))
+}
+
+function parseRepoName(raw: string): string {
+  // The name becomes a file name (NAME.torrent) and a URL path segment (dtp://HOST/NAME).
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(raw)) {
+    throw new Error(`"${raw}" must be letters, digits, '.', '_' or '-'`)
+  }
+  return raw
+}

@@ -1,0 +1,199 @@
+import { createHash } from 'node:crypto'
+import { DsyncError, ExitCode } from '../errors.js'
+import { isSafeRelativePath, type EntryType, type ManifestEntry, type ManifestHeader } from './entry.js'
+import { escapePath, unescapePath } from './escape.js'
+
+/**
+ * data.dsync, version 1 (docs/FORMAT.md is the specification; keep them in step):
+ *
+ *   DSYNC-MANIFEST 1
+ *   piece-length 32768
+ *   entries 3
+ *   files 1
+ *   bytes 5
+ *   <empty line>
+ *   d<TAB>0755<TAB>0<TAB>1700000000<TAB>-<TAB>pool
+ *   f<TAB>0644<TAB>5<TAB>1700000000<TAB><sha256 hex><TAB>pool/a.deb
+ *   l<TAB>0777<TAB>5<TAB>1700000000<TAB>-<TAB>latest<TAB>pool
+ *   END<TAB><sha256 hex of every byte before this line>
+ */
+export const MAGIC = 'DSYNC-MANIFEST'
+export const VERSION = 1
+/** A line longer than this is corrupt: paths are at most 4096 bytes on Linux, twice with a target. */
+const MAX_LINE = 20_000
+
+export interface Manifest {
+  header: ManifestHeader
+  entries: ManifestEntry[]
+  /** SHA-256 of the whole data.dsync file, the generation's identity in logs and status. */
+  digest: Buffer
+}
+
+export function headerFor(entries: ManifestEntry[], pieceLength: number): ManifestHeader {
+  let files = 0
+  let bytes = 0
+  for (const e of entries) {
+    if (e.type === 'f') {
+      files++
+      bytes += e.size
+    }
+  }
+  return { version: VERSION, pieceLength, entries: entries.length, files, bytes }
+}
+
+export function formatEntry(e: ManifestEntry): string {
+  const hash = e.sha256 ? e.sha256.toString('hex') : '-'
+  const fields = [e.type, e.mode.toString(8).padStart(4, '0'), String(e.size), String(e.mtime), hash, escapePath(e.path)]
+  if (e.target !== undefined) fields.push(escapePath(e.target))
+  return fields.join('\t')
+}
+
+/** Serialises sorted entries. Output is a pure function of its input: no dates, no host names. */
+export function serializeManifest(entries: ManifestEntry[], pieceLength: number): Buffer {
+  const h = headerFor(entries, pieceLength)
+  const lines = [
+    `${MAGIC} ${VERSION}`,
+    `piece-length ${h.pieceLength}`,
+    `entries ${h.entries}`,
+    `files ${h.files}`,
+    `bytes ${h.bytes}`,
+    '',
+  ]
+  for (const e of entries) lines.push(formatEntry(e))
+  const body = Buffer.from(lines.join('\n') + '\n', 'utf8')
+  const sum = createHash('sha256').update(body).digest('hex')
+  return Buffer.concat([body, Buffer.from(`END\t${sum}\n`, 'utf8')])
+}
+
+/**
+ * Parses and validates a whole data.dsync. Anything a hostile upstream could use to make a
+ * client write outside the tree, or anything inconsistent, is refused with file and line.
+ */
+export function parseManifest(data: Buffer, file: string): Manifest {
+  const parser = new ManifestParser(file)
+  let start = 0
+  while (start < data.length) {
+    const end = data.indexOf(0x0a, start)
+    if (end === -1) parser.fail(parser.lineNo + 1, 'missing END line (file truncated?)')
+    if (end - start > MAX_LINE) parser.fail(parser.lineNo + 1, 'line too long')
+    parser.push(data.subarray(start, end))
+    start = end + 1
+  }
+  return parser.finish()
+}
+
+/**
+ * Line-at-a-time validation, so that a reader can check a data.dsync as it streams in
+ * (the format is sorted and each line stands alone; only the END checksum needs the whole).
+ */
+export class ManifestParser {
+  lineNo = 0
+  private readonly hash = createHash('sha256')
+  private header: Partial<ManifestHeader> = {}
+  private inHeader = true
+  private ended: Buffer | undefined
+  private readonly entries: ManifestEntry[] = []
+  private readonly types = new Map<string, EntryType>()
+  private previous: Buffer | undefined
+
+  constructor(readonly file: string) {}
+
+  fail(line: number, reason: string): never {
+    throw new DsyncError(ExitCode.badData, 'manifest.corrupt', { file: this.file, line, reason })
+  }
+
+  push(raw: Buffer): void {
+    const line = ++this.lineNo
+    if (this.ended) this.fail(line, 'data after END line')
+    const text = raw.toString('utf8')
+    if (text.includes('\uFFFD') && !raw.equals(Buffer.from(text, 'utf8'))) this.fail(line, 'not valid UTF-8')
+    if (text.startsWith('END\t')) {
+      if (this.inHeader) this.fail(line, 'END before the header ended')
+      const sum = this.hash.digest()
+      const claimed = text.slice(4)
+      if (!/^[0-9a-f]{64}$/.test(claimed) || claimed !== sum.toString('hex')) this.fail(line, 'checksum mismatch')
+      this.ended = sum
+      return
+    }
+    this.hash.update(raw).update('\n')
+    if (line === 1) {
+      if (text !== `${MAGIC} ${VERSION}`) {
+        this.fail(line, text.startsWith(MAGIC) ? `unsupported version "${text.slice(MAGIC.length + 1)}"` : 'not a data.dsync file')
+      }
+      this.header.version = VERSION
+      return
+    }
+    if (this.inHeader) return this.pushHeader(line, text)
+    this.pushEntry(line, text)
+  }
+
+  private pushHeader(line: number, text: string): void {
+    if (text === '') {
+      for (const key of ['pieceLength', 'entries', 'files', 'bytes'] as const) {
+        if (this.header[key] === undefined) this.fail(line, `header lacks ${key}`)
+      }
+      this.inHeader = false
+      return
+    }
+    const m = /^([a-z-]+) (\d{1,16})$/.exec(text)
+    if (!m) this.fail(line, 'malformed header line')
+    const value = Number(m[2])
+    switch (m[1]) {
+      case 'piece-length':
+        if (value < 16384 || (value & (value - 1)) !== 0) this.fail(line, 'piece length must be a power of two >= 16384')
+        this.header.pieceLength = value
+        break
+      case 'entries': this.header.entries = value; break
+      case 'files': this.header.files = value; break
+      case 'bytes': this.header.bytes = value; break
+      default: break // newer writers may add fields; version 1 readers ignore them
+    }
+  }
+
+  private pushEntry(line: number, text: string): void {
+    const f = text.split('\t')
+    if (f.length < 6 || f.length > 7) this.fail(line, `expected 6 or 7 fields, got ${f.length}`)
+    const type = f[0] as EntryType
+    if (!['f', 'd', 'l', 'h'].includes(type)) this.fail(line, `unknown entry type "${f[0]}"`)
+    if (!/^[0-7]{4}$/.test(f[1])) this.fail(line, 'bad mode')
+    if (!/^\d{1,16}$/.test(f[2]) || !Number.isSafeInteger(Number(f[2]))) this.fail(line, 'bad size')
+    if (!/^-?\d{1,16}$/.test(f[3])) this.fail(line, 'bad mtime')
+    const path = unescapePath(f[5])
+    if (path === undefined || !isSafeRelativePath(path)) this.fail(line, 'unsafe or malformed path')
+    const entry: ManifestEntry = { type, path, mode: parseInt(f[1], 8), size: Number(f[2]), mtime: Number(f[3]) }
+    const hashed = type === 'f' || type === 'h'
+    if (hashed) {
+      if (!/^[0-9a-f]{64}$/.test(f[4])) this.fail(line, 'bad SHA-256')
+      entry.sha256 = Buffer.from(f[4], 'hex')
+    } else if (f[4] !== '-') this.fail(line, 'only files carry a SHA-256')
+    const needsTarget = type === 'l' || type === 'h'
+    if (needsTarget !== (f.length === 7)) this.fail(line, needsTarget ? 'missing link target' : 'unexpected link target')
+    if (needsTarget) {
+      const target = unescapePath(f[6])
+      if (target === undefined || target === '' || target.includes('\0')) this.fail(line, 'malformed link target')
+      if (type === 'h' && this.types.get(target) !== 'f') this.fail(line, 'hardlink to a file not listed before it')
+      if (type === 'l' && entry.size !== Buffer.byteLength(target)) this.fail(line, 'symlink size differs from its target length')
+      entry.target = target
+    }
+    if (type === 'd' && entry.size !== 0) this.fail(line, 'directory with a size')
+    const key = Buffer.from(path, 'utf8')
+    if (this.previous && Buffer.compare(this.previous, key) >= 0) this.fail(line, 'entries not sorted or repeated')
+    this.previous = key
+    const slash = path.lastIndexOf('/')
+    // Every ancestor must be a directory listed in the manifest: no path can pass through a
+    // symlink or a file, so a client never follows a link while writing.
+    if (slash > 0 && this.types.get(path.slice(0, slash)) !== 'd') this.fail(line, 'parent folder is not listed as a directory')
+    this.types.set(path, type)
+    this.entries.push(entry)
+  }
+
+  finish(): Manifest {
+    if (!this.ended) this.fail(this.lineNo, 'missing END line (file truncated?)')
+    const h = this.header as ManifestHeader
+    const counted = headerFor(this.entries, h.pieceLength)
+    for (const key of ['entries', 'files', 'bytes'] as const) {
+      if (counted[key] !== h[key]) this.fail(this.lineNo, `header says ${key} ${h[key]}, found ${counted[key]}`)
+    }
+    return { header: h, entries: this.entries, digest: this.ended }
+  }
+}

@@ -1,0 +1,59 @@
+import { readFileSync } from 'node:fs'
+import { escapePath, unescapePath } from './escape.js'
+import { writeFileAtomic } from '../util/atomic-write.js'
+
+/**
+ * What the last generation learnt about each file: enough to skip re-reading a file whose
+ * size, mtime and inode have not changed. It lives beside data.dsync (`.dsync/hashcache`),
+ * is never published, and a damaged one is ignored (costing one full re-hash, nothing more).
+ */
+export interface CachedDigest {
+  size: number
+  mtimeMs: number
+  ino: number
+  sha256: Buffer
+  pieces: Buffer
+}
+
+const MAGIC = 'DSYNC-HASHCACHE 1'
+
+export interface LoadedCache {
+  entries: Map<string, CachedDigest>
+  /** Set when the cache was made for another piece length: every digest in it is void. */
+  previousPieceLength?: number
+}
+
+export function loadHashCache(file: string, pieceLength: number): LoadedCache {
+  const cache = new Map<string, CachedDigest>()
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch {
+    return { entries: cache }
+  }
+  const lines = text.split('\n')
+  const head = lines[0].split(' ')
+  if (`${head[0]} ${head[1]}` !== MAGIC) return { entries: cache }
+  if (Number(head[2]) !== pieceLength) return { entries: cache, previousPieceLength: Number(head[2]) }
+  for (let i = 1; i < lines.length; i++) {
+    const f = lines[i].split('\t')
+    if (f.length !== 6) continue
+    const path = unescapePath(f[5])
+    if (path === undefined) continue
+    const entry = {
+      ino: Number(f[0]), size: Number(f[1]), mtimeMs: Number(f[2]),
+      sha256: Buffer.from(f[3], 'hex'), pieces: Buffer.from(f[4], 'base64'),
+    }
+    if (entry.sha256.length !== 32 || entry.pieces.length !== Math.ceil(entry.size / pieceLength) * 20) continue
+    cache.set(path, entry)
+  }
+  return { entries: cache }
+}
+
+export function saveHashCache(file: string, pieceLength: number, entries: Iterable<[string, CachedDigest]>): void {
+  const parts = [`${MAGIC} ${pieceLength}\n`]
+  for (const [path, e] of entries) {
+    parts.push(`${e.ino}\t${e.size}\t${e.mtimeMs}\t${e.sha256.toString('hex')}\t${e.pieces.toString('base64')}\t${escapePath(path)}\n`)
+  }
+  writeFileAtomic(file, parts.join(''))
+}

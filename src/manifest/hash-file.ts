@@ -1,0 +1,114 @@
+import { createHash, type Hash } from 'node:crypto'
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
+
+/** What one read pass over a file yields: its SHA-256 and its torrent piece hashes. */
+export interface FileDigest {
+  sha256: Buffer
+  /** SHA-1 of each piece, 20 bytes apiece; the last piece is zero-padded (BEP 47 layout). */
+  pieces: Buffer
+}
+
+export interface FileIdentity {
+  size: number
+  mtimeMs: number
+  ino: number
+}
+
+export class FileChangedError extends Error {
+  constructor(readonly path: string) {
+    super(`${path} changed while it was being read`)
+  }
+}
+
+const READ_SIZE = 1 << 20
+let readBuffer: Buffer | undefined
+
+/**
+ * Reads `path` once and computes SHA-256 over the content and SHA-1 over each
+ * `pieceLength` slice (0: no pieces). Because every file starts on a piece boundary in our
+ * torrents, a file's piece hashes depend on nothing but the file, which is what makes
+ * regeneration incremental. Synchronous on purpose: it runs in a worker thread, where
+ * blocking reads beat a round trip through libuv's pool for each small file.
+ */
+export function hashFileSync(path: string, expect: FileIdentity, pieceLength: number): FileDigest {
+  const fd = openSync(path, 'r')
+  try {
+    const before = fstatSync(fd)
+    if (before.size !== expect.size || before.mtimeMs !== expect.mtimeMs || before.ino !== expect.ino) {
+      throw new FileChangedError(path)
+    }
+    const buf = (readBuffer ??= Buffer.allocUnsafe(READ_SIZE))
+    const hasher = new PieceHasher(pieceLength, expect.size)
+    let total = 0
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null)
+      if (n === 0) break
+      total += n
+      if (total > expect.size) throw new FileChangedError(path)
+      hasher.update(buf.subarray(0, n))
+    }
+    const after = fstatSync(fd)
+    if (total !== expect.size || after.size !== expect.size || after.mtimeMs !== expect.mtimeMs) {
+      throw new FileChangedError(path)
+    }
+    return hasher.digest()
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** The same digests for bytes already in memory (data.dsync itself). */
+export function hashBuffer(data: Buffer, pieceLength: number): FileDigest {
+  const hasher = new PieceHasher(pieceLength, data.length)
+  hasher.update(data)
+  return hasher.digest()
+}
+
+class PieceHasher {
+  private readonly whole = createHash('sha256')
+  private piece: Hash | undefined
+  private inPiece = 0
+  private readonly pieces: Buffer
+  private count = 0
+
+  constructor(private readonly pieceLength: number, size: number) {
+    this.pieces = Buffer.allocUnsafe(pieceLength > 0 ? Math.ceil(size / pieceLength) * 20 : 0)
+  }
+
+  update(chunk: Buffer): void {
+    this.whole.update(chunk)
+    const P = this.pieceLength
+    if (P === 0) return
+    let offset = 0
+    while (offset < chunk.length) {
+      const take = Math.min(P - this.inPiece, chunk.length - offset)
+      ;(this.piece ??= createHash('sha1')).update(chunk.subarray(offset, offset + take))
+      this.inPiece += take
+      offset += take
+      if (this.inPiece === P) this.closePiece()
+    }
+  }
+
+  digest(): FileDigest {
+    if (this.piece) {
+      this.piece.update(zeros(this.pieceLength - this.inPiece))
+      this.closePiece()
+    }
+    if (this.count * 20 !== this.pieces.length) throw new Error('piece count mismatch')
+    return { sha256: this.whole.digest(), pieces: this.pieces }
+  }
+
+  private closePiece(): void {
+    this.piece!.digest().copy(this.pieces, this.count++ * 20)
+    this.piece = undefined
+    this.inPiece = 0
+  }
+}
+
+let zeroBuffer = Buffer.alloc(0)
+
+/** Pad bytes are zeros; one shared buffer, sliced, serves every file's tail. */
+function zeros(n: number): Buffer {
+  if (zeroBuffer.length < n) zeroBuffer = Buffer.alloc(n)
+  return zeroBuffer.subarray(0, n)
+}

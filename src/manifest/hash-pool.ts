@@ -1,0 +1,102 @@
+import { availableParallelism } from 'node:os'
+import { Worker } from 'node:worker_threads'
+import { DsyncError, ExitCode, describeErrno } from '../errors.js'
+import type { FileDigest, FileIdentity } from './hash-file.js'
+
+export interface HashJob extends FileIdentity {
+  id: number
+  path: string
+}
+export interface HashBatch {
+  batch: number
+  pieceLength: number
+  jobs: HashJob[]
+}
+export interface HashResult {
+  id: number
+  sha256?: Uint8Array
+  pieces?: Uint8Array
+  error?: string
+}
+export interface HashBatchResult {
+  batch: number
+  results: HashResult[]
+}
+
+// A batch closes at whichever comes first; small files are batched to amortise messages,
+// big ones go alone so both workers stay busy to the end.
+const BATCH_FILES = 128
+const BATCH_BYTES = 16 << 20
+
+/**
+ * Hashes files on worker threads (one per core), calling `onDone` as each file completes.
+ * Rejects with a DsyncError naming the first file that could not be read.
+ */
+export async function hashFiles(
+  jobs: HashJob[],
+  pieceLength: number,
+  onDone: (job: HashJob, digest: FileDigest) => void,
+  threads = Math.max(1, Math.min(availableParallelism(), 8)),
+): Promise<void> {
+  if (jobs.length === 0) return
+  const batches = makeBatches(jobs, pieceLength)
+  const byId = new Map(jobs.map(j => [j.id, j]))
+  const workers = Array.from({ length: Math.min(threads, batches.length) },
+    () => new Worker(new URL('./hash-worker.js', import.meta.url)))
+  let next = 0
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let outstanding = 0
+      const feed = (w: Worker) => {
+        if (next < batches.length) {
+          outstanding++
+          w.postMessage(batches[next++])
+        } else if (outstanding === 0) resolve()
+      }
+      for (const w of workers) {
+        w.on('message', (msg: HashBatchResult) => {
+          outstanding--
+          for (const r of msg.results) {
+            const job = byId.get(r.id)!
+            if (r.error) return reject(hashError(job.path, r.error))
+            onDone(job, { sha256: toBuffer(r.sha256!), pieces: toBuffer(r.pieces!) })
+          }
+          feed(w)
+        })
+        w.on('error', reject)
+        w.on('exit', code => { if (code !== 0) reject(new Error(`hash worker exited with code ${code}`)) })
+        // Two batches in flight per worker so it never waits on the main thread.
+        feed(w)
+        feed(w)
+      }
+    })
+  } finally {
+    await Promise.all(workers.map(w => w.terminate()))
+  }
+}
+
+function makeBatches(jobs: HashJob[], pieceLength: number): HashBatch[] {
+  const batches: HashBatch[] = []
+  let current: HashJob[] = []
+  let bytes = 0
+  for (const job of jobs) {
+    current.push(job)
+    bytes += job.size
+    if (current.length >= BATCH_FILES || bytes >= BATCH_BYTES) {
+      batches.push({ batch: batches.length, pieceLength, jobs: current })
+      current = []
+      bytes = 0
+    }
+  }
+  if (current.length > 0) batches.push({ batch: batches.length, pieceLength, jobs: current })
+  return batches
+}
+
+function hashError(path: string, code: string): DsyncError {
+  if (code === 'CHANGED') return new DsyncError(ExitCode.io, 'scan.changedWhileHashing', { path })
+  return new DsyncError(ExitCode.io, 'fs.failed', { action: 'read', path, reason: describeErrno({ code } as NodeJS.ErrnoException) })
+}
+
+function toBuffer(u: Uint8Array): Buffer {
+  return Buffer.from(u.buffer, u.byteOffset, u.byteLength)
+}

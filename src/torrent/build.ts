@@ -1,0 +1,51 @@
+import { createHash } from 'node:crypto'
+import bencode from 'bencode'
+import type { LayoutFile } from './layout.js'
+
+export interface TorrentSpec {
+  name: string
+  pieceLength: number
+  files: LayoutFile[]
+  /** SHA-1 of every piece, 20 bytes each, in order. */
+  pieces: Buffer
+  trackers: string[]
+}
+
+export interface BuiltTorrent {
+  torrent: Buffer
+  infoHash: string
+}
+
+/**
+ * Encodes a .torrent (BitTorrent v1 with BEP 47 pad files). The info dict holds nothing
+ * but the tree, so the infohash is the same on every host with the same tree; the file has
+ * no creation date either, so hosts even produce byte-identical .torrent files. Announce
+ * URLs are exactly the configured ones: none is added.
+ */
+export function buildTorrent(spec: TorrentSpec): BuiltTorrent {
+  const info = {
+    files: spec.files.map(f => f.pad
+      ? { attr: 'p', length: f.length, path: ['.pad', String(f.length)] }
+      : { length: f.length, path: f.path.split('/') }),
+    name: spec.name,
+    'piece length': spec.pieceLength,
+    pieces: spec.pieces,
+  }
+  const infoBytes = Buffer.from(bencode.encode(info))
+  const infoHash = createHash('sha1').update(infoBytes).digest('hex')
+  const top: Record<string, unknown> = {}
+  if (spec.trackers.length > 0) {
+    top.announce = spec.trackers[0]
+    top['announce-list'] = spec.trackers.map(t => [t])
+  }
+  // The info dict is spliced in as already-encoded bytes so it is encoded exactly once.
+  const head = Buffer.from(bencode.encode(top))
+  const torrent = Buffer.concat([head.subarray(0, head.length - 1), Buffer.from('4:info'), infoBytes, Buffer.from('e')])
+  return { torrent, infoHash }
+}
+
+export function magnetLink(infoHash: string, name: string, trackers: string[]): string {
+  let link = `magnet:?xt=urn:btih:${infoHash}&dn=${encodeURIComponent(name)}`
+  for (const tr of trackers) link += `&tr=${encodeURIComponent(tr)}`
+  return link
+}

@@ -1,0 +1,31 @@
+import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
+import { fsError } from '../errors.js'
+
+/**
+ * Writes `data` to `path` so that readers see the old file or the new one, never a part:
+ * a temporary file in the same folder, fsync, rename. On failure (disk full) the old file
+ * is untouched and the temporary one removed.
+ */
+export function writeFileAtomic(path: string, data: Buffer | string): void {
+  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`)
+  let fd: number | undefined
+  try {
+    fd = openSync(tmp, 'w', 0o644)
+    const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data
+    let off = 0
+    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off)
+    fsyncSync(fd)
+    closeSync(fd)
+    fd = undefined
+    renameSync(tmp, path)
+  } catch (err) {
+    if (fd !== undefined) closeSync(fd)
+    try {
+      unlinkSync(tmp)
+    } catch {
+      // the temporary file may not exist; the original error is the one to report
+    }
+    throw fsError(err, path, 'write')
+  }
+}

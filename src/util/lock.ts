@@ -1,0 +1,61 @@
+import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs'
+import { DsyncError, ExitCode, fsError } from '../errors.js'
+
+export interface Lock {
+  path: string
+  release(): void
+}
+
+/**
+ * A lock file holding the owner's pid, created with O_EXCL. A lock whose process is gone
+ * (killed, machine rebooted) is stale and taken over, so a crash never blocks the next run.
+ */
+export function acquireLock(path: string): Lock {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const fd = openSync(path, 'wx', 0o644)
+      writeSync(fd, `${process.pid}\n`)
+      closeSync(fd)
+      return {
+        path,
+        release() {
+          try {
+            if (ownerOf(path) === process.pid) unlinkSync(path)
+          } catch {
+            // already gone: nothing to release
+          }
+        },
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw fsError(err, path, 'write')
+    }
+    const owner = ownerOf(path)
+    if (owner !== undefined && owner !== process.pid && isAlive(owner)) {
+      throw new DsyncError(ExitCode.locked, 'lock.held', { path, pid: owner })
+    }
+    try {
+      unlinkSync(path) // stale: its process is gone (or the file is unreadable garbage)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(err, path, 'write')
+    }
+  }
+  throw new DsyncError(ExitCode.locked, 'lock.held', { path, pid: ownerOf(path) ?? '?' })
+}
+
+function ownerOf(path: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(path, 'utf8').trim())
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}

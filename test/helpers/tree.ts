@@ -1,0 +1,39 @@
+import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { after } from 'node:test'
+
+/** A temporary folder removed when the test file ends. */
+export function tempDir(prefix = 'dsync-test-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  after(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+/** A fixed, old mtime: mirror files carry upstream mtimes, and old files are not "racy". */
+export const OLD_MTIME = new Date('2024-01-02T03:04:05Z')
+
+/** Writes files (path -> content) under root with parents, all with OLD_MTIME. */
+export function writeTree(root: string, files: Record<string, string | Buffer>): void {
+  for (const [rel, content] of Object.entries(files)) {
+    const abs = join(root, rel)
+    mkdirSync(dirname(abs), { recursive: true })
+    writeFileSync(abs, content)
+    utimesSync(abs, OLD_MTIME, OLD_MTIME)
+  }
+}
+
+/** A dsync home with webroot and one published repo per name; returns paths. */
+export function makeHome(base: string, repos: Record<string, Record<string, string | Buffer>>, mainExtra = ''): { home: string; webroot: string } {
+  const home = join(base, 'home')
+  const webroot = join(base, 'web')
+  mkdirSync(join(home, 'repos'), { recursive: true })
+  mkdirSync(webroot, { recursive: true })
+  writeFileSync(join(home, 'xync.conf'), `webroot=${webroot}\n${mainExtra}`)
+  for (const [name, files] of Object.entries(repos)) {
+    writeFileSync(join(home, 'repos', `${name}.conf`), `repo=${name}\nsave=${join(webroot, name)}\ndsync=true\n`)
+    mkdirSync(join(webroot, name), { recursive: true })
+    writeTree(join(webroot, name), files)
+  }
+  return { home, webroot }
+}
