@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander'
 import { DsyncError, ExitCode } from '../src/errors.js'
 import { t } from '../src/i18n/index.js'
+import { registerDemo } from './commands/demo.js'
 import { registerGendsync } from './commands/gendsync.js'
 import { registerInit } from './commands/init.js'
 import { registerMagnet } from './commands/magnet.js'
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
   registerGendsync(program)
   registerVerify(program)
   registerMagnet(program)
+  registerDemo(program)
   return program
 }
 

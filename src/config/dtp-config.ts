@@ -15,7 +15,8 @@ export function loadListConf(file: string): string[] {
     const line = lines[i].trim()
     if (line === '' || line.startsWith('#')) continue
     const rel = posix.normalize('/' + line).replace(/^\/+|\/+$/g, '')
-    if (rel === '' || rel.split('/').includes('..') || line.includes('\0')) {
+    // '..' is checked on the line as written: normalize() would quietly fold '/../etc' into 'etc'.
+    if (rel === '' || line.split('/').includes('..') || line.includes('\0')) {
       throw new DsyncError(ExitCode.config, 'config.badValue', {
         file, line: i + 1, key: 'folder', reason: `"${line}" must name a folder inside webroot`,
       })
@@ -34,11 +35,13 @@ export interface Firewall {
   restricted: boolean
   entries: string[]
   allows(address: string): boolean
+  /** Unknown keys, one line each naming file and line: a misspelt `allow=` leaves the host open, so they must reach the operator. */
+  warnings?: string[]
 }
 
 export function loadFirewallConf(file: string): Firewall {
   const parsed = parseKeyValue(readConfigFile(file), file, { allow: { parse: parseAllowList, repeat: true } })
-  return makeFirewall((parsed.values.get('allow') as string[] | undefined) ?? [])
+  return { ...makeFirewall((parsed.values.get('allow') as string[] | undefined) ?? []), warnings: parsed.warnings }
 }
 
 export function makeFirewall(entries: string[]): Firewall {
@@ -84,12 +87,15 @@ function addRule(list: BlockList, entry: string): void {
  * The welcome message file: `경로=` in `dtp/motd.conf` (the Korean key, "path", is DSYNC's;
  * `path=` is accepted too), else the `motd file` of /etc/rsyncd.conf, else none.
  */
-export function loadMotdPath(file: string, rsyncdConf = '/etc/rsyncd.conf'): string | undefined {
+export function loadMotdPath(
+  file: string, rsyncdConf = '/etc/rsyncd.conf', onWarning?: (message: string) => void,
+): string | undefined {
   if (existsSync(file)) {
     const parsed = parseKeyValue(readConfigFile(file), file, {
       경로: { parse: (s: string) => s },
       path: { parse: (s: string) => s },
     })
+    for (const w of parsed.warnings) onWarning?.(w)
     const chosen = (parsed.values.get('경로') ?? parsed.values.get('path')) as string | undefined
     if (chosen !== undefined) return chosen === '' ? undefined : chosen
   }
@@ -104,13 +110,20 @@ function rsyncd(file: string): string | undefined {
   }
 }
 
-/** `motd file = PATH` from the global section of an rsyncd.conf (before the first [module]). */
+/**
+ * `motd file = PATH` from the global section of an rsyncd.conf: before the first [module],
+ * or in rsync 3's explicit `[global]` section. rsyncd ignores case and whitespace inside
+ * parameter names, so `motdfile` and `MOTD  File` count too.
+ */
 export function rsyncdMotdFile(text: string | undefined): string | undefined {
   if (text === undefined) return undefined
   for (const raw of text.split(/\r?\n/)) {
     const line = raw.trim()
-    if (line.startsWith('[')) break
-    const m = /^motd\s+file\s*=\s*(.+)$/i.exec(line)
+    if (line.startsWith('[')) {
+      if (/^\[\s*global\s*\]$/i.test(line)) continue
+      break
+    }
+    const m = /^motd\s*file\s*=\s*(.+)$/i.exec(line)
     if (m) return m[1].trim()
   }
   return undefined

@@ -1,5 +1,5 @@
 import { existsSync, realpathSync, statSync } from 'node:fs'
-import { relative, sep } from 'node:path'
+import { basename, dirname, join, relative, resolve, sep } from 'node:path'
 import { DsyncError, ExitCode } from '../errors.js'
 import { homePaths, resolveHome, type HomePaths } from './home.js'
 import { loadMainConfig, type MainConfig } from './main-config.js'
@@ -92,11 +92,23 @@ function isDirectory(path: string): boolean {
   }
 }
 
+/**
+ * The real path of `path`, or, when it does not exist yet (a downstream repo's folder before
+ * its first sync), the real path of its nearest existing ancestor with the rest appended:
+ * a webroot reached through a symlink must still contain it.
+ */
 function realOrSelf(path: string): string {
-  try {
-    return realpathSync(path)
-  } catch {
-    return path // a downstream repo's folder may not exist before its first sync
+  let existing = resolve(path)
+  const rest: string[] = []
+  for (;;) {
+    try {
+      return join(realpathSync(existing), ...rest)
+    } catch {
+      const parent = dirname(existing)
+      if (parent === existing) return resolve(path)
+      rest.unshift(basename(existing))
+      existing = parent
+    }
   }
 }
 

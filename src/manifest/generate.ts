@@ -137,7 +137,7 @@ async function digestFiles(
   const progress = { phase: 'hash' as const, entries: content.length, filesDone: 0, filesTotal: jobs.length, bytesDone: 0, bytesTotal }
   opts.onProgress?.(progress)
   await hashFiles(jobs, pieceLength, (job, d) => {
-    byPath.set(jobPaths[job.id], { size: job.size, mtimeMs: job.mtimeMs, ino: job.ino, sha256: d.sha256, pieces: d.pieces })
+    byPath.set(jobPaths[job.id], { size: job.size, mtimeMs: job.mtimeMs, ino: job.ino, ...d })
     progress.filesDone++
     progress.bytesDone += job.size
     opts.onProgress?.(progress)
@@ -169,7 +169,11 @@ function torrentFor(
     [{ path: MANIFEST_TORRENT_PATH, length: manifest.length }, ...inTorrent.map(e => ({ path: e.path, length: e.size }))],
     pieceLength,
   )
-  const pieces = Buffer.concat([hashBuffer(manifest, pieceLength).pieces, ...inTorrent.map(e => byPath.get(e.path)!.pieces)])
+  const digests = [hashBuffer(manifest, pieceLength), ...inTorrent.map(e => byPath.get(e.path)!)]
+  const pieces = Buffer.concat(digests.map(d => d.pieces))
+  // The torrent's final piece is short, not padded: it takes the unpadded hash.
+  const last = digests[digests.length - 1]
+  if (last.tail) last.tail.copy(pieces, pieces.length - 20)
   return buildTorrent({ name: opts.name, pieceLength, files: layout, pieces, trackers: opts.trackers })
 }
 

@@ -13,9 +13,11 @@ export interface CachedDigest {
   ino: number
   sha256: Buffer
   pieces: Buffer
+  /** Unpadded hash of the last piece (see FileDigest.tail). */
+  tail?: Buffer
 }
 
-const MAGIC = 'DSYNC-HASHCACHE 1'
+const MAGIC = 'DSYNC-HASHCACHE 2'
 
 export interface LoadedCache {
   entries: Map<string, CachedDigest>
@@ -37,14 +39,16 @@ export function loadHashCache(file: string, pieceLength: number): LoadedCache {
   if (Number(head[2]) !== pieceLength) return { entries: cache, previousPieceLength: Number(head[2]) }
   for (let i = 1; i < lines.length; i++) {
     const f = lines[i].split('\t')
-    if (f.length !== 6) continue
-    const path = unescapePath(f[5])
+    if (f.length !== 7) continue
+    const path = unescapePath(f[6])
     if (path === undefined) continue
-    const entry = {
+    const entry: CachedDigest = {
       ino: Number(f[0]), size: Number(f[1]), mtimeMs: Number(f[2]),
       sha256: Buffer.from(f[3], 'hex'), pieces: Buffer.from(f[4], 'base64'),
     }
-    if (entry.sha256.length !== 32 || entry.pieces.length !== Math.ceil(entry.size / pieceLength) * 20) continue
+    if (f[5] !== '') entry.tail = Buffer.from(f[5], 'hex')
+    const tailOk = entry.size % pieceLength === 0 ? entry.tail === undefined : entry.tail?.length === 20
+    if (entry.sha256.length !== 32 || entry.pieces.length !== Math.ceil(entry.size / pieceLength) * 20 || !tailOk) continue
     cache.set(path, entry)
   }
   return { entries: cache }
@@ -53,7 +57,7 @@ export function loadHashCache(file: string, pieceLength: number): LoadedCache {
 export function saveHashCache(file: string, pieceLength: number, entries: Iterable<[string, CachedDigest]>): void {
   const parts = [`${MAGIC} ${pieceLength}\n`]
   for (const [path, e] of entries) {
-    parts.push(`${e.ino}\t${e.size}\t${e.mtimeMs}\t${e.sha256.toString('hex')}\t${e.pieces.toString('base64')}\t${escapePath(path)}\n`)
+    parts.push(`${e.ino}\t${e.size}\t${e.mtimeMs}\t${e.sha256.toString('hex')}\t${e.pieces.toString('base64')}\t${e.tail?.toString('hex') ?? ''}\t${escapePath(path)}\n`)
   }
   writeFileAtomic(file, parts.join(''))
 }

@@ -6,6 +6,11 @@ export interface FileDigest {
   sha256: Buffer
   /** SHA-1 of each piece, 20 bytes apiece; the last piece is zero-padded (BEP 47 layout). */
   pieces: Buffer
+  /**
+   * SHA-1 of the last piece without padding, when the file does not end on a piece
+   * boundary: the file that ends the torrent has a short last piece, hashed as it is.
+   */
+  tail?: Buffer
 }
 
 export interface FileIdentity {
@@ -90,12 +95,14 @@ class PieceHasher {
   }
 
   digest(): FileDigest {
+    let tail: Buffer | undefined
     if (this.piece) {
+      tail = this.piece.copy().digest()
       this.piece.update(zeros(this.pieceLength - this.inPiece))
       this.closePiece()
     }
     if (this.count * 20 !== this.pieces.length) throw new Error('piece count mismatch')
-    return { sha256: this.whole.digest(), pieces: this.pieces }
+    return tail ? { sha256: this.whole.digest(), pieces: this.pieces, tail } : { sha256: this.whole.digest(), pieces: this.pieces }
   }
 
   private closePiece(): void {

@@ -16,6 +16,7 @@ export interface HashResult {
   id: number
   sha256?: Uint8Array
   pieces?: Uint8Array
+  tail?: Uint8Array
   error?: string
 }
 export interface HashBatchResult {
@@ -59,7 +60,7 @@ export async function hashFiles(
           for (const r of msg.results) {
             const job = byId.get(r.id)!
             if (r.error) return reject(hashError(job.path, r.error))
-            onDone(job, { sha256: toBuffer(r.sha256!), pieces: toBuffer(r.pieces!) })
+            onDone(job, { sha256: toBuffer(r.sha256!), pieces: toBuffer(r.pieces!), tail: r.tail && toBuffer(r.tail) })
           }
           feed(w)
         })

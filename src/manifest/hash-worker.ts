@@ -10,7 +10,7 @@ parentPort!.on('message', (batch: HashBatch) => {
   for (const job of batch.jobs) {
     try {
       const d = hashFileSync(job.path, job, batch.pieceLength)
-      results.push({ id: job.id, sha256: d.sha256, pieces: d.pieces })
+      results.push({ id: job.id, sha256: d.sha256, pieces: d.pieces, tail: d.tail })
     } catch (err) {
       const e = err as NodeJS.ErrnoException
       results.push({ id: job.id, error: err instanceof FileChangedError ? 'CHANGED' : (e.code ?? e.message) })

@@ -1,0 +1,12 @@
+import type { Command } from 'commander'
+import { runDemo } from '../../src/demo/demo.js'
+
+export function registerDemo(program: Command): void {
+  program
+    .command('demo')
+    .description('run the embedded demo on loopback in a temporary folder (what `npm start` runs)')
+    .option('--keep', 'keep the demo folder afterwards')
+    .action(async (opts: { keep?: boolean }) => {
+      await runDemo({ log: line => console.log(line), keep: opts.keep })
+    })
+}
