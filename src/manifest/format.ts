@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import { DsyncError, ExitCode } from '../errors.js'
 import { isSafeRelativePath, type EntryType, type ManifestEntry, type ManifestHeader } from './entry.js'
 import { escapePath, unescapePath } from './escape.js'
+import { DSYNC_DIR } from './paths.js'
 
 /**
  * data.dsync, version 1 (docs/FORMAT.md is the specification; keep them in step):
@@ -74,7 +75,7 @@ export function parseManifest(data: Buffer, file: string): Manifest {
   let start = 0
   while (start < data.length) {
     const end = data.indexOf(0x0a, start)
-    if (end === -1) parser.fail(parser.lineNo + 1, 'missing END line (file truncated?)')
+    if (end === -1) parser.fail(parser.lineNo + 1, parser.hasEnded ? 'data after END line' : 'missing END line (file truncated?)')
     if (end - start > MAX_LINE) parser.fail(parser.lineNo + 1, 'line too long')
     parser.push(data.subarray(start, end))
     start = end + 1
@@ -93,10 +94,16 @@ export class ManifestParser {
   private inHeader = true
   private ended: Buffer | undefined
   private readonly entries: ManifestEntry[] = []
-  private readonly types = new Map<string, EntryType>()
+  /** Every entry by path: parents must be 'd', a hardlink's target an 'f' with the same content. */
+  private readonly byPath = new Map<string, ManifestEntry>()
+  private readonly seenHeader = new Set<string>()
   private previous: Buffer | undefined
 
   constructor(readonly file: string) {}
+
+  get hasEnded(): boolean {
+    return this.ended !== undefined
+  }
 
   fail(line: number, reason: string): never {
     throw new DsyncError(ExitCode.badData, 'manifest.corrupt', { file: this.file, line, reason })
@@ -138,6 +145,9 @@ export class ManifestParser {
     const m = /^([a-z-]+) (\d{1,16})$/.exec(text)
     if (!m) this.fail(line, 'malformed header line')
     const value = Number(m[2])
+    if (!Number.isSafeInteger(value)) this.fail(line, 'header value too large')
+    if (this.seenHeader.has(m[1])) this.fail(line, `header field ${m[1]} repeated`)
+    this.seenHeader.add(m[1])
     switch (m[1]) {
       case 'piece-length':
         if (value < 16384 || (value & (value - 1)) !== 0) this.fail(line, 'piece length must be a power of two >= 16384')
@@ -160,6 +170,11 @@ export class ManifestParser {
     if (!/^-?\d{1,16}$/.test(f[3])) this.fail(line, 'bad mtime')
     const path = unescapePath(f[5])
     if (path === undefined || !isSafeRelativePath(path)) this.fail(line, 'unsafe or malformed path')
+    // One spelling per path: the writer's escaping exactly, so equal trees give equal bytes.
+    if (escapePath(path) !== f[5]) this.fail(line, 'path not escaped as the format requires')
+    // .dsync/ holds the manifest itself (also the torrent's first file) and the host's lock
+    // and cache; a listed entry there would overwrite them.
+    if (path === DSYNC_DIR || path.startsWith(DSYNC_DIR + '/')) this.fail(line, `reserved path ${DSYNC_DIR}`)
     const entry: ManifestEntry = { type, path, mode: parseInt(f[1], 8), size: Number(f[2]), mtime: Number(f[3]) }
     const hashed = type === 'f' || type === 'h'
     if (hashed) {
@@ -170,9 +185,16 @@ export class ManifestParser {
     if (needsTarget !== (f.length === 7)) this.fail(line, needsTarget ? 'missing link target' : 'unexpected link target')
     if (needsTarget) {
       const target = unescapePath(f[6])
-      if (target === undefined || target === '' || target.includes('\0')) this.fail(line, 'malformed link target')
-      if (type === 'h' && this.types.get(target) !== 'f') this.fail(line, 'hardlink to a file not listed before it')
+      if (target === undefined || target === '' || target.includes('\0') || escapePath(target) !== f[6]) {
+        this.fail(line, 'malformed link target')
+      }
+      if (type === 'h') {
+        const file = this.byPath.get(target)
+        if (file?.type !== 'f') this.fail(line, 'hardlink to a file not listed before it')
+        if (file.size !== entry.size || !file.sha256!.equals(entry.sha256!)) this.fail(line, 'hardlink differs from its file in size or SHA-256')
+      }
       if (type === 'l' && entry.size !== Buffer.byteLength(target)) this.fail(line, 'symlink size differs from its target length')
+      if (type === 'l' && entry.mode !== 0o777) this.fail(line, 'symlink mode must be 0777')
       entry.target = target
     }
     if (type === 'd' && entry.size !== 0) this.fail(line, 'directory with a size')
@@ -182,13 +204,13 @@ export class ManifestParser {
     const slash = path.lastIndexOf('/')
     // Every ancestor must be a directory listed in the manifest: no path can pass through a
     // symlink or a file, so a client never follows a link while writing.
-    if (slash > 0 && this.types.get(path.slice(0, slash)) !== 'd') this.fail(line, 'parent folder is not listed as a directory')
-    this.types.set(path, type)
+    if (slash > 0 && this.byPath.get(path.slice(0, slash))?.type !== 'd') this.fail(line, 'parent folder is not listed as a directory')
+    this.byPath.set(path, entry)
     this.entries.push(entry)
   }
 
   finish(): Manifest {
-    if (!this.ended) this.fail(this.lineNo, 'missing END line (file truncated?)')
+    if (!this.ended) this.fail(Math.max(1, this.lineNo), 'missing END line (file truncated?)')
     const h = this.header as ManifestHeader
     const counted = headerFor(this.entries, h.pieceLength)
     for (const key of ['entries', 'files', 'bytes'] as const) {
