@@ -1,8 +1,10 @@
+import { existsSync } from 'node:fs'
+import { resolve } from 'node:path'
 import type { Command } from 'commander'
 import { initHome } from '../../src/config/init.js'
 import { resolveHome } from '../../src/config/home.js'
 import { t } from '../../src/i18n/index.js'
-import { globals, printJson } from '../context.js'
+import { globals, printJson, warn } from '../context.js'
 
 export function registerInit(program: Command): void {
   program
@@ -12,8 +14,10 @@ export function registerInit(program: Command): void {
     .action((opts: { webroot: string }, cmd: Command) => {
       const g = globals(cmd)
       const home = resolveHome(g.home)
-      const created = initHome(home, opts.webroot)
-      if (g.json) printJson({ home, webroot: opts.webroot, created })
-      else console.log(t('init.done', { home, webroot: opts.webroot, repos: `${home}/repos` }))
+      const webroot = resolve(opts.webroot)
+      const created = initHome(home, webroot)
+      if (!existsSync(webroot)) warn(t('init.noWebroot', { webroot }))
+      if (g.json) printJson({ home, webroot, created })
+      else console.log(t('init.done', { home, webroot, repos: `${home}/repos` }))
     })
 }

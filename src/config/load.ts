@@ -69,7 +69,7 @@ export function findRepo(home: Home, name: string): RepoConfig {
   const repo = home.repos.find(r => r.name === name)
   if (!repo) {
     throw new DsyncError(ExitCode.config, 'config.unknownRepo', {
-      repo: name, known: home.repos.map(r => r.name).join(', ') || '-',
+      repo: name, dir: home.paths.reposDir, known: home.repos.map(r => r.name).join(', ') || '-',
     })
   }
   return repo

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net'
+import { dirname, resolve } from 'node:path'
 import { DsyncError, ExitCode } from '../errors.js'
 import { parseBool, parseIntIn, parseKeyValue, parseList, parseNonEmpty, readConfigFile, type Origin } from './keyvalue.js'
 
@@ -31,7 +32,8 @@ export function loadMainConfig(file: string): MainConfig {
   if (!webroot) throw new DsyncError(ExitCode.config, 'config.missingKey', { file, key: 'webroot' })
   return {
     file,
-    webroot,
+    // A relative webroot is taken from the home folder, not from wherever cron started us.
+    webroot: resolve(dirname(file), webroot),
     trackers: (parsed.values.get('tracker') as string[] | undefined) ?? [],
     port: (parsed.values.get('port') as number | undefined) ?? DEFAULT_PORT,
     listen: (parsed.values.get('listen') as string[] | undefined) ?? [],

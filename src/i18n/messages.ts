@@ -57,8 +57,8 @@ const catalogue = {
     ko: '{file}:{line}: 저장소 "{repo}"는 이미 {other}에 정의되어 있습니다',
   },
   'config.unknownRepo': {
-    en: 'unknown repository "{repo}" (configured: {known})',
-    ko: '알 수 없는 저장소 "{repo}" (설정된 저장소: {known})',
+    en: 'unknown repository "{repo}" (configured in {dir}: {known})',
+    ko: '알 수 없는 저장소 "{repo}" ({dir}에 설정된 저장소: {known})',
   },
   'config.notPublished': {
     en: '{file}: repository "{repo}" has dsync=false; set dsync=true to publish it',
@@ -71,6 +71,14 @@ const catalogue = {
   'init.exists': {
     en: '{file} already exists; not overwriting it',
     ko: '{file}이(가) 이미 있습니다. 덮어쓰지 않습니다',
+  },
+  'init.noWebroot': {
+    en: 'warning: webroot {webroot} does not exist yet; create it before running gendsync or service',
+    ko: '경고: webroot {webroot}가 아직 없습니다. gendsync나 service 전에 만드세요',
+  },
+  'scan.vanished': {
+    en: 'warning: {path} disappeared during the scan; left out of this generation',
+    ko: '경고: 검색 중 {path}이(가) 사라져 이번 세대에서 제외합니다',
   },
   'init.done': {
     en: 'created dsync home {home} (webroot={webroot}); add repositories under {repos}',
@@ -135,6 +143,198 @@ const catalogue = {
   'verify.mismatch': {
     en: '{dir}: {count} mismatches against data.dsync',
     ko: '{dir}: data.dsync와 {count}개 불일치',
+  },
+
+  // host (DTP service)
+  'host.started': {
+    en: 'DTP service started (pid {pid}); log: {log}',
+    ko: 'DTP 서비스를 시작했습니다 (pid {pid}). 로그: {log}',
+  },
+  'host.alreadyRunning': {
+    en: 'the DTP service is already running (pid {pid})',
+    ko: 'DTP 서비스가 이미 실행 중입니다 (pid {pid})',
+  },
+  'host.notRunning': {
+    en: 'the DTP service of {home} is not running',
+    ko: '{home}의 DTP 서비스가 실행 중이 아닙니다',
+  },
+  'host.stopped': { en: 'DTP service stopped (pid {pid})', ko: 'DTP 서비스를 중지했습니다 (pid {pid})' },
+  'host.reloaded': { en: 'reloaded: {message}', ko: '다시 읽었습니다: {message}' },
+  'host.reloadFailed': {
+    en: 'reload failed, the service keeps its previous settings: {message}',
+    ko: '다시 읽기 실패, 서비스는 이전 설정을 유지합니다: {message}',
+  },
+  'host.startFailed': {
+    en: 'the DTP service did not start; see {log}: {tail}',
+    ko: 'DTP 서비스가 시작되지 않았습니다. {log}을(를) 확인하세요: {tail}',
+  },
+  'host.listenFailed': { en: 'cannot listen on the DTP port: {reason}', ko: 'DTP 포트에서 대기할 수 없습니다: {reason}' },
+  'host.noControl': {
+    en: 'the DTP service does not answer on {path}: {reason}',
+    ko: 'DTP 서비스가 {path}에서 응답하지 않습니다: {reason}',
+  },
+  'host.noSystemd': {
+    en: 'systemd is not running on this machine; use "dsync startup --print" for the unit or run "dsync service --foreground" under your init',
+    ko: '이 시스템에서 systemd가 실행 중이 아닙니다. "dsync startup --print"로 유닛을 보거나 "dsync service --foreground"를 사용하세요',
+  },
+  'host.systemctlFailed': { en: '{command} failed: {reason}', ko: '{command} 실패: {reason}' },
+  'host.unitInstalled': {
+    en: 'installed and enabled {file}; start it with: systemctl start dsync-dtp.service',
+    ko: '{file}을(를) 설치하고 활성화했습니다. 시작: systemctl start dsync-dtp.service',
+  },
+  'host.log.listening': { en: 'listening on {addresses}, {repos} repositories', ko: '{addresses}에서 대기 중, 저장소 {repos}개' },
+  'host.log.repoLoaded': {
+    en: 'repo {repo} loaded: infohash {infoHash}, {files} files, {bytes} bytes, {pieces} pieces in {seconds}s ({filesHashed} files hashed)',
+    ko: '저장소 {repo} 적재: infohash {infoHash}, 파일 {files}개, {bytes}바이트, 조각 {pieces}개, {seconds}초 (해시한 파일 {filesHashed}개)',
+  },
+  'host.log.repoRefused': { en: 'repo {repo} not served: {reason}', ko: '저장소 {repo}를 제공하지 않습니다: {reason}' },
+  'host.log.repoDropped': { en: 'repo {repo} no longer served', ko: '저장소 {repo} 제공을 중단했습니다' },
+  'host.log.peer': { en: 'peer {peer} connected to {repo} ({peers} peers)', ko: '피어 {peer}가 {repo}에 연결했습니다 (피어 {peers}개)' },
+  'host.log.peerGone': { en: 'peer {peer} left {repo} after {uploaded} bytes', ko: '피어 {peer}가 {repo}에서 나갔습니다 ({uploaded}바이트 전송)' },
+  'host.log.refused': { en: 'refused {peer} (not in firewall.conf)', ko: '{peer} 거부 (firewall.conf에 없음)' },
+  'host.log.stale': {
+    en: 'repo {repo}: {path} {reason}; its pieces are refused until the next gendsync',
+    ko: '저장소 {repo}: {path} {reason}. 다음 gendsync까지 해당 조각을 제공하지 않습니다',
+  },
+  'host.log.reloaded': { en: 'reloaded: {repos} repositories served, {refused} not', ko: '다시 읽음: 저장소 {repos}개 제공, {refused}개 제외' },
+  'host.log.reloadFailed': { en: 'reload failed, previous settings kept: {reason}', ko: '다시 읽기 실패, 이전 설정 유지: {reason}' },
+  'host.log.stopping': { en: 'stopping', ko: '중지 중' },
+  'host.log.error': { en: 'error: {reason}', ko: '오류: {reason}' },
+  'host.log.firstBlock': {
+    en: 'repo {repo}: first block served to {peer} ({filesOpened} files opened so far)',
+    ko: '저장소 {repo}: {peer}에게 첫 블록 전송 (지금까지 연 파일 {filesOpened}개)',
+  },
+  'host.log.announce': { en: 'repo {repo}: announce to {tracker}: {result}', ko: '저장소 {repo}: {tracker}에 알림: {result}' },
+  'host.log.listenChanged': {
+    en: 'port= or listen= changed; restart the service to apply it',
+    ko: 'port= 또는 listen=이 바뀌었습니다. 적용하려면 서비스를 다시 시작하세요',
+  },
+
+  // sync (client)
+  'sync.badSource': {
+    en: 'not a source dsync understands: "{source}" (expected a magnet link, a .torrent path or URL, or dtp://HOST[:PORT]/REPO)',
+    ko: 'dsync가 이해할 수 없는 원본입니다: "{source}" (magnet 링크, .torrent 경로나 URL, dtp://HOST[:PORT]/REPO 중 하나여야 합니다)',
+  },
+  'sync.fetchFailed': {
+    en: 'cannot fetch {url}: {reason}',
+    ko: '{url}을(를) 가져올 수 없습니다: {reason}',
+  },
+  'sync.tooLarge': {
+    en: '{what} from {from} is larger than the cap of {cap} bytes; refusing it',
+    ko: '{from}의 {what}이(가) 상한 {cap}바이트보다 커서 거부합니다',
+  },
+  'sync.badTorrent': {
+    en: 'malformed torrent from {from}: {reason}',
+    ko: '{from}의 torrent가 잘못되었습니다: {reason}',
+  },
+  'sync.notDsyncTorrent': {
+    en: 'torrent from {from} is not a dsync repository: {reason}',
+    ko: '{from}의 torrent는 dsync 저장소가 아닙니다: {reason}',
+  },
+  'sync.manifestMismatch': {
+    en: 'data.dsync from {from} does not match its torrent: {reason}',
+    ko: '{from}의 data.dsync가 torrent와 일치하지 않습니다: {reason}',
+  },
+  'sync.noPeers': {
+    en: 'no host could be reached for {infohash} (tried: {tried})',
+    ko: '{infohash}에 대해 연결할 수 있는 호스트가 없습니다 (시도: {tried})',
+  },
+  'sync.stalled': {
+    en: 'transfer stalled: {remaining} pieces missing and no host offers them (peers tried: {tried})',
+    ko: '전송이 멈췄습니다: {remaining}개 조각이 남았지만 제공하는 호스트가 없습니다 (시도한 피어: {tried})',
+  },
+  'sync.noMetadata': {
+    en: 'could not get the torrent of {infohash} from any peer (tried: {tried})',
+    ko: '어느 피어에서도 {infohash}의 torrent를 받지 못했습니다 (시도: {tried})',
+  },
+  'sync.peerDropped': {
+    en: 'dropped peer {peer}: {reason}',
+    ko: '피어 {peer} 연결 끊음: {reason}',
+  },
+  'sync.motd': {
+    en: 'message from {peer}:\n{motd}',
+    ko: '{peer}의 메시지:\n{motd}',
+  },
+  'sync.massDelete': {
+    en: '{dest}: refusing to delete {count} of {total} entries ({percent}% > delete-limit {limit}%); pass --force to allow it',
+    ko: '{dest}: 전체 {total}개 중 {count}개({percent}%) 삭제는 delete-limit {limit}%를 넘어 거부합니다. 허용하려면 --force를 쓰세요',
+  },
+  'sync.done': {
+    en: '{dest}: {added} added, {changed} changed, {removed} removed; received {bytes} from {hosts} host(s) in {seconds}s',
+    ko: '{dest}: 추가 {added}, 변경 {changed}, 삭제 {removed}; 호스트 {hosts}곳에서 {bytes} 받음, {seconds}초',
+  },
+  'sync.upToDate': {
+    en: '{dest}: already at generation {infohash}; nothing to do ({seconds}s)',
+    ko: '{dest}: 이미 {infohash} 세대입니다. 할 일이 없습니다 ({seconds}초)',
+  },
+  'sync.noSource': {
+    en: '{file}: repository "{repo}" has no dsync-url= to sync from',
+    ko: '{file}: 저장소 "{repo}"에 동기화할 dsync-url=이 없습니다',
+  },
+  'sync.retry': {
+    en: '{repo}: attempt {attempt} of {attempts} failed: {reason}; retrying in {seconds}s',
+    ko: '{repo}: {attempts}번 중 {attempt}번째 시도 실패: {reason}; {seconds}초 후 다시 시도합니다',
+  },
+  'sync.hostileManifest': {
+    en: '{dest}: refusing data.dsync: {reason}',
+    ko: '{dest}: data.dsync를 거부합니다: {reason}',
+  },
+
+  // tracker
+  'tracker.listening': {
+    en: 'tracker listening on {address}:{port} ({transports}); {mode}',
+    ko: '트래커가 {address}:{port}에서 대기 중입니다 ({transports}); {mode}',
+  },
+  'tracker.mode.public': { en: 'public', ko: '공개' },
+  'tracker.mode.private': {
+    en: 'private: {torrents} allowed torrents, {keys} passkeys',
+    ko: '비공개: 허용된 토렌트 {torrents}개, 패스키 {keys}개',
+  },
+  'tracker.reloaded': {
+    en: 'reloaded: {torrents} allowed torrents, {keys} passkeys; {dropped} swarms dropped',
+    ko: '다시 읽었습니다: 허용된 토렌트 {torrents}개, 패스키 {keys}개; 스웜 {dropped}개 제거',
+  },
+  'tracker.reloadFailed': {
+    en: 'reload failed, the previous lists stay in force: {reason}',
+    ko: '다시 읽기 실패, 이전 목록을 유지합니다: {reason}',
+  },
+  'tracker.refused': {
+    en: 'refused {transport} request from {address}: {reason}',
+    ko: '{address}의 {transport} 요청을 거부했습니다: {reason}',
+  },
+  'tracker.stopped': { en: 'tracker stopped', ko: '트래커를 멈췄습니다' },
+  'tracker.portInUse': {
+    en: '{address}:{port} is already in use ({transport}); is another tracker running?',
+    ko: '{address}:{port}는 이미 사용 중입니다 ({transport}). 다른 트래커가 실행 중인가요?',
+  },
+  'tracker.cannotListen': {
+    en: 'cannot listen on {address}:{port}: {reason}',
+    ko: '{address}:{port}에서 대기할 수 없습니다: {reason}',
+  },
+  'tracker.badListen': {
+    en: '--listen {address} is not an IP address',
+    ko: '--listen {address}는 IP 주소가 아닙니다',
+  },
+  'tracker.badOption': { en: '{option}: {reason}', ko: '{option}: {reason}' },
+  'tracker.noTransport': {
+    en: 'every transport is turned off (--no-http --no-udp --no-ws); nothing to serve',
+    ko: '모든 전송 방식이 꺼져 있습니다 (--no-http --no-udp --no-ws). 제공할 것이 없습니다',
+  },
+  'tracker.privateNeedsList': {
+    en: 'private mode needs --allow-file FILE or --from-home to say which torrents are tracked',
+    ko: '비공개 모드에는 추적할 토렌트를 정하는 --allow-file FILE 또는 --from-home이 필요합니다',
+  },
+  'tracker.allowLine': {
+    en: '{file}:{line}: not an infohash (40 hex or 32 base32 characters): {text}',
+    ko: '{file}:{line}: infohash가 아닙니다 (16진수 40자 또는 base32 32자): {text}',
+  },
+  'tracker.keyLine': {
+    en: '{file}:{line}: a passkey is 8 to 128 characters of A-Z a-z 0-9 _ -',
+    ko: '{file}:{line}: 패스키는 A-Z a-z 0-9 _ - 문자 8~128자여야 합니다',
+  },
+  'tracker.homeTorrentMissing': {
+    en: 'warning: {repo}: no readable torrent at {file}; run "dsync gendsync {repo}", then reload (SIGHUP)',
+    ko: '경고: {repo}: {file}에 읽을 수 있는 토렌트가 없습니다. "dsync gendsync {repo}" 실행 후 다시 읽기(SIGHUP)를 하세요',
   },
 
   // cli

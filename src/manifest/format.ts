@@ -26,7 +26,7 @@ const MAX_LINE = 20_000
 export interface Manifest {
   header: ManifestHeader
   entries: ManifestEntry[]
-  /** SHA-256 of the whole data.dsync file, the generation's identity in logs and status. */
+  /** The END line's checksum (SHA-256 of every byte before it): the generation's identity in logs and status. */
   digest: Buffer
 }
 

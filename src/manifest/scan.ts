@@ -53,7 +53,12 @@ export function scanTree(root: string, opts: ScanOptions = {}): ScannedEntry[] {
         opts.onWarning?.(t('scan.badName', { path: abs }))
         continue
       }
-      const st = statOrThrow(abs)
+      // A file removed between readdir and lstat (an rsync still running) is left out.
+      const st = statOrVanished(abs)
+      if (!st) {
+        opts.onWarning?.(t('scan.vanished', { path: abs }))
+        continue
+      }
       const entry = fromStats(path, st)
       if (!entry) {
         opts.onWarning?.(t('scan.special', { path: abs }))
@@ -110,6 +115,15 @@ function groupHardlinks(sorted: ScannedEntry[]): ScannedEntry[] {
     }
   }
   return sorted
+}
+
+function statOrVanished(path: string): Stats | undefined {
+  try {
+    return lstatSync(path)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw fsError(err, path, 'stat')
+  }
 }
 
 function statOrThrow(path: string): Stats {
