@@ -1,0 +1,256 @@
+import { randomBytes } from 'node:crypto'
+import type { Server } from 'node:http'
+import type { Socket } from 'node:net'
+import Wire from 'bittorrent-protocol'
+import { loadFirewallConf, loadListConf, makeFirewall, type Firewall } from '../config/dtp-config.js'
+import { loadHome, type Home } from '../config/load.js'
+import { Announcer } from './announce.js'
+import { DhtAnnouncer } from './dht-announce.js'
+import { FdCache } from './fd-cache.js'
+import { loadGeneration } from './generation.js'
+import { createHttpApi, handOver } from './http-api.js'
+import { Listener } from './listener.js'
+import type { HostLog } from './log.js'
+import { readMotd } from './motd.js'
+import { manifestStamp, repoFolder, servedRepos } from './repo-selection.js'
+import { Seeder } from './seeder.js'
+import type { HostStatus } from './status.js'
+
+export interface HostOptions {
+  home?: string
+  log: HostLog
+  /** Open files kept across all repositories. */
+  maxOpenFiles?: number
+  rsyncdConf?: string
+}
+
+/** A peer must finish its BitTorrent handshake this soon after connecting. */
+const HANDSHAKE_TIMEOUT_MS = 30_000
+/** One "refused" log line per address per this interval: a scanner must not flood the log. */
+const REFUSED_LOG_INTERVAL_MS = 60_000
+
+interface Served {
+  seeder: Seeder
+  stamp: string
+  announcer?: Announcer
+}
+
+/**
+ * The DTP host: one listener (peer wire + HTTP, behind the allowlist) and one Seeder per
+ * served repository, routed by infohash at the handshake. reload() re-reads every config
+ * and swaps in new generations without touching other repositories' peers.
+ */
+export class DtpHost {
+  private home!: Home
+  private firewall: Firewall = makeFirewall([])
+  private motd = ''
+  private readonly fds: FdCache
+  private readonly listener: Listener
+  private readonly http: Server
+  private readonly byRepo = new Map<string, Served>()
+  private readonly byInfoHash = new Map<string, Seeder>()
+  private refused: { repo: string; reason: string }[] = []
+  private readonly refusedLogged = new Map<string, number>()
+  private readonly peerId = Buffer.concat([Buffer.from('-DS0100-'), randomBytes(12)])
+  private listen: string[] = []
+  private port = 0
+  private readonly startedAt = new Date().toISOString()
+  private listenKey = ''
+  private dht: DhtAnnouncer | undefined
+
+  constructor(private readonly opts: HostOptions) {
+    this.fds = new FdCache(opts.maxOpenFiles ?? 128)
+    this.http = createHttpApi({
+      seeder: repo => this.byRepo.get(repo)?.seeder,
+      status: () => this.status(),
+      motd: () => this.motd,
+    })
+    this.listener = new Listener(this.firewall, {
+      peerWire: (socket, remote) => this.onPeerWire(socket, remote),
+      http: socket => handOver(this.http, socket),
+      refused: remote => this.onRefused(remote),
+    })
+  }
+
+  private get log(): HostLog {
+    return this.opts.log
+  }
+
+  /** Loads configs and repositories, then listens. Throws DsyncError on bad config or a busy port. */
+  async start(): Promise<void> {
+    this.loadConfigs()
+    this.loadRepos()
+    this.port = this.home.main.port
+    this.listenKey = `${this.home.main.listen.join(',')}:${this.port}`
+    this.listen = await this.listener.listen(this.home.main.listen, this.port)
+    this.log.event('listening', { addresses: this.listen.join(', '), repos: this.byRepo.size })
+    for (const served of this.byRepo.values()) this.startAnnounce(served)
+    if (this.home.main.dht) {
+      const only = this.home.main.listen.length === 1 ? this.home.main.listen[0] : undefined
+      this.dht = new DhtAnnouncer(this.port, only, (infoHash, result) => this.log.event('announce', { repo: infoHash, tracker: 'dht', result }))
+      try {
+        await this.dht.start()
+        this.dht.set([...this.byInfoHash.keys()])
+      } catch (err) {
+        this.log.event('error', { reason: `dht: ${(err as Error).message}` })
+        this.dht = undefined
+      }
+    }
+  }
+
+  /** SIGHUP / `dsync reload`: a bad config leaves the running service as it was. */
+  reload(): { ok: boolean; message: string } {
+    try {
+      this.loadConfigs()
+      this.listener.setFirewall(this.firewall)
+      for (const served of this.byRepo.values()) {
+        served.seeder.pushMotd(this.motd)
+        served.seeder.dropPeersWhere(addr => !this.firewall.allows(addr))
+      }
+      this.loadRepos()
+      if (`${this.home.main.listen.join(',')}:${this.home.main.port}` !== this.listenKey) {
+        this.log.event('listenChanged', {})
+      }
+      this.dht?.set([...this.byInfoHash.keys()])
+      this.log.event('reloaded', { repos: this.byRepo.size, refused: this.refused.length })
+      return { ok: true, message: `${this.byRepo.size} repositories served` }
+    } catch (err) {
+      this.log.event('reloadFailed', { reason: (err as Error).message })
+      return { ok: false, message: (err as Error).message }
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.log.event('stopping', {})
+    await Promise.all([...this.byRepo.values()].map(s => s.announcer?.stop()))
+    for (const served of this.byRepo.values()) served.seeder.close()
+    this.dht?.stop()
+    await this.listener.close()
+    await this.fds.closeAll()
+  }
+
+  status(): HostStatus {
+    return {
+      pid: process.pid,
+      startedAt: this.startedAt,
+      listen: this.listen,
+      firewall: { restricted: this.firewall.restricted, entries: this.firewall.entries },
+      motd: this.motd,
+      repos: [...this.byRepo.values()].map(s => s.seeder.status()).sort((a, b) => a.repo.localeCompare(b.repo)),
+      refused: this.refused,
+      openFiles: this.fds.openCount,
+    }
+  }
+
+  private loadConfigs(): void {
+    const home = loadHome(this.opts.home)
+    for (const w of home.warnings) this.log.event('error', { reason: w })
+    const firewall = loadFirewallConf(home.paths.firewallConf)
+    const motd = readMotd(home.paths.motdConf, this.opts.rsyncdConf)
+    if (motd.problem) this.log.event('error', { reason: `motd: ${motd.problem}` })
+    this.home = home
+    this.firewall = firewall
+    this.motd = motd.text
+  }
+
+  /** (Re)builds the set of seeders from list.conf; unchanged repositories keep their peers. */
+  private loadRepos(): void {
+    const listed = loadListConf(this.home.paths.listConf)
+    const wanted = servedRepos(this.home, listed)
+    const refused: { repo: string; reason: string }[] = []
+    const keep = new Set<string>()
+    for (const repo of wanted) {
+      keep.add(repo.name)
+      const stamp = manifestStamp(repo)
+      const current = this.byRepo.get(repo.name)
+      if (current && current.stamp === stamp && current.seeder.gen.save === repo.save) continue
+      const started = Date.now()
+      let gen
+      try {
+        gen = loadGeneration(repo.name, repo.save)
+      } catch (err) {
+        const reason = (err as Error).message
+        refused.push({ repo: repo.name, reason })
+        this.log.event('repoRefused', { repo: repo.name, reason })
+        continue // an old generation keeps being served until a good one replaces it
+      }
+      if (current && current.seeder.gen.infoHash === gen.infoHash) {
+        current.stamp = stamp
+        continue
+      }
+      if (current) this.retire(repo.name, current)
+      const seeder = new Seeder(gen, this.fds, this.log, this.peerId, () => this.motd)
+      // "Total uploaded" is the repository's, across generations.
+      seeder.uploaded = current?.seeder.uploaded ?? 0
+      const served: Served = { seeder, stamp }
+      this.byRepo.set(repo.name, served)
+      this.byInfoHash.set(gen.infoHash, seeder)
+      this.log.event('repoLoaded', {
+        repo: repo.name, infoHash: gen.infoHash, files: gen.files, bytes: gen.bytes,
+        pieces: gen.pieceCount, seconds: ((Date.now() - started) / 1000).toFixed(2), filesHashed: 0,
+      })
+      if (this.listen.length > 0) this.startAnnounce(served)
+    }
+    for (const [name, served] of this.byRepo) {
+      if (!keep.has(name)) {
+        this.retire(name, served)
+        this.log.event('repoDropped', { repo: name })
+      }
+    }
+    const servedFolders = new Set(wanted.map(r => repoFolder(this.home, r.save)))
+    for (const folder of listed) {
+      if (!servedFolders.has(folder)) {
+        refused.push({ repo: `/${folder}`, reason: 'listed in list.conf but no published repository (dsync=true) has that folder' })
+      }
+    }
+    this.refused = refused
+  }
+
+  private retire(name: string, served: Served): void {
+    this.byRepo.delete(name)
+    if (this.byInfoHash.get(served.seeder.gen.infoHash) === served.seeder) this.byInfoHash.delete(served.seeder.gen.infoHash)
+    void served.announcer?.stop()
+    served.seeder.close()
+  }
+
+  private startAnnounce(served: Served): void {
+    const trackers = served.seeder.gen.trackers
+    if (trackers.length === 0 || served.announcer) return
+    const specific = this.home.main.listen.length === 1 ? this.home.main.listen[0] : undefined
+    served.announcer = new Announcer({
+      infoHash: served.seeder.gen.infoHash, peerId: this.peerId, port: this.port, localAddress: specific,
+      uploaded: () => served.seeder.uploaded,
+    }, trackers, (tracker, result) => this.log.event('announce', { repo: served.seeder.gen.repo, tracker, result }))
+    served.announcer.start()
+  }
+
+  private onPeerWire(socket: Socket, remote: string): void {
+    const wire = new Wire('tcpIncoming')
+    const timer = setTimeout(() => socket.destroy(), HANDSHAKE_TIMEOUT_MS)
+    socket.once('close', () => {
+      clearTimeout(timer)
+      wire.destroy()
+    })
+    wire.once('handshake', (infoHash: string) => {
+      clearTimeout(timer)
+      const seeder = this.byInfoHash.get(infoHash)
+      if (!seeder) {
+        this.log.event('error', { peer: remote, reason: `unknown infohash ${infoHash}` })
+        socket.destroy()
+        return
+      }
+      seeder.attach(wire, socket, remote)
+    })
+    socket.pipe(wire).pipe(socket)
+    socket.resume()
+  }
+
+  private onRefused(remote: string): void {
+    const now = Date.now()
+    const last = this.refusedLogged.get(remote) ?? 0
+    if (now - last < REFUSED_LOG_INTERVAL_MS) return
+    if (this.refusedLogged.size > 10_000) this.refusedLogged.clear()
+    this.refusedLogged.set(remote, now)
+    this.log.event('refused', { peer: remote.replace(/^::ffff:/, '') })
+  }
+}

@@ -1,0 +1,106 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+import { formatBytes } from '../ui/units.js'
+import type { Seeder } from './seeder.js'
+import type { HostStatus } from './status.js'
+
+export interface HttpSources {
+  seeder(repo: string): Seeder | undefined
+  status(): HostStatus
+  motd(): string
+}
+
+/**
+ * What a DTP user fetches over plain HTTP on the DTP port (docs/HOST.md lists the routes):
+ * `dtp://HOST[:PORT]/REPO` resolves through `GET /REPO/` (JSON naming the infohash, magnet
+ * and the URLs of the .torrent and data.dsync), plus the motd and the status.
+ * The server never listens itself: the listener hands it sockets that passed the allowlist.
+ */
+export function createHttpApi(src: HttpSources): Server {
+  const server = createServer((req, res) => {
+    try {
+      route(src, req, res)
+    } catch (err) {
+      send(res, 500, 'text/plain; charset=utf-8', `${(err as Error).message}\n`)
+    }
+  })
+  server.keepAliveTimeout = 5000
+  server.headersTimeout = 10_000
+  server.requestTimeout = 30_000
+  return server
+}
+
+export function handOver(server: Server, socket: Socket): void {
+  server.emit('connection', socket)
+  socket.resume()
+}
+
+function route(src: HttpSources, req: IncomingMessage, res: ServerResponse): void {
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.setHeader('Allow', 'GET, HEAD')
+    return send(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n')
+  }
+  const url = new URL(req.url ?? '/', 'http://dtp.invalid')
+  const parts = url.pathname.split('/').filter(p => p !== '').map(decodeURIComponent)
+  if (parts.length === 0) return send(res, 200, 'text/html; charset=utf-8', statusPage(src.status()))
+  if (parts.length === 1 && parts[0] === 'status.json') return send(res, 200, 'application/json', JSON.stringify(src.status()) + '\n')
+  if (parts.length === 1 && parts[0] === 'motd') {
+    const motd = src.motd()
+    return motd === '' ? send(res, 404, 'text/plain; charset=utf-8', 'no welcome message\n') : send(res, 200, 'text/plain; charset=utf-8', motd)
+  }
+  // /REPO.torrent is accepted beside /REPO/REPO.torrent: it is what users type.
+  if (parts.length === 1 && parts[0].endsWith('.torrent')) return repoFile(src, res, parts[0].slice(0, -8), 'torrent')
+  if (parts.length === 1) return repoFile(src, res, parts[0], 'info')
+  if (parts.length === 2) {
+    const [repo, file] = parts
+    if (file === `${repo}.torrent`) return repoFile(src, res, repo, 'torrent')
+    if (file === 'data.dsync') return repoFile(src, res, repo, 'manifest')
+    if (file === 'magnet' || file === `${repo}.magnet`) return repoFile(src, res, repo, 'magnet')
+    if (file === 'info.json') return repoFile(src, res, repo, 'info')
+  }
+  send(res, 404, 'text/plain; charset=utf-8', 'not found\n')
+}
+
+function repoFile(src: HttpSources, res: ServerResponse, repo: string, what: 'torrent' | 'manifest' | 'magnet' | 'info'): void {
+  const seeder = src.seeder(repo)
+  if (!seeder) return send(res, 404, 'text/plain; charset=utf-8', `no repository "${repo}" here\n`)
+  const g = seeder.gen
+  const base = `/${encodeURIComponent(repo)}`
+  switch (what) {
+    case 'torrent': return send(res, 200, 'application/x-bittorrent', g.torrent, `${repo}.torrent`)
+    case 'manifest': return send(res, 200, 'application/octet-stream', g.manifest, 'data.dsync')
+    case 'magnet': return send(res, 200, 'text/plain; charset=utf-8', g.magnet + '\n')
+    case 'info': return send(res, 200, 'application/json', JSON.stringify({
+      repo, infoHash: g.infoHash, generation: g.digest, magnet: g.magnet,
+      torrent: `${base}/${encodeURIComponent(repo)}.torrent`, manifest: `${base}/data.dsync`,
+      files: g.files, bytes: g.bytes, pieceLength: g.pieceLength, motd: src.motd(),
+    }) + '\n')
+  }
+}
+
+function send(res: ServerResponse, code: number, type: string, body: string | Buffer, filename?: string): void {
+  res.statusCode = code
+  res.setHeader('Content-Type', type)
+  res.setHeader('Content-Length', Buffer.byteLength(body))
+  res.setHeader('Cache-Control', 'no-cache')
+  if (filename) res.setHeader('Content-Disposition', `attachment; filename="${filename}"`)
+  res.end(res.req.method === 'HEAD' ? undefined : body)
+}
+
+function statusPage(s: HostStatus): string {
+  const esc = (x: string) => x.replace(/[&<>"]/g, c => `&#${c.charCodeAt(0)};`)
+  const rows = s.repos.map(r => `<tr><td><a href="/${encodeURIComponent(r.repo)}/">${esc(r.repo)}</a></td>` +
+    `<td><code>${r.infoHash}</code></td><td>${r.files}</td><td>${formatBytes(r.bytes)}</td><td>${r.peers}</td>` +
+    `<td>${formatBytes(r.uploadRate)}/s</td><td>${formatBytes(r.uploaded)}</td>` +
+    `<td><a href="/${encodeURIComponent(r.repo)}/${encodeURIComponent(r.repo)}.torrent">torrent</a> ` +
+    `<a href="${esc(r.magnet)}">magnet</a></td></tr>`).join('\n')
+  return `<!doctype html><html><head><meta charset="utf-8"><title>DTP host</title></head><body>
+<h1>DTP host</h1>
+${s.motd ? `<pre>${esc(s.motd)}</pre>` : ''}
+<table border="1" cellpadding="4"><tr><th>repo</th><th>infohash</th><th>files</th><th>bytes</th><th>peers</th><th>upload</th><th>uploaded</th><th></th></tr>
+${rows}
+</table>
+<p>Listening on ${s.listen.map(esc).join(', ')}; up since ${esc(s.startedAt)}. <a href="/status.json">status.json</a></p>
+</body></html>
+`
+}

@@ -1,0 +1,100 @@
+import { join } from 'node:path'
+import { FdCache, StaleFileError } from './fd-cache.js'
+import type { Generation, Segment } from './generation.js'
+
+/** Largest block a peer may ask for; BEP 3 clients use 16 KiB, some up to 128 KiB. */
+export const MAX_BLOCK = 128 * 1024
+
+export class BadRequestError extends Error {}
+
+/**
+ * Serves block requests (piece, offset, length) of one generation straight from the mirror
+ * folder: data.dsync from memory, pad ranges as zeros, file ranges through the bounded fd
+ * cache. A file found changed since gendsync is remembered as stale and every later request
+ * touching it fails at once, until the next generation replaces this reader.
+ */
+export class PieceReader {
+  readonly stale = new Map<string, string>()
+  bytesRead = 0
+
+  constructor(
+    private readonly gen: Generation,
+    private readonly fds: FdCache,
+    private readonly onStale: (path: string, reason: string) => void = () => {},
+  ) {}
+
+  async read(piece: number, offset: number, length: number): Promise<Buffer> {
+    const gen = this.gen
+    if (!Number.isInteger(piece) || piece < 0 || piece >= gen.pieceCount) throw new BadRequestError(`no piece ${piece}`)
+    const pieceSize = Math.min(gen.pieceLength, gen.totalLength - piece * gen.pieceLength)
+    if (length <= 0 || length > MAX_BLOCK || offset < 0 || offset + length > pieceSize) {
+      throw new BadRequestError(`bad range ${offset}+${length} in piece ${piece}`)
+    }
+    const start = piece * gen.pieceLength + offset
+    const end = start + length
+    const out = Buffer.alloc(length) // zero-filled: pad ranges need no work
+    const reads: Promise<void>[] = []
+    for (let i = this.segmentAt(start); i < gen.segments.length && gen.segments[i].offset < end; i++) {
+      const seg = gen.segments[i]
+      const from = Math.max(start, seg.offset)
+      const to = Math.min(end, seg.offset + seg.length)
+      if (to <= from || seg.source === 'pad') continue
+      if (seg.source === 'manifest') {
+        gen.manifest.copy(out, from - start, from - seg.offset, to - seg.offset)
+        continue
+      }
+      reads.push(this.readFile(seg, from - seg.offset, out, from - start, to - from))
+    }
+    await Promise.all(reads)
+    this.bytesRead += length
+    return out
+  }
+
+  /** True when a request touching this piece would be refused (a file in it is stale). */
+  pieceIsStale(piece: number): boolean {
+    if (this.stale.size === 0) return false
+    const start = piece * this.gen.pieceLength
+    const end = Math.min(start + this.gen.pieceLength, this.gen.totalLength)
+    for (let i = this.segmentAt(start); i < this.gen.segments.length && this.gen.segments[i].offset < end; i++) {
+      if (this.stale.has(this.gen.segments[i].path)) return true
+    }
+    return false
+  }
+
+  private async readFile(seg: Segment, fileOffset: number, out: Buffer, outOffset: number, length: number): Promise<void> {
+    const known = this.stale.get(seg.path)
+    if (known !== undefined) throw new StaleFileError(seg.path, known)
+    try {
+      await this.fds.with(join(this.gen.save, seg.path), seg.length, seg.mtime, async fh => {
+        let done = 0
+        while (done < length) {
+          const { bytesRead } = await fh.read(out, outOffset + done, length - done, fileOffset + done)
+          // A file shrinking under an open handle is the same kind of change as a new mtime.
+          if (bytesRead === 0) throw new StaleFileError(seg.path, 'shorter than data.dsync says')
+          done += bytesRead
+        }
+      })
+    } catch (err) {
+      if (err instanceof StaleFileError) {
+        if (!this.stale.has(seg.path)) {
+          this.stale.set(seg.path, err.reason)
+          this.onStale(seg.path, err.reason)
+        }
+      }
+      throw err
+    }
+  }
+
+  /** Index of the segment holding content byte `pos` (binary search; segments are sorted). */
+  private segmentAt(pos: number): number {
+    const segs = this.gen.segments
+    let lo = 0
+    let hi = segs.length - 1
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1
+      if (segs[mid].offset <= pos) lo = mid
+      else hi = mid - 1
+    }
+    return lo
+  }
+}
