@@ -6,7 +6,11 @@ import { registerDemo } from './commands/demo.js'
 import { registerGendsync } from './commands/gendsync.js'
 import { registerInit } from './commands/init.js'
 import { registerMagnet } from './commands/magnet.js'
+import { registerDiff, registerPull } from './commands/pull.js'
+import { registerSync } from './commands/sync.js'
+import { registerService } from './commands/service.js'
 import { registerVerify } from './commands/verify.js'
+import { registerTracker } from './commands/tracker.js'
 import { rewriteLegacyVerbs } from './legacy.js'
 
 const EXIT_CODES = `
@@ -38,6 +42,11 @@ export function buildProgram(): Command {
   registerGendsync(program)
   registerVerify(program)
   registerMagnet(program)
+  registerTracker(program)
+  registerService(program)
+  registerPull(program)
+  registerSync(program)
+  registerDiff(program)
   registerDemo(program)
   return program
 }

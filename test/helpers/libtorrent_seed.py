@@ -1,31 +1,38 @@
 #!/usr/bin/python3
-"""Seed a .torrent from disk with libtorrent (Debian's python3-libtorrent), for interop tests.
+"""Seed a .torrent from disk with libtorrent (Debian's python3-libtorrent), for tests.
 
-usage: libtorrent_seed.py TORRENT SAVE_PATH LISTEN_ADDR PORT
+usage: libtorrent_seed.py TORRENT SAVE_PATH LISTEN_ADDR PORT [UPLOAD_LIMIT_BYTES_PER_S]
 Prints "checked <progress> <num_pieces>" once libtorrent has hash-checked the data, then
-"seeding" when it accepts peers; runs until stdin closes. DHT, LSD, UPnP and NAT-PMP are off.
+"seeding" when it accepts peers; runs until stdin closes. DHT, LSD, UPnP, NAT-PMP and uTP
+are off. With --no-check (after the port) libtorrent trusts the data without checking it
+(seed_mode), so a test can make it serve files corrupted on disk.
 """
 import sys
 import time
 
 import libtorrent as lt
 
-torrent, save_path, addr, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+args = [a for a in sys.argv[1:] if not a.startswith('--')]
+torrent, save_path, addr, port = args[0], args[1], args[2], int(args[3])
+limit = int(args[4]) if len(args) > 4 else 0
+no_check = '--no-check' in sys.argv
 ses = lt.session({
     'listen_interfaces': f'{addr}:{port}',
     'enable_dht': False, 'enable_lsd': False, 'enable_upnp': False, 'enable_natpmp': False,
     'allow_multiple_connections_per_ip': True,
     'enable_incoming_utp': False, 'enable_outgoing_utp': False,
+    'upload_rate_limit': limit,
     'alert_mask': lt.alert.category_t.error_notification | lt.alert.category_t.status_notification,
 })
-h = ses.add_torrent({'ti': lt.torrent_info(torrent), 'save_path': save_path})
+params = {'ti': lt.torrent_info(torrent), 'save_path': save_path}
+if no_check:
+    params['flags'] = lt.torrent_flags.seed_mode
+h = ses.add_torrent(params)
+checking = (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data)
 deadline = time.time() + 120
-while time.time() < deadline:
-    s = h.status()
-    if s.state in (lt.torrent_status.seeding, lt.torrent_status.finished, lt.torrent_status.downloading) and not s.state == lt.torrent_status.checking_files:
-        if s.state != lt.torrent_status.checking_resume_data:
-            break
+while time.time() < deadline and h.status().state in checking:
     time.sleep(0.05)
+time.sleep(0.1)
 s = h.status()
 print(f'checked {s.progress:.6f} {h.torrent_file().num_pieces()}', flush=True)
 if s.progress >= 1.0:

@@ -1,0 +1,127 @@
+import { resolve } from 'node:path'
+import type { Command } from 'commander'
+import { DEFAULT_INDEX_FILES } from '../../src/config/repo-config.js'
+import { DsyncError, ExitCode } from '../../src/errors.js'
+import { t } from '../../src/i18n/index.js'
+import { parseAddress, type PeerAddress } from '../../src/swarm/peer.js'
+import type { PullResult } from '../../src/sync/pull.js'
+import { ProgressBar } from '../../src/ui/progress.js'
+import { formatBytes } from '../../src/ui/units.js'
+import { globals, printJson, warn } from '../context.js'
+
+export interface TransferFlags {
+  peer: string[]
+  tracker: string[]
+  connections: number
+  delete: boolean
+  dryRun?: boolean
+  force?: boolean
+  bind?: string
+}
+
+/** Options shared by pull, sync and diff. */
+export function transferOptions(cmd: Command): Command {
+  return cmd
+    .option('--peer <host:port>', 'a host to pull from directly (repeatable)', collect, [])
+    .option('--tracker <url>', 'a tracker to ask for hosts (repeatable)', collect, [])
+    .option('--connections <n>', 'most peer connections at once', v => positiveInt(v, '--connections'), 50)
+    .option('--no-delete', 'keep files upstream has removed')
+    .option('--force', 'allow deleting more than the delete limit')
+    .option('--bind <addr>', 'local address to connect from')
+}
+
+export function registerPull(program: Command): void {
+  transferOptions(program
+    .command('pull')
+    .description('bring DEST to the generation SOURCE names, pulling from every host at once')
+    .argument('<source>', 'magnet link, .torrent path or URL, or dtp://HOST[:PORT]/REPO')
+    .argument('<dest>', 'the mirror folder to update (created if missing)'))
+    .option('--dry-run', 'print what would change; transfer no file data')
+    .action(async (source: string, dest: string, opts: TransferFlags, cmd: Command) => {
+      const g = globals(cmd)
+      const result = await runPull([source], resolve(dest), opts, DEFAULT_INDEX_FILES, 50, g.json)
+      report(result, g.json)
+    })
+}
+
+export function registerDiff(program: Command): void {
+  transferOptions(program
+    .command('diff')
+    .description('print what a pull would change (added, changed, removed, bytes) without transferring file data')
+    .argument('<source>', 'magnet link, .torrent path or URL, or dtp://HOST[:PORT]/REPO')
+    .argument('<dest>', 'the mirror folder to compare'))
+    .action(async (source: string, dest: string, opts: TransferFlags, cmd: Command) => {
+      const g = globals(cmd)
+      const result = await runPull([source], resolve(dest), { ...opts, dryRun: true }, DEFAULT_INDEX_FILES, 50, g.json)
+      report(result, g.json)
+    })
+}
+
+export async function runPull(sources: string[], dest: string, opts: TransferFlags, indexFiles: string[], deleteLimit: number, json: boolean): Promise<PullResult> {
+  const bar = new ProgressBar(process.stderr, !json && process.stderr.isTTY === true)
+  const peers = peersOf(opts.peer)
+  // Loaded on use: the network stack (bittorrent-tracker and friends) costs start-up time
+  // that gendsync, verify and the rest should not pay.
+  const { pull } = await import('../../src/sync/pull.js')
+  try {
+    return await pull({
+      sources, dest, peers, trackers: opts.tracker, connections: opts.connections, noDelete: !opts.delete,
+      dryRun: opts.dryRun, force: opts.force, deleteLimit, indexFiles, localAddress: opts.bind,
+      onWarning: m => { bar.done(); warn(m) },
+      onMotd: (peer, text) => { if (!json) { bar.done(); warn(t('sync.motd', { peer, motd: text.trimEnd() })) } },
+      onApplyStep: faultInjection,
+      onProgress: p => {
+        if (json) printJson({ event: 'progress', ...p })
+        else bar.update({ label: p.phase, filesDone: p.filesDone, filesTotal: p.filesTotal, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, note: `${p.peers} peers` })
+      },
+    })
+  } finally {
+    bar.done()
+  }
+}
+
+export function report(r: PullResult, json: boolean): void {
+  if (json) return printJson({ event: 'summary', ...r })
+  if (r.dryRun && r.plan) {
+    for (const p of r.plan.added) console.log(`+ ${p}`)
+    for (const p of r.plan.changed) console.log(`~ ${p}`)
+    for (const p of r.plan.removed) console.log(`- ${p}`)
+    console.log(`${r.plan.added.length} added, ${r.plan.changed.length} changed, ${r.plan.removed.length} removed; ${formatBytes(r.bytesToFetch)} to fetch`)
+    return
+  }
+  if (r.upToDate && r.bytesReceived === 0) {
+    console.log(t('sync.upToDate', { dest: r.dest, infohash: r.infoHash, seconds: r.seconds.toFixed(1) }))
+    return
+  }
+  console.log(t('sync.done', {
+    dest: r.dest, added: r.added, changed: r.changed, removed: r.removed, bytes: formatBytes(r.bytesReceived),
+    hosts: Object.keys(r.bytesPerHost).length, seconds: r.seconds.toFixed(1),
+  }))
+  for (const [host, bytes] of Object.entries(r.bytesPerHost)) console.log(`  ${host}\t${formatBytes(bytes)}`)
+}
+
+/**
+ * Crash testing: DSYNC_FAULT=apply:STEP kills the process with SIGKILL right after that
+ * apply step (mkdirs, files, index, deletes), so tests can check what a crash leaves behind.
+ */
+function faultInjection(step: string): void {
+  if (process.env.DSYNC_FAULT === `apply:${step}`) process.kill(process.pid, 'SIGKILL')
+}
+
+export function peersOf(list: string[]): PeerAddress[] {
+  return list.map(p => {
+    const a = parseAddress(p)
+    if (!a) throw new DsyncError(ExitCode.usage, 'sync.badSource', { source: p })
+    return a
+  })
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value]
+}
+
+function positiveInt(v: string, flag: string): number {
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < 1) throw new DsyncError(ExitCode.usage, 'config.badValue', { file: 'command line', line: 0, key: flag, reason: v })
+  return n
+}

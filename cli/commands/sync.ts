@@ -1,0 +1,50 @@
+import type { Command } from 'commander'
+import { findRepo } from '../../src/config/load.js'
+import type { RepoConfig } from '../../src/config/repo-config.js'
+import { DsyncError, ExitCode } from '../../src/errors.js'
+import { t } from '../../src/i18n/index.js'
+import { ProgressBar } from '../../src/ui/progress.js'
+import { globals, openHome, printJson, warn } from '../context.js'
+import { peersOf, report, transferOptions, type TransferFlags } from './pull.js'
+
+export function registerSync(program: Command): void {
+  transferOptions(program
+    .command('sync')
+    .description('sync configured repositories from their dsync-url= (DSYNC: -sync REPO); status file, lock, retries')
+    .argument('[repo...]', 'repositories to sync (default: every repo with dsync-url=)'))
+    .option('--retries <n>', "attempts after a network failure (default: the repo's retries=, else 3)", v => Number(v))
+    .action(async (names: string[], opts: TransferFlags & { retries?: number }, cmd: Command) => {
+      const g = globals(cmd)
+      const home = openHome(g)
+      const repos: RepoConfig[] = names.length > 0 ? names.map(n => findRepo(home, n)) : home.repos.filter(r => r.sources.length > 0)
+      if (repos.length === 0) throw new DsyncError(ExitCode.config, 'config.noRepos', { dir: home.paths.reposDir })
+      const { syncRepo } = await import('../../src/sync/repo-sync.js')
+      let failures = 0
+      let lastError: unknown
+      for (const repo of repos) {
+        const bar = new ProgressBar(process.stderr, !g.json && process.stderr.isTTY === true)
+        try {
+          const result = await syncRepo(repo, {
+            peers: peersOf(opts.peer), trackers: opts.tracker, connections: opts.connections, noDelete: !opts.delete,
+            force: opts.force, localAddress: opts.bind, retries: opts.retries,
+            onWarning: m => { bar.done(); warn(m) },
+            onMotd: (peer, text) => { if (!g.json) { bar.done(); warn(t('sync.motd', { peer, motd: text.trimEnd() })) } },
+            onProgress: p => {
+              if (g.json) printJson({ event: 'progress', repo: repo.name, ...p })
+              else bar.update({ label: `${repo.name} ${p.phase}`, filesDone: p.filesDone, filesTotal: p.filesTotal, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, note: `${p.peers} peers` })
+            },
+          })
+          bar.done()
+          report(result, g.json)
+        } catch (err) {
+          bar.done()
+          // One repo failing must not stop the others; the run still exits non-zero.
+          failures++
+          lastError = err
+          if (repos.length > 1) warn(`dsync: ${repo.name}: ${(err as Error).message}`)
+        }
+      }
+      if (failures === 1 && repos.length === 1) throw lastError
+      if (failures > 0) process.exitCode = lastError instanceof DsyncError ? lastError.exitCode : ExitCode.failed
+    })
+}

@@ -1,0 +1,208 @@
+import { createHash } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import type { PieceSpan } from '../torrent/piece-map.js'
+import type { PeerConnection } from './peer.js'
+
+const BLOCK = 16 * 1024
+
+export interface DownloaderOptions {
+  pieces: PieceSpan[]
+  /** All the torrent's piece hashes, 20 bytes each. */
+  hashes: Buffer
+  /** Called with each piece's file bytes (pads stripped) once its hash is verified. */
+  onPiece: (span: PieceSpan, data: Buffer, from: PeerConnection) => void
+  /** Blocks in flight per peer. */
+  pipeline?: number
+}
+
+interface Active {
+  span: PieceSpan
+  data: Buffer
+  nextOffset: number
+  pending: number
+  received: number
+  failed: boolean
+}
+
+/**
+ * Fetches a set of pieces from every connected peer at once. Each piece goes to one peer
+ * (its blocks requested back to back), so a bad piece names the peer that sent it; such a
+ * peer is dropped and the piece goes to the others. Only a piece's file bytes are requested:
+ * the pad bytes at its end are zeros the downloader supplies itself. When nothing is left to
+ * hand out, idle peers duplicate pieces still in flight elsewhere (endgame), so one slow or
+ * vanished host does not hold up the end.
+ *
+ * Events: 'piece' (span, peer), 'hash-fail' (peer, piece), 'refused' (peer, piece),
+ * 'peer-done' (peer, reason).
+ */
+export class Downloader extends EventEmitter {
+  private readonly queue: PieceSpan[]
+  private readonly done = new Set<number>()
+  private readonly owners = new Map<number, Set<PeerConnection>>()
+  private readonly peers = new Map<PeerConnection, Active[]>()
+  /** Pieces a peer refused (BEP 6 reject: e.g. the host's file changed since gendsync). */
+  private readonly refused = new Map<PeerConnection, Set<number>>()
+  private readonly pipeline: number
+  private finish: (() => void) | undefined
+  private readonly finished: Promise<void>
+  readonly total: number
+
+  constructor(private readonly opts: DownloaderOptions) {
+    super()
+    this.queue = [...opts.pieces]
+    this.total = opts.pieces.length
+    this.pipeline = opts.pipeline ?? 64
+    this.finished = new Promise(resolve => (this.finish = resolve))
+    if (this.total === 0) this.finish!()
+  }
+
+  get remaining(): number {
+    return this.total - this.done.size
+  }
+
+  get peerCount(): number {
+    return this.peers.size
+  }
+
+  /** Resolves when every piece is verified. */
+  whenDone(): Promise<void> {
+    return this.finished
+  }
+
+  addPeer(peer: PeerConnection): void {
+    if (this.remaining === 0 || peer.closed) return
+    this.peers.set(peer, [])
+    this.refused.set(peer, new Set())
+    peer.once('close', (reason: string) => this.dropPeer(peer, reason))
+    // A host may choke us for a while (load, reload); requests resume when it unchokes.
+    peer.wire.on('unchoke', () => this.pump(peer))
+    this.pump(peer)
+  }
+
+  private dropPeer(peer: PeerConnection, reason: string): void {
+    const active = this.peers.get(peer)
+    if (!active) return
+    this.peers.delete(peer)
+    this.refused.delete(peer)
+    for (const a of active) this.release(a.span, peer)
+    this.emit('peer-done', peer, reason)
+    for (const other of this.peers.keys()) this.pump(other)
+  }
+
+  /** A piece a peer gave up returns to the queue unless another peer still works on it. */
+  private release(span: PieceSpan, peer: PeerConnection): void {
+    const owners = this.owners.get(span.piece)
+    owners?.delete(peer)
+    if (this.done.has(span.piece) || (owners && owners.size > 0)) return
+    this.owners.delete(span.piece)
+    this.queue.unshift(span)
+  }
+
+  private pump(peer: PeerConnection): void {
+    const active = this.peers.get(peer)
+    if (!active || peer.closed || peer.wire.peerChoking) return
+    let inFlight = active.reduce((s, a) => s + a.pending, 0)
+    while (inFlight < this.pipeline) {
+      let a = active.find(x => x.nextOffset < x.span.dataLength && !x.failed && !this.done.has(x.span.piece))
+      if (!a) {
+        const span = this.take(peer)
+        if (!span) break
+        a = { span, data: Buffer.allocUnsafe(span.dataLength), nextOffset: 0, pending: 0, received: 0, failed: false }
+        active.push(a)
+      }
+      const offset = a.nextOffset
+      const length = Math.min(BLOCK, a.span.dataLength - offset)
+      a.nextOffset += length
+      a.pending++
+      inFlight++
+      const current = a
+      peer.request(a.span.piece, offset, length).then(
+        block => this.onBlock(peer, current, offset, block),
+        (err: Error) => this.onRefused(peer, current, err),
+      )
+    }
+  }
+
+  private take(peer: PeerConnection): PieceSpan | undefined {
+    for (let i = 0; i < this.queue.length; i++) {
+      const span = this.queue[i]
+      if (this.done.has(span.piece)) {
+        this.queue.splice(i--, 1)
+        continue
+      }
+      if (!peer.hasPiece(span.piece) || this.refused.get(peer)?.has(span.piece)) continue
+      this.queue.splice(i, 1)
+      this.owners.set(span.piece, new Set([peer]))
+      return span
+    }
+    // Endgame: help with a piece another peer is fetching, at most two fetchers a piece.
+    for (const [piece, owners] of this.owners) {
+      if (owners.size >= 2 || owners.has(peer) || this.done.has(piece) || !peer.hasPiece(piece) || this.refused.get(peer)?.has(piece)) continue
+      const other = [...owners][0]
+      const span = this.peers.get(other)?.find(a => a.span.piece === piece)?.span
+      if (!span) continue
+      owners.add(peer)
+      return span
+    }
+    return undefined
+  }
+
+  /**
+   * A request that failed without the connection closing: rejected (the host no longer
+   * offers the piece) or cut by a choke. Rejected pieces go to other peers; after a choke
+   * the piece is simply requested again on unchoke.
+   */
+  private onRefused(peer: PeerConnection, a: Active, err: Error): void {
+    a.pending--
+    if (peer.closed) return // the close handler requeues the peer's pieces
+    if (/rejected/.test(err.message)) {
+      this.refused.get(peer)?.add(a.span.piece)
+      this.emit('refused', peer, a.span.piece)
+    }
+    a.failed = true
+    this.retire(peer, a)
+    this.release(a.span, peer)
+    for (const other of this.peers.keys()) this.pump(other)
+  }
+
+  private onBlock(peer: PeerConnection, a: Active, offset: number, block: Buffer): void {
+    a.pending--
+    if (this.done.has(a.span.piece) || a.failed) {
+      this.retire(peer, a)
+      return this.pump(peer)
+    }
+    block.copy(a.data, offset)
+    a.received += block.length
+    if (a.received === a.span.dataLength) this.complete(peer, a)
+    this.pump(peer)
+  }
+
+  private complete(peer: PeerConnection, a: Active): void {
+    this.retire(peer, a)
+    const hash = createHash('sha1').update(a.data)
+    if (a.span.pieceLength > a.span.dataLength) hash.update(Buffer.alloc(a.span.pieceLength - a.span.dataLength))
+    const expected = this.opts.hashes.subarray(a.span.piece * 20, a.span.piece * 20 + 20)
+    if (!hash.digest().equals(expected)) {
+      a.failed = true
+      this.emit('hash-fail', peer, a.span.piece)
+      this.release(a.span, peer)
+      peer.close(`sent data failing the hash check (piece ${a.span.piece})`)
+      return
+    }
+    this.done.add(a.span.piece)
+    this.owners.delete(a.span.piece)
+    this.opts.onPiece(a.span, a.data, peer)
+    this.emit('piece', a.span, peer)
+    if (this.remaining === 0) {
+      this.finish!()
+      this.peers.clear()
+    }
+  }
+
+  private retire(peer: PeerConnection, a: Active): void {
+    const active = this.peers.get(peer)
+    if (!active) return
+    const i = active.indexOf(a)
+    if (i >= 0 && a.pending === 0 && (a.received === a.span.dataLength || a.failed || this.done.has(a.span.piece))) active.splice(i, 1)
+  }
+}

@@ -1,0 +1,152 @@
+import { EventEmitter } from 'node:events'
+import { connect, type Socket } from 'node:net'
+import Wire from 'bittorrent-protocol'
+import { metadataFetcher, motdReceiver, type MetadataFetcher } from './extensions.js'
+
+export interface PeerAddress {
+  host: string
+  port: number
+}
+
+export function formatAddress(a: PeerAddress): string {
+  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`
+}
+
+/** `host:port` or `[v6]:port`; undefined when malformed. */
+export function parseAddress(text: string, defaultPort?: number): PeerAddress | undefined {
+  const m = /^\[([0-9a-fA-F:.]+)\](?::(\d+))?$/.exec(text) ?? /^([^:[\]]+)(?::(\d+))?$/.exec(text)
+  if (!m) return undefined
+  const port = m[2] !== undefined ? Number(m[2]) : defaultPort
+  if (port === undefined || !Number.isInteger(port) || port < 1 || port > 65535) return undefined
+  return { host: m[1], port }
+}
+
+export interface PeerOptions {
+  address: PeerAddress
+  infoHash: string
+  peerId: string
+  localAddress?: string
+  connectTimeoutMs?: number
+  /** No block for this long while requests are outstanding: the peer is dropped. */
+  idleTimeoutMs?: number
+  onMotd?: (text: string) => void
+}
+
+/** Slack on top of what we asked for: protocol messages, haves, a metadata exchange. */
+const RECEIVE_SLACK = 4 << 20
+
+/**
+ * One outgoing peer-wire connection. Wraps bittorrent-protocol's Wire behind the few calls
+ * the downloader needs, and guards what the Wire does not: a peer that sends more bytes
+ * than were requested (bittorrent-protocol buffers any message length a peer claims) is
+ * cut off, as is one that stops answering.
+ */
+export class PeerConnection extends EventEmitter {
+  readonly label: string
+  readonly wire: Wire
+  private readonly socket: Socket
+  private allowance = RECEIVE_SLACK
+  private received = 0
+  /** Payload bytes of blocks received. */
+  downloaded = 0
+  closed = false
+  closeReason = ''
+  private metadata: MetadataFetcher | undefined
+
+  private constructor(readonly opts: PeerOptions, socket: Socket) {
+    super()
+    this.label = formatAddress(opts.address)
+    this.socket = socket
+    this.wire = new Wire('tcpOutgoing')
+    this.wire.use(metadataFetcher())
+    if (opts.onMotd) this.wire.use(motdReceiver(opts.onMotd))
+    this.metadata = (this.wire as unknown as { ut_metadata: MetadataFetcher }).ut_metadata
+    socket.on('data', chunk => {
+      this.received += chunk.length
+      if (this.received > this.allowance) this.close('sent more data than was requested')
+    })
+    socket.pipe(this.wire).pipe(socket)
+    socket.on('error', err => this.close(err.message))
+    socket.on('close', () => this.close('connection closed'))
+    this.wire.on('error', (err: Error) => this.close(err.message))
+    this.wire.on('close', () => this.close('connection closed'))
+    this.wire.setTimeout(opts.idleTimeoutMs ?? 30_000, true)
+    this.wire.on('timeout', () => this.close('timed out waiting for data'))
+  }
+
+  /** Connects and handshakes; resolves once the peer answered for the right torrent. */
+  static open(opts: PeerOptions): Promise<PeerConnection> {
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host: opts.address.host, port: opts.address.port, localAddress: opts.localAddress })
+      socket.setNoDelay(true)
+      const timer = setTimeout(() => {
+        socket.destroy()
+        reject(new Error('no answer (connect or handshake timed out)'))
+      }, opts.connectTimeoutMs ?? 10_000)
+      const fail = (err: Error) => {
+        clearTimeout(timer)
+        reject(err)
+      }
+      socket.once('error', fail)
+      socket.once('close', () => fail(new Error('connection closed before the handshake')))
+      socket.once('connect', () => {
+        socket.removeListener('error', fail)
+        const peer = new PeerConnection(opts, socket)
+        peer.once('close', (reason: string) => fail(new Error(reason)))
+        peer.wire.once('handshake', (infoHash: string) => {
+          clearTimeout(timer)
+          if (infoHash !== opts.infoHash) {
+            peer.close('answered for another torrent')
+            return reject(new Error('answered for another torrent'))
+          }
+          peer.removeAllListeners('close')
+          socket.removeAllListeners('close')
+          socket.on('close', () => peer.close('connection closed'))
+          resolve(peer)
+        })
+        peer.wire.handshake(opts.infoHash, opts.peerId, { fast: true })
+      })
+    })
+  }
+
+  /** Waits until the peer lets us request (unchoked), then declares interest. */
+  async ready(timeoutMs = 15_000): Promise<void> {
+    this.wire.interested()
+    if (!this.wire.peerChoking) return
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('peer kept us choked')), timeoutMs)
+      this.wire.once('unchoke', () => { clearTimeout(timer); resolve() })
+      this.once('close', (reason: string) => { clearTimeout(timer); reject(new Error(reason)) })
+    })
+  }
+
+  hasPiece(index: number): boolean {
+    return this.wire.peerPieces.get(index)
+  }
+
+  request(piece: number, offset: number, length: number): Promise<Buffer> {
+    this.allowance += length + 13
+    return new Promise((resolve, reject) => {
+      this.wire.request(piece, offset, length, (err, block) => {
+        if (err || !block) return reject(err ?? new Error('empty block'))
+        if (block.length !== length) return reject(new Error('block of the wrong length'))
+        this.downloaded += length
+        resolve(Buffer.from(block.buffer, block.byteOffset, block.byteLength))
+      })
+    })
+  }
+
+  fetchMetadata(maxBytes: number, timeoutMs = 20_000): Promise<Buffer> {
+    this.allowance += maxBytes
+    return this.metadata!.fetch(this.opts.infoHash, maxBytes, timeoutMs)
+  }
+
+  close(reason: string): void {
+    if (this.closed) return
+    this.closed = true
+    this.closeReason = reason
+    this.wire.destroy()
+    this.socket.destroy()
+    this.emit('close', reason)
+  }
+}

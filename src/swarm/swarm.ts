@@ -1,0 +1,105 @@
+import { EventEmitter } from 'node:events'
+import { formatAddress, PeerConnection, type PeerAddress } from './peer.js'
+
+export interface SwarmOptions {
+  infoHash: string
+  peerId: string
+  maxConnections: number
+  localAddress?: string
+  onMotd?: (peer: string, text: string) => void
+}
+
+const RETRY_DELAYS_MS = [1000, 3000]
+
+/**
+ * The peers of one torrent: every address learnt (--peer, dtp:// host, tracker, magnet) is
+ * dialled, up to `maxConnections` at once; a failed or lost one is tried again a couple of
+ * times, then given up with its reason kept for the final error message.
+ *
+ * Events: 'peer' (PeerConnection) for each handshaken connection, 'lost' (label, reason).
+ */
+export class Swarm extends EventEmitter {
+  readonly connected = new Set<PeerConnection>()
+  readonly failures = new Map<string, string>()
+  private readonly known = new Map<string, { addr: PeerAddress; attempts: number; state: 'idle' | 'dialing' | 'waiting' | 'up' | 'gone' }>()
+  private dialing = 0
+  private closed = false
+  private readonly timers = new Set<NodeJS.Timeout>()
+
+  constructor(private readonly opts: SwarmOptions) {
+    super()
+  }
+
+  add(addr: PeerAddress): void {
+    const label = formatAddress(addr)
+    if (this.closed || this.known.has(label)) return
+    this.known.set(label, { addr, attempts: 0, state: 'idle' })
+    this.dialMore()
+  }
+
+  /** Every address learnt so far, for messages. */
+  tried(): string[] {
+    return [...this.known.keys()]
+  }
+
+  /** True while some address may still produce a connection. */
+  hasProspects(): boolean {
+    for (const k of this.known.values()) if (k.state !== 'gone') return true
+    return false
+  }
+
+  close(): void {
+    this.closed = true
+    for (const t of this.timers) clearTimeout(t)
+    for (const p of this.connected) p.close('sync finished')
+  }
+
+  private dialMore(): void {
+    for (const [label, k] of this.known) {
+      if (this.closed || this.connected.size + this.dialing >= this.opts.maxConnections) return
+      if (k.state !== 'idle') continue
+      k.state = 'dialing'
+      k.attempts++
+      this.dialing++
+      PeerConnection.open({
+        address: k.addr, infoHash: this.opts.infoHash, peerId: this.opts.peerId, localAddress: this.opts.localAddress,
+        onMotd: this.opts.onMotd && (text => this.opts.onMotd!(label, text)),
+      }).then(peer => {
+        this.dialing--
+        if (this.closed) return peer.close('sync finished')
+        k.state = 'up'
+        this.connected.add(peer)
+        peer.once('close', (reason: string) => {
+          this.connected.delete(peer)
+          this.emit('lost', label, reason)
+          this.retry(label, reason)
+        })
+        this.emit('peer', peer)
+      }, (err: Error) => {
+        this.dialing--
+        this.retry(label, err.message)
+      })
+    }
+  }
+
+  private retry(label: string, reason: string): void {
+    const k = this.known.get(label)!
+    this.failures.set(label, reason)
+    // A peer that cheated is not dialled again; others get a couple more chances.
+    if (this.closed || k.attempts > RETRY_DELAYS_MS.length || /hash check|more data|another torrent/.test(reason)) {
+      k.state = 'gone'
+      this.emit('gone', label)
+      this.dialMore()
+      return
+    }
+    k.state = 'waiting'
+    const timer = setTimeout(() => {
+      this.timers.delete(timer)
+      k.state = 'idle'
+      this.dialMore()
+    }, RETRY_DELAYS_MS[k.attempts - 1])
+    timer.unref()
+    this.timers.add(timer)
+    this.dialMore()
+  }
+}

@@ -1,0 +1,326 @@
+import { mkdirSync, readFileSync } from 'node:fs'
+import { DsyncError, ExitCode, fsError } from '../errors.js'
+import { t } from '../i18n/index.js'
+import { isSafeRelativePath } from '../manifest/entry.js'
+import { parseManifest, type Manifest } from '../manifest/format.js'
+import { MANIFEST_TORRENT_PATH, repoFiles } from '../manifest/paths.js'
+import { readTorrentInfo, type TorrentInfo } from '../host/torrent-info.js'
+import { Downloader } from '../swarm/downloader.js'
+import { makePeerId } from '../swarm/peer-id.js'
+import type { PeerAddress, PeerConnection } from '../swarm/peer.js'
+import { Swarm } from '../swarm/swarm.js'
+import { announceToTrackers } from '../swarm/trackers.js'
+import { magnetLink } from '../torrent/build.js'
+import type { LayoutFile } from '../torrent/layout.js'
+import { matchTorrentToManifest } from '../torrent/match.js'
+import { fileSpans, pieceMap, type PieceMap } from '../torrent/piece-map.js'
+import { writeFileAtomic } from '../util/atomic-write.js'
+import { applyPlan } from './apply.js'
+import { makePlan, type Plan } from './plan.js'
+import { resolveSource, TORRENT_CAP, type ResolvedSource } from './source.js'
+import { Staging } from './staging.js'
+import { pieceVerifies, transferFiles, type TransferProgress } from './transfer.js'
+
+export interface PullOptions {
+  sources: string[]
+  dest: string
+  peers?: PeerAddress[]
+  trackers?: string[]
+  connections?: number
+  noDelete?: boolean
+  dryRun?: boolean
+  force?: boolean
+  /** Refuse to delete more than this percentage of DEST's entries (without force). */
+  deleteLimit?: number
+  indexFiles: string[]
+  localAddress?: string
+  onProgress?: (p: TransferProgress & { phase: 'metadata' | 'manifest' | 'files' }) => void
+  onWarning?: (message: string) => void
+  onMotd?: (peer: string, text: string) => void
+  /** Test hook: called between apply steps. */
+  onApplyStep?: (step: string) => void
+}
+
+export interface PullResult {
+  dest: string
+  infoHash: string
+  upToDate: boolean
+  dryRun: boolean
+  added: number
+  changed: number
+  removed: number
+  filesFetched: number
+  filesCopiedLocally: number
+  bytesToFetch: number
+  bytesReceived: number
+  bytesPerHost: Record<string, number>
+  seconds: number
+  plan?: { added: string[]; changed: string[]; removed: string[] }
+}
+
+/** Mass deletions of a handful of entries are ordinary churn; the guard is for real losses. */
+const GUARD_MIN_ENTRIES = 10
+
+/**
+ * Brings DEST to the generation SOURCE names, pulling from every host at once:
+ * torrent → data.dsync (verified by the torrent) → plan against DEST → fetch only what is
+ * missing into staging (verified piece by piece, then by SHA-256) → apply in a safe order
+ * → DEST's data.dsync last, as the commit record.
+ */
+export async function pull(opts: PullOptions): Promise<PullResult> {
+  const started = Date.now()
+  const resolved = await resolveAll(opts.sources)
+  const infoHash = resolved[0].infoHash
+  for (const r of resolved.slice(1)) {
+    if (r.infoHash !== infoHash) opts.onWarning?.(`${r.source}: at another generation (${r.infoHash}); using its host as a peer only if it has ${infoHash}`)
+  }
+  // A host's welcome message arrives over HTTP and again over the peer wire: shown once.
+  const shown = new Set<string>()
+  const onMotd = (host: string, text: string) => {
+    if (shown.has(text)) return
+    shown.add(text)
+    opts.onMotd?.(host, text)
+  }
+  for (const r of resolved) if (r.motd) onMotd(r.motd.host, r.motd.text)
+  const swarm = new Swarm({
+    infoHash, peerId: makePeerId(), maxConnections: opts.connections ?? 50, localAddress: opts.localAddress, onMotd,
+  })
+  swarm.on('lost', (peer: string, reason: string) => {
+    if (reason !== 'sync finished') opts.onWarning?.(t('sync.peerDropped', { peer, reason }))
+  })
+  const trackers = unique([...(opts.trackers ?? []), ...resolved.flatMap(r => r.trackers)])
+  for (const p of [...(opts.peers ?? []), ...resolved.flatMap(r => r.peers)]) swarm.add(p)
+  let announcer = announceToTrackers(infoHash, makePeerId(), trackers, 6881, a => swarm.add(a), opts.onWarning)
+  try {
+    const torrent = resolved.find(r => r.torrent && r.infoHash === infoHash)?.torrent ?? await metadataFromPeers(swarm, infoHash)
+    const info = parseTorrent(torrent, resolved[0].source, infoHash)
+    if (info.trackers.length > 0 && trackers.length === 0) {
+      announcer.stop()
+      announcer = announceToTrackers(infoHash, makePeerId(), info.trackers, 6881, a => swarm.add(a), opts.onWarning)
+    }
+    const layout = layoutOf(info)
+    const map = pieceMap(layout, info.pieceLength)
+    const files = repoFiles(opts.dest, info.name)
+    const previousBytes = readOrUndefined(files.manifest)
+    const sameGeneration = previousBytes !== undefined && previousBytes.length === map.files[0].length &&
+      fileSpans(map, 0).every(s => pieceVerifies(previousBytes.subarray(s.fileOffset, s.fileOffset + s.dataLength), s, info.pieces))
+    const manifestBytes = sameGeneration ? previousBytes : await fetchManifest(swarm, map, info.pieces, opts)
+    const manifest = parseUpstreamManifest(manifestBytes, resolved[0].source)
+    const matched = matchTorrentToManifest(info, manifest, manifestBytes.length)
+    if (typeof matched === 'string') throw new DsyncError(ExitCode.badData, 'sync.manifestMismatch', { from: resolved[0].source, reason: matched })
+    const previous = previousBytes && !sameGeneration ? tryParse(previousBytes, files.manifest) : sameGeneration ? manifest : undefined
+
+    try {
+      mkdirSync(opts.dest, { recursive: true })
+    } catch (err) {
+      throw fsError(err, opts.dest, 'write')
+    }
+    const plan = await makePlan({ dest: opts.dest, upstream: manifest, previous, onWarning: opts.onWarning })
+    if (opts.noDelete) plan.deletes = []
+    guardDeletes(plan, opts)
+    const result: PullResult = {
+      dest: opts.dest, infoHash, upToDate: isEmpty(plan), dryRun: opts.dryRun === true,
+      added: plan.added.length, changed: plan.changed.length, removed: plan.deletes.length,
+      filesFetched: 0, filesCopiedLocally: 0, bytesToFetch: plan.fetchBytes, bytesReceived: 0, bytesPerHost: {}, seconds: 0,
+    }
+    if (opts.dryRun) {
+      result.plan = describe(plan)
+      return finish(result, started)
+    }
+    if (result.upToDate && sameGeneration) return finish(result, started)
+
+    const staging = new Staging(opts.dest)
+    const toFetch = new Map<number, string>()
+    const indexByPath = new Map(map.files.map((f, i) => [f.path, i]))
+    for (const [hex, entry] of plan.fetch) {
+      if (staging.has(hex, entry.size)) continue
+      toFetch.set(indexByPath.get(entry.path)!, hex)
+    }
+    for (const [hex, from] of plan.local) {
+      const needed = plan.place.some(f => f.sha256!.toString('hex') === hex)
+      if (needed && !staging.has(hex, 0) && !staging.copyIn(hex, from)) {
+        throw new DsyncError(ExitCode.io, 'fs.failed', { action: 'read', path: from, reason: 'changed while being copied' })
+      }
+      if (needed) result.filesCopiedLocally++
+    }
+    const transfer = await transferFiles({
+      swarm, map, hashes: info.pieces, staging, files: toFetch, onWarning: opts.onWarning,
+      onProgress: p => opts.onProgress?.({ ...p, phase: 'files' }),
+    })
+    result.filesFetched = toFetch.size
+    result.bytesReceived = transfer.bytesReceived
+    result.bytesPerHost = transfer.bytesPerPeer
+    swarm.close()
+
+    applyPlan({ dest: opts.dest, plan, staging, indexFiles: opts.indexFiles, onStep: opts.onApplyStep })
+    // The commit record: until this rename, a re-run sees the old generation and resumes.
+    writeFileAtomic(files.manifest, manifestBytes)
+    writeFileAtomic(files.torrent, torrent)
+    writeFileAtomic(files.magnet, magnetLink(infoHash, info.name, info.trackers) + '\n')
+    staging.prune(new Set())
+    return finish(result, started)
+  } finally {
+    announcer.stop()
+    swarm.close()
+  }
+}
+
+async function resolveAll(sources: string[]): Promise<ResolvedSource[]> {
+  const out: ResolvedSource[] = []
+  let lastError: unknown
+  for (const s of sources) {
+    try {
+      out.push(await resolveSource(s, (torrent, from) => parseTorrent(torrent, from).infoHash))
+    } catch (err) {
+      lastError = err
+    }
+  }
+  if (out.length === 0) throw lastError
+  return out
+}
+
+function parseTorrent(torrent: Buffer, from: string, expectHash?: string): TorrentInfo {
+  let info: TorrentInfo
+  try {
+    info = readTorrentInfo(torrent)
+  } catch (err) {
+    throw new DsyncError(ExitCode.badData, 'sync.badTorrent', { from, reason: (err as Error).message })
+  }
+  if (expectHash && info.infoHash !== expectHash) {
+    throw new DsyncError(ExitCode.badData, 'sync.badTorrent', { from, reason: `infohash ${info.infoHash}, expected ${expectHash}` })
+  }
+  if (info.files[0]?.path !== MANIFEST_TORRENT_PATH || info.files[0].pad) {
+    throw new DsyncError(ExitCode.badData, 'sync.notDsyncTorrent', { from, reason: `its first file is not ${MANIFEST_TORRENT_PATH}` })
+  }
+  // Nothing is ever written at a torrent path (only at data.dsync's, which are checked
+  // too), but a torrent naming one is hostile or broken: refuse it before anything else.
+  const unsafe = info.files.find(f => !f.pad && !isSafeRelativePath(f.path))
+  if (unsafe) throw new DsyncError(ExitCode.badData, 'sync.badTorrent', { from, reason: `unsafe path "${unsafe.path}"` })
+  if (info.pieceLength < 16384 || (info.pieceLength & (info.pieceLength - 1)) !== 0) {
+    throw new DsyncError(ExitCode.badData, 'sync.badTorrent', { from, reason: `piece length ${info.pieceLength}` })
+  }
+  return info
+}
+
+function layoutOf(info: TorrentInfo): LayoutFile[] {
+  let offset = 0
+  return info.files.map(f => {
+    const out = { path: f.path, length: f.length, pad: f.pad, offset }
+    offset += f.length
+    return out
+  })
+}
+
+async function metadataFromPeers(swarm: Swarm, infoHash: string): Promise<Buffer> {
+  const tried = new Set<PeerConnection>()
+  return new Promise<Buffer>((resolve, reject) => {
+    let settled = false
+    const attempt = (peer: PeerConnection) => {
+      if (settled || tried.has(peer)) return
+      tried.add(peer)
+      peer.fetchMetadata(TORRENT_CAP).then(info => {
+        if (settled) return
+        settled = true
+        cleanup()
+        resolve(Buffer.concat([Buffer.from('d4:info'), info, Buffer.from('e')]))
+      }, () => check())
+    }
+    const check = () => {
+      if (settled) return
+      const pending = [...swarm.connected].some(p => !tried.has(p))
+      if (!pending && !swarm.hasProspects() && swarm.connected.size === 0) {
+        settled = true
+        cleanup()
+        reject(new DsyncError(ExitCode.network, 'sync.noMetadata', {
+          infohash: infoHash, tried: [...swarm.failures].map(([p, why]) => `${p} (${why})`).join(', ') || 'no peers',
+        }))
+      }
+    }
+    const timer = setInterval(check, 500)
+    const cleanup = () => {
+      clearInterval(timer)
+      swarm.off('peer', attempt)
+    }
+    swarm.on('peer', attempt)
+    for (const p of swarm.connected) attempt(p)
+    check()
+  })
+}
+
+/** data.dsync is the torrent's first file: fetched into memory, verified piece by piece. */
+async function fetchManifest(swarm: Swarm, map: PieceMap, hashes: Buffer, opts: PullOptions): Promise<Buffer> {
+  const spans = fileSpans(map, 0)
+  const out = Buffer.alloc(map.files[0].length)
+  const d = new Downloader({ pieces: spans, hashes, onPiece: (span, data) => data.copy(out, span.fileOffset) })
+  const onPeer = (peer: PeerConnection) => { peer.ready().then(() => d.addPeer(peer), () => {}) }
+  swarm.on('peer', onPeer)
+  for (const p of swarm.connected) onPeer(p)
+  opts.onProgress?.({ phase: 'manifest', bytesDone: 0, bytesTotal: out.length, filesDone: 0, filesTotal: 1, peers: swarm.connected.size })
+  try {
+    await Promise.race([d.whenDone(), starvation(swarm, () => d.remaining)])
+  } finally {
+    swarm.off('peer', onPeer)
+  }
+  return out
+}
+
+function starvation(swarm: Swarm, remaining: () => number): Promise<never> {
+  return new Promise((_, reject) => {
+    const timer = setInterval(() => {
+      if (remaining() === 0) return clearInterval(timer)
+      if (swarm.connected.size === 0 && !swarm.hasProspects()) {
+        clearInterval(timer)
+        const tried = [...swarm.failures].map(([p, why]) => `${p} (${why})`).join(', ') || 'no peers'
+        reject(new DsyncError(ExitCode.network, 'sync.noPeers', { infohash: '', tried }))
+      }
+    }, 250)
+  })
+}
+
+function parseUpstreamManifest(bytes: Buffer, from: string): Manifest {
+  return parseManifest(bytes, `${from} data.dsync`)
+}
+
+function tryParse(bytes: Buffer, file: string): Manifest | undefined {
+  try {
+    return parseManifest(bytes, file)
+  } catch {
+    return undefined // a damaged local record only costs re-hashing the files it described
+  }
+}
+
+function guardDeletes(plan: Plan, opts: PullOptions): void {
+  const limit = opts.deleteLimit ?? 50
+  const count = plan.deletes.length
+  if (opts.force || count <= GUARD_MIN_ENTRIES || plan.localEntries === 0) return
+  const percent = (count / plan.localEntries) * 100
+  if (percent > limit) {
+    throw new DsyncError(ExitCode.failed, 'sync.massDelete', { dest: opts.dest, count, total: plan.localEntries, percent: percent.toFixed(0), limit })
+  }
+}
+
+function isEmpty(p: Plan): boolean {
+  return p.mkdirs.length + p.place.length + p.touch.length + p.links.length + p.conflicts.length + p.deletes.length + p.dirMeta.length === 0
+}
+
+function describe(p: Plan): { added: string[]; changed: string[]; removed: string[] } {
+  return { added: p.added, changed: p.changed, removed: p.deletes.map(e => e.path) }
+}
+
+function finish(r: PullResult, started: number): PullResult {
+  r.seconds = (Date.now() - started) / 1000
+  return r
+}
+
+function readOrUndefined(file: string): Buffer | undefined {
+  try {
+    return readFileSync(file)
+  } catch {
+    return undefined
+  }
+}
+
+function unique<T>(xs: T[]): T[] {
+  return [...new Set(xs)]
+}
+

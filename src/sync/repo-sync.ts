@@ -1,0 +1,71 @@
+import { mkdirSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import type { RepoConfig } from '../config/repo-config.js'
+import { DsyncError, ExitCode, fsError } from '../errors.js'
+import { t } from '../i18n/index.js'
+import { DSYNC_DIR } from '../manifest/paths.js'
+import { writeFileAtomic } from '../util/atomic-write.js'
+import { acquireLock } from '../util/lock.js'
+import { pull, type PullOptions, type PullResult } from './pull.js'
+
+/** DSYNC's status file values. */
+export const Status = { failed: '0', ok: '1', running: '2' } as const
+
+export interface RepoSyncOptions extends Omit<PullOptions, 'sources' | 'dest' | 'indexFiles' | 'deleteLimit'> {
+  /** Overrides the repo's retries=. */
+  retries?: number
+  /** First retry delay; doubles each time. */
+  retryDelayMs?: number
+}
+
+/**
+ * `dsync sync REPO`: pull the repo from its dsync-url= sources into save=, under the repo's
+ * lock, with DSYNC's status file kept up to date and retries for network failures (a bad
+ * torrent, a hostile manifest or the delete guard are not retried: they would fail again).
+ */
+export async function syncRepo(repo: RepoConfig, opts: RepoSyncOptions): Promise<PullResult> {
+  if (repo.sources.length === 0) throw new DsyncError(ExitCode.config, 'sync.noSource', { file: repo.file, repo: repo.name })
+  const dsyncDir = join(repo.save, DSYNC_DIR)
+  try {
+    mkdirSync(dsyncDir, { recursive: true })
+  } catch (err) {
+    throw fsError(err, dsyncDir, 'write')
+  }
+  const lock = acquireLock(join(dsyncDir, 'lock'))
+  try {
+    writeStatus(repo, Status.running)
+    const attempts = 1 + (opts.retries ?? repo.retries)
+    let delay = opts.retryDelayMs ?? 2000
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const result = await pull({
+          ...opts, sources: repo.sources, dest: repo.save, indexFiles: repo.indexFiles, deleteLimit: repo.deleteLimit,
+          connections: opts.connections ?? repo.connections,
+        })
+        writeStatus(repo, Status.ok)
+        return result
+      } catch (err) {
+        const retryable = err instanceof DsyncError ? err.exitCode === ExitCode.network : false
+        if (!retryable || attempt >= attempts) throw err
+        opts.onWarning?.(t('sync.retry', { repo: repo.name, attempt, attempts, reason: (err as Error).message, seconds: (delay / 1000).toFixed(0) }))
+        await new Promise(r => setTimeout(r, delay))
+        delay *= 2
+      }
+    }
+  } catch (err) {
+    writeStatus(repo, Status.failed)
+    throw err
+  } finally {
+    lock.release()
+  }
+}
+
+function writeStatus(repo: RepoConfig, value: string): void {
+  if (!repo.statusFile) return
+  try {
+    mkdirSync(dirname(repo.statusFile), { recursive: true })
+  } catch (err) {
+    throw fsError(err, repo.statusFile, 'write')
+  }
+  writeFileAtomic(repo.statusFile, value + '\n')
+}

@@ -1,0 +1,88 @@
+import { readFileSync } from 'node:fs'
+import { DsyncError, ExitCode, fsError } from '../errors.js'
+import { parseAddress, type PeerAddress } from '../swarm/peer.js'
+import { httpGet } from './http-get.js'
+
+export const DEFAULT_DTP_PORT = 47921
+/** Largest .torrent or info dict accepted (a 1M-file repository's is about 100 MB). */
+export const TORRENT_CAP = 256 << 20
+
+/** What a SOURCE argument or a dsync-url= value tells us before any peer is contacted. */
+export interface ResolvedSource {
+  source: string
+  infoHash: string
+  /** The .torrent bytes, when the source had them (a file, a URL, a DTP host). */
+  torrent?: Buffer
+  peers: PeerAddress[]
+  trackers: string[]
+  /** A DTP host's welcome message, from its HTTP API. */
+  motd?: { host: string; text: string }
+}
+
+/**
+ * magnet:?xt=urn:btih:…, dtp://HOST[:PORT]/REPO (the host's HTTP API on the DTP port gives
+ * the torrent; the host itself is a peer), an http(s) URL of a .torrent, or a .torrent path.
+ */
+export async function resolveSource(source: string, infoHashOf: (torrent: Buffer, from: string) => string): Promise<ResolvedSource> {
+  if (source.startsWith('magnet:')) return parseMagnet(source)
+  if (source.startsWith('dtp://')) {
+    const m = /^dtp:\/\/(\[[0-9a-fA-F:.]+\]|[^/:[\]]+)(?::(\d+))?\/([A-Za-z0-9][A-Za-z0-9._-]*)\/?$/.exec(source)
+    const addr = m && parseAddress(`${m[1]}:${m[2] ?? DEFAULT_DTP_PORT}`)
+    if (!m || !addr) throw new DsyncError(ExitCode.usage, 'sync.badSource', { source })
+    const repo = m[3]
+    // GET /REPO/ names the generation and carries the welcome message; then the .torrent.
+    const base = `http://${m[1]}:${addr.port}/${encodeURIComponent(repo)}/`
+    const info = parseInfoJson(await httpGet(base, 1 << 20, 'repository info'), base)
+    const url = new URL(info.torrent ?? `${encodeURIComponent(repo)}.torrent`, base).toString()
+    const torrent = await httpGet(url, TORRENT_CAP, '.torrent')
+    const motd = typeof info.motd === 'string' && info.motd !== '' ? { host: `${m[1]}:${addr.port}`, text: info.motd } : undefined
+    return { source, infoHash: infoHashOf(torrent, url), torrent, peers: [addr], trackers: [], motd }
+  }
+  if (/^https?:\/\//.test(source)) {
+    const torrent = await httpGet(source, TORRENT_CAP, '.torrent')
+    return { source, infoHash: infoHashOf(torrent, source), torrent, peers: [], trackers: [] }
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(source)) throw new DsyncError(ExitCode.usage, 'sync.badSource', { source })
+  let torrent: Buffer
+  try {
+    torrent = readFileSync(source)
+  } catch (err) {
+    throw fsError(err, source, 'read')
+  }
+  if (torrent.length > TORRENT_CAP) throw new DsyncError(ExitCode.badData, 'sync.tooLarge', { what: '.torrent', from: source, cap: TORRENT_CAP })
+  return { source, infoHash: infoHashOf(torrent, source), torrent, peers: [], trackers: [] }
+}
+
+function parseInfoJson(body: Buffer, url: string): { torrent?: string; motd?: unknown } {
+  try {
+    const v = JSON.parse(body.toString('utf8')) as unknown
+    if (v && typeof v === 'object') {
+      const o = v as { torrent?: unknown; motd?: unknown }
+      return { torrent: typeof o.torrent === 'string' ? o.torrent : undefined, motd: o.motd }
+    }
+  } catch {
+    // fall through: not a DTP host's answer
+  }
+  throw new DsyncError(ExitCode.network, 'sync.fetchFailed', { url, reason: 'not a DTP host (no repository info)' })
+}
+
+export function parseMagnet(source: string): ResolvedSource {
+  const params = new URLSearchParams(source.slice(source.indexOf('?') + 1))
+  let infoHash: string | undefined
+  for (const xt of params.getAll('xt')) {
+    const m = /^urn:btih:([0-9a-fA-F]{40}|[A-Za-z2-7]{32})$/.exec(xt)
+    if (m) infoHash = m[1].length === 40 ? m[1].toLowerCase() : base32ToHex(m[1])
+  }
+  if (!infoHash) throw new DsyncError(ExitCode.usage, 'sync.badSource', { source })
+  const peers = params.getAll('x.pe').map(p => parseAddress(p)).filter((p): p is PeerAddress => p !== undefined)
+  return { source, infoHash, peers, trackers: params.getAll('tr') }
+}
+
+function base32ToHex(s: string): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
+  let bits = ''
+  for (const c of s.toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, '0')
+  let hex = ''
+  for (let i = 0; i + 4 <= bits.length; i += 4) hex += parseInt(bits.slice(i, i + 4), 2).toString(16)
+  return hex
+}

@@ -1,0 +1,156 @@
+import { createHash } from 'node:crypto'
+import { closeSync, copyFileSync, constants, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs'
+import { join } from 'node:path'
+import { fsError } from '../errors.js'
+import { DSYNC_DIR } from '../manifest/paths.js'
+
+const MAX_OPEN = 64
+
+/**
+ * `<dest>/.dsync/staging/`: content being fetched, named by its SHA-256. `<hex>.part` is
+ * being written; `<hex>` has been verified against data.dsync and only waits to be moved
+ * into place. The folder is inside DEST, so placing a file is a rename on one filesystem,
+ * and it is under `.dsync/`, next to nothing a mirror's users browse. A killed run leaves it
+ * as it was: the next run keeps every verified file and every verified piece of a part.
+ */
+export class Staging {
+  readonly dir: string
+  private readonly fds = new Map<string, number>()
+
+  constructor(dest: string) {
+    this.dir = join(dest, DSYNC_DIR, 'staging')
+    try {
+      mkdirSync(this.dir, { recursive: true })
+    } catch (err) {
+      throw fsError(err, this.dir, 'write')
+    }
+  }
+
+  path(hex: string): string {
+    return join(this.dir, hex)
+  }
+
+  partPath(hex: string): string {
+    return join(this.dir, `${hex}.part`)
+  }
+
+  /** A verified copy of this content is staged already. */
+  has(hex: string, size: number): boolean {
+    try {
+      return statSync(this.path(hex)).size === size
+    } catch {
+      return false
+    }
+  }
+
+  hasPart(hex: string): boolean {
+    return existsSync(this.partPath(hex))
+  }
+
+  /** Reads `length` bytes of a part file at `offset` (zeros where nothing was written). */
+  readPart(hex: string, offset: number, length: number): Buffer {
+    const buf = Buffer.alloc(length)
+    const fd = this.fd(hex)
+    let done = 0
+    while (done < length) {
+      const n = readSync(fd, buf, done, length - done, offset + done)
+      if (n === 0) break
+      done += n
+    }
+    return buf
+  }
+
+  write(hex: string, offset: number, data: Buffer): void {
+    const fd = this.fd(hex)
+    let done = 0
+    try {
+      while (done < data.length) done += writeSync(fd, data, done, data.length - done, offset + done)
+    } catch (err) {
+      throw fsError(err, this.partPath(hex), 'write')
+    }
+  }
+
+  /** Checks the finished part against its SHA-256 and makes it the staged file. */
+  finalize(hex: string): boolean {
+    const fd = this.fd(hex)
+    const ok = sha256OfFd(fd) === hex
+    fsyncSync(fd)
+    this.closeFd(hex)
+    if (!ok) {
+      unlinkSync(this.partPath(hex))
+      return false
+    }
+    renameSync(this.partPath(hex), this.path(hex))
+    return true
+  }
+
+  /** Stages content DEST already has elsewhere; false if the copy does not verify. */
+  copyIn(hex: string, from: string): boolean {
+    const tmp = join(this.dir, `${hex}.copy`)
+    try {
+      copyFileSync(from, tmp, constants.COPYFILE_FICLONE)
+    } catch (err) {
+      throw fsError(err, from, 'read')
+    }
+    const fd = openSync(tmp, 'r')
+    const ok = sha256OfFd(fd) === hex
+    closeSync(fd)
+    if (!ok) {
+      unlinkSync(tmp)
+      return false
+    }
+    renameSync(tmp, this.path(hex))
+    return true
+  }
+
+  /** Removes everything but the contents still wanted (by hex) and the folder itself. */
+  prune(keep: Set<string>): void {
+    this.closeAll()
+    for (const name of readdirSync(this.dir)) {
+      const hex = name.replace(/\.(part|copy)$/, '')
+      if (!keep.has(hex) || name.endsWith('.copy')) rmSync(join(this.dir, name), { force: true, recursive: true })
+    }
+  }
+
+  closeAll(): void {
+    for (const hex of [...this.fds.keys()]) this.closeFd(hex)
+  }
+
+  private fd(hex: string): number {
+    let fd = this.fds.get(hex)
+    if (fd !== undefined) {
+      // Re-insert: Map order is the LRU order.
+      this.fds.delete(hex)
+      this.fds.set(hex, fd)
+      return fd
+    }
+    if (this.fds.size >= MAX_OPEN) this.closeFd(this.fds.keys().next().value as string)
+    try {
+      fd = openSync(this.partPath(hex), existsSync(this.partPath(hex)) ? 'r+' : 'w+', 0o644)
+    } catch (err) {
+      throw fsError(err, this.partPath(hex), 'write')
+    }
+    this.fds.set(hex, fd)
+    return fd
+  }
+
+  private closeFd(hex: string): void {
+    const fd = this.fds.get(hex)
+    if (fd === undefined) return
+    this.fds.delete(hex)
+    closeSync(fd)
+  }
+}
+
+function sha256OfFd(fd: number): string {
+  const hash = createHash('sha256')
+  const buf = Buffer.allocUnsafe(1 << 20)
+  let pos = 0
+  for (;;) {
+    const n = readSync(fd, buf, 0, buf.length, pos)
+    if (n === 0) break
+    hash.update(buf.subarray(0, n))
+    pos += n
+  }
+  return hash.digest('hex')
+}

@@ -1,0 +1,132 @@
+import { createHash } from 'node:crypto'
+import { DsyncError, ExitCode } from '../errors.js'
+import { t } from '../i18n/index.js'
+import { Downloader } from '../swarm/downloader.js'
+import type { PeerConnection } from '../swarm/peer.js'
+import type { Swarm } from '../swarm/swarm.js'
+import { fileSpans, type PieceMap, type PieceSpan } from '../torrent/piece-map.js'
+import type { Staging } from './staging.js'
+
+export interface TransferProgress {
+  bytesDone: number
+  bytesTotal: number
+  filesDone: number
+  filesTotal: number
+  peers: number
+}
+
+export interface TransferOptions {
+  swarm: Swarm
+  map: PieceMap
+  hashes: Buffer
+  staging: Staging
+  /** Torrent file index -> SHA-256 hex of its content (the staging name). */
+  files: Map<number, string>
+  onProgress?: (p: TransferProgress) => void
+  onWarning?: (message: string) => void
+  /** No piece verified for this long while pieces remain: give up. */
+  stallMs?: number
+}
+
+export interface TransferResult {
+  bytesReceived: number
+  bytesPerPeer: Record<string, number>
+  reusedPieces: number
+}
+
+/**
+ * Fetches whole files into staging from every peer of the swarm. Pieces of a `.part` left by
+ * an earlier run are checked first and kept when they verify. Each finished file is checked
+ * against its SHA-256 before it counts as staged.
+ */
+export async function transferFiles(opts: TransferOptions): Promise<TransferResult> {
+  const { staging, map } = opts
+  const pieces: PieceSpan[] = []
+  const remainingPerFile = new Map<number, number>()
+  let reusedPieces = 0
+  let bytesTotal = 0
+  let bytesDone = 0
+  for (const [index, hex] of opts.files) {
+    const spans = fileSpans(map, index)
+    let left = 0
+    for (const span of spans) {
+      if (staging.hasPart(hex) && pieceVerifies(staging.readPart(hex, span.fileOffset, span.dataLength), span, opts.hashes)) {
+        reusedPieces++
+        continue
+      }
+      pieces.push(span)
+      left++
+      bytesTotal += span.dataLength
+    }
+    remainingPerFile.set(index, left)
+  }
+  const bytesPerPeer: Record<string, number> = {}
+  let filesDone = 0
+  const finishFile = (index: number) => {
+    const hex = opts.files.get(index)!
+    if (!staging.finalize(hex)) {
+      throw new DsyncError(ExitCode.badData, 'sync.manifestMismatch', { from: 'peers', reason: `${map.files[index].path}: content does not match its SHA-256` })
+    }
+    filesDone++
+  }
+  for (const [index, left] of remainingPerFile) if (left === 0) finishFile(index)
+
+  const progress = () => opts.onProgress?.({ bytesDone, bytesTotal, filesDone, filesTotal: opts.files.size, peers: opts.swarm.connected.size })
+  const downloader = new Downloader({
+    pieces,
+    hashes: opts.hashes,
+    onPiece: (span, data, from) => {
+      staging.write(opts.files.get(span.file)!, span.fileOffset, data)
+      bytesDone += span.dataLength
+      bytesPerPeer[from.label] = (bytesPerPeer[from.label] ?? 0) + span.dataLength
+      const left = remainingPerFile.get(span.file)! - 1
+      remainingPerFile.set(span.file, left)
+      if (left === 0) finishFile(span.file)
+      progress()
+    },
+  })
+  downloader.on('hash-fail', (peer: PeerConnection, piece: number) =>
+    opts.onWarning?.(t('sync.peerDropped', { peer: peer.label, reason: `piece ${piece} failed its hash check` })))
+  const onPeer = (peer: PeerConnection) => {
+    peer.ready().then(() => downloader.addPeer(peer), (err: Error) => peer.close(err.message))
+  }
+  opts.swarm.on('peer', onPeer)
+  for (const peer of opts.swarm.connected) onPeer(peer)
+  progress()
+  try {
+    await watch(downloader, opts)
+  } finally {
+    opts.swarm.off('peer', onPeer)
+    staging.closeAll()
+  }
+  return { bytesReceived: bytesDone, bytesPerPeer, reusedPieces }
+}
+
+/** Resolves when the downloader finishes; rejects when it starves (no peers, or no progress). */
+function watch(d: Downloader, opts: TransferOptions): Promise<void> {
+  const stallMs = opts.stallMs ?? 60_000
+  return new Promise((resolve, reject) => {
+    let lastProgress = Date.now()
+    d.on('piece', () => (lastProgress = Date.now()))
+    const timer = setInterval(() => {
+      const starved = d.peerCount === 0 && opts.swarm.connected.size === 0 && !opts.swarm.hasProspects()
+      if (d.remaining > 0 && (starved || Date.now() - lastProgress > stallMs)) {
+        clearInterval(timer)
+        const tried = [...opts.swarm.failures].map(([peer, why]) => `${peer} (${why})`).join(', ') || opts.swarm.tried().join(', ') || 'none'
+        reject(new DsyncError(ExitCode.network, starved && opts.swarm.tried().length === 0 ? 'sync.noPeers' : 'sync.stalled', {
+          remaining: d.remaining, tried, infohash: '',
+        }))
+      }
+    }, 250)
+    d.whenDone().then(() => {
+      clearInterval(timer)
+      resolve()
+    })
+  })
+}
+
+export function pieceVerifies(data: Buffer, span: PieceSpan, hashes: Buffer): boolean {
+  const h = createHash('sha1').update(data)
+  if (span.pieceLength > span.dataLength) h.update(Buffer.alloc(span.pieceLength - span.dataLength))
+  return h.digest().equals(hashes.subarray(span.piece * 20, span.piece * 20 + 20))
+}

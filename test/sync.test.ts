@@ -1,0 +1,174 @@
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync, utimesSync } from 'node:fs'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { CLI } from './helpers/cli.js'
+import { hasLibtorrent, startLibtorrentSeeder, type Seeder } from './helpers/seeders.js'
+import { OLD_MTIME, tempDir, writeTree } from './helpers/tree.js'
+import { assertSameTree as sameTree } from './helpers/same-tree.js'
+import { makeUpstream, pullCli, type Upstream } from './helpers/upstream.js'
+
+const SKIP = hasLibtorrent ? false : 'python3-libtorrent is not installed (apt-get install python3-libtorrent)'
+
+function repo(n = 60): Record<string, Buffer | string> {
+  const files: Record<string, Buffer | string> = {}
+  for (let i = 0; i < n; i++) files[`pool/main/${i % 4}/pkg${i}.deb`] = Buffer.alloc(3000 + ((i * 7919) % 70_000), i)
+  files['dists/stable/Release'] = 'Suite: stable\n'
+  files['dists/stable/main/binary-amd64/Packages'] = 'Package: pkg0\n'
+  return files
+}
+
+async function seeders(up: Upstream, hosts: string[], opts: { uploadLimit?: number } = {}): Promise<Seeder[]> {
+  return Promise.all(hosts.map(h => startLibtorrentSeeder(up.torrent, up.webroot, h, opts)))
+}
+
+async function assertSameTree(up: Upstream, dest: string): Promise<void> {
+  await sameTree(up.save, dest)
+}
+
+test('bootstrap from a .torrent pulls from three hosts at once and converges', { skip: SKIP, timeout: 120_000 }, async () => {
+  const up = await makeUpstream(repo())
+  // Each host capped at 1 MB/s: the transfer outlasts connection set-up, so a client that
+  // uses every host is told from one that finishes on the first.
+  const s = await seeders(up, ['127.0.0.2', '127.0.0.3', '127.0.0.4'], { uploadLimit: 1_000_000 })
+  const dest = join(tempDir(), 'mirror')
+  const r = await pullCli(up.torrent, dest, s.map(x => x.address))
+  assert.equal(r.code, 0, r.stderr)
+  await assertSameTree(up, dest)
+  assert.equal(Object.keys(r.summary!.bytesPerHost).length, 3, `every host served: ${JSON.stringify(r.summary!.bytesPerHost)}`)
+  assert.ok(!existsSync(join(dest, '.dsync/staging')) || readdirSync(join(dest, '.dsync/staging')).length === 0)
+})
+
+test('bootstrap from a magnet link alone (metadata from the hosts)', { skip: SKIP, timeout: 120_000 }, async () => {
+  const up = await makeUpstream(repo(20))
+  const s = await seeders(up, ['127.0.0.2', '127.0.0.3'])
+  const dest = join(tempDir(), 'mirror')
+  const r = await pullCli(up.magnet(), dest, s.map(x => x.address))
+  assert.equal(r.code, 0, r.stderr)
+  await assertSameTree(up, dest)
+})
+
+test('an update (add, change, delete, rename, symlink change) moves only the changed bytes', { skip: SKIP, timeout: 120_000 }, async () => {
+  const up = await makeUpstream({ ...repo(40), 'latest': 'x' })
+  rmSync(join(up.save, 'latest'))
+  symlinkSync('pool/main/0/pkg0.deb', join(up.save, 'latest'))
+  mkdirSync(join(up.save, 'empty'))
+  await up.regenerate()
+  let s = await seeders(up, ['127.0.0.2', '127.0.0.3'])
+  const dest = join(tempDir(), 'mirror')
+  assert.equal((await pullCli(up.torrent, dest, s.map(x => x.address))).code, 0)
+  for (const x of s) x.kill()
+
+  const changed = Buffer.alloc(12_345, 0xee)
+  const added = Buffer.alloc(54_321, 0xaa)
+  writeTree(up.save, { 'pool/main/1/pkg1.deb': changed, 'pool/new/fresh.deb': added, 'dists/stable/Release': 'Suite: stable\nDate: 2\n' })
+  renameSync(join(up.save, 'pool/main/2/pkg2.deb'), join(up.save, 'pool/main/2/renamed.deb'))
+  unlinkSync(join(up.save, 'pool/main/3/pkg3.deb'))
+  unlinkSync(join(up.save, 'latest'))
+  symlinkSync('pool/new/fresh.deb', join(up.save, 'latest'))
+  rmSync(join(up.save, 'empty'), { recursive: true })
+  for (const d of ['pool/main/2', 'pool/main/3', 'pool/new', 'pool', '.']) utimesSync(join(up.save, d), OLD_MTIME, OLD_MTIME)
+  await up.regenerate()
+  s = await seeders(up, ['127.0.0.2', '127.0.0.3'])
+  const r = await pullCli(up.torrent, dest, s.map(x => x.address))
+  assert.equal(r.code, 0, r.stderr)
+  await assertSameTree(up, dest)
+  const newBytes = changed.length + added.length + Buffer.byteLength('Suite: stable\nDate: 2\n')
+  // Exactly the new content: the rename is copied locally, pads and neighbours never travel.
+  assert.equal(r.summary!.bytesReceived, newBytes)
+  assert.equal(r.summary!.filesCopiedLocally, 1)
+  assert.equal(r.summary!.removed, 3) // pkg3.deb, pkg2.deb (renamed away), empty/
+
+  const again = await pullCli(up.torrent, dest, s.map(x => x.address))
+  assert.equal(again.code, 0, again.stderr)
+  assert.equal(again.summary!.upToDate, true)
+  assert.equal(again.summary!.bytesReceived, 0)
+})
+
+test('a host killed mid-transfer does not stop the sync', { skip: SKIP, timeout: 120_000 }, async () => {
+  const up = await makeUpstream(repo(60))
+  // Capped so the transfer lasts long enough to kill a host in the middle of it.
+  const s = await seeders(up, ['127.0.0.2', '127.0.0.3', '127.0.0.4'], { uploadLimit: 400_000 })
+  const dest = join(tempDir(), 'mirror')
+  const run = pullCli(up.torrent, dest, s.map(x => x.address))
+  await new Promise(r => setTimeout(r, 1500))
+  s[0].kill()
+  const r = await run
+  assert.equal(r.code, 0, r.stderr)
+  await assertSameTree(up, dest)
+})
+
+test('SIGKILL during the download: the re-run keeps verified staged data and converges', { skip: SKIP, timeout: 120_000 }, async () => {
+  const up = await makeUpstream(repo(60))
+  const s = await seeders(up, ['127.0.0.2', '127.0.0.3'], { uploadLimit: 500_000 })
+  const base = tempDir()
+  const dest = join(base, 'mirror')
+  writeTree(dest, { 'old-file.txt': 'from the previous generation' })
+  const child = spawn(process.execPath, [CLI, '--json', 'pull', ...s.flatMap(x => ['--peer', x.address]), up.torrent, dest])
+  let bytesBeforeKill = 0
+  await new Promise<void>(resolve => {
+    child.stdout.on('data', d => {
+      for (const line of String(d).split('\n')) {
+        const m = /"phase":"files".*?"bytesDone":(\d+)/.exec(line) ?? /"bytesDone":(\d+).*"phase":"files"/.exec(line)
+        if (m && Number(m[1]) > 300_000 && bytesBeforeKill === 0) {
+          bytesBeforeKill = Number(m[1])
+          child.kill('SIGKILL')
+          resolve()
+        }
+      }
+    })
+    child.on('close', () => resolve())
+  })
+  assert.ok(bytesBeforeKill > 0, 'killed during the file transfer')
+  // The live tree is untouched by a killed download: nothing new in place, the old file kept.
+  assert.equal(readFileSync(join(dest, 'old-file.txt'), 'utf8'), 'from the previous generation')
+  assert.ok(!existsSync(join(dest, 'pool')))
+  const r = await pullCli(up.torrent, dest, s.map(x => x.address))
+  assert.equal(r.code, 0, r.stderr)
+  await assertSameTree(up, dest)
+  const total = Object.values(repo(60)).reduce((n, c) => n + Buffer.byteLength(c), 0)
+  assert.ok(r.summary!.bytesReceived < total, `re-run fetched ${r.summary!.bytesReceived} of ${total}: staged data was reused`)
+})
+
+test('SIGKILL during the apply: no file is ever missing from the live tree, and the re-run converges', { skip: SKIP, timeout: 120_000 }, async () => {
+  const up = await makeUpstream(repo(20))
+  let s = await seeders(up, ['127.0.0.2'])
+  const dest = join(tempDir(), 'mirror')
+  assert.equal((await pullCli(up.torrent, dest, s.map(x => x.address))).code, 0)
+  s[0].kill()
+  const before = readdirSync(join(dest, 'pool/main/0'))
+  writeTree(up.save, { 'pool/main/0/pkg0.deb': 'new content', 'pool/extra.deb': 'added' })
+  unlinkSync(join(up.save, 'pool/main/0/pkg4.deb'))
+  await up.regenerate()
+  s = await seeders(up, ['127.0.0.2'])
+  for (const step of ['mkdirs', 'files', 'index']) {
+    const k = await pullCli(up.torrent, dest, s.map(x => x.address), [], { DSYNC_FAULT: `apply:${step}` })
+    assert.notEqual(k.code, 0, 'the fault hook killed the run')
+    // Deletions come last: every file of the old generation is still there.
+    for (const f of before) assert.ok(existsSync(join(dest, 'pool/main/0', f)), `${f} present after a kill at ${step}`)
+    assert.ok(existsSync(join(dest, 'dists/stable/Release')))
+  }
+  const r = await pullCli(up.torrent, dest, s.map(x => x.address))
+  assert.equal(r.code, 0, r.stderr)
+  await assertSameTree(up, dest)
+})
+
+test('the mass-delete guard refuses to empty a mirror unless forced', { skip: SKIP, timeout: 120_000 }, async () => {
+  const up = await makeUpstream(repo(40))
+  let s = await seeders(up, ['127.0.0.2'])
+  const dest = join(tempDir(), 'mirror')
+  assert.equal((await pullCli(up.torrent, dest, s.map(x => x.address))).code, 0)
+  s[0].kill()
+  rmSync(join(up.save, 'pool'), { recursive: true })
+  await up.regenerate()
+  s = await seeders(up, ['127.0.0.2'])
+  const r = await pullCli(up.torrent, dest, s.map(x => x.address))
+  assert.equal(r.code, 1)
+  assert.match(r.stderr, /refusing to delete \d+ of \d+ entries/)
+  assert.equal(r.stderr.trim().split('\n').length, 1)
+  assert.ok(existsSync(join(dest, 'pool/main/0/pkg0.deb')), 'nothing deleted')
+  const forced = await pullCli(up.torrent, dest, s.map(x => x.address), ['--force'])
+  assert.equal(forced.code, 0, forced.stderr)
+  await assertSameTree(up, dest)
+})
