@@ -181,3 +181,23 @@ test('verify lists every kind of mismatch and exits 1', async () => {
   const kinds = (JSON.parse(r.stdout).mismatches as { path: string; kind: string }[]).map(m => `${m.kind}:${m.path}`).sort()
   assert.deepEqual(kinds, ['content:a.txt', 'extra:extra.txt', 'missing:b.txt', 'mode:c.txt'])
 })
+
+test('when the torrent gains or loses its last file, the incremental torrent equals a from-scratch one', async () => {
+  const h = makeHome(tempDir(), { rocky: { 'a.deb': Buffer.alloc(20_000, 1), 'm.deb': Buffer.alloc(30_000, 2) } })
+  const root = join(h.webroot, 'rocky')
+  await gendsync(h.home)
+  const scratchHash = async () => {
+    const copy = makeHome(tempDir(), {})
+    execFileSync('cp', ['-a', root, join(copy.webroot, 'rocky')])
+    execFileSync('rm', ['-f', join(copy.webroot, 'rocky/.dsync/hashcache')])
+    writeFileSync(join(copy.home, 'repos/rocky.conf'), `repo=rocky\nsave=${join(copy.webroot, 'rocky')}\ndsync=true\n`)
+    return (await gendsync(copy.home))[0].infoHash
+  }
+  writeTree(root, { 'z-last.deb': Buffer.alloc(5_000, 3) }) // sorts last: now it ends the torrent
+  const [added] = await gendsync(h.home)
+  assert.equal(added.hashedFiles, 1)
+  assert.equal(added.infoHash, await scratchHash())
+  execFileSync('rm', [join(root, 'z-last.deb')]) // m.deb ends the torrent again, its cached tail is reused
+  const [removed] = await gendsync(h.home)
+  assert.equal(removed.infoHash, await scratchHash())
+})

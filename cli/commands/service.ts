@@ -3,7 +3,6 @@ import { resolveHome } from '../../src/config/home.js'
 import { loadHome } from '../../src/config/load.js'
 import { DsyncError, ExitCode } from '../../src/errors.js'
 import { t } from '../../src/i18n/index.js'
-import { controlRequest, runForeground, startBackground, stopService } from '../../src/host/daemon.js'
 import { formatStatus, type HostStatus } from '../../src/host/status.js'
 import { installUnit, UNIT_PATH, unitText } from '../../src/host/systemd.js'
 import { globals, printJson } from '../context.js'
@@ -18,6 +17,8 @@ export function registerService(program: Command): void {
       const g = globals(cmd)
       // Fail on a broken home here, with its one-line error, rather than in the background.
       loadHome(g.home)
+      // The host stack loads only for the commands that need it, not for every dsync run.
+      const { runForeground, startBackground } = await import('../../src/host/daemon.js')
       if (opts.foreground) return runForeground(g.home, g.json)
       const r = await startBackground(g.home, g.json)
       if (g.json) printJson({ ok: true, pid: r.pid, log: r.log })
@@ -29,6 +30,7 @@ export function registerService(program: Command): void {
     .description('stop the DTP host')
     .action(async (_opts: unknown, cmd: Command) => {
       const g = globals(cmd)
+      const { stopService } = await import('../../src/host/daemon.js')
       const pid = await stopService(g.home)
       if (g.json) printJson({ ok: true, stopped: pid ?? null })
       else console.log(pid === undefined ? t('host.notRunning', { home: resolveHome(g.home) }) : t('host.stopped', { pid }))
@@ -39,6 +41,7 @@ export function registerService(program: Command): void {
     .description('re-read xync.conf, repos, dtp/list|firewall|motd.conf and new data.dsync generations (SIGHUP)')
     .action(async (_opts: unknown, cmd: Command) => {
       const g = globals(cmd)
+      const { controlRequest } = await import('../../src/host/daemon.js')
       const r = await controlRequest<{ ok: boolean; message: string }>(g.home, 'reload')
       if (!r.ok) throw new DsyncError(ExitCode.config, 'host.reloadFailed', { message: r.message })
       if (g.json) printJson(r)
@@ -50,6 +53,7 @@ export function registerService(program: Command): void {
     .description('per repo: generation, files, bytes, peers, upload rate, total uploaded')
     .action(async (_opts: unknown, cmd: Command) => {
       const g = globals(cmd)
+      const { controlRequest } = await import('../../src/host/daemon.js')
       const r = await controlRequest<{ ok: boolean; status: HostStatus }>(g.home, 'status')
       if (g.json) printJson(r.status)
       else process.stdout.write(formatStatus(r.status))

@@ -2,7 +2,7 @@ import { resolve } from 'node:path'
 import type { Command } from 'commander'
 import { DsyncError, ExitCode } from '../../src/errors.js'
 import { t } from '../../src/i18n/index.js'
-import { startTracker, type TrackerEvent } from '../../tracker/server.js'
+import type { TrackerEvent } from '../../tracker/server.js'
 import { globals, printJson } from '../context.js'
 
 interface TrackerFlags {
@@ -51,6 +51,7 @@ export function registerTracker(program: Command): void {
         else process.stdout.write(line + '\n')
       }
       const privateMode = flags.private === true || flags.allowFile !== undefined || flags.fromHome === true
+      const { startTracker } = await import('../../tracker/server.js')
       const tracker = await startTracker({
         port: intOption('--port', flags.port, 0, 65535),
         listen: flags.listen,

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseManifest } from '../manifest/format.js'
-import { MANIFEST_TORRENT_PATH, repoFiles } from '../manifest/paths.js'
-import { layoutFiles } from '../torrent/layout.js'
-import { readTorrentInfo } from './torrent-info.js'
+import { repoFiles } from '../manifest/paths.js'
+import { matchTorrentToManifest } from '../torrent/match.js'
+import { readTorrentInfo } from '../torrent/read.js'
 
 /** One byte range of the torrent's content, and where its bytes come from. */
 export interface Segment {
@@ -62,31 +62,13 @@ export function loadGeneration(repo: string, save: string): Generation {
   }
   const pieceLength = manifest.header.pieceLength
   const content = manifest.entries.filter(e => e.type === 'f' && e.size > 0)
-  const layout = layoutFiles(
-    [{ path: MANIFEST_TORRENT_PATH, length: manifestBytes.length }, ...content.map(e => ({ path: e.path, length: e.size }))],
-    pieceLength,
-  )
   // The torrent must describe exactly the bytes data.dsync describes; a torrent from another
   // generation (gendsync interrupted between renames, a hand-copied file) is refused.
-  if (info.pieceLength !== pieceLength) {
-    throw new GenerationError(`${paths.torrent}: piece length ${info.pieceLength} differs from data.dsync's ${pieceLength}`)
-  }
-  if (info.files.length !== layout.length) {
-    throw new GenerationError(`${paths.torrent}: lists ${info.files.length} files, data.dsync implies ${layout.length}`)
-  }
-  for (let i = 0; i < layout.length; i++) {
-    const a = layout[i]
-    const b = info.files[i]
-    if (a.length !== b.length || a.pad !== b.pad || (!a.pad && a.path !== b.path)) {
-      throw new GenerationError(`${paths.torrent}: file ${i} is "${b.path}" (${b.length} bytes), data.dsync implies "${a.path}" (${a.length} bytes)`)
-    }
-  }
+  const layout = matchTorrentToManifest(info, manifest, manifestBytes.length)
+  if (typeof layout === 'string') throw new GenerationError(`${paths.torrent}: ${layout}`)
   const last = layout[layout.length - 1]
   const totalLength = last.offset + last.length
   const pieceCount = Math.ceil(totalLength / pieceLength)
-  if (info.pieces.length !== pieceCount * 20) {
-    throw new GenerationError(`${paths.torrent}: has ${info.pieces.length / 20} piece hashes, the layout needs ${pieceCount}`)
-  }
   const mtimes = new Map<string, number>()
   for (const e of content) mtimes.set(e.path, e.mtime)
   const segments: Segment[] = layout.map((f, i) => ({

@@ -123,12 +123,16 @@ async function digestFiles(
   const jobs: HashJob[] = []
   const jobPaths: string[] = []
   let bytesTotal = 0
+  // The file that ends the torrent needs its last piece hashed unpadded too; a cached
+  // digest without that hash (the file was not last before) is read again, alone.
+  const last = lastInTorrent(content)
   for (const e of content) {
     const old = cache.get(e.path)
-    if (old && old.size === e.size && old.mtimeMs === e.mtimeMs && old.ino === e.ino) {
+    const needsTail = e === last && e.size % pieceLength !== 0
+    if (old && old.size === e.size && old.mtimeMs === e.mtimeMs && old.ino === e.ino && (!needsTail || old.tail)) {
       byPath.set(e.path, old)
     } else {
-      jobs.push({ id: jobs.length, path: join(opts.save, e.path), size: e.size, mtimeMs: e.mtimeMs, ino: e.ino })
+      jobs.push({ id: jobs.length, path: join(opts.save, e.path), size: e.size, mtimeMs: e.mtimeMs, ino: e.ino, tail: needsTail })
       jobPaths.push(e.path)
       bytesTotal += e.size
     }
@@ -147,6 +151,11 @@ async function digestFiles(
     if (e.mtimeMs <= racyAfterMs) cacheable.set(e.path, byPath.get(e.path)!)
   }
   return { byPath, cacheable, hashed: jobs.length, hashedBytes: bytesTotal, reused, dropped: cacheable.size !== cache.size }
+}
+
+function lastInTorrent(content: ScannedEntry[]): ScannedEntry | undefined {
+  for (let i = content.length - 1; i >= 0; i--) if (content[i].size > 0) return content[i]
+  return undefined
 }
 
 function toManifestEntry(e: ScannedEntry, digests: Digests): ManifestEntry {

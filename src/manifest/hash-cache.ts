@@ -47,7 +47,8 @@ export function loadHashCache(file: string, pieceLength: number): LoadedCache {
       sha256: Buffer.from(f[3], 'hex'), pieces: Buffer.from(f[4], 'base64'),
     }
     if (f[5] !== '') entry.tail = Buffer.from(f[5], 'hex')
-    const tailOk = entry.size % pieceLength === 0 ? entry.tail === undefined : entry.tail?.length === 20
+    // A tail is kept only for a file that ended the torrent once; it is optional.
+    const tailOk = entry.tail === undefined || (entry.size % pieceLength !== 0 && entry.tail.length === 20)
     if (entry.sha256.length !== 32 || entry.pieces.length !== Math.ceil(entry.size / pieceLength) * 20 || !tailOk) continue
     cache.set(path, entry)
   }

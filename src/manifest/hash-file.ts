@@ -1,4 +1,4 @@
-import { createHash, type Hash } from 'node:crypto'
+import { createHash, hash as oneShot, type Hash } from 'node:crypto'
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 
 /** What one read pass over a file yields: its SHA-256 and its torrent piece hashes. */
@@ -8,7 +8,8 @@ export interface FileDigest {
   pieces: Buffer
   /**
    * SHA-1 of the last piece without padding, when the file does not end on a piece
-   * boundary: the file that ends the torrent has a short last piece, hashed as it is.
+   * boundary and it was asked for: the file that ends the torrent has a short last piece,
+   * hashed as it is.
    */
   tail?: Buffer
 }
@@ -34,39 +35,70 @@ let readBuffer: Buffer | undefined
  * torrents, a file's piece hashes depend on nothing but the file, which is what makes
  * regeneration incremental. Synchronous on purpose: it runs in a worker thread, where
  * blocking reads beat a round trip through libuv's pool for each small file.
+ *
+ * One fstat after the read checks that the file is the one scanned (inode) and was not
+ * changed before or during the read (size, mtime): a torn digest is never returned.
  */
-export function hashFileSync(path: string, expect: FileIdentity, pieceLength: number): FileDigest {
+export function hashFileSync(path: string, expect: FileIdentity, pieceLength: number, wantTail = false): FileDigest {
   const fd = openSync(path, 'r')
   try {
-    const before = fstatSync(fd)
-    if (before.size !== expect.size || before.mtimeMs !== expect.mtimeMs || before.ino !== expect.ino) {
-      throw new FileChangedError(path)
-    }
-    const buf = (readBuffer ??= Buffer.allocUnsafe(READ_SIZE))
-    const hasher = new PieceHasher(pieceLength, expect.size)
-    let total = 0
-    for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null)
-      if (n === 0) break
-      total += n
-      if (total > expect.size) throw new FileChangedError(path)
-      hasher.update(buf.subarray(0, n))
+    const buf = (readBuffer ??= Buffer.allocUnsafe(READ_SIZE + 1))
+    let digest: FileDigest
+    if (expect.size <= READ_SIZE) {
+      // Most mirror files: one read of size+1 bytes, whose shortness proves end of file.
+      let total = 0
+      for (;;) {
+        const n = readSync(fd, buf, total, expect.size + 1 - total, null)
+        if (n === 0) break
+        total += n
+        if (total > expect.size) throw new FileChangedError(path)
+      }
+      if (total !== expect.size) throw new FileChangedError(path)
+      digest = digestBuffer(buf.subarray(0, total), pieceLength, wantTail)
+    } else {
+      const hasher = new PieceHasher(pieceLength, expect.size, wantTail)
+      let total = 0
+      for (;;) {
+        const n = readSync(fd, buf, 0, READ_SIZE, null)
+        if (n === 0) break
+        total += n
+        if (total > expect.size) throw new FileChangedError(path)
+        hasher.update(buf.subarray(0, n))
+      }
+      if (total !== expect.size) throw new FileChangedError(path)
+      digest = hasher.digest()
     }
     const after = fstatSync(fd)
-    if (total !== expect.size || after.size !== expect.size || after.mtimeMs !== expect.mtimeMs) {
+    if (after.size !== expect.size || after.mtimeMs !== expect.mtimeMs || after.ino !== expect.ino) {
       throw new FileChangedError(path)
     }
-    return hasher.digest()
+    return digest
   } finally {
     closeSync(fd)
   }
 }
 
-/** The same digests for bytes already in memory (data.dsync itself). */
-export function hashBuffer(data: Buffer, pieceLength: number): FileDigest {
-  const hasher = new PieceHasher(pieceLength, data.length)
-  hasher.update(data)
-  return hasher.digest()
+/** The same digests for bytes in memory (data.dsync itself, small files). */
+export function hashBuffer(data: Buffer, pieceLength: number, wantTail = true): FileDigest {
+  return digestBuffer(data, pieceLength, wantTail)
+}
+
+function digestBuffer(data: Buffer, pieceLength: number, wantTail: boolean): FileDigest {
+  const sha256 = oneShot('sha256', data, 'buffer') as Buffer
+  if (pieceLength === 0) return { sha256, pieces: Buffer.alloc(0) }
+  const count = Math.ceil(data.length / pieceLength)
+  const pieces = Buffer.allocUnsafe(count * 20)
+  let tail: Buffer | undefined
+  for (let i = 0; i < count; i++) {
+    const slice = data.subarray(i * pieceLength, Math.min(data.length, (i + 1) * pieceLength))
+    if (slice.length === pieceLength) {
+      ;(oneShot('sha1', slice, 'buffer') as Buffer).copy(pieces, i * 20)
+    } else {
+      if (wantTail) tail = oneShot('sha1', slice, 'buffer') as Buffer
+      createHash('sha1').update(slice).update(zeros(pieceLength - slice.length)).digest().copy(pieces, i * 20)
+    }
+  }
+  return tail ? { sha256, pieces, tail } : { sha256, pieces }
 }
 
 class PieceHasher {
@@ -76,7 +108,7 @@ class PieceHasher {
   private readonly pieces: Buffer
   private count = 0
 
-  constructor(private readonly pieceLength: number, size: number) {
+  constructor(private readonly pieceLength: number, size: number, private readonly wantTail: boolean) {
     this.pieces = Buffer.allocUnsafe(pieceLength > 0 ? Math.ceil(size / pieceLength) * 20 : 0)
   }
 
@@ -97,12 +129,13 @@ class PieceHasher {
   digest(): FileDigest {
     let tail: Buffer | undefined
     if (this.piece) {
-      tail = this.piece.copy().digest()
+      if (this.wantTail) tail = this.piece.copy().digest()
       this.piece.update(zeros(this.pieceLength - this.inPiece))
       this.closePiece()
     }
     if (this.count * 20 !== this.pieces.length) throw new Error('piece count mismatch')
-    return tail ? { sha256: this.whole.digest(), pieces: this.pieces, tail } : { sha256: this.whole.digest(), pieces: this.pieces }
+    const sha256 = this.whole.digest()
+    return tail ? { sha256, pieces: this.pieces, tail } : { sha256, pieces: this.pieces }
   }
 
   private closePiece(): void {

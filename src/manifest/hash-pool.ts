@@ -6,6 +6,8 @@ import type { FileDigest, FileIdentity } from './hash-file.js'
 export interface HashJob extends FileIdentity {
   id: number
   path: string
+  /** Also compute the unpadded hash of the last piece (the file that ends the torrent). */
+  tail?: boolean
 }
 export interface HashBatch {
   batch: number

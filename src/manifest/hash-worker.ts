@@ -9,7 +9,7 @@ parentPort!.on('message', (batch: HashBatch) => {
   const results: HashResult[] = []
   for (const job of batch.jobs) {
     try {
-      const d = hashFileSync(job.path, job, batch.pieceLength)
+      const d = hashFileSync(job.path, job, batch.pieceLength, job.tail === true)
       results.push({ id: job.id, sha256: d.sha256, pieces: d.pieces, tail: d.tail })
     } catch (err) {
       const e = err as NodeJS.ErrnoException

@@ -89,13 +89,22 @@ export class Downloader extends EventEmitter {
     for (const other of this.peers.keys()) this.pump(other)
   }
 
-  /** A piece a peer gave up returns to the queue unless another peer still works on it. */
+  /**
+   * A piece a peer gave up returns to the queue unless another peer still works on it, or
+   * it is queued already (blocks buffered behind a failed piece arrive after the peer was
+   * dropped and would release its pieces a second time).
+   */
   private release(span: PieceSpan, peer: PeerConnection): void {
     const owners = this.owners.get(span.piece)
     owners?.delete(peer)
     if (this.done.has(span.piece) || (owners && owners.size > 0)) return
     this.owners.delete(span.piece)
-    this.queue.unshift(span)
+    if (!this.queue.some(q => q.piece === span.piece)) this.queue.unshift(span)
+  }
+
+  /** Pieces not yet verified, for an error message. */
+  missing(): PieceSpan[] {
+    return this.opts.pieces.filter(p => !this.done.has(p.piece))
   }
 
   private pump(peer: PeerConnection): void {
@@ -179,6 +188,11 @@ export class Downloader extends EventEmitter {
 
   private complete(peer: PeerConnection, a: Active): void {
     this.retire(peer, a)
+    if (peer.closed && !this.peers.has(peer)) {
+      // Data from a peer already dropped (it arrived in the same read): not trusted.
+      this.release(a.span, peer)
+      return
+    }
     const hash = createHash('sha1').update(a.data)
     if (a.span.pieceLength > a.span.dataLength) hash.update(Buffer.alloc(a.span.pieceLength - a.span.dataLength))
     const expected = this.opts.hashes.subarray(a.span.piece * 20, a.span.piece * 20 + 20)

@@ -1,25 +1,10 @@
 import { EventEmitter } from 'node:events'
 import { connect, type Socket } from 'node:net'
 import Wire from 'bittorrent-protocol'
+import { formatAddress, type PeerAddress } from './address.js'
 import { metadataFetcher, motdReceiver, type MetadataFetcher } from './extensions.js'
 
-export interface PeerAddress {
-  host: string
-  port: number
-}
-
-export function formatAddress(a: PeerAddress): string {
-  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`
-}
-
-/** `host:port` or `[v6]:port`; undefined when malformed. */
-export function parseAddress(text: string, defaultPort?: number): PeerAddress | undefined {
-  const m = /^\[([0-9a-fA-F:.]+)\](?::(\d+))?$/.exec(text) ?? /^([^:[\]]+)(?::(\d+))?$/.exec(text)
-  if (!m) return undefined
-  const port = m[2] !== undefined ? Number(m[2]) : defaultPort
-  if (port === undefined || !Number.isInteger(port) || port < 1 || port > 65535) return undefined
-  return { host: m[1], port }
-}
+export { formatAddress, parseAddress, type PeerAddress } from './address.js'
 
 export interface PeerOptions {
   address: PeerAddress
@@ -71,7 +56,10 @@ export class PeerConnection extends EventEmitter {
     this.wire.on('error', (err: Error) => this.close(err.message))
     this.wire.on('close', () => this.close('connection closed'))
     this.wire.setTimeout(opts.idleTimeoutMs ?? 30_000, true)
-    this.wire.on('timeout', () => this.close('timed out waiting for data'))
+    this.wire.on('timeout', () => {
+      const r = (this.wire as unknown as { requests: { piece: number; offset: number; length: number }[] }).requests[0]
+      this.close(r ? `timed out waiting for data (piece ${r.piece} at ${r.offset}+${r.length})` : 'timed out waiting for data')
+    })
   }
 
   /** Connects and handshakes; resolves once the peer answered for the right torrent. */

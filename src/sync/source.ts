@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { DsyncError, ExitCode, fsError } from '../errors.js'
-import { parseAddress, type PeerAddress } from '../swarm/peer.js'
+import { parseAddress, type PeerAddress } from '../swarm/address.js'
 import { httpGet } from './http-get.js'
 
 export const DEFAULT_DTP_PORT = 47921

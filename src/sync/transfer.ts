@@ -113,8 +113,10 @@ function watch(d: Downloader, opts: TransferOptions): Promise<void> {
       if (d.remaining > 0 && (starved || Date.now() - lastProgress > stallMs)) {
         clearInterval(timer)
         const tried = [...opts.swarm.failures].map(([peer, why]) => `${peer} (${why})`).join(', ') || opts.swarm.tried().join(', ') || 'none'
+        const files = [...new Set(d.missing().map(p => opts.map.files[p.file].path))]
+        const which = `${files.slice(0, 3).join(', ')}${files.length > 3 ? ', ...' : ''}`
         reject(new DsyncError(ExitCode.network, starved && opts.swarm.tried().length === 0 ? 'sync.noPeers' : 'sync.stalled', {
-          remaining: d.remaining, tried, infohash: '',
+          remaining: `${d.remaining} (${which})`, tried, infohash: '',
         }))
       }
     }, 250)

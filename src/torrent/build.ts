@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import bencode from 'bencode'
+import { encodeInfo } from './encode-info.js'
 import type { LayoutFile } from './layout.js'
 
 export interface TorrentSpec {
@@ -23,15 +24,7 @@ export interface BuiltTorrent {
  * URLs are exactly the configured ones: none is added.
  */
 export function buildTorrent(spec: TorrentSpec): BuiltTorrent {
-  const info = {
-    files: spec.files.map(f => f.pad
-      ? { attr: 'p', length: f.length, path: ['.pad', String(f.length)] }
-      : { length: f.length, path: f.path.split('/') }),
-    name: spec.name,
-    'piece length': spec.pieceLength,
-    pieces: spec.pieces,
-  }
-  const infoBytes = Buffer.from(bencode.encode(info))
+  const infoBytes = encodeInfo(spec.files, spec.name, spec.pieceLength, spec.pieces)
   const infoHash = createHash('sha1').update(infoBytes).digest('hex')
   const top: Record<string, unknown> = {}
   if (spec.trackers.length > 0) {

@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict'
+import { existsSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import bencode from 'bencode'
+import { craftRepo, sha256 } from './helpers/craft.js'
+import { hasLibtorrent, startLibtorrentSeeder } from './helpers/seeders.js'
+import { tempDir } from './helpers/tree.js'
+import { pullCli } from './helpers/upstream.js'
+
+// Hostile or broken upstreams: each is refused with one line naming the source and the
+// reason, exit 4, and nothing is written (DEST is not even created).
+
+const MTIME = 1700000000
+
+function rawTorrent(files: { path: string[]; length: number }[], extra: Record<string, unknown> = {}): Buffer {
+  const total = files.reduce((s, f) => s + f.length, 0)
+  return Buffer.from(bencode.encode({
+    info: { files, name: 'evil', 'piece length': 16384, pieces: Buffer.alloc(Math.ceil(total / 16384) * 20), ...extra },
+  }))
+}
+
+const torrentCases: [string, () => Buffer, RegExp][] = [
+  ['a path with ..', () => rawTorrent([{ path: ['.dsync', 'data.dsync'], length: 100 }, { path: ['..', 'evil'], length: 5 }]), /unsafe path/],
+  ['an absolute path', () => rawTorrent([{ path: ['.dsync', 'data.dsync'], length: 100 }, { path: ['', 'etc', 'passwd'], length: 5 }]), /unsafe path/],
+  ['a NUL in a path', () => rawTorrent([{ path: ['.dsync', 'data.dsync'], length: 100 }, { path: ['a\0b'], length: 5 }]), /unsafe path/],
+  ['not a dsync torrent (no data.dsync first)', () => rawTorrent([{ path: ['movie.mkv'], length: 100 }]), /not a dsync repository/],
+  ['deeply nested bencode', () => Buffer.from('d4:info' + 'l'.repeat(100_000) + 'e'.repeat(100_000) + 'e'), /nesting too deep/],
+  ['truncated', () => rawTorrent([{ path: ['.dsync', 'data.dsync'], length: 100 }]).subarray(0, 60), /malformed torrent/],
+  ['not bencode at all', () => Buffer.from('<html>not found</html>'), /malformed torrent/],
+  ['a piece length that is no power of two', () => rawTorrent([{ path: ['.dsync', 'data.dsync'], length: 100 }], { 'piece length': 1000 }), /piece length/],
+]
+
+for (const [name, make, reason] of torrentCases) {
+  test(`a torrent with ${name} is refused before anything is written`, async () => {
+    const base = tempDir()
+    const file = join(base, 'evil.torrent')
+    writeFileSync(file, make())
+    const dest = join(base, 'mirror')
+    const r = await pullCli(file, dest, ['127.0.0.1:9'])
+    assert.equal(r.code, 4, r.stderr)
+    assert.match(r.stderr, reason)
+    assert.match(r.stderr, /evil\.torrent/)
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr)
+    assert.doesNotMatch(r.stderr, /\n\s+at /)
+    assert.ok(!existsSync(dest), 'DEST was not created')
+  })
+}
+
+const hello = Buffer.from('hello')
+const fileLine = (path: string, data: Buffer) => `f\t0644\t${data.length}\t${MTIME}\t${sha256(data)}\t${path}`
+
+const manifestCases: [string, Parameters<typeof craftRepo>[2], RegExp][] = [
+  ['a path with ..', { entryLines: [`l\t0777\t1\t${MTIME}\t-\t../escape\tx`], torrentFiles: {} }, /unsafe or malformed path/],
+  ['a path through a symlink', {
+    entryLines: [`l\t0777\t4\t${MTIME}\t-\tlink\t/tmp`, fileLine('link/file', hello)], torrentFiles: { 'link/file': hello },
+  }, /parent folder is not listed as a directory/],
+  ['an entry under .dsync/', { entryLines: [`d\t0755\t0\t${MTIME}\t-\t.dsync`, fileLine('.dsync/lock', hello)], torrentFiles: { '.dsync/lock': hello } }, /reserved path/],
+  ['a wrong END checksum', { entryLines: [fileLine('a.txt', hello)], torrentFiles: { 'a.txt': hello }, badChecksum: true }, /checksum mismatch/],
+  ['a file list that differs from the torrent', { entryLines: [fileLine('a.txt', Buffer.from('hello!'))], torrentFiles: { 'a.txt': hello } }, /does not match its torrent/],
+  ['a header that lies about its counts', { entryLines: [fileLine('a.txt', hello)], torrentFiles: { 'a.txt': hello }, header: { files: 7 } }, /header says files 7/],
+]
+
+for (const [name, spec, reason] of manifestCases) {
+  test(`a data.dsync with ${name}, served by a real seeder, is refused with nothing written`, {
+    skip: hasLibtorrent ? false : 'python3-libtorrent is not installed', timeout: 60_000,
+  }, async () => {
+    const base = tempDir()
+    const torrent = craftRepo(base, 'evil', spec)
+    const seeder = await startLibtorrentSeeder(torrent, base, '127.0.0.6')
+    const dest = join(base, 'mirror')
+    const r = await pullCli(torrent, dest, [seeder.address])
+    assert.equal(r.code, 4, r.stderr)
+    assert.match(r.stderr, reason)
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr)
+    assert.ok(!existsSync(dest), 'DEST was not created')
+  })
+}
