@@ -1,8 +1,9 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import { DEFAULT_INDEX_FILES } from '../config/repo-config.js'
 import { generateRepo, type GenerateResult } from '../manifest/generate.js'
-import { verifyTree } from '../manifest/verify.js'
 import { ProgressBar } from '../ui/progress.js'
 import { formatBytes } from '../ui/units.js'
 import { put, writeSampleRepo } from './sample-repo.js'
@@ -12,48 +13,108 @@ export interface DemoOptions {
   keep?: boolean
 }
 
+const HOSTS = ['127.0.0.2', '127.0.0.3', '127.0.0.4']
+
 /**
- * The embedded demo, on loopback and in a temporary folder: a sample repository is
- * published (data.dsync + torrent + magnet), verified, changed and published again.
- * The swarm part (tracker, three hosts, a new mirror) joins it as those parts land.
+ * The embedded demo, on loopback, in a temporary folder, no root needed: a sample APT-style
+ * repository is published (gendsync), the bundled tracker and three DTP hosts start, and a
+ * new mirror bootstraps from the magnet link alone, pulling from all three hosts at once.
+ * Then a few files change upstream, the hosts reload, and the mirror syncs again, moving
+ * only the changed bytes. Everything runs in this process, so Ctrl-C leaves nothing behind.
  */
 export async function runDemo(opts: DemoOptions): Promise<void> {
   const base = mkdtempSync(join(tmpdir(), 'dsync-demo-'))
-  const cleanup = () => { if (!opts.keep) rmSync(base, { recursive: true, force: true }) }
-  process.once('SIGINT', () => { cleanup(); process.exit(130) })
+  const stops: (() => Promise<void>)[] = []
+  const cleanup = async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => {})
+    if (!opts.keep) rmSync(base, { recursive: true, force: true })
+  }
+  const onSigint = () => { void cleanup().then(() => process.exit(130)) }
+  process.once('SIGINT', onSigint)
   try {
+    const { startTracker } = await import('../../tracker/server.js')
+    const { DtpHost } = await import('../host/host.js')
+    const { HostLog } = await import('../host/log.js')
+    const { pull } = await import('../sync/pull.js')
+
     const webroot = join(base, 'mirrors')
     const save = join(webroot, 'demo')
-    const home = join(base, 'dxync')
-    mkdirSync(join(home, 'repos'), { recursive: true })
-    writeFileSync(join(home, 'xync.conf'), `webroot=${webroot}\n`)
-    writeFileSync(join(home, 'repos/demo.conf'), `repo=demo\nsave=${save}\ndsync=true\n`)
     opts.log(`demo folder: ${base}`)
     const packages = writeSampleRepo(save)
-    opts.log(`sample repository: ${packages.length} packages under ${save}`)
+    opts.log(`upstream repository: ${packages.length} packages, APT layout (pool/, dists/) under ${save}`)
 
-    const first = await publish(save, opts)
-    const check = await verifyTree(save)
-    opts.log(`verify: ${check.mismatches.length} mismatches over ${check.entries} entries`)
+    const tracker = await startTracker({ port: 0, listen: '127.0.0.1', http: true, udp: true, ws: false, interval: 60, rateLimit: 0, policy: { private: false } })
+    stops.push(() => tracker.close())
+    const trackerUrl = `http://127.0.0.1:${tracker.port}/announce`
+    opts.log(`tracker: ${trackerUrl} (also udp://127.0.0.1:${tracker.port})`)
 
-    for (const rel of packages.slice(0, 3)) put(save, rel, `rebuilt ${rel}\n`, new Date('2026-02-01T00:00:00Z'))
+    const first = await publish(save, [trackerUrl], opts)
+    // Three DTP hosts serve the same folder in place, each on its own loopback address.
+    const port = 40000 + Math.floor(Math.random() * 9000)
+    const quiet = new Writable({ write: (_c, _e, cb) => cb() })
+    const hosts: InstanceType<typeof DtpHost>[] = []
+    for (const [i, address] of HOSTS.entries()) {
+      const home = join(base, `host${i + 1}`)
+      mkdirSync(join(home, 'repos'), { recursive: true })
+      mkdirSync(join(home, 'dtp'), { recursive: true })
+      writeFileSync(join(home, 'xync.conf'), `webroot=${webroot}\nlisten=${address}\nport=${port}\ntracker=${trackerUrl}\n`)
+      writeFileSync(join(home, 'repos/demo.conf'), `repo=demo\nsave=${save}\ndsync=true\n`)
+      writeFileSync(join(home, 'dtp/list.conf'), '/demo\n')
+      writeFileSync(join(home, 'dtp/firewall.conf'), '# no restriction\n')
+      writeFileSync(join(base, `motd${i + 1}`), `Welcome to demo host ${i + 1} (${address}).\n`)
+      writeFileSync(join(home, 'dtp/motd.conf'), `경로=${join(base, `motd${i + 1}`)}\n`)
+      const host = new DtpHost({ home, log: new HostLog(false, quiet), rsyncdConf: '/nonexistent' })
+      await host.start()
+      stops.push(() => host.stop())
+      hosts.push(host)
+    }
+    opts.log(`DTP hosts: ${HOSTS.map(h => `${h}:${port}`).join(', ')}`)
+    await waitFor(() => tracker.store.scrape(first.infoHash).complete >= HOSTS.length, 10_000)
+
+    const mirror = join(base, 'new-mirror')
+    opts.log(`\nbootstrapping a new mirror from the magnet link alone -> ${mirror}`)
+    await sync(first.magnet, mirror, opts, pull)
+
+    for (const rel of packages.slice(0, 3)) put(save, rel, `rebuilt ${rel}\n`.repeat(500), new Date('2026-02-01T00:00:00Z'))
     put(save, 'dists/stable/Release', 'Origin: dsync demo\nSuite: stable\nDate: next\n', new Date('2026-02-01T00:00:00Z'))
-    opts.log('changed 3 packages and Release; publishing again')
-    const second = await publish(save, opts)
-    opts.log(`incremental: re-read ${second.hashedFiles} of ${second.files} files; new infohash ${second.infoHash} (was ${first.infoHash})`)
+    opts.log('\nupstream changed 3 packages and Release; regenerating and reloading the hosts')
+    const second = await publish(save, [trackerUrl], opts)
+    for (const host of hosts) host.reload()
+    await waitFor(() => tracker.store.scrape(second.infoHash).complete >= HOSTS.length, 10_000)
+    await sync(second.magnet, mirror, opts, pull)
+    opts.log('\ndone; stopping the hosts and the tracker')
   } finally {
-    cleanup()
+    process.off('SIGINT', onSigint)
+    await cleanup()
   }
 }
 
-async function publish(save: string, opts: DemoOptions): Promise<GenerateResult> {
+async function publish(save: string, trackers: string[], opts: DemoOptions): Promise<GenerateResult> {
   const bar = new ProgressBar()
   const r = await generateRepo({
-    name: 'demo', save, trackers: [],
-    onProgress: p => { if (p.phase === 'hash') bar.update({ label: 'gendsync demo', ...p }) },
+    name: 'demo', save, trackers,
+    onProgress: p => { if (p.phase === 'hash') bar.update({ label: 'gendsync', ...p }) },
   })
   bar.done()
-  opts.log(`gendsync: ${r.entries} entries, ${r.files} files, ${formatBytes(r.bytes)}, piece length ${formatBytes(r.pieceLength)}, ${r.seconds.toFixed(2)}s`)
+  opts.log(`gendsync: ${r.entries} entries, ${r.files} files, ${formatBytes(r.bytes)}; re-read ${r.hashedFiles} files in ${r.seconds.toFixed(2)}s`)
   opts.log(`magnet: ${r.magnet}`)
   return r
+}
+
+async function sync(magnet: string, dest: string, opts: DemoOptions, pull: typeof import('../sync/pull.js').pull): Promise<void> {
+  const bar = new ProgressBar()
+  const r = await pull({
+    sources: [magnet], dest, indexFiles: DEFAULT_INDEX_FILES,
+    onMotd: (peer, text) => { bar.done(); opts.log(`  motd from ${peer}: ${text.trim()}`) },
+    onWarning: m => { bar.done(); opts.log(`  ${m}`) },
+    onProgress: p => bar.update({ label: p.phase, filesDone: p.filesDone, filesTotal: p.filesTotal, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, note: `${p.peers} hosts` }),
+  })
+  bar.done()
+  opts.log(`sync: ${r.added} added, ${r.changed} changed, ${r.removed} removed, ${r.filesCopiedLocally} copied locally; ${formatBytes(r.bytesReceived)} received in ${r.seconds.toFixed(2)}s`)
+  for (const [host, bytes] of Object.entries(r.bytesPerHost).sort()) opts.log(`  from ${host}: ${formatBytes(bytes)}`)
+}
+
+async function waitFor(cond: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms
+  while (!cond() && Date.now() < end) await new Promise(r => setTimeout(r, 50))
 }

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { fsError } from '../errors.js'
 import { t } from '../i18n/index.js'
@@ -79,10 +79,13 @@ export async function generateRepo(opts: GenerateOptions): Promise<GenerateResul
     const digests = await digestFiles(opts, files.hashCache, content, pieceLength, started - RACY_MS)
     const entries = scanned.map(e => toManifestEntry(e, digests))
     const manifest = serializeManifest(entries, pieceLength)
-    const { torrent, infoHash } = torrentFor(opts, manifest, content, digests.byPath, pieceLength)
+    // The torrent is a function of data.dsync, the name and the trackers; the magnet link
+    // names all three. Same data.dsync and same magnet: the torrent on disk is this one.
+    const unchangedHash = sameBytes(files.manifest, manifest) ? unchangedInfoHash(files, opts) : undefined
+    const { torrent, infoHash } = unchangedHash ? { torrent: undefined, infoHash: unchangedHash } : torrentFor(opts, manifest, content, digests.byPath, pieceLength)
     const magnet = magnetLink(infoHash, opts.name, opts.trackers)
-    const changed = !sameBytes(files.manifest, manifest) || !sameBytes(files.torrent, torrent) || !sameBytes(files.magnet, magnet + '\n')
-    if (changed) {
+    const changed = torrent !== undefined && (!sameBytes(files.manifest, manifest) || !sameBytes(files.torrent, torrent) || !sameBytes(files.magnet, magnet + '\n'))
+    if (changed && torrent) {
       // data.dsync first: a host that reloads between the renames finds a torrent that does
       // not match and keeps the previous generation until the torrent lands.
       writeFileAtomic(files.manifest, manifest)
@@ -184,6 +187,18 @@ function torrentFor(
   const last = digests[digests.length - 1]
   if (last.tail) last.tail.copy(pieces, pieces.length - 20)
   return buildTorrent({ name: opts.name, pieceLength, files: layout, pieces, trackers: opts.trackers })
+}
+
+/** The infohash in the existing magnet link, if that link is exactly what these options make. */
+function unchangedInfoHash(files: ReturnType<typeof repoFiles>, opts: GenerateOptions): string | undefined {
+  try {
+    const text = readFileSync(files.magnet, 'utf8')
+    const hash = /^magnet:\?xt=urn:btih:([0-9a-f]{40})&/.exec(text)?.[1]
+    if (!hash || text !== magnetLink(hash, opts.name, opts.trackers) + '\n') return undefined
+    return statSync(files.torrent).size > 0 ? hash : undefined
+  } catch {
+    return undefined
+  }
 }
 
 function sameBytes(file: string, data: Buffer | string): boolean {

@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
 import { DsyncError, ExitCode, describeErrno } from '../errors.js'
-import type { FileDigest, FileIdentity } from './hash-file.js'
+import { FileChangedError, hashFileSync, type FileDigest, type FileIdentity } from './hash-file.js'
 
 export interface HashJob extends FileIdentity {
   id: number
@@ -30,6 +30,22 @@ export interface HashBatchResult {
 // big ones go alone so both workers stay busy to the end.
 const BATCH_FILES = 128
 const BATCH_BYTES = 16 << 20
+// Starting workers costs ~0.1 s; a handful of changed files is hashed on this thread.
+const INLINE_FILES = 1000
+const INLINE_BYTES = 64 << 20
+
+function hashInline(jobs: HashJob[], pieceLength: number, onDone: (job: HashJob, digest: FileDigest) => void): void {
+  for (const job of jobs) {
+    let d: FileDigest
+    try {
+      d = hashFileSync(job.path, job, pieceLength, job.tail === true)
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException
+      throw hashError(job.path, err instanceof FileChangedError ? 'CHANGED' : (e.code ?? e.message))
+    }
+    onDone(job, d)
+  }
+}
 
 /**
  * Hashes files on worker threads (one per core), calling `onDone` as each file completes.
@@ -42,6 +58,7 @@ export async function hashFiles(
   threads = Math.max(1, Math.min(availableParallelism(), 8)),
 ): Promise<void> {
   if (jobs.length === 0) return
+  if (jobs.length <= INLINE_FILES && jobs.reduce((s, j) => s + j.size, 0) <= INLINE_BYTES) return hashInline(jobs, pieceLength, onDone)
   const batches = makeBatches(jobs, pieceLength)
   const byId = new Map(jobs.map(j => [j.id, j]))
   const workers = Array.from({ length: Math.min(threads, batches.length) },

@@ -25,6 +25,8 @@ export class Swarm extends EventEmitter {
   private dialing = 0
   private closed = false
   private readonly timers = new Set<NodeJS.Timeout>()
+  /** Until then, peers may still arrive from a source being asked (a tracker). */
+  private expectUntil = 0
 
   constructor(private readonly opts: SwarmOptions) {
     super()
@@ -42,8 +44,14 @@ export class Swarm extends EventEmitter {
     return [...this.known.keys()]
   }
 
+  /** Peers may still be announced until `ms` from now (trackers are being asked). */
+  expectPeersFor(ms: number): void {
+    this.expectUntil = Math.max(this.expectUntil, Date.now() + ms)
+  }
+
   /** True while some address may still produce a connection. */
   hasProspects(): boolean {
+    if (Date.now() < this.expectUntil && this.connected.size === 0) return true
     for (const k of this.known.values()) if (k.state !== 'gone') return true
     return false
   }

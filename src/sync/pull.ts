@@ -58,6 +58,9 @@ export interface PullResult {
   plan?: { added: string[]; changed: string[]; removed: string[] }
 }
 
+/** How long a sync with trackers and no peer yet waits for the trackers to name one. */
+const TRACKER_WAIT_MS = 15_000
+
 /** Mass deletions of a handful of entries are ordinary churn; the guard is for real losses. */
 const GUARD_MIN_ENTRIES = 10
 
@@ -91,12 +94,14 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
   const trackers = unique([...(opts.trackers ?? []), ...resolved.flatMap(r => r.trackers)])
   for (const p of [...(opts.peers ?? []), ...resolved.flatMap(r => r.peers)]) swarm.add(p)
   let announcer = announceToTrackers(infoHash, makePeerId(), trackers, 6881, a => swarm.add(a), opts.onWarning)
+  if (trackers.length > 0) swarm.expectPeersFor(TRACKER_WAIT_MS)
   try {
     const torrent = resolved.find(r => r.torrent && r.infoHash === infoHash)?.torrent ?? await metadataFromPeers(swarm, infoHash)
     const info = parseTorrent(torrent, resolved[0].source, infoHash)
     if (info.trackers.length > 0 && trackers.length === 0) {
       announcer.stop()
       announcer = announceToTrackers(infoHash, makePeerId(), info.trackers, 6881, a => swarm.add(a), opts.onWarning)
+      swarm.expectPeersFor(TRACKER_WAIT_MS)
     }
     const layout = layoutOf(info)
     const map = pieceMap(layout, info.pieceLength)

@@ -1,0 +1,209 @@
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { machineLoad, median, timeChildOk } from './lib/measure.js'
+import { fmtMiB, fmtSeconds, markdownTable } from './lib/table.js'
+import { changeFiles, ensureTree, type GeneratedTree, type TreeSpec } from './lib/tree.js'
+
+/**
+ * gendsync against the floor of reading and hashing the same bytes (`sha256sum`), on
+ * generated mirror-like trees: full generation, incremental after 1% of files change,
+ * a no-change rerun, peak RSS.
+ *
+ *   npm run bench -- gendsync [--dir /tmp/dsync-bench] [--fresh] [--runs 3] [--only mirror-20k|small-200k]
+ *                             [--threads N] [--cpu-prof DIR] [--cli PATH/dist/cli/main.js]
+ *
+ * Trees live outside the repo (default /tmp/dsync-bench) and are reused when their shape
+ * matches, so reruns skip generation; --fresh regenerates. Both sides are measured with a
+ * warm page cache (everything read once first): the fair comparison, since a cold cache
+ * measures the disk, not us. --cli runs another build (a snapshot of dist/, so that a
+ * rebuild of the shared tree mid-run cannot break or change the program being measured).
+ */
+const DEFAULT_CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url))
+const REPO = 'bench'
+const GIB = 1 << 30
+
+interface Dataset {
+  spec: TreeSpec
+  /** Issue targets: full <= fullRatio x floor, incremental <= incrRatio x full, peak RSS under rssBytes. */
+  targets: { fullRatio: number; incrRatio: number; rssBytes: number }
+}
+
+const DATASETS: Dataset[] = [
+  {
+    // Most files tens of KB, a long tail into MBs, 1 GiB in all.
+    spec: { name: 'mirror-20k', files: 20_000, medianBytes: 16 << 10, sigma: 1.6, minBytes: 200, maxBytes: 64 << 20, totalBytes: GIB, seed: 20 },
+    targets: { fullRatio: 1.5, incrRatio: 0.1, rssBytes: GIB },
+  },
+  {
+    // 200k small files, 0.5-8 KB.
+    spec: { name: 'small-200k', files: 200_000, medianBytes: 2 << 10, sigma: 0.7, minBytes: 512, maxBytes: 8 << 10, seed: 200 },
+    targets: { fullRatio: 1.5, incrRatio: 0.1, rssBytes: GIB },
+  },
+]
+
+interface GendsyncJson {
+  hashedFiles: number
+  files: number
+  seconds: number
+  maxRssBytes: number
+  changed: boolean
+}
+
+interface Options {
+  dir: string
+  fresh: boolean
+  runs: number
+  only?: string
+  threads?: number
+  cpuProf?: string
+  cli: string
+}
+
+function parseArgs(args: string[]): Options {
+  const o: Options = { dir: '/tmp/dsync-bench', fresh: false, runs: 3, cli: DEFAULT_CLI }
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]
+    const value = () => {
+      const v = args[++i]
+      if (v === undefined) throw new Error(`${a} needs a value`)
+      return v
+    }
+    if (a === '--dir') o.dir = value()
+    else if (a === '--fresh') o.fresh = true
+    else if (a === '--runs') o.runs = Number(value())
+    else if (a === '--only') o.only = value()
+    else if (a === '--threads') o.threads = Number(value())
+    else if (a === '--cpu-prof') o.cpuProf = value()
+    else if (a === '--cli') o.cli = value()
+    else throw new Error(`unknown argument ${a}`)
+  }
+  if (!(o.runs >= 1)) throw new Error('--runs must be at least 1')
+  if (o.only && !DATASETS.some(d => d.spec.name === o.only)) throw new Error(`no dataset ${o.only} (${DATASETS.map(d => d.spec.name).join(', ')})`)
+  return o
+}
+
+export async function run(args: string[]): Promise<void> {
+  const opts = parseArgs(args)
+  const log = (m: string) => process.stderr.write(m + '\n')
+  console.log(`# gendsync benchmark\n`)
+  console.log(`machine: ${availableParallelism()} cores; before start: ${await machineLoad()}\n`)
+  for (const ds of DATASETS) {
+    if (opts.only && ds.spec.name !== opts.only) continue
+    await benchDataset(ds, opts, log)
+  }
+}
+
+async function benchDataset(ds: Dataset, opts: Options, log: (m: string) => void): Promise<void> {
+  const base = join(opts.dir, ds.spec.name)
+  const webroot = join(base, 'web')
+  const root = join(webroot, REPO)
+  log(`[${ds.spec.name}] preparing tree under ${root}`)
+  const tree = ensureTree(root, ds.spec, opts.fresh, log)
+  log(`[${ds.spec.name}] ${tree.created ? `generated in ${fmtSeconds(tree.seconds)} s` : 'reused existing tree'}: ${tree.files.length} files, ${fmtMiB(tree.bytes)} MiB`)
+  const home = makeBenchHome(base, webroot)
+  const dsyncDir = join(root, '.dsync')
+
+  // The floor: one sha256sum process over the same files, names batched by xargs.
+  const floorCmd = `find . -path ./.dsync -prune -o -type f -print0 | xargs -0 sha256sum > /dev/null`
+  log(`[${ds.spec.name}] warming the page cache`)
+  await timeChildOk('bash', ['-c', 'find . -path ./.dsync -prune -o -type f -print0 | xargs -0 cat > /dev/null'], { cwd: root })
+
+  const gendsync = async (label: string, extraNodeArgs: string[] = []): Promise<{ wall: number; json: GendsyncJson }> => {
+    const args = [...extraNodeArgs, opts.cli, '--home', home, 'gendsync', '--json']
+    if (opts.threads) args.push('--threads', String(opts.threads))
+    const r = await timeChildOk(process.execPath, args)
+    const line = r.stdout.trim().split('\n').filter(l => l.startsWith('{')).pop()
+    if (!line) throw new Error(`gendsync printed no JSON line: ${r.stdout}${r.stderr}`)
+    const json = JSON.parse(line) as GendsyncJson
+    log(`[${ds.spec.name}] ${label}: ${fmtSeconds(r.seconds)} s wall (${fmtSeconds(json.seconds)} s in-process), hashed ${json.hashedFiles}, RSS ${fmtMiB(json.maxRssBytes)} MiB`)
+    return { wall: r.seconds, json }
+  }
+
+  // Floor and full runs alternate so a burst of load from elsewhere hits both alike.
+  const floor: number[] = []
+  const full: number[] = []
+  const fullInProcess: number[] = []
+  const rss: number[] = []
+  for (let i = 0; i < opts.runs; i++) {
+    const f = await timeChildOk('bash', ['-c', floorCmd], { cwd: root })
+    floor.push(f.seconds)
+    log(`[${ds.spec.name}] sha256sum #${i + 1}: ${fmtSeconds(f.seconds)} s`)
+    rmSync(dsyncDir, { recursive: true, force: true })
+    const g = await gendsync(`full #${i + 1}`)
+    if (g.json.hashedFiles !== tree.files.length) throw new Error(`full run hashed ${g.json.hashedFiles} files, expected ${tree.files.length}`)
+    full.push(g.wall)
+    fullInProcess.push(g.json.seconds)
+    rss.push(g.json.maxRssBytes)
+  }
+
+  const noChange: number[] = []
+  for (let i = 0; i < opts.runs; i++) {
+    const g = await gendsync(`no-change #${i + 1}`)
+    if (g.json.hashedFiles !== 0 || g.json.changed) throw new Error(`no-change run hashed ${g.json.hashedFiles} files (changed=${g.json.changed})`)
+    noChange.push(g.wall)
+    rss.push(g.json.maxRssBytes)
+  }
+
+  const changeCount = Math.round(tree.files.length / 100)
+  const incr: number[] = []
+  for (let i = 0; i < opts.runs; i++) {
+    const changed = changeFiles(root, tree.files, changeCount, Date.now() + i)
+    const g = await gendsync(`incremental #${i + 1} (${changed.length} changed)`)
+    if (g.json.hashedFiles !== changed.length) throw new Error(`incremental run hashed ${g.json.hashedFiles} files, expected ${changed.length}`)
+    incr.push(g.wall)
+    rss.push(g.json.maxRssBytes)
+  }
+
+  if (opts.cpuProf) {
+    mkdirSync(opts.cpuProf, { recursive: true })
+    rmSync(dsyncDir, { recursive: true, force: true })
+    await gendsync('full, --cpu-prof', ['--cpu-prof', '--cpu-prof-dir', join(opts.cpuProf, ds.spec.name)])
+  }
+
+  printTable(ds, tree, { floor, full, fullInProcess, incr, noChange, rss, changeCount }, opts)
+  console.log(`\nwhile measuring: ${await machineLoad()}\n`)
+}
+
+function makeBenchHome(base: string, webroot: string): string {
+  const home = join(base, 'home')
+  mkdirSync(join(home, 'repos'), { recursive: true })
+  writeFileSync(join(home, 'xync.conf'), `webroot=${webroot}\n`)
+  writeFileSync(join(home, 'repos', `${REPO}.conf`), `repo=${REPO}\nsave=${join(webroot, REPO)}\ndsync=true\n`)
+  return home
+}
+
+function printTable(
+  ds: Dataset, tree: GeneratedTree,
+  m: { floor: number[]; full: number[]; fullInProcess: number[]; incr: number[]; noChange: number[]; rss: number[]; changeCount: number },
+  opts: Options,
+): void {
+  const floor = median(m.floor)
+  const full = median(m.full)
+  const incr = median(m.incr)
+  const peak = Math.max(...m.rss)
+  const ratio = full / floor
+  const incrShare = incr / full
+  const t = ds.targets
+  const met = [
+    `full ${ratio <= t.fullRatio ? 'yes' : 'NO'}`,
+    `incr ${incrShare <= t.incrRatio ? 'yes' : 'NO'}`,
+    `RSS ${peak < t.rssBytes ? 'yes' : 'NO'}`,
+  ].join(', ')
+  console.log(`## ${ds.spec.name}\n`)
+  console.log(markdownTable(
+    ['files', 'bytes', 'sha256sum s', 'gendsync full s', 'ratio', `incremental s (${m.changeCount} files)`, 'incr/full %', 'no-change s', 'peak RSS MiB', 'targets met'],
+    [[
+      tree.files.length, `${tree.bytes} (${fmtMiB(tree.bytes)} MiB)`, fmtSeconds(floor), fmtSeconds(full), `${ratio.toFixed(2)}x`,
+      fmtSeconds(incr), `${(incrShare * 100).toFixed(1)}%`, fmtSeconds(median(m.noChange)), fmtMiB(peak), met,
+    ]],
+  ))
+  const list = (xs: number[]) => xs.map(fmtSeconds).join(', ')
+  console.log(`
+- Medians of ${opts.runs} runs, warm page cache on both sides (every file read once before measuring). Wall time around the child process, node start-up included.
+- sha256sum: one process, \`find -type f -print0 | xargs -0 sha256sum > /dev/null\` (xargs batches the names into few sha256sum invocations); runs: ${list(m.floor)}.
+- gendsync: \`node ${opts.cli === DEFAULT_CLI ? 'dist/cli/main.js' : opts.cli} --home H gendsync --json\`${opts.threads ? ` --threads ${opts.threads}` : ' (default threads: one per core)'}, full = .dsync/ deleted first; runs: ${list(m.full)} (in-process ${list(m.fullInProcess)}).
+- incremental: ${m.changeCount} files (1%) rewritten, same size, new old mtime; hashedFiles checked equal to that count; runs: ${list(m.incr)}. no-change runs: ${list(m.noChange)}.
+- peak RSS: largest process.resourceUsage().maxRSS over all gendsync runs (the full runs set it). Targets: full <= ${t.fullRatio}x floor, incremental <= ${t.incrRatio * 100}% of full, RSS < ${fmtMiB(t.rssBytes)} MiB (1 GiB).`)
+}
