@@ -104,3 +104,30 @@ test('dsync sync REPO: dsync-url=dtp://, status file 1 on success, 0 on failure;
   assert.match(failed.stderr, /127\.0\.5\.99/)
   assert.equal(readFileSync(status, 'utf8'), '0\n')
 })
+
+test('pull --seed: the new mirror serves the next one as a DTP host, and stops on SIGINT', { timeout: 180_000 }, async () => {
+  const [host] = await hosts(12, 1)
+  const { spawn } = await import('node:child_process')
+  const { CLI } = await import('./helpers/cli.js')
+  const base = tempDir()
+  const first = join(base, 'first')
+  const seeder = spawn(process.execPath, [CLI, 'pull', '--seed', '--seed-listen', '127.0.5.20', '--seed-port', '47922', `dtp://${host.address}/rocky`, first])
+  let err = ''
+  seeder.stderr.on('data', d => (err += d))
+  const exited = new Promise<number | null>(resolve => seeder.on('close', code => resolve(code)))
+  try {
+    const end = Date.now() + 60_000
+    while (!/seeding .* as a DTP host/.test(err)) {
+      assert.ok(Date.now() < end && seeder.exitCode === null, `the seeding pull did not come up: ${err}`)
+      await new Promise(r => setTimeout(r, 100))
+    }
+    const second = join(base, 'second')
+    const r = await runCli(['--json', 'pull', 'dtp://127.0.5.20:47922/rocky', second])
+    assert.equal(r.code, 0, r.stderr)
+    assert.deepEqual(Object.keys(JSON.parse(r.stdout.trim().split('\n').pop()!).bytesPerHost), ['127.0.5.20:47922'])
+    await assertSameTree(join(host.webroot, 'rocky'), second)
+  } finally {
+    seeder.kill('SIGINT')
+  }
+  assert.equal(await exited, 0)
+})

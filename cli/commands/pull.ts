@@ -37,10 +37,20 @@ export function registerPull(program: Command): void {
     .argument('<source>', 'magnet link, .torrent path or URL, or dtp://HOST[:PORT]/REPO')
     .argument('<dest>', 'the mirror folder to update (created if missing)'))
     .option('--dry-run', 'print what would change; transfer no file data')
-    .action(async (source: string, dest: string, opts: TransferFlags, cmd: Command) => {
+    .option('--seed', 'after the sync, keep serving DEST as a DTP host until interrupted')
+    .option('--seed-listen <addr>', 'address to serve on with --seed (default: all)')
+    .option('--seed-port <n>', 'port to serve on with --seed', v => positiveInt(v, '--seed-port'), 47921)
+    .action(async (source: string, dest: string, opts: TransferFlags & { seed?: boolean; seedListen?: string; seedPort: number }, cmd: Command) => {
       const g = globals(cmd)
       const result = await runPull([source], resolve(dest), opts, DEFAULT_INDEX_FILES, 50, g.json)
       report(result, g.json)
+      if (opts.seed && !opts.dryRun) {
+        const { seedDest } = await import('../../src/sync/seed.js')
+        await seedDest({
+          dest: result.dest, repo: result.repo, listen: opts.seedListen, port: opts.seedPort, json: g.json,
+          onReady: where => warn(`seeding ${result.dest} as a DTP host on ${where} (Ctrl-C to stop)`),
+        })
+      }
     })
 }
 

@@ -43,6 +43,8 @@ export interface PullOptions {
 
 export interface PullResult {
   dest: string
+  /** The repository's name (the torrent's). */
+  repo: string
   infoHash: string
   upToDate: boolean
   dryRun: boolean
@@ -124,7 +126,7 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
     if (opts.noDelete) plan.deletes = []
     guardDeletes(plan, opts)
     const result: PullResult = {
-      dest: opts.dest, infoHash, upToDate: isEmpty(plan), dryRun: opts.dryRun === true,
+      dest: opts.dest, repo: info.name, infoHash, upToDate: isEmpty(plan), dryRun: opts.dryRun === true,
       added: plan.added.length, changed: plan.changed.length, removed: plan.deletes.length,
       filesFetched: 0, filesCopiedLocally: 0, bytesToFetch: plan.fetchBytes, bytesReceived: 0, bytesPerHost: {}, seconds: 0,
     }
