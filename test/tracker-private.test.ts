@@ -9,7 +9,7 @@ import WebSocket from 'ws'
 import { makeHome, tempDir } from './helpers/tree.js'
 import {
   announcePacket, announceQuery, escapeBytes, httpGet, parseAnnounceReply, scrapePacket, startTrackerProcess,
-  udpConnect, udpRequest, udpSocket, type TrackerProcess,
+  udpConnect, udpRequest, udpSocket, wsOpen, wsRequest, type TrackerProcess,
 } from './helpers/tracker-wire.js'
 
 const HOST = '127.0.0.4'
@@ -28,24 +28,9 @@ function failureOf(body: Buffer): string | undefined {
 }
 
 function wsConnect(url: string, localAddress = ALLOWED_SRC): Promise<WebSocket> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { localAddress, handshakeTimeout: 5_000 })
-    ws.once('open', () => resolve(ws))
-    ws.once('error', reject)
-    after(() => ws.terminate())
-  })
+  return wsOpen(url, localAddress, 5_000)
 }
 
-function wsRequest(ws: WebSocket, message: object): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('no ws reply')), 10_000)
-    ws.once('message', (data: Buffer) => {
-      clearTimeout(timer)
-      resolve(JSON.parse(data.toString()))
-    })
-    ws.send(JSON.stringify(message))
-  })
-}
 
 const wsAnnounce = (infoHash: string): object => ({
   action: 'announce', info_hash: binary(infoHash), peer_id: '-WW0001-000000000002', event: 'started', left: 5, offers: [],

@@ -3,11 +3,10 @@ import { createServer } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import bencode from 'bencode'
 import Client from 'bittorrent-tracker'
-import WebSocket from 'ws'
 import { runCli } from './helpers/cli.js'
 import {
   announcePacket, announceQuery, compactPeers, connectPacket, httpGet, parseAnnounceReply, PROTOCOL_ID, scrapePacket,
-  startTrackerProcess, udpConnect, udpRequest, udpSocket, escapeBytes, type TrackerProcess,
+  startTrackerProcess, udpConnect, udpRequest, udpSocket, escapeBytes, wsOpen, wsRequest, type TrackerProcess,
 } from './helpers/tracker-wire.js'
 
 const HOST = '127.0.0.2'
@@ -34,25 +33,7 @@ function clientScrape(client: Client): Promise<{ complete: number; incomplete: n
   })
 }
 
-function wsOpen(url: string, localAddress?: string): Promise<WebSocket> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { localAddress, handshakeTimeout: 10_000 })
-    ws.once('open', () => resolve(ws))
-    ws.once('error', reject)
-    after(() => ws.terminate())
-  })
-}
 
-function wsRequest(ws: WebSocket, message: object): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('no ws reply')), 10_000)
-    ws.once('message', (data: Buffer) => {
-      clearTimeout(timer)
-      resolve(JSON.parse(data.toString()))
-    })
-    ws.send(JSON.stringify(message))
-  })
-}
 
 const binary = (hex: string): string => Buffer.from(hex, 'hex').toString('latin1')
 

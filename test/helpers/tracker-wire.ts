@@ -1,3 +1,4 @@
+import WebSocket from 'ws'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createSocket, type Socket } from 'node:dgram'
 import { request } from 'node:http'
@@ -218,4 +219,26 @@ export function compactPeers(b: Uint8Array | undefined): string[] {
   if (!b) return out
   for (let off = 0; off + 6 <= b.length; off += 6) out.push(`${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}:${(b[off + 4] << 8) | b[off + 5]}`)
   return out
+}
+
+/** A WebSocket to the tracker, closed when the test file ends. */
+export function wsOpen(url: string, localAddress?: string, handshakeTimeout = 10_000): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { localAddress, handshakeTimeout })
+    ws.once('open', () => resolve(ws))
+    ws.once('error', reject)
+    after(() => ws.terminate())
+  })
+}
+
+/** Sends one JSON message and resolves with the next reply. */
+export function wsRequest(ws: WebSocket, message: object): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no ws reply')), 10_000)
+    ws.once('message', (data: Buffer) => {
+      clearTimeout(timer)
+      resolve(JSON.parse(data.toString()))
+    })
+    ws.send(JSON.stringify(message))
+  })
 }
