@@ -36,7 +36,11 @@ interface Active {
  * 'peer-done' (peer, reason).
  */
 export class Downloader extends EventEmitter {
+  /** Pieces never handed out, in order; `head` is the next one. */
   private readonly queue: PieceSpan[]
+  private head = 0
+  /** Pieces handed back (peer gone, rejected, bad data): taken before the queue. */
+  private readonly retry: PieceSpan[] = []
   private readonly done = new Set<number>()
   private readonly owners = new Map<number, Set<PeerConnection>>()
   private readonly peers = new Map<PeerConnection, Active[]>()
@@ -99,7 +103,7 @@ export class Downloader extends EventEmitter {
     owners?.delete(peer)
     if (this.done.has(span.piece) || (owners && owners.size > 0)) return
     this.owners.delete(span.piece)
-    if (!this.queue.some(q => q.piece === span.piece)) this.queue.unshift(span)
+    if (!this.retry.some(q => q.piece === span.piece)) this.retry.push(span)
   }
 
   /** Pieces not yet verified, for an error message. */
@@ -133,14 +137,32 @@ export class Downloader extends EventEmitter {
   }
 
   private take(peer: PeerConnection): PieceSpan | undefined {
-    for (let i = 0; i < this.queue.length; i++) {
-      const span = this.queue[i]
+    const refused = this.refused.get(peer)
+    const usable = (span: PieceSpan) => !this.done.has(span.piece) && !this.owners.has(span.piece) &&
+      peer.hasPiece(span.piece) && !refused?.has(span.piece)
+    for (let i = this.retry.length - 1; i >= 0; i--) {
+      const span = this.retry[i]
       if (this.done.has(span.piece)) {
-        this.queue.splice(i--, 1)
+        this.retry.splice(i, 1)
         continue
       }
-      if (!peer.hasPiece(span.piece) || this.refused.get(peer)?.has(span.piece)) continue
-      this.queue.splice(i, 1)
+      if (!usable(span)) continue
+      this.retry.splice(i, 1)
+      this.owners.set(span.piece, new Set([peer]))
+      return span
+    }
+    // Hosts have every piece, so the next queued piece almost always fits: O(1) per take.
+    for (let i = this.head; i < this.queue.length; i++) {
+      const span = this.queue[i]
+      if (!usable(span)) {
+        if (i === this.head && (this.done.has(span.piece) || this.owners.has(span.piece))) this.head++
+        continue
+      }
+      if (i === this.head) this.head++
+      else {
+        // Rare (hosts have every piece): this peer lacks the head piece, it takes a later one.
+        this.queue.splice(i, 1)
+      }
       this.owners.set(span.piece, new Set([peer]))
       return span
     }

@@ -143,8 +143,9 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
       if (staging.has(hex, entry.size)) continue
       toFetch.set(indexByPath.get(entry.path)!, hex)
     }
+    const placed = new Set(plan.place.map(f => f.sha256!.toString('hex')))
     for (const [hex, from] of plan.local) {
-      const needed = plan.place.some(f => f.sha256!.toString('hex') === hex)
+      const needed = placed.has(hex)
       if (needed && !staging.has(hex, 0) && !staging.copyIn(hex, from)) {
         throw new DsyncError(ExitCode.io, 'fs.failed', { action: 'read', path: from, reason: 'changed while being copied' })
       }
