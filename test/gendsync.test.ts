@@ -201,3 +201,13 @@ test('when the torrent gains or loses its last file, the incremental torrent equ
   const [removed] = await gendsync(h.home)
   assert.equal(removed.infoHash, await scratchHash())
 })
+
+test('a file rewritten with the same size and mtime is still hashed again (ctime is part of the cache key)', async () => {
+  const h = makeHome(tempDir(), { rocky: { 'Packages.gz': 'index v1', 'other.deb': 'x' } })
+  const [first] = await gendsync(h.home)
+  await new Promise(r => setTimeout(r, 20)) // a later ctime, whatever the clock's granularity
+  writeTree(join(h.webroot, 'rocky'), { 'Packages.gz': 'index v2' }) // same size, mtime set back to OLD_MTIME
+  const [second] = await gendsync(h.home)
+  assert.equal(second.hashedFiles, 1)
+  assert.notEqual(second.infoHash, first.infoHash)
+})

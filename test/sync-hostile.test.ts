@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { existsSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import bencode from 'bencode'
@@ -29,6 +29,8 @@ const torrentCases: [string, () => Buffer, RegExp][] = [
   ['truncated', () => rawTorrent([{ path: ['.dsync', 'data.dsync'], length: 100 }]).subarray(0, 60), /malformed torrent/],
   ['not bencode at all', () => Buffer.from('<html>not found</html>'), /malformed torrent/],
   ['a piece length that is no power of two', () => rawTorrent([{ path: ['.dsync', 'data.dsync'], length: 100 }], { 'piece length': 1000 }), /piece length/],
+  ['a piece length over 16 MiB', () => rawTorrent([{ path: ['.dsync', 'data.dsync'], length: 100 }], { 'piece length': 1 << 26, pieces: Buffer.alloc(20) }), /piece length/],
+  ['a name that climbs out of DEST', () => rawTorrent([{ path: ['.dsync', 'data.dsync'], length: 100 }], { name: '../../../pwn' }), /unsafe name/],
 ]
 
 for (const [name, make, reason] of torrentCases) {
@@ -58,6 +60,9 @@ const manifestCases: [string, Parameters<typeof craftRepo>[2], RegExp][] = [
   ['an entry under .dsync/', { entryLines: [`d\t0755\t0\t${MTIME}\t-\t.dsync`, fileLine('.dsync/lock', hello)], torrentFiles: { '.dsync/lock': hello } }, /reserved path/],
   ['a wrong END checksum', { entryLines: [fileLine('a.txt', hello)], torrentFiles: { 'a.txt': hello }, badChecksum: true }, /checksum mismatch/],
   ['a file list that differs from the torrent', { entryLines: [fileLine('a.txt', Buffer.from('hello!'))], torrentFiles: { 'a.txt': hello } }, /does not match its torrent/],
+  ['a SHA-256 that does not match the file the pieces describe', {
+    entryLines: [`f\t0644\t5\t${MTIME}\t${sha256('other')}\ta.txt`], torrentFiles: { 'a.txt': hello },
+  }, /content does not match its SHA-256/],
   ['a header that lies about its counts', { entryLines: [fileLine('a.txt', hello)], torrentFiles: { 'a.txt': hello }, header: { files: 7 } }, /header says files 7/],
 ]
 
@@ -73,6 +78,7 @@ for (const [name, spec, reason] of manifestCases) {
     assert.equal(r.code, 4, r.stderr)
     assert.match(r.stderr, reason)
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr)
-    assert.ok(!existsSync(dest), 'DEST was not created')
+    // Content is checked as it arrives: DEST may hold .dsync/staging, never a live file.
+    assert.ok(!existsSync(dest) || readdirSync(dest).every(n => n === '.dsync'), 'nothing in the live tree')
   })
 }

@@ -172,3 +172,82 @@ test('the mass-delete guard refuses to empty a mirror unless forced', { skip: SK
   assert.equal(forced.code, 0, forced.stderr)
   await assertSameTree(up, dest)
 })
+
+test('hardlinks (APT by-hash style, linked to an index file), empty files and symlinks survive bootstrap and update', { skip: SKIP, timeout: 120_000 }, async () => {
+  const { linkSync, writeFileSync, readlinkSync, statSync, mkdtempSync } = await import('node:fs')
+  const { createHash } = await import('node:crypto')
+  const up = await makeUpstream({ ...repo(8), 'dists/stable/main/binary-amd64/Packages.gz': 'index v1', 'empty.txt': '' })
+  const bin = join(up.save, 'dists/stable/main/binary-amd64')
+  mkdirSync(join(bin, 'by-hash/SHA256'), { recursive: true })
+  linkSync(join(bin, 'Packages.gz'), join(bin, 'by-hash/SHA256/h1'))
+  // An upstream symlink named as a predictable temp file, pointing outside DEST, next to two
+  // index files with one content: nothing may ever be written through it.
+  const victimDir = mkdtempSync(join(tempDir(), 'victim-'))
+  const victim = join(victimDir, 'victim.txt')
+  writeFileSync(victim, 'untouched')
+  const dup = 'duplicated index\n'
+  const tmpName = `.${createHash('sha256').update(dup).digest('hex').slice(0, 16)}.dsync-tmp`
+  writeTree(up.save, { 'dists/a/Release': dup, 'dists/b/Release': dup })
+  symlinkSync(victim, join(up.save, 'dists/a', tmpName))
+  settle(up)
+  await up.regenerate()
+  let s = await seeders(up, ['127.0.0.2'])
+  const dest = join(tempDir(), 'mirror')
+  const r1 = await pullCli(up.torrent, dest, s.map(x => x.address))
+  assert.equal(r1.code, 0, r1.stderr)
+  await assertSameTree(up, dest)
+  const dbin = join(dest, 'dists/stable/main/binary-amd64')
+  assert.equal(statSync(join(dbin, 'Packages.gz')).ino, statSync(join(dbin, 'by-hash/SHA256/h1')).ino, 'hardlinked in DEST too')
+  assert.equal(readlinkSync(join(dest, 'dists/a', tmpName)), victim)
+  assert.equal(readFileSync(victim, 'utf8'), 'untouched')
+  // Up to date with local hardlinks: nothing to do (they are not conflicts).
+  const again = await pullCli(up.torrent, dest, s.map(x => x.address))
+  assert.equal(again.summary!.upToDate, true, again.stdout)
+  s[0].kill()
+
+  // The index file changes; its by-hash twin must follow, on the same inode.
+  unlinkSync(join(bin, 'by-hash/SHA256/h1'))
+  writeTree(up.save, { 'dists/stable/main/binary-amd64/Packages.gz': 'index v2' })
+  linkSync(join(bin, 'Packages.gz'), join(bin, 'by-hash/SHA256/h1'))
+  settle(up)
+  await up.regenerate()
+  s = await seeders(up, ['127.0.0.2'])
+  const r2 = await pullCli(up.torrent, dest, s.map(x => x.address))
+  assert.equal(r2.code, 0, r2.stderr)
+  await assertSameTree(up, dest)
+  assert.equal(readFileSync(join(dbin, 'by-hash/SHA256/h1'), 'utf8'), 'index v2')
+  assert.equal(readFileSync(victim, 'utf8'), 'untouched')
+})
+
+test('a folder replaced by a symlink upstream counts against the delete guard', { skip: SKIP, timeout: 120_000 }, async () => {
+  const up = await makeUpstream(repo(40))
+  let s = await seeders(up, ['127.0.0.2'])
+  const dest = join(tempDir(), 'mirror')
+  assert.equal((await pullCli(up.torrent, dest, s.map(x => x.address))).code, 0)
+  s[0].kill()
+  rmSync(join(up.save, 'pool'), { recursive: true })
+  symlinkSync('dists', join(up.save, 'pool'))
+  await up.regenerate()
+  s = await seeders(up, ['127.0.0.2'])
+  const diff = await runCliJson(['diff', '--peer', s[0].address, up.torrent, dest])
+  assert.ok(diff.plan.removed.length > 40, `diff shows the loss: ${diff.plan.removed.length}`)
+  const r = await pullCli(up.torrent, dest, s.map(x => x.address))
+  assert.equal(r.code, 1)
+  assert.match(r.stderr, /refusing to delete/)
+  assert.ok(existsSync(join(dest, 'pool/main/0/pkg0.deb')))
+})
+
+/** Directory mtimes as rsync -a would leave them: settled, so data.dsync is stable. */
+function settle(up: Upstream): void {
+  for (const d of ['.', 'dists', 'dists/a', 'dists/b', 'dists/stable', 'dists/stable/main', 'dists/stable/main/binary-amd64',
+    'dists/stable/main/binary-amd64/by-hash', 'dists/stable/main/binary-amd64/by-hash/SHA256']) {
+    if (existsSync(join(up.save, d))) utimesSync(join(up.save, d), OLD_MTIME, OLD_MTIME)
+  }
+}
+
+async function runCliJson(args: string[]): Promise<{ plan: { added: string[]; changed: string[]; removed: string[] } }> {
+  const { runCli } = await import('./helpers/cli.js')
+  const r = await runCli(['--json', ...args])
+  assert.equal(r.code, 0, r.stderr)
+  return JSON.parse(r.stdout.trim().split('\n').pop()!)
+}

@@ -4,15 +4,15 @@ import type { RepoConfig } from '../../src/config/repo-config.js'
 import { DsyncError, ExitCode } from '../../src/errors.js'
 import { t } from '../../src/i18n/index.js'
 import { ProgressBar } from '../../src/ui/progress.js'
-import { globals, openHome, printJson, warn } from '../context.js'
-import { peersOf, report, transferOptions, type TransferFlags } from './pull.js'
+import { globals, openHome, warn } from '../context.js'
+import { peersOf, progressPrinter, report, transferOptions, wholeNumber, type TransferFlags } from './pull.js'
 
 export function registerSync(program: Command): void {
   transferOptions(program
     .command('sync')
     .description('sync configured repositories from their dsync-url= (DSYNC: -sync REPO); status file, lock, retries')
     .argument('[repo...]', 'repositories to sync (default: every repo with dsync-url=)'))
-    .option('--retries <n>', "attempts after a network failure (default: the repo's retries=, else 3)", v => Number(v))
+    .option('--retries <n>', "attempts after a network failure (default: the repo's retries=, else 3)", v => wholeNumber(v, '--retries'))
     .action(async (names: string[], opts: TransferFlags & { retries?: number }, cmd: Command) => {
       const g = globals(cmd)
       const home = openHome(g)
@@ -29,10 +29,7 @@ export function registerSync(program: Command): void {
             force: opts.force, localAddress: opts.bind, retries: opts.retries,
             onWarning: m => { bar.done(); warn(m) },
             onMotd: (peer, text) => { if (!g.json) { bar.done(); warn(t('sync.motd', { peer, motd: text.trimEnd() })) } },
-            onProgress: p => {
-              if (g.json) printJson({ event: 'progress', repo: repo.name, ...p })
-              else bar.update({ label: `${repo.name} ${p.phase}`, filesDone: p.filesDone, filesTotal: p.filesTotal, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, note: `${p.peers} peers` })
-            },
+            onProgress: progressPrinter(g.json, bar, `${repo.name} `, { repo: repo.name }),
           })
           bar.done()
           report(result, g.json)

@@ -79,6 +79,8 @@ export class DtpHost {
   /** Loads configs and repositories, then listens. Throws DsyncError on bad config or a busy port. */
   async start(): Promise<void> {
     this.loadConfigs()
+    // The allowlist must be in force before the first connection is accepted.
+    this.listener.setFirewall(this.firewall)
     this.loadRepos()
     this.port = this.home.main.port
     this.listenKey = `${this.home.main.listen.join(',')}:${this.port}`

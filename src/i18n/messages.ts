@@ -338,6 +338,10 @@ const catalogue = {
   },
 
   // cli
+  'cli.badNumber': {
+    en: 'option {flag}: "{value}" is not a valid number',
+    ko: '옵션 {flag}: "{value}"은(는) 올바른 숫자가 아닙니다',
+  },
   'cli.internal': {
     en: 'internal error: {message} (run with DSYNC_DEBUG=1 for details)',
     ko: '내부 오류: {message} (자세한 내용은 DSYNC_DEBUG=1로 실행하세요)',

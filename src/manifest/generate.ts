@@ -125,6 +125,7 @@ async function digestFiles(
   const byPath = new Map<string, CachedDigest>()
   const jobs: HashJob[] = []
   const jobPaths: string[] = []
+  const jobCtimes: number[] = []
   let bytesTotal = 0
   // The file that ends the torrent needs its last piece hashed unpadded too; a cached
   // digest without that hash (the file was not last before) is read again, alone.
@@ -132,11 +133,12 @@ async function digestFiles(
   for (const e of content) {
     const old = cache.get(e.path)
     const needsTail = e === last && e.size % pieceLength !== 0
-    if (old && old.size === e.size && old.mtimeMs === e.mtimeMs && old.ino === e.ino && (!needsTail || old.tail)) {
+    if (old && old.size === e.size && old.mtimeMs === e.mtimeMs && old.ctimeMs === e.ctimeMs && old.ino === e.ino && (!needsTail || old.tail)) {
       byPath.set(e.path, old)
     } else {
       jobs.push({ id: jobs.length, path: join(opts.save, e.path), size: e.size, mtimeMs: e.mtimeMs, ino: e.ino, tail: needsTail })
       jobPaths.push(e.path)
+      jobCtimes.push(e.ctimeMs)
       bytesTotal += e.size
     }
   }
@@ -144,7 +146,7 @@ async function digestFiles(
   const progress = { phase: 'hash' as const, entries: content.length, filesDone: 0, filesTotal: jobs.length, bytesDone: 0, bytesTotal }
   opts.onProgress?.(progress)
   await hashFiles(jobs, pieceLength, (job, d) => {
-    byPath.set(jobPaths[job.id], { size: job.size, mtimeMs: job.mtimeMs, ino: job.ino, ...d })
+    byPath.set(jobPaths[job.id], { size: job.size, mtimeMs: job.mtimeMs, ctimeMs: jobCtimes[job.id], ino: job.ino, ...d })
     progress.filesDone++
     progress.bytesDone += job.size
     opts.onProgress?.(progress)

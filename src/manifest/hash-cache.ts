@@ -10,6 +10,7 @@ import { writeFileAtomic } from '../util/atomic-write.js'
 export interface CachedDigest {
   size: number
   mtimeMs: number
+  ctimeMs: number
   ino: number
   sha256: Buffer
   pieces: Buffer
@@ -17,7 +18,7 @@ export interface CachedDigest {
   tail?: Buffer
 }
 
-const MAGIC = 'DSYNC-HASHCACHE 2'
+const MAGIC = 'DSYNC-HASHCACHE 3'
 
 export interface LoadedCache {
   entries: Map<string, CachedDigest>
@@ -39,14 +40,14 @@ export function loadHashCache(file: string, pieceLength: number): LoadedCache {
   if (Number(head[2]) !== pieceLength) return { entries: cache, previousPieceLength: Number(head[2]) }
   for (let i = 1; i < lines.length; i++) {
     const f = lines[i].split('\t')
-    if (f.length !== 7) continue
-    const path = unescapePath(f[6])
+    if (f.length !== 8) continue
+    const path = unescapePath(f[7])
     if (path === undefined) continue
     const entry: CachedDigest = {
-      ino: Number(f[0]), size: Number(f[1]), mtimeMs: Number(f[2]),
-      sha256: Buffer.from(f[3], 'hex'), pieces: Buffer.from(f[4], 'base64'),
+      ino: Number(f[0]), size: Number(f[1]), mtimeMs: Number(f[2]), ctimeMs: Number(f[3]),
+      sha256: Buffer.from(f[4], 'hex'), pieces: Buffer.from(f[5], 'base64'),
     }
-    if (f[5] !== '') entry.tail = Buffer.from(f[5], 'hex')
+    if (f[6] !== '') entry.tail = Buffer.from(f[6], 'hex')
     // A tail is kept only for a file that ended the torrent once; it is optional.
     const tailOk = entry.tail === undefined || (entry.size % pieceLength !== 0 && entry.tail.length === 20)
     if (entry.sha256.length !== 32 || entry.pieces.length !== Math.ceil(entry.size / pieceLength) * 20 || !tailOk) continue
@@ -58,7 +59,7 @@ export function loadHashCache(file: string, pieceLength: number): LoadedCache {
 export function saveHashCache(file: string, pieceLength: number, entries: Iterable<[string, CachedDigest]>): void {
   const parts = [`${MAGIC} ${pieceLength}\n`]
   for (const [path, e] of entries) {
-    parts.push(`${e.ino}\t${e.size}\t${e.mtimeMs}\t${e.sha256.toString('hex')}\t${e.pieces.toString('base64')}\t${e.tail?.toString('hex') ?? ''}\t${escapePath(path)}\n`)
+    parts.push(`${e.ino}\t${e.size}\t${e.mtimeMs}\t${e.ctimeMs}\t${e.sha256.toString('hex')}\t${e.pieces.toString('base64')}\t${e.tail?.toString('hex') ?? ''}\t${escapePath(path)}\n`)
   }
   writeFileAtomic(file, parts.join(''))
 }

@@ -12,6 +12,8 @@ export interface ScannedEntry {
   size: number
   mtime: number
   mtimeMs: number
+  /** Status change time: no tool can set it, so a rewrite that restores size and mtime still shows. */
+  ctimeMs: number
   ino: number
   dev: number
   nlink: number
@@ -95,6 +97,7 @@ function fromStats(path: string, st: Stats): ScannedEntry | undefined {
     size: type === 'f' ? st.size : 0,
     mtime: Math.floor(st.mtimeMs / 1000),
     mtimeMs: st.mtimeMs,
+    ctimeMs: st.ctimeMs,
     ino: st.ino,
     dev: st.dev,
     nlink: st.nlink,

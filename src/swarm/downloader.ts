@@ -4,6 +4,7 @@ import type { PieceSpan } from '../torrent/piece-map.js'
 import type { PeerConnection } from './peer.js'
 
 const BLOCK = 16 * 1024
+const MAX_REFUSED = 64
 
 export interface DownloaderOptions {
   pieces: PieceSpan[]
@@ -48,7 +49,9 @@ export class Downloader extends EventEmitter {
   private readonly refused = new Map<PeerConnection, Set<number>>()
   private readonly pipeline: number
   private finish: (() => void) | undefined
+  private fail: ((err: Error) => void) | undefined
   private readonly finished: Promise<void>
+  private readonly retrySet = new Set<number>()
   readonly total: number
 
   constructor(private readonly opts: DownloaderOptions) {
@@ -56,7 +59,10 @@ export class Downloader extends EventEmitter {
     this.queue = [...opts.pieces]
     this.total = opts.pieces.length
     this.pipeline = opts.pipeline ?? 64
-    this.finished = new Promise(resolve => (this.finish = resolve))
+    this.finished = new Promise((resolve, reject) => {
+      this.finish = resolve
+      this.fail = reject
+    })
     if (this.total === 0) this.finish!()
   }
 
@@ -103,7 +109,10 @@ export class Downloader extends EventEmitter {
     owners?.delete(peer)
     if (this.done.has(span.piece) || (owners && owners.size > 0)) return
     this.owners.delete(span.piece)
-    if (!this.retry.some(q => q.piece === span.piece)) this.retry.push(span)
+    if (!this.retrySet.has(span.piece)) {
+      this.retrySet.add(span.piece)
+      this.retry.push(span)
+    }
   }
 
   /** Pieces not yet verified, for an error message. */
@@ -115,6 +124,7 @@ export class Downloader extends EventEmitter {
     const active = this.peers.get(peer)
     if (!active || peer.closed || peer.wire.peerChoking) return
     let inFlight = active.reduce((s, a) => s + a.pending, 0)
+    if (inFlight < this.pipeline) peer.batch()
     while (inFlight < this.pipeline) {
       let a = active.find(x => x.nextOffset < x.span.dataLength && !x.failed && !this.done.has(x.span.piece))
       if (!a) {
@@ -144,10 +154,12 @@ export class Downloader extends EventEmitter {
       const span = this.retry[i]
       if (this.done.has(span.piece)) {
         this.retry.splice(i, 1)
+        this.retrySet.delete(span.piece)
         continue
       }
       if (!usable(span)) continue
       this.retry.splice(i, 1)
+      this.retrySet.delete(span.piece)
       this.owners.set(span.piece, new Set([peer]))
       return span
     }
@@ -187,8 +199,14 @@ export class Downloader extends EventEmitter {
     a.pending--
     if (peer.closed) return // the close handler requeues the peer's pieces
     if (/rejected/.test(err.message)) {
-      this.refused.get(peer)?.add(a.span.piece)
+      const refused = this.refused.get(peer)!
+      refused.add(a.span.piece)
       this.emit('refused', peer, a.span.piece)
+      // A peer that refuses piece after piece (have_all, then reject everything) is no host.
+      if (refused.size >= MAX_REFUSED && peer.downloaded === 0) {
+        peer.close(`refused ${refused.size} pieces and sent none`)
+        return
+      }
     }
     a.failed = true
     this.retire(peer, a)
@@ -227,7 +245,13 @@ export class Downloader extends EventEmitter {
     }
     this.done.add(a.span.piece)
     this.owners.delete(a.span.piece)
-    this.opts.onPiece(a.span, a.data, peer)
+    try {
+      this.opts.onPiece(a.span, a.data, peer)
+    } catch (err) {
+      // Storing failed (disk full, a file that does not match its SHA-256): the download fails.
+      this.fail!(err as Error)
+      return
+    }
     this.emit('piece', a.span, peer)
     if (this.remaining === 0) {
       this.finish!()

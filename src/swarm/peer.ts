@@ -36,6 +36,7 @@ export class PeerConnection extends EventEmitter {
   downloaded = 0
   closed = false
   closeReason = ''
+  private corked = false
   private metadata: MetadataFetcher | undefined
 
   private constructor(readonly opts: PeerOptions, socket: Socket) {
@@ -112,11 +113,29 @@ export class PeerConnection extends EventEmitter {
     return this.wire.peerPieces.get(index)
   }
 
+  /**
+   * Requests issued from now until the next turn of the event loop leave in one TCP send:
+   * with Nagle off, each 17-byte request was its own send() (17% of a pull's CPU).
+   */
+  batch(): void {
+    if (this.corked) return
+    this.corked = true
+    this.socket.cork()
+    setImmediate(() => {
+      this.corked = false
+      this.socket.uncork()
+    })
+  }
+
   request(piece: number, offset: number, length: number): Promise<Buffer> {
     this.allowance += length + 13
     return new Promise((resolve, reject) => {
       this.wire.request(piece, offset, length, (err, block) => {
-        if (err || !block) return reject(err ?? new Error('empty block'))
+        if (err || !block) {
+          // A refused or cancelled request gives back its receive credit.
+          this.allowance -= length + 13
+          return reject(err ?? new Error('empty block'))
+        }
         if (block.length !== length) return reject(new Error('block of the wrong length'))
         this.downloaded += length
         resolve(Buffer.from(block.buffer, block.byteOffset, block.byteLength))

@@ -1,4 +1,4 @@
-import { chmodSync, copyFileSync, linkSync, lutimesSync, mkdirSync, renameSync, rmdirSync, rmSync, symlinkSync, unlinkSync, utimesSync, constants } from 'node:fs'
+import { chmodSync, closeSync, copyFileSync, fsyncSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, renameSync, rmdirSync, rmSync, symlinkSync, unlinkSync, utimesSync, constants } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fsError } from '../errors.js'
 import type { ManifestEntry } from '../manifest/entry.js'
@@ -11,30 +11,45 @@ export interface ApplyOptions {
   plan: Plan
   staging: Staging
   indexFiles: string[]
+  /** Keep setuid/setgid bits from upstream (off: a mirror has no use for them, and as root they would be live). */
+  keepSetid?: boolean
   /** Called between steps; tests use it to kill the process at a chosen point. */
   onStep?: (step: string) => void
 }
 
 /**
  * Moves a staged generation into DEST in the order that keeps the live tree usable at
- * every instant: new folders; new and changed files, links first, index files (Release,
- * Packages, repomd.xml, …) after them so they never name a file not yet there; then
- * deletions; then folder modes and mtimes. Every file appears by rename(2), whole, with its
- * mode and mtime already set. The caller writes DEST's data.dsync last, as the commit record.
+ * every instant: new folders; new and changed files, then links (hardlinks after the files
+ * they share an inode with); index files (Release, Packages, repomd.xml, …) after all
+ * others so they never name a file not yet there; then deletions; then folder modes and
+ * mtimes. The caller writes DEST's data.dsync last, as the commit record.
+ *
+ * Every new name is prepared inside `.dsync/staging/` (mode and mtime set there) and enters
+ * the tree by one rename(2): no file is opened, chmod'ed or written at a path inside the
+ * live tree, so nothing upstream put there (a symlink to /etc/passwd named like our temp
+ * file) can redirect a write.
  */
 export function applyPlan(opts: ApplyOptions): void {
   const { dest, plan, staging } = opts
   const isIndex = indexMatcher(opts.indexFiles)
   const abs = (p: string) => join(dest, p)
   const trash = join(dest, DSYNC_DIR, 'trash')
+  const fileMode = (mode: number) => (opts.keepSetid ? mode : mode & ~0o6000)
+  let tmpCounter = 0
+  const tmp = () => join(staging.dir, `.apply-${process.pid}-${tmpCounter++}`)
+  const writable = makeWritableParents(dest)
 
   // An entry of another type in the way (a file where a folder now goes) is moved aside,
   // not deleted, until the end.
   for (const c of plan.conflicts) {
     mkdirSync(trash, { recursive: true })
-    guard(() => renameSync(abs(c.path), join(trash, `${Date.now()}-${Math.random().toString(36).slice(2)}`)), abs(c.path))
+    writable(c.path)
+    guard(() => renameSync(abs(c.path), join(trash, `${Date.now()}-${tmpCounter++}`)), abs(c.path))
   }
-  for (const d of plan.mkdirs) guard(() => mkdirSync(abs(d.path), { recursive: true, mode: 0o755 }), abs(d.path))
+  for (const d of plan.mkdirs) {
+    writable(d.path)
+    guard(() => mkdirSync(abs(d.path), { recursive: true, mode: 0o755 }), abs(d.path))
+  }
   opts.onStep?.('mkdirs')
 
   // How many paths still need each staged content: the last one takes the file itself.
@@ -45,40 +60,49 @@ export function applyPlan(opts: ApplyOptions): void {
     const left = uses.get(h)! - 1
     uses.set(h, left)
     const src = staging.path(h)
-    const tmp = join(dirname(abs(f.path)), `.${h.slice(0, 16)}.dsync-tmp`)
+    const t = tmp()
+    writable(f.path)
     guard(() => {
-      if (left > 0) copyFileSync(src, tmp, constants.COPYFILE_FICLONE)
-      else renameSync(src, tmp)
-      chmodSync(tmp, f.mode)
-      utimesSync(tmp, f.mtime, f.mtime)
-      renameSync(tmp, abs(f.path))
+      if (left > 0) {
+        copyFileSync(src, t, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE)
+        syncFile(t)
+      } else renameSync(src, t)
+      chmodSync(t, fileMode(f.mode))
+      utimesSync(t, f.mtime, f.mtime)
+      renameSync(t, abs(f.path))
     }, abs(f.path))
   }
   const placeLink = (l: ManifestEntry) => {
-    const tmp = join(dirname(abs(l.path)), `.link-${Math.random().toString(36).slice(2)}.dsync-tmp`)
+    const t = tmp()
+    writable(l.path)
     guard(() => {
       if (l.type === 'l') {
-        symlinkSync(l.target!, tmp)
-        lutimesSync(tmp, l.mtime, l.mtime)
-      } else linkSync(abs(l.target!), tmp)
-      renameSync(tmp, abs(l.path))
+        symlinkSync(l.target!, t)
+        lutimesSync(t, l.mtime, l.mtime)
+      } else linkSync(abs(l.target!), t)
+      renameSync(t, abs(l.path))
+      // rename(2) between two names of one inode does nothing and leaves the source.
+      rmSync(t, { force: true })
     }, abs(l.path))
   }
   const touch = (f: ManifestEntry) => guard(() => {
-    chmodSync(abs(f.path), f.mode)
+    writable(f.path)
+    chmodSync(abs(f.path), fileMode(f.mode))
     utimesSync(abs(f.path), f.mtime, f.mtime)
   }, abs(f.path))
 
+  // A hardlink goes in with the later of its own pass and its file's.
+  const linkPass = (l: ManifestEntry) => isIndex(l.path) || (l.type === 'h' && isIndex(l.target!))
   for (const pass of [false, true]) {
     for (const f of plan.place) if (isIndex(f.path) === pass) placeFile(f)
     for (const f of plan.touch) if (isIndex(f.path) === pass) touch(f)
-    // Hardlinks after the files they link to; symlinks may point anywhere, order is free.
-    for (const l of plan.links) if (isIndex(l.path) === pass && l.type === 'l') placeLink(l)
-    for (const l of plan.links) if (isIndex(l.path) === pass && l.type === 'h') placeLink(l)
+    for (const l of plan.links) if (linkPass(l) === pass && l.type === 'l') placeLink(l)
+    for (const l of plan.links) if (linkPass(l) === pass && l.type === 'h') placeLink(l)
     opts.onStep?.(pass ? 'index' : 'files')
   }
 
   for (const d of plan.deletes) {
+    writable(d.path)
     guard(() => (d.type === 'd' ? rmdirSync(abs(d.path)) : unlinkSync(abs(d.path))), abs(d.path))
   }
   opts.onStep?.('deletes')
@@ -87,6 +111,35 @@ export function applyPlan(opts: ApplyOptions): void {
     utimesSync(abs(d.path), d.mtime, d.mtime)
   }, abs(d.path))
   rmSync(trash, { recursive: true, force: true })
+}
+
+/**
+ * Folders that are read-only upstream (0555) are so in DEST too, after the apply; before
+ * writing into one it gets u+wx, and the final folder pass (plan.dirMeta, which lists every
+ * folder the apply touches) sets its real mode back.
+ */
+function makeWritableParents(dest: string): (path: string) => void {
+  const done = new Set<string>()
+  return path => {
+    const parent = dirname(path)
+    if (parent === '.' || done.has(parent)) return
+    done.add(parent)
+    try {
+      const st = lstatSync(join(dest, parent))
+      if (st.isDirectory() && (st.mode & 0o300) !== 0o300) chmodSync(join(dest, parent), (st.mode & 0o7777) | 0o300)
+    } catch {
+      // a folder still to be made: mkdir gives it 0755
+    }
+  }
+}
+
+function syncFile(path: string): void {
+  const fd = openSync(path, 'r')
+  try {
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
 }
 
 function hex(f: ManifestEntry): string {

@@ -27,6 +27,8 @@ export interface Plan {
   conflicts: ScannedEntry[]
   /** Local entries upstream does not have, deepest first. */
   deletes: ScannedEntry[]
+  /** Local entries inside a conflicting folder, lost with it when it is moved aside. */
+  displaced: ScannedEntry[]
   /** Directories whose mode or mtime must be set at the end. */
   dirMeta: ManifestEntry[]
   localEntries: number
@@ -50,14 +52,15 @@ export async function makePlan(opts: PlanOptions): Promise<Plan> {
   const local = new Map<string, ScannedEntry>()
   for (const e of scanTree(opts.dest, { excludeTop: [DSYNC_DIR], onWarning: opts.onWarning })) local.set(e.path, e)
   const vouched = new Map<string, ManifestEntry>()
-  for (const e of opts.previous?.entries ?? []) if (e.type === 'f') vouched.set(e.path, e)
+  for (const e of opts.previous?.entries ?? []) if (e.type === 'f' || e.type === 'h') vouched.set(e.path, e)
 
   // Local files that look right by size and mtime but that DEST's data.dsync does not
   // vouch for (first sync onto an rsync'ed tree, or a run killed mid-apply) are hashed.
   const sha = new Map<string, string>() // local path -> sha256 hex, for local files we trust
   const toHash: { job: HashJob; path: string }[] = []
   for (const [path, l] of local) {
-    if (l.type !== 'f') continue
+    // The scan names the second and later paths of an inode 'h'; each is a file all the same.
+    if (l.type !== 'f' && l.type !== 'h') continue
     const v = vouched.get(path)
     if (v && v.size === l.size && v.mtime === l.mtime) sha.set(path, v.sha256!.toString('hex'))
     else {
@@ -68,7 +71,7 @@ export async function makePlan(opts: PlanOptions): Promise<Plan> {
   await hashFiles(toHash.map(x => x.job), 0, (job, d) => sha.set(toHash[job.id].path, d.sha256.toString('hex')), opts.threads)
 
   const plan: Plan = {
-    mkdirs: [], place: [], fetch: new Map(), local: new Map(), touch: [], links: [], conflicts: [], deletes: [], dirMeta: [],
+    mkdirs: [], place: [], fetch: new Map(), local: new Map(), touch: [], links: [], conflicts: [], deletes: [], displaced: [], dirMeta: [],
     localEntries: local.size, fetchBytes: 0, added: [], changed: [],
   }
   for (const [path, hex] of sha) if (!plan.local.has(hex)) plan.local.set(hex, join(opts.dest, path))
@@ -77,7 +80,7 @@ export async function makePlan(opts: PlanOptions): Promise<Plan> {
   for (const u of opts.upstream.entries) {
     wanted.add(u.path)
     const l = local.get(u.path)
-    const sameType = l !== undefined && l.type === (u.type === 'h' ? 'f' : u.type)
+    const sameType = l !== undefined && fileOr(l.type) === fileOr(u.type)
     if (l && !sameType) plan.conflicts.push(l)
     if ((!l || !sameType) && u.type !== 'd') plan.added.push(u.path)
     switch (u.type) {
@@ -107,7 +110,8 @@ export async function makePlan(opts: PlanOptions): Promise<Plan> {
         break
       case 'h': {
         const target = local.get(u.target!)
-        const linked = sameType && target?.type === 'f' && target.ino === l.ino && sha.get(u.target!) === u.sha256!.toString('hex')
+        const linked = sameType && target !== undefined && fileOr(target.type) === 'f' && target.ino === l.ino &&
+          sha.get(u.target!) === u.sha256!.toString('hex')
         if (!linked) {
           if (sameType) plan.changed.push(u.path)
           plan.links.push(u)
@@ -116,11 +120,17 @@ export async function makePlan(opts: PlanOptions): Promise<Plan> {
       }
     }
   }
-  // A conflicting local folder is moved aside whole, children included.
-  const conflicted = plan.conflicts.map(c => c.path)
-  const underConflict = (path: string) => conflicted.some(c => path === c || path.startsWith(c + '/'))
+  // A conflicting local folder is moved aside whole, children included: what is under it
+  // is lost like a deletion, so it counts for the delete guard and in `diff`.
+  const conflicted = new Set(plan.conflicts.map(c => c.path))
+  const underConflict = (path: string) => {
+    for (let p = path; p !== ''; p = parentOf(p)) if (conflicted.has(p)) return true
+    return false
+  }
   for (const [path, l] of local) {
-    if (!wanted.has(path) && !underConflict(path)) plan.deletes.push(l)
+    if (underConflict(path)) {
+      if (!conflicted.has(path)) plan.displaced.push(l)
+    } else if (!wanted.has(path)) plan.deletes.push(l)
   }
   // Every folder the apply writes into gets a new mtime from the kernel; it is set back to
   // upstream's at the end, after the last rename or unlink inside it.
@@ -153,6 +163,10 @@ function upstreamFile(m: Manifest, path: string): ManifestEntry | undefined {
     else hi = mid - 1
   }
   return undefined
+}
+
+function fileOr(type: string): string {
+  return type === 'h' ? 'f' : type
 }
 
 function parentOf(path: string): string {

@@ -1,9 +1,11 @@
 import { mkdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { DsyncError, ExitCode, fsError } from '../errors.js'
 import { t } from '../i18n/index.js'
 import { isSafeRelativePath } from '../manifest/entry.js'
 import { parseManifest, type Manifest } from '../manifest/format.js'
-import { MANIFEST_TORRENT_PATH, repoFiles } from '../manifest/paths.js'
+import { DSYNC_DIR, MANIFEST_TORRENT_PATH, repoFiles } from '../manifest/paths.js'
+import { acquireLock } from '../util/lock.js'
 import { readTorrentInfo, type TorrentInfo } from '../torrent/read.js'
 import { Downloader } from '../swarm/downloader.js'
 import { makePeerId } from '../swarm/peer-id.js'
@@ -11,7 +13,7 @@ import type { PeerAddress, PeerConnection } from '../swarm/peer.js'
 import { Swarm } from '../swarm/swarm.js'
 import { announceToTrackers } from '../swarm/trackers.js'
 import { magnetLink } from '../torrent/build.js'
-import type { LayoutFile } from '../torrent/layout.js'
+import { MAX_PIECE_LENGTH, MIN_PIECE_LENGTH, type LayoutFile } from '../torrent/layout.js'
 import { matchTorrentToManifest } from '../torrent/match.js'
 import { fileSpans, pieceMap, type PieceMap } from '../torrent/piece-map.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
@@ -19,7 +21,7 @@ import { applyPlan } from './apply.js'
 import { makePlan, type Plan } from './plan.js'
 import { resolveSource, TORRENT_CAP, type ResolvedSource } from './source.js'
 import { Staging } from './staging.js'
-import { pieceVerifies, transferFiles, type TransferProgress } from './transfer.js'
+import { pieceVerifies, transferFiles, watchDownload, type TransferProgress } from './transfer.js'
 
 export interface PullOptions {
   sources: string[]
@@ -39,6 +41,8 @@ export interface PullOptions {
   onMotd?: (peer: string, text: string) => void
   /** Test hook: called between apply steps. */
   onApplyStep?: (step: string) => void
+  /** The caller holds DEST's lock already (dsync sync); otherwise pull takes it. */
+  lockHeld?: boolean
 }
 
 export interface PullResult {
@@ -59,6 +63,11 @@ export interface PullResult {
   seconds: number
   plan?: { added: string[]; changed: string[]; removed: string[] }
 }
+
+/** Largest data.dsync accepted: ~3 million entries; a bigger one is refused, not allocated. */
+const MANIFEST_CAP = 512 << 20
+/** No piece verified (or no metadata) for this long while peers are connected: give up. */
+const STALL_MS = 60_000
 
 /** How long a sync with trackers and no peer yet waits for the trackers to name one. */
 const TRACKER_WAIT_MS = 15_000
@@ -97,6 +106,7 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
   for (const p of [...(opts.peers ?? []), ...resolved.flatMap(r => r.peers)]) swarm.add(p)
   let announcer = announceToTrackers(infoHash, makePeerId(), trackers, 6881, a => swarm.add(a), opts.onWarning)
   if (trackers.length > 0) swarm.expectPeersFor(TRACKER_WAIT_MS)
+  let releaseLock: (() => void) | undefined
   try {
     const torrent = resolved.find(r => r.torrent && r.infoHash === infoHash)?.torrent ?? await metadataFromPeers(swarm, infoHash)
     const info = parseTorrent(torrent, resolved[0].source, infoHash)
@@ -106,7 +116,7 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
       swarm.expectPeersFor(TRACKER_WAIT_MS)
     }
     const layout = layoutOf(info)
-    const map = pieceMap(layout, info.pieceLength)
+    const map = { ...pieceMap(layout, info.pieceLength), infoHash }
     const files = repoFiles(opts.dest, info.name)
     const previousBytes = readOrUndefined(files.manifest)
     const sameGeneration = previousBytes !== undefined && previousBytes.length === map.files[0].length &&
@@ -118,16 +128,19 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
     const previous = previousBytes && !sameGeneration ? tryParse(previousBytes, files.manifest) : sameGeneration ? manifest : undefined
 
     try {
-      mkdirSync(opts.dest, { recursive: true })
+      mkdirSync(join(opts.dest, DSYNC_DIR), { recursive: true })
     } catch (err) {
       throw fsError(err, opts.dest, 'write')
     }
+    // Two runs on one DEST would share staging and interleave their applies.
+    if (!opts.lockHeld) releaseLock = acquireLock(join(opts.dest, DSYNC_DIR, 'lock')).release
     const plan = await makePlan({ dest: opts.dest, upstream: manifest, previous, onWarning: opts.onWarning })
     if (opts.noDelete) plan.deletes = []
-    guardDeletes(plan, opts)
+    // diff reports what a pull would do, the guard's refusal included; it does not refuse.
+    if (!opts.dryRun) guardDeletes(plan, opts)
     const result: PullResult = {
       dest: opts.dest, repo: info.name, infoHash, upToDate: isEmpty(plan), dryRun: opts.dryRun === true,
-      added: plan.added.length, changed: plan.changed.length, removed: plan.deletes.length,
+      added: plan.added.length, changed: plan.changed.length, removed: plan.deletes.length + plan.displaced.length,
       filesFetched: 0, filesCopiedLocally: 0, bytesToFetch: plan.fetchBytes, bytesReceived: 0, bytesPerHost: {}, seconds: 0,
     }
     if (opts.dryRun) {
@@ -141,18 +154,24 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
     const indexByPath = new Map(map.files.map((f, i) => [f.path, i]))
     for (const [hex, entry] of plan.fetch) {
       if (staging.has(hex, entry.size)) continue
+      // Empty files are in data.dsync only, not in the torrent: nothing to fetch.
+      if (entry.size === 0) {
+        staging.putEmpty(hex)
+        continue
+      }
       toFetch.set(indexByPath.get(entry.path)!, hex)
     }
-    const placed = new Set(plan.place.map(f => f.sha256!.toString('hex')))
+    const placedSize = new Map(plan.place.map(f => [f.sha256!.toString('hex'), f.size]))
     for (const [hex, from] of plan.local) {
-      const needed = placed.has(hex)
-      if (needed && !staging.has(hex, 0) && !staging.copyIn(hex, from)) {
+      const size = placedSize.get(hex)
+      const needed = size !== undefined
+      if (needed && !staging.has(hex, size) && !staging.copyIn(hex, from)) {
         throw new DsyncError(ExitCode.io, 'fs.failed', { action: 'read', path: from, reason: 'changed while being copied' })
       }
       if (needed) result.filesCopiedLocally++
     }
     const transfer = await transferFiles({
-      swarm, map, hashes: info.pieces, staging, files: toFetch, onWarning: opts.onWarning,
+      swarm, map, hashes: info.pieces, staging, files: toFetch, onWarning: opts.onWarning, stallMs: STALL_MS, infoHash,
       onProgress: p => opts.onProgress?.({ ...p, phase: 'files' }),
     })
     result.filesFetched = toFetch.size
@@ -160,6 +179,8 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
     result.bytesPerHost = transfer.bytesPerPeer
     swarm.close()
 
+    // Power loss, not only SIGKILL: staged data reaches the disk before the commit record.
+    await staging.syncAll(plan.place.map(f => f.sha256!.toString('hex')))
     applyPlan({ dest: opts.dest, plan, staging, indexFiles: opts.indexFiles, onStep: opts.onApplyStep })
     // The commit record: until this rename, a re-run sees the old generation and resumes.
     writeFileAtomic(files.manifest, manifestBytes)
@@ -170,6 +191,7 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
   } finally {
     announcer.stop()
     swarm.close()
+    releaseLock?.()
   }
 }
 
@@ -204,7 +226,14 @@ function parseTorrent(torrent: Buffer, from: string, expectHash?: string): Torre
   // too), but a torrent naming one is hostile or broken: refuse it before anything else.
   const unsafe = info.files.find(f => !f.pad && !isSafeRelativePath(f.path))
   if (unsafe) throw new DsyncError(ExitCode.badData, 'sync.badTorrent', { from, reason: `unsafe path "${unsafe.path}"` })
-  if (info.pieceLength < 16384 || (info.pieceLength & (info.pieceLength - 1)) !== 0) {
+  // The name becomes file names under DEST/.dsync/ (NAME.torrent): the repo-name rule applies.
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(info.name)) {
+    throw new DsyncError(ExitCode.badData, 'sync.badTorrent', { from, reason: `unsafe name "${info.name}"` })
+  }
+  if (info.files[0].length > MANIFEST_CAP) {
+    throw new DsyncError(ExitCode.badData, 'sync.tooLarge', { what: 'data.dsync', from, cap: MANIFEST_CAP })
+  }
+  if (info.pieceLength < MIN_PIECE_LENGTH || info.pieceLength > MAX_PIECE_LENGTH || (info.pieceLength & (info.pieceLength - 1)) !== 0) {
     throw new DsyncError(ExitCode.badData, 'sync.badTorrent', { from, reason: `piece length ${info.pieceLength}` })
   }
   return info
@@ -231,12 +260,17 @@ async function metadataFromPeers(swarm: Swarm, infoHash: string): Promise<Buffer
         settled = true
         cleanup()
         resolve(Buffer.concat([Buffer.from('d4:info'), info, Buffer.from('e')]))
-      }, () => check())
+      }, (err: Error) => {
+        peer.close(`no metadata: ${err.message}`)
+        check()
+      })
     }
+    const started = Date.now()
     const check = () => {
       if (settled) return
       const pending = [...swarm.connected].some(p => !tried.has(p))
-      if (!pending && !swarm.hasProspects() && swarm.connected.size === 0) {
+      const stalled = Date.now() - started > STALL_MS
+      if (stalled || (!pending && !swarm.hasProspects() && swarm.connected.size === 0)) {
         settled = true
         cleanup()
         reject(new DsyncError(ExitCode.network, 'sync.noMetadata', {
@@ -256,33 +290,20 @@ async function metadataFromPeers(swarm: Swarm, infoHash: string): Promise<Buffer
 }
 
 /** data.dsync is the torrent's first file: fetched into memory, verified piece by piece. */
-async function fetchManifest(swarm: Swarm, map: PieceMap, hashes: Buffer, opts: PullOptions): Promise<Buffer> {
+async function fetchManifest(swarm: Swarm, map: PieceMap & { infoHash: string }, hashes: Buffer, opts: PullOptions): Promise<Buffer> {
   const spans = fileSpans(map, 0)
   const out = Buffer.alloc(map.files[0].length)
   const d = new Downloader({ pieces: spans, hashes, onPiece: (span, data) => data.copy(out, span.fileOffset) })
-  const onPeer = (peer: PeerConnection) => { peer.ready().then(() => d.addPeer(peer), () => {}) }
+  const onPeer = (peer: PeerConnection) => { peer.ready().then(() => d.addPeer(peer), (err: Error) => peer.close(err.message)) }
   swarm.on('peer', onPeer)
   for (const p of swarm.connected) onPeer(p)
   opts.onProgress?.({ phase: 'manifest', bytesDone: 0, bytesTotal: out.length, filesDone: 0, filesTotal: 1, peers: swarm.connected.size })
   try {
-    await Promise.race([d.whenDone(), starvation(swarm, () => d.remaining)])
+    await watchDownload(d, { swarm, stallMs: STALL_MS, infoHash: map.infoHash, describe: () => MANIFEST_TORRENT_PATH })
   } finally {
     swarm.off('peer', onPeer)
   }
   return out
-}
-
-function starvation(swarm: Swarm, remaining: () => number): Promise<never> {
-  return new Promise((_, reject) => {
-    const timer = setInterval(() => {
-      if (remaining() === 0) return clearInterval(timer)
-      if (swarm.connected.size === 0 && !swarm.hasProspects()) {
-        clearInterval(timer)
-        const tried = [...swarm.failures].map(([p, why]) => `${p} (${why})`).join(', ') || 'no peers'
-        reject(new DsyncError(ExitCode.network, 'sync.noPeers', { infohash: '', tried }))
-      }
-    }, 250)
-  })
 }
 
 function parseUpstreamManifest(bytes: Buffer, from: string): Manifest {
@@ -299,7 +320,7 @@ function tryParse(bytes: Buffer, file: string): Manifest | undefined {
 
 function guardDeletes(plan: Plan, opts: PullOptions): void {
   const limit = opts.deleteLimit ?? 50
-  const count = plan.deletes.length
+  const count = plan.deletes.length + plan.displaced.length
   if (opts.force || count <= GUARD_MIN_ENTRIES || plan.localEntries === 0) return
   const percent = (count / plan.localEntries) * 100
   if (percent > limit) {
@@ -312,7 +333,7 @@ function isEmpty(p: Plan): boolean {
 }
 
 function describe(p: Plan): { added: string[]; changed: string[]; removed: string[] } {
-  return { added: p.added, changed: p.changed, removed: p.deletes.map(e => e.path) }
+  return { added: p.added, changed: p.changed, removed: [...p.deletes, ...p.displaced].map(e => e.path) }
 }
 
 function finish(r: PullResult, started: number): PullResult {

@@ -39,7 +39,7 @@ export async function syncRepo(repo: RepoConfig, opts: RepoSyncOptions): Promise
     for (let attempt = 1; ; attempt++) {
       try {
         const result = await pull({
-          ...opts, sources: repo.sources, dest: repo.save, indexFiles: repo.indexFiles, deleteLimit: repo.deleteLimit,
+          ...opts, sources: repo.sources, dest: repo.save, indexFiles: repo.indexFiles, deleteLimit: repo.deleteLimit, lockHeld: true,
           connections: opts.connections ?? repo.connections,
         })
         writeStatus(repo, Status.ok)

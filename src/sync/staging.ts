@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { closeSync, copyFileSync, constants, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs'
+import { open, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fsError } from '../errors.js'
 import { DSYNC_DIR } from '../manifest/paths.js'
@@ -70,11 +71,14 @@ export class Staging {
     }
   }
 
-  /** Checks the finished part against its SHA-256 and makes it the staged file. */
+  /**
+   * Checks the finished part against its SHA-256 and makes it the staged file. No fsync
+   * here: one per file on the event loop was half the time of a 20k-file pull; `syncAll`
+   * flushes them together before the apply (a SIGKILL loses nothing written anyway).
+   */
   finalize(hex: string): boolean {
     const fd = this.fd(hex)
     const ok = sha256OfFd(fd) === hex
-    fsyncSync(fd)
     this.closeFd(hex)
     if (!ok) {
       unlinkSync(this.partPath(hex))
@@ -82,6 +86,34 @@ export class Staging {
     }
     renameSync(this.partPath(hex), this.path(hex))
     return true
+  }
+
+  /** The empty file: in data.dsync only, never in the torrent. */
+  putEmpty(hex: string): void {
+    try {
+      closeSync(openSync(this.path(hex), 'w', 0o644))
+    } catch (err) {
+      throw fsError(err, this.path(hex), 'write')
+    }
+  }
+
+  /** fsyncs staged files on libuv's thread pool, several at once, before the commit. */
+  async syncAll(hexes: Iterable<string>): Promise<void> {
+    const queue = [...new Set(hexes)]
+    const worker = async () => {
+      for (let hex = queue.pop(); hex !== undefined; hex = queue.pop()) {
+        let fh: FileHandle | undefined
+        try {
+          fh = await open(this.path(hex), 'r')
+          await fh.sync()
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(err, this.path(hex), 'write')
+        } finally {
+          await fh?.close()
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: 8 }, worker))
   }
 
   /** Stages content DEST already has elsewhere; false if the copy does not verify. */
@@ -94,6 +126,7 @@ export class Staging {
     }
     const fd = openSync(tmp, 'r')
     const ok = sha256OfFd(fd) === hex
+    if (ok) fsyncSync(fd)
     closeSync(fd)
     if (!ok) {
       unlinkSync(tmp)

@@ -26,6 +26,7 @@ export interface TransferOptions {
   onWarning?: (message: string) => void
   /** No piece verified for this long while pieces remain: give up. */
   stallMs?: number
+  infoHash: string
 }
 
 export interface TransferResult {
@@ -94,7 +95,13 @@ export async function transferFiles(opts: TransferOptions): Promise<TransferResu
   for (const peer of opts.swarm.connected) onPeer(peer)
   progress()
   try {
-    await watch(downloader, opts)
+    await watchDownload(downloader, {
+      swarm: opts.swarm, stallMs: opts.stallMs ?? 60_000, infoHash: opts.infoHash,
+      describe: missing => {
+        const files = [...new Set(missing.map(p => opts.map.files[p.file].path))]
+        return `${files.slice(0, 3).join(', ')}${files.length > 3 ? ', ...' : ''}`
+      },
+    })
   } finally {
     opts.swarm.off('peer', onPeer)
     staging.closeAll()
@@ -102,27 +109,39 @@ export async function transferFiles(opts: TransferOptions): Promise<TransferResu
   return { bytesReceived: bytesDone, bytesPerPeer, reusedPieces }
 }
 
-/** Resolves when the downloader finishes; rejects when it starves (no peers, or no progress). */
-function watch(d: Downloader, opts: TransferOptions): Promise<void> {
-  const stallMs = opts.stallMs ?? 60_000
+export interface WatchOptions {
+  swarm: Swarm
+  stallMs: number
+  infoHash: string
+  /** Names what is still missing, for the error message. */
+  describe: (missing: PieceSpan[]) => string
+}
+
+/**
+ * Resolves when the downloader finishes; rejects when it fails (a piece that cannot be
+ * stored), starves (no peer left and none to come) or stalls (no piece for `stallMs`:
+ * peers that never answer, or that refuse every piece).
+ */
+export function watchDownload(d: Downloader, opts: WatchOptions): Promise<void> {
   return new Promise((resolve, reject) => {
     let lastProgress = Date.now()
     d.on('piece', () => (lastProgress = Date.now()))
     const timer = setInterval(() => {
       const starved = d.peerCount === 0 && opts.swarm.connected.size === 0 && !opts.swarm.hasProspects()
-      if (d.remaining > 0 && (starved || Date.now() - lastProgress > stallMs)) {
+      if (d.remaining > 0 && (starved || Date.now() - lastProgress > opts.stallMs)) {
         clearInterval(timer)
         const tried = [...opts.swarm.failures].map(([peer, why]) => `${peer} (${why})`).join(', ') || opts.swarm.tried().join(', ') || 'none'
-        const files = [...new Set(d.missing().map(p => opts.map.files[p.file].path))]
-        const which = `${files.slice(0, 3).join(', ')}${files.length > 3 ? ', ...' : ''}`
         reject(new DsyncError(ExitCode.network, starved && opts.swarm.tried().length === 0 ? 'sync.noPeers' : 'sync.stalled', {
-          remaining: `${d.remaining} (${which})`, tried, infohash: '',
+          remaining: `${d.remaining} (${opts.describe(d.missing())})`, tried, infohash: opts.infoHash,
         }))
       }
     }, 250)
     d.whenDone().then(() => {
       clearInterval(timer)
       resolve()
+    }, err => {
+      clearInterval(timer)
+      reject(err)
     })
   })
 }
