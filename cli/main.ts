@@ -77,6 +77,16 @@ function report(err: unknown): number {
   return ExitCode.failed
 }
 
+let finished = false
+// If the event loop empties while a command still awaits something (a dropped socket, a
+// promise nothing will settle), Node would exit 0 with nothing said: a silent false success.
+process.on('beforeExit', () => {
+  if (finished) return
+  finished = true
+  process.stderr.write(`dsync: ${t('cli.unfinished')}\n`)
+  process.exitCode = ExitCode.failed
+})
 main(process.argv.slice(2)).then(code => {
+  finished = true
   process.exitCode = code
 })

@@ -342,6 +342,10 @@ const catalogue = {
     en: 'option {flag}: "{value}" is not a valid number',
     ko: '옵션 {flag}: "{value}"은(는) 올바른 숫자가 아닙니다',
   },
+  'cli.unfinished': {
+    en: 'internal error: the command stopped before it finished (nothing left to wait for); treat it as failed',
+    ko: '내부 오류: 명령이 끝나기 전에 멈췄습니다 (기다릴 작업이 남지 않음). 실패로 처리하세요',
+  },
   'cli.internal': {
     en: 'internal error: {message} (run with DSYNC_DEBUG=1 for details)',
     ko: '내부 오류: {message} (자세한 내용은 DSYNC_DEBUG=1로 실행하세요)',
