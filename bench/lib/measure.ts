@@ -85,3 +85,43 @@ function cpuTicks(): Map<number, { ticks: number; cmd: string }> {
   }
   return out
 }
+
+/** CPU ticks (1/100 s) of every process right now, by pid. */
+export function cpuSnapshot(): Map<number, { ticks: number; cmd: string }> {
+  return cpuTicks()
+}
+
+/**
+ * Cores' worth of CPU that processes other than ours used between two snapshots: a
+ * measurement taken while this was high shared the machine. Processes started or ended in
+ * between are not seen (our own timed children end before the second snapshot).
+ */
+export function foreignCores(
+  before: Map<number, { ticks: number; cmd: string }>, after: Map<number, { ticks: number; cmd: string }>,
+  seconds: number, exclude: Set<number>,
+): { cores: number; top: string } {
+  let ticks = 0
+  const busy: { t: number; cmd: string }[] = []
+  for (const [pid, a] of after) {
+    const b = before.get(pid)
+    if (!b || pid === process.pid || exclude.has(pid)) continue
+    const d = a.ticks - b.ticks
+    ticks += d
+    if (d > 0) busy.push({ t: d, cmd: a.cmd })
+  }
+  busy.sort((x, y) => y.t - x.t)
+  const cores = seconds > 0 ? ticks / 100 / seconds : 0
+  const top = busy.slice(0, 2).map(p => `${p.cmd.slice(0, 50)} ${Math.round(p.t / 100 / seconds * 100)}%`).join('; ')
+  return { cores, top }
+}
+
+/** CPU seconds (user + system) of a process and of its children it has reaped. */
+export function processCpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100
+  } catch {
+    return 0
+  }
+}

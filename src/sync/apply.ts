@@ -60,13 +60,16 @@ export function applyPlan(opts: ApplyOptions): void {
     const left = uses.get(h)! - 1
     uses.set(h, left)
     const src = staging.path(h)
-    const t = tmp()
     writable(f.path)
     guard(() => {
+      // The last use takes the staged file itself (it is ours, inside staging); an earlier
+      // use takes a copy made beside it. Mode and mtime are set before the one rename.
+      let t = src
       if (left > 0) {
+        t = tmp()
         copyFileSync(src, t, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE)
         syncFile(t)
-      } else renameSync(src, t)
+      }
       chmodSync(t, fileMode(f.mode))
       utimesSync(t, f.mtime, f.mtime)
       renameSync(t, abs(f.path))

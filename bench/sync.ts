@@ -1,0 +1,453 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { summarizeCpuProfile } from './lib/cpuprofile.js'
+import { cpuSnapshot, foreignCores, machineLoad, median, processCpuSeconds, timeChild, timeChildOk } from './lib/measure.js'
+import { fmtMiB, fmtSeconds, markdownTable } from './lib/table.js'
+import { changeFiles, ensureTree, type GeneratedTree, type TreeSpec } from './lib/tree.js'
+
+/**
+ * `dsync pull` from three DTP hosts against `rsync -a` from one rsync daemon, on loopback,
+ * on the same generated mirror tree (20k files, 1 GiB), in one run:
+ *   bootstrap (empty DEST), incremental after 1% of files change upstream, no-change;
+ * then one profiled bootstrap (node --cpu-prof on the client) and where its time goes.
+ *
+ *   npm run bench -- sync [--dir /tmp/dsync-bench-sync] [--fresh] [--runs 2] [--cli PATH/cli/main.js]
+ *                         [--client-cli PATH/cli/main.js] [--phases bootstrap,incremental,nochange,profile]
+ *
+ * The hosts seed the tree in place (read-only): three homes whose repo save= is the same
+ * folder, one gendsync. The rsync daemon serves the same folder minus .dsync/. The page
+ * cache is warmed first (every source file read once), so both sides are measured reading
+ * from memory. --client-cli runs another build of the client only (a scratch copy of dist/
+ * with a node_modules symlink and {"type":"module"} package.json beside it), against the
+ * same hosts, to measure a proposed change.
+ */
+const DEFAULT_CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url))
+const SOCKET_BYTES = fileURLToPath(new URL('./lib/socket-bytes.js', import.meta.url))
+const REPO = 'bench'
+const PORT = 47921
+const HOSTS = ['127.0.6.2', '127.0.6.3', '127.0.6.4']
+const RSYNC_ADDRESS = '127.0.6.9'
+const RSYNC_PORT = 47931
+const GIB = 1 << 30
+/** A measurement taken while other processes kept more than this many cores busy is retaken. */
+const FOREIGN_LIMIT = 0.35
+const RETRIES = 2
+
+/** The gendsync benchmark's mirror-20k shape: most files tens of KB, a long tail into MBs, 1 GiB. */
+const SPEC: TreeSpec = { name: 'mirror-20k', files: 20_000, medianBytes: 16 << 10, sigma: 1.6, minBytes: 200, maxBytes: 64 << 20, totalBytes: GIB, seed: 20 }
+
+type Phase = 'bootstrap' | 'incremental' | 'nochange' | 'profile'
+
+interface Options {
+  dir: string
+  fresh: boolean
+  runs: number
+  cli: string
+  clientCli: string
+  phases: Set<Phase>
+}
+
+function parseArgs(args: string[]): Options {
+  const o: Options = { dir: '/tmp/dsync-bench-sync', fresh: false, runs: 2, cli: DEFAULT_CLI, clientCli: '', phases: new Set(['bootstrap', 'incremental', 'nochange', 'profile']) }
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]
+    const value = () => {
+      const v = args[++i]
+      if (v === undefined) throw new Error(`${a} needs a value`)
+      return v
+    }
+    if (a === '--dir') o.dir = value()
+    else if (a === '--fresh') o.fresh = true
+    else if (a === '--runs') o.runs = Number(value())
+    else if (a === '--cli') o.cli = value()
+    else if (a === '--client-cli') o.clientCli = value()
+    else if (a === '--phases') o.phases = new Set(value().split(',') as Phase[])
+    else throw new Error(`unknown argument ${a}`)
+  }
+  if (!(o.runs >= 1)) throw new Error('--runs must be at least 1')
+  o.clientCli ||= o.cli
+  return o
+}
+
+interface ClientRun {
+  seconds: number
+  cpuSeconds: number
+  maxRssMiB: number
+  /** TCP bytes read by the client (peer wire + HTTP), or rsync's "Total bytes received". */
+  wireBytes: number
+  /** Server-side CPU seconds (the three hosts, or the rsync daemon and its forks). */
+  serverCpuSeconds: number
+  foreign: number
+  foreignTop: string
+  summary?: PullSummary
+}
+
+interface PullSummary {
+  bytesReceived: number
+  bytesPerHost: Record<string, number>
+  bytesToFetch: number
+  added: number
+  changed: number
+  removed: number
+  filesCopiedLocally: number
+  seconds: number
+}
+
+export async function run(args: string[]): Promise<void> {
+  const opts = parseArgs(args)
+  const log = (m: string) => process.stderr.write(`[sync] ${m}\n`)
+  const started = performance.now()
+  console.log('# sync benchmark: dsync pull from 3 hosts vs rsync -a from one rsync daemon (loopback)\n')
+  console.log(`machine: ${availableParallelism()} cores; before start: ${await machineLoad()}\n`)
+
+  const base = opts.dir
+  const webroot = join(base, 'web')
+  const root = join(webroot, REPO)
+  mkdirSync(base, { recursive: true })
+  log(`preparing tree under ${root}`)
+  const tree = ensureTree(root, SPEC, opts.fresh, log)
+  log(`${tree.created ? `generated in ${fmtSeconds(tree.seconds)} s` : 'reused existing tree'}: ${tree.files.length} files, ${fmtMiB(tree.bytes)} MiB`)
+
+  const homes = HOSTS.map(addr => makeHostHome(base, webroot, root, addr))
+  const cli = (home: string, ...a: string[]) => timeChildOk(process.execPath, [opts.cli, '--home', home, ...a])
+  const env: Env = { opts, base, root, tree, homes, hostPids: [], rsyncd: undefined, log }
+  const stopAllSync = () => stopEverythingSync(env)
+  const onSignal = () => process.exit(130)
+  process.on('exit', stopAllSync)
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  try {
+    const gen = await cli(homes[0], '--json', 'gendsync')
+    log(`gendsync: ${fmtSeconds(gen.seconds)} s`)
+    for (const home of homes) {
+      await timeChild(process.execPath, [opts.cli, '--home', home, 'stop-service']) // a crashed earlier run's
+      await cli(home, 'service')
+      writeFileSync(join(home, 'dtp', 'list.conf'), `/${REPO}\n`)
+      await cli(home, 'reload')
+      env.hostPids.push(Number(readFileSync(join(home, 'run', 'dtp.pid'), 'utf8').trim()))
+    }
+    log(`hosts up: ${HOSTS.map((h, i) => `${h}:${PORT} pid ${env.hostPids[i]}`).join(', ')}`)
+    env.rsyncd = await startRsyncDaemon(base, root)
+    log(`rsync daemon up on ${RSYNC_ADDRESS}:${RSYNC_PORT} pid ${env.rsyncd.pid}`)
+
+    log('warming the page cache (every source file read once)')
+    await timeChildOk('bash', ['-c', 'find . -type f -print0 | xargs -0 cat > /dev/null'], { cwd: root })
+
+    const results = await measureAll(env)
+    printTable(env, results)
+    if (opts.phases.has('profile')) await profile(env)
+    console.log(`\nafter the runs: ${await machineLoad()}`)
+    console.log(`bench total ${((performance.now() - started) / 1000).toFixed(0)} s`)
+  } finally {
+    rmSync(join(base, 'trash'), { recursive: true, force: true })
+    await stopEverything(env)
+    process.off('exit', stopAllSync)
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+  }
+}
+
+interface Env {
+  opts: Options
+  base: string
+  root: string
+  tree: GeneratedTree
+  homes: string[]
+  hostPids: number[]
+  rsyncd: ChildProcess | undefined
+  log: (m: string) => void
+}
+
+function makeHostHome(base: string, webroot: string, root: string, address: string): string {
+  const home = join(base, 'hosts', address)
+  mkdirSync(join(home, 'repos'), { recursive: true })
+  writeFileSync(join(home, 'xync.conf'), `webroot=${webroot}\nlisten=${address}\nport=${PORT}\n`)
+  writeFileSync(join(home, 'repos', `${REPO}.conf`), `repo=${REPO}\nsave=${root}\ndsync=true\n`)
+  return home
+}
+
+async function startRsyncDaemon(base: string, root: string): Promise<ChildProcess> {
+  const conf = join(base, 'rsyncd.conf')
+  // Same user as us (as root, rsync would switch to nobody); .dsync/ is dsync's, not the mirror's.
+  writeFileSync(conf, [
+    'use chroot = no', `uid = ${process.getuid!()}`, `gid = ${process.getgid!()}`, `log file = ${join(base, 'rsyncd.log')}`,
+    '[mod]', `path = ${root}`, 'read only = yes', 'exclude = /.dsync/', '',
+  ].join('\n'))
+  const child = spawn('rsync', ['--daemon', '--no-detach', `--config=${conf}`, `--address=${RSYNC_ADDRESS}`, `--port=${RSYNC_PORT}`], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let err = ''
+  child.stderr!.on('data', d => (err += d))
+  for (let i = 0; i < 50; i++) {
+    if (child.exitCode !== null) throw new Error(`rsync daemon exited: ${err}`)
+    const r = await timeChild('rsync', [`rsync://${RSYNC_ADDRESS}:${RSYNC_PORT}/`])
+    if (r.code === 0) return child
+    await new Promise(res => setTimeout(res, 100))
+  }
+  child.kill()
+  throw new Error(`rsync daemon did not answer: ${err}`)
+}
+
+async function stopEverything(env: Env): Promise<void> {
+  for (const home of env.homes) await timeChild(process.execPath, [env.opts.cli, '--home', home, 'stop-service'])
+  env.hostPids = []
+  if (env.rsyncd && env.rsyncd.exitCode === null) {
+    env.rsyncd.kill()
+    await new Promise(res => env.rsyncd!.once('exit', res))
+  }
+  env.rsyncd = undefined
+}
+
+function stopEverythingSync(env: Env): void {
+  if (env.rsyncd && env.rsyncd.exitCode === null) env.rsyncd.kill()
+  if (env.hostPids.length === 0) return
+  for (const home of env.homes) {
+    try {
+      execFileSync(process.execPath, [env.opts.cli, '--home', home, 'stop-service'], { stdio: 'ignore', timeout: 40_000 })
+    } catch {
+      // nothing more we can do on the way out
+    }
+  }
+}
+
+const destDsync = (env: Env) => join(env.base, 'dest-dsync')
+const destRsync = (env: Env) => join(env.base, 'dest-rsync')
+
+/** /usr/bin/time's report: wall, user, system seconds and peak RSS (KiB). */
+function readTime(file: string): { cpu: number; rssMiB: number } {
+  const [, user, sys, rss] = readFileSync(file, 'utf8').trim().split('\n').pop()!.split(' ').map(Number)
+  return { cpu: user + sys, rssMiB: rss / 1024 }
+}
+
+async function dsyncPull(env: Env, nodeArgs: string[] = []): Promise<ClientRun> {
+  const timeFile = join(env.base, 'time.out')
+  const bytesFile = join(env.base, 'socket-bytes.json')
+  rmSync(bytesFile, { force: true })
+  const serverBefore = env.hostPids.reduce((s, p) => s + processCpuSeconds(p), 0)
+  const args = ['-f', '%e %U %S %M', '-o', timeFile, process.execPath, '--import', SOCKET_BYTES, ...nodeArgs, env.opts.clientCli,
+    '--json', 'pull', `dtp://${HOSTS[0]}/${REPO}`, destDsync(env), ...HOSTS.slice(1).flatMap(h => ['--peer', `${h}:${PORT}`])]
+  const r = await timeChildOk('/usr/bin/time', args, { env: { ...process.env, DSYNC_BENCH_SOCKET_BYTES: bytesFile } })
+  const serverCpu = env.hostPids.reduce((s, p) => s + processCpuSeconds(p), 0) - serverBefore
+  const line = r.stdout.trim().split('\n').reverse().find(l => l.includes('"event":"summary"'))
+  if (!line) throw new Error(`pull printed no summary: ${r.stdout.slice(-500)} ${r.stderr.slice(-500)}`)
+  const summary = JSON.parse(line) as PullSummary
+  const t = readTime(timeFile)
+  const sock = JSON.parse(readFileSync(bytesFile, 'utf8')) as { read: number }
+  return { seconds: r.seconds, cpuSeconds: t.cpu, maxRssMiB: t.rssMiB, wireBytes: sock.read, serverCpuSeconds: serverCpu, foreign: 0, foreignTop: '', summary }
+}
+
+async function rsyncPull(env: Env): Promise<ClientRun> {
+  const timeFile = join(env.base, 'time.out')
+  const serverBefore = processCpuSeconds(env.rsyncd!.pid!)
+  const r = await timeChildOk('/usr/bin/time', ['-f', '%e %U %S %M', '-o', timeFile, 'rsync', '-a', '--stats',
+    `rsync://${RSYNC_ADDRESS}:${RSYNC_PORT}/mod/`, `${destRsync(env)}/`])
+  // The daemon reaps its per-connection fork when it ends; give it a moment to be counted.
+  await new Promise(res => setTimeout(res, 200))
+  const serverCpu = processCpuSeconds(env.rsyncd!.pid!) - serverBefore
+  const m = /Total bytes received: ([\d,.]+)/.exec(r.stdout)
+  const t = readTime(timeFile)
+  return { seconds: r.seconds, cpuSeconds: t.cpu, maxRssMiB: t.rssMiB, wireBytes: m ? Number(m[1].replace(/[,.]/g, '')) : NaN, serverCpuSeconds: serverCpu, foreign: 0, foreignTop: '' }
+}
+
+/**
+ * Runs `measure` (after `prepare`, untimed) and notes how busy the rest of the machine was
+ * meanwhile; retakes it up to RETRIES times when others used more than FOREIGN_LIMIT cores.
+ */
+async function sample(env: Env, label: string, prepare: () => Promise<void> | void, measure: () => Promise<ClientRun>): Promise<ClientRun & { retaken: number }> {
+  const exclude = new Set([...env.hostPids, ...(env.rsyncd?.pid ? [env.rsyncd.pid] : [])])
+  for (let attempt = 0; ; attempt++) {
+    await prepare()
+    const before = cpuSnapshot()
+    const t0 = performance.now()
+    const r = await measure()
+    const f = foreignCores(before, cpuSnapshot(), (performance.now() - t0) / 1000, exclude)
+    const out = { ...r, foreign: f.cores, foreignTop: f.top, retaken: attempt }
+    env.log(`${label}: ${fmtSeconds(r.seconds)} s, client CPU ${fmtSeconds(r.cpuSeconds)} s, server CPU ${fmtSeconds(r.serverCpuSeconds)} s, ` +
+      `${fmtMiB(r.wireBytes)} MiB in; others used ${f.cores.toFixed(2)} cores${f.top ? ` (${f.top})` : ''}`)
+    if (f.cores <= FOREIGN_LIMIT || attempt >= RETRIES) return out
+    env.log(`${label}: the machine was busy, taking it again`)
+  }
+}
+
+interface Results {
+  boot: { dsync: (ClientRun & { retaken: number })[]; rsync: (ClientRun & { retaken: number })[] }
+  incr: { dsync: (ClientRun & { retaken: number })[]; rsync: (ClientRun & { retaken: number })[]; changedFiles: number; changedBytes: number[]; manifestBytes: number[]; gendsyncSeconds: number[] }
+  none: { dsync: (ClientRun & { retaken: number })[]; rsync: (ClientRun & { retaken: number })[] }
+}
+
+async function measureAll(env: Env): Promise<Results> {
+  const { opts, tree } = env
+  const res: Results = {
+    boot: { dsync: [], rsync: [] },
+    incr: { dsync: [], rsync: [], changedFiles: Math.round(tree.files.length / 100), changedBytes: [], manifestBytes: [], gendsyncSeconds: [] },
+    none: { dsync: [], rsync: [] },
+  }
+  const clean = (dir: string) => () => setAside(env, dir)
+  // Bootstrap: dsync and rsync alternate so a burst of load elsewhere hits both alike.
+  // The last bootstrap leaves DEST in place for the incremental runs.
+  const bootRuns = opts.phases.has('bootstrap') ? opts.runs : 1
+  for (let i = 0; i < bootRuns; i++) {
+    const d = await sample(env, `dsync bootstrap #${i + 1}`, clean(destDsync(env)), () => dsyncPull(env))
+    if (d.summary!.bytesReceived !== d.summary!.bytesToFetch || d.summary!.bytesToFetch !== tree.bytes) {
+      throw new Error(`bootstrap received ${d.summary!.bytesReceived} of ${d.summary!.bytesToFetch} bytes to fetch, the tree has ${tree.bytes}`)
+    }
+    const r = await sample(env, `rsync bootstrap #${i + 1}`, clean(destRsync(env)), () => rsyncPull(env))
+    res.boot.dsync.push(d)
+    res.boot.rsync.push(r)
+  }
+  checkSameTree(env, destDsync(env))
+
+  if (opts.phases.has('incremental')) {
+    for (let i = 0; i < opts.runs; i++) {
+      let changed: string[] = []
+      const change = async () => {
+        // A new upstream generation: 1% of files rewritten (same size, new mtime), gendsync, reload.
+        changed = changeFiles(env.root, tree.files, res.incr.changedFiles, Date.now() + i)
+        const g = await timeChildOk(process.execPath, [opts.cli, '--home', env.homes[0], '--json', 'gendsync'])
+        res.incr.gendsyncSeconds.push(g.seconds)
+        for (const home of env.homes) await timeChildOk(process.execPath, [opts.cli, '--home', home, 'reload'])
+        await timeChildOk('bash', ['-c', 'cat "$@" > /dev/null', 'cat', ...changed.map(p => join(env.root, p))])
+      }
+      const d = await sample(env, `dsync incremental #${i + 1}`, change, () => dsyncPull(env))
+      const sizeOf = new Map(tree.files.map(f => [f.path, f.size]))
+      res.incr.changedBytes.push(changed.reduce((s, p) => s + sizeOf.get(p)!, 0))
+      res.incr.manifestBytes.push(statSync(join(env.root, '.dsync', 'data.dsync')).size)
+      if (d.summary!.changed !== changed.length) throw new Error(`dsync saw ${d.summary!.changed} changed files, ${changed.length} were changed`)
+      checkFilesEqual(env, destDsync(env), changed)
+      // rsync after the same change; a retake of it has nothing left to do, so no retakes.
+      const r = await sample(env, `rsync incremental #${i + 1}`, () => {}, () => rsyncPull(env))
+      res.incr.dsync.push(d)
+      res.incr.rsync.push({ ...r, retaken: 0 })
+    }
+  }
+
+  if (opts.phases.has('nochange')) {
+    for (let i = 0; i < 3; i++) {
+      const d = await sample(env, `dsync no-change #${i + 1}`, () => {}, () => dsyncPull(env))
+      if (d.summary!.bytesReceived !== 0 || d.summary!.added + d.summary!.changed + d.summary!.removed !== 0) throw new Error('no-change pull changed something')
+      res.none.dsync.push(d)
+      res.none.rsync.push(await sample(env, `rsync no-change #${i + 1}`, () => {}, () => rsyncPull(env)))
+    }
+  }
+  return res
+}
+
+/**
+ * Moves an earlier run's DEST out of the way instead of deleting it: ext4 skips inodes freed
+ * in the last seconds when it allocates (perf showed ext4_create -> recently_deleted at 40%
+ * of the client's samples after an rm -rf of 20k files), which would charge our own cleanup
+ * to the next run. The set-aside trees are removed when the benchmark ends.
+ */
+async function setAside(env: Env, dir: string): Promise<void> {
+  if (existsSync(dir)) {
+    mkdirSync(join(env.base, 'trash'), { recursive: true })
+    renameSync(dir, join(env.base, 'trash', `${Date.now()}-${Math.random().toString(36).slice(2)}`))
+  }
+  await timeChildOk('sync', [])
+}
+
+/** Spot check: the files of DEST (outside .dsync/) are as many and as big as the tree's. */
+function checkSameTree(env: Env, dest: string): void {
+  let files = 0
+  let bytes = 0
+  const walk = (dir: string) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      if (e.name === '.dsync' && dir === dest) continue
+      const p = join(dir, e.name)
+      if (e.isDirectory()) walk(p)
+      else if (e.isFile()) {
+        files++
+        bytes += statSync(p).size
+      }
+    }
+  }
+  walk(dest)
+  if (files !== env.tree.files.length || bytes !== env.tree.bytes) throw new Error(`${dest}: ${files} files, ${bytes} bytes; the tree has ${env.tree.files.length}, ${env.tree.bytes}`)
+}
+
+function checkFilesEqual(env: Env, dest: string, paths: string[]): void {
+  for (const p of paths) {
+    if (!readFileSync(join(dest, p)).equals(readFileSync(join(env.root, p)))) throw new Error(`${p} differs after the sync`)
+  }
+}
+
+function printTable(env: Env, r: Results): void {
+  const { tree, opts } = env
+  const med = (xs: ClientRun[], f: (x: ClientRun) => number) => median(xs.map(f))
+  const sec = (x: ClientRun) => x.seconds
+  const mbs = (s: number) => (tree.bytes / 1e6 / s).toFixed(1)
+  const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`
+  const rows: (string | number)[][] = []
+  const bd = med(r.boot.dsync, sec)
+  const br = med(r.boot.rsync, sec)
+  rows.push([`bootstrap, ${tree.files.length} files ${fmtMiB(tree.bytes)} MiB: seconds`, fmtSeconds(bd), fmtSeconds(br), ratio(bd, br), '', ''])
+  rows.push(['bootstrap: MB/s (tree bytes / wall)', mbs(bd), mbs(br), ratio(br, bd), '', ''])
+  rows.push(['bootstrap: client CPU s (user+sys)', fmtSeconds(med(r.boot.dsync, x => x.cpuSeconds)), fmtSeconds(med(r.boot.rsync, x => x.cpuSeconds)),
+    ratio(med(r.boot.dsync, x => x.cpuSeconds), med(r.boot.rsync, x => x.cpuSeconds)), '', ''])
+  rows.push(['bootstrap: server CPU s (3 hosts / rsyncd)', fmtSeconds(med(r.boot.dsync, x => x.serverCpuSeconds)), fmtSeconds(med(r.boot.rsync, x => x.serverCpuSeconds)),
+    ratio(med(r.boot.dsync, x => x.serverCpuSeconds), med(r.boot.rsync, x => x.serverCpuSeconds)), '', ''])
+  rows.push(['bootstrap: client peak RSS MiB', med(r.boot.dsync, x => x.maxRssMiB).toFixed(0), med(r.boot.rsync, x => x.maxRssMiB).toFixed(0), '', '', ''])
+  rows.push(['bootstrap: MiB received (TCP / rsync stats)', fmtMiB(med(r.boot.dsync, x => x.wireBytes)), fmtMiB(med(r.boot.rsync, x => x.wireBytes)), '', '', ''])
+  if (r.incr.dsync.length > 0) {
+    const changed = median(r.incr.changedBytes)
+    const manifest = median(r.incr.manifestBytes)
+    const id = med(r.incr.dsync, sec)
+    const ir = med(r.incr.rsync, sec)
+    const recv = med(r.incr.dsync, x => x.summary!.bytesReceived)
+    const wire = med(r.incr.dsync, x => x.wireBytes)
+    const limit = 1.2 * (changed + manifest)
+    const torrent = statSync(join(env.root, '.dsync', `${REPO}.torrent`)).size
+    rows.push([`incremental (${r.incr.changedFiles} files, ${fmtMiB(changed)} MiB changed): seconds`, fmtSeconds(id), fmtSeconds(ir), ratio(id, ir), '', ''])
+    rows.push(['incremental: summary bytesReceived / changed bytes', `${recv} / ${changed} = ${(recv / changed).toFixed(3)}`, '', '', '', ''])
+    rows.push(['incremental: payload (bytesReceived + data.dsync)', `${recv + manifest}`, '', '', `<= 1.2 x (changed + data.dsync) = ${limit.toFixed(0)}`, recv + manifest <= limit ? 'yes' : 'NO'])
+    rows.push([`incremental: bytes received (TCP, incl. .torrent ${(torrent / 1e6).toFixed(1)} MB + data.dsync ${(manifest / 1e6).toFixed(1)} MB) / changed bytes`,
+      `${wire} / ${changed} = ${(wire / changed).toFixed(3)}`, `${med(r.incr.rsync, x => x.wireBytes)} (${(med(r.incr.rsync, x => x.wireBytes) / changed).toFixed(3)})`, '',
+      `<= 1.2 x (changed + data.dsync) = ${limit.toFixed(0)}`, wire <= limit ? 'yes' : 'NO'])
+  }
+  if (r.none.dsync.length > 0) {
+    const nd = med(r.none.dsync, sec)
+    const nr = med(r.none.rsync, sec)
+    rows.push(['no-change: seconds', fmtSeconds(nd), fmtSeconds(nr), ratio(nd, nr), 'about 1 s', nd <= 1.5 ? 'yes' : 'NO'])
+  }
+  console.log(`## ${tree.files.length} files, ${tree.bytes} bytes (${fmtMiB(tree.bytes)} MiB), 3 hosts vs one rsync daemon\n`)
+  console.log(markdownTable(['measure', 'dsync (3 hosts)', 'rsync -a (1 daemon)', 'dsync/rsync', 'target', 'met'], rows))
+  const list = (xs: ClientRun[]) => xs.map(x => `${fmtSeconds(x.seconds)}${x.foreign > FOREIGN_LIMIT ? '*' : ''}`).join(', ')
+  const loads = (xs: ClientRun[]) => xs.map(x => x.foreign.toFixed(2)).join(', ')
+  const all = [...r.boot.dsync, ...r.boot.rsync, ...r.incr.dsync, ...r.incr.rsync, ...r.none.dsync, ...r.none.rsync] as (ClientRun & { retaken: number })[]
+  const perHost = r.boot.dsync.at(-1)!.summary!.bytesPerHost
+  console.log(`
+- Medians of ${r.boot.dsync.length} bootstrap, ${r.incr.dsync.length} incremental and ${r.none.dsync.length} no-change runs. Wall time around the client process, start-up included; page cache warm on the source side.
+- dsync: \`node ${opts.clientCli === DEFAULT_CLI ? 'dist/cli/main.js' : opts.clientCli} --json pull dtp://${HOSTS[0]}/${REPO} DEST --peer ${HOSTS[1]}:${PORT} --peer ${HOSTS[2]}:${PORT}\`; hosts: \`dsync service\` on ${HOSTS.join(', ')}:${PORT}, seeding the tree in place.
+- rsync: \`rsync -a --stats rsync://${RSYNC_ADDRESS}:${RSYNC_PORT}/mod/ DEST2/\`, daemon \`rsync --daemon --no-detach\` (rsync ${rsyncVersion()}), .dsync/ excluded.
+- runs (s): dsync bootstrap ${list(r.boot.dsync)}; rsync bootstrap ${list(r.boot.rsync)}; dsync incremental ${list(r.incr.dsync)}; rsync incremental ${list(r.incr.rsync)}; dsync no-change ${list(r.none.dsync)}; rsync no-change ${list(r.none.rsync)}.
+- bootstrap bytes per host (last run): ${Object.entries(perHost).map(([h, b]) => `${h} ${fmtMiB(b)} MiB`).join(', ')}.
+- incremental: gendsync after the change ${r.incr.gendsyncSeconds.map(fmtSeconds).join(', ')} s (not in the sync time); changed files compared byte for byte after each dsync run. TCP bytes = all bytes the client read from its sockets (HTTP info + .torrent, peer wire incl. data.dsync and protocol overhead), counted by a preloaded socket hook; summary bytesReceived counts file piece payload only.
+- load: other processes' CPU during each run, in cores (runs marked * exceeded ${FOREIGN_LIMIT}; ${all.reduce((s, x) => s + x.retaken, 0)} runs were retaken because of it): bootstrap dsync ${loads(r.boot.dsync)}, rsync ${loads(r.boot.rsync)}; incremental dsync ${loads(r.incr.dsync)}, rsync ${loads(r.incr.rsync)}; no-change dsync ${loads(r.none.dsync)}. Busiest others: ${[...new Set(all.map(x => x.foreignTop).filter(Boolean))].slice(0, 3).join(' | ') || 'none'}.`)
+}
+
+function rsyncVersion(): string {
+  try {
+    return /version (\S+)/.exec(execFileSync('rsync', ['--version']).toString())?.[1] ?? '?'
+  } catch {
+    return '?'
+  }
+}
+
+/** One more bootstrap with node --cpu-prof on the client: where its time goes. */
+async function profile(env: Env): Promise<void> {
+  const dir = join(env.base, 'prof')
+  rmSync(dir, { recursive: true, force: true })
+  mkdirSync(dir, { recursive: true })
+  const r = await sample(env, 'dsync bootstrap, --cpu-prof', () => setAside(env, destDsync(env)),
+    () => dsyncPull(env, ['--cpu-prof', '--cpu-prof-dir', dir]))
+  const file = readdirSync(dir).filter(f => f.endsWith('.cpuprofile')).map(f => join(dir, f))[0]
+  if (!file || !existsSync(file)) throw new Error(`no .cpuprofile in ${dir}`)
+  const s = summarizeCpuProfile(file, 20)
+  const pct = (ms: number) => `${((ms / s.totalMs) * 100).toFixed(1)}%`
+  console.log(`\n## Client profile (one bootstrap under --cpu-prof: ${fmtSeconds(r.seconds)} s wall, ${fmtSeconds(r.cpuSeconds)} s CPU; others used ${r.foreign.toFixed(2)} cores)\n`)
+  console.log(`profile ${file}: ${(s.totalMs / 1000).toFixed(1)} s sampled; idle ${pct(s.idleMs)}, garbage collector ${pct(s.gcMs)}, (program) ${pct(s.programMs)} (native work outside JS: syscalls, hashing, copies)\n`)
+  console.log(markdownTable(['function (self time)', 'ms', 'share'], s.top.map(t => [t.name.replace(/\|/g, '\\|'), t.ms.toFixed(0), pct(t.ms)])))
+  console.log('')
+  console.log(markdownTable(['file / group (self time)', 'ms', 'share'], s.byFile.map(t => [t.file.replace(/\|/g, '\\|'), t.ms.toFixed(0), pct(t.ms)])))
+}
