@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { machineLoad, median, timeChildOk } from './lib/measure.js'
 import { fmtMiB, fmtSeconds, markdownTable } from './lib/table.js'
 import { changeFiles, ensureTree, type GeneratedTree, type TreeSpec } from './lib/tree.js'
+import { eachArg } from './lib/args.js'
 
 /**
  * gendsync against the floor of reading and hashing the same bytes (`sha256sum`), on
@@ -63,13 +64,7 @@ interface Options {
 
 function parseArgs(args: string[]): Options {
   const o: Options = { dir: '/tmp/dsync-bench', fresh: false, runs: 3, cli: DEFAULT_CLI }
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]
-    const value = () => {
-      const v = args[++i]
-      if (v === undefined) throw new Error(`${a} needs a value`)
-      return v
-    }
+  eachArg(args, (a, value) => {
     if (a === '--dir') o.dir = value()
     else if (a === '--fresh') o.fresh = true
     else if (a === '--runs') o.runs = Number(value())
@@ -78,7 +73,7 @@ function parseArgs(args: string[]): Options {
     else if (a === '--cpu-prof') o.cpuProf = value()
     else if (a === '--cli') o.cli = value()
     else throw new Error(`unknown argument ${a}`)
-  }
+  })
   if (!(o.runs >= 1)) throw new Error('--runs must be at least 1')
   if (o.only && !DATASETS.some(d => d.spec.name === o.only)) throw new Error(`no dataset ${o.only} (${DATASETS.map(d => d.spec.name).join(', ')})`)
   return o

@@ -7,6 +7,7 @@ import { summarizeCpuProfile } from './lib/cpuprofile.js'
 import { cpuSnapshot, foreignCores, machineLoad, median, processCpuSeconds, timeChild, timeChildOk } from './lib/measure.js'
 import { fmtMiB, fmtSeconds, markdownTable } from './lib/table.js'
 import { changeFiles, ensureTree, type GeneratedTree, type TreeSpec } from './lib/tree.js'
+import { eachArg } from './lib/args.js'
 
 /**
  * `dsync pull` from three DTP hosts against `rsync -a` from one rsync daemon, on loopback,
@@ -52,13 +53,7 @@ interface Options {
 
 function parseArgs(args: string[]): Options {
   const o: Options = { dir: '/tmp/dsync-bench-sync', fresh: false, runs: 2, cli: DEFAULT_CLI, clientCli: '', phases: new Set(['bootstrap', 'incremental', 'nochange', 'profile']) }
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]
-    const value = () => {
-      const v = args[++i]
-      if (v === undefined) throw new Error(`${a} needs a value`)
-      return v
-    }
+  eachArg(args, (a, value) => {
     if (a === '--dir') o.dir = value()
     else if (a === '--fresh') o.fresh = true
     else if (a === '--runs') o.runs = Number(value())
@@ -66,7 +61,7 @@ function parseArgs(args: string[]): Options {
     else if (a === '--client-cli') o.clientCli = value()
     else if (a === '--phases') o.phases = new Set(value().split(',') as Phase[])
     else throw new Error(`unknown argument ${a}`)
-  }
+  })
   if (!(o.runs >= 1)) throw new Error('--runs must be at least 1')
   o.clientCli ||= o.cli
   return o

@@ -154,15 +154,20 @@ test('SIGKILL during the apply: no file is ever missing from the live tree, and 
   await assertSameTree(up, dest)
 })
 
-test('the mass-delete guard refuses to empty a mirror unless forced', { skip: SKIP, timeout: 120_000 }, async () => {
+/** A mirror in sync with a fresh upstream, then `change` upstream, regenerated and seeded anew. */
+async function syncedThenChanged(change: (up: Upstream) => void): Promise<{ up: Upstream; dest: string; s: Seeder[] }> {
   const up = await makeUpstream(repo(40))
-  let s = await seeders(up, ['127.0.0.2'])
+  const first = await seeders(up, ['127.0.0.2'])
   const dest = join(tempDir(), 'mirror')
-  assert.equal((await pullCli(up.torrent, dest, s.map(x => x.address))).code, 0)
-  s[0].kill()
-  rmSync(join(up.save, 'pool'), { recursive: true })
+  assert.equal((await pullCli(up.torrent, dest, first.map(x => x.address))).code, 0)
+  first[0].kill()
+  change(up)
   await up.regenerate()
-  s = await seeders(up, ['127.0.0.2'])
+  return { up, dest, s: await seeders(up, ['127.0.0.2']) }
+}
+
+test('the mass-delete guard refuses to empty a mirror unless forced', { skip: SKIP, timeout: 120_000 }, async () => {
+  const { up, dest, s } = await syncedThenChanged(u => rmSync(join(u.save, 'pool'), { recursive: true }))
   const r = await pullCli(up.torrent, dest, s.map(x => x.address))
   assert.equal(r.code, 1)
   assert.match(r.stderr, /refusing to delete \d+ of \d+ entries/)
@@ -220,15 +225,10 @@ test('hardlinks (APT by-hash style, linked to an index file), empty files and sy
 })
 
 test('a folder replaced by a symlink upstream counts against the delete guard', { skip: SKIP, timeout: 120_000 }, async () => {
-  const up = await makeUpstream(repo(40))
-  let s = await seeders(up, ['127.0.0.2'])
-  const dest = join(tempDir(), 'mirror')
-  assert.equal((await pullCli(up.torrent, dest, s.map(x => x.address))).code, 0)
-  s[0].kill()
-  rmSync(join(up.save, 'pool'), { recursive: true })
-  symlinkSync('dists', join(up.save, 'pool'))
-  await up.regenerate()
-  s = await seeders(up, ['127.0.0.2'])
+  const { up, dest, s } = await syncedThenChanged(u => {
+    rmSync(join(u.save, 'pool'), { recursive: true })
+    symlinkSync('dists', join(u.save, 'pool'))
+  })
   const diff = await runCliJson(['diff', '--peer', s[0].address, up.torrent, dest])
   assert.ok(diff.plan.removed.length > 40, `diff shows the loss: ${diff.plan.removed.length}`)
   const r = await pullCli(up.torrent, dest, s.map(x => x.address))
