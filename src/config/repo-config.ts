@@ -80,9 +80,16 @@ export function listRepoConfigFiles(dir: string): string[] {
   return names.filter(n => n.endsWith('.conf')).sort().map(n => join(dir, n))
 }
 
+/**
+ * The one rule for repository names: a name becomes a file name (NAME.torrent, NAME.conf)
+ * and a URL path segment (dtp://HOST/NAME), so it may not climb, hide or need escaping.
+ */
+export function isRepoName(name: string): boolean {
+  return /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)
+}
+
 function parseRepoName(raw: string): string {
-  // The name becomes a file name (NAME.torrent) and a URL path segment (dtp://HOST/NAME).
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(raw)) {
+  if (!isRepoName(raw)) {
     throw new Error(`"${raw}" must be letters, digits, '.', '_' or '-'`)
   }
   return raw

@@ -1,5 +1,6 @@
 import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { isRepoName } from '../config/repo-config.js'
 import { DsyncError, ExitCode, fsError } from '../errors.js'
 import { t } from '../i18n/index.js'
 import { isSafeRelativePath } from '../manifest/entry.js'
@@ -227,7 +228,7 @@ function parseTorrent(torrent: Buffer, from: string, expectHash?: string): Torre
   const unsafe = info.files.find(f => !f.pad && !isSafeRelativePath(f.path))
   if (unsafe) throw new DsyncError(ExitCode.badData, 'sync.badTorrent', { from, reason: `unsafe path "${unsafe.path}"` })
   // The name becomes file names under DEST/.dsync/ (NAME.torrent): the repo-name rule applies.
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(info.name)) {
+  if (!isRepoName(info.name)) {
     throw new DsyncError(ExitCode.badData, 'sync.badTorrent', { from, reason: `unsafe name "${info.name}"` })
   }
   if (info.files[0].length > MANIFEST_CAP) {

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { isRepoName } from '../config/repo-config.js'
 import { DsyncError, ExitCode, fsError } from '../errors.js'
 import { parseAddress, type PeerAddress } from '../swarm/address.js'
 import { httpGet } from './http-get.js'
@@ -26,9 +27,9 @@ export interface ResolvedSource {
 export async function resolveSource(source: string, infoHashOf: (torrent: Buffer, from: string) => string): Promise<ResolvedSource> {
   if (source.startsWith('magnet:')) return parseMagnet(source)
   if (source.startsWith('dtp://')) {
-    const m = /^dtp:\/\/(\[[0-9a-fA-F:.]+\]|[^/:[\]]+)(?::(\d+))?\/([A-Za-z0-9][A-Za-z0-9._-]*)\/?$/.exec(source)
+    const m = /^dtp:\/\/(\[[0-9a-fA-F:.]+\]|[^/:[\]]+)(?::(\d+))?\/([^/]+)\/?$/.exec(source)
     const addr = m && parseAddress(`${m[1]}:${m[2] ?? DEFAULT_DTP_PORT}`)
-    if (!m || !addr) throw new DsyncError(ExitCode.usage, 'sync.badSource', { source })
+    if (!m || !addr || !isRepoName(m[3])) throw new DsyncError(ExitCode.usage, 'sync.badSource', { source })
     const repo = m[3]
     // GET /REPO/ names the generation and carries the welcome message; then the .torrent.
     const base = `http://${m[1]}:${addr.port}/${encodeURIComponent(repo)}/`
