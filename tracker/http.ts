@@ -60,10 +60,8 @@ export function handleHttp(ctx: HttpContext, req: IncomingMessage, res: ServerRe
   const [, passkey, route] = m
   const keyRefusal = ctx.policy.checkKey(passkey)
   if (keyRefusal) {
-    countRefusal(ctx, keyRefusal)
-    ctx.onRefused('http', address, keyRefusal)
     res.statusCode = route === 'announce' || route === 'scrape' ? 200 : 403
-    return void res.end(failure(keyRefusal))
+    return refuse(ctx, res, address, keyRefusal)
   }
   if (passkey !== undefined && !ctx.policy.needsPasskey) {
     res.statusCode = 404
@@ -96,9 +94,7 @@ function announce(ctx: HttpContext, res: ServerResponse, query: string, address:
   const hex = infoHash.toString('hex')
   const refusal = ctx.policy.checkTorrent(hex)
   if (refusal) {
-    countRefusal(ctx, refusal)
-    ctx.onRefused('http', address, refusal)
-    return void res.end(failure(refusal))
+    return refuse(ctx, res, address, refusal)
   }
   const eventText = one(p.get('event'))?.toString('latin1') ?? ''
   const event: AnnounceEvent = eventText === 'started' || eventText === 'stopped' || eventText === 'completed' ? eventText : 'update'
@@ -141,9 +137,7 @@ function scrape(ctx: HttpContext, res: ServerResponse, query: string, address: s
     const hex = h.toString('hex')
     const refusal = ctx.policy.checkTorrent(hex)
     if (refusal) {
-      countRefusal(ctx, refusal)
-      ctx.onRefused('http', address, refusal)
-      return void res.end(failure(refusal))
+      return refuse(ctx, res, address, refusal)
     }
     const s = ctx.store.scrape(hex)
     const ws = ctx.wsScrape?.(hex)
@@ -162,8 +156,11 @@ function bad(ctx: HttpContext, res: ServerResponse, reason: string): void {
   res.end(failure(reason))
 }
 
-function countRefusal(ctx: HttpContext, refusal: Refusal): void {
+/** A torrent the policy refuses: counted, logged, answered with BEP 3's failure reason. */
+function refuse(ctx: HttpContext, res: ServerResponse, address: string, refusal: Refusal): void {
   ctx.stats.refused[refusal === 'unregistered torrent' ? 'torrent' : 'passkey']++
+  ctx.onRefused('http', address, refusal)
+  res.end(failure(refusal))
 }
 
 export function failure(reason: string): Buffer {

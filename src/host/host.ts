@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto'
 import type { Server } from 'node:http'
 import type { Socket } from 'node:net'
 import Wire from 'bittorrent-protocol'
@@ -15,6 +14,7 @@ import { readMotd } from './motd.js'
 import { manifestStamp, repoFolder, servedRepos } from './repo-selection.js'
 import { Seeder } from './seeder.js'
 import type { HostStatus } from './status.js'
+import { makePeerIdBytes } from '../swarm/peer-id.js'
 
 export interface HostOptions {
   home?: string
@@ -51,7 +51,7 @@ export class DtpHost {
   private readonly byInfoHash = new Map<string, Seeder>()
   private refused: { repo: string; reason: string }[] = []
   private readonly refusedLogged = new Map<string, number>()
-  private readonly peerId = Buffer.concat([Buffer.from('-DS0100-'), randomBytes(12)])
+  private readonly peerId = makePeerIdBytes()
   private listen: string[] = []
   private port = 0
   private readonly startedAt = new Date().toISOString()

@@ -1,5 +1,6 @@
 import bencode from 'bencode'
 import type { Wire, WireExtension, WireExtensionClass } from 'bittorrent-protocol'
+import { MOTD_EXTENSION } from '../swarm/extensions.js'
 
 const METADATA_BLOCK = 16 * 1024
 
@@ -39,8 +40,7 @@ export function metadataExtension(infoBytes: Buffer): WireExtensionClass {
   return UtMetadata
 }
 
-/** Our extension name: a DTP user's client announces it to receive the welcome message. */
-export const MOTD_EXTENSION = 'dsync_motd'
+export { MOTD_EXTENSION }
 
 /**
  * The welcome message (DSYNC's motd) as a BEP 10 extension message, bencoded `{motd: text}`,

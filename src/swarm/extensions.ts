@@ -71,7 +71,7 @@ export function metadataFetcher(): WireExtensionClass {
   return UtMetadataFetch
 }
 
-/** Must match the host's extension name (src/host/wire-extensions.ts). */
+/** The welcome message's BEP 10 extension name, shared by the host's sender and this receiver. */
 export const MOTD_EXTENSION = 'dsync_motd'
 
 /** Receives the host's welcome message (DSYNC's motd), sent as `{motd: text}`. */

@@ -58,13 +58,15 @@ export async function makePlan(opts: PlanOptions): Promise<Plan> {
   // vouch for (first sync onto an rsync'ed tree, or a run killed mid-apply) are hashed.
   const sha = new Map<string, string>() // local path -> sha256 hex, for local files we trust
   const toHash: { job: HashJob; path: string }[] = []
+  const upstreamFiles = new Map<string, ManifestEntry>()
+  for (const e of opts.upstream.entries) if (e.type === 'f') upstreamFiles.set(e.path, e)
   for (const [path, l] of local) {
     // The scan names the second and later paths of an inode 'h'; each is a file all the same.
     if (l.type !== 'f' && l.type !== 'h') continue
     const v = vouched.get(path)
     if (v && v.size === l.size && v.mtime === l.mtime) sha.set(path, v.sha256!.toString('hex'))
     else {
-      const u = upstreamFile(opts.upstream, path)
+      const u = upstreamFiles.get(path)
       if (u && u.size === l.size) toHash.push({ job: { id: toHash.length, path: join(opts.dest, path), size: l.size, mtimeMs: l.mtimeMs, ino: l.ino }, path })
     }
   }
@@ -148,21 +150,6 @@ export async function makePlan(opts: PlanOptions): Promise<Plan> {
   plan.deletes.sort((a, b) => depth(b.path) - depth(a.path) || (a.path < b.path ? 1 : -1))
   plan.dirMeta.sort((a, b) => depth(b.path) - depth(a.path))
   return plan
-}
-
-function upstreamFile(m: Manifest, path: string): ManifestEntry | undefined {
-  // data.dsync is sorted by UTF-8 bytes; a binary search needs the same order.
-  let lo = 0
-  let hi = m.entries.length - 1
-  const key = Buffer.from(path)
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1
-    const c = Buffer.compare(Buffer.from(m.entries[mid].path), key)
-    if (c === 0) return m.entries[mid].type === 'f' ? m.entries[mid] : undefined
-    if (c < 0) lo = mid + 1
-    else hi = mid - 1
-  }
-  return undefined
 }
 
 function fileOr(type: string): string {

@@ -210,12 +210,17 @@ async function resolveAll(sources: string[]): Promise<ResolvedSource[]> {
   return out
 }
 
+/** A 200k-file torrent takes a noticeable time to read; a source's torrent is read once. */
+const parsedTorrents = new WeakMap<Buffer, TorrentInfo>()
+
 function parseTorrent(torrent: Buffer, from: string, expectHash?: string): TorrentInfo {
-  let info: TorrentInfo
-  try {
-    info = readTorrentInfo(torrent)
-  } catch (err) {
-    throw new DsyncError(ExitCode.badData, 'sync.badTorrent', { from, reason: (err as Error).message })
+  let info = parsedTorrents.get(torrent)
+  if (!info) {
+    try {
+      info = readTorrentInfo(torrent)
+    } catch (err) {
+      throw new DsyncError(ExitCode.badData, 'sync.badTorrent', { from, reason: (err as Error).message })
+    }
   }
   if (expectHash && info.infoHash !== expectHash) {
     throw new DsyncError(ExitCode.badData, 'sync.badTorrent', { from, reason: `infohash ${info.infoHash}, expected ${expectHash}` })
@@ -237,6 +242,7 @@ function parseTorrent(torrent: Buffer, from: string, expectHash?: string): Torre
   if (info.pieceLength < MIN_PIECE_LENGTH || info.pieceLength > MAX_PIECE_LENGTH || (info.pieceLength & (info.pieceLength - 1)) !== 0) {
     throw new DsyncError(ExitCode.badData, 'sync.badTorrent', { from, reason: `piece length ${info.pieceLength}` })
   }
+  parsedTorrents.set(torrent, info)
   return info
 }
 
