@@ -2,7 +2,9 @@
  * Every user-facing sentence, in English and Korean. Commands print through `t()` so that
  * a new message cannot be added in one language only: the type below requires both.
  */
-type Entry = { en: string; ko: string }
+import { areaMessages } from './areas.js'
+
+export type Entry = { en: string; ko: string }
 
 const catalogue = {
   // filesystem
@@ -352,5 +354,6 @@ const catalogue = {
   },
 } satisfies Record<string, Entry>
 
-export type MessageId = keyof typeof catalogue
-export const messages: Record<MessageId, Entry> = catalogue
+const all = { ...catalogue, ...areaMessages }
+export type MessageId = keyof typeof all
+export const messages: Record<MessageId, Entry> = all

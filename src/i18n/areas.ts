@@ -1,0 +1,7 @@
+/**
+ * Message catalogues of separate areas (runner, generations, host operations, ...), one file
+ * each under ./areas/, merged here so that `t()` knows every id. Each area file exports an
+ * object that `satisfies Record<string, Entry>`; keys are prefixed with the area's name.
+ */
+export const areaMessages = {
+}
