@@ -16,7 +16,7 @@ COPY types ./types
 COPY src ./src
 COPY cli ./cli
 COPY tracker ./tracker
-# tsconfig also includes test/ and bench/, which are not copied: only the product is built.
+# tsconfig also includes test/, testbed/ and bench/, which are not copied: only the product is built.
 RUN npx tsc -p tsconfig.json
 
 # ---- runtime: production dependencies and dist/ only, non-root

@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadGeneration } from '../src/host/generation.js'
 import { runtimeFiles } from '../src/host/runtime-files.js'
-import { CLI } from '../test/helpers/cli.js'
-import { writeManyFiles } from '../test/helpers/host-tree.js'
-import { libtorrentLeech, libtorrentMissing, WireLeecher } from '../test/helpers/leecher.js'
+import { CLI } from '../testbed/cli.js'
+import { writeManyFiles } from '../testbed/host-tree.js'
+import { libtorrentLeech, libtorrentMissing, WireLeecher } from '../testbed/leecher.js'
 
 const PORT = 47921
 

@@ -17,16 +17,16 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { CLI } from '../test/helpers/cli.js'
-import { libtorrentMissing } from '../test/helpers/leecher.js'
-import { makeNetHome, pullSummary, runIn, startNetHost, type NetHost, type NsRun } from '../test/net/dsync.js'
-import { cleanupLeftovers, NetBed, netnsUnavailable, type NetNode } from '../test/net/netns.js'
+import { CLI } from '../testbed/cli.js'
+import { libtorrentMissing } from '../testbed/leecher.js'
+import { makeNetHome, pullSummary, runIn, startNetHost, type NetHost, type NsRun } from '../testbed/net/dsync.js'
+import { cleanupLeftovers, NetBed, netnsUnavailable, type NetNode } from '../testbed/net/netns.js'
 import { machineLoad, timeChildOk } from './lib/measure.js'
 import { markdownTable } from './lib/table.js'
 import { ensureTree, type TreeSpec } from './lib/tree.js'
 
 const ROOT = '/tmp/dsync-bench-swarm'
-const LT_SCRIPT = fileURLToPath(new URL('../../test/helpers/lt_leecher.py', import.meta.url))
+const LT_SCRIPT = fileURLToPath(new URL('../../testbed/lt_leecher.py', import.meta.url))
 const GiB = 1 << 30
 
 const DATASETS: Record<string, TreeSpec> = {

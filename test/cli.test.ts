@@ -4,8 +4,8 @@ import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { loadMainConfig } from '../src/config/main-config.js'
-import { runCli, type RunResult } from './helpers/cli.js'
-import { makeHome, tempDir, writeTree } from './helpers/tree.js'
+import { runCli, type RunResult } from '../testbed/cli.js'
+import { makeHome, tempDir, writeTree } from '../testbed/tree.js'
 
 // The exit codes `dsync --help` documents (cli/main.ts, src/errors.ts).
 const EXIT = { ok: 0, failed: 1, usage: 2, config: 3, badData: 4, io: 5 }

@@ -8,7 +8,7 @@ import { loadHome } from '../src/config/load.js'
 import { DEFAULT_PORT, loadMainConfig } from '../src/config/main-config.js'
 import { DEFAULT_INDEX_FILES, loadRepoConfig } from '../src/config/repo-config.js'
 import { DsyncError, ExitCode } from '../src/errors.js'
-import { tempDir } from './helpers/tree.js'
+import { tempDir } from '../testbed/tree.js'
 
 const dir = tempDir('dsync-config-')
 let fileCounter = 0

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
 import { test } from 'node:test'
-import { runCli } from './helpers/cli.js'
+import { runCli } from '../testbed/cli.js'
 
 test('the embedded demo (npm start) bootstraps a mirror from three hosts, updates it, and cleans up', { timeout: 120_000 }, async () => {
   const r = await runCli(['demo'])

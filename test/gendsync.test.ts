@@ -5,8 +5,8 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import bencode from 'bencode'
 import { parseManifest } from '../src/manifest/format.js'
-import { runCli } from './helpers/cli.js'
-import { makeHome, OLD_MTIME, tempDir, writeTree } from './helpers/tree.js'
+import { runCli } from '../testbed/cli.js'
+import { makeHome, OLD_MTIME, tempDir, writeTree } from '../testbed/tree.js'
 
 interface GenJson {
   repo: string

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { HOST_PORT, prepareHost } from './helpers/host.js'
+import { HOST_PORT, prepareHost } from '../testbed/host.js'
 
 interface TrackerPeer { ip: string; port: number; complete: boolean }
 

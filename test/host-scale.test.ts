@@ -4,10 +4,10 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { loadGeneration } from '../src/host/generation.js'
-import { CLI as CLI_PATH } from './helpers/cli.js'
-import { HOST_PORT, prepareHost } from './helpers/host.js'
-import { writeManyFiles } from './helpers/host-tree.js'
-import { WireLeecher } from './helpers/leecher.js'
+import { CLI as CLI_PATH } from '../testbed/cli.js'
+import { HOST_PORT, prepareHost } from '../testbed/host.js'
+import { writeManyFiles } from '../testbed/host-tree.js'
+import { WireLeecher } from '../testbed/leecher.js'
 
 /**
  * The 200,000-file case lives in `npm run bench -- host` (creating the tree and hashing it

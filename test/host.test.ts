@@ -4,8 +4,8 @@ import { readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from '
 import { join, relative } from 'node:path'
 import { test } from 'node:test'
 import { loadGeneration } from '../src/host/generation.js'
-import { HOST_PORT, prepareHost, startHost, type TestHost } from './helpers/host.js'
-import { handshakeBytes, libtorrentLeech, libtorrentMissing, rawExchange, WireLeecher } from './helpers/leecher.js'
+import { HOST_PORT, prepareHost, startHost, type TestHost } from '../testbed/host.js'
+import { handshakeBytes, libtorrentLeech, libtorrentMissing, rawExchange, WireLeecher } from '../testbed/leecher.js'
 
 function sampleRepo(seed: number): Record<string, Buffer | string> {
   const files: Record<string, Buffer | string> = {}

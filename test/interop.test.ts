@@ -5,10 +5,10 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import WebTorrent from 'webtorrent'
-import { runCli } from './helpers/cli.js'
-import { makeHome, tempDir } from './helpers/tree.js'
+import { runCli } from '../testbed/cli.js'
+import { makeHome, tempDir } from '../testbed/tree.js'
 
-const SEED_SCRIPT = fileURLToPath(new URL('../../test/helpers/libtorrent_seed.py', import.meta.url))
+const SEED_SCRIPT = fileURLToPath(new URL('../../testbed/libtorrent_seed.py', import.meta.url))
 const hasLibtorrent = spawnSync('/usr/bin/python3', ['-c', 'import libtorrent'], { stdio: 'ignore' }).status === 0
 
 function repoFiles(): Record<string, Buffer> {

@@ -2,11 +2,11 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
-import { runCli } from './helpers/cli.js'
-import { assertSameTree, settleDirMtimes } from './helpers/same-tree.js'
-import { tempDir, writeTree } from './helpers/tree.js'
-import { dsyncIn, makeNetHome, pullSummary, startNetHost, type NetHost } from './net/dsync.js'
-import { NetBed, netnsUnavailable } from './net/netns.js'
+import { runCli } from '../testbed/cli.js'
+import { assertSameTree, settleDirMtimes } from '../testbed/same-tree.js'
+import { tempDir, writeTree } from '../testbed/tree.js'
+import { dsyncIn, makeNetHome, pullSummary, startNetHost, type NetHost } from '../testbed/net/dsync.js'
+import { NetBed, netnsUnavailable } from '../testbed/net/netns.js'
 
 // Real `dsync service` hosts in their own network namespaces, each uplink capped by tc tbf,
 // the client in another namespace: what the hosts see are real, distinct source addresses,

@@ -3,10 +3,10 @@ import { existsSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import bencode from 'bencode'
-import { craftRepo, sha256 } from './helpers/craft.js'
-import { hasLibtorrent, startLibtorrentSeeder } from './helpers/seeders.js'
-import { tempDir } from './helpers/tree.js'
-import { pullCli } from './helpers/upstream.js'
+import { craftRepo, sha256 } from '../testbed/craft.js'
+import { hasLibtorrent, startLibtorrentSeeder } from '../testbed/seeders.js'
+import { tempDir } from '../testbed/tree.js'
+import { pullCli } from '../testbed/upstream.js'
 
 // Hostile or broken upstreams: each is refused with one line naming the source and the
 // reason, exit 4, and nothing is written (DEST is not even created).

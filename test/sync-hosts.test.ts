@@ -2,11 +2,11 @@ import assert from 'node:assert/strict'
 import { mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { prepareHost, startHost, type TestHost } from './helpers/host.js'
-import { runCli } from './helpers/cli.js'
-import { assertSameTree, settleDirMtimes } from './helpers/same-tree.js'
-import { OLD_MTIME, tempDir } from './helpers/tree.js'
-import { pullCli } from './helpers/upstream.js'
+import { prepareHost, startHost, type TestHost } from '../testbed/host.js'
+import { runCli } from '../testbed/cli.js'
+import { assertSameTree, settleDirMtimes } from '../testbed/same-tree.js'
+import { OLD_MTIME, tempDir } from '../testbed/tree.js'
+import { pullCli } from '../testbed/upstream.js'
 
 // Client tests against real `dsync service` daemons. Addresses 127.0.5.x: other test files
 // use 127.0.0.x (libtorrent seeders) and 127.0.3.x (host tests).
@@ -80,7 +80,7 @@ test('a host with bit rot (same size and mtime, wrong bytes) is dropped and name
 test('dsync sync REPO: dsync-url=dtp://, status file 1 on success, 0 on failure; a held lock refuses a second run', { timeout: 180_000 }, async () => {
   const [host] = await hosts(9, 1)
   const base = tempDir()
-  const { makeHome } = await import('./helpers/tree.js')
+  const { makeHome } = await import('../testbed/tree.js')
   const down = makeHome(base, {})
   const save = join(down.webroot, 'rocky')
   const status = join(base, 'rocky.status')
@@ -110,7 +110,7 @@ test('dsync sync REPO: dsync-url=dtp://, status file 1 on success, 0 on failure;
 test('pull --seed: the new mirror serves the next one as a DTP host, and stops on SIGINT', { timeout: 180_000 }, async () => {
   const [host] = await hosts(12, 1)
   const { spawn } = await import('node:child_process')
-  const { CLI } = await import('./helpers/cli.js')
+  const { CLI } = await import('../testbed/cli.js')
   const base = tempDir()
   const first = join(base, 'first')
   const seeder = spawn(process.execPath, [CLI, 'pull', '--seed', '--seed-listen', '127.0.5.20', '--seed-port', '47922', `dtp://${host.address}/rocky`, first])

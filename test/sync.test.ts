@@ -3,11 +3,11 @@ import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync, utimesSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { CLI } from './helpers/cli.js'
-import { hasLibtorrent, startLibtorrentSeeder, type Seeder } from './helpers/seeders.js'
-import { OLD_MTIME, tempDir, writeTree } from './helpers/tree.js'
-import { assertSameTree as sameTree } from './helpers/same-tree.js'
-import { makeUpstream, pullCli, type Upstream } from './helpers/upstream.js'
+import { CLI } from '../testbed/cli.js'
+import { hasLibtorrent, startLibtorrentSeeder, type Seeder } from '../testbed/seeders.js'
+import { OLD_MTIME, tempDir, writeTree } from '../testbed/tree.js'
+import { assertSameTree as sameTree } from '../testbed/same-tree.js'
+import { makeUpstream, pullCli, type Upstream } from '../testbed/upstream.js'
 
 const SKIP = hasLibtorrent ? false : 'python3-libtorrent is not installed (apt-get install python3-libtorrent)'
 
@@ -246,7 +246,7 @@ function settle(up: Upstream): void {
 }
 
 async function runCliJson(args: string[]): Promise<{ plan: { added: string[]; changed: string[]; removed: string[] } }> {
-  const { runCli } = await import('./helpers/cli.js')
+  const { runCli } = await import('../testbed/cli.js')
   const r = await runCli(['--json', ...args])
   assert.equal(r.code, 0, r.stderr)
   return JSON.parse(r.stdout.trim().split('\n').pop()!)

@@ -6,11 +6,11 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import bencode from 'bencode'
 import WebSocket from 'ws'
-import { makeHome, tempDir } from './helpers/tree.js'
+import { makeHome, tempDir } from '../testbed/tree.js'
 import {
   announcePacket, announceQuery, escapeBytes, httpGet, parseAnnounceReply, scrapePacket, startTrackerProcess,
   udpConnect, udpRequest, udpSocket, wsOpen, wsRequest, type TrackerProcess,
-} from './helpers/tracker-wire.js'
+} from '../testbed/tracker-wire.js'
 
 const HOST = '127.0.0.4'
 const ALLOWED_SRC = '127.0.0.3'

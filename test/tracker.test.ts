@@ -3,11 +3,11 @@ import { createServer } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import bencode from 'bencode'
 import Client from 'bittorrent-tracker'
-import { runCli } from './helpers/cli.js'
+import { runCli } from '../testbed/cli.js'
 import {
   announcePacket, announceQuery, compactPeers, connectPacket, httpGet, parseAnnounceReply, PROTOCOL_ID, scrapePacket,
   startTrackerProcess, udpConnect, udpRequest, udpSocket, escapeBytes, wsOpen, wsRequest, type TrackerProcess,
-} from './helpers/tracker-wire.js'
+} from '../testbed/tracker-wire.js'
 
 const HOST = '127.0.0.2'
 const hashOf = (text: string): string => Buffer.from(text.padEnd(20, '-').slice(0, 20)).toString('hex')

@@ -2,7 +2,7 @@ import { spawn, type SpawnOptions } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 
 /** The compiled CLI, run as a user would: a separate process with its own exit code. */
-export const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url))
+export const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url))
 
 export interface RunResult {
   code: number

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
-import { hashBuffer } from '../../src/manifest/hash-file.js'
-import { buildTorrent } from '../../src/torrent/build.js'
-import { layoutFiles } from '../../src/torrent/layout.js'
+import { hashBuffer } from '../src/manifest/hash-file.js'
+import { buildTorrent } from '../src/torrent/build.js'
+import { layoutFiles } from '../src/torrent/layout.js'
 
 /**
  * Writes a repository whose data.dsync is exactly `entryLines` (with a correct header and

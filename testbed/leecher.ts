@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 import bencode from 'bencode'
 import Wire from 'bittorrent-protocol'
 
-const LT_SCRIPT = fileURLToPath(new URL('../../../test/helpers/lt_leecher.py', import.meta.url))
+const LT_SCRIPT = fileURLToPath(new URL('../../testbed/lt_leecher.py', import.meta.url))
 /** Debian's python3-libtorrent imports only under the system python, not a pyenv one on PATH. */
 const SYSTEM_PYTHON = '/usr/bin/python3'
 

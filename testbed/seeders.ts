@@ -2,7 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { after } from 'node:test'
 import { fileURLToPath } from 'node:url'
 
-const SEED_SCRIPT = fileURLToPath(new URL('../../../test/helpers/libtorrent_seed.py', import.meta.url))
+const SEED_SCRIPT = fileURLToPath(new URL('../../testbed/libtorrent_seed.py', import.meta.url))
 
 export const hasLibtorrent = spawnSync('/usr/bin/python3', ['-c', 'import libtorrent'], { stdio: 'ignore' }).status === 0
 

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
-import { CLI } from '../helpers/cli.js'
+import { CLI } from '../cli.js'
 import type { NetBed, NetNode } from './netns.js'
 
 /** Hosts sit in separate namespaces, so every one of them uses the default DTP port. */
