@@ -24,6 +24,8 @@ export interface ParsedFile {
   values: Map<string, unknown>
   origins: Map<string, Origin>
   warnings: string[]
+  /** Lines whose keys `extra` accepted (ftpsync.conf variables in a repo config), as written. */
+  extra: Map<string, KeyValueLine>
 }
 
 /**
@@ -32,12 +34,17 @@ export interface ParsedFile {
  * key is a warning (a newer dsync may know it); a key set twice is an error unless the
  * schema says it repeats (firewall.conf's allow=).
  */
-export function parseKeyValue(text: string, file: string, schema: Schema): ParsedFile {
+export function parseKeyValue(text: string, file: string, schema: Schema, extra?: (key: string) => boolean): ParsedFile {
   const values = new Map<string, unknown>()
   const origins = new Map<string, Origin>()
   const warnings: string[] = []
+  const extras = new Map<string, KeyValueLine>()
   for (const kv of splitLines(text, file)) {
     const spec = schema[kv.key]
+    if (!spec && extra?.(kv.key)) {
+      extras.set(kv.key, kv) // a shell file: the last assignment wins
+      continue
+    }
     if (!spec) {
       warnings.push(t('config.unknownKey', { file, line: kv.line, key: kv.key }))
       continue
@@ -62,7 +69,7 @@ export function parseKeyValue(text: string, file: string, schema: Schema): Parse
     values.set(kv.key, parsed)
     if (!first) origins.set(kv.key, { file, line: kv.line })
   }
-  return { file, values, origins, warnings }
+  return { file, values, origins, warnings, extra: extras }
 }
 
 export function splitLines(text: string, file: string): KeyValueLine[] {

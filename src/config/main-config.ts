@@ -2,6 +2,7 @@ import { isIP } from 'node:net'
 import { dirname, resolve } from 'node:path'
 import { DsyncError, ExitCode } from '../errors.js'
 import { parseBool, parseIntIn, parseKeyValue, parseList, parseNonEmpty, readConfigFile, type Origin } from './keyvalue.js'
+import { mainRunnerSchema } from './runner-keys.js'
 
 export const DEFAULT_PORT = 47921
 
@@ -14,6 +15,8 @@ export interface MainConfig {
   port: number
   listen: string[]
   dht: boolean
+  /** The downstream runner's settings (syncps=, ipadd=, logdir=, webhookurl=, status=, ...). */
+  runner: MainRunnerConfig
   origins: Map<string, Origin>
   warnings: string[]
 }
@@ -24,6 +27,21 @@ const schema = {
   port: { parse: parseIntIn(1, 65535) },
   listen: { parse: parseAddresses },
   dht: { parse: parseBool },
+  ...mainRunnerSchema,
+}
+
+export interface MainRunnerConfig {
+  /** Repositories synced at once (DSYNC's syncps=, 1..100). */
+  syncps: number
+  /** Local addresses downloads go out from, connections spread over all (DSYNC's ipadd=). */
+  ipadd: string[]
+  intra: boolean
+  logdir: boolean
+  logtime: boolean
+  webhookUrl?: string
+  /** DSYNC's status=DIR: DIR/dsync-status/REPO holds 0, 1 or 2. */
+  statusDir?: string
+  passErrorTemp: boolean
 }
 
 export function loadMainConfig(file: string): MainConfig {
@@ -38,8 +56,23 @@ export function loadMainConfig(file: string): MainConfig {
     port: (parsed.values.get('port') as number | undefined) ?? DEFAULT_PORT,
     listen: (parsed.values.get('listen') as string[] | undefined) ?? [],
     dht: (parsed.values.get('dht') as boolean | undefined) ?? false,
+    runner: runnerSettings(parsed.values, dirname(file)),
     origins: parsed.origins,
     warnings: parsed.warnings,
+  }
+}
+
+function runnerSettings(v: Map<string, unknown>, home: string): MainRunnerConfig {
+  const statusDir = v.get('status') as string | undefined
+  return {
+    syncps: (v.get('syncps') as number | undefined) ?? 1,
+    ipadd: (v.get('ipadd') as string[] | undefined) ?? [],
+    intra: (v.get('intra') as boolean | undefined) ?? false,
+    logdir: (v.get('logdir') as boolean | undefined) ?? false,
+    logtime: (v.get('logtime') as boolean | undefined) ?? false,
+    webhookUrl: v.get('webhookurl') as string | undefined,
+    statusDir: statusDir === undefined ? undefined : resolve(home, statusDir),
+    passErrorTemp: (v.get('pass-error-temp') as boolean | undefined) ?? false,
   }
 }
 

@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { DsyncError, ExitCode, fsError } from '../errors.js'
 import { parseBool, parseIntIn, parseKeyValue, parseList, parseNonEmpty, readConfigFile, type Origin } from './keyvalue.js'
 import { parseTrackers } from './main-config.js'
+import { isFtpsyncVariable, repoRunnerSchema, unquote } from './runner-keys.js'
 
 /** Files whose names match go in last when a mirror is updated (APT, YUM/DNF, Arch, Alpine). */
 export const DEFAULT_INDEX_FILES = [
@@ -26,6 +27,15 @@ export interface RepoConfig {
   deleteLimit: number
   retries: number
   connections: number
+  /** Hours (0-23) at which the runner syncs this repo (DSYNC's timeset=); undefined: every run. */
+  timeset?: number[]
+  /** rsync first hop: rsync://HOST/MODULE/ (ours), or built from intraadd= (DSYNC's intranet mode). */
+  rsyncUrl?: string
+  intraAdd?: string
+  ftpsync: boolean
+  /** ftpsync.conf variables pasted into the repo config (RSYNC_HOST, MIRRORNAME, ...), unquoted. */
+  ftpsyncVars: Map<string, string>
+  rsyncOptions: string[]
   origins: Map<string, Origin>
   warnings: string[]
 }
@@ -41,10 +51,11 @@ const schema = {
   'delete-limit': { parse: parseIntIn(0, 100) },
   retries: { parse: parseIntIn(0, 100) },
   connections: { parse: parseIntIn(1, 1000) },
+  ...repoRunnerSchema,
 }
 
 export function loadRepoConfig(file: string, webroot: string): RepoConfig {
-  const parsed = parseKeyValue(readConfigFile(file), file, schema)
+  const parsed = parseKeyValue(readConfigFile(file), file, schema, isFtpsyncVariable)
   const v = parsed.values
   const name = v.get('repo') as string | undefined
   if (!name) throw new DsyncError(ExitCode.config, 'config.missingKey', { file, key: 'repo' })
@@ -63,6 +74,12 @@ export function loadRepoConfig(file: string, webroot: string): RepoConfig {
     deleteLimit: (v.get('delete-limit') as number | undefined) ?? 50,
     retries: (v.get('retries') as number | undefined) ?? 3,
     connections: (v.get('connections') as number | undefined) ?? 50,
+    timeset: v.get('timeset') as number[] | undefined,
+    rsyncUrl: v.get('rsync-url') as string | undefined,
+    intraAdd: v.get('intraadd') as string | undefined,
+    ftpsync: (v.get('ftpsync') as boolean | undefined) ?? false,
+    ftpsyncVars: new Map([...parsed.extra].map(([k, kv]) => [k, unquote(kv.value)])),
+    rsyncOptions: (v.get('rsync-options') as string[] | undefined) ?? [],
     origins: parsed.origins,
     warnings: parsed.warnings,
   }

@@ -6,6 +6,8 @@ export interface SwarmOptions {
   peerId: string
   maxConnections: number
   localAddress?: string
+  /** Several local addresses (xync.conf ipadd=): dials take them in turn, so every uplink carries a share. */
+  localAddresses?: string[]
   onMotd?: (peer: string, text: string) => void
 }
 
@@ -23,6 +25,7 @@ export class Swarm extends EventEmitter {
   readonly failures = new Map<string, string>()
   private readonly known = new Map<string, { addr: PeerAddress; attempts: number; state: 'idle' | 'dialing' | 'waiting' | 'up' | 'gone' }>()
   private dialing = 0
+  private dials = 0
   private closed = false
   private readonly timers = new Set<NodeJS.Timeout>()
   /** Until then, peers may still arrive from a source being asked (a tracker). */
@@ -70,7 +73,7 @@ export class Swarm extends EventEmitter {
       k.attempts++
       this.dialing++
       PeerConnection.open({
-        address: k.addr, infoHash: this.opts.infoHash, peerId: this.opts.peerId, localAddress: this.opts.localAddress,
+        address: k.addr, infoHash: this.opts.infoHash, peerId: this.opts.peerId, localAddress: this.nextLocalAddress(),
         onMotd: this.opts.onMotd && (text => this.opts.onMotd!(label, text)),
       }).then(peer => {
         this.dialing--
@@ -88,6 +91,12 @@ export class Swarm extends EventEmitter {
         this.retry(label, err.message)
       })
     }
+  }
+
+  private nextLocalAddress(): string | undefined {
+    const list = this.opts.localAddresses
+    if (!list || list.length === 0) return this.opts.localAddress
+    return list[this.dials++ % list.length]
   }
 
   private retry(label: string, reason: string): void {

@@ -37,6 +37,8 @@ export interface PullOptions {
   deleteLimit?: number
   indexFiles: string[]
   localAddress?: string
+  /** xync.conf ipadd=: peer connections spread over these local addresses. */
+  localAddresses?: string[]
   onProgress?: (p: TransferProgress & { phase: 'metadata' | 'manifest' | 'files' }) => void
   onWarning?: (message: string) => void
   onMotd?: (peer: string, text: string) => void
@@ -98,7 +100,7 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
   }
   for (const r of resolved) if (r.motd) onMotd(r.motd.host, r.motd.text)
   const swarm = new Swarm({
-    infoHash, peerId: makePeerId(), maxConnections: opts.connections ?? 50, localAddress: opts.localAddress, onMotd,
+    infoHash, peerId: makePeerId(), maxConnections: opts.connections ?? 50, localAddress: opts.localAddress, localAddresses: opts.localAddresses, onMotd,
   })
   swarm.on('lost', (peer: string, reason: string) => {
     if (reason !== 'sync finished') opts.onWarning?.(t('sync.peerDropped', { peer, reason }))
