@@ -129,10 +129,13 @@ export function report(r: PullResult, json: boolean): void {
 
 /**
  * Crash testing: DSYNC_FAULT=apply:STEP kills the process with SIGKILL right after that
- * apply step (mkdirs, files, index, deletes), so tests can check what a crash leaves behind.
+ * apply step (mkdirs, files, index, deletes, commit: DEST's data.dsync written), and
+ * DSYNC_FAULT=apply:STEP:N right after the N-th item of files, index or deletes, so tests
+ * can check what a crash leaves behind.
  */
-function faultInjection(step: string): void {
-  if (process.env.DSYNC_FAULT === `apply:${step}`) process.kill(process.pid, 'SIGKILL')
+function faultInjection(step: string, done?: number): void {
+  const want = process.env.DSYNC_FAULT
+  if (want === `apply:${step}${done === undefined ? '' : `:${done}`}`) process.kill(process.pid, 'SIGKILL')
 }
 
 export function peersOf(list: string[]): PeerAddress[] {

@@ -13,8 +13,11 @@ export interface ApplyOptions {
   indexFiles: string[]
   /** Keep setuid/setgid bits from upstream (off: a mirror has no use for them, and as root they would be live). */
   keepSetid?: boolean
-  /** Called between steps; tests use it to kill the process at a chosen point. */
-  onStep?: (step: string) => void
+  /**
+   * Called after each item of a step (with the count so far) and at the end of each step
+   * (without); tests use it to kill the process at a chosen point.
+   */
+  onStep?: (step: string, done?: number) => void
 }
 
 /**
@@ -96,17 +99,28 @@ export function applyPlan(opts: ApplyOptions): void {
 
   // A hardlink goes in with the later of its own pass and its file's.
   const linkPass = (l: ManifestEntry) => isIndex(l.path) || (l.type === 'h' && isIndex(l.target!))
+  const items = [
+    ...plan.place.map(e => ({ e, pass: isIndex(e.path), run: placeFile })),
+    ...plan.touch.map(e => ({ e, pass: isIndex(e.path), run: touch })),
+    ...plan.links.filter(l => l.type === 'l').map(e => ({ e, pass: linkPass(e), run: placeLink })),
+    ...plan.links.filter(l => l.type === 'h').map(e => ({ e, pass: linkPass(e), run: placeLink })),
+  ]
   for (const pass of [false, true]) {
-    for (const f of plan.place) if (isIndex(f.path) === pass) placeFile(f)
-    for (const f of plan.touch) if (isIndex(f.path) === pass) touch(f)
-    for (const l of plan.links) if (linkPass(l) === pass && l.type === 'l') placeLink(l)
-    for (const l of plan.links) if (linkPass(l) === pass && l.type === 'h') placeLink(l)
-    opts.onStep?.(pass ? 'index' : 'files')
+    const step = pass ? 'index' : 'files'
+    let done = 0
+    const these = items.filter(i => i.pass === pass)
+    for (const i of pass ? indexOrder(these) : these) {
+      i.run(i.e)
+      opts.onStep?.(step, ++done)
+    }
+    opts.onStep?.(step)
   }
 
+  let deleted = 0
   for (const d of plan.deletes) {
     writable(d.path)
     guard(() => (d.type === 'd' ? rmdirSync(abs(d.path)) : unlinkSync(abs(d.path))), abs(d.path))
+    opts.onStep?.('deletes', ++deleted)
   }
   opts.onStep?.('deletes')
   for (const d of plan.dirMeta) guard(() => {
@@ -134,6 +148,22 @@ function makeWritableParents(dest: string): (path: string) => void {
       // a folder still to be made: mkdir gives it 0755
     }
   }
+}
+
+/**
+ * Index files name the files below their folder (dists/stable/Release names
+ * main/binary-amd64/Packages and its by-hash links): the deepest go in first, a hardlink right
+ * after the file it links to, so no index file is ever newer than one it names.
+ */
+function indexOrder<T extends { e: ManifestEntry }>(items: T[]): T[] {
+  const key = (e: ManifestEntry) => depth(e.type === 'h' ? e.target! : e.path)
+  return [...items].sort((a, b) => key(b.e) - key(a.e))
+}
+
+function depth(path: string): number {
+  let d = 0
+  for (const ch of path) if (ch === '/') d++
+  return d
 }
 
 function syncFile(path: string): void {

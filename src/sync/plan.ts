@@ -64,11 +64,12 @@ export async function makePlan(opts: PlanOptions): Promise<Plan> {
     // The scan names the second and later paths of an inode 'h'; each is a file all the same.
     if (l.type !== 'f' && l.type !== 'h') continue
     const v = vouched.get(path)
-    if (v && v.size === l.size && v.mtime === l.mtime) sha.set(path, v.sha256!.toString('hex'))
-    else {
-      const u = upstreamFiles.get(path)
-      if (u && u.size === l.size) toHash.push({ job: { id: toHash.length, path: join(opts.dest, path), size: l.size, mtimeMs: l.mtimeMs, ino: l.ino }, path })
-    }
+    const u = upstreamFiles.get(path)
+    // Upstream's new content with the old size and mtime: only the bytes tell which one is
+    // here (a run killed mid-apply may have placed the new one already).
+    const ambiguous = u !== undefined && u.size === l.size && u.mtime === l.mtime && v !== undefined && !u.sha256!.equals(v.sha256!)
+    if (v && v.size === l.size && v.mtime === l.mtime && !ambiguous) sha.set(path, v.sha256!.toString('hex'))
+    else if (u && u.size === l.size) toHash.push({ job: { id: toHash.length, path: join(opts.dest, path), size: l.size, mtimeMs: l.mtimeMs, ino: l.ino }, path })
   }
   await hashFiles(toHash.map(x => x.job), 0, (job, d) => sha.set(toHash[job.id].path, d.sha256.toString('hex')), opts.threads)
 

@@ -42,8 +42,8 @@ export interface PullOptions {
   onProgress?: (p: TransferProgress & { phase: 'metadata' | 'manifest' | 'files' }) => void
   onWarning?: (message: string) => void
   onMotd?: (peer: string, text: string) => void
-  /** Test hook: called between apply steps. */
-  onApplyStep?: (step: string) => void
+  /** Test hook: called after each apply item and step (see applyPlan), and after the commit. */
+  onApplyStep?: (step: string, done?: number) => void
   /** The caller holds DEST's lock already (dsync sync); otherwise pull takes it. */
   lockHeld?: boolean
 }
@@ -187,6 +187,7 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
     applyPlan({ dest: opts.dest, plan, staging, indexFiles: opts.indexFiles, onStep: opts.onApplyStep })
     // The commit record: until this rename, a re-run sees the old generation and resumes.
     writeFileAtomic(files.manifest, manifestBytes)
+    opts.onApplyStep?.('commit')
     writeFileAtomic(files.torrent, torrent)
     writeFileAtomic(files.magnet, magnetLink(infoHash, info.name, info.trackers) + '\n')
     staging.prune(new Set())
