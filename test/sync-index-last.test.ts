@@ -4,10 +4,10 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { test } from 'node:test'
-import { hasLibtorrent, startLibtorrentSeeder, type Seeder } from './helpers/seeders.js'
-import { tempDir, writeTree } from './helpers/tree.js'
-import { assertSameTree } from './helpers/same-tree.js'
-import { makeUpstream, pullCli } from './helpers/upstream.js'
+import { hasLibtorrent, startLibtorrentSeeder, type Seeder } from '../testbed/seeders.js'
+import { tempDir, writeTree } from '../testbed/tree.js'
+import { assertSameTree } from '../testbed/same-tree.js'
+import { makeUpstream, pullCli } from '../testbed/upstream.js'
 
 // "Index files go in last, deletions after everything else": an APT-style update where
 // dists/stable/{Release,InRelease} name Packages by SHA-256, Packages names the pool files,
