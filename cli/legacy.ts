@@ -15,5 +15,19 @@ export function rewriteLegacyVerbs(args: string[], commands: string[]): string[]
     }
     if (a === '--home') i++ // skip its value
   }
-  return out
+  return defaultRun(out)
+}
+
+/** DSYNC's run flags: they imply the run command, which is also what a bare `dsync` does. */
+const RUN_FLAGS: Record<string, string> = { '-nolog': '--nolog', '-force': '--force', '--nolog': '--nolog', '--force': '--force' }
+
+/**
+ * No command given: DSYNC's bare `dsync` (and `dsync -nolog`, `dsync -force`) syncs every due
+ * repository. Help and version requests stay what they are.
+ */
+function defaultRun(args: string[]): string[] {
+  if (args.some(a => ['-h', '--help', '-V', '--version'].includes(a))) return args
+  const globalsOnly = args.every((a, i) => RUN_FLAGS[a] || a === '--home' || a === '--json' || args[i - 1] === '--home')
+  if (!globalsOnly) return args // an unknown flag: let commander report it
+  return ['run', ...args.map(a => RUN_FLAGS[a] ?? a)]
 }

@@ -8,6 +8,7 @@ import { registerInit } from './commands/init.js'
 import { registerMagnet } from './commands/magnet.js'
 import { registerDiff, registerPull } from './commands/pull.js'
 import { registerSync } from './commands/sync.js'
+import { registerRun } from './commands/run.js'
 import { registerService } from './commands/service.js'
 import { registerVerify } from './commands/verify.js'
 import { registerTracker } from './commands/tracker.js'
@@ -25,6 +26,8 @@ Exit codes:
   7  another dsync process holds the repository's lock
 
 Legacy DSYNC spellings work too: dsync -gendsync == dsync gendsync.
+Bare "dsync" syncs every due repository (== dsync run); "dsync -nolog" does it in the
+background; -emoff, -test, -cleanlog, -force as in DSYNC.
 Home: --home DIR, else $DXYNC_HOME, else ~/dxync.`
 
 export function buildProgram(): Command {
@@ -46,6 +49,7 @@ export function buildProgram(): Command {
   registerService(program)
   registerPull(program)
   registerSync(program)
+  registerRun(program)
   registerDiff(program)
   registerDemo(program)
   return program

@@ -59,3 +59,9 @@ function isAlive(pid: number): boolean {
     return (err as NodeJS.ErrnoException).code === 'EPERM'
   }
 }
+
+/** The live process holding the lock at `path`, if any (for skips and emergency stops). */
+export function lockHolder(path: string): number | undefined {
+  const owner = ownerOf(path)
+  return owner !== undefined && isAlive(owner) ? owner : undefined
+}

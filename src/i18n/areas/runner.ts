@@ -1,0 +1,31 @@
+import type { Entry } from '../messages.js'
+
+/** Messages of the downstream runner (`dsync`, -nolog, -emoff, -test, -cleanlog, rsync first hop). */
+export const runnerMessages = {
+  'runner.starting': { en: '{repo}: syncing from {source}', ko: '{repo}: {source}에서 동기화를 시작합니다' },
+  'runner.okLog': { en: '{repo}: ok, {bytes} received in {seconds} s', ko: '{repo}: 성공, {seconds}초 동안 {bytes} 받음' },
+  'runner.failedLog': { en: '{repo}: FAILED after {seconds} s: {reason}', ko: '{repo}: {seconds}초 후 실패: {reason}' },
+  'runner.stoppedLog': { en: '{repo}: stopped ({signal}); the tree is left as the last completed step made it', ko: '{repo}: 중단됨({signal}); 저장소는 마지막으로 끝난 단계의 상태로 남습니다' },
+  'runner.markerRemoved': { en: '{repo}: removed the emergency-stop marker of an earlier dsync -emoff', ko: '{repo}: 이전 dsync -emoff가 남긴 긴급종료 표시 파일을 지웠습니다' },
+  'runner.noUpstream': { en: '{file}: repository "{repo}" has no upstream: set dsync-url=, rsync-url=, intraadd= (with intra=true) or ftpsync=true', ko: '{file}: 저장소 "{repo}"에 상위 미러가 없습니다: dsync-url=, rsync-url=, intraadd=(intra=true와 함께) 또는 ftpsync=true를 설정하세요' },
+  'runner.webhookFailed': { en: 'webhook {url} failed: {reason} (the sync result stands)', ko: '웹훅 {url} 전송 실패: {reason} (동기화 결과는 그대로입니다)' },
+  'runner.webhookOk': { en: 'dsync: {repo} synced, {bytes} in {seconds} s', ko: 'dsync: {repo} 동기화 성공, {seconds}초 동안 {bytes}' },
+  'runner.webhookFailedSync': { en: 'dsync: {repo} sync {result} after {seconds} s: {reason}', ko: 'dsync: {repo} 동기화 {result}, {seconds}초 후: {reason}' },
+  'runner.rsyncMissing': { en: 'rsync is needed for this repository but "{bin}" was not found: install rsync (apt install rsync / dnf install rsync)', ko: '이 저장소에는 rsync가 필요하지만 "{bin}"을 찾을 수 없습니다: rsync를 설치하세요 (apt install rsync / dnf install rsync)' },
+  'runner.rsyncFailed': { en: '{repo}: rsync stage {stage} failed (exit code {code}): {reason}', ko: '{repo}: rsync {stage}단계 실패 (종료 코드 {code}): {reason}' },
+  'runner.rsyncDeleteCap': { en: '{repo}: rsync stopped deleting at {max} files (the upstream may have lost its data); check it, then run with -force', ko: '{repo}: rsync가 {max}개에서 삭제를 멈췄습니다 (상위 미러의 데이터 손실 가능성); 확인한 뒤 -force로 실행하세요' },
+  'runner.ftpsyncNoHost': { en: '{file}: ftpsync=true needs RSYNC_HOST= (or rsync-url=, or intraadd= with intra=true) for repository "{repo}"', ko: '{file}: 저장소 "{repo}"의 ftpsync=true에는 RSYNC_HOST=(또는 rsync-url=, intra=true와 intraadd=)가 필요합니다' },
+  'runner.ftpsyncTo': { en: '{file}: TO="{to}" differs from save={save}; they must name the same folder', ko: '{file}: TO="{to}"가 save={save}와 다릅니다; 같은 폴더여야 합니다' },
+  'runner.skipNotDue': { en: '{repo}: skipped, not due (timeset={detail})', ko: '{repo}: 건너뜀, 동기화 시간이 아닙니다 (timeset={detail})' },
+  'runner.skipNoUpstream': { en: '{repo}: skipped, published only (no upstream)', ko: '{repo}: 건너뜀, 배포 전용 저장소입니다 (상위 미러 없음)' },
+  'runner.skipLocked': { en: '{repo}: skipped, already being synced by pid {detail}', ko: '{repo}: 건너뜀, 이미 pid {detail}에서 동기화 중입니다' },
+  'runner.summary': { en: 'dsync: {ok} ok, {failed} failed, {skipped} skipped', ko: 'dsync: 성공 {ok}, 실패 {failed}, 건너뜀 {skipped}' },
+  'runner.nothingDue': { en: 'dsync: no repository is due now', ko: 'dsync: 지금 동기화할 저장소가 없습니다' },
+  'runner.detached': { en: 'dsync: sync started in the background (pid {pid}); you may close the terminal. Log: {log}', ko: 'dsync: 백그라운드에서 동기화를 시작했습니다 (pid {pid}); 터미널을 닫아도 됩니다. 로그: {log}' },
+  'runner.emoffNone': { en: 'dsync -emoff: no sync is running', ko: 'dsync -emoff: 실행 중인 동기화가 없습니다' },
+  'runner.emoffRepo': { en: 'dsync -emoff: {repo}: {how} (pid {pid}); marker {marker}', ko: 'dsync -emoff: {repo}: {how} (pid {pid}); 표시 파일 {marker}' },
+  'runner.emoffRunner': { en: 'dsync -emoff: runner pid {pid}: {how}', ko: 'dsync -emoff: 실행기 pid {pid}: {how}' },
+  'runner.cleaned': { en: 'dsync -cleanlog: removed {count} log files older than {days} days from {dir}', ko: 'dsync -cleanlog: {dir}에서 {days}일 지난 로그 파일 {count}개를 지웠습니다' },
+  'runner.testFailed': { en: 'dsync -test: {count} problem(s) found', ko: 'dsync -test: 문제 {count}개 발견' },
+  'runner.testOk': { en: 'dsync -test: everything checks out', ko: 'dsync -test: 모두 정상입니다' },
+} satisfies Record<string, Entry>

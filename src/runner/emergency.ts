@@ -1,0 +1,119 @@
+import { mkdirSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Home } from '../config/load.js'
+import type { RepoConfig } from '../config/repo-config.js'
+import { DSYNC_DIR } from '../manifest/paths.js'
+import { lockHolder } from '../util/lock.js'
+import { logTime } from './clock.js'
+import { writeRepoStatus } from './status-dir.js'
+
+/**
+ * DSYNC's emergency stop (`dsync -emoff`): every running sync of this home stops; each
+ * stopped repository gets a marker file in its folder, which the next run removes. The
+ * marker is a dot-file so that mirror users browsing the tree do not see it.
+ */
+export const EMOFF_MARKER = '.dsync-emoff'
+
+/** How long stopped processes get to finish cleanly before they are killed. */
+export const STOP_GRACE_MS = 30_000
+
+export function markerPath(repo: Pick<RepoConfig, 'save'>): string {
+  return join(repo.save, EMOFF_MARKER)
+}
+
+/** Removes a previous emergency stop's marker; true when there was one. */
+export function clearMarker(repo: Pick<RepoConfig, 'save'>): boolean {
+  try {
+    unlinkSync(markerPath(repo))
+    return true
+  } catch {
+    return false
+  }
+}
+
+function runDir(home: string): string {
+  return join(home, 'run')
+}
+
+/** Records this runner process so that `-emoff` finds it even between two repositories. */
+export function registerRunner(home: string): () => void {
+  const file = join(runDir(home), `runner-${process.pid}.pid`)
+  mkdirSync(runDir(home), { recursive: true })
+  writeFileSync(file, `${process.pid}\n`)
+  return () => rmSync(file, { force: true })
+}
+
+export interface Stopped {
+  repo?: string
+  pid: number
+  /** 'stopped': it ended within the grace time; 'killed': it had to be killed. */
+  how: 'stopped' | 'killed'
+}
+
+/**
+ * Stops every sync of this home: repositories whose lock names a live process get the
+ * marker, the processes (runners and `dsync -sync`) get SIGTERM and finish cleanly (their
+ * trees stay whole: new files wait in staging or in rsync's temporary files), and any still
+ * alive after the grace time get SIGKILL, which the sync's ordering also survives.
+ */
+export async function emergencyStop(home: Home, graceMs = STOP_GRACE_MS): Promise<Stopped[]> {
+  const byPid = new Map<number, string[]>()
+  const stoppedRepos: RepoConfig[] = []
+  for (const repo of home.repos) {
+    const pid = lockHolder(join(repo.save, DSYNC_DIR, 'lock'))
+    if (pid === undefined || pid === process.pid) continue
+    writeFileSync(markerPath(repo), `dsync -emoff at ${logTime()}: the sync of ${repo.name} by pid ${pid} was stopped.\n` +
+      'The next dsync run removes this file.\n')
+    byPid.set(pid, [...(byPid.get(pid) ?? []), repo.name])
+    stoppedRepos.push(repo)
+  }
+  for (const pid of runnerPids(home.paths.home)) if (!byPid.has(pid)) byPid.set(pid, [])
+  for (const pid of byPid.keys()) signal(pid, 'SIGTERM')
+  const deadline = Date.now() + graceMs
+  while ([...byPid.keys()].some(alive) && Date.now() < deadline) await new Promise(r => setTimeout(r, 100))
+  const out: Stopped[] = []
+  for (const [pid, repos] of byPid) {
+    const how = alive(pid) ? 'killed' : 'stopped'
+    if (how === 'killed') signal(pid, 'SIGKILL')
+    if (repos.length === 0) out.push({ pid, how })
+    for (const repo of repos) out.push({ repo, pid, how })
+  }
+  // A killed process could not say so itself: its repos read "failed", not "running".
+  for (const repo of stoppedRepos) writeRepoStatus(home.main.runner.statusDir, repo, '0')
+  return out
+}
+
+function runnerPids(home: string): number[] {
+  let names: string[]
+  try {
+    names = readdirSync(runDir(home))
+  } catch {
+    return []
+  }
+  const out: number[] = []
+  for (const n of names) {
+    const m = /^runner-(\d+)\.pid$/.exec(n)
+    if (!m) continue
+    const pid = Number(m[1])
+    if (pid !== process.pid && alive(pid)) out.push(pid)
+    else if (pid !== process.pid) rmSync(join(runDir(home), n), { force: true }) // stale
+  }
+  return out
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig)
+  } catch {
+    // already gone
+  }
+}
