@@ -66,14 +66,18 @@ test('--help exits 0 and documents every exit code; -h too', async () => {
   }
 })
 
-test('unknown command, unknown option and no command exit 2 without a stack trace', async () => {
-  for (const args of [['frobnicate'], ['--bogus'], ['-frobnicate'], [], ['gendsync', '--no-such-option']]) {
+test('unknown command and unknown option exit 2 without a stack trace; no command runs the runner (DSYNC)', async () => {
+  for (const args of [['frobnicate'], ['--bogus'], ['-frobnicate'], ['gendsync', '--no-such-option']]) {
     const r = await runCli(args)
     assert.equal(r.code, EXIT.usage, `${args.join(' ')}: ${r.stderr}`)
     assert.ok(!r.stderr.includes('    at '), r.stderr)
   }
   const r = await runCli(['frobnicate'])
   assert.match(r.stderr, /unknown command 'frobnicate'/)
+  // Bare `dsync` is DSYNC's "sync every due repository": without a home that is a config error.
+  const bare = await runCli([], { env: { DXYNC_HOME: '/nonexistent/dsync-home' } })
+  assert.equal(bare.code, EXIT.config, bare.stderr)
+  assert.match(bare.stderr, /nonexistent\/dsync-home/)
 })
 
 test('legacy -gendsync == gendsync, with --home before or after; DXYNC_HOME; --home beats DXYNC_HOME', async () => {
