@@ -5,6 +5,7 @@ import { t } from '../src/i18n/index.js'
 import { registerDemo } from './commands/demo.js'
 import { registerGendsync } from './commands/gendsync.js'
 import { registerInit } from './commands/init.js'
+import { registerKey } from './commands/key.js'
 import { registerMagnet } from './commands/magnet.js'
 import { registerDiff, registerPull } from './commands/pull.js'
 import { registerSync } from './commands/sync.js'
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
   registerGendsync(program)
   registerVerify(program)
   registerMagnet(program)
+  registerKey(program)
   registerTracker(program)
   registerService(program)
   registerPull(program)

@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
 import { publishedRepos, requireSaveDir } from '../../src/config/load.js'
 import { t } from '../../src/i18n/index.js'
+import { loadOrCreateKey } from '../../src/generation/keys.js'
 import { generateRepo } from '../../src/manifest/generate.js'
 import { ProgressBar } from '../../src/ui/progress.js'
 import { formatBytes } from '../../src/ui/units.js'
@@ -17,6 +18,8 @@ export function registerGendsync(program: Command): void {
       const home = openHome(g)
       const repos = publishedRepos(home, names)
       for (const repo of repos) requireSaveDir(repo)
+      // Every generation is signed; the key is made on first use (private part mode 0600).
+      const key = loadOrCreateKey(home.paths.home)
       for (const repo of repos) {
         const bar = new ProgressBar(process.stderr, !g.json && process.stderr.isTTY === true)
         const result = await generateRepo({
@@ -24,6 +27,8 @@ export function registerGendsync(program: Command): void {
           save: repo.save,
           trackers: repo.trackers ?? home.main.trackers,
           threads: opts.threads,
+          key,
+          keepDeltas: repo.keepDeltas,
           onWarning: warn,
           onProgress: p => bar.update(p.phase === 'scan'
             ? { label: `${repo.name} ${t('gendsync.phase.scan')}`, filesDone: p.entries, filesTotal: 0, bytesDone: 0, bytesTotal: 0 }

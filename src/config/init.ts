@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { DsyncError, ExitCode, fsError } from '../errors.js'
+import { keyFiles, loadOrCreateKey } from '../generation/keys.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
 import { homePaths } from './home.js'
 import { DEFAULT_PORT } from './main-config.js'
@@ -37,6 +38,11 @@ dsync=false
 #connections=50
 # Refuse a sync that would delete more than this percentage of the tree.
 #delete-limit=50
+# The upstream publisher's key (\`dsync key\` on the publisher prints it): generations not
+# signed by it, or older than the last one applied, are refused.
+#dsync-key=<64 hex digits>
+# Publishing: how many deltas (one per generation) to keep for mirrors that are behind.
+#keep-deltas=32
 `
 
 export const DEFAULT_LIST_CONF = `# Folders this host offers, one per line, relative to webroot:
@@ -72,6 +78,11 @@ export function initHome(home: string, webroot: string): string[] {
     if (existsSync(file)) continue
     writeFileAtomic(file, text)
     created.push(file)
+  }
+  // The publisher key that signs this home's generation records (docs/SCALE.md).
+  if (!existsSync(keyFiles(home).privateFile)) {
+    loadOrCreateKey(home)
+    created.push(keyFiles(home).privateFile)
   }
   return created
 }

@@ -36,6 +36,10 @@ export interface RepoConfig {
   /** ftpsync.conf variables pasted into the repo config (RSYNC_HOST, MIRRORNAME, ...), unquoted. */
   ftpsyncVars: Map<string, string>
   rsyncOptions: string[]
+  /** The upstream publisher's ed25519 public key (hex): records signed by another are refused. */
+  key?: string
+  /** Deltas gendsync keeps beside the record (docs/SCALE.md). */
+  keepDeltas?: number
   origins: Map<string, Origin>
   warnings: string[]
 }
@@ -52,6 +56,8 @@ const schema = {
   retries: { parse: parseIntIn(0, 100) },
   connections: { parse: parseIntIn(1, 1000) },
   ...repoRunnerSchema,
+  'dsync-key': { parse: parsePublicKey },
+  'keep-deltas': { parse: parseIntIn(0, 100000) },
 }
 
 export function loadRepoConfig(file: string, webroot: string): RepoConfig {
@@ -80,6 +86,8 @@ export function loadRepoConfig(file: string, webroot: string): RepoConfig {
     ftpsync: (v.get('ftpsync') as boolean | undefined) ?? false,
     ftpsyncVars: new Map([...parsed.extra].map(([k, kv]) => [k, unquote(kv.value)])),
     rsyncOptions: (v.get('rsync-options') as string[] | undefined) ?? [],
+    key: v.get('dsync-key') as string | undefined,
+    keepDeltas: v.get('keep-deltas') as number | undefined,
     origins: parsed.origins,
     warnings: parsed.warnings,
   }
@@ -110,4 +118,9 @@ function parseRepoName(raw: string): string {
     throw new Error(`"${raw}" must be letters, digits, '.', '_' or '-'`)
   }
   return raw
+}
+
+function parsePublicKey(raw: string): string {
+  if (!/^[0-9a-fA-F]{64}$/.test(raw)) throw new Error('must be an ed25519 public key: 64 hex digits, as `dsync key` prints it')
+  return raw.toLowerCase()
 }

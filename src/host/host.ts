@@ -11,6 +11,7 @@ import { createHttpApi, handOver } from './http-api.js'
 import { Listener } from './listener.js'
 import type { HostLog } from './log.js'
 import { readMotd } from './motd.js'
+import { loadRecord, type LoadedRecord, type OfferedDelta } from './record-loader.js'
 import { manifestStamp, repoFolder, servedRepos } from './repo-selection.js'
 import { Seeder } from './seeder.js'
 import type { HostStatus } from './status.js'
@@ -33,6 +34,10 @@ interface Served {
   seeder: Seeder
   stamp: string
   announcer?: Announcer
+  /** The signed record of this generation and the deltas it offers (docs/SCALE.md). */
+  record: LoadedRecord
+  /** One seeder per delta torrent on offer, keyed by infohash. */
+  deltaSeeders: Map<string, Seeder>
 }
 
 /**
@@ -62,6 +67,7 @@ export class DtpHost {
     this.fds = new FdCache(opts.maxOpenFiles ?? 128)
     this.http = createHttpApi({
       seeder: repo => this.byRepo.get(repo)?.seeder,
+      record: repo => this.byRepo.get(repo)?.record,
       status: () => this.status(),
       motd: () => this.motd,
     })
@@ -176,17 +182,21 @@ export class DtpHost {
         this.log.event('repoRefused', { repo: repo.name, reason })
         continue // an old generation keeps being served until a good one replaces it
       }
+      const record = loadRecord(gen)
+      if (record.problem) this.log.event('error', { repo: repo.name, reason: record.problem })
       if (current && current.seeder.gen.infoHash === gen.infoHash) {
         current.stamp = stamp
+        this.setRecord(current, record)
         continue
       }
       if (current) this.retire(repo.name, current)
       const seeder = new Seeder(gen, this.fds, this.log, this.peerId, () => this.motd)
       // "Total uploaded" is the repository's, across generations.
       seeder.uploaded = current?.seeder.uploaded ?? 0
-      const served: Served = { seeder, stamp }
+      const served: Served = { seeder, stamp, record: { deltas: new Map() }, deltaSeeders: new Map() }
       this.byRepo.set(repo.name, served)
       this.byInfoHash.set(gen.infoHash, seeder)
+      this.setRecord(served, record)
       this.log.event('repoLoaded', {
         repo: repo.name, infoHash: gen.infoHash, files: gen.files, bytes: gen.bytes,
         pieces: gen.pieceCount, seconds: ((Date.now() - started) / 1000).toFixed(2), filesHashed: 0,
@@ -208,7 +218,27 @@ export class DtpHost {
     this.refused = refused
   }
 
+  /** Swaps in a generation's record and seeds its delta torrents; unchanged ones keep their peers. */
+  private setRecord(served: Served, record: LoadedRecord): void {
+    served.record = record
+    const wanted = new Map<string, OfferedDelta>()
+    for (const d of record.deltas.values()) if (d.gen && !wanted.has(d.gen.infoHash)) wanted.set(d.gen.infoHash, d)
+    for (const [hash, seeder] of served.deltaSeeders) {
+      if (wanted.has(hash)) continue
+      served.deltaSeeders.delete(hash)
+      if (this.byInfoHash.get(hash) === seeder) this.byInfoHash.delete(hash)
+      seeder.close()
+    }
+    for (const [hash, d] of wanted) {
+      if (served.deltaSeeders.has(hash) || this.byInfoHash.has(hash)) continue
+      const seeder = new Seeder(d.gen!, this.fds, this.log, this.peerId, () => this.motd)
+      served.deltaSeeders.set(hash, seeder)
+      this.byInfoHash.set(hash, seeder)
+    }
+  }
+
   private retire(name: string, served: Served): void {
+    this.setRecord(served, { deltas: new Map() })
     this.byRepo.delete(name)
     if (this.byInfoHash.get(served.seeder.gen.infoHash) === served.seeder) this.byInfoHash.delete(served.seeder.gen.infoHash)
     void served.announcer?.stop()

@@ -1,11 +1,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { formatBytes } from '../ui/units.js'
+import type { LoadedRecord } from './record-loader.js'
 import type { Seeder } from './seeder.js'
 import type { HostStatus } from './status.js'
 
 export interface HttpSources {
   seeder(repo: string): Seeder | undefined
+  record(repo: string): LoadedRecord | undefined
   status(): HostStatus
   motd(): string
 }
@@ -57,7 +59,9 @@ function route(src: HttpSources, req: IncomingMessage, res: ServerResponse): voi
     if (file === 'data.dsync') return repoFile(src, res, repo, 'manifest')
     if (file === 'magnet' || file === `${repo}.magnet`) return repoFile(src, res, repo, 'magnet')
     if (file === 'info.json') return repoFile(src, res, repo, 'info')
+    if (file === 'generation') return recordFile(src, res, repo)
   }
+  if (parts.length === 3 && parts[1] === 'deltas') return deltaFile(src, res, parts[0], parts[2])
   send(res, 404, 'text/plain; charset=utf-8', 'not found\n')
 }
 
@@ -74,8 +78,30 @@ function repoFile(src: HttpSources, res: ServerResponse, repo: string, what: 'to
       repo, infoHash: g.infoHash, generation: g.digest, magnet: g.magnet,
       torrent: `${base}/${encodeURIComponent(repo)}.torrent`, manifest: `${base}/data.dsync`,
       files: g.files, bytes: g.bytes, pieceLength: g.pieceLength, motd: src.motd(),
+      ...recordInfo(src.record(repo)?.record?.seq, base),
     }) + '\n')
   }
+}
+
+/** info.json names the signed record when the host has one for this generation. */
+function recordInfo(seq: number | undefined, base: string): { record?: string; seq?: number } {
+  return seq === undefined ? {} : { record: `${base}/generation`, seq }
+}
+
+/** GET /REPO/generation: the signed generation record (docs/SCALE.md). */
+function recordFile(src: HttpSources, res: ServerResponse, repo: string): void {
+  const record = src.record(repo)?.record
+  if (!record) return send(res, 404, 'text/plain; charset=utf-8', `no generation record for "${repo}" here\n`)
+  send(res, 200, 'text/plain; charset=utf-8', record.bytes)
+}
+
+/** GET /REPO/deltas/SEQ.delta and SEQ.torrent: the deltas the record offers. */
+function deltaFile(src: HttpSources, res: ServerResponse, repo: string, name: string): void {
+  const m = /^(\d{1,15})\.(delta|torrent)$/.exec(name)
+  const offered = m ? src.record(repo)?.deltas.get(Number(m[1])) : undefined
+  const body = m?.[2] === 'delta' ? offered?.delta : offered?.torrent
+  if (!body) return send(res, 404, 'text/plain; charset=utf-8', 'no such delta here\n')
+  send(res, 200, m![2] === 'delta' ? 'text/plain; charset=utf-8' : 'application/x-bittorrent', body)
 }
 
 function send(res: ServerResponse, code: number, type: string, body: string | Buffer, filename?: string): void {

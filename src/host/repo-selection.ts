@@ -2,6 +2,7 @@ import { statSync } from 'node:fs'
 import { relative } from 'node:path'
 import type { Home } from '../config/load.js'
 import type { RepoConfig } from '../config/repo-config.js'
+import { generationFiles } from '../generation/files.js'
 import { repoFiles } from '../manifest/paths.js'
 
 /**
@@ -24,8 +25,18 @@ export function manifestStamp(repo: RepoConfig): string {
   try {
     const m = statSync(files.manifest)
     const t = statSync(files.torrent)
-    return `${m.ino}:${m.size}:${m.mtimeMs}/${t.ino}:${t.size}:${t.mtimeMs}`
+    return `${m.ino}:${m.size}:${m.mtimeMs}/${t.ino}:${t.size}:${t.mtimeMs}/${recordStamp(repo.save)}`
   } catch {
     return 'missing'
+  }
+}
+
+/** The signed record is written after data.dsync and the torrent, and may change alone. */
+function recordStamp(save: string): string {
+  try {
+    const r = statSync(generationFiles(save).record)
+    return `${r.ino}:${r.size}:${r.mtimeMs}`
+  } catch {
+    return '-'
   }
 }

@@ -3,8 +3,10 @@
  * each under ./areas/, merged here so that `t()` knows every id. Each area file exports an
  * object that `satisfies Record<string, Entry>`; keys are prefixed with the area's name.
  */
+import { generationMessages } from './areas/generation.js'
 import { runnerMessages } from './areas/runner.js'
 
 export const areaMessages = {
   ...runnerMessages,
+  ...generationMessages,
 }

@@ -6,6 +6,8 @@ import { buildTorrent, magnetLink } from '../torrent/build.js'
 import { layoutFiles, pieceLengthFor } from '../torrent/layout.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
 import { acquireLock } from '../util/lock.js'
+import type { PublisherKey } from '../generation/keys.js'
+import { DEFAULT_KEEP_DELTAS, publishGeneration } from '../generation/publish.js'
 import type { ManifestEntry } from './entry.js'
 import { serializeManifest } from './format.js'
 import { loadHashCache, saveHashCache, type CachedDigest } from './hash-cache.js'
@@ -21,6 +23,10 @@ export interface GenerateOptions {
   onProgress?: (p: GenerateProgress) => void
   onWarning?: (message: string) => void
   threads?: number
+  /** Sign a generation record (and write the delta from the previous data.dsync) with this key. */
+  key?: PublisherKey
+  /** Deltas kept beside the record (keep-deltas=). */
+  keepDeltas?: number
 }
 
 export interface GenerateProgress {
@@ -49,6 +55,8 @@ export interface GenerateResult {
   seconds: number
   manifestFile: string
   torrentFile: string
+  /** The signed generation record: its sequence number, and whether this run signed it. */
+  record?: { seq: number; signed: boolean; deltas: number }
 }
 
 /**
@@ -79,6 +87,7 @@ export async function generateRepo(opts: GenerateOptions): Promise<GenerateResul
     const digests = await digestFiles(opts, files.hashCache, content, pieceLength, started - RACY_MS)
     const entries = scanned.map(e => toManifestEntry(e, digests))
     const manifest = serializeManifest(entries, pieceLength)
+    const previousManifest = readOrUndefined(files.manifest)
     // The torrent is a function of data.dsync, the name and the trackers; the magnet link
     // names all three. Same data.dsync and same magnet: the torrent on disk is this one.
     const unchangedHash = sameBytes(files.manifest, manifest) ? unchangedInfoHash(files, opts) : undefined
@@ -93,11 +102,16 @@ export async function generateRepo(opts: GenerateOptions): Promise<GenerateResul
       writeFileAtomic(files.magnet, magnet + '\n')
     }
     if (digests.hashed > 0 || digests.dropped) saveHashCache(files.hashCache, pieceLength, digests.cacheable)
+    const published = opts.key && publishGeneration({
+      repo: opts.name, save: opts.save, trackers: opts.trackers, key: opts.key, keepDeltas: opts.keepDeltas ?? DEFAULT_KEEP_DELTAS,
+      previous: previousManifest, manifest, infoHash, shards: [], piecesOf: path => digests.byPath.get(path)!.pieces,
+    })
     return {
       repo: opts.name, save: opts.save, changed, infoHash, magnet, pieceLength,
       entries: entries.length, files: content.length, bytes: content.reduce((s, e) => s + e.size, 0),
       hashedFiles: digests.hashed, hashedBytes: digests.hashedBytes, reusedFiles: digests.reused,
       seconds: (Date.now() - started) / 1000, manifestFile: files.manifest, torrentFile: files.torrent,
+      record: published ? { seq: published.record.seq, signed: published.signed, deltas: published.record.deltas.length } : undefined,
     }
   } finally {
     lock.release()
@@ -198,6 +212,14 @@ function unchangedInfoHash(files: ReturnType<typeof repoFiles>, opts: GenerateOp
     const hash = /^magnet:\?xt=urn:btih:([0-9a-f]{40})&/.exec(text)?.[1]
     if (!hash || text !== magnetLink(hash, opts.name, opts.trackers) + '\n') return undefined
     return statSync(files.torrent).size > 0 ? hash : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function readOrUndefined(file: string): Buffer | undefined {
+  try {
+    return readFileSync(file)
   } catch {
     return undefined
   }

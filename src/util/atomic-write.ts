@@ -7,11 +7,11 @@ import { fsError } from '../errors.js'
  * a temporary file in the same folder, fsync, rename. On failure (disk full) the old file
  * is untouched and the temporary one removed.
  */
-export function writeFileAtomic(path: string, data: Buffer | string): void {
+export function writeFileAtomic(path: string, data: Buffer | string, mode = 0o644): void {
   const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`)
   let fd: number | undefined
   try {
-    fd = openSync(tmp, 'w', 0o644)
+    fd = openSync(tmp, 'w', mode)
     const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data
     let off = 0
     while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off)
