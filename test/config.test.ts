@@ -45,6 +45,7 @@ test('xync.conf: comments, blank lines, whitespace, CRLF and BOM are accepted; d
   assert.deepEqual(c.trackers, [])
   assert.deepEqual(c.listen, [])
   assert.equal(c.dht, false)
+  assert.equal(c.uploadLimit, 0)
   assert.deepEqual(c.warnings, [])
   assert.equal(c.origins.get('webroot')?.line, 3)
 })
@@ -56,8 +57,10 @@ test('xync.conf: every known key parses', () => {
     'port=12345',
     'listen=127.0.0.2, ::1',
     'dht=yes',
+    'upload-limit=2.5',
   ].join('\n'))
   const c = loadMainConfig(file)
+  assert.equal(c.uploadLimit, 2.5)
   assert.equal(c.webroot, '/srv/mirrors')
   assert.deepEqual(c.trackers, ['udp://127.0.0.1:6969/announce', 'http://127.0.0.1:8000/announce', 'wss://t.example/announce'])
   assert.equal(c.port, 12345)
@@ -93,6 +96,8 @@ const badMainLines: { name: string; text: string; line: number; match?: RegExp }
   { name: 'tracker with a bad scheme', text: 'webroot=/m\ntracker=ftp://t.example/announce\n', line: 2 },
   { name: 'second tracker bad', text: 'webroot=/m\ntracker=udp://127.0.0.1:1/a, nope\n', line: 2, match: /nope/ },
   { name: 'listen not an IP', text: 'webroot=/m\nlisten=localhost\n', line: 2 },
+  { name: 'upload-limit with a unit', text: 'webroot=/m\nupload-limit=40M\n', line: 2, match: /upload-limit.*megabits/ },
+  { name: 'negative upload-limit', text: 'webroot=/m\nupload-limit=-1\n', line: 2 },
   { name: 'empty webroot', text: 'webroot=\n', line: 1 },
 ]
 for (const c of badMainLines) {
@@ -158,6 +163,7 @@ const badRepoLines: { name: string; text: string; line?: number; match?: RegExp 
   { name: 'bad tracker URL', text: 'repo=a\nsave=/a\ntracker=gopher://x/\n', line: 3 },
   { name: 'delete-limit over 100', text: 'repo=a\nsave=/a\ndelete-limit=101\n', line: 3 },
   { name: 'connections 0', text: 'repo=a\nsave=/a\nconnections=0\n', line: 3 },
+  { name: 'upload-limit not a number', text: 'repo=a\nsave=/a\nupload-limit=fast\n', line: 3, match: /upload-limit/ },
   { name: 'retries not a number', text: 'repo=a\nsave=/a\nretries=many\n', line: 3 },
   { name: 'missing repo=', text: 'save=/a\n', match: /repo/ },
   { name: 'missing save=', text: 'repo=a\n', match: /save/ },

@@ -122,6 +122,14 @@ export function parseIntIn(min: number, max: number) {
   }
 }
 
+/** A rate in Mbit/s (`upload-limit=40`, `2.5`); 0 means no limit. */
+export function parseMbit(raw: string): number {
+  if (!/^\d+(\.\d+)?$/.test(raw)) throw new Error(`expected megabits per second (a number such as 40 or 2.5; 0 = no limit), got "${raw}"`)
+  const n = Number(raw)
+  if (n > 1_000_000) throw new Error(`expected at most 1000000 Mbit/s, got ${n}`)
+  return n
+}
+
 export function parseNonEmpty(raw: string): string {
   if (raw === '') throw new Error('empty value')
   return raw

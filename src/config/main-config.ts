@@ -1,7 +1,7 @@
 import { isIP } from 'node:net'
 import { dirname, resolve } from 'node:path'
 import { DsyncError, ExitCode } from '../errors.js'
-import { parseBool, parseIntIn, parseKeyValue, parseList, parseNonEmpty, readConfigFile, type Origin } from './keyvalue.js'
+import { parseBool, parseIntIn, parseKeyValue, parseList, parseMbit, parseNonEmpty, readConfigFile, type Origin } from './keyvalue.js'
 import { mainRunnerSchema } from './runner-keys.js'
 
 export const DEFAULT_PORT = 47921
@@ -17,6 +17,8 @@ export interface MainConfig {
   dht: boolean
   /** The downstream runner's settings (syncps=, ipadd=, logdir=, webhookurl=, status=, ...). */
   runner: MainRunnerConfig
+  /** The host's whole upload, Mbit/s; 0 = no limit. */
+  uploadLimit: number
   origins: Map<string, Origin>
   warnings: string[]
 }
@@ -28,6 +30,7 @@ const schema = {
   listen: { parse: parseAddresses },
   dht: { parse: parseBool },
   ...mainRunnerSchema,
+  'upload-limit': { parse: parseMbit },
 }
 
 export interface MainRunnerConfig {
@@ -57,6 +60,7 @@ export function loadMainConfig(file: string): MainConfig {
     listen: (parsed.values.get('listen') as string[] | undefined) ?? [],
     dht: (parsed.values.get('dht') as boolean | undefined) ?? false,
     runner: runnerSettings(parsed.values, dirname(file)),
+    uploadLimit: (parsed.values.get('upload-limit') as number | undefined) ?? 0,
     origins: parsed.origins,
     warnings: parsed.warnings,
   }

@@ -1,7 +1,7 @@
 import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { DsyncError, ExitCode, fsError } from '../errors.js'
-import { parseBool, parseIntIn, parseKeyValue, parseList, parseNonEmpty, readConfigFile, type Origin } from './keyvalue.js'
+import { parseBool, parseIntIn, parseKeyValue, parseList, parseMbit, parseNonEmpty, readConfigFile, type Origin } from './keyvalue.js'
 import { parseTrackers } from './main-config.js'
 import { isFtpsyncVariable, repoRunnerSchema, unquote } from './runner-keys.js'
 
@@ -40,6 +40,8 @@ export interface RepoConfig {
   key?: string
   /** Deltas gendsync keeps beside the record (docs/SCALE.md). */
   keepDeltas?: number
+  /** This repository's upload when served, Mbit/s; 0 = only the host's limit. */
+  uploadLimit: number
   origins: Map<string, Origin>
   warnings: string[]
 }
@@ -58,6 +60,7 @@ const schema = {
   ...repoRunnerSchema,
   'dsync-key': { parse: parsePublicKey },
   'keep-deltas': { parse: parseIntIn(0, 100000) },
+  'upload-limit': { parse: parseMbit },
 }
 
 export function loadRepoConfig(file: string, webroot: string): RepoConfig {
@@ -88,6 +91,7 @@ export function loadRepoConfig(file: string, webroot: string): RepoConfig {
     rsyncOptions: (v.get('rsync-options') as string[] | undefined) ?? [],
     key: v.get('dsync-key') as string | undefined,
     keepDeltas: v.get('keep-deltas') as number | undefined,
+    uploadLimit: (v.get('upload-limit') as number | undefined) ?? 0,
     origins: parsed.origins,
     warnings: parsed.warnings,
   }

@@ -15,6 +15,7 @@ import { loadRecord, type LoadedRecord, type OfferedDelta } from './record-loade
 import { manifestStamp, repoFolder, servedRepos } from './repo-selection.js'
 import { Seeder } from './seeder.js'
 import type { HostStatus } from './status.js'
+import { UploadLimits } from './upload-limit.js'
 import { makePeerIdBytes } from '../swarm/peer-id.js'
 
 export interface HostOptions {
@@ -62,6 +63,7 @@ export class DtpHost {
   private readonly startedAt = new Date().toISOString()
   private listenKey = ''
   private dht: DhtAnnouncer | undefined
+  private readonly limits = new UploadLimits()
 
   constructor(private readonly opts: HostOptions) {
     this.fds = new FdCache(opts.maxOpenFiles ?? 128)
@@ -133,6 +135,7 @@ export class DtpHost {
     await Promise.all([...this.byRepo.values()].map(s => s.announcer?.stop()))
     for (const served of this.byRepo.values()) served.seeder.close()
     this.dht?.stop()
+    this.limits.close()
     await this.listener.close()
     await this.fds.closeAll()
   }
@@ -159,6 +162,8 @@ export class DtpHost {
     this.home = home
     this.firewall = firewall
     this.motd = motd.text
+    // Applied live: blocks already waiting go at the new rate, no peer is disconnected.
+    this.limits.configure(home.main.uploadLimit, new Map(home.repos.filter(r => r.uploadLimit > 0).map(r => [r.name, r.uploadLimit])))
   }
 
   /** (Re)builds the set of seeders from list.conf; unchanged repositories keep their peers. */
@@ -190,7 +195,7 @@ export class DtpHost {
         continue
       }
       if (current) this.retire(repo.name, current)
-      const seeder = new Seeder(gen, this.fds, this.log, this.peerId, () => this.motd)
+      const seeder = new Seeder(gen, this.fds, this.log, this.peerId, () => this.motd, this.limits)
       // "Total uploaded" is the repository's, across generations.
       seeder.uploaded = current?.seeder.uploaded ?? 0
       const served: Served = { seeder, stamp, record: { deltas: new Map() }, deltaSeeders: new Map() }

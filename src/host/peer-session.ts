@@ -78,6 +78,14 @@ export class PeerSession {
       return
     }
     this.queued++
+    // The upload limit holds the request before the disk read, so waiting blocks cost no memory.
+    const wait = this.seeder.throttle(this, length)
+    if (wait) void wait.then(() => this.read(piece, offset, length, respond))
+    else this.read(piece, offset, length, respond)
+  }
+
+  private read(piece: number, offset: number, length: number, respond: (err: Error | null, buf?: Uint8Array) => void): void {
+    if (this.closed) return
     this.seeder.reader.read(piece, offset, length).then(
       buf => {
         this.queued--

@@ -5,6 +5,7 @@ import type { Generation } from './generation.js'
 import type { HostLog } from './log.js'
 import { PeerSession } from './peer-session.js'
 import { PieceReader } from './piece-reader.js'
+import type { UploadLimits } from './upload-limit.js'
 import { metadataExtension, motdExtension } from './wire-extensions.js'
 
 export interface RepoStatus {
@@ -42,6 +43,7 @@ export class Seeder {
     private readonly log: HostLog,
     readonly peerId: Buffer,
     motd: () => string,
+    private readonly limits?: UploadLimits,
   ) {
     this.reader = new PieceReader(gen, fds, (path, reason) => log.event('stale', { repo: gen.repo, path, reason }))
     this.bitfield = allPieces(gen.pieceCount)
@@ -56,8 +58,14 @@ export class Seeder {
     this.log.event('peer', { peer: remote, repo: this.gen.repo, peers: this.sessions.size })
     session.onClose(() => {
       this.sessions.delete(session)
+      this.limits?.forget(this.gen.repo, session)
       this.log.event('peerGone', { peer: remote, repo: this.gen.repo, uploaded: session.uploaded })
     })
+  }
+
+  /** Undefined: serve now; a promise: the upload limit lets the block go when it resolves. */
+  throttle(peer: object, bytes: number): Promise<void> | undefined {
+    return this.limits?.take(this.gen.repo, peer, bytes)
   }
 
   countUpload(bytes: number, remote: string): void {

@@ -42,6 +42,8 @@ export interface PullOptions {
   onProgress?: (p: TransferProgress & { phase: 'metadata' | 'manifest' | 'files' }) => void
   onWarning?: (message: string) => void
   onMotd?: (peer: string, text: string) => void
+  /** Each peer connection as it is made (tests count connections and sample per-host bytes). */
+  onPeer?: (peer: PeerConnection) => void
   /** Test hook: called after each apply item and step (see applyPlan), and after the commit. */
   onApplyStep?: (step: string, done?: number) => void
   /** The caller holds DEST's lock already (dsync sync); otherwise pull takes it. */
@@ -102,6 +104,7 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
   const swarm = new Swarm({
     infoHash, peerId: makePeerId(), maxConnections: opts.connections ?? 50, localAddress: opts.localAddress, localAddresses: opts.localAddresses, onMotd,
   })
+  if (opts.onPeer) swarm.on('peer', opts.onPeer)
   swarm.on('lost', (peer: string, reason: string) => {
     if (reason !== 'sync finished') opts.onWarning?.(t('sync.peerDropped', { peer, reason }))
   })
