@@ -1,3 +1,4 @@
+import { realpathSync } from 'node:fs'
 import type { Command } from 'commander'
 import { loadHome, type Home } from '../src/config/load.js'
 
@@ -27,4 +28,13 @@ export function printJson(value: unknown): void {
 
 export function warn(message: string): void {
   process.stderr.write(message + '\n')
+}
+
+/**
+ * The script this CLI runs from, for the background service and the systemd unit to start
+ * it again: the library never guesses where the CLI lives (it may be bundled, or installed
+ * under a bin/ symlink).
+ */
+export function cliEntry(): string {
+  return realpathSync(process.argv[1])
 }

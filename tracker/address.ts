@@ -1,10 +1,6 @@
 import { isIP } from 'node:net'
 import type { Firewall } from '../src/config/dtp-config.js'
-
-/** Dual-stack sockets report IPv4 peers as ::ffff:a.b.c.d; peers and rules use the plain form. */
-export function plainAddress(address: string): string {
-  return address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address
-}
+import { plainAddress } from '../src/shared/address.js'
 
 /**
  * The peer's address as BEP 23 compact bytes (4 or 16) plus port, held as a latin1 string:

@@ -1,6 +1,7 @@
 import type { RemoteInfo, Socket } from 'node:dgram'
 import type { Firewall } from '../src/config/dtp-config.js'
-import { compactPeer, plainAddress } from './address.js'
+import { plainAddress } from '../src/shared/address.js'
+import { compactPeer } from './address.js'
 import type { ConnectionIds } from './connection-id.js'
 import type { Policy, Refusal } from './policy.js'
 import type { RateLimiter } from './rate-limit.js'

@@ -45,7 +45,7 @@ export function registerPull(program: Command): void {
       const result = await runPull([source], resolve(dest), opts, DEFAULT_INDEX_FILES, 50, g.json)
       report(result, g.json)
       if (opts.seed && !opts.dryRun) {
-        const { seedDest } = await import('../../src/sync/seed.js')
+        const { seedDest } = await import('../../src/host/serve-folder.js')
         await seedDest({
           dest: result.dest, repo: result.repo, listen: opts.seedListen, port: opts.seedPort, json: g.json,
           onReady: where => warn(`seeding ${result.dest} as a DTP host on ${where} (Ctrl-C to stop)`),

@@ -5,7 +5,7 @@ import { DsyncError, ExitCode } from '../../src/errors.js'
 import { t } from '../../src/i18n/index.js'
 import { formatStatus, type HostStatus } from '../../src/host/status.js'
 import { installUnit, UNIT_PATH, unitText } from '../../src/host/systemd.js'
-import { globals, printJson } from '../context.js'
+import { cliEntry, globals, printJson } from '../context.js'
 
 /** DSYNC's service verbs: service, stop-service, reload, startup, status. */
 export function registerService(program: Command): void {
@@ -20,7 +20,7 @@ export function registerService(program: Command): void {
       // The host stack loads only for the commands that need it, not for every dsync run.
       const { runForeground, startBackground } = await import('../../src/host/daemon.js')
       if (opts.foreground) return runForeground(g.home, g.json)
-      const r = await startBackground(g.home, g.json)
+      const r = await startBackground(g.home, g.json, cliEntry())
       if (g.json) printJson({ ok: true, pid: r.pid, log: r.log })
       else console.log(t('host.started', { pid: r.pid, log: r.log }))
     })
@@ -67,10 +67,10 @@ export function registerService(program: Command): void {
       const g = globals(cmd)
       const home = resolveHome(g.home)
       if (opts.print) {
-        process.stdout.write(unitText(home))
+        process.stdout.write(unitText(home, cliEntry()))
         return
       }
-      installUnit(home)
+      installUnit(home, cliEntry())
       console.log(t('host.unitInstalled', { file: UNIT_PATH }))
     })
 }

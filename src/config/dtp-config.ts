@@ -2,6 +2,7 @@ import { BlockList, isIP } from 'node:net'
 import { existsSync } from 'node:fs'
 import { posix } from 'node:path'
 import { DsyncError, ExitCode } from '../errors.js'
+import { plainAddress } from '../shared/address.js'
 import { parseKeyValue, parseList, readConfigFile } from './keyvalue.js'
 
 /**
@@ -52,8 +53,7 @@ export function makeFirewall(entries: string[]): Firewall {
     entries,
     allows(address: string): boolean {
       if (entries.length === 0) return true
-      // Sockets on a dual-stack listener report IPv4 peers as ::ffff:a.b.c.d.
-      const v4 = address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address
+      const v4 = plainAddress(address)
       const family = isIP(v4)
       if (family === 0) return false
       return list.check(v4, family === 4 ? 'ipv4' : 'ipv6')

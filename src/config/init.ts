@@ -2,7 +2,7 @@ import { existsSync, mkdirSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { DsyncError, ExitCode, fsError } from '../errors.js'
 import { keyFiles, loadOrCreateKey } from '../generation/keys.js'
-import { writeFileAtomic } from '../util/atomic-write.js'
+import { writeFilesIfMissing } from '../util/atomic-write.js'
 import { homePaths } from './home.js'
 import { DEFAULT_PORT } from './main-config.js'
 
@@ -63,22 +63,16 @@ export const DEFAULT_MOTD_CONF = `# The welcome message shown to DTP users ("경
 export function initHome(home: string, webroot: string): string[] {
   const p = homePaths(home)
   if (existsSync(p.mainConfig)) throw new DsyncError(ExitCode.config, 'init.exists', { file: p.mainConfig })
-  const created: string[] = []
   try {
     for (const dir of [home, p.reposDir, p.dtpDir]) mkdirSync(dir, { recursive: true })
   } catch (err) {
     throw fsError(err, home, 'write')
   }
-  const files: [string, string][] = [
+  const created = writeFilesIfMissing([
     [p.mainConfig, xyncConf(resolve(webroot))],
     [`${p.reposDir}/example.conf.sample`, exampleRepo],
     ...dtpDefaults(home),
-  ]
-  for (const [file, text] of files) {
-    if (existsSync(file)) continue
-    writeFileAtomic(file, text)
-    created.push(file)
-  }
+  ])
   // The publisher key that signs this home's generation records (docs/SCALE.md).
   if (!existsSync(keyFiles(home).privateFile)) {
     loadOrCreateKey(home)

@@ -48,7 +48,19 @@ export interface MainRunnerConfig {
 }
 
 export function loadMainConfig(file: string): MainConfig {
-  const parsed = parseKeyValue(readConfigFile(file), file, schema)
+  return parseMainConfig(readConfigFile(file), file)
+}
+
+/**
+ * A main config built in memory (pull --seed, the demo): the values given, the defaults of
+ * an xync.conf that names only its webroot for everything else.
+ */
+export function makeMainConfig(values: Partial<MainConfig> & { webroot: string }): MainConfig {
+  return { ...parseMainConfig(`webroot=${values.webroot}\n`, '(in memory)'), ...values }
+}
+
+function parseMainConfig(text: string, file: string): MainConfig {
+  const parsed = parseKeyValue(text, file, schema)
   const webroot = parsed.values.get('webroot') as string | undefined
   if (!webroot) throw new DsyncError(ExitCode.config, 'config.missingKey', { file, key: 'webroot' })
   return {

@@ -64,7 +64,19 @@ const schema = {
 }
 
 export function loadRepoConfig(file: string, webroot: string): RepoConfig {
-  const parsed = parseKeyValue(readConfigFile(file), file, schema, isFtpsyncVariable)
+  return parseRepoConfig(readConfigFile(file), file, webroot)
+}
+
+/**
+ * A repo config built in memory (pull --seed, the demo): the values given, the defaults of a
+ * NAME.conf that names only repo= and an absolute save= for everything else.
+ */
+export function makeRepoConfig(values: Partial<RepoConfig> & { name: string; save: string }): RepoConfig {
+  return { ...parseRepoConfig(`repo=${values.name}\nsave=${values.save}\n`, '(in memory)', '/'), ...values }
+}
+
+function parseRepoConfig(text: string, file: string, webroot: string): RepoConfig {
+  const parsed = parseKeyValue(text, file, schema, isFtpsyncVariable)
   const v = parsed.values
   const name = v.get('repo') as string | undefined
   if (!name) throw new DsyncError(ExitCode.config, 'config.missingKey', { file, key: 'repo' })

@@ -1,9 +1,12 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
-import { DEFAULT_INDEX_FILES } from '../config/repo-config.js'
-import { generateRepo, type GenerateResult } from '../manifest/generate.js'
+import { makeFirewall } from '../config/dtp-config.js'
+import { makeMainConfig } from '../config/main-config.js'
+import { DEFAULT_INDEX_FILES, makeRepoConfig } from '../config/repo-config.js'
+import type { HostConfig } from '../host/host-config.js'
+import { generateRepo, type GenerateResult } from '../publish/generate.js'
 import { ProgressBar } from '../ui/progress.js'
 import { formatBytes } from '../ui/units.js'
 import { put, writeSampleRepo } from './sample-repo.js'
@@ -54,16 +57,15 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     const quiet = new Writable({ write: (_c, _e, cb) => cb() })
     const hosts: InstanceType<typeof DtpHost>[] = []
     for (const [i, address] of HOSTS.entries()) {
-      const home = join(base, `host${i + 1}`)
-      mkdirSync(join(home, 'repos'), { recursive: true })
-      mkdirSync(join(home, 'dtp'), { recursive: true })
-      writeFileSync(join(home, 'xync.conf'), `webroot=${webroot}\nlisten=${address}\nport=${port}\ntracker=${trackerUrl}\n`)
-      writeFileSync(join(home, 'repos/demo.conf'), `repo=demo\nsave=${save}\ndsync=true\n`)
-      writeFileSync(join(home, 'dtp/list.conf'), '/demo\n')
-      writeFileSync(join(home, 'dtp/firewall.conf'), '# no restriction\n')
-      writeFileSync(join(base, `motd${i + 1}`), `Welcome to demo host ${i + 1} (${address}).\n`)
-      writeFileSync(join(home, 'dtp/motd.conf'), `경로=${join(base, `motd${i + 1}`)}\n`)
-      const host = new DtpHost({ home, log: new HostLog(false, quiet), rsyncdConf: '/nonexistent' })
+      const config = (): HostConfig => ({
+        main: makeMainConfig({ webroot, listen: [address], port, trackers: [trackerUrl] }),
+        repos: [makeRepoConfig({ name: 'demo', save, publish: true })],
+        listed: ['demo'],
+        firewall: makeFirewall([]),
+        motd: `Welcome to demo host ${i + 1} (${address}).\n`,
+        warnings: [],
+      })
+      const host = new DtpHost({ config, log: new HostLog(false, quiet) })
       await host.start()
       stops.push(() => host.stop())
       hosts.push(host)

@@ -1,49 +1,30 @@
 import { spawn } from 'node:child_process'
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { dtpDefaults } from '../config/init.js'
 import { homePaths, resolveHome } from '../config/home.js'
 import { DsyncError, ExitCode, describeErrno } from '../errors.js'
-import { writeFileAtomic } from '../util/atomic-write.js'
+import { writeFilesIfMissing } from '../util/atomic-write.js'
+import { processAlive, readPid } from '../util/process.js'
 import { askControl, serveControl } from './control.js'
 import { DtpHost } from './host.js'
 import { HostLog } from './log.js'
 import { runtimeFiles } from './runtime-files.js'
 
-const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url))
 /** How long `dsync service` waits for the background service to report ready. */
 const READY_TIMEOUT_MS = 120_000
 const PID_WATCH_MS = 5000
 
 /** DSYNC's -service creates dtp/ with its three files; never overwrites an edited one. */
 export function ensureDtpFiles(home: string): string[] {
-  const created: string[] = []
   mkdirSync(homePaths(home).dtpDir, { recursive: true })
-  for (const [file, text] of dtpDefaults(home)) {
-    if (existsSync(file)) continue
-    writeFileAtomic(file, text)
-    created.push(file)
-  }
-  return created
+  return writeFilesIfMissing(dtpDefaults(home))
 }
 
 /** The pid of the running service of this home, if any (a stale pid file is ignored). */
 export function runningPid(home: string): number | undefined {
-  const files = runtimeFiles(home)
-  let pid: number
-  try {
-    pid = Number(readFileSync(files.pid, 'utf8').trim())
-  } catch {
-    return undefined
-  }
-  if (!Number.isInteger(pid) || pid <= 0) return undefined
-  try {
-    process.kill(pid, 0)
-    return pid
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM' ? pid : undefined
-  }
+  const pid = readPid(runtimeFiles(home).pid)
+  return pid !== undefined && processAlive(pid) ? pid : undefined
 }
 
 /** `dsync service --foreground`: runs until SIGTERM/SIGINT or `stop-service`; SIGHUP reloads. */
@@ -77,7 +58,7 @@ export async function runForeground(homeFlag: string | undefined, json: boolean)
       await host.stop()
       control.close()
       rmSync(files.socket, { force: true })
-      if (runningPidFile(files.pid) === process.pid) rmSync(files.pid, { force: true })
+      if (readPid(files.pid) === process.pid) rmSync(files.pid, { force: true })
       release()
       // Whatever handle is left (a peer's half-closed socket, a keep-alive timer) must not
       // keep a stopped service alive: stop-service waits for the process to end.
@@ -99,7 +80,7 @@ export async function runForeground(homeFlag: string | undefined, json: boolean)
   // A pid file removed or taken over (home deleted, a second service forced) means this
   // process can no longer be found by stop-service: it stops itself rather than linger.
   watch = setInterval(() => {
-    if (runningPidFile(files.pid) !== process.pid) void stop()
+    if (readPid(files.pid) !== process.pid) void stop()
   }, PID_WATCH_MS)
   watch.unref()
   process.on('SIGHUP', () => host.reload())
@@ -108,16 +89,8 @@ export async function runForeground(homeFlag: string | undefined, json: boolean)
   await finished
 }
 
-function runningPidFile(file: string): number | undefined {
-  try {
-    return Number(readFileSync(file, 'utf8').trim())
-  } catch {
-    return undefined
-  }
-}
-
 /** `dsync service`: starts the foreground service detached, logging to the home, and waits until it serves. */
-export async function startBackground(homeFlag: string | undefined, json: boolean): Promise<{ pid: number; log: string }> {
+export async function startBackground(homeFlag: string | undefined, json: boolean, cliEntry: string): Promise<{ pid: number; log: string }> {
   const home = resolveHome(homeFlag)
   const files = runtimeFiles(home)
   const other = runningPid(home)
@@ -126,7 +99,7 @@ export async function startBackground(homeFlag: string | undefined, json: boolea
   mkdirSync(dirname(files.log), { recursive: true })
   mkdirSync(files.dir, { recursive: true })
   const logFd = openSync(files.log, 'a')
-  const args = [CLI, '--home', home, ...(json ? ['--json'] : []), 'service', '--foreground']
+  const args = [cliEntry, '--home', home, ...(json ? ['--json'] : []), 'service', '--foreground']
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', logFd, logFd], env: process.env })
   closeSync(logFd)
   let exited: number | null | undefined
@@ -160,11 +133,7 @@ export async function stopService(homeFlag: string | undefined): Promise<number 
   }
   const deadline = Date.now() + 30_000
   while (Date.now() < deadline) {
-    try {
-      process.kill(pid, 0)
-    } catch {
-      return pid
-    }
+    if (!processAlive(pid)) return pid
     await sleep(100)
   }
   process.kill(pid, 'SIGKILL')

@@ -1,25 +1,28 @@
 import type { Server } from 'node:http'
 import type { Socket } from 'node:net'
 import Wire from 'bittorrent-protocol'
-import { loadFirewallConf, loadListConf, makeFirewall, type Firewall } from '../config/dtp-config.js'
-import { loadHome, type Home } from '../config/load.js'
+import { makeFirewall, type Firewall } from '../config/dtp-config.js'
 import { Announcer } from './announce.js'
 import { DhtAnnouncer } from './dht-announce.js'
 import { FdCache } from './fd-cache.js'
+import { loadHostConfig, type HostConfig } from './host-config.js'
 import { loadGeneration } from './generation.js'
 import { createHttpApi, handOver } from './http-api.js'
 import { Listener } from './listener.js'
 import type { HostLog } from './log.js'
-import { readMotd } from './motd.js'
 import { loadRecord, type LoadedRecord, type OfferedDelta } from './record-loader.js'
 import { manifestStamp, repoFolder, servedRepos } from './repo-selection.js'
 import { Seeder } from './seeder.js'
 import type { HostStatus } from './status.js'
 import { UploadLimits } from './upload-limit.js'
-import { makePeerIdBytes } from '../swarm/peer-id.js'
+import { plainAddress } from '../shared/address.js'
+import { makePeerIdBytes } from '../shared/peer-id.js'
 
 export interface HostOptions {
+  /** The DSYNC home to read (xync.conf, repos/, dtp/), unless `config` is given. */
   home?: string
+  /** The configuration in memory, asked again on every reload; no home is read. */
+  config?: () => HostConfig
   log: HostLog
   /** Open files kept across all repositories. */
   maxOpenFiles?: number
@@ -47,7 +50,7 @@ interface Served {
  * and swaps in new generations without touching other repositories' peers.
  */
 export class DtpHost {
-  private home!: Home
+  private config!: HostConfig
   private firewall: Firewall = makeFirewall([])
   private motd = ''
   private readonly fds: FdCache
@@ -90,13 +93,13 @@ export class DtpHost {
     // The allowlist must be in force before the first connection is accepted.
     this.listener.setFirewall(this.firewall)
     this.loadRepos()
-    this.port = this.home.main.port
-    this.listenKey = `${this.home.main.listen.join(',')}:${this.port}`
-    this.listen = await this.listener.listen(this.home.main.listen, this.port)
+    this.port = this.config.main.port
+    this.listenKey = `${this.config.main.listen.join(',')}:${this.port}`
+    this.listen = await this.listener.listen(this.config.main.listen, this.port)
     this.log.event('listening', { addresses: this.listen.join(', '), repos: this.byRepo.size })
     for (const served of this.byRepo.values()) this.startAnnounce(served)
-    if (this.home.main.dht) {
-      const only = this.home.main.listen.length === 1 ? this.home.main.listen[0] : undefined
+    if (this.config.main.dht) {
+      const only = this.config.main.listen.length === 1 ? this.config.main.listen[0] : undefined
       this.dht = new DhtAnnouncer(this.port, only, (infoHash, result) => this.log.event('announce', { repo: infoHash, tracker: 'dht', result }))
       try {
         await this.dht.start()
@@ -118,7 +121,7 @@ export class DtpHost {
         served.seeder.dropPeersWhere(addr => !this.firewall.allows(addr))
       }
       this.loadRepos()
-      if (`${this.home.main.listen.join(',')}:${this.home.main.port}` !== this.listenKey) {
+      if (`${this.config.main.listen.join(',')}:${this.config.main.port}` !== this.listenKey) {
         this.log.event('listenChanged', {})
       }
       this.dht?.set([...this.byInfoHash.keys()])
@@ -154,22 +157,19 @@ export class DtpHost {
   }
 
   private loadConfigs(): void {
-    const home = loadHome(this.opts.home)
-    for (const w of home.warnings) this.log.event('error', { reason: w })
-    const firewall = loadFirewallConf(home.paths.firewallConf)
-    const motd = readMotd(home.paths.motdConf, this.opts.rsyncdConf)
-    if (motd.problem) this.log.event('error', { reason: `motd: ${motd.problem}` })
-    this.home = home
-    this.firewall = firewall
-    this.motd = motd.text
+    const config = this.opts.config ? this.opts.config() : loadHostConfig(this.opts.home, this.opts.rsyncdConf)
+    for (const w of config.warnings) this.log.event('error', { reason: w })
+    this.config = config
+    this.firewall = config.firewall
+    this.motd = config.motd
     // Applied live: blocks already waiting go at the new rate, no peer is disconnected.
-    this.limits.configure(home.main.uploadLimit, new Map(home.repos.filter(r => r.uploadLimit > 0).map(r => [r.name, r.uploadLimit])))
+    this.limits.configure(config.main.uploadLimit, new Map(config.repos.filter(r => r.uploadLimit > 0).map(r => [r.name, r.uploadLimit])))
   }
 
   /** (Re)builds the set of seeders from list.conf; unchanged repositories keep their peers. */
   private loadRepos(): void {
-    const listed = loadListConf(this.home.paths.listConf)
-    const wanted = servedRepos(this.home, listed)
+    const listed = this.config.listed
+    const wanted = servedRepos(this.config, listed)
     const refused: { repo: string; reason: string }[] = []
     const keep = new Set<string>()
     for (const repo of wanted) {
@@ -214,7 +214,7 @@ export class DtpHost {
         this.log.event('repoDropped', { repo: name })
       }
     }
-    const servedFolders = new Set(wanted.map(r => repoFolder(this.home, r.save)))
+    const servedFolders = new Set(wanted.map(r => repoFolder(this.config, r.save)))
     for (const folder of listed) {
       if (!servedFolders.has(folder)) {
         refused.push({ repo: `/${folder}`, reason: 'listed in list.conf but no published repository (dsync=true) has that folder' })
@@ -253,7 +253,7 @@ export class DtpHost {
   private startAnnounce(served: Served): void {
     const trackers = served.seeder.gen.trackers
     if (trackers.length === 0 || served.announcer) return
-    const specific = this.home.main.listen.length === 1 ? this.home.main.listen[0] : undefined
+    const specific = this.config.main.listen.length === 1 ? this.config.main.listen[0] : undefined
     served.announcer = new Announcer({
       infoHash: served.seeder.gen.infoHash, peerId: this.peerId, port: this.port, localAddress: specific,
       uploaded: () => served.seeder.uploaded,
@@ -288,6 +288,6 @@ export class DtpHost {
     if (now - last < REFUSED_LOG_INTERVAL_MS) return
     if (this.refusedLogged.size > 10_000) this.refusedLogged.clear()
     this.refusedLogged.set(remote, now)
-    this.log.event('refused', { peer: remote.replace(/^::ffff:/, '') })
+    this.log.event('refused', { peer: plainAddress(remote) })
   }
 }

@@ -1,5 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net'
 import type { Firewall } from '../config/dtp-config.js'
+import { plainAddress } from '../shared/address.js'
 
 /** The first byte of a BitTorrent handshake: the length of "BitTorrent protocol". */
 const PEER_WIRE_FIRST_BYTE = 0x13
@@ -79,6 +80,6 @@ export class Listener {
 }
 
 export function formatRemote(socket: Socket): string {
-  const addr = (socket.remoteAddress ?? '?').replace(/^::ffff:/, '')
+  const addr = plainAddress(socket.remoteAddress ?? '?')
   return addr.includes(':') ? `[${addr}]:${socket.remotePort}` : `${addr}:${socket.remotePort}`
 }

@@ -4,7 +4,7 @@ import { StaleFileError } from './fd-cache.js'
 import type { HostLog } from './log.js'
 import { BadRequestError } from './piece-reader.js'
 import type { Seeder } from './seeder.js'
-import { MOTD_EXTENSION } from './wire-extensions.js'
+import { MOTD_EXTENSION } from '../shared/wire-protocol.js'
 
 /** How long a peer without the fast extension stays choked after asking for a stale block. */
 const STALE_CHOKE_MS = 10_000

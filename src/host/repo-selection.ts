@@ -9,13 +9,13 @@ import { repoFiles } from '../manifest/paths.js'
  * The repositories a host serves: published (dsync=true) and named in dtp/list.conf by their
  * folder relative to webroot, as DSYNC's list.conf names them (`/rocky`).
  */
-export function servedRepos(home: Home, listed: string[]): RepoConfig[] {
+export function servedRepos(home: Pick<Home, 'main' | 'repos'>, listed: string[]): RepoConfig[] {
   const wanted = new Set(listed)
   return home.repos.filter(r => r.publish && wanted.has(repoFolder(home, r.save)))
 }
 
 /** A repository folder as list.conf names it: relative to webroot, no leading slash. */
-export function repoFolder(home: Home, save: string): string {
+export function repoFolder(home: Pick<Home, 'main'>, save: string): string {
   return relative(home.main.webroot, save).split('\\').join('/')
 }
 

@@ -1,15 +1,13 @@
 import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { DsyncError, ExitCode, fsError } from '../errors.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
 
 export const UNIT_NAME = 'dsync-dtp.service'
 export const UNIT_PATH = `/etc/systemd/system/${UNIT_NAME}`
-const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url))
 
 /** The unit DSYNC's -startup installs: the service in the foreground, reload by SIGHUP. */
-export function unitText(home: string, user = process.env.SUDO_USER || process.env.USER || 'root'): string {
+export function unitText(home: string, cliEntry: string, user = process.env.SUDO_USER || process.env.USER || 'root'): string {
   const q = (s: string) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `"${s.replace(/(["\\])/g, '\\$1')}"`)
   return `[Unit]
 Description=dsync DTP host (seeds mirror repositories over BitTorrent)
@@ -19,7 +17,7 @@ Wants=network-online.target
 [Service]
 Type=simple
 User=${user}
-ExecStart=${q(process.execPath)} ${q(CLI)} --home ${q(home)} service --foreground
+ExecStart=${q(process.execPath)} ${q(cliEntry)} --home ${q(home)} service --foreground
 ExecReload=/bin/kill -HUP $MAINPID
 Restart=on-failure
 RestartSec=5
@@ -35,10 +33,10 @@ export function hasSystemd(): boolean {
   return existsSync('/run/systemd/system')
 }
 
-export function installUnit(home: string): void {
+export function installUnit(home: string, cliEntry: string): void {
   if (!hasSystemd()) throw new DsyncError(ExitCode.failed, 'host.noSystemd', {})
   try {
-    writeFileAtomic(UNIT_PATH, unitText(home))
+    writeFileAtomic(UNIT_PATH, unitText(home, cliEntry))
   } catch (err) {
     throw fsError(err, UNIT_PATH, 'write')
   }

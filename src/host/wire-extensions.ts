@@ -1,8 +1,6 @@
 import bencode from 'bencode'
 import type { Wire, WireExtension, WireExtensionClass } from 'bittorrent-protocol'
-import { MOTD_EXTENSION } from '../swarm/extensions.js'
-
-const METADATA_BLOCK = 16 * 1024
+import { METADATA_BLOCK, MOTD_EXTENSION, UT_METADATA } from '../shared/wire-protocol.js'
 
 /**
  * BEP 9 (ut_metadata), serving side only: a host always has the info dict, so a magnet link
@@ -28,19 +26,17 @@ export function metadataExtension(infoBytes: Buffer): WireExtensionClass {
       const piece = msg.piece
       const start = piece * METADATA_BLOCK
       if (!Number.isInteger(piece) || piece < 0 || start >= infoBytes.length) {
-        this.wire.extended('ut_metadata', bencode.encode({ msg_type: 2, piece }))
+        this.wire.extended(UT_METADATA, bencode.encode({ msg_type: 2, piece }))
         return
       }
       const head = bencode.encode({ msg_type: 1, piece, total_size: infoBytes.length })
       const body = infoBytes.subarray(start, Math.min(start + METADATA_BLOCK, infoBytes.length))
-      this.wire.extended('ut_metadata', Buffer.concat([head, body]))
+      this.wire.extended(UT_METADATA, Buffer.concat([head, body]))
     }
   }
-  ;(UtMetadata.prototype as WireExtension).name = 'ut_metadata'
+  ;(UtMetadata.prototype as WireExtension).name = UT_METADATA
   return UtMetadata
 }
-
-export { MOTD_EXTENSION }
 
 /**
  * The welcome message (DSYNC's motd) as a BEP 10 extension message, bencoded `{motd: text}`,

@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto'
 import bencode from 'bencode'
 import type { Wire, WireExtension, WireExtensionClass } from 'bittorrent-protocol'
-
-const METADATA_BLOCK = 16 * 1024
+import { METADATA_BLOCK, MOTD_EXTENSION, UT_METADATA } from '../shared/wire-protocol.js'
 
 /**
  * BEP 9 (ut_metadata), fetching side: asks a peer for the info dict of a magnet link, block
@@ -39,7 +38,7 @@ export function metadataFetcher(): WireExtensionClass {
       const done = new Promise<void>((resolve, reject) => {
         this.settle = err => (err ? reject(err) : resolve())
       })
-      for (let piece = 0; piece < count; piece++) this.wire.extended('ut_metadata', bencode.encode({ msg_type: 0, piece }))
+      for (let piece = 0; piece < count; piece++) this.wire.extended(UT_METADATA, bencode.encode({ msg_type: 0, piece }))
       await Promise.race([done, timer])
       const info = Buffer.concat(this.blocks as Buffer[])
       if (createHash('sha1').update(info).digest('hex') !== infoHash) throw new Error('metadata does not match the infohash')
@@ -67,12 +66,9 @@ export function metadataFetcher(): WireExtensionClass {
       if (this.blocks.every(b => b !== undefined)) this.settle?.(null)
     }
   }
-  ;(UtMetadataFetch.prototype as WireExtension).name = 'ut_metadata'
+  ;(UtMetadataFetch.prototype as WireExtension).name = UT_METADATA
   return UtMetadataFetch
 }
-
-/** The welcome message's BEP 10 extension name, shared by the host's sender and this receiver. */
-export const MOTD_EXTENSION = 'dsync_motd'
 
 /** Receives the host's welcome message (DSYNC's motd), sent as `{motd: text}`. */
 export function motdReceiver(onMotd: (text: string) => void): WireExtensionClass {

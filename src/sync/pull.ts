@@ -9,7 +9,7 @@ import { DSYNC_DIR, MANIFEST_TORRENT_PATH, repoFiles } from '../manifest/paths.j
 import { acquireLock } from '../util/lock.js'
 import { readTorrentInfo, type TorrentInfo } from '../torrent/read.js'
 import { Downloader } from '../swarm/downloader.js'
-import { makePeerId } from '../swarm/peer-id.js'
+import { makePeerId } from '../shared/peer-id.js'
 import type { PeerAddress, PeerConnection } from '../swarm/peer.js'
 import { Swarm } from '../swarm/swarm.js'
 import { announceToTrackers } from '../swarm/trackers.js'

@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs'
+import { closeSync, existsSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { fsError } from '../errors.js'
 
@@ -28,4 +28,15 @@ export function writeFileAtomic(path: string, data: Buffer | string, mode = 0o64
     }
     throw fsError(err, path, 'write')
   }
+}
+
+/** Writes each [path, text] whose path does not exist yet; never overwrites. Returns what it created. */
+export function writeFilesIfMissing(files: [string, string][]): string[] {
+  const created: string[] = []
+  for (const [file, text] of files) {
+    if (existsSync(file)) continue
+    writeFileAtomic(file, text)
+    created.push(file)
+  }
+  return created
 }

@@ -1,5 +1,6 @@
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs'
+import { closeSync, openSync, unlinkSync, writeSync } from 'node:fs'
 import { DsyncError, ExitCode, fsError } from '../errors.js'
+import { processAlive, readPid } from './process.js'
 
 export interface Lock {
   path: string
@@ -20,7 +21,7 @@ export function acquireLock(path: string): Lock {
         path,
         release() {
           try {
-            if (ownerOf(path) === process.pid) unlinkSync(path)
+            if (readPid(path) === process.pid) unlinkSync(path)
           } catch {
             // already gone: nothing to release
           }
@@ -29,8 +30,8 @@ export function acquireLock(path: string): Lock {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw fsError(err, path, 'write')
     }
-    const owner = ownerOf(path)
-    if (owner !== undefined && owner !== process.pid && isAlive(owner)) {
+    const owner = readPid(path)
+    if (owner !== undefined && owner !== process.pid && processAlive(owner)) {
       throw new DsyncError(ExitCode.locked, 'lock.held', { path, pid: owner })
     }
     try {
@@ -39,25 +40,7 @@ export function acquireLock(path: string): Lock {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(err, path, 'write')
     }
   }
-  throw new DsyncError(ExitCode.locked, 'lock.held', { path, pid: ownerOf(path) ?? '?' })
-}
-
-function ownerOf(path: string): number | undefined {
-  try {
-    const pid = Number(readFileSync(path, 'utf8').trim())
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined
-  } catch {
-    return undefined
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
+  throw new DsyncError(ExitCode.locked, 'lock.held', { path, pid: readPid(path) ?? '?' })
 }
 
 /** The live process holding the lock at `path`, if any (for skips and emergency stops). */

@@ -1,0 +1,10 @@
+/**
+ * The BEP 10 extensions host and client both speak, named once: the host serves them
+ * (src/host/wire-extensions.ts), the client receives them (src/swarm/extensions.ts).
+ */
+
+/** BEP 9: the info dict travels in blocks of this size. */
+export const METADATA_BLOCK = 16 * 1024
+export const UT_METADATA = 'ut_metadata'
+/** The welcome message (DSYNC's motd), bencoded `{motd: text}`. */
+export const MOTD_EXTENSION = 'dsync_motd'
