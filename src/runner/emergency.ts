@@ -4,6 +4,7 @@ import type { Home } from '../config/load.js'
 import type { RepoConfig } from '../config/repo-config.js'
 import { DSYNC_DIR } from '../manifest/paths.js'
 import { lockHolder } from '../util/lock.js'
+import { processAlive } from '../util/process.js'
 import { logTime } from './clock.js'
 import { writeRepoStatus } from './status-dir.js'
 
@@ -70,10 +71,10 @@ export async function emergencyStop(home: Home, graceMs = STOP_GRACE_MS): Promis
   for (const pid of runnerPids(home.paths.home)) if (!byPid.has(pid)) byPid.set(pid, [])
   for (const pid of byPid.keys()) signal(pid, 'SIGTERM')
   const deadline = Date.now() + graceMs
-  while ([...byPid.keys()].some(alive) && Date.now() < deadline) await new Promise(r => setTimeout(r, 100))
+  while ([...byPid.keys()].some(processAlive) && Date.now() < deadline) await new Promise(r => setTimeout(r, 100))
   const out: Stopped[] = []
   for (const [pid, repos] of byPid) {
-    const how = alive(pid) ? 'killed' : 'stopped'
+    const how = processAlive(pid) ? 'killed' : 'stopped'
     if (how === 'killed') signal(pid, 'SIGKILL')
     if (repos.length === 0) out.push({ pid, how })
     for (const repo of repos) out.push({ repo, pid, how })
@@ -95,19 +96,10 @@ function runnerPids(home: string): number[] {
     const m = /^runner-(\d+)\.pid$/.exec(n)
     if (!m) continue
     const pid = Number(m[1])
-    if (pid !== process.pid && alive(pid)) out.push(pid)
+    if (pid !== process.pid && processAlive(pid)) out.push(pid)
     else if (pid !== process.pid) rmSync(join(runDir(home), n), { force: true }) // stale
   }
   return out
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
 }
 
 function signal(pid: number, sig: NodeJS.Signals): void {

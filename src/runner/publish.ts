@@ -8,7 +8,7 @@ import { DsyncError } from '../errors.js'
  * scheduled run. No service running is not an error (the next `dsync -service` reads it).
  */
 export async function republish(home: Home, repo: RepoConfig, log: (line: string) => void): Promise<void> {
-  const { generateRepo } = await import('../manifest/generate.js')
+  const { generateRepo } = await import('../publish/generate.js')
   const r = await generateRepo({ name: repo.name, save: repo.save, trackers: repo.trackers ?? home.main.trackers, onWarning: log })
   log(r.changed
     ? `gendsync: ${r.files} files, ${r.hashedFiles} hashed, infohash ${r.infoHash} (${r.seconds.toFixed(1)} s)`

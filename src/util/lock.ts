@@ -45,6 +45,6 @@ export function acquireLock(path: string): Lock {
 
 /** The live process holding the lock at `path`, if any (for skips and emergency stops). */
 export function lockHolder(path: string): number | undefined {
-  const owner = ownerOf(path)
-  return owner !== undefined && isAlive(owner) ? owner : undefined
+  const owner = readPid(path)
+  return owner !== undefined && processAlive(owner) ? owner : undefined
 }
