@@ -45,9 +45,9 @@ export async function sharedTree(files: Record<string, string | Buffer>, repo = 
 
 /**
  * Starts a host for the shared tree on `address` (port HOST_PORT), with `extra` xync.conf
- * lines and optional repos/REPO.conf lines; stopped after the test file.
+ * lines, optional repos/REPO.conf lines and dtp/ files; stopped after the test file.
  */
-export async function startSharedHost(tree: SharedTree, address: string, extra = '', repoExtra = ''): Promise<SharedHost> {
+export async function startSharedHost(tree: SharedTree, address: string, extra = '', repoExtra = '', dtpFiles: Record<string, string> = {}): Promise<SharedHost> {
   const home = join(tempDir('dsync-shost-'), 'home')
   mkdirSync(join(home, 'repos'), { recursive: true })
   const writeMain = (more: string) =>
@@ -61,6 +61,8 @@ export async function startSharedHost(tree: SharedTree, address: string, extra =
   })
   mkdirSync(join(home, 'dtp'), { recursive: true })
   writeFileSync(join(home, 'dtp', 'list.conf'), `/${tree.repo}\n`)
+  // firewall.conf, motd.conf...: `service` keeps dtp/ files that exist.
+  for (const [name, text] of Object.entries(dtpFiles)) writeFileSync(join(home, 'dtp', name), text)
   const r = await cli('service')
   assert.equal(r.code, 0, r.stderr)
   const host: SharedHost = {

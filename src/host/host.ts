@@ -67,6 +67,7 @@ export class DtpHost {
   private listenKey = ''
   private dht: DhtAnnouncer | undefined
   private readonly limits = new UploadLimits()
+  private readonly counters = { httpRequests: 0, refusedConnections: 0 }
 
   constructor(private readonly opts: HostOptions) {
     this.fds = new FdCache(opts.maxOpenFiles ?? 128)
@@ -76,6 +77,7 @@ export class DtpHost {
       status: () => this.status(),
       motd: () => this.motd,
     })
+    this.http.prependListener('request', () => this.counters.httpRequests++)
     this.listener = new Listener(this.firewall, {
       peerWire: (socket, remote) => this.onPeerWire(socket, remote),
       http: socket => handOver(this.http, socket),
@@ -153,6 +155,8 @@ export class DtpHost {
       repos: [...this.byRepo.values()].map(s => s.seeder.status()).sort((a, b) => a.repo.localeCompare(b.repo)),
       refused: this.refused,
       openFiles: this.fds.openCount,
+      counters: { ...this.counters },
+      uploadLimit: this.limits.configured,
     }
   }
 
@@ -198,6 +202,8 @@ export class DtpHost {
       const seeder = new Seeder(gen, this.fds, this.log, this.peerId, () => this.motd, this.limits)
       // "Total uploaded" is the repository's, across generations.
       seeder.uploaded = current?.seeder.uploaded ?? 0
+      seeder.requests = current?.seeder.requests ?? 0
+      seeder.staleRejects = current?.seeder.staleRejects ?? 0
       const served: Served = { seeder, stamp, record: { deltas: new Map() }, deltaSeeders: new Map() }
       this.byRepo.set(repo.name, served)
       this.byInfoHash.set(gen.infoHash, seeder)
@@ -236,7 +242,7 @@ export class DtpHost {
     }
     for (const [hash, d] of wanted) {
       if (served.deltaSeeders.has(hash) || this.byInfoHash.has(hash)) continue
-      const seeder = new Seeder(d.gen!, this.fds, this.log, this.peerId, () => this.motd)
+      const seeder = new Seeder(d.gen!, this.fds, this.log, this.peerId, () => this.motd, this.limits)
       served.deltaSeeders.set(hash, seeder)
       this.byInfoHash.set(hash, seeder)
     }
@@ -283,6 +289,7 @@ export class DtpHost {
   }
 
   private onRefused(remote: string): void {
+    this.counters.refusedConnections++
     const now = Date.now()
     const last = this.refusedLogged.get(remote) ?? 0
     if (now - last < REFUSED_LOG_INTERVAL_MS) return

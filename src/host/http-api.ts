@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { formatBytes } from '../ui/units.js'
+import { METRICS_CONTENT_TYPE, renderMetrics } from './metrics.js'
 import type { LoadedRecord } from './record-loader.js'
 import type { Seeder } from './seeder.js'
 import type { HostStatus } from './status.js'
@@ -45,6 +46,8 @@ function route(src: HttpSources, req: IncomingMessage, res: ServerResponse): voi
   const url = new URL(req.url ?? '/', 'http://dtp.invalid')
   const parts = url.pathname.split('/').filter(p => p !== '').map(decodeURIComponent)
   if (parts.length === 0) return send(res, 200, 'text/html; charset=utf-8', statusPage(src.status()))
+  // Exactly /metrics: /metrics/ stays the info of a repository named "metrics".
+  if (url.pathname === '/metrics') return send(res, 200, METRICS_CONTENT_TYPE, renderMetrics(src.status()))
   if (parts.length === 1 && parts[0] === 'status.json') return send(res, 200, 'application/json', JSON.stringify(src.status()) + '\n')
   if (parts.length === 1 && parts[0] === 'motd') {
     const motd = src.motd()

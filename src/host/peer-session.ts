@@ -78,6 +78,7 @@ export class PeerSession {
       return
     }
     this.queued++
+    this.seeder.requests++
     // The upload limit holds the request before the disk read, so waiting blocks cost no memory.
     const wait = this.seeder.throttle(this, length)
     if (wait) void wait.then(() => this.read(piece, offset, length, respond))
@@ -100,7 +101,8 @@ export class PeerSession {
           this.destroy()
           return
         }
-        if (!(err instanceof StaleFileError)) {
+        if (err instanceof StaleFileError) this.seeder.staleRejects++
+        else {
           this.log.event('error', { peer: this.remote, repo: this.seeder.gen.repo, reason: err.message })
         }
         respond(err) // BEP 6 reject_request when the peer has the fast extension

@@ -1,4 +1,6 @@
+import { statSync } from 'node:fs'
 import type { Socket } from 'node:net'
+import { repoFiles } from '../manifest/paths.js'
 import type { Wire } from 'bittorrent-protocol'
 import { FdCache } from './fd-cache.js'
 import type { Generation } from './generation.js'
@@ -20,6 +22,11 @@ export interface RepoStatus {
   uploadRate: number
   uploaded: number
   staleFiles: number
+  /** Block requests received, and those refused because a file changed on disk (across generations). */
+  requests: number
+  staleRejects: number
+  /** When gendsync wrote this generation's data.dsync (ms since the epoch; 0 when unknown). */
+  madeAt: number
   magnet: string
 }
 
@@ -35,6 +42,9 @@ export class Seeder {
   readonly metadataExt
   readonly motdExt
   uploaded = 0
+  requests = 0
+  staleRejects = 0
+  readonly madeAt: number
   private firstBlockLogged = false
 
   constructor(
@@ -49,6 +59,7 @@ export class Seeder {
     this.bitfield = allPieces(gen.pieceCount)
     this.metadataExt = metadataExtension(gen.infoBytes)
     this.motdExt = motdExtension(motd)
+    this.madeAt = manifestTime(gen)
   }
 
   /** Takes over a wire whose handshake named this repository's infohash. */
@@ -95,8 +106,18 @@ export class Seeder {
       repo: this.gen.repo, infoHash: this.gen.infoHash, generation: this.gen.digest,
       files: this.gen.files, bytes: this.gen.bytes, pieces: this.gen.pieceCount,
       peers: this.sessions.size, uploadRate: Math.round(rate), uploaded: this.uploaded,
-      staleFiles: this.reader.stale.size, magnet: this.gen.magnet,
+      staleFiles: this.reader.stale.size, requests: this.requests, staleRejects: this.staleRejects,
+      madeAt: this.madeAt, magnet: this.gen.magnet,
     }
+  }
+}
+
+/** The generation's age is its data.dsync's: gendsync writes it last. */
+function manifestTime(gen: Generation): number {
+  try {
+    return statSync(repoFiles(gen.save, gen.repo).manifest).mtimeMs
+  } catch {
+    return 0
   }
 }
 

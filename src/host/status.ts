@@ -11,6 +11,9 @@ export interface HostStatus {
   /** Listed repos that are not being served, and why (no data.dsync, torrent mismatch...). */
   refused: { repo: string; reason: string }[]
   openFiles: number
+  counters: { httpRequests: number; refusedConnections: number }
+  /** Configured `upload-limit=` values, Mbit/s (0 = none). */
+  uploadLimit: { host: number; repos: Record<string, number> }
 }
 
 /** The table `dsync status` prints. */

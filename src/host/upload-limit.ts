@@ -118,9 +118,12 @@ export class TokenBucket {
 export class UploadLimits {
   readonly host = new TokenBucket()
   private readonly repos = new Map<string, TokenBucket>()
+  /** As configured, Mbit/s, for status and metrics. */
+  configured: { host: number; repos: Record<string, number> } = { host: 0, repos: {} }
 
   /** Applies xync.conf's and every repository's `upload-limit=` (Mbit/s, 0 or absent = none). */
   configure(hostMbit: number, repoMbit: Map<string, number>): void {
+    this.configured = { host: hostMbit, repos: Object.fromEntries(repoMbit) }
     this.host.setRate(mbitToBytesPerSecond(hostMbit))
     for (const [name, bucket] of this.repos) if (!repoMbit.has(name)) bucket.setRate(0)
     for (const [name, mbit] of repoMbit) this.bucket(name).setRate(mbitToBytesPerSecond(mbit))
