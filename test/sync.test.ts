@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync, utimesSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { CLI } from '../testbed/cli.js'
+import { pullWatched } from '../testbed/pull-watch.js'
 import { hasLibtorrent, startLibtorrentSeeder, type Seeder } from '../testbed/seeders.js'
 import { OLD_MTIME, tempDir, writeTree } from '../testbed/tree.js'
 import { assertSameTree as sameTree } from '../testbed/same-tree.js'
@@ -91,11 +90,22 @@ test('a host killed mid-transfer does not stop the sync', { skip: SKIP, timeout:
   // Capped so the transfer lasts long enough to kill a host in the middle of it.
   const s = await seeders(up, ['127.0.0.2', '127.0.0.3', '127.0.0.4'], { uploadLimit: 400_000 })
   const dest = join(tempDir(), 'mirror')
-  const run = pullCli(up.torrent, dest, s.map(x => x.address))
-  await new Promise(r => setTimeout(r, 1500))
-  s[0].kill()
-  const r = await run
+  let at: { bytesDone: number; bytesTotal: number } | undefined
+  const r = await pullWatched(up.torrent, dest, s.map(x => x.address), {
+    onEvent: e => {
+      if (!at && e.event === 'progress' && e.phase === 'files' && e.bytesDone >= e.bytesTotal * 0.4) {
+        at = { bytesDone: e.bytesDone, bytesTotal: e.bytesTotal }
+        s[0].kill()
+      }
+    },
+  })
   assert.equal(r.code, 0, r.stderr)
+  assert.ok(at && at.bytesDone < at.bytesTotal, `the host was killed during the transfer (${JSON.stringify(at)})`)
+  const per = r.summary!.bytesPerHost
+  // The killed host served part of the data before it died, the others the rest.
+  assert.ok((per[s[0].address] ?? 0) > 0, `the killed host had served something: ${JSON.stringify(per)}`)
+  assert.ok(per[s[0].address] < r.summary!.bytesReceived, JSON.stringify(per))
+  assert.equal(Object.values(per).reduce((a, b) => a + b, 0), r.summary!.bytesReceived)
   await assertSameTree(up, dest)
 })
 
@@ -105,30 +115,26 @@ test('SIGKILL during the download: the re-run keeps verified staged data and con
   const base = tempDir()
   const dest = join(base, 'mirror')
   writeTree(dest, { 'old-file.txt': 'from the previous generation' })
-  const child = spawn(process.execPath, [CLI, '--json', 'pull', ...s.flatMap(x => ['--peer', x.address]), up.torrent, dest])
-  let bytesBeforeKill = 0
-  await new Promise<void>(resolve => {
-    child.stdout.on('data', d => {
-      for (const line of String(d).split('\n')) {
-        const m = /"phase":"files".*?"bytesDone":(\d+)/.exec(line) ?? /"bytesDone":(\d+).*"phase":"files"/.exec(line)
-        if (m && Number(m[1]) > 300_000 && bytesBeforeKill === 0) {
-          bytesBeforeKill = Number(m[1])
-          child.kill('SIGKILL')
-          resolve()
-        }
+  let at: { bytesDone: number; bytesTotal: number } | undefined
+  const killed = await pullWatched(up.torrent, dest, s.map(x => x.address), {
+    onEvent: (e, child) => {
+      if (!at && e.event === 'progress' && e.phase === 'files' && e.bytesDone > 300_000) {
+        at = { bytesDone: e.bytesDone, bytesTotal: e.bytesTotal }
+        child.kill('SIGKILL')
       }
-    })
-    child.on('close', () => resolve())
+    },
   })
-  assert.ok(bytesBeforeKill > 0, 'killed during the file transfer')
+  assert.equal(killed.signal, 'SIGKILL', killed.stderr)
+  assert.ok(at && at.bytesDone < at.bytesTotal, `killed during the file transfer (${JSON.stringify(at)})`)
   // The live tree is untouched by a killed download: nothing new in place, the old file kept.
   assert.equal(readFileSync(join(dest, 'old-file.txt'), 'utf8'), 'from the previous generation')
   assert.ok(!existsSync(join(dest, 'pool')))
   const r = await pullCli(up.torrent, dest, s.map(x => x.address))
   assert.equal(r.code, 0, r.stderr)
   await assertSameTree(up, dest)
-  const total = Object.values(repo(60)).reduce((n, c) => n + Buffer.byteLength(c), 0)
-  assert.ok(r.summary!.bytesReceived < total, `re-run fetched ${r.summary!.bytesReceived} of ${total}: staged data was reused`)
+  // Everything the killed run had verified (its last progress event) is kept, not fetched again.
+  assert.ok(r.summary!.bytesReceived <= at.bytesTotal - at.bytesDone,
+    `re-run fetched ${r.summary!.bytesReceived}; at most ${at.bytesTotal - at.bytesDone} of ${at.bytesTotal} were not yet verified`)
 })
 
 test('SIGKILL during the apply: no file is ever missing from the live tree, and the re-run converges', { skip: SKIP, timeout: 120_000 }, async () => {

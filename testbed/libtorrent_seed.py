@@ -24,6 +24,12 @@ ses = lt.session({
     'upload_rate_limit': limit,
     'alert_mask': lt.alert.category_t.error_notification | lt.alert.category_t.status_notification,
 })
+# libtorrent exempts local peers (loopback included) from rate limits by default: the
+# upload limit would never apply in a test. Put every address in the global peer class.
+every = lt.ip_filter()
+every.add_rule('0.0.0.0', '255.255.255.255', 1 << lt.session.global_peer_class_id)
+every.add_rule('::', 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', 1 << lt.session.global_peer_class_id)
+ses.set_peer_class_filter(every)
 params = {'ti': lt.torrent_info(torrent), 'save_path': save_path}
 if no_check:
     params['flags'] = lt.torrent_flags.seed_mode

@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict'
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
+import { join, relative } from 'node:path'
+import { test } from 'node:test'
+import { prepareHost, startHost, HOST_PORT } from '../testbed/host.js'
+import { pullWatched } from '../testbed/pull-watch.js'
+import { assertSameTree, settleDirMtimes } from '../testbed/same-tree.js'
+import { hasLibtorrent, startLibtorrentSeeder } from '../testbed/seeders.js'
+import { StallProxy } from '../testbed/stall-proxy.js'
+import { tempDir, writeTree } from '../testbed/tree.js'
+import { makeUpstream, pullCli } from '../testbed/upstream.js'
+
+// SIGKILL while the client fetches the torrent (BEP 9 from a magnet link, or HTTP from a
+// dtp:// host) and while it stages a large file. The kill comes at a point the test knows
+// the transfer has reached: a proxy in front of a real host lets half a reply through and
+// holds the rest, or the client's own progress events say how far the download is.
+// Addresses 127.0.8.x.
+
+/** Every path under `root` (.dsync included) with its type and content: a byte-exact snapshot. */
+function snapshot(root: string): Map<string, string> {
+  const out = new Map<string, string>()
+  const walk = (d: string) => {
+    for (const name of readdirSync(d).sort()) {
+      const abs = join(d, name)
+      const st = lstatSync(abs)
+      const rel = relative(root, abs)
+      if (st.isDirectory()) {
+        out.set(rel, 'dir')
+        walk(abs)
+      } else if (st.isSymbolicLink()) out.set(rel, `link ${readlinkSync(abs)}`)
+      else out.set(rel, `${st.mode.toString(8)} ${st.mtimeMs} ${readFileSync(abs).toString('base64')}`)
+    }
+  }
+  walk(root)
+  return out
+}
+
+/** 400 small files: the torrent's info dict spans several 16 KiB metadata blocks. */
+function manyFiles(tag: string): Record<string, string> {
+  const files: Record<string, string> = {}
+  for (let i = 0; i < 400; i++) files[`pool/main/p${i % 8}/package-number-${i}_1.0_amd64.deb`] = `${tag} ${i}\n`.repeat(1 + (i % 5))
+  files['dists/stable/Release'] = `Suite: stable ${tag}\n`
+  return files
+}
+
+/**
+ * A host serving generation 2 of a repo, a DEST already at generation 1, and a proxy in
+ * front of the host. The kill happens while the proxy holds a reply the client is reading.
+ */
+async function killedWhileFetchingMetadata(address: string, kind: 'magnet' | 'dtp'): Promise<void> {
+  const host = await prepareHost(address, { rocky: manyFiles('v1') })
+  const save = join(host.webroot, 'rocky')
+  await startHost(host, ['rocky'])
+  const dest = join(tempDir(), 'mirror')
+  const first = await pullCli(`dtp://${address}/rocky`, dest, [])
+  assert.equal(first.code, 0, first.stderr)
+
+  writeTree(save, manyFiles('v2'))
+  settleDirMtimes(save)
+  const g = await host.cli('--json', 'gendsync')
+  assert.equal(g.code, 0, g.stderr)
+  assert.equal((await host.cli('reload')).code, 0)
+  const infoHash = (JSON.parse(g.stdout) as { infoHash: string }).infoHash
+  const torrent = readFileSync(join(save, '.dsync/rocky.torrent'))
+  assert.ok(torrent.length > 3 * 16384, `the torrent spans several metadata blocks (${torrent.length} bytes)`)
+
+  const proxy = await StallProxy.start(address.replace(/\.\d+$/, '.200'), { host: address, port: HOST_PORT })
+  // Half the torrent gets through, then the reply hangs: the client is mid-fetch.
+  proxy.stallAfter = Math.floor(torrent.length / 2)
+  proxy.match = kind === 'dtp' ? first => /^GET \S*\.torrent /.test(first.toString('latin1')) : first => first[0] === 0x13
+  const source = kind === 'magnet' ? `magnet:?xt=urn:btih:${infoHash}&dn=rocky` : `dtp://${proxy.address}/rocky`
+  const peers = kind === 'magnet' ? [proxy.address] : []
+  const before = snapshot(dest)
+  let stalledAt = -1
+  const phases = new Set<string>()
+  const killed = await pullWatched(source, dest, peers, {
+    onEvent: e => { if (e.phase) phases.add(e.phase) },
+    onChild: child => proxy.once('stalled', (n: number) => {
+      stalledAt = n
+      child.kill('SIGKILL')
+    }),
+  })
+  assert.equal(killed.signal, 'SIGKILL', `killed mid-fetch: ${killed.stderr}`)
+  assert.ok(stalledAt > 0 && stalledAt < torrent.length, `the proxy held the reply after ${stalledAt} of ${torrent.length}+ bytes`)
+  assert.ok(!phases.has('manifest') && !phases.has('files'), `still fetching the torrent when killed (phases seen: ${[...phases].join(', ')})`)
+  // A kill before the torrent is complete changes nothing in DEST, not even under .dsync/.
+  assert.deepEqual(snapshot(dest), before, 'DEST is byte for byte as it was')
+
+  proxy.stallAfter = undefined
+  const resumed = await pullCli(source, dest, peers)
+  assert.equal(resumed.code, 0, resumed.stderr)
+  assert.equal(resumed.summary!.infoHash, infoHash)
+  await assertSameTree(save, dest)
+}
+
+test('SIGKILL while fetching the torrent over BEP 9 (magnet link) leaves DEST untouched; the re-run converges', { timeout: 180_000 }, async () => {
+  await killedWhileFetchingMetadata('127.0.8.2', 'magnet')
+})
+
+test('SIGKILL while fetching the torrent from a dtp:// host over HTTP leaves DEST untouched; the re-run converges', { timeout: 180_000 }, async () => {
+  await killedWhileFetchingMetadata('127.0.8.3', 'dtp')
+})
+
+test('SIGKILL while a large file is being staged: the live tree is untouched, the re-run fetches at most what was not yet verified', {
+  skip: hasLibtorrent ? false : 'python3-libtorrent is not installed', timeout: 180_000,
+}, async () => {
+  const big = Buffer.alloc(6 << 20)
+  for (let i = 0; i < big.length; i += 4096) big.writeUInt32BE(i, i)
+  const up = await makeUpstream({ 'images/big.iso': big, 'dists/Release': 'Suite: x\n', 'README': 'readme\n' })
+  // Two hosts at 1 MB/s each: the 6 MiB file takes a few seconds to arrive.
+  const seeders = await Promise.all(['127.0.8.10', '127.0.8.11'].map(h => startLibtorrentSeeder(up.torrent, up.webroot, h, { uploadLimit: 1_000_000 })))
+  const dest = join(tempDir(), 'mirror')
+  writeTree(dest, { 'old-file.txt': 'from the previous generation' })
+  let at: { bytesDone: number; bytesTotal: number } | undefined
+  const killed = await pullWatched(up.torrent, dest, seeders.map(s => s.address), {
+    onEvent: (e, child) => {
+      if (!at && e.event === 'progress' && e.phase === 'files' && e.bytesDone >= e.bytesTotal * 0.4) {
+        at = { bytesDone: e.bytesDone, bytesTotal: e.bytesTotal }
+        child.kill('SIGKILL')
+      }
+    },
+  })
+  assert.equal(killed.signal, 'SIGKILL', killed.stderr)
+  assert.ok(at && at.bytesDone < at.bytesTotal, `killed mid-transfer: ${JSON.stringify(at)}`)
+  // The big file was half-staged: its .part is there, nothing reached the live tree.
+  const staged = readdirSync(join(dest, '.dsync/staging'))
+  assert.ok(staged.some(n => n.endsWith('.part')), `a .part in staging: ${staged.join(' ')}`)
+  assert.deepEqual(readdirSync(dest).sort(), ['.dsync', 'old-file.txt'])
+  assert.equal(readFileSync(join(dest, 'old-file.txt'), 'utf8'), 'from the previous generation')
+
+  const resumed = await pullCli(up.torrent, dest, seeders.map(s => s.address))
+  assert.equal(resumed.code, 0, resumed.stderr)
+  await assertSameTree(up.save, dest)
+  // What the killed run had verified (its last progress event before the kill) is not fetched again.
+  assert.ok(resumed.summary!.bytesReceived <= at.bytesTotal - at.bytesDone,
+    `the resume fetched ${resumed.summary!.bytesReceived} bytes; at most ${at.bytesTotal - at.bytesDone} were not yet verified`)
+  assert.ok(!existsSync(join(dest, '.dsync/staging')) || readdirSync(join(dest, '.dsync/staging')).length === 0)
+})
