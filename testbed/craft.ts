@@ -1,3 +1,4 @@
+import bencode from 'bencode'
 import { createHash } from 'node:crypto'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
@@ -50,3 +51,32 @@ export function craftRepo(root: string, name: string, opts: {
 export function sha256(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex')
 }
+
+/** A bencoded info dict with these files (piece hashes are zeros: refused before any piece). */
+export function rawInfo(files: { path: string[]; length: number }[], extra: Record<string, unknown> = {}): Buffer {
+  const total = files.reduce((s, f) => s + f.length, 0)
+  return Buffer.from(bencode.encode({ files, name: 'evil', 'piece length': 16384, pieces: Buffer.alloc(Math.ceil(total / 16384) * 20), ...extra }))
+}
+
+/** A .torrent holding exactly these info-dict bytes (its infohash is their SHA-1). */
+export function torrentOf(info: Buffer): Buffer {
+  return Buffer.concat([Buffer.from('d4:info'), info, Buffer.from('e')])
+}
+
+const manifestFile = { path: ['.dsync', 'data.dsync'], length: 100 }
+
+/**
+ * Hostile or broken info dicts, each with the reason it must be refused for: the same
+ * refusals apply however the torrent arrives (a file, HTTP from a dtp:// host, BEP 9).
+ */
+export const hostileInfos: [string, () => Buffer, RegExp][] = [
+  ['a path with ..', () => rawInfo([manifestFile, { path: ['..', 'evil'], length: 5 }]), /unsafe path/],
+  ['an absolute path', () => rawInfo([manifestFile, { path: ['', 'etc', 'passwd'], length: 5 }]), /unsafe path/],
+  ['a NUL in a path', () => rawInfo([manifestFile, { path: ['a\0b'], length: 5 }]), /unsafe path/],
+  ['not a dsync torrent (no data.dsync first)', () => rawInfo([{ path: ['movie.mkv'], length: 100 }]), /not a dsync repository/],
+  ['deeply nested bencode', () => Buffer.from('l'.repeat(100_000) + 'e'.repeat(100_000)), /nesting too deep/],
+  ['a piece length that is no power of two', () => rawInfo([manifestFile], { 'piece length': 1000 }), /piece length/],
+  ['a piece length over 16 MiB', () => rawInfo([manifestFile], { 'piece length': 1 << 26, pieces: Buffer.alloc(20) }), /piece length/],
+  ['a name that climbs out of DEST', () => rawInfo([manifestFile], { name: '../../../pwn' }), /unsafe name/],
+  ['a data.dsync over the 512 MiB cap', () => rawInfo([{ path: ['.dsync', 'data.dsync'], length: 600 << 20 }], { 'piece length': 1 << 20 }), /data\.dsync .* larger than the cap/],
+]

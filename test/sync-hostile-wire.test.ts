@@ -1,0 +1,162 @@
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { join } from 'node:path'
+import { after, test } from 'node:test'
+import { hostileInfos, rawInfo } from '../testbed/craft.js'
+import { FakePeer } from '../testbed/fake-peer.js'
+import { hasLibtorrent, startLibtorrentSeeder } from '../testbed/seeders.js'
+import { tempDir } from '../testbed/tree.js'
+import { makeUpstream, pullCli, type PullRun } from '../testbed/upstream.js'
+
+// Hostile input that arrives over the network rather than as a file: an info dict over
+// BEP 9 (magnet links), a torrent or repository info over a dtp:// host's HTTP, size caps on
+// all of them, and a peer that sends more than was asked. Each refusal is one line naming
+// the source, no stack trace, and DEST is not created. Addresses 127.0.9.x.
+
+const sha1 = (b: Buffer) => createHash('sha1').update(b).digest('hex')
+
+/** Exit `code`, one error line naming the source and reason (after any "dropped peer" warnings), no trace, no DEST. */
+function assertRefused(r: PullRun, dest: string, code: number, reason: RegExp, names: RegExp): void {
+  assert.equal(r.code, code, r.stderr)
+  const lines = r.stderr.trim().split('\n')
+  const error = lines.pop()!
+  assert.match(error, /^dsync: /, r.stderr)
+  assert.match(error, reason)
+  assert.match(error, names)
+  for (const l of lines) assert.match(l, /^dropped peer /, r.stderr)
+  assert.doesNotMatch(r.stderr, /\n\s+at /)
+  assert.ok(!existsSync(dest), 'DEST was not created')
+}
+
+for (const [name, make, reason] of hostileInfos) {
+  test(`BEP 9: an info dict with ${name}, matching the magnet's infohash, is refused before anything is written`, { timeout: 60_000 }, async () => {
+    const info = make()
+    const peer = await FakePeer.start('127.0.9.2', { info })
+    const dest = join(tempDir(), 'mirror')
+    const magnet = `magnet:?xt=urn:btih:${sha1(info)}&dn=evil`
+    const r = await pullCli(magnet, dest, [peer.address])
+    assertRefused(r, dest, 4, reason, new RegExp(sha1(info)))
+    assert.ok(peer.metadataRequests > 0, 'the metadata did come over BEP 9')
+  })
+}
+
+test('BEP 9: a peer announcing metadata over the cap is never asked for it', { timeout: 60_000 }, async () => {
+  const info = rawInfo([{ path: ['.dsync', 'data.dsync'], length: 100 }])
+  const peer = await FakePeer.start('127.0.9.3', { info, claimSize: (256 << 20) + 1 })
+  const dest = join(tempDir(), 'mirror')
+  const r = await pullCli(`magnet:?xt=urn:btih:${sha1(info)}`, dest, [peer.address])
+  assertRefused(r, dest, 6, /exceeds the cap of 268435456/, new RegExp(peer.address.replace(/\./g, '\\.')))
+  assert.equal(peer.metadataRequests, 0, 'no metadata block was requested')
+})
+
+test('BEP 9: metadata that does not hash to the magnet\'s infohash is refused', { timeout: 60_000 }, async () => {
+  const info = rawInfo([{ path: ['.dsync', 'data.dsync'], length: 100 }])
+  const peer = await FakePeer.start('127.0.9.4', { info })
+  const dest = join(tempDir(), 'mirror')
+  const r = await pullCli(`magnet:?xt=urn:btih:${'ab'.repeat(20)}`, dest, [peer.address])
+  assertRefused(r, dest, 6, /metadata does not match the infohash/, new RegExp(peer.address.replace(/\./g, '\\.')))
+})
+
+/** A dtp:// host's HTTP side played by a test server: `routes` answer paths, others 404. */
+async function fakeDtpHost(address: string, routes: Record<string, (req: IncomingMessage, res: ServerResponse) => void>): Promise<{ url: string; hits: string[] }> {
+  const hits: string[] = []
+  const server = createServer((req, res) => {
+    hits.push(req.url ?? '')
+    const route = routes[req.url ?? '']
+    if (route) return route(req, res)
+    res.writeHead(404).end()
+  })
+  await new Promise<void>(resolve => server.listen({ host: address, port: 0 }, () => resolve()))
+  after(() => {
+    server.closeAllConnections()
+    server.close()
+  })
+  const port = (server.address() as { port: number }).port
+  return { url: `dtp://${address}:${port}/evil`, hits }
+}
+
+const infoJson = (res: ServerResponse) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ torrent: 'evil.torrent' }))
+
+for (const [name, make, reason] of hostileInfos) {
+  test(`dtp:// HTTP: a torrent with ${name} is refused before anything is written`, { timeout: 60_000 }, async () => {
+    const torrent = Buffer.concat([Buffer.from('d4:info'), make(), Buffer.from('e')])
+    const host = await fakeDtpHost('127.0.9.5', {
+      '/evil/': (_req, res) => infoJson(res),
+      '/evil/evil.torrent': (_req, res) => res.writeHead(200).end(torrent),
+    })
+    const dest = join(tempDir(), 'mirror')
+    const r = await pullCli(host.url, dest, [])
+    assertRefused(r, dest, 4, reason, /evil\.torrent/)
+  })
+}
+
+test('dtp:// HTTP: repository info that is not JSON is a one-line network error naming the URL', { timeout: 60_000 }, async () => {
+  const host = await fakeDtpHost('127.0.9.6', { '/evil/': (_req, res) => res.writeHead(200).end('<html>hello</html>') })
+  const dest = join(tempDir(), 'mirror')
+  assertRefused(await pullCli(host.url, dest, []), dest, 6, /not a DTP host/, /127\.0\.9\.6:\d+\/evil\//)
+})
+
+/** Streams `total` bytes (no Content-Length, chunked), honouring backpressure; says whether all went out. */
+function endless(res: ServerResponse, total: number, state: { sent: number; finished: boolean; aborted: boolean }): void {
+  res.writeHead(200)
+  const chunk = Buffer.alloc(64 * 1024, 0x20)
+  res.on('close', () => (state.aborted = !state.finished))
+  const pump = () => {
+    while (state.sent < total) {
+      state.sent += chunk.length
+      if (!res.write(chunk)) return void res.once('drain', pump)
+    }
+    state.finished = true
+    res.end()
+  }
+  pump()
+}
+
+test('dtp:// HTTP: repository info streamed past its 1 MiB cap is cut off, not read to the end', { timeout: 60_000 }, async () => {
+  const state = { sent: 0, finished: false, aborted: false }
+  const host = await fakeDtpHost('127.0.9.7', { '/evil/': (_req, res) => endless(res, 1 << 30, state) })
+  const dest = join(tempDir(), 'mirror')
+  assertRefused(await pullCli(host.url, dest, []), dest, 4, /repository info .* larger than the cap of 1048576 bytes/, /127\.0\.9\.7/)
+  await new Promise(r => setTimeout(r, 200))
+  assert.ok(state.aborted && !state.finished, `the client hung up before the 1 GiB body was sent (${state.sent} bytes went out)`)
+  // What went out is the cap plus what socket buffers hold, not the body.
+  assert.ok(state.sent < 32 << 20, `the client stopped reading near the cap: ${state.sent} bytes went out`)
+})
+
+test('dtp:// HTTP: a torrent declaring a Content-Length over its 256 MiB cap is refused from the header', { timeout: 60_000 }, async () => {
+  const state = { sent: 0, finished: false, aborted: false }
+  const host = await fakeDtpHost('127.0.9.8', {
+    '/evil/': (_req, res) => infoJson(res),
+    '/evil/evil.torrent': (_req, res) => {
+      res.setHeader('content-length', String(300 << 20))
+      endless(res, 300 << 20, state)
+    },
+  })
+  const dest = join(tempDir(), 'mirror')
+  assertRefused(await pullCli(host.url, dest, []), dest, 4, /\.torrent .* larger than the cap of 268435456 bytes/, /evil\.torrent/)
+  await new Promise(r => setTimeout(r, 200))
+  assert.ok(state.aborted && !state.finished, `the client hung up at the header (${state.sent} bytes went out)`)
+  assert.ok(state.sent < 64 << 20, `the client did not read the body: ${state.sent} bytes went out`)
+})
+
+test('a peer that sends more than was asked (an unrequested 64 MiB piece) is cut off; the sync completes from an honest host', {
+  skip: hasLibtorrent ? false : 'python3-libtorrent is not installed', timeout: 120_000,
+}, async () => {
+  const files: Record<string, Buffer> = {}
+  for (let i = 0; i < 10; i++) files[`pool/p${i}.deb`] = Buffer.alloc(30_000 + i * 1000, i)
+  const up = await makeUpstream(files)
+  const honest = await startLibtorrentSeeder(up.torrent, up.webroot, '127.0.9.10')
+  const flooder = await FakePeer.start('127.0.9.11', { flood: 64 << 20 })
+  const dest = join(tempDir(), 'mirror')
+  // The flooder first, one connection at a time: it is dialled and must be dropped before the honest host serves.
+  const r = await pullCli(up.torrent, dest, [flooder.address, honest.address], ['--connections', '1'])
+  assert.equal(r.code, 0, r.stderr)
+  assert.match(r.stderr, new RegExp(`dropped peer ${flooder.address.replace(/\./g, '\\.')}: sent more data than was requested`))
+  assert.ok(flooder.connections >= 1)
+  await new Promise(r2 => setTimeout(r2, 200))
+  assert.ok(flooder.floodCut, `the client closed the connection before the 64 MiB went out (${flooder.floodWritten} bytes written)`)
+  assert.ok(flooder.floodWritten < 32 << 20, `${flooder.floodWritten} bytes written before the cut`)
+  assert.deepEqual(Object.keys(r.summary!.bytesPerHost), [honest.address])
+})
