@@ -110,7 +110,7 @@ test('metrics writer: label values with quotes, backslashes and newlines survive
   const hostile = 'a"b\\c\nd} 1\nevil_total 99'
   const status: HostStatus = {
     pid: 1, startedAt: '2026-01-01T00:00:00.000Z', listen: [], firewall: { restricted: false, entries: [] }, motd: '',
-    refused: [], openFiles: 0, counters: { httpRequests: 3, refusedConnections: 2 }, uploadLimit: { host: 40, repos: { [hostile]: 8 } },
+    refused: [], openFiles: 0, connections: 0, queuedBytes: 0, counters: { httpRequests: 3, refusedConnections: 2 }, uploadLimit: { host: 40, repos: { [hostile]: 8 } },
     repos: [{
       repo: hostile, infoHash: 'ab'.repeat(20), generation: 'cd'.repeat(32), files: 5, bytes: 10, pieces: 1, peers: 2,
       uploadRate: 7, uploaded: 1234, staleFiles: 0, requests: 9, staleRejects: 1, madeAt: 0, magnet: '',

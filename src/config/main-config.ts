@@ -19,6 +19,10 @@ export interface MainConfig {
   runner: MainRunnerConfig
   /** The host's whole upload, Mbit/s; 0 = no limit. */
   uploadLimit: number
+  /** Limits against slow or hostile connections (docs/HOST.md, "Limits"); undefined = default. */
+  headerTimeout?: number
+  idleTimeout?: number
+  maxConnPerAddress?: number
   origins: Map<string, Origin>
   warnings: string[]
 }
@@ -31,6 +35,9 @@ const schema = {
   dht: { parse: parseBool },
   ...mainRunnerSchema,
   'upload-limit': { parse: parseMbit },
+  'header-timeout': { parse: parseIntIn(1, 3600) },
+  'idle-timeout': { parse: parseIntIn(1, 86_400) },
+  'max-conn-per-address': { parse: parseIntIn(1, 100_000) },
 }
 
 export interface MainRunnerConfig {
@@ -73,6 +80,9 @@ function parseMainConfig(text: string, file: string): MainConfig {
     dht: (parsed.values.get('dht') as boolean | undefined) ?? false,
     runner: runnerSettings(parsed.values, dirname(file)),
     uploadLimit: (parsed.values.get('upload-limit') as number | undefined) ?? 0,
+    headerTimeout: parsed.values.get('header-timeout') as number | undefined,
+    idleTimeout: parsed.values.get('idle-timeout') as number | undefined,
+    maxConnPerAddress: parsed.values.get('max-conn-per-address') as number | undefined,
     origins: parsed.origins,
     warnings: parsed.warnings,
   }

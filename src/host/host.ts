@@ -6,6 +6,8 @@ import { Announcer } from './announce.js'
 import { DhtAnnouncer } from './dht-announce.js'
 import { FdCache } from './fd-cache.js'
 import { loadHostConfig, type HostConfig } from './host-config.js'
+import { FrameGuard } from './frame-guard.js'
+import { DEFAULT_LIMITS, limitsFrom, type HostLimits } from './limits.js'
 import { loadGeneration } from './generation.js'
 import { createHttpApi, handOver } from './http-api.js'
 import { Listener } from './listener.js'
@@ -13,6 +15,7 @@ import type { HostLog } from './log.js'
 import { loadRecord, type LoadedRecord, type OfferedDelta } from './record-loader.js'
 import { manifestStamp, repoFolder, servedRepos } from './repo-selection.js'
 import { Seeder } from './seeder.js'
+import { SendBudget } from './send-budget.js'
 import type { HostStatus } from './status.js'
 import { UploadLimits } from './upload-limit.js'
 import { plainAddress } from '../shared/address.js'
@@ -29,9 +32,7 @@ export interface HostOptions {
   rsyncdConf?: string
 }
 
-/** A peer must finish its BitTorrent handshake this soon after connecting. */
-const HANDSHAKE_TIMEOUT_MS = 30_000
-/** One "refused" log line per address per this interval: a scanner must not flood the log. */
+/** One "refused" or "limited" log line per address per this interval: a scanner must not flood the log. */
 const REFUSED_LOG_INTERVAL_MS = 60_000
 
 interface Served {
@@ -60,6 +61,10 @@ export class DtpHost {
   private readonly byInfoHash = new Map<string, Seeder>()
   private refused: { repo: string; reason: string }[] = []
   private readonly refusedLogged = new Map<string, number>()
+  private hostLimits: HostLimits = DEFAULT_LIMITS
+  private readonly budget = new SendBudget(DEFAULT_LIMITS)
+  /** The largest bitfield message any served torrent needs (FrameGuard). */
+  private bitfieldMax = 0
   private readonly peerId = makePeerIdBytes()
   private listen: string[] = []
   private port = 0
@@ -71,18 +76,19 @@ export class DtpHost {
 
   constructor(private readonly opts: HostOptions) {
     this.fds = new FdCache(opts.maxOpenFiles ?? 128)
+    this.listener = new Listener(this.firewall, this.hostLimits, {
+      peerWire: (socket, remote) => this.onPeerWire(socket, remote),
+      http: socket => handOver(this.http, socket),
+      refused: remote => this.onRefused(remote),
+      limited: (address, reason) => this.onLimited(address, reason),
+    })
     this.http = createHttpApi({
       seeder: repo => this.byRepo.get(repo)?.seeder,
       record: repo => this.byRepo.get(repo)?.record,
       status: () => this.status(),
       motd: () => this.motd,
-    })
+    }, this.listener.watch, () => this.hostLimits.idleTimeoutMs)
     this.http.prependListener('request', () => this.counters.httpRequests++)
-    this.listener = new Listener(this.firewall, {
-      peerWire: (socket, remote) => this.onPeerWire(socket, remote),
-      http: socket => handOver(this.http, socket),
-      refused: remote => this.onRefused(remote),
-    })
   }
 
   private get log(): HostLog {
@@ -157,6 +163,8 @@ export class DtpHost {
       openFiles: this.fds.openCount,
       counters: { ...this.counters },
       uploadLimit: this.limits.configured,
+      connections: this.listener.watch.size,
+      queuedBytes: this.budget.totalBytes,
     }
   }
 
@@ -168,6 +176,9 @@ export class DtpHost {
     this.motd = config.motd
     // Applied live: blocks already waiting go at the new rate, no peer is disconnected.
     this.limits.configure(config.main.uploadLimit, new Map(config.repos.filter(r => r.uploadLimit > 0).map(r => [r.name, r.uploadLimit])))
+    this.hostLimits = limitsFrom(config.main)
+    this.listener.watch.setLimits(this.hostLimits)
+    this.budget.setLimits(this.hostLimits)
   }
 
   /** (Re)builds the set of seeders from list.conf; unchanged repositories keep their peers. */
@@ -199,7 +210,7 @@ export class DtpHost {
         continue
       }
       if (current) this.retire(repo.name, current)
-      const seeder = new Seeder(gen, this.fds, this.log, this.peerId, () => this.motd, this.limits)
+      const seeder = new Seeder(gen, this.fds, this.log, this.peerId, () => this.motd, this.budget, this.limits)
       // "Total uploaded" is the repository's, across generations.
       seeder.uploaded = current?.seeder.uploaded ?? 0
       seeder.requests = current?.seeder.requests ?? 0
@@ -227,6 +238,7 @@ export class DtpHost {
       }
     }
     this.refused = refused
+    this.bitfieldMax = Math.max(0, ...[...this.byRepo.values()].map(s => 1 + Math.ceil(s.seeder.gen.pieceCount / 8)))
   }
 
   /** Swaps in a generation's record and seeds its delta torrents; unchanged ones keep their peers. */
@@ -242,7 +254,7 @@ export class DtpHost {
     }
     for (const [hash, d] of wanted) {
       if (served.deltaSeeders.has(hash) || this.byInfoHash.has(hash)) continue
-      const seeder = new Seeder(d.gen!, this.fds, this.log, this.peerId, () => this.motd, this.limits)
+      const seeder = new Seeder(d.gen!, this.fds, this.log, this.peerId, () => this.motd, this.budget, this.limits)
       served.deltaSeeders.set(hash, seeder)
       this.byInfoHash.set(hash, seeder)
     }
@@ -269,32 +281,50 @@ export class DtpHost {
 
   private onPeerWire(socket: Socket, remote: string): void {
     const wire = new Wire('tcpIncoming')
-    const timer = setTimeout(() => socket.destroy(), HANDSHAKE_TIMEOUT_MS)
-    socket.once('close', () => {
-      clearTimeout(timer)
-      wire.destroy()
+    const guard = new FrameGuard(() => this.bitfieldMax)
+    socket.once('close', () => wire.destroy())
+    // Fed by hand rather than piped: a PeerSession pauses the socket to stop reading the
+    // requests of a peer that reads nothing, and a pipe would resume it.
+    socket.on('data', (chunk: Buffer) => {
+      const problem = guard.feed(chunk)
+      if (problem) {
+        this.onLimited(socket.remoteAddress ?? '', problem)
+        socket.destroy()
+        return
+      }
+      wire.write(chunk)
     })
+    socket.once('end', () => wire.end())
     wire.once('handshake', (infoHash: string) => {
-      clearTimeout(timer)
       const seeder = this.byInfoHash.get(infoHash)
       if (!seeder) {
         this.log.event('error', { peer: remote, reason: `unknown infohash ${infoHash}` })
         socket.destroy()
         return
       }
+      this.listener.watch.headDone(socket)
+      this.listener.watch.watchIdle(socket, () => guard.partialSince)
       seeder.attach(wire, socket, remote)
     })
-    socket.pipe(wire).pipe(socket)
+    wire.pipe(socket)
     socket.resume()
   }
 
   private onRefused(remote: string): void {
     this.counters.refusedConnections++
+    if (this.firstThisMinute(`refused ${remote}`)) this.log.event('refused', { peer: plainAddress(remote) })
+  }
+
+  private onLimited(address: string, reason: string): void {
+    if (this.firstThisMinute(`limited ${address}`)) this.log.event('limited', { peer: plainAddress(address), reason })
+  }
+
+  private firstThisMinute(key: string): boolean {
     const now = Date.now()
-    const last = this.refusedLogged.get(remote) ?? 0
-    if (now - last < REFUSED_LOG_INTERVAL_MS) return
+    const last = this.refusedLogged.get(key) ?? 0
+    if (now - last < REFUSED_LOG_INTERVAL_MS) return false
     if (this.refusedLogged.size > 10_000) this.refusedLogged.clear()
-    this.refusedLogged.set(remote, now)
-    this.log.event('refused', { peer: plainAddress(remote) })
+    this.refusedLogged.set(key, now)
+    return true
   }
 }

@@ -13,23 +13,38 @@ export interface HttpSources {
   motd(): string
 }
 
+/** Where each request's head arrived and each response ended: the header deadline (ConnectionWatch). */
+export interface HttpWatch {
+  headDone(socket: Socket): void
+  expectHead(socket: Socket): void
+}
+
+/** A request path that is not valid percent-encoding (`/%ZZ`): the client's mistake, a 400. */
+class BadUrlError extends Error {}
+
 /**
  * What a DTP user fetches over plain HTTP on the DTP port (docs/HOST.md lists the routes):
  * `dtp://HOST[:PORT]/REPO` resolves through `GET /REPO/` (JSON naming the infohash, magnet
  * and the URLs of the .torrent and data.dsync), plus the motd and the status.
  * The server never listens itself: the listener hands it sockets that passed the allowlist.
  */
-export function createHttpApi(src: HttpSources): Server {
+export function createHttpApi(src: HttpSources, watch: HttpWatch, idleTimeoutMs: () => number): Server {
   const server = createServer((req, res) => {
+    const socket = req.socket
+    watch.headDone(socket)
+    // A client that stops reading a response is dropped after the idle timeout.
+    socket.setTimeout(idleTimeoutMs())
+    // The next request on a kept-alive connection has the same deadline for its head.
+    res.once('finish', () => watch.expectHead(socket))
     try {
       route(src, req, res)
     } catch (err) {
-      send(res, 500, 'text/plain; charset=utf-8', `${(err as Error).message}\n`)
+      if (err instanceof BadUrlError) send(res, 400, 'text/plain; charset=utf-8', 'malformed URL\n')
+      else send(res, 500, 'text/plain; charset=utf-8', `${(err as Error).message}\n`)
     }
   })
+  // Only this one of Node's timeouts works on sockets handed over without listen().
   server.keepAliveTimeout = 5000
-  server.headersTimeout = 10_000
-  server.requestTimeout = 30_000
   return server
 }
 
@@ -43,11 +58,10 @@ function route(src: HttpSources, req: IncomingMessage, res: ServerResponse): voi
     res.setHeader('Allow', 'GET, HEAD')
     return send(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n')
   }
-  const url = new URL(req.url ?? '/', 'http://dtp.invalid')
-  const parts = url.pathname.split('/').filter(p => p !== '').map(decodeURIComponent)
+  const { pathname, parts } = parsePath(req.url ?? '/')
   if (parts.length === 0) return send(res, 200, 'text/html; charset=utf-8', statusPage(src.status()))
   // Exactly /metrics: /metrics/ stays the info of a repository named "metrics".
-  if (url.pathname === '/metrics') return send(res, 200, METRICS_CONTENT_TYPE, renderMetrics(src.status()))
+  if (pathname === '/metrics') return send(res, 200, METRICS_CONTENT_TYPE, renderMetrics(src.status()))
   if (parts.length === 1 && parts[0] === 'status.json') return send(res, 200, 'application/json', JSON.stringify(src.status()) + '\n')
   if (parts.length === 1 && parts[0] === 'motd') {
     const motd = src.motd()
@@ -66,6 +80,15 @@ function route(src: HttpSources, req: IncomingMessage, res: ServerResponse): voi
   }
   if (parts.length === 3 && parts[1] === 'deltas') return deltaFile(src, res, parts[0], parts[2])
   send(res, 404, 'text/plain; charset=utf-8', 'not found\n')
+}
+
+function parsePath(raw: string): { pathname: string; parts: string[] } {
+  try {
+    const { pathname } = new URL(raw, 'http://dtp.invalid')
+    return { pathname, parts: pathname.split('/').filter(p => p !== '').map(decodeURIComponent) }
+  } catch {
+    throw new BadUrlError()
+  }
 }
 
 function repoFile(src: HttpSources, res: ServerResponse, repo: string, what: 'torrent' | 'manifest' | 'magnet' | 'info'): void {

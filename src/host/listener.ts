@@ -1,16 +1,18 @@
 import { createServer, type Server, type Socket } from 'node:net'
 import type { Firewall } from '../config/dtp-config.js'
 import { plainAddress } from '../shared/address.js'
+import { ConnectionWatch } from './connection-watch.js'
+import type { HostLimits } from './limits.js'
 
 /** The first byte of a BitTorrent handshake: the length of "BitTorrent protocol". */
 const PEER_WIRE_FIRST_BYTE = 0x13
-/** A connection that sends nothing within this time is closed. */
-const SNIFF_TIMEOUT_MS = 30_000
 
 export interface ListenerHandlers {
   peerWire(socket: Socket, remote: string): void
   http(socket: Socket): void
   refused(remote: string): void
+  /** A connection closed by a limit (too many from its address, too slow, silent). */
+  limited(address: string, reason: string): void
 }
 
 /**
@@ -22,8 +24,11 @@ export interface ListenerHandlers {
 export class Listener {
   private readonly servers: Server[] = []
   readonly sockets = new Set<Socket>()
+  readonly watch: ConnectionWatch
 
-  constructor(private firewall: Firewall, private readonly handlers: ListenerHandlers) {}
+  constructor(private firewall: Firewall, limits: HostLimits, private readonly handlers: ListenerHandlers) {
+    this.watch = new ConnectionWatch(limits, handlers.limited)
+  }
 
   setFirewall(fw: Firewall): void {
     this.firewall = fw
@@ -58,13 +63,17 @@ export class Listener {
       this.handlers.refused(remote)
       return
     }
+    if (!this.watch.admit(socket)) {
+      socket.resetAndDestroy()
+      this.handlers.limited(remote, 'too many connections from this address')
+      return
+    }
     this.sockets.add(socket)
     socket.once('close', () => this.sockets.delete(socket))
     socket.on('error', () => socket.destroy())
-    socket.setTimeout(SNIFF_TIMEOUT_MS, () => socket.destroy())
+    // The first byte, like the rest of the head, must come within the header timeout (watch).
     socket.once('data', (chunk: Buffer) => {
       socket.pause()
-      socket.setTimeout(0)
       socket.unshift(chunk)
       if (chunk[0] === PEER_WIRE_FIRST_BYTE) this.handlers.peerWire(socket, formatRemote(socket))
       else this.handlers.http(socket)
@@ -73,6 +82,7 @@ export class Listener {
   }
 
   async close(): Promise<void> {
+    this.watch.stop()
     for (const s of this.sockets) s.destroy()
     await Promise.all(this.servers.map(s => new Promise<void>(resolve => s.close(() => resolve()))))
     this.servers.length = 0

@@ -4,21 +4,32 @@ import { StaleFileError } from './fd-cache.js'
 import type { HostLog } from './log.js'
 import { BadRequestError } from './piece-reader.js'
 import type { Seeder } from './seeder.js'
+import type { BudgetUser, SendBudget } from './send-budget.js'
 import { MOTD_EXTENSION } from '../shared/wire-protocol.js'
 
 /** How long a peer without the fast extension stays choked after asking for a stale block. */
 const STALE_CHOKE_MS = 10_000
-/** A peer with more requests than this queued is misbehaving (clients keep a few hundred). */
+/** A peer with more requests than this waiting is misbehaving (clients keep a few hundred). */
 const MAX_QUEUED = 2048
+/** With this many requests waiting we stop reading more of them from the socket. */
+const PAUSE_PENDING = 256
+
+type Respond = (err: Error | null, buf?: Uint8Array) => void
+interface Pending { piece: number; offset: number; length: number; respond: Respond }
 
 /**
  * One leecher connected to one repository: answer the handshake, say we have every piece,
  * unchoke at once (a host only seeds, and its allowlist already chose who may connect), and
  * serve block requests from the piece reader.
  */
-export class PeerSession {
+export class PeerSession implements BudgetUser {
   uploaded = 0
-  private queued = 0
+  /** Requests not yet read from disk, oldest first. */
+  private readonly pending: Pending[] = []
+  /** Bytes of blocks being read from disk. */
+  private reading = 0
+  private paused = false
+  private stallTimer: NodeJS.Timeout | undefined
   private closed = false
   private readonly closeHandlers: (() => void)[] = []
   private unchokeTimer: NodeJS.Timeout | undefined
@@ -29,6 +40,7 @@ export class PeerSession {
     private readonly socket: Socket,
     readonly remote: string,
     private readonly log: HostLog,
+    private readonly budget: SendBudget,
   ) {
     const done = () => this.finish()
     socket.once('close', done)
@@ -41,8 +53,10 @@ export class PeerSession {
     else wire.bitfield(seeder.bitfield)
     wire.unchoke()
     wire.setKeepAlive(true)
-    wire.on('request', (piece: number, offset: number, length: number, respond: (err: Error | null, buf?: Uint8Array) => void) =>
-      this.serve(piece, offset, length, respond))
+    wire.on('request', (piece: number, offset: number, length: number, respond: Respond) =>
+      this.serve({ piece, offset, length, respond }))
+    // The socket took bytes: room for more blocks, maybe for other peers too.
+    socket.on('drain', () => this.pump())
     wire.on('upload', (n: number) => {
       this.uploaded += n
       seeder.countUpload(n, remote)
@@ -71,29 +85,77 @@ export class PeerSession {
     this.finish()
   }
 
-  private serve(piece: number, offset: number, length: number, respond: (err: Error | null, buf?: Uint8Array) => void): void {
-    if (this.queued >= MAX_QUEUED) {
+  wake(): void {
+    this.pump()
+  }
+
+  private serve(req: Pending): void {
+    if (this.pending.length >= MAX_QUEUED) {
       this.log.event('error', { peer: this.remote, repo: this.seeder.gen.repo, reason: `more than ${MAX_QUEUED} requests queued` })
       this.destroy()
       return
     }
-    this.queued++
     this.seeder.requests++
-    // The upload limit holds the request before the disk read, so waiting blocks cost no memory.
-    const wait = this.seeder.throttle(this, length)
-    if (wait) void wait.then(() => this.read(piece, offset, length, respond))
-    else this.read(piece, offset, length, respond)
+    this.pending.push(req)
+    this.pump()
   }
 
-  private read(piece: number, offset: number, length: number, respond: (err: Error | null, buf?: Uint8Array) => void): void {
+  /** Bytes this peer holds: blocks being read, plus blocks the Wire and socket have not sent. */
+  private queuedBytes(): number {
+    return this.reading + wireQueued(this.wire) + this.socket.writableLength
+  }
+
+  /**
+   * Starts disk reads while the peer's queue (and the host's) has room, and reads the peer's
+   * requests only while it does: a peer that never reads what we send stops being read.
+   */
+  private pump(): void {
     if (this.closed) return
+    this.budget.set(this, this.queuedBytes())
+    while (this.pending.length > 0 && this.budget.mayRead(this)) {
+      const req = this.pending.shift()!
+      this.reading += req.length
+      this.budget.set(this, this.queuedBytes())
+      // The upload limit holds the request before the disk read, so waiting blocks cost no memory.
+      const wait = this.seeder.throttle(this, req.length)
+      if (wait) void wait.then(() => this.read(req))
+      else this.read(req)
+    }
+    this.flowControl()
+  }
+
+  private flowControl(): void {
+    const full = this.budget.full(this)
+    if (full && !this.stallTimer) {
+      this.stallTimer = setTimeout(() => {
+        this.log.event('error', { peer: this.remote, repo: this.seeder.gen.repo, reason: `reads nothing: ${this.queuedBytes()} bytes queued for ${this.budget.stallMs / 1000} s` })
+        this.destroy()
+      }, this.budget.stallMs)
+      this.stallTimer.unref()
+    } else if (!full && this.stallTimer) {
+      clearTimeout(this.stallTimer)
+      this.stallTimer = undefined
+    }
+    const stop = full || this.pending.length >= PAUSE_PENDING
+    if (stop !== this.paused) {
+      this.paused = stop
+      if (stop) this.socket.pause()
+      else this.socket.resume()
+    }
+  }
+
+  private read(req: Pending): void {
+    if (this.closed) return
+    const { piece, offset, length, respond } = req
     this.seeder.reader.read(piece, offset, length).then(
       buf => {
-        this.queued--
-        if (!this.closed) respond(null, buf)
+        this.reading -= length
+        if (this.closed) return
+        respond(null, buf)
+        this.pump()
       },
       (err: Error) => {
-        this.queued--
+        this.reading -= length
         if (this.closed) return
         if (err instanceof BadRequestError) {
           // Asking outside the torrent is a broken or hostile client.
@@ -107,6 +169,7 @@ export class PeerSession {
         }
         respond(err) // BEP 6 reject_request when the peer has the fast extension
         if (!this.wire.hasFast) this.chokeForAWhile()
+        this.pump()
       },
     )
   }
@@ -126,8 +189,20 @@ export class PeerSession {
     if (this.closed) return
     this.closed = true
     clearTimeout(this.unchokeTimer)
+    clearTimeout(this.stallTimer)
+    this.pending.length = 0
+    this.budget.leave(this)
     this.socket.destroy()
     this.wire.destroy()
     for (const fn of this.closeHandlers) fn()
   }
+}
+
+/**
+ * Bytes the Wire holds for the socket. bittorrent-protocol's Wire is a streamx Duplex, which
+ * has no `readableLength`; its readable state counts the bytes it buffers in `buffered`.
+ */
+function wireQueued(wire: Wire): number {
+  const state = (wire as unknown as { _readableState?: { buffered?: number } })._readableState
+  return state?.buffered ?? 0
 }

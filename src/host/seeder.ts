@@ -7,6 +7,7 @@ import type { Generation } from './generation.js'
 import type { HostLog } from './log.js'
 import { PeerSession } from './peer-session.js'
 import { PieceReader } from './piece-reader.js'
+import type { SendBudget } from './send-budget.js'
 import type { UploadLimits } from './upload-limit.js'
 import { metadataExtension, motdExtension } from './wire-extensions.js'
 
@@ -53,6 +54,7 @@ export class Seeder {
     private readonly log: HostLog,
     readonly peerId: Buffer,
     motd: () => string,
+    private readonly budget: SendBudget,
     private readonly limits?: UploadLimits,
   ) {
     this.reader = new PieceReader(gen, fds, (path, reason) => log.event('stale', { repo: gen.repo, path, reason }))
@@ -64,7 +66,7 @@ export class Seeder {
 
   /** Takes over a wire whose handshake named this repository's infohash. */
   attach(wire: Wire, socket: Socket, remote: string): void {
-    const session = new PeerSession(this, wire, socket, remote, this.log)
+    const session = new PeerSession(this, wire, socket, remote, this.log, this.budget)
     this.sessions.add(session)
     this.log.event('peer', { peer: remote, repo: this.gen.repo, peers: this.sessions.size })
     session.onClose(() => {

@@ -14,6 +14,9 @@ export interface HostStatus {
   counters: { httpRequests: number; refusedConnections: number }
   /** Configured `upload-limit=` values, Mbit/s (0 = none). */
   uploadLimit: { host: number; repos: Record<string, number> }
+  /** Connections open on the DTP port, and block bytes queued for peers' sockets (limits). */
+  connections: number
+  queuedBytes: number
 }
 
 /** The table `dsync status` prints. */

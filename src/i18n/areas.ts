@@ -4,9 +4,11 @@
  * object that `satisfies Record<string, Entry>`; keys are prefixed with the area's name.
  */
 import { generationMessages } from './areas/generation.js'
+import { hardeningMessages } from './areas/hardening.js'
 import { runnerMessages } from './areas/runner.js'
 
 export const areaMessages = {
   ...runnerMessages,
   ...generationMessages,
+  ...hardeningMessages,
 }

@@ -1,0 +1,149 @@
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { connect, type Socket } from 'node:net'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { HOST_PORT, prepareHost, startHost } from '../testbed/host.js'
+import { handshakeBytes, WireLeecher } from '../testbed/leecher.js'
+
+/**
+ * A DTP host against hostile peers (issue 10): each subtest is one attack from the issue,
+ * run against a real service process with short timeouts from xync.conf.
+ */
+const H = '127.0.3.70'
+const HEADER_TIMEOUT_S = 2
+const IDLE_TIMEOUT_S = 3
+const PER_ADDRESS = 6
+
+function rssOf(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m ? Number(m[1]) * 1024 : 0
+}
+
+/** Opens a TCP connection from `from`; resolves once connected. */
+function open(from: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: H, port: HOST_PORT, localAddress: from })
+    s.once('connect', () => resolve(s))
+    s.once('error', reject)
+  })
+}
+
+/**
+ * True if the host closes `s` within `ms` (the socket is ours to destroy otherwise). What
+ * arrives is read and dropped: a socket that reads nothing never sees the close.
+ */
+function closedWithin(s: Socket, ms: number): Promise<boolean> {
+  return new Promise(resolve => {
+    if (s.destroyed) return resolve(true)
+    s.resume()
+    const timer = setTimeout(() => resolve(false), ms)
+    s.on('error', () => undefined)
+    s.once('close', () => {
+      clearTimeout(timer)
+      resolve(true)
+    })
+  })
+}
+
+function request(piece: number, offset: number, length: number): Buffer {
+  const b = Buffer.alloc(17)
+  b.writeUInt32BE(13, 0)
+  b[4] = 6
+  b.writeUInt32BE(piece, 5)
+  b.writeUInt32BE(offset, 9)
+  b.writeUInt32BE(length, 13)
+  return b
+}
+
+const sleep = (ms: number) => new Promise(r => setTimeout(r, ms))
+
+test('a DTP host holds against hostile peers', async t => {
+  const host = await prepareHost(H, { debian: { 'pool/big.bin': randomBytes(4 << 20), 'dists/Release': 'Origin: x\n' } },
+    `header-timeout=${HEADER_TIMEOUT_S}\nidle-timeout=${IDLE_TIMEOUT_S}\nmax-conn-per-address=${PER_ADDRESS}\n`)
+  await startHost(host, ['debian'])
+  const infoHash = host.genInfo.debian.infoHash
+  const pid = Number(readFileSync(join(host.home, 'run', 'dtp.pid'), 'utf8'))
+  const url = `http://${H}:${HOST_PORT}`
+
+  await t.test('a malformed URL is a 400, not a 500', async () => {
+    assert.equal((await fetch(`${url}/%ZZ`)).status, 400)
+    assert.equal((await fetch(`${url}/debian/%E0%A4%A`)).status, 400)
+  })
+
+  await t.test('a message longer than the protocol needs closes the connection', async () => {
+    const huge = await open('127.0.3.71')
+    huge.write(Buffer.concat([handshakeBytes(infoHash), Buffer.from([0x7f, 0xff, 0xff, 0xff, 7]), randomBytes(64 << 10)]))
+    assert.ok(await closedWithin(huge, 5000), 'a 2 GB length prefix was not refused')
+    // An extended message (BEP 10) of 1 MiB: far above any extension handshake.
+    const ext = await open('127.0.3.71')
+    const len = Buffer.alloc(6)
+    len.writeUInt32BE((1 << 20) + 2, 0)
+    len[4] = 20
+    ext.write(Buffer.concat([handshakeBytes(infoHash), len, randomBytes(128 << 10)]))
+    assert.ok(await closedWithin(ext, 5000), 'a 1 MiB extended message was not refused')
+    // A well-behaved leecher is still served.
+    const good = new WireLeecher(H, HOST_PORT, '127.0.3.71', infoHash)
+    await good.waitUnchoked()
+    assert.equal((await good.request(0, 0, 16384)).length, 16384)
+    good.close()
+  })
+
+  await t.test('a peer that requests without reading does not grow host memory, and is dropped', async t => {
+    const before = rssOf(pid)
+    const s = await open('127.0.3.72')
+    s.on('error', () => undefined)
+    s.pause() // never read what the host sends
+    s.write(handshakeBytes(infoHash))
+    let peak = before
+    // The issue's attack: 100 requests of 16 KiB (a whole piece here) every 20 ms; 150 rounds
+    // ask for 234 MiB, few enough at a time to stay under the limit of requests in flight.
+    for (let round = 0; round < 150 && !s.destroyed; round++) {
+      const batch: Buffer[] = []
+      for (let i = 0; i < 100; i++) batch.push(request((round * 100 + i) % 256, 0, 16384))
+      s.write(Buffer.concat(batch))
+      await sleep(20)
+      if (round % 10 === 0) peak = Math.max(peak, rssOf(pid))
+    }
+    for (let i = 0; i < 10; i++, await sleep(100)) peak = Math.max(peak, rssOf(pid))
+    const grew = (peak - before) / (1 << 20)
+    t.diagnostic(`host RSS ${(before / 2 ** 20).toFixed(0)} -> peak ${(peak / 2 ** 20).toFixed(0)} MiB`)
+    assert.ok(grew < 64, `host RSS grew by ${grew.toFixed(0)} MiB for one peer that reads nothing`)
+    // Only now does it read (and drop) what came: the host must have given up on it.
+    assert.ok(await closedWithin(s, 20_000), 'the peer that never reads was not dropped')
+    const status = await (await fetch(`${url}/status.json`)).json() as { repos: { peers: number }[]; queuedBytes: number }
+    assert.equal(status.repos[0].peers, 0)
+    assert.equal(status.queuedBytes, 0, 'bytes still counted for a peer that left')
+  })
+
+  await t.test('slow or silent connections are closed: HTTP head, handshake, idle peer', async () => {
+    const slowHttp = await open('127.0.3.73')
+    slowHttp.write('GET /status.json HTTP/1.1\r\nHost: x\r\n')
+    // One header byte every half second keeps any idle timer from firing.
+    const trickle = setInterval(() => slowHttp.writable && slowHttp.write('X'), 500)
+    const slowHandshake = await open('127.0.3.73')
+    slowHandshake.write(handshakeBytes(infoHash).subarray(0, 30))
+    const silentPeer = await open('127.0.3.73')
+    silentPeer.write(handshakeBytes(infoHash))
+    const silentFirst = await open('127.0.3.73')
+    try {
+      const closed = await Promise.all([slowHttp, slowHandshake, silentPeer, silentFirst].map(s => closedWithin(s, 12_000)))
+      assert.deepEqual(closed, [true, true, true, true], 'slow HTTP head, slow handshake, silent peer, silent connection')
+    } finally {
+      clearInterval(trickle)
+      for (const s of [slowHttp, slowHandshake, silentPeer, silentFirst]) s.destroy()
+    }
+  })
+
+  await t.test('one address cannot hold more than its share of connections', async () => {
+    const sockets = await Promise.all(Array.from({ length: 20 }, () => open('127.0.3.74').catch(() => undefined)))
+    const live = sockets.filter((s): s is Socket => s !== undefined)
+    const closed = await Promise.all(live.map(s => closedWithin(s, 1000)))
+    const open_ = closed.filter(c => !c).length
+    assert.ok(open_ <= PER_ADDRESS, `${open_} connections from one address stayed open (cap ${PER_ADDRESS})`)
+    // Another address is still served meanwhile.
+    assert.equal((await fetch(`${url}/status.json`)).status, 200)
+    for (const s of live) s.destroy()
+  })
+})
