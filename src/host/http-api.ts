@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import { formatBytes } from '../ui/units.js'
 import { METRICS_CONTENT_TYPE, renderMetrics } from './metrics.js'
+import { statusPageRoute } from './status-page.js'
 import type { LoadedRecord } from './record-loader.js'
 import type { Seeder } from './seeder.js'
 import type { HostStatus } from './status.js'
@@ -58,8 +58,12 @@ function route(src: HttpSources, req: IncomingMessage, res: ServerResponse): voi
     res.setHeader('Allow', 'GET, HEAD')
     return send(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n')
   }
-  const { pathname, parts } = parsePath(req.url ?? '/')
-  if (parts.length === 0) return send(res, 200, 'text/html; charset=utf-8', statusPage(src.status()))
+  const { pathname, parts, query } = parsePath(req.url ?? '/')
+  const page = statusPageRoute(pathname, query, src.status)
+  if (page) {
+    for (const [k, v] of Object.entries(page.headers)) res.setHeader(k, v)
+    return send(res, 200, page.type, page.body)
+  }
   // Exactly /metrics: /metrics/ stays the info of a repository named "metrics".
   if (pathname === '/metrics') return send(res, 200, METRICS_CONTENT_TYPE, renderMetrics(src.status()))
   if (parts.length === 1 && parts[0] === 'status.json') return send(res, 200, 'application/json', JSON.stringify(src.status()) + '\n')
@@ -82,10 +86,10 @@ function route(src: HttpSources, req: IncomingMessage, res: ServerResponse): voi
   send(res, 404, 'text/plain; charset=utf-8', 'not found\n')
 }
 
-function parsePath(raw: string): { pathname: string; parts: string[] } {
+function parsePath(raw: string): { pathname: string; parts: string[]; query: URLSearchParams } {
   try {
-    const { pathname } = new URL(raw, 'http://dtp.invalid')
-    return { pathname, parts: pathname.split('/').filter(p => p !== '').map(decodeURIComponent) }
+    const { pathname, searchParams } = new URL(raw, 'http://dtp.invalid')
+    return { pathname, parts: pathname.split('/').filter(p => p !== '').map(decodeURIComponent), query: searchParams }
   } catch {
     throw new BadUrlError()
   }
@@ -137,22 +141,4 @@ function send(res: ServerResponse, code: number, type: string, body: string | Bu
   res.setHeader('Cache-Control', 'no-cache')
   if (filename) res.setHeader('Content-Disposition', `attachment; filename="${filename}"`)
   res.end(res.req.method === 'HEAD' ? undefined : body)
-}
-
-function statusPage(s: HostStatus): string {
-  const esc = (x: string) => x.replace(/[&<>"]/g, c => `&#${c.charCodeAt(0)};`)
-  const rows = s.repos.map(r => `<tr><td><a href="/${encodeURIComponent(r.repo)}/">${esc(r.repo)}</a></td>` +
-    `<td><code>${r.infoHash}</code></td><td>${r.files}</td><td>${formatBytes(r.bytes)}</td><td>${r.peers}</td>` +
-    `<td>${formatBytes(r.uploadRate)}/s</td><td>${formatBytes(r.uploaded)}</td>` +
-    `<td><a href="/${encodeURIComponent(r.repo)}/${encodeURIComponent(r.repo)}.torrent">torrent</a> ` +
-    `<a href="${esc(r.magnet)}">magnet</a></td></tr>`).join('\n')
-  return `<!doctype html><html><head><meta charset="utf-8"><title>DTP host</title></head><body>
-<h1>DTP host</h1>
-${s.motd ? `<pre>${esc(s.motd)}</pre>` : ''}
-<table border="1" cellpadding="4"><tr><th>repo</th><th>infohash</th><th>files</th><th>bytes</th><th>peers</th><th>upload</th><th>uploaded</th><th></th></tr>
-${rows}
-</table>
-<p>Listening on ${s.listen.map(esc).join(', ')}; up since ${esc(s.startedAt)}. <a href="/status.json">status.json</a></p>
-</body></html>
-`
 }
