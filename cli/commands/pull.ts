@@ -1,5 +1,6 @@
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
+import { makeFirewall } from '../../src/config/dtp-config.js'
 import { DEFAULT_INDEX_FILES } from '../../src/config/repo-config.js'
 import { DsyncError, ExitCode } from '../../src/errors.js'
 import { t } from '../../src/i18n/index.js'
@@ -40,14 +41,15 @@ export function registerPull(program: Command): void {
     .option('--seed', 'after the sync, keep serving DEST as a DTP host until interrupted')
     .option('--seed-listen <addr>', 'address to serve on with --seed (default: all)')
     .option('--seed-port <n>', 'port to serve on with --seed', v => positiveInt(v, '--seed-port'), 47921)
-    .action(async (source: string, dest: string, opts: TransferFlags & { seed?: boolean; seedListen?: string; seedPort: number }, cmd: Command) => {
+    .option('--seed-allow <addr>', 'with --seed: an address or CIDR range allowed to connect (repeatable; default: everyone)', seedAllow, [])
+    .action(async (source: string, dest: string, opts: TransferFlags & { seed?: boolean; seedListen?: string; seedPort: number; seedAllow: string[] }, cmd: Command) => {
       const g = globals(cmd)
       const result = await runPull([source], resolve(dest), opts, DEFAULT_INDEX_FILES, 50, g.json)
       report(result, g.json)
       if (opts.seed && !opts.dryRun) {
         const { seedDest } = await import('../../src/host/serve-folder.js')
         await seedDest({
-          dest: result.dest, repo: result.repo, listen: opts.seedListen, port: opts.seedPort, json: g.json,
+          dest: result.dest, repo: result.repo, listen: opts.seedListen, port: opts.seedPort, allow: opts.seedAllow, json: g.json,
           onReady: where => warn(`seeding ${result.dest} as a DTP host on ${where} (Ctrl-C to stop)`),
         })
       }
@@ -144,6 +146,16 @@ export function peersOf(list: string[]): PeerAddress[] {
     if (!a) throw new DsyncError(ExitCode.usage, 'sync.badSource', { source: p })
     return a
   })
+}
+
+/** Checked when parsed, so a typo fails before the sync, not after it. */
+function seedAllow(value: string, previous: string[]): string[] {
+  try {
+    makeFirewall([value])
+  } catch (err) {
+    throw new DsyncError(ExitCode.usage, 'seed.badAllow', { reason: (err as Error).message })
+  }
+  return [...previous, value]
 }
 
 function collect(value: string, previous: string[]): string[] {

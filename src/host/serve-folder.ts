@@ -9,6 +9,8 @@ export interface SeedOptions {
   repo: string
   listen?: string
   port?: number
+  /** Addresses and CIDR ranges allowed to connect (firewall.conf's allow=); empty: everyone. */
+  allow?: string[]
   json: boolean
   onReady?: (address: string) => void
 }
@@ -27,7 +29,7 @@ export async function seedDest(opts: SeedOptions): Promise<void> {
     main: makeMainConfig({ webroot: dirname(opts.dest), port, listen: opts.listen ? [opts.listen] : [] }),
     repos: [makeRepoConfig({ name: opts.repo, save: opts.dest, publish: true })],
     listed: [basename(opts.dest)],
-    firewall: makeFirewall([]),
+    firewall: makeFirewall(opts.allow ?? []),
     motd: '',
     warnings: [],
   })

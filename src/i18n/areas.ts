@@ -6,9 +6,11 @@
 import { generationMessages } from './areas/generation.js'
 import { hardeningMessages } from './areas/hardening.js'
 import { runnerMessages } from './areas/runner.js'
+import { seedMessages } from './areas/seed.js'
 
 export const areaMessages = {
   ...runnerMessages,
   ...generationMessages,
   ...hardeningMessages,
+  ...seedMessages,
 }

@@ -1,0 +1,9 @@
+import type { Entry } from '../messages.js'
+
+/** `pull --seed`: serving the new mirror (issue 15). */
+export const seedMessages = {
+  'seed.badAllow': {
+    en: 'option --seed-allow: {reason}',
+    ko: '옵션 --seed-allow: {reason}',
+  },
+} satisfies Record<string, Entry>
