@@ -18,6 +18,7 @@ export interface TransferFlags {
   dryRun?: boolean
   force?: boolean
   bind?: string
+  key?: string
 }
 
 /** Options shared by pull, sync and diff. */
@@ -29,6 +30,12 @@ export function transferOptions(cmd: Command): Command {
     .option('--no-delete', 'keep files upstream has removed')
     .option('--force', 'allow deleting more than the delete limit')
     .option('--bind <addr>', 'local address to connect from')
+    .option('--key <hex>', "the publisher's key (`dsync key` on the publisher): refuse generations it did not sign or older than the last applied", publicKeyArg)
+}
+
+function publicKeyArg(v: string): string {
+  if (!/^[0-9a-fA-F]{64}$/.test(v)) throw new DsyncError(ExitCode.usage, 'generation.badKeyArg', { value: v })
+  return v.toLowerCase()
 }
 
 export function registerPull(program: Command): void {
@@ -78,7 +85,7 @@ export async function runPull(sources: string[], dest: string, opts: TransferFla
   try {
     return await pull({
       sources, dest, peers, trackers: opts.tracker, connections: opts.connections, noDelete: !opts.delete,
-      dryRun: opts.dryRun, force: opts.force, deleteLimit, indexFiles, localAddress: opts.bind,
+      dryRun: opts.dryRun, force: opts.force, deleteLimit, indexFiles, localAddress: opts.bind, key: opts.key,
       onWarning: m => { bar.done(); warn(m) },
       onMotd: (peer, text) => { if (!json) { bar.done(); warn(t('sync.motd', { peer, motd: text.trimEnd() })) } },
       onApplyStep: faultInjection,

@@ -51,7 +51,8 @@ export function buildDeltaTorrent(
   return buildTorrent({ name: repo, pieceLength, files: deltaLayout(files, pieceLength), pieces, trackers })
 }
 
-function unpaddedTail(file: string, offset: number, length: number): Buffer {
+/** SHA-1 of a file's short last piece as it is (the torrent's last piece is not padded). */
+export function unpaddedTail(file: string, offset: number, length: number): Buffer {
   const buf = Buffer.alloc(length)
   const fd = openSync(file, 'r')
   try {

@@ -18,7 +18,13 @@ import { MAX_PIECE_LENGTH, MIN_PIECE_LENGTH, type LayoutFile } from '../torrent/
 import { matchTorrentToManifest } from '../torrent/match.js'
 import { fileSpans, pieceMap, type PieceMap } from '../torrent/piece-map.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
+import { sha256Hex } from '../generation/delta.js'
+import { generationFiles } from '../generation/files.js'
+import type { GenerationRecord } from '../generation/record.js'
+import type { ManifestEntry } from '../manifest/entry.js'
 import { applyPlan } from './apply.js'
+import { pullViaDeltas } from './delta-route.js'
+import { gateRecord, mustMatch } from './record-gate.js'
 import { makePlan, type Plan } from './plan.js'
 import { resolveSource, TORRENT_CAP, type ResolvedSource } from './source.js'
 import { Staging } from './staging.js'
@@ -48,6 +54,8 @@ export interface PullOptions {
   onApplyStep?: (step: string, done?: number) => void
   /** The caller holds DEST's lock already (dsync sync); otherwise pull takes it. */
   lockHeld?: boolean
+  /** The publisher's key (dsync-key=, --key): records not signed by it are refused. */
+  key?: string
 }
 
 export interface PullResult {
@@ -67,6 +75,16 @@ export interface PullResult {
   bytesPerHost: Record<string, number>
   seconds: number
   plan?: { added: string[]; changed: string[]; removed: string[] }
+  /** How the new data.dsync was reached: the delta chain, or the full torrent. */
+  route: 'full' | 'deltas'
+  /** Deltas followed (route 'deltas'). */
+  deltas?: number
+  /** The signed record's sequence number, when the source had one. */
+  seq?: number
+  /** The record was checked against a pinned key. */
+  verified: boolean
+  /** Bytes fetched over HTTP: host info, record, deltas, torrents (file data not included). */
+  metadataBytes: number
 }
 
 /** Largest data.dsync accepted: ~3 million entries; a bigger one is refused, not allocated. */
@@ -82,16 +100,20 @@ const GUARD_MIN_ENTRIES = 10
 
 /**
  * Brings DEST to the generation SOURCE names, pulling from every host at once:
- * torrent → data.dsync (verified by the torrent) → plan against DEST → fetch only what is
- * missing into staging (verified piece by piece, then by SHA-256) → apply in a safe order
+ * signed record (when the host has one) → the new data.dsync, rebuilt from DEST's through the
+ * delta chain, or else from the torrent (verified by it) → plan against DEST → fetch only what
+ * is missing into staging (verified piece by piece, then by SHA-256) → apply in a safe order
  * → DEST's data.dsync last, as the commit record.
  */
 export async function pull(opts: PullOptions): Promise<PullResult> {
   const started = Date.now()
   const resolved = await resolveAll(opts.sources)
-  const infoHash = resolved[0].infoHash
+  const first = resolved[0]
+  // The trust decision comes before anything is fetched from peers or written (docs/SCALE.md).
+  const record = gateRecord(first.record, { key: opts.key, dest: opts.dest, from: first.source, repo: first.repo, onWarning: opts.onWarning })
+  if (record) mustMatch(first.source, 'torrent', first.infoHash, record.torrent)
   for (const r of resolved.slice(1)) {
-    if (r.infoHash !== infoHash) opts.onWarning?.(`${r.source}: at another generation (${r.infoHash}); using its host as a peer only if it has ${infoHash}`)
+    if (r.infoHash !== first.infoHash) opts.onWarning?.(`${r.source}: at another generation (${r.infoHash}); using its host as a peer only if it has ${first.infoHash}`)
   }
   // A host's welcome message arrives over HTTP and again over the peer wire: shown once.
   const shown = new Set<string>()
@@ -101,26 +123,59 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
     opts.onMotd?.(host, text)
   }
   for (const r of resolved) if (r.motd) onMotd(r.motd.host, r.motd.text)
+  const ctx: PullContext = { opts, resolved, record, started, onMotd }
+  if (record && first.baseUrl) {
+    const viaDeltas = await pullViaDeltas(ctx, record, first.baseUrl)
+    if (viaDeltas) return viaDeltas
+  }
+  return pullFull(ctx)
+}
+
+/** What both routes share: the options, the resolved sources and the checked record. */
+export interface PullContext {
+  opts: PullOptions
+  resolved: ResolvedSource[]
+  record?: GenerationRecord
+  started: number
+  onMotd: (host: string, text: string) => void
+  /** HTTP bytes a route fetched beyond the sources' own (deltas, delta torrents). */
+  extraHttpBytes?: number
+}
+
+/** A swarm for one infohash with every known host added and the trackers asked. */
+export function openSwarm(ctx: PullContext, infoHash: string, torrentTrackers: string[] = []): { swarm: Swarm; stop: () => void } {
+  const { opts, resolved } = ctx
   const swarm = new Swarm({
-    infoHash, peerId: makePeerId(), maxConnections: opts.connections ?? 50, localAddress: opts.localAddress, localAddresses: opts.localAddresses, onMotd,
+    infoHash, peerId: makePeerId(), maxConnections: opts.connections ?? 50, localAddress: opts.localAddress, localAddresses: opts.localAddresses, onMotd: ctx.onMotd,
   })
   if (opts.onPeer) swarm.on('peer', opts.onPeer)
   swarm.on('lost', (peer: string, reason: string) => {
     if (reason !== 'sync finished') opts.onWarning?.(t('sync.peerDropped', { peer, reason }))
   })
-  const trackers = unique([...(opts.trackers ?? []), ...resolved.flatMap(r => r.trackers)])
+  let trackers = unique([...(opts.trackers ?? []), ...resolved.flatMap(r => r.trackers)])
+  if (trackers.length === 0) trackers = torrentTrackers
   for (const p of [...(opts.peers ?? []), ...resolved.flatMap(r => r.peers)]) swarm.add(p)
-  let announcer = announceToTrackers(infoHash, makePeerId(), trackers, 6881, a => swarm.add(a), opts.onWarning)
+  const announcer = announceToTrackers(infoHash, makePeerId(), trackers, 6881, a => swarm.add(a), opts.onWarning)
   if (trackers.length > 0) swarm.expectPeersFor(TRACKER_WAIT_MS)
-  let releaseLock: (() => void) | undefined
+  return { swarm, stop: () => { announcer.stop(); swarm.close() } }
+}
+
+/** The route every source supports: the repository torrent, then data.dsync as its first file. */
+async function pullFull(ctx: PullContext): Promise<PullResult> {
+  const { opts, resolved, record } = ctx
+  const infoHash = resolved[0].infoHash
+  // Over HTTP first when a host offers it: a refused torrent then leaves no peer dialled.
+  const withTorrent = resolved.find(r => r.infoHash === infoHash && (r.torrent || r.fetchTorrent))
+  const fromHost = withTorrent?.torrent ?? await withTorrent?.fetchTorrent?.()
+  let net = openSwarm(ctx, infoHash)
   try {
-    const torrent = resolved.find(r => r.torrent && r.infoHash === infoHash)?.torrent ?? await metadataFromPeers(swarm, infoHash)
+    const torrent = fromHost ?? await metadataFromPeers(net.swarm, infoHash)
     const info = parseTorrent(torrent, resolved[0].source, infoHash)
-    if (info.trackers.length > 0 && trackers.length === 0) {
-      announcer.stop()
-      announcer = announceToTrackers(infoHash, makePeerId(), info.trackers, 6881, a => swarm.add(a), opts.onWarning)
-      swarm.expectPeersFor(TRACKER_WAIT_MS)
+    if (info.trackers.length > 0 && (opts.trackers ?? []).length + resolved.flatMap(r => r.trackers).length === 0) {
+      net.stop()
+      net = openSwarm(ctx, infoHash, info.trackers)
     }
+    const swarm = net.swarm
     const layout = layoutOf(info)
     const map = { ...pieceMap(layout, info.pieceLength), infoHash }
     const files = repoFiles(opts.dest, info.name)
@@ -128,78 +183,128 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
     const sameGeneration = previousBytes !== undefined && previousBytes.length === map.files[0].length &&
       fileSpans(map, 0).every(s => pieceVerifies(previousBytes.subarray(s.fileOffset, s.fileOffset + s.dataLength), s, info.pieces))
     const manifestBytes = sameGeneration ? previousBytes : await fetchManifest(swarm, map, info.pieces, opts)
+    if (record) mustMatch(resolved[0].source, 'data.dsync', sha256Hex(manifestBytes), record.manifest.sha256)
     const manifest = parseUpstreamManifest(manifestBytes, resolved[0].source)
     const matched = matchTorrentToManifest(info, manifest, manifestBytes.length)
     if (typeof matched === 'string') throw new DsyncError(ExitCode.badData, 'sync.manifestMismatch', { from: resolved[0].source, reason: matched })
     const previous = previousBytes && !sameGeneration ? tryParse(previousBytes, files.manifest) : sameGeneration ? manifest : undefined
+    const indexByPath = new Map(map.files.map((f, i) => [f.path, i]))
+    return await executePlan(ctx, {
+      repo: info.name, infoHash, manifest, manifestBytes, previous, sameGeneration, route: 'full',
+      fetch: async (items, staging) => {
+        const toFetch = new Map(items.map(([hex, entry]) => [indexByPath.get(entry.path)!, hex]))
+        const transfer = await transferFiles({
+          swarm, map, hashes: info.pieces, staging, files: toFetch, onWarning: opts.onWarning, stallMs: STALL_MS, infoHash,
+          onProgress: p => opts.onProgress?.({ ...p, phase: 'files' }),
+        })
+        swarm.close()
+        return transfer
+      },
+      commit: () => {
+        writeFileAtomic(files.torrent, torrent)
+        writeFileAtomic(files.magnet, magnetLink(infoHash, info.name, info.trackers) + '\n')
+      },
+    })
+  } finally {
+    net.stop()
+  }
+}
 
-    try {
-      mkdirSync(join(opts.dest, DSYNC_DIR), { recursive: true })
-    } catch (err) {
-      throw fsError(err, opts.dest, 'write')
-    }
-    // Two runs on one DEST would share staging and interleave their applies.
-    if (!opts.lockHeld) releaseLock = acquireLock(join(opts.dest, DSYNC_DIR, 'lock')).release
-    const plan = await makePlan({ dest: opts.dest, upstream: manifest, previous, onWarning: opts.onWarning })
+/** One route's contribution to executePlan: the new list, how to fetch, what else to commit. */
+export interface Route {
+  repo: string
+  infoHash: string
+  manifest: Manifest
+  manifestBytes: Buffer
+  /** DEST's own data.dsync when it has a valid one (the plan trusts what it vouches for). */
+  previous?: Manifest
+  /** DEST's data.dsync is already this generation's: nothing to commit when the plan is empty. */
+  sameGeneration: boolean
+  route: 'full' | 'deltas'
+  deltas?: number
+  /** Downloads these contents (SHA-256 hex, first entry) into staging. */
+  fetch: (items: [string, ManifestEntry][], staging: Staging) => Promise<{ bytesReceived: number; bytesPerPeer: Record<string, number> }>
+  /** Writes the route's own files under DEST/.dsync/ after data.dsync (the torrent, the magnet link). */
+  commit: () => void | Promise<void>
+  /** Written before data.dsync (deltas a host re-serving DEST offers). */
+  beforeCommit?: () => void
+}
+
+/** Plan → guard → stage (local copies, downloads) → apply → commit; the same for both routes. */
+export async function executePlan(ctx: PullContext, r: Route): Promise<PullResult> {
+  const { opts, record } = ctx
+  const files = repoFiles(opts.dest, r.repo)
+  try {
+    mkdirSync(join(opts.dest, DSYNC_DIR), { recursive: true })
+  } catch (err) {
+    throw fsError(err, opts.dest, 'write')
+  }
+  // Two runs on one DEST would share staging and interleave their applies.
+  const releaseLock = opts.lockHeld ? undefined : acquireLock(join(opts.dest, DSYNC_DIR, 'lock')).release
+  try {
+    const plan = await makePlan({ dest: opts.dest, upstream: r.manifest, previous: r.previous, onWarning: opts.onWarning })
     if (opts.noDelete) plan.deletes = []
     // diff reports what a pull would do, the guard's refusal included; it does not refuse.
     if (!opts.dryRun) guardDeletes(plan, opts)
     const result: PullResult = {
-      dest: opts.dest, repo: info.name, infoHash, upToDate: isEmpty(plan), dryRun: opts.dryRun === true,
+      dest: opts.dest, repo: r.repo, infoHash: r.infoHash, upToDate: isEmpty(plan), dryRun: opts.dryRun === true,
       added: plan.added.length, changed: plan.changed.length, removed: plan.deletes.length + plan.displaced.length,
       filesFetched: 0, filesCopiedLocally: 0, bytesToFetch: plan.fetchBytes, bytesReceived: 0, bytesPerHost: {}, seconds: 0,
+      route: r.route, deltas: r.deltas, seq: record?.seq, verified: record !== undefined && opts.key !== undefined, metadataBytes: 0,
     }
     if (opts.dryRun) {
       result.plan = describe(plan)
-      return finish(result, started)
+      return finish(ctx, result)
     }
-    if (result.upToDate && sameGeneration) return finish(result, started)
+    const sameRecord = !record || record.bytes.equals(readOrUndefined(generationFiles(opts.dest).record) ?? Buffer.alloc(0))
+    if (result.upToDate && r.sameGeneration && sameRecord) return finish(ctx, result)
 
     const staging = new Staging(opts.dest)
-    const toFetch = new Map<number, string>()
-    const indexByPath = new Map(map.files.map((f, i) => [f.path, i]))
+    const items: [string, ManifestEntry][] = []
     for (const [hex, entry] of plan.fetch) {
       if (staging.has(hex, entry.size)) continue
-      // Empty files are in data.dsync only, not in the torrent: nothing to fetch.
+      // Empty files are in data.dsync only, not in any torrent: nothing to fetch.
       if (entry.size === 0) {
         staging.putEmpty(hex)
         continue
       }
-      toFetch.set(indexByPath.get(entry.path)!, hex)
+      items.push([hex, entry])
     }
-    const placedSize = new Map(plan.place.map(f => [f.sha256!.toString('hex'), f.size]))
-    for (const [hex, from] of plan.local) {
-      const size = placedSize.get(hex)
-      const needed = size !== undefined
-      if (needed && !staging.has(hex, size) && !staging.copyIn(hex, from)) {
-        throw new DsyncError(ExitCode.io, 'fs.failed', { action: 'read', path: from, reason: 'changed while being copied' })
-      }
-      if (needed) result.filesCopiedLocally++
-    }
-    const transfer = await transferFiles({
-      swarm, map, hashes: info.pieces, staging, files: toFetch, onWarning: opts.onWarning, stallMs: STALL_MS, infoHash,
-      onProgress: p => opts.onProgress?.({ ...p, phase: 'files' }),
-    })
-    result.filesFetched = toFetch.size
+    result.filesCopiedLocally = copyLocal(plan, staging)
+    const transfer = await r.fetch(items, staging)
+    result.filesFetched = items.length
     result.bytesReceived = transfer.bytesReceived
     result.bytesPerHost = transfer.bytesPerPeer
-    swarm.close()
 
     // Power loss, not only SIGKILL: staged data reaches the disk before the commit record.
     await staging.syncAll(plan.place.map(f => f.sha256!.toString('hex')))
     applyPlan({ dest: opts.dest, plan, staging, indexFiles: opts.indexFiles, onStep: opts.onApplyStep })
+    r.beforeCommit?.()
+    if (record) writeFileAtomic(generationFiles(opts.dest).record, record.bytes)
     // The commit record: until this rename, a re-run sees the old generation and resumes.
-    writeFileAtomic(files.manifest, manifestBytes)
+    writeFileAtomic(files.manifest, r.manifestBytes)
     opts.onApplyStep?.('commit')
-    writeFileAtomic(files.torrent, torrent)
-    writeFileAtomic(files.magnet, magnetLink(infoHash, info.name, info.trackers) + '\n')
+    await r.commit()
     staging.prune(new Set())
-    return finish(result, started)
+    return finish(ctx, result)
   } finally {
-    announcer.stop()
-    swarm.close()
     releaseLock?.()
   }
+}
+
+/** Contents DEST holds under another path are copied into staging instead of fetched. */
+function copyLocal(plan: Plan, staging: Staging): number {
+  let copied = 0
+  const placedSize = new Map(plan.place.map(f => [f.sha256!.toString('hex'), f.size]))
+  for (const [hex, from] of plan.local) {
+    const size = placedSize.get(hex)
+    if (size === undefined) continue
+    if (!staging.has(hex, size) && !staging.copyIn(hex, from)) {
+      throw new DsyncError(ExitCode.io, 'fs.failed', { action: 'read', path: from, reason: 'changed while being copied' })
+    }
+    copied++
+  }
+  return copied
 }
 
 async function resolveAll(sources: string[]): Promise<ResolvedSource[]> {
@@ -349,8 +454,9 @@ function describe(p: Plan): { added: string[]; changed: string[]; removed: strin
   return { added: p.added, changed: p.changed, removed: [...p.deletes, ...p.displaced].map(e => e.path) }
 }
 
-function finish(r: PullResult, started: number): PullResult {
-  r.seconds = (Date.now() - started) / 1000
+function finish(ctx: PullContext, r: PullResult): PullResult {
+  r.seconds = (Date.now() - ctx.started) / 1000
+  r.metadataBytes = ctx.resolved.reduce((sum, s) => sum + s.httpBytes, 0) + (ctx.extraHttpBytes ?? 0)
   return r
 }
 

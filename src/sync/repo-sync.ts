@@ -40,7 +40,7 @@ export async function syncRepo(repo: RepoConfig, opts: RepoSyncOptions): Promise
       try {
         const result = await pull({
           ...opts, sources: repo.sources, dest: repo.save, indexFiles: repo.indexFiles, deleteLimit: repo.deleteLimit, lockHeld: true,
-          connections: opts.connections ?? repo.connections,
+          connections: opts.connections ?? repo.connections, key: opts.key ?? repo.key,
         })
         writeStatus(repo, Status.ok)
         return result

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs'
 import { isRepoName } from '../config/repo-config.js'
 import { DsyncError, ExitCode, fsError } from '../errors.js'
-import { parseAddress, type PeerAddress } from '../swarm/address.js'
+import { formatAddress, parseAddress, type PeerAddress } from '../swarm/address.js'
+import { RECORD_CAP } from '../generation/record.js'
 import { httpGet } from './http-get.js'
 
 export const DEFAULT_DTP_PORT = 47921
@@ -18,6 +19,18 @@ export interface ResolvedSource {
   trackers: string[]
   /** A DTP host's welcome message, from its HTTP API. */
   motd?: { host: string; text: string }
+  /** A DTP host's signed generation record (docs/SCALE.md), and the repository it was asked for. */
+  record?: Buffer
+  repo?: string
+  /** The host's HTTP base for this repository (`http://HOST:PORT/REPO/`): deltas are fetched there. */
+  baseUrl?: string
+  /**
+   * A host with a record: the .torrent is fetched only if the delta chain cannot be used
+   * (at 200k files it is 26 MB, the bulk of an update's bytes before deltas).
+   */
+  fetchTorrent?: () => Promise<Buffer>
+  /** Bytes fetched over HTTP so far for this source (info, record). */
+  httpBytes: number
 }
 
 /**
@@ -33,15 +46,11 @@ export async function resolveSource(source: string, infoHashOf: (torrent: Buffer
     const repo = m[3]
     // GET /REPO/ names the generation and carries the welcome message; then the .torrent.
     const base = `http://${m[1]}:${addr.port}/${encodeURIComponent(repo)}/`
-    const info = parseInfoJson(await httpGet(base, 1 << 20, 'repository info'), base)
-    const url = new URL(info.torrent ?? `${encodeURIComponent(repo)}.torrent`, base).toString()
-    const torrent = await httpGet(url, TORRENT_CAP, '.torrent')
-    const motd = typeof info.motd === 'string' && info.motd !== '' ? { host: `${m[1]}:${addr.port}`, text: info.motd } : undefined
-    return { source, infoHash: infoHashOf(torrent, url), torrent, peers: [addr], trackers: [], motd }
+    return resolveDtpHost(source, base, repo, addr, infoHashOf)
   }
   if (/^https?:\/\//.test(source)) {
     const torrent = await httpGet(source, TORRENT_CAP, '.torrent')
-    return { source, infoHash: infoHashOf(torrent, source), torrent, peers: [], trackers: [] }
+    return { source, infoHash: infoHashOf(torrent, source), torrent, peers: [], trackers: [], httpBytes: torrent.length }
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(source)) throw new DsyncError(ExitCode.usage, 'sync.badSource', { source })
   let torrent: Buffer
@@ -51,15 +60,52 @@ export async function resolveSource(source: string, infoHashOf: (torrent: Buffer
     throw fsError(err, source, 'read')
   }
   if (torrent.length > TORRENT_CAP) throw new DsyncError(ExitCode.badData, 'sync.tooLarge', { what: '.torrent', from: source, cap: TORRENT_CAP })
-  return { source, infoHash: infoHashOf(torrent, source), torrent, peers: [], trackers: [] }
+  return { source, infoHash: infoHashOf(torrent, source), torrent, peers: [], trackers: [], httpBytes: 0 }
 }
 
-function parseInfoJson(body: Buffer, url: string): { torrent?: string; motd?: unknown } {
+/**
+ * `GET /REPO/` names the generation and carries the welcome message. A host with a signed
+ * record: the record, and the torrent later if needed; without: the .torrent now, as before.
+ */
+export async function resolveDtpHost(
+  source: string, base: string, repo: string, addr: PeerAddress, infoHashOf: (torrent: Buffer, from: string) => string,
+): Promise<ResolvedSource> {
+  const infoBody = await httpGet(base, 1 << 20, 'repository info')
+  const info = parseInfoJson(infoBody, base)
+  const url = new URL(info.torrent ?? `${encodeURIComponent(repo)}.torrent`, base).toString()
+  const motd = typeof info.motd === 'string' && info.motd !== '' ? { host: formatAddress(addr), text: info.motd } : undefined
+  const common = { source, peers: [addr], trackers: [], motd, repo, baseUrl: base }
+  if (info.record && info.infoHash) {
+    const record = await httpGet(new URL(info.record, base).toString(), RECORD_CAP, 'generation record')
+    const resolved: ResolvedSource = { ...common, infoHash: info.infoHash, record, httpBytes: infoBody.length + record.length }
+    resolved.fetchTorrent = async () => {
+      const torrent = await httpGet(url, TORRENT_CAP, '.torrent')
+      resolved.httpBytes += torrent.length
+      const hash = infoHashOf(torrent, url)
+      if (hash !== resolved.infoHash) throw new DsyncError(ExitCode.badData, 'sync.badTorrent', { from: url, reason: `infohash ${hash}, expected ${resolved.infoHash}` })
+      return torrent
+    }
+    return resolved
+  }
+  const torrent = await httpGet(url, TORRENT_CAP, '.torrent')
+  return { ...common, infoHash: infoHashOf(torrent, url), torrent, httpBytes: infoBody.length + torrent.length }
+}
+
+interface InfoJson {
+  torrent?: string
+  motd?: unknown
+  record?: string
+  infoHash?: string
+}
+
+function parseInfoJson(body: Buffer, url: string): InfoJson {
   try {
     const v = JSON.parse(body.toString('utf8')) as unknown
     if (v && typeof v === 'object') {
-      const o = v as { torrent?: unknown; motd?: unknown }
-      return { torrent: typeof o.torrent === 'string' ? o.torrent : undefined, motd: o.motd }
+      const o = v as Record<string, unknown>
+      const str = (x: unknown) => (typeof x === 'string' ? x : undefined)
+      const hash = str(o.infoHash)
+      return { torrent: str(o.torrent), motd: o.motd, record: str(o.record), infoHash: hash && /^[0-9a-f]{40}$/.test(hash) ? hash : undefined }
     }
   } catch {
     // fall through: not a DTP host's answer
@@ -76,7 +122,7 @@ export function parseMagnet(source: string): ResolvedSource {
   }
   if (!infoHash) throw new DsyncError(ExitCode.usage, 'sync.badSource', { source })
   const peers = params.getAll('x.pe').map(p => parseAddress(p)).filter((p): p is PeerAddress => p !== undefined)
-  return { source, infoHash, peers, trackers: params.getAll('tr') }
+  return { source, infoHash, peers, trackers: params.getAll('tr'), httpBytes: 0 }
 }
 
 function base32ToHex(s: string): string {

@@ -43,8 +43,8 @@ export const generationMessages = {
     ko: '델타 체인에서 벗어났습니다 ({reason}): 전체 세대를 받습니다',
   },
   'generation.viaDeltas': {
-    en: 'following {count} delta(s) from generation {from} to {to}',
-    ko: '델타 {count}개로 세대 {from}에서 {to}로 갱신합니다',
+    en: 'following {count} delta(s) to generation {to}',
+    ko: '델타 {count}개를 따라 세대 {to}로 갱신합니다',
   },
   'generation.badKeyArg': {
     en: '{value}: not a publisher key (64 hex digits, as `dsync key` prints it)',

@@ -1,0 +1,99 @@
+import { DsyncError, ExitCode } from '../errors.js'
+import { applyDelta, parseDelta, sha256Hex, type Delta } from '../generation/delta.js'
+import { deltaFiles } from '../generation/delta-torrent.js'
+import type { DeltaRef, GenerationRecord } from '../generation/record.js'
+import type { ManifestEntry } from '../manifest/entry.js'
+import { httpGet } from './http-get.js'
+import { mustMatch } from './record-gate.js'
+
+/** A delta file is a few hundred bytes per changed entry; a bigger one is not fetched. */
+const DELTA_CAP = 256 << 20
+
+/**
+ * The deltas that lead from the data.dsync whose SHA-256 is `fromSha` to the record's, oldest
+ * first; or why there is no such chain (the client then fetches the full generation).
+ */
+export function findChain(record: GenerationRecord, fromSha: string): DeltaRef[] | string {
+  if (fromSha === record.manifest.sha256) return []
+  const byFrom = new Map(record.deltas.map(d => [d.from, d]))
+  const chain: DeltaRef[] = []
+  for (let at = fromSha; at !== record.manifest.sha256;) {
+    const next = byFrom.get(at)
+    if (!next || chain.length > record.deltas.length) {
+      const oldest = record.deltas[0]
+      return oldest ? `DEST's data.dsync is not on the chain of the ${record.deltas.length} deltas on offer (oldest from generation before ${oldest.seq})` : 'the host offers no deltas'
+    }
+    chain.push(next)
+    at = next.to
+  }
+  return chain
+}
+
+export interface FetchedChain {
+  deltas: Delta[]
+  /** Each delta's bytes as fetched (kept under DEST/.dsync/deltas/ for re-serving). */
+  raw: Buffer[]
+  /** The new data.dsync, rebuilt and checked against the record. */
+  manifest: Buffer
+  /** Bytes fetched over HTTP for the deltas. */
+  bytes: number
+}
+
+/**
+ * Fetches each delta of the chain from a host's HTTP API, checks it against the record, and
+ * applies them in order to DEST's data.dsync. The result must hash to the record's manifest.
+ */
+export async function followChain(baseUrl: string, chain: DeltaRef[], previous: Buffer, record: GenerationRecord): Promise<FetchedChain> {
+  const deltas: Delta[] = []
+  const raw: Buffer[] = []
+  let manifest = previous
+  let bytes = 0
+  for (const ref of chain) {
+    const url = new URL(`deltas/${ref.seq}.delta`, baseUrl).toString()
+    const body = await httpGet(url, Math.min(DELTA_CAP, ref.size), 'delta')
+    bytes += body.length
+    mustMatch(url, `delta ${ref.seq}`, sha256Hex(body), ref.sha256)
+    let delta: Delta
+    try {
+      delta = parseDelta(body)
+    } catch (err) {
+      throw new DsyncError(ExitCode.badData, 'generation.mismatch', { from: url, what: `delta ${ref.seq}`, reason: (err as Error).message })
+    }
+    try {
+      manifest = applyDelta(manifest, delta)
+    } catch (err) {
+      throw new DsyncError(ExitCode.badData, 'generation.mismatch', { from: url, what: `delta ${ref.seq}`, reason: (err as Error).message })
+    }
+    deltas.push(delta)
+    raw.push(body)
+  }
+  mustMatch(baseUrl, 'data.dsync rebuilt from the deltas', sha256Hex(manifest), record.manifest.sha256)
+  return { deltas, raw, manifest, bytes }
+}
+
+/** Where one needed content comes from: a delta of the chain and the file's index in its torrent. */
+export interface DeltaSource {
+  /** Index in the chain. */
+  delta: number
+  /** Index of the file among the delta torrent's non-pad files, as the piece map numbers it. */
+  file: number
+}
+
+/**
+ * For each content the plan must fetch, the newest delta of the chain whose torrent has it at
+ * the final size and mtime (hosts refuse pieces of files changed since, so older deltas of the
+ * same path are useless). Contents no delta carries are returned as `missing`.
+ */
+export function sourcesFor(deltas: Delta[], fetch: Map<string, ManifestEntry>, final: Map<string, ManifestEntry>): { found: Map<string, DeltaSource>; missing: string[] } {
+  const found = new Map<string, DeltaSource>()
+  for (let d = deltas.length - 1; d >= 0; d--) {
+    // Index among the torrent's non-pad files, as the piece map numbers them.
+    for (const [fileIndex, f] of deltaFiles(deltas[d]).entries()) {
+      const now = final.get(f.path)
+      if (found.has(f.sha256) || !fetch.has(f.sha256) || !now || now.size !== f.size || now.mtime !== f.mtime || now.sha256?.toString('hex') !== f.sha256) continue
+      found.set(f.sha256, { delta: d, file: fileIndex })
+    }
+  }
+  const missing = [...fetch.keys()].filter(hex => !found.has(hex) && fetch.get(hex)!.size > 0)
+  return { found, missing }
+}

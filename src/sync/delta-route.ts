@@ -1,0 +1,196 @@
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { DsyncError, ExitCode } from '../errors.js'
+import { sha256Hex, type Delta } from '../generation/delta.js'
+import { matchTorrentToDelta } from '../generation/delta-torrent.js'
+import { deltaFile, generationFiles } from '../generation/files.js'
+import type { DeltaRef, GenerationRecord } from '../generation/record.js'
+import { t } from '../i18n/index.js'
+import type { ManifestEntry } from '../manifest/entry.js'
+import { parseManifest } from '../manifest/format.js'
+import { repoFiles } from '../manifest/paths.js'
+import { pieceMap } from '../torrent/piece-map.js'
+import { readTorrentInfo, type TorrentInfo } from '../torrent/read.js'
+import { writeFileAtomic } from '../util/atomic-write.js'
+import { findChain, followChain, sourcesFor } from './delta-chain.js'
+import { httpGet } from './http-get.js'
+import { executePlan, openSwarm, type PullContext, type PullResult } from './pull.js'
+import { mustMatch } from './record-gate.js'
+import { dropStaleTorrent, rebuildRepoTorrent, type RebuildOptions } from './rebuild-torrent.js'
+import { magnetLink } from '../torrent/build.js'
+import type { Staging } from './staging.js'
+import { transferFiles } from './transfer.js'
+
+/** A delta torrent is ~20 bytes per piece of changed content; far below this. */
+const DELTA_TORRENT_CAP = 64 << 20
+const STALL_MS = 60_000
+
+/** Thrown inside the route when a content the plan needs is in no delta: the full route takes over. */
+class OffChain extends Error {}
+
+/**
+ * The update route whose bytes follow the change (docs/SCALE.md): DEST's data.dsync plus the
+ * deltas h+1..g give the new one, checked against the record; each changed content is fetched
+ * once from the newest delta torrent that carries it. Undefined when DEST is not on the chain
+ * (the caller falls back to the full generation; the user is told).
+ */
+export async function pullViaDeltas(ctx: PullContext, record: GenerationRecord, baseUrl: string): Promise<PullResult | undefined> {
+  const { opts } = ctx
+  const files = repoFiles(opts.dest, record.repo)
+  const previousBytes = readOrUndefined(files.manifest)
+  if (!previousBytes) return undefined // a bootstrap: the full generation is the only route
+  const chain = findChain(record, sha256Hex(previousBytes))
+  if (typeof chain === 'string') {
+    opts.onWarning?.(t('generation.offChain', { reason: chain }))
+    return undefined
+  }
+  const previous = tryParse(previousBytes, files.manifest)
+  if (!previous) return undefined
+  let deltas: Delta[] = []
+  let raw: Buffer[] = []
+  let manifestBytes = previousBytes
+  if (chain.length > 0) {
+    const fetched = await followChain(baseUrl, chain, previousBytes, record)
+    opts.onWarning?.(t('generation.viaDeltas', { count: chain.length, to: record.seq }))
+    ctx.extraHttpBytes = (ctx.extraHttpBytes ?? 0) + fetched.bytes
+    deltas = fetched.deltas
+    raw = fetched.raw
+    manifestBytes = fetched.manifest
+  }
+  const manifest = parseManifest(manifestBytes, `${baseUrl} data.dsync (rebuilt from deltas)`)
+  const final = new Map<string, ManifestEntry>()
+  for (const e of manifest.entries) if (e.type === 'f') final.set(e.path, e)
+  try {
+    return await executePlan(ctx, {
+      repo: record.repo, infoHash: record.torrent, manifest, manifestBytes, previous: chain.length === 0 ? manifest : previous,
+      sameGeneration: chain.length === 0, route: 'deltas', deltas: chain.length,
+      fetch: (items, staging) => fetchFromDeltas(ctx, baseUrl, chain, deltas, items, final, staging),
+      beforeCommit: () => keepDeltas(opts.dest, record, chain, deltas, raw),
+      commit: () => chain.length > 0 ? commitTorrent(ctx, { dest: opts.dest, repo: record.repo, record, manifest, manifestBytes, previous, previousSize: previousBytes.length }) : undefined,
+    })
+  } catch (err) {
+    if (!(err instanceof OffChain)) throw err
+    opts.onWarning?.(t('generation.offChain', { reason: err.message }))
+    return undefined
+  }
+}
+
+/**
+ * The repository torrent of the new generation: rebuilt locally (no bytes on the wire), else
+ * fetched from the host, else removed so that a host never serves a torrent of another generation.
+ */
+async function commitTorrent(ctx: PullContext, opts: RebuildOptions): Promise<void> {
+  if (rebuildRepoTorrent(opts)) return
+  const source = ctx.resolved.find(r => r.fetchTorrent && r.infoHash === opts.record.torrent)
+  try {
+    const torrent = await source?.fetchTorrent?.()
+    if (torrent) {
+      const info = readTorrentInfo(torrent)
+      const files = repoFiles(opts.dest, opts.repo)
+      writeFileAtomic(files.torrent, torrent)
+      writeFileAtomic(files.magnet, magnetLink(info.infoHash, opts.repo, info.trackers) + '\n')
+      return
+    }
+  } catch (err) {
+    ctx.opts.onWarning?.((err as Error).message)
+  }
+  dropStaleTorrent(opts.dest, opts.repo)
+}
+
+/** Downloads each needed content from the newest delta torrent of the chain that has it. */
+async function fetchFromDeltas(
+  ctx: PullContext, baseUrl: string, chain: DeltaRef[], deltas: Delta[], items: [string, ManifestEntry][],
+  final: Map<string, ManifestEntry>, staging: Staging,
+): Promise<{ bytesReceived: number; bytesPerPeer: Record<string, number> }> {
+  const wanted = new Map(items)
+  const { found, missing } = sourcesFor(deltas, wanted, final)
+  if (missing.length > 0) {
+    throw new OffChain(`${missing.length} file(s) to fetch are in no delta, e.g. ${wanted.get(missing[0])!.path}`)
+  }
+  const byDelta = new Map<number, Map<number, string>>()
+  for (const [hex, src] of found) {
+    if (!byDelta.has(src.delta)) byDelta.set(src.delta, new Map())
+    byDelta.get(src.delta)!.set(src.file, hex)
+  }
+  const out = { bytesReceived: 0, bytesPerPeer: {} as Record<string, number> }
+  for (const [d, filesByIndex] of byDelta) {
+    const info = await deltaTorrent(ctx, baseUrl, chain[d], deltas[d])
+    const map = { ...pieceMap(layoutOf(info), info.pieceLength), infoHash: info.infoHash }
+    const net = openSwarm(ctx, info.infoHash, info.trackers)
+    try {
+      const transfer = await transferFiles({
+        swarm: net.swarm, map, hashes: info.pieces, staging, files: filesByIndex, onWarning: ctx.opts.onWarning, stallMs: STALL_MS,
+        infoHash: info.infoHash, onProgress: p => ctx.opts.onProgress?.({ ...p, phase: 'files' }),
+      })
+      out.bytesReceived += transfer.bytesReceived
+      for (const [peer, n] of Object.entries(transfer.bytesPerPeer)) out.bytesPerPeer[peer] = (out.bytesPerPeer[peer] ?? 0) + n
+    } finally {
+      net.stop()
+    }
+  }
+  return out
+}
+
+const fetchedTorrents = new WeakMap<Delta, Buffer>()
+
+/** A delta's torrent over HTTP, checked against the record's infohash and the delta's file list. */
+async function deltaTorrent(ctx: PullContext, baseUrl: string, ref: DeltaRef, delta: Delta): Promise<TorrentInfo> {
+  const url = new URL(`deltas/${ref.seq}.torrent`, baseUrl).toString()
+  const bytes = await httpGet(url, DELTA_TORRENT_CAP, 'delta torrent')
+  ctx.extraHttpBytes = (ctx.extraHttpBytes ?? 0) + bytes.length
+  let info: TorrentInfo
+  try {
+    info = readTorrentInfo(bytes)
+  } catch (err) {
+    throw new DsyncError(ExitCode.badData, 'sync.badTorrent', { from: url, reason: (err as Error).message })
+  }
+  mustMatch(url, `delta torrent ${ref.seq}`, info.infoHash, ref.infoHash ?? '-')
+  const layout = matchTorrentToDelta(info, delta, ctx.record!.repo)
+  if (typeof layout === 'string') throw new DsyncError(ExitCode.badData, 'generation.mismatch', { from: url, what: `delta torrent ${ref.seq}`, reason: layout })
+  fetchedTorrents.set(delta, bytes)
+  return info
+}
+
+function layoutOf(info: TorrentInfo) {
+  let offset = 0
+  return info.files.map(f => {
+    const out = { path: f.path, length: f.length, pad: f.pad, offset }
+    offset += f.length
+    return out
+  })
+}
+
+/**
+ * DEST keeps the deltas it followed (and their torrents, when fetched), so a host re-serving
+ * DEST offers them too; deltas the new record no longer lists are removed.
+ */
+function keepDeltas(dest: string, record: GenerationRecord, chain: DeltaRef[], deltas: Delta[], raw: Buffer[]): void {
+  const dir = generationFiles(dest).deltas
+  mkdirSync(dir, { recursive: true })
+  chain.forEach((ref, i) => {
+    writeFileAtomic(deltaFile(dest, ref.seq, 'delta'), raw[i])
+    const torrent = fetchedTorrents.get(deltas[i])
+    if (torrent) writeFileAtomic(deltaFile(dest, ref.seq, 'torrent'), torrent)
+  })
+  const listed = new Set(record.deltas.map(d => String(d.seq)))
+  for (const name of readdirSync(dir)) {
+    const m = /^(\d+)\.(delta|torrent)$/.exec(name)
+    if (!m || !listed.has(m[1])) rmSync(join(dir, name), { force: true })
+  }
+}
+
+function tryParse(bytes: Buffer, file: string) {
+  try {
+    return parseManifest(bytes, file)
+  } catch {
+    return undefined
+  }
+}
+
+function readOrUndefined(file: string): Buffer | undefined {
+  try {
+    return readFileSync(file)
+  } catch {
+    return undefined
+  }
+}
