@@ -19,6 +19,7 @@ export interface TransferFlags {
   force?: boolean
   bind?: string
   key?: string
+  dhtBootstrap: string[]
 }
 
 /** Options shared by pull, sync and diff. */
@@ -30,6 +31,7 @@ export function transferOptions(cmd: Command): Command {
     .option('--no-delete', 'keep files upstream has removed')
     .option('--force', 'allow deleting more than the delete limit')
     .option('--bind <addr>', 'local address to connect from')
+    .option('--dht-bootstrap <host:port>', 'a DHT node to start from for magnet:?xs=urn:btpk: sources (repeatable; default: the public ones)', collect, [])
     .option('--key <hex>', "the publisher's key (`dsync key` on the publisher): refuse generations it did not sign or older than the last applied", publicKeyArg)
 }
 
@@ -86,6 +88,7 @@ export async function runPull(sources: string[], dest: string, opts: TransferFla
     return await pull({
       sources, dest, peers, trackers: opts.tracker, connections: opts.connections, noDelete: !opts.delete,
       dryRun: opts.dryRun, force: opts.force, deleteLimit, indexFiles, localAddress: opts.bind, key: opts.key,
+      dhtBootstrap: opts.dhtBootstrap.length > 0 ? opts.dhtBootstrap : undefined,
       onWarning: m => { bar.done(); warn(m) },
       onMotd: (peer, text) => { if (!json) { bar.done(); warn(t('sync.motd', { peer, motd: text.trimEnd() })) } },
       onApplyStep: faultInjection,

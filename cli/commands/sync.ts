@@ -27,6 +27,7 @@ export function registerSync(program: Command): void {
           const result = await syncRepo(repo, {
             peers: peersOf(opts.peer), trackers: opts.tracker, connections: opts.connections, noDelete: !opts.delete,
             force: opts.force, localAddress: opts.bind, retries: opts.retries, key: opts.key,
+            dhtBootstrap: opts.dhtBootstrap.length > 0 ? opts.dhtBootstrap : undefined,
             onWarning: m => { bar.done(); warn(m) },
             onMotd: (peer, text) => { if (!g.json) { bar.done(); warn(t('sync.motd', { peer, motd: text.trimEnd() })) } },
             onProgress: progressPrinter(g.json, bar, `${repo.name} `, { repo: repo.name }),

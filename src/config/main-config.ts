@@ -15,6 +15,8 @@ export interface MainConfig {
   port: number
   listen: string[]
   dht: boolean
+  /** DHT nodes to start from (host:port); unset: bittorrent-dht's public defaults. */
+  dhtBootstrap?: string[]
   /** The downstream runner's settings (syncps=, ipadd=, logdir=, webhookurl=, status=, ...). */
   runner: MainRunnerConfig
   /** The host's whole upload, Mbit/s; 0 = no limit. */
@@ -33,6 +35,7 @@ const schema = {
   port: { parse: parseIntIn(1, 65535) },
   listen: { parse: parseAddresses },
   dht: { parse: parseBool },
+  'dht-bootstrap': { parse: parseList },
   ...mainRunnerSchema,
   'upload-limit': { parse: parseMbit },
   'header-timeout': { parse: parseIntIn(1, 3600) },
@@ -78,6 +81,7 @@ function parseMainConfig(text: string, file: string): MainConfig {
     port: (parsed.values.get('port') as number | undefined) ?? DEFAULT_PORT,
     listen: (parsed.values.get('listen') as string[] | undefined) ?? [],
     dht: (parsed.values.get('dht') as boolean | undefined) ?? false,
+    dhtBootstrap: parsed.values.get('dht-bootstrap') as string[] | undefined,
     runner: runnerSettings(parsed.values, dirname(file)),
     uploadLimit: (parsed.values.get('upload-limit') as number | undefined) ?? 0,
     headerTimeout: parsed.values.get('header-timeout') as number | undefined,

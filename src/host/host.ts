@@ -3,6 +3,7 @@ import type { Socket } from 'node:net'
 import Wire from 'bittorrent-protocol'
 import { makeFirewall, type Firewall } from '../config/dtp-config.js'
 import { Announcer } from './announce.js'
+import type { GenerationRecord } from '../generation/record.js'
 import { DhtAnnouncer } from './dht-announce.js'
 import { FdCache } from './fd-cache.js'
 import { loadHostConfig, type HostConfig } from './host-config.js'
@@ -108,10 +109,11 @@ export class DtpHost {
     for (const served of this.byRepo.values()) this.startAnnounce(served)
     if (this.config.main.dht) {
       const only = this.config.main.listen.length === 1 ? this.config.main.listen[0] : undefined
-      this.dht = new DhtAnnouncer(this.port, only, (infoHash, result) => this.log.event('announce', { repo: infoHash, tracker: 'dht', result }))
+      this.dht = new DhtAnnouncer(this.port, only, (infoHash, result) => this.log.event('announce', { repo: infoHash, tracker: 'dht', result }), this.config.main.dhtBootstrap)
       try {
         await this.dht.start()
         this.dht.set([...this.byInfoHash.keys()])
+        this.dht.setRecords(this.servedRecords())
       } catch (err) {
         this.log.event('error', { reason: `dht: ${(err as Error).message}` })
         this.dht = undefined
@@ -133,6 +135,7 @@ export class DtpHost {
         this.log.event('listenChanged', {})
       }
       this.dht?.set([...this.byInfoHash.keys()])
+      this.dht?.setRecords(this.servedRecords())
       this.log.event('reloaded', { repos: this.byRepo.size, refused: this.refused.length })
       return { ok: true, message: `${this.byRepo.size} repositories served` }
     } catch (err) {
@@ -239,6 +242,10 @@ export class DtpHost {
     }
     this.refused = refused
     this.bitfieldMax = Math.max(0, ...[...this.byRepo.values()].map(s => 1 + Math.ceil(s.seeder.gen.pieceCount / 8)))
+  }
+
+  private servedRecords(): GenerationRecord[] {
+    return [...this.byRepo.values()].flatMap(s => (s.record.record ? [s.record.record] : []))
   }
 
   /** Swaps in a generation's record and seeds its delta torrents; unchanged ones keep their peers. */

@@ -24,6 +24,7 @@ import type { GenerationRecord } from '../generation/record.js'
 import type { ManifestEntry } from '../manifest/entry.js'
 import { applyPlan } from './apply.js'
 import { pullViaDeltas } from './delta-route.js'
+import type { DhtLookupOptions } from './bep46.js'
 import { gateRecord, mustMatch } from './record-gate.js'
 import { makePlan, type Plan } from './plan.js'
 import { resolveSource, TORRENT_CAP, type ResolvedSource } from './source.js'
@@ -56,6 +57,8 @@ export interface PullOptions {
   lockHeld?: boolean
   /** The publisher's key (dsync-key=, --key): records not signed by it are refused. */
   key?: string
+  /** DHT nodes to start from for a BEP 46 (btpk) source; undefined: the public defaults. */
+  dhtBootstrap?: string[]
 }
 
 export interface PullResult {
@@ -107,10 +110,10 @@ const GUARD_MIN_ENTRIES = 10
  */
 export async function pull(opts: PullOptions): Promise<PullResult> {
   const started = Date.now()
-  const resolved = await resolveAll(opts.sources)
+  const resolved = await resolveAll(opts.sources, { bootstrap: opts.dhtBootstrap, localAddress: opts.localAddress })
   const first = resolved[0]
   // The trust decision comes before anything is fetched from peers or written (docs/SCALE.md).
-  const record = gateRecord(first.record, { key: opts.key, dest: opts.dest, from: first.source, repo: first.repo, onWarning: opts.onWarning })
+  const record = gateRecord(first.record, { key: opts.key ?? first.key, dest: opts.dest, from: first.source, repo: first.repo, onWarning: opts.onWarning })
   if (record) mustMatch(first.source, 'torrent', first.infoHash, record.torrent)
   for (const r of resolved.slice(1)) {
     if (r.infoHash !== first.infoHash) opts.onWarning?.(`${r.source}: at another generation (${r.infoHash}); using its host as a peer only if it has ${first.infoHash}`)
@@ -250,7 +253,7 @@ export async function executePlan(ctx: PullContext, r: Route): Promise<PullResul
       dest: opts.dest, repo: r.repo, infoHash: r.infoHash, upToDate: isEmpty(plan), dryRun: opts.dryRun === true,
       added: plan.added.length, changed: plan.changed.length, removed: plan.deletes.length + plan.displaced.length,
       filesFetched: 0, filesCopiedLocally: 0, bytesToFetch: plan.fetchBytes, bytesReceived: 0, bytesPerHost: {}, seconds: 0,
-      route: r.route, deltas: r.deltas, seq: record?.seq, verified: record !== undefined && opts.key !== undefined, metadataBytes: 0,
+      route: r.route, deltas: r.deltas, seq: record?.seq, verified: record !== undefined && (opts.key ?? ctx.resolved[0].key) !== undefined, metadataBytes: 0,
     }
     if (opts.dryRun) {
       result.plan = describe(plan)
@@ -307,12 +310,12 @@ function copyLocal(plan: Plan, staging: Staging): number {
   return copied
 }
 
-async function resolveAll(sources: string[]): Promise<ResolvedSource[]> {
+async function resolveAll(sources: string[], dht: DhtLookupOptions): Promise<ResolvedSource[]> {
   const out: ResolvedSource[] = []
   let lastError: unknown
   for (const s of sources) {
     try {
-      out.push(await resolveSource(s, (torrent, from) => parseTorrent(torrent, from).infoHash))
+      out.push(await resolveSource(s, (torrent, from) => parseTorrent(torrent, from).infoHash, dht))
     } catch (err) {
       lastError = err
     }

@@ -3,6 +3,7 @@ import { isRepoName } from '../config/repo-config.js'
 import { DsyncError, ExitCode, fsError } from '../errors.js'
 import { formatAddress, parseAddress, type PeerAddress } from '../swarm/address.js'
 import { RECORD_CAP } from '../generation/record.js'
+import { parseBtpk, resolveBtpk, type DhtLookupOptions } from './bep46.js'
 import { httpGet } from './http-get.js'
 
 export const DEFAULT_DTP_PORT = 47921
@@ -31,13 +32,19 @@ export interface ResolvedSource {
   fetchTorrent?: () => Promise<Buffer>
   /** Bytes fetched over HTTP so far for this source (info, record). */
   httpBytes: number
+  /** The publisher key a BEP 46 link names: pinned for this pull. */
+  key?: string
 }
 
 /**
  * magnet:?xt=urn:btih:…, dtp://HOST[:PORT]/REPO (the host's HTTP API on the DTP port gives
  * the torrent; the host itself is a peer), an http(s) URL of a .torrent, or a .torrent path.
  */
-export async function resolveSource(source: string, infoHashOf: (torrent: Buffer, from: string) => string): Promise<ResolvedSource> {
+export async function resolveSource(
+  source: string, infoHashOf: (torrent: Buffer, from: string) => string, dht: DhtLookupOptions = {},
+): Promise<ResolvedSource> {
+  const btpk = parseBtpk(source)
+  if (btpk) return resolveBtpk(source, btpk, dht, infoHashOf)
   if (source.startsWith('magnet:')) return parseMagnet(source)
   if (source.startsWith('dtp://')) {
     const m = /^dtp:\/\/(\[[0-9a-fA-F:.]+\]|[^/:[\]]+)(?::(\d+))?\/([^/]+)\/?$/.exec(source)
