@@ -16,7 +16,11 @@ export function registerSync(program: Command): void {
     .action(async (names: string[], opts: TransferFlags & { retries?: number }, cmd: Command) => {
       const g = globals(cmd)
       const home = openHome(g)
-      const repos: RepoConfig[] = names.length > 0 ? names.map(n => findRepo(home, n)) : home.repos.filter(r => r.sources.length > 0)
+      const named: RepoConfig[] = names.map(n => findRepo(home, n))
+      // A repository without a swarm source syncs by rsync (its first hop): the runner does that.
+      const byRsync = named.filter(r => r.sources.length === 0 && (r.rsyncUrl || r.ftpsync || r.intraAdd))
+      if (byRsync.length > 0 && byRsync.length === named.length) return runRsyncRepos(cmd, byRsync.map(r => r.name), opts.force)
+      const repos = names.length > 0 ? named : home.repos.filter(r => r.sources.length > 0)
       if (repos.length === 0) throw new DsyncError(ExitCode.config, 'config.noRepos', { dir: home.paths.reposDir })
       const { syncRepo } = await import('../../src/sync/repo-sync.js')
       let failures = 0
@@ -45,4 +49,10 @@ export function registerSync(program: Command): void {
       if (failures === 1 && repos.length === 1) throw lastError
       if (failures > 0) process.exitCode = lastError instanceof DsyncError ? lastError.exitCode : ExitCode.failed
     })
+}
+
+/** `dsync -sync REPO` for rsync-fed repositories: the runner's job for those repos, due or not. */
+async function runRsyncRepos(cmd: Command, names: string[], force?: boolean): Promise<void> {
+  const run = cmd.parent!.commands.find(c => c.name() === 'run')!
+  await run.parseAsync([...names, ...(force ? ['--force'] : [])], { from: 'user' })
 }
