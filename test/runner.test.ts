@@ -6,7 +6,8 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
 import { CLI, runCli } from '../testbed/cli.js'
-import { hasRsync, startRsyncd, type Rsyncd } from '../testbed/rsyncd.js'
+import { HOST_PORT, prepareHost, startHost, type TestHost } from '../testbed/host.js'
+import { hasRsync, startRsyncd } from '../testbed/rsyncd.js'
 import { tempDir, writeTree } from '../testbed/tree.js'
 
 // The runner's tests use 127.0.13.x: rsync daemons, webhook receiver, DTP hosts, ipadd sources.
@@ -106,6 +107,17 @@ function debV2(upstream: string): void {
   rmSync(join(upstream, 'pool/main/o/old_1.deb'))
 }
 
+let hosts: TestHost[] | undefined
+
+/** Two DTP hosts serving the same published repository `pub`, started once for the file. */
+async function dtpHosts(): Promise<TestHost[]> {
+  if (hosts) return hosts
+  const files = { 'pool/p1.deb': Buffer.alloc(300_000, 'p'), 'pool/p2.deb': Buffer.alloc(300_000, 'q'), 'dists/Release': 'pub release' }
+  hosts = [await prepareHost('127.0.13.1', { pub: files }), await prepareHost('127.0.13.2', { pub: files })]
+  for (const host of hosts) await startHost(host, ['pub'])
+  return hosts
+}
+
 /** The files of a tree (path -> content), our own .dsync/ left out. */
 function treeOf(root: string, rel = ''): Record<string, string> {
   const out: Record<string, string> = {}
@@ -203,4 +215,218 @@ test('ftpsync=true: ftpsync.conf variables, two stages with index files last, tr
   assert.deepEqual(after, treeOf(upstream))
   const log = read(join(h.home, 'logs', 'kali', 'kali.log'))
   assert.match(log, /--max-delete=40000 --delay-updates --delete --delete-delay/, "stage 2 uses ftpsync's capped, delayed deletes")
+})
+
+/** Runs the CLI as a child we can watch while it works; resolves with its exit. */
+function startCli(args: string[], env: Record<string, string> = {}): { done: Promise<{ code: number; stdout: string; stderr: string }>; pid: number } {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, LANG: 'C.UTF-8', LC_ALL: '', DSYNC_LANG: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', d => (stdout += d))
+  child.stderr.on('data', d => (stderr += d))
+  after(() => child.kill('SIGKILL'))
+  return { pid: child.pid!, done: new Promise(resolve => child.on('close', code => resolve({ code: code ?? -1, stdout, stderr }))) }
+}
+
+async function until(what: string, check: () => boolean, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(r => setTimeout(r, 50))
+  }
+}
+
+test('timeset due / not due (DSYNC_NOW), syncps=2 runs two repos at once, a repo being synced is never synced twice', { skip }, async () => {
+  const base = tempDir('dsync-runner-')
+  const modules: Record<string, string> = {}
+  for (const r of ['r1', 'r2', 'r3']) {
+    modules[r] = join(base, 'up', r)
+    writeTree(modules[r], { [`pool/${r}.deb`]: Buffer.alloc(150_000, r) })
+  }
+  const rsyncd = await startRsyncd(base, '127.0.13.7', modules)
+  // --bwlimit makes each transfer last about a second, long enough to observe overlap.
+  const slow = 'rsync-options=--bwlimit=150\n'
+  const h = home(base, 'syncps=2\n', {
+    r1: `rsync-url=${rsyncd.url('r1')}\ntimeset=06\n${slow}`,
+    r2: `rsync-url=${rsyncd.url('r2')}\ntimeset=00,06,12,18\n${slow}`,
+    r3: `rsync-url=${rsyncd.url('r3')}\ntimeset=12\n${slow}`,
+  })
+  const rec = recordingRsync(base)
+  const env = { DSYNC_RSYNC: rec.bin, DSYNC_NOW: '2025-05-14T06:30:00', TZ: 'UTC' }
+  const a = startCli(['--home', h.home], env)
+  await until('both syncs to start', () => ['r1', 'r2'].every(r => existsSync(join(h.save(r), '.dsync', 'lock'))))
+  // A second run (another cron line, or -sync) while r1 syncs: it must skip r1, not sync it again.
+  const b = await runCli(['--home', h.home, 'run', 'r1'], { env })
+  assert.equal(b.code, 0, b.stderr + b.stdout)
+  assert.match(b.stdout, /r1: skipped, already being synced by pid \d+/)
+  const ra = await a.done
+  assert.equal(ra.code, 0, ra.stderr + ra.stdout)
+  assert.match(ra.stdout, /r3: skipped, not due \(timeset=12 \(06h\)\)/)
+  assert.ok(!existsSync(h.save('r3')), 'r3 is not due at 06:30')
+  for (const r of ['r1', 'r2']) assert.equal(readFileSync(join(h.save(r), 'pool', `${r}.deb`)).length, 150_000)
+  const runs = rec.runs()
+  const of = (r: string) => runs.filter(x => x.dest === h.save(r) + '/')
+  assert.equal(of('r1').length, 2, 'r1 synced once (two stages)')
+  assert.equal(of('r2').length, 2, 'r2 synced once (two stages)')
+  assert.equal(of('r3').length, 0)
+  const [x, y] = [of('r1')[0], of('r2')[0]]
+  assert.ok(x.start < y.end && y.start < x.end, `syncps=2: r1 [${x.start}, ${x.end}] and r2 [${y.start}, ${y.end}] overlap`)
+
+  // At 12:xx r3 is due and r1 is not.
+  const noon = await runCli(['--home', h.home], { env: { ...env, DSYNC_NOW: '2025-05-14T12:05:00' } })
+  assert.equal(noon.code, 0, noon.stderr + noon.stdout)
+  assert.match(noon.stdout, /r1: skipped, not due/)
+  assert.equal(readFileSync(join(h.save('r3'), 'pool', 'r3.deb')).length, 150_000)
+})
+
+test('-emoff during a transfer: the sync stops, the tree stays whole, a marker is left, the next run removes it', { skip }, async () => {
+  const base = tempDir('dsync-runner-')
+  const upstream = join(base, 'upstream')
+  const v1 = Buffer.alloc(600_000, 'a')
+  const v2 = Buffer.alloc(600_000, 'b')
+  writeTree(upstream, { 'iso/big.iso': v1, 'dists/Release': 'Release v1' })
+  const rsyncd = await startRsyncd(base, '127.0.13.8', { iso: upstream })
+  const conf = (extra: string) => `repo=iso\nsave=iso\nretries=0\nrsync-url=${rsyncd.url('iso')}\n${extra}`
+  const h = home(base, `status=${join(base, 'st')}\n`, {})
+  const confFile = join(h.home, 'repos', 'iso.conf')
+  writeFileSync(confFile, conf(''))
+  assert.equal((await runCli(['--home', h.home])).code, 0)
+  const save = h.save('iso')
+
+  writeTree(upstream, { 'iso/big.iso': v2 })
+  utimesSync(join(upstream, 'iso/big.iso'), NEW_MTIME, NEW_MTIME)
+  writeFileSync(confFile, conf('rsync-options=--bwlimit=40\n')) // about 15 s: emoff comes first
+  const run = startCli(['--home', h.home])
+  const partial = () => readdirSync(join(save, 'iso')).filter(n => n.startsWith('.big.iso.'))
+  await until('rsync to be writing big.iso', () => partial().length > 0)
+  const stop = await runCli(['--home', h.home, '-emoff'])
+  assert.equal(stop.code, 0, stop.stderr)
+  assert.match(stop.stdout, /iso: stopped \(pid \d+\); marker .*\.dsync-emoff/)
+  const stopped = await run.done
+  assert.notEqual(stopped.code, 0, 'a stopped run does not report success')
+  // Whole: the old file as it was, no partial file, no rsync left running to change it later.
+  await new Promise(r => setTimeout(r, 500))
+  assert.deepEqual(readFileSync(join(save, 'iso', 'big.iso')), v1)
+  assert.deepEqual(partial(), [])
+  assert.equal(read(join(save, 'dists', 'Release')), 'Release v1')
+  assert.match(read(join(save, '.dsync-emoff')), /dsync -emoff/)
+  assert.equal(read(join(base, 'st', 'dsync-status', 'iso')).trim(), '0')
+  assert.match(read(join(h.home, 'logs', 'iso.log')), /iso: stopped \(SIGTERM\)/)
+
+  writeFileSync(confFile, conf(''))
+  const next = await runCli(['--home', h.home])
+  assert.equal(next.code, 0, next.stderr + next.stdout)
+  assert.ok(!existsSync(join(save, '.dsync-emoff')), 'the next run removes the marker')
+  assert.match(read(join(h.home, 'logs', 'iso.log')), /removed the emergency-stop marker/)
+  assert.deepEqual(readFileSync(join(save, 'iso', 'big.iso')), v2)
+  assert.equal(read(join(base, 'st', 'dsync-status', 'iso')).trim(), '1')
+})
+
+test('-test: a table of config, folder and upstream checks; exit 1 on a broken home, 0 on a good one', { skip }, async () => {
+  const base = tempDir('dsync-runner-')
+  const upstream = join(base, 'upstream')
+  writeTree(upstream, DEB_V1)
+  const rsyncd = await startRsyncd(base, '127.0.13.10', { debian: upstream })
+  const dtp = await dtpHosts()
+  const good = home(join(base, 'good'), '', {
+    deb: `rsync-url=${rsyncd.url('debian')}\ntimeset=00,12\n`,
+    swarm: `dsync-url=dtp://${dtp[0].address}:${HOST_PORT}/pub\n`,
+  })
+  const ok = await runCli(['--home', good.home, '-test'])
+  assert.equal(ok.code, 0, ok.stdout + ok.stderr)
+  assert.match(ok.stdout, /^REPO\s+CONFIG\s+FOLDERS\s+UPSTREAM$/m)
+  assert.match(ok.stdout, /^deb\s+ok\s+ok\s+ok$/m)
+  assert.match(ok.stdout, /^swarm\s+ok\s+ok\s+ok$/m)
+
+  const broken = home(join(base, 'broken'), '', {
+    badtime: `rsync-url=${rsyncd.url('debian')}\ntimeset=12:30\n`,
+    nomodule: `rsync-url=${rsyncd.url('ubuntu')}\n`,
+    down: `dsync-url=dtp://127.0.13.11:${HOST_PORT}/pub\n`,
+  })
+  writeFileSync(join(broken.home, 'repos', 'blocked.conf'), `repo=blocked\nsave=afile/blocked\nrsync-url=${rsyncd.url('debian')}\n`)
+  writeFileSync(join(broken.webroot, 'afile'), 'a file where a folder should be')
+  const bad = await runCli(['--home', broken.home, 'test'])
+  assert.equal(bad.code, 1, bad.stdout + bad.stderr)
+  assert.match(bad.stdout, /^badtime\s+FAIL\s+-\s+-$/m)
+  assert.match(bad.stdout, new RegExp(`badtime: ${join(broken.home, 'repos', 'badtime.conf')}:5: .*12:30`))
+  assert.match(bad.stdout, /^nomodule\s+ok\s+ok\s+FAIL$/m)
+  assert.match(bad.stdout, /nomodule: .*no module "ubuntu" \(has: debian\)/)
+  assert.match(bad.stdout, /^down\s+ok\s+ok\s+FAIL$/m)
+  assert.match(bad.stdout, /^blocked\s+ok\s+FAIL\s+ok$/m)
+  assert.match(bad.stdout, /4 problem\(s\) found/)
+
+  // rsync itself missing: a clear error, in -test and in a run.
+  const missing = { DSYNC_RSYNC: join(base, 'no-such-rsync') }
+  const t2 = await runCli(['--home', good.home, '-test'], { env: missing })
+  assert.equal(t2.code, 1)
+  assert.match(t2.stdout, /deb: rsync is needed for this repository but ".*no-such-rsync" was not found/)
+  const r2 = await runCli(['--home', good.home, 'run', 'deb'], { env: missing })
+  assert.equal(r2.code, 1)
+  assert.match(r2.stdout, /rsync is needed for this repository but ".*no-such-rsync" was not found: install rsync/)
+})
+
+test('logs: one per run (rotated), logdir= and logtime= layouts, 7-day cleanup at every run and by -cleanlog', { skip }, async () => {
+  const base = tempDir('dsync-runner-')
+  const upstream = join(base, 'upstream')
+  writeTree(upstream, { 'a.txt': 'a' })
+  const rsyncd = await startRsyncd(base, '127.0.13.12', { m: upstream })
+  const h = home(base, '', { deb: `rsync-url=${rsyncd.url('m')}\n` })
+  const logs = join(h.home, 'logs')
+  const env = { DSYNC_NOW: '2025-05-14T06:03:00', TZ: 'UTC' }
+  assert.equal((await runCli(['--home', h.home], { env })).code, 0)
+  utimesSync(join(logs, 'deb.log'), new Date('2025-05-13T23:10:00Z'), new Date('2025-05-13T23:10:00Z'))
+  assert.equal((await runCli(['--home', h.home], { env })).code, 0)
+  assert.deepEqual(readdirSync(logs).filter(n => n.startsWith('deb')).sort(), ['deb.log', 'deb.log.20250513-2310'])
+  assert.match(read(join(logs, 'deb.log')), /deb: ok/)
+
+  writeFileSync(join(h.home, 'xync.conf'), `webroot=${h.webroot}\nlogdir=true\nlogtime=true\n`)
+  assert.equal((await runCli(['--home', h.home], { env })).code, 0)
+  assert.match(read(join(logs, 'deb', 'logs-20250514-0603.log')), /deb: ok/)
+
+  const now = new Date('2025-05-14T06:03:00Z').getTime()
+  const aged = (rel: string, days: number) => {
+    writeTree(logs, { [rel]: 'old' })
+    const t = new Date(now - days * 86_400_000)
+    utimesSync(join(logs, rel), t, t)
+  }
+  aged('deb/logs-20250506-0000.log', 8)
+  aged('deb.log.20250401-0000', 43)
+  aged('deb/logs-20250510-0000.log', 4)
+  aged('notes.txt', 30)
+  const clean = await runCli(['--home', h.home, '-cleanlog'], { env })
+  assert.equal(clean.code, 0, clean.stderr)
+  assert.match(clean.stdout, /removed 2 log files older than 7 days/)
+  assert.ok(!existsSync(join(logs, 'deb', 'logs-20250506-0000.log')))
+  assert.ok(!existsSync(join(logs, 'deb.log.20250401-0000')))
+  for (const kept of ['deb/logs-20250510-0000.log', 'notes.txt', 'deb/logs-20250514-0603.log', 'deb.log']) assert.ok(existsSync(join(logs, kept)), kept)
+  // Every run cleans up too (DSYNC: "-cleanlog is rarely needed").
+  aged('deb/logs-20250505-0000.log', 9)
+  assert.equal((await runCli(['--home', h.home], { env })).code, 0)
+  assert.ok(!existsSync(join(logs, 'deb', 'logs-20250505-0000.log')))
+})
+
+test('-nolog: prints one line, returns, and the sync survives the terminal closing (SIGHUP)', { skip }, async () => {
+  const base = tempDir('dsync-runner-')
+  const upstream = join(base, 'upstream')
+  writeTree(upstream, { 'pool/x.deb': Buffer.alloc(100_000, 'x') })
+  const rsyncd = await startRsyncd(base, '127.0.13.13', { m: upstream })
+  const h = home(base, `status=${join(base, 'st')}\n`, { deb: `rsync-url=${rsyncd.url('m')}\nrsync-options=--bwlimit=100\n` })
+  // The "terminal": a process group of its own, like a login shell's session.
+  const term = spawn(process.execPath, [CLI, '--home', h.home, '-nolog'], { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LANG: 'C.UTF-8', LC_ALL: '', DSYNC_LANG: '' } })
+  let out = ''
+  term.stdout.on('data', d => (out += d))
+  const code = await new Promise(r => term.on('close', r))
+  assert.equal(code, 0)
+  assert.equal(out.trim().split('\n').length, 1, out)
+  assert.match(out, /sync started in the background \(pid \d+\); you may close the terminal\. Log: .*dsync-nolog\.log/)
+  const pid = Number(/pid (\d+)/.exec(out)![1])
+  after(() => { try { process.kill(pid, 'SIGKILL') } catch { /* done */ } })
+  try {
+    process.kill(-term.pid!, 'SIGHUP') // the terminal closes: its process group is hung up
+  } catch {
+    // nothing left in that group: the runner is elsewhere, as it should be
+  }
+  const status = join(base, 'st', 'dsync-status', 'deb')
+  await until('the background sync to finish', () => existsSync(status) && read(status).trim() === '1', 30_000)
+  assert.equal(readFileSync(join(h.save('deb'), 'pool', 'x.deb')).length, 100_000)
 })

@@ -78,7 +78,9 @@ export async function runRepoJob(repo: RepoConfig, ctx: JobContext): Promise<Syn
   report.duration = Math.round((Date.now() - started) / 100) / 10
   say(report.result === 'ok'
     ? t('runner.okLog', { repo: repo.name, bytes: formatBytes(report.bytes), seconds: report.duration })
-    : t('runner.failedLog', { repo: repo.name, reason: report.error ?? '-', seconds: report.duration }))
+    : report.result === 'stopped'
+      ? t('runner.stoppedLog', { repo: repo.name, signal: stopRequested() ?? '-' })
+      : t('runner.failedLog', { repo: repo.name, reason: report.error ?? '-', seconds: report.duration }))
   if (cfg.webhookUrl && report.result !== 'stopped') {
     const reason = await postWebhook(cfg.webhookUrl, webhookBody(report, summaryOf(report)))
     if (reason) say(t('runner.webhookFailed', { url: cfg.webhookUrl, reason }))
