@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after } from 'node:test'
 import { runCli } from './cli.js'
@@ -21,6 +22,8 @@ export interface SharedTree {
   webroot: string
   repo: string
   infoHash: string
+  /** The generation's .torrent (its announce list is what hosts and clients use). */
+  torrent: string
   /** `dtp://ADDRESS/REPO` of a host. */
   url(h: SharedHost): string
 }
@@ -29,18 +32,21 @@ export interface SharedTree {
  * One published tree on disk, gendsync'ed once, served by several hosts whose homes all name
  * the same webroot: large repositories (rate tests) are written once, not once per host.
  */
-export async function sharedTree(files: Record<string, string | Buffer>, repo = 'rocky'): Promise<SharedTree> {
+export async function sharedTree(files: Record<string, string | Buffer>, repo = 'rocky', mainExtra = ''): Promise<SharedTree> {
   const base = tempDir('dsync-shared-')
   const webroot = join(base, 'web')
   writeTree(join(webroot, repo), files)
   const home = join(base, 'gen-home')
   mkdirSync(join(home, 'repos'), { recursive: true })
-  writeFileSync(join(home, 'xync.conf'), `webroot=${webroot}\n`)
+  writeFileSync(join(home, 'xync.conf'), `webroot=${webroot}\n${mainExtra}`)
   writeFileSync(join(home, 'repos', `${repo}.conf`), `repo=${repo}\nsave=${join(webroot, repo)}\ndsync=true\n`)
   const g = await runCli(['--home', home, '--json', 'gendsync'])
   assert.equal(g.code, 0, g.stderr)
   const infoHash = (JSON.parse(g.stdout.trim().split('\n').pop()!) as { infoHash: string }).infoHash
-  return { webroot, repo, infoHash, url: h => `dtp://${h.address}:${HOST_PORT}/${repo}` }
+  return {
+    webroot, repo, infoHash, torrent: join(webroot, repo, '.dsync', `${repo}.torrent`),
+    url: h => `dtp://${h.address}:${HOST_PORT}/${repo}`,
+  }
 }
 
 /**
@@ -48,7 +54,9 @@ export async function sharedTree(files: Record<string, string | Buffer>, repo = 
  * lines, optional repos/REPO.conf lines and dtp/ files; stopped after the test file.
  */
 export async function startSharedHost(tree: SharedTree, address: string, extra = '', repoExtra = '', dtpFiles: Record<string, string> = {}): Promise<SharedHost> {
-  const home = join(tempDir('dsync-shost-'), 'home')
+  // Not tempDir(): the service must be stopped before its home is removed (one after hook, in order).
+  const base = mkdtempSync(join(tmpdir(), 'dsync-shost-'))
+  const home = join(base, 'home')
   mkdirSync(join(home, 'repos'), { recursive: true })
   const writeMain = (more: string) =>
     writeFileSync(join(home, 'xync.conf'), `webroot=${tree.webroot}\nlisten=${address}\nport=${HOST_PORT}\n${more}`)
@@ -58,6 +66,7 @@ export async function startSharedHost(tree: SharedTree, address: string, extra =
   const cli = (...args: string[]) => runCli(['--home', home, ...args])
   after(async () => {
     await cli('stop-service')
+    rmSync(base, { recursive: true, force: true })
   })
   mkdirSync(join(home, 'dtp'), { recursive: true })
   writeFileSync(join(home, 'dtp', 'list.conf'), `/${tree.repo}\n`)
