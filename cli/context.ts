@@ -1,5 +1,8 @@
 import { realpathSync } from 'node:fs'
 import type { Command } from 'commander'
+import type { IntRange } from '../src/config/defaults.js'
+import { parseInteger } from '../src/config/integers.js'
+import { DsyncError, ExitCode } from '../src/errors.js'
 import { loadHome, type Home } from '../src/config/load.js'
 
 /** Global options, read from the root program so every command sees the same. */
@@ -37,4 +40,19 @@ export function warn(message: string): void {
  */
 export function cliEntry(): string {
   return realpathSync(process.argv[1])
+}
+
+/**
+ * A commander parser for an integer flag within a setting's range (src/config/defaults.ts):
+ * a bad value is a one-line usage error. Flags get no commander default, so an unset flag
+ * leaves the config file's value (or the named default) in force.
+ */
+export function intFlag(flag: string, range: IntRange): (value: string) => number {
+  return value => {
+    try {
+      return parseInteger(value, range)
+    } catch {
+      throw new DsyncError(ExitCode.usage, 'cli.badNumber', { flag, value, min: range.min, max: range.max })
+    }
+  }
 }

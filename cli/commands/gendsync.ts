@@ -1,18 +1,19 @@
 import type { Command } from 'commander'
+import { RANGES } from '../../src/config/defaults.js'
 import { publishedRepos, requireSaveDir } from '../../src/config/load.js'
 import { t } from '../../src/i18n/index.js'
 import { loadOrCreateKey } from '../../src/generation/keys.js'
 import { generateRepo } from '../../src/publish/generate.js'
 import { ProgressBar } from '../../src/ui/progress.js'
 import { formatBytes } from '../../src/ui/units.js'
-import { globals, openHome, printJson, warn } from '../context.js'
+import { globals, intFlag, openHome, printJson, warn } from '../context.js'
 
 export function registerGendsync(program: Command): void {
   program
     .command('gendsync')
     .description("build each published repo's .dsync/data.dsync, .torrent and magnet link (incremental)")
     .argument('[repo...]', 'repositories to generate (default: every repo with dsync=true)')
-    .option('--threads <n>', 'hashing threads (default: one per core)', v => Number(v))
+    .option('--threads <n>', 'hashing threads (default: one per core, at most 8)', intFlag('--threads', RANGES.threads))
     .action(async (names: string[], opts: { threads?: number }, cmd: Command) => {
       const g = globals(cmd)
       const home = openHome(g)

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
+import { SETTINGS } from '../../src/config/defaults.js'
 import { makeFirewall } from '../../src/config/dtp-config.js'
 import { DEFAULT_INDEX_FILES } from '../../src/config/repo-config.js'
 import { DsyncError, ExitCode } from '../../src/errors.js'
@@ -8,12 +9,13 @@ import { parseAddress, type PeerAddress } from '../../src/swarm/address.js'
 import type { PullResult } from '../../src/sync/pull.js'
 import { ProgressBar } from '../../src/ui/progress.js'
 import { formatBytes } from '../../src/ui/units.js'
-import { globals, printJson, warn } from '../context.js'
+import { globals, intFlag, printJson, warn } from '../context.js'
 
 export interface TransferFlags {
   peer: string[]
   tracker: string[]
-  connections: number
+  /** Unset: the repo's connections= (sync), else the default. */
+  connections?: number
   delete: boolean
   dryRun?: boolean
   force?: boolean
@@ -27,7 +29,7 @@ export function transferOptions(cmd: Command): Command {
   return cmd
     .option('--peer <host:port>', 'a host to pull from directly (repeatable)', collect, [])
     .option('--tracker <url>', 'a tracker to ask for hosts (repeatable)', collect, [])
-    .option('--connections <n>', 'most peer connections at once', v => positiveInt(v, '--connections'), 50)
+    .option('--connections <n>', `most peer connections at once (default: the repo's connections=, else ${SETTINGS.connections.default})`, intFlag('--connections', SETTINGS.connections))
     .option('--no-delete', 'keep files upstream has removed')
     .option('--force', 'allow deleting more than the delete limit')
     .option('--bind <addr>', 'local address to connect from')
@@ -49,11 +51,11 @@ export function registerPull(program: Command): void {
     .option('--dry-run', 'print what would change; transfer no file data')
     .option('--seed', 'after the sync, keep serving DEST as a DTP host until interrupted')
     .option('--seed-listen <addr>', 'address to serve on with --seed (default: all)')
-    .option('--seed-port <n>', 'port to serve on with --seed', v => positiveInt(v, '--seed-port'), 47921)
+    .option('--seed-port <n>', `port to serve on with --seed (default: ${SETTINGS.port.default})`, intFlag('--seed-port', SETTINGS.port))
     .option('--seed-allow <addr>', 'with --seed: an address or CIDR range allowed to connect (repeatable; default: everyone)', seedAllow, [])
-    .action(async (source: string, dest: string, opts: TransferFlags & { seed?: boolean; seedListen?: string; seedPort: number; seedAllow: string[] }, cmd: Command) => {
+    .action(async (source: string, dest: string, opts: TransferFlags & { seed?: boolean; seedListen?: string; seedPort?: number; seedAllow: string[] }, cmd: Command) => {
       const g = globals(cmd)
-      const result = await runPull([source], resolve(dest), opts, DEFAULT_INDEX_FILES, 50, g.json)
+      const result = await runPull([source], resolve(dest), opts, DEFAULT_INDEX_FILES, SETTINGS.deleteLimit.default, g.json)
       report(result, g.json)
       if (opts.seed && !opts.dryRun) {
         const { seedDest } = await import('../../src/host/serve-folder.js')
@@ -73,7 +75,7 @@ export function registerDiff(program: Command): void {
     .argument('<dest>', 'the mirror folder to compare'))
     .action(async (source: string, dest: string, opts: TransferFlags, cmd: Command) => {
       const g = globals(cmd)
-      const result = await runPull([source], resolve(dest), { ...opts, dryRun: true }, DEFAULT_INDEX_FILES, 50, g.json)
+      const result = await runPull([source], resolve(dest), { ...opts, dryRun: true }, DEFAULT_INDEX_FILES, SETTINGS.deleteLimit.default, g.json)
       report(result, g.json)
     })
 }
@@ -172,13 +174,3 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value]
 }
 
-function positiveInt(v: string, flag: string): number {
-  const n = wholeNumber(v, flag)
-  if (n < 1) throw new DsyncError(ExitCode.usage, 'cli.badNumber', { flag, value: v })
-  return n
-}
-
-export function wholeNumber(v: string, flag: string): number {
-  if (!/^\d{1,9}$/.test(v)) throw new DsyncError(ExitCode.usage, 'cli.badNumber', { flag, value: v })
-  return Number(v)
-}

@@ -1,18 +1,19 @@
 import type { Command } from 'commander'
+import { SETTINGS } from '../../src/config/defaults.js'
 import { findRepo } from '../../src/config/load.js'
 import type { RepoConfig } from '../../src/config/repo-config.js'
 import { DsyncError, ExitCode } from '../../src/errors.js'
 import { t } from '../../src/i18n/index.js'
 import { ProgressBar } from '../../src/ui/progress.js'
-import { globals, openHome, warn } from '../context.js'
-import { peersOf, progressPrinter, report, transferOptions, wholeNumber, type TransferFlags } from './pull.js'
+import { globals, intFlag, openHome, warn } from '../context.js'
+import { peersOf, progressPrinter, report, transferOptions, type TransferFlags } from './pull.js'
 
 export function registerSync(program: Command): void {
   transferOptions(program
     .command('sync')
     .description('sync configured repositories from their dsync-url= (DSYNC: -sync REPO); status file, lock, retries')
     .argument('[repo...]', 'repositories to sync (default: every repo with dsync-url=)'))
-    .option('--retries <n>', "attempts after a network failure (default: the repo's retries=, else 3)", v => wholeNumber(v, '--retries'))
+    .option('--retries <n>', `attempts after a network failure (default: the repo's retries=, else ${SETTINGS.retries.default})`, intFlag('--retries', SETTINGS.retries))
     .action(async (names: string[], opts: TransferFlags & { retries?: number }, cmd: Command) => {
       const g = globals(cmd)
       const home = openHome(g)

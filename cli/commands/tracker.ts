@@ -1,20 +1,20 @@
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
-import { DsyncError, ExitCode } from '../../src/errors.js'
+import { RANGES, SETTINGS } from '../../src/config/defaults.js'
 import { t } from '../../src/i18n/index.js'
 import type { TrackerEvent } from '../../tracker/server.js'
-import { globals, printJson } from '../context.js'
+import { globals, intFlag, printJson } from '../context.js'
 
 interface TrackerFlags {
-  port: string
+  port?: number
   listen?: string
   http: boolean
   udp: boolean
   ws: boolean
-  interval: string
-  minInterval?: string
-  peerTimeout?: string
-  rateLimit: string
+  interval?: number
+  minInterval?: number
+  peerTimeout?: number
+  rateLimit?: number
   trustProxy?: string
   private?: boolean
   allowFile?: string
@@ -27,15 +27,15 @@ export function registerTracker(program: Command): void {
   program
     .command('tracker')
     .description('run the bundled BitTorrent tracker (http, udp and ws on one port) in the foreground')
-    .option('--port <n>', 'TCP and UDP port', '6969')
+    .option('--port <n>', `TCP and UDP port (default: ${SETTINGS.trackerPort.default})`, intFlag('--port', SETTINGS.trackerPort))
     .option('--listen <addr>', 'address to listen on (default: :: and IPv4 through it, else 0.0.0.0)')
     .option('--no-http', 'no HTTP announce/scrape/stats')
     .option('--no-udp', 'no UDP (BEP 15) tracker')
     .option('--no-ws', 'no WebSocket (WebTorrent) tracker')
-    .option('--interval <s>', 'announce interval asked of clients, seconds', '1800')
-    .option('--min-interval <s>', 'least announce interval, seconds (default: half the interval)')
-    .option('--peer-timeout <s>', 'drop peers silent this long, seconds (default: twice the interval)')
-    .option('--rate-limit <n>', 'requests per second per address, bursts of 5x; 0 = no limit', '20')
+    .option('--interval <s>', `announce interval asked of clients, seconds (default: ${SETTINGS.trackerInterval.default})`, intFlag('--interval', SETTINGS.trackerInterval))
+    .option('--min-interval <s>', 'least announce interval, seconds (default: half the interval)', intFlag('--min-interval', RANGES.trackerMinInterval))
+    .option('--peer-timeout <s>', 'drop peers silent this long, seconds (default: twice the interval)', intFlag('--peer-timeout', RANGES.trackerPeerTimeout))
+    .option('--rate-limit <n>', `requests per second per address, bursts of 5x; 0 = no limit (default: ${SETTINGS.trackerRateLimit.default})`, intFlag('--rate-limit', SETTINGS.trackerRateLimit))
     .option('--trust-proxy <addrs>', 'reverse proxies (addresses/CIDR, comma-separated) whose X-Forwarded-For is believed')
     .option('--private', 'track only allowlisted info hashes (--allow-file and/or --from-home)')
     .option('--allow-file <file>', 'allowlist: one infohash per line; reloaded on SIGHUP')
@@ -53,15 +53,15 @@ export function registerTracker(program: Command): void {
       const privateMode = flags.private === true || flags.allowFile !== undefined || flags.fromHome === true
       const { startTracker } = await import('../../tracker/server.js')
       const tracker = await startTracker({
-        port: intOption('--port', flags.port, 0, 65535),
+        port: flags.port ?? SETTINGS.trackerPort.default,
         listen: flags.listen,
         http: flags.http,
         udp: flags.udp,
         ws: flags.ws,
-        interval: intOption('--interval', flags.interval, 1, 86400),
-        minInterval: flags.minInterval === undefined ? undefined : intOption('--min-interval', flags.minInterval, 1, 86400),
-        peerTimeout: flags.peerTimeout === undefined ? undefined : intOption('--peer-timeout', flags.peerTimeout, 1, 7 * 86400),
-        rateLimit: intOption('--rate-limit', flags.rateLimit, 0, 1_000_000),
+        interval: flags.interval ?? SETTINGS.trackerInterval.default,
+        minInterval: flags.minInterval,
+        peerTimeout: flags.peerTimeout,
+        rateLimit: flags.rateLimit ?? SETTINGS.trackerRateLimit.default,
         trustProxy: list(flags.trustProxy),
         policy: {
           private: privateMode,
@@ -110,14 +110,6 @@ function describe(e: TrackerEvent): string {
 function withoutType(e: TrackerEvent): Record<string, unknown> {
   const { type: _type, ...rest } = e
   return rest
-}
-
-function intOption(option: string, text: string, min: number, max: number): number {
-  const n = Number(text)
-  if (!/^\d+$/.test(text) || n < min || n > max) {
-    throw new DsyncError(ExitCode.usage, 'tracker.badOption', { option, reason: `expected an integer from ${min} to ${max}, got "${text}"` })
-  }
-  return n
 }
 
 function list(text: string | undefined): string[] {

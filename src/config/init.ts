@@ -4,7 +4,7 @@ import { DsyncError, ExitCode, fsError } from '../errors.js'
 import { keyFiles, loadOrCreateKey } from '../generation/keys.js'
 import { writeFilesIfMissing } from '../util/atomic-write.js'
 import { homePaths } from './home.js'
-import { DEFAULT_PORT } from './main-config.js'
+import { SETTINGS } from './defaults.js'
 
 const xyncConf = (webroot: string) => `# dsync main configuration (DSYNC's xync.conf). key=value, '#' starts a comment.
 
@@ -16,7 +16,7 @@ webroot=${webroot}
 #tracker=udp://tracker.example.org:6969/announce
 
 # The DTP service port (tcp) and the addresses it listens on (default: all).
-#port=${DEFAULT_PORT}
+#port=${SETTINGS.port.default}
 #listen=192.0.2.10, 2001:db8::10
 
 # Announce to the BitTorrent DHT as well.
@@ -34,10 +34,10 @@ dsync=false
 #dsync-url=dtp://mirror.example.org/example
 # DSYNC status file: 0 failed, 1 ok, 2 running.
 #status=/var/run/dsync/example.status
-#retries=3
-#connections=50
+#retries=${SETTINGS.retries.default}
+#connections=${SETTINGS.connections.default}
 # Refuse a sync that would delete more than this percentage of the tree.
-#delete-limit=50
+#delete-limit=${SETTINGS.deleteLimit.default}
 # The upstream publisher's key (\`dsync key\` on the publisher prints it): generations not
 # signed by it, or older than the last one applied, are refused.
 #dsync-key=<64 hex digits>

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs'
 import { DsyncError, ExitCode, fsError } from '../errors.js'
 import { t } from '../i18n/index.js'
+import type { IntRange } from './defaults.js'
+import { parseInteger } from './integers.js'
 
 /** Where a value came from, so every later error can name file and line. */
 export interface Origin {
@@ -114,12 +116,12 @@ export function parseList(raw: string): string[] {
 }
 
 export function parseIntIn(min: number, max: number) {
-  return (raw: string): number => {
-    if (!/^\d+$/.test(raw)) throw new Error(`expected a whole number, got "${raw}"`)
-    const n = Number(raw)
-    if (n < min || n > max) throw new Error(`expected ${min}..${max}, got ${n}`)
-    return n
-  }
+  return (raw: string): number => parseInteger(raw, { min, max })
+}
+
+/** A config value within a named setting's range (src/config/defaults.ts). */
+export function parseSetting(range: IntRange) {
+  return (raw: string): number => parseInteger(raw, range)
 }
 
 /** A rate in Mbit/s (`upload-limit=40`, `2.5`); 0 means no limit. */

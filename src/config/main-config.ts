@@ -1,10 +1,12 @@
 import { isIP } from 'node:net'
 import { dirname, resolve } from 'node:path'
 import { DsyncError, ExitCode } from '../errors.js'
-import { parseBool, parseIntIn, parseKeyValue, parseList, parseMbit, parseNonEmpty, readConfigFile, type Origin } from './keyvalue.js'
+import { SETTINGS } from './defaults.js'
+import { parseBool, parseKeyValue, parseList, parseMbit, parseNonEmpty, parseSetting, readConfigFile, type Origin } from './keyvalue.js'
 import { mainRunnerSchema } from './runner-keys.js'
 
-export const DEFAULT_PORT = 47921
+/** DSYNC's DTP port; named here too because tests and the init template read it from this module. */
+export const DEFAULT_PORT = SETTINGS.port.default
 
 /** `~/dxync/xync.conf`: settings shared by every repository of this host. */
 export interface MainConfig {
@@ -32,7 +34,7 @@ export interface MainConfig {
 const schema = {
   webroot: { parse: parseNonEmpty },
   tracker: { parse: parseTrackers },
-  port: { parse: parseIntIn(1, 65535) },
+  port: { parse: parseSetting(SETTINGS.port) },
   listen: { parse: parseAddresses },
   dht: { parse: parseBool },
   'dht-bootstrap': { parse: parseList },

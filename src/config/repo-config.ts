@@ -1,7 +1,8 @@
 import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { DsyncError, ExitCode, fsError } from '../errors.js'
-import { parseBool, parseIntIn, parseKeyValue, parseList, parseMbit, parseNonEmpty, readConfigFile, type Origin } from './keyvalue.js'
+import { SETTINGS } from './defaults.js'
+import { parseBool, parseIntIn, parseKeyValue, parseList, parseMbit, parseNonEmpty, parseSetting, readConfigFile, type Origin } from './keyvalue.js'
 import { parseTrackers } from './main-config.js'
 import { isFtpsyncVariable, repoRunnerSchema, unquote } from './runner-keys.js'
 
@@ -54,9 +55,9 @@ const schema = {
   status: { parse: parseNonEmpty },
   tracker: { parse: parseTrackers },
   'index-files': { parse: parseList },
-  'delete-limit': { parse: parseIntIn(0, 100) },
-  retries: { parse: parseIntIn(0, 100) },
-  connections: { parse: parseIntIn(1, 1000) },
+  'delete-limit': { parse: parseSetting(SETTINGS.deleteLimit) },
+  retries: { parse: parseSetting(SETTINGS.retries) },
+  connections: { parse: parseSetting(SETTINGS.connections) },
   ...repoRunnerSchema,
   'dsync-key': { parse: parsePublicKey },
   'keep-deltas': { parse: parseIntIn(0, 100000) },
@@ -91,10 +92,9 @@ function parseRepoConfig(text: string, file: string, webroot: string): RepoConfi
     statusFile: v.get('status') as string | undefined,
     trackers: v.get('tracker') as string[] | undefined,
     indexFiles: (v.get('index-files') as string[] | undefined) ?? DEFAULT_INDEX_FILES,
-    // Half the tree: an upstream that lost its disk must not empty its mirrors.
-    deleteLimit: (v.get('delete-limit') as number | undefined) ?? 50,
-    retries: (v.get('retries') as number | undefined) ?? 3,
-    connections: (v.get('connections') as number | undefined) ?? 50,
+    deleteLimit: (v.get('delete-limit') as number | undefined) ?? SETTINGS.deleteLimit.default,
+    retries: (v.get('retries') as number | undefined) ?? SETTINGS.retries.default,
+    connections: (v.get('connections') as number | undefined) ?? SETTINGS.connections.default,
     timeset: v.get('timeset') as number[] | undefined,
     rsyncUrl: v.get('rsync-url') as string | undefined,
     intraAdd: v.get('intraadd') as string | undefined,

@@ -341,8 +341,8 @@ const catalogue = {
 
   // cli
   'cli.badNumber': {
-    en: 'option {flag}: "{value}" is not a valid number',
-    ko: '옵션 {flag}: "{value}"은(는) 올바른 숫자가 아닙니다',
+    en: 'option {flag}: expected a whole number from {min} to {max}, got "{value}"',
+    ko: '옵션 {flag}: {min}에서 {max} 사이의 정수여야 합니다 (받은 값: "{value}")',
   },
   'cli.unfinished': {
     en: 'internal error: the command stopped before it finished (nothing left to wait for); treat it as failed',

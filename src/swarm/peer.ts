@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { connect, type Socket } from 'node:net'
 import Wire from 'bittorrent-protocol'
+import { PEER_CONNECT_TIMEOUT_MS, PEER_IDLE_TIMEOUT_MS } from '../config/defaults.js'
 import { formatAddress, type PeerAddress } from './address.js'
 import { metadataFetcher, motdReceiver, type MetadataFetcher } from './extensions.js'
 
@@ -56,7 +57,7 @@ export class PeerConnection extends EventEmitter {
     socket.on('close', () => this.close('connection closed'))
     this.wire.on('error', (err: Error) => this.close(err.message))
     this.wire.on('close', () => this.close('connection closed'))
-    this.wire.setTimeout(opts.idleTimeoutMs ?? 30_000, true)
+    this.wire.setTimeout(opts.idleTimeoutMs ?? PEER_IDLE_TIMEOUT_MS, true)
     this.wire.on('timeout', () => {
       const r = (this.wire as unknown as { requests: { piece: number; offset: number; length: number }[] }).requests[0]
       this.close(r ? `timed out waiting for data (piece ${r.piece} at ${r.offset}+${r.length})` : 'timed out waiting for data')
@@ -71,7 +72,7 @@ export class PeerConnection extends EventEmitter {
       const timer = setTimeout(() => {
         socket.destroy()
         reject(new Error('no answer (connect or handshake timed out)'))
-      }, opts.connectTimeoutMs ?? 10_000)
+      }, opts.connectTimeoutMs ?? PEER_CONNECT_TIMEOUT_MS)
       const fail = (err: Error) => {
         clearTimeout(timer)
         reject(err)

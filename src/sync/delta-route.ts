@@ -1,5 +1,6 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
+import { STALL_MS } from '../config/defaults.js'
 import { DsyncError, ExitCode } from '../errors.js'
 import { sha256Hex, type Delta } from '../generation/delta.js'
 import { matchTorrentToDelta } from '../generation/delta-torrent.js'
@@ -23,7 +24,6 @@ import { transferFiles } from './transfer.js'
 
 /** A delta torrent is ~20 bytes per piece of changed content; far below this. */
 const DELTA_TORRENT_CAP = 64 << 20
-const STALL_MS = 60_000
 
 /** Thrown inside the route when a content the plan needs is in no delta: the full route takes over. */
 class OffChain extends Error {}

@@ -1,5 +1,6 @@
 import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { CLIENT_ANNOUNCE_PORT, SETTINGS, STALL_MS } from '../config/defaults.js'
 import { isRepoName } from '../config/repo-config.js'
 import { DsyncError, ExitCode, fsError } from '../errors.js'
 import { t } from '../i18n/index.js'
@@ -92,8 +93,6 @@ export interface PullResult {
 
 /** Largest data.dsync accepted: ~3 million entries; a bigger one is refused, not allocated. */
 const MANIFEST_CAP = 512 << 20
-/** No piece verified (or no metadata) for this long while peers are connected: give up. */
-const STALL_MS = 60_000
 
 /** How long a sync with trackers and no peer yet waits for the trackers to name one. */
 const TRACKER_WAIT_MS = 15_000
@@ -149,7 +148,7 @@ export interface PullContext {
 export function openSwarm(ctx: PullContext, infoHash: string, torrentTrackers: string[] = []): { swarm: Swarm; stop: () => void } {
   const { opts, resolved } = ctx
   const swarm = new Swarm({
-    infoHash, peerId: makePeerId(), maxConnections: opts.connections ?? 50, localAddress: opts.localAddress, localAddresses: opts.localAddresses, onMotd: ctx.onMotd,
+    infoHash, peerId: makePeerId(), maxConnections: opts.connections ?? SETTINGS.connections.default, localAddress: opts.localAddress, localAddresses: opts.localAddresses, onMotd: ctx.onMotd,
   })
   if (opts.onPeer) swarm.on('peer', opts.onPeer)
   swarm.on('lost', (peer: string, reason: string) => {
@@ -158,7 +157,7 @@ export function openSwarm(ctx: PullContext, infoHash: string, torrentTrackers: s
   let trackers = unique([...(opts.trackers ?? []), ...resolved.flatMap(r => r.trackers)])
   if (trackers.length === 0) trackers = torrentTrackers
   for (const p of [...(opts.peers ?? []), ...resolved.flatMap(r => r.peers)]) swarm.add(p)
-  const announcer = announceToTrackers(infoHash, makePeerId(), trackers, 6881, a => swarm.add(a), opts.onWarning)
+  const announcer = announceToTrackers(infoHash, makePeerId(), trackers, CLIENT_ANNOUNCE_PORT, a => swarm.add(a), opts.onWarning)
   if (trackers.length > 0) swarm.expectPeersFor(TRACKER_WAIT_MS)
   return { swarm, stop: () => { announcer.stop(); swarm.close() } }
 }
@@ -440,7 +439,7 @@ function tryParse(bytes: Buffer, file: string): Manifest | undefined {
 }
 
 function guardDeletes(plan: Plan, opts: PullOptions): void {
-  const limit = opts.deleteLimit ?? 50
+  const limit = opts.deleteLimit ?? SETTINGS.deleteLimit.default
   const count = plan.deletes.length + plan.displaced.length
   if (opts.force || count <= GUARD_MIN_ENTRIES || plan.localEntries === 0) return
   const percent = (count / plan.localEntries) * 100

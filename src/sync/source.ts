@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { SETTINGS } from '../config/defaults.js'
 import { isRepoName } from '../config/repo-config.js'
 import { DsyncError, ExitCode, fsError } from '../errors.js'
 import { formatAddress, parseAddress, type PeerAddress } from '../swarm/address.js'
@@ -6,7 +7,6 @@ import { RECORD_CAP } from '../generation/record.js'
 import { parseBtpk, resolveBtpk, type DhtLookupOptions } from './bep46.js'
 import { httpGet } from './http-get.js'
 
-export const DEFAULT_DTP_PORT = 47921
 /** Largest .torrent or info dict accepted (a 1M-file repository's is about 100 MB). */
 export const TORRENT_CAP = 256 << 20
 
@@ -48,7 +48,7 @@ export async function resolveSource(
   if (source.startsWith('magnet:')) return parseMagnet(source)
   if (source.startsWith('dtp://')) {
     const m = /^dtp:\/\/(\[[0-9a-fA-F:.]+\]|[^/:[\]]+)(?::(\d+))?\/([^/]+)\/?$/.exec(source)
-    const addr = m && parseAddress(`${m[1]}:${m[2] ?? DEFAULT_DTP_PORT}`)
+    const addr = m && parseAddress(`${m[1]}:${m[2] ?? SETTINGS.port.default}`)
     if (!m || !addr || !isRepoName(m[3])) throw new DsyncError(ExitCode.usage, 'sync.badSource', { source })
     const repo = m[3]
     // GET /REPO/ names the generation and carries the welcome message; then the .torrent.

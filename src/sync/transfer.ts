@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { STALL_MS } from '../config/defaults.js'
 import { DsyncError, ExitCode } from '../errors.js'
 import { t } from '../i18n/index.js'
 import { Downloader } from '../swarm/downloader.js'
@@ -96,7 +97,7 @@ export async function transferFiles(opts: TransferOptions): Promise<TransferResu
   progress()
   try {
     await watchDownload(downloader, {
-      swarm: opts.swarm, stallMs: opts.stallMs ?? 60_000, infoHash: opts.infoHash,
+      swarm: opts.swarm, stallMs: opts.stallMs ?? STALL_MS, infoHash: opts.infoHash,
       describe: missing => {
         const files = [...new Set(missing.map(p => opts.map.files[p.file].path))]
         return `${files.slice(0, 3).join(', ')}${files.length > 3 ? ', ...' : ''}`
