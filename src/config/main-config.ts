@@ -2,7 +2,7 @@ import { isIP } from 'node:net'
 import { dirname, resolve } from 'node:path'
 import { DsyncError, ExitCode } from '../errors.js'
 import { SETTINGS } from './defaults.js'
-import { parseBool, parseKeyValue, parseList, parseMbit, parseNonEmpty, parseSetting, readConfigFile, type Origin } from './keyvalue.js'
+import { parseBool, parseIntIn, parseKeyValue, parseList, parseMbit, parseNonEmpty, parseSetting, readConfigFile, type Origin } from './keyvalue.js'
 import { mainRunnerSchema } from './runner-keys.js'
 
 /** DSYNC's DTP port; named here too because tests and the init template read it from this module. */
