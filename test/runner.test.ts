@@ -179,7 +179,8 @@ test('ftpsync=true: ftpsync.conf variables, two stages with index files last, tr
   const upstream = join(base, 'upstream')
   writeTree(upstream, DEB_V1)
   const rsyncd = await startRsyncd(base, '127.0.13.6', { kali: upstream })
-  const h = home(base, 'logdir=true\n', {})
+  // The webhook receiver is down: logged, and the sync still succeeds.
+  const h = home(base, 'logdir=true\nwebhookurl=http://127.0.13.6:9/down\n', {})
   writeFileSync(join(h.home, 'repos', 'kali.conf'), [
     'repo=kali', `save=${join(h.webroot, 'kali')}`, 'ftpsync=true', 'retries=0', '',
     '# pasted from ftpsync.conf', 'MIRRORNAME="mirror.test.example"', `TO="${join(h.webroot, 'kali')}/"`,
@@ -215,6 +216,8 @@ test('ftpsync=true: ftpsync.conf variables, two stages with index files last, tr
   assert.deepEqual(after, treeOf(upstream))
   const log = read(join(h.home, 'logs', 'kali', 'kali.log'))
   assert.match(log, /--max-delete=40000 --delay-updates --delete --delete-delay/, "stage 2 uses ftpsync's capped, delayed deletes")
+  assert.match(log, /webhook http:\/\/127\.0\.13\.6:9\/down failed: .*ECONNREFUSED.* \(the sync result stands\)/)
+  assert.match(log, /kali: ok/)
 })
 
 /** Runs the CLI as a child we can watch while it works; resolves with its exit. */
@@ -429,4 +432,41 @@ test('-nolog: prints one line, returns, and the sync survives the terminal closi
   const status = join(base, 'st', 'dsync-status', 'deb')
   await until('the background sync to finish', () => existsSync(status) && read(status).trim() === '1', 30_000)
   assert.equal(readFileSync(join(h.save('deb'), 'pool', 'x.deb')).length, 100_000)
+})
+
+test('ipadd=: a swarm sync from two dtp:// hosts dials from both local addresses', { skip }, async () => {
+  const dtp = await dtpHosts()
+  const base = tempDir('dsync-runner-')
+  const sources = dtp.map(d => `dtp://${d.address}:${HOST_PORT}/pub`).join(',')
+  const h = home(base, 'ipadd=127.0.13.21,127.0.13.22\n', { pub: `dsync-url=${sources}\n` })
+  const r = await runCli(['--home', h.home])
+  assert.equal(r.code, 0, r.stderr + r.stdout)
+  assert.equal(readFileSync(join(h.save('pub'), 'pool', 'p1.deb')).length, 300_000)
+  // Each host logs the address every peer connection came from.
+  const from = new Set(dtp.flatMap(d => [...d.log().matchAll(/peer (127\.0\.13\.\d+):\d+ connected/g)].map(m => m[1])))
+  assert.ok(from.has('127.0.13.21') && from.has('127.0.13.22'), `connections came from ${[...from].join(', ')}`)
+})
+
+test('published mirror: one run pulls from the rsync upstream, regenerates, and the running service serves it to the swarm', { skip }, async () => {
+  const base = tempDir('dsync-runner-')
+  const upstream = join(base, 'upstream')
+  writeTree(upstream, DEB_V1)
+  const rsyncd = await startRsyncd(base, '127.0.13.15', { debian: upstream })
+  const mirror = await prepareHost('127.0.13.14', {})
+  writeFileSync(join(mirror.home, 'repos', 'deb.conf'), `repo=deb\nsave=deb\ndsync=true\nretries=0\nrsync-url=${rsyncd.url('debian')}\n`)
+  await startHost(mirror, ['deb'])
+  const first = await mirror.cli('run')
+  assert.equal(first.code, 0, first.stderr + first.stdout)
+  const source = `dtp://${mirror.address}:${HOST_PORT}/deb`
+  const dest = join(base, 'downstream')
+  const pulled = await runCli(['pull', source, dest])
+  assert.equal(pulled.code, 0, pulled.stderr)
+  assert.deepEqual(treeOf(dest), DEB_V1)
+
+  debV2(upstream)
+  const second = await mirror.cli('run')
+  assert.equal(second.code, 0, second.stderr + second.stdout)
+  const again = await runCli(['pull', source, dest])
+  assert.equal(again.code, 0, again.stderr)
+  assert.deepEqual(treeOf(dest), treeOf(upstream))
 })
