@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { connect, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { test } from 'node:test'
+import { loadGeneration } from '../src/host/generation.js'
 import { HOST_PORT, prepareHost, startHost } from '../testbed/host.js'
 import { handshakeBytes, WireLeecher } from '../testbed/leecher.js'
+import { OLD_MTIME } from '../testbed/tree.js'
 
 /**
  * A DTP host against hostile peers (issue 10): each subtest is one attack from the issue,
@@ -60,12 +62,58 @@ function request(piece: number, offset: number, length: number): Buffer {
 const sleep = (ms: number) => new Promise(r => setTimeout(r, ms))
 
 test('a DTP host holds against hostile peers', async t => {
-  const host = await prepareHost(H, { debian: { 'pool/big.bin': randomBytes(4 << 20), 'dists/Release': 'Origin: x\n' } },
+  const victims = ['pool/a/one.bin', 'pool/b/two.bin', 'pool/c/three.bin']
+  const files: Record<string, Buffer | string> = { 'pool/big.bin': randomBytes(4 << 20), 'dists/Release': 'Origin: x\n' }
+  for (const v of victims) files[v] = randomBytes(20_000)
+  const host = await prepareHost(H, { debian: files },
     `header-timeout=${HEADER_TIMEOUT_S}\nidle-timeout=${IDLE_TIMEOUT_S}\nmax-conn-per-address=${PER_ADDRESS}\n`)
   await startHost(host, ['debian'])
   const infoHash = host.genInfo.debian.infoHash
   const pid = Number(readFileSync(join(host.home, 'run', 'dtp.pid'), 'utf8'))
   const url = `http://${H}:${HOST_PORT}`
+
+  await t.test('a file swapped after gendsync for a symlink, a hardlink or a linked parent is not served', async () => {
+    const save = join(host.webroot, 'debian')
+    const gen = loadGeneration('debian', save)
+    const outside = join(host.base, 'outside')
+    mkdirSync(outside, { recursive: true })
+    const secret = Buffer.alloc(20_000, 'SECRET ')
+    // Every swap keeps the size and mtime data.dsync records.
+    const plant = (file: string) => {
+      writeFileSync(file, secret)
+      utimesSync(file, OLD_MTIME, OLD_MTIME)
+    }
+    plant(join(outside, 'one.bin'))
+    rmSync(join(save, victims[0]))
+    symlinkSync(join(outside, 'one.bin'), join(save, victims[0]))
+    // The folder moves out whole (same inode, same bytes) and a link takes its place: the
+    // repository's path now leads outside it.
+    renameSync(join(save, 'pool/b'), join(outside, 'b'))
+    symlinkSync(join(outside, 'b'), join(save, 'pool/b'))
+    plant(join(outside, 'three.bin'))
+    rmSync(join(save, victims[2]))
+    linkSync(join(outside, 'three.bin'), join(save, victims[2]))
+
+    const leecher = new WireLeecher(H, HOST_PORT, '127.0.3.75', infoHash)
+    await leecher.waitUnchoked()
+    const served: string[] = []
+    try {
+      for (const v of victims) {
+        const seg = gen.segments.find(s => s.path === v)!
+        const piece = Math.floor(seg.offset / gen.pieceLength)
+        const offset = seg.offset % gen.pieceLength
+        const length = Math.min(1024, gen.pieceLength - offset)
+        // A reject (BEP 6) is the right answer; any bytes are the planted file's.
+        if (await leecher.request(piece, offset, length).then(() => true, () => false)) served.push(v)
+      }
+    } finally {
+      leecher.close()
+    }
+    assert.deepEqual(served, [], 'bytes served through a swapped file')
+    assert.match(host.log(), /one\.bin.*symbolic link/)
+    assert.match(host.log(), /two\.bin.*symbolic link/)
+    assert.match(host.log(), /three\.bin.*inode/)
+  })
 
   await t.test('a malformed URL is a 400, not a 500', async () => {
     assert.equal((await fetch(`${url}/%ZZ`)).status, 400)

@@ -1,19 +1,14 @@
-import { open, type FileHandle } from 'node:fs/promises'
+import type { FileHandle } from 'node:fs/promises'
+import { mismatch, openRepoFile, StaleFileError, type Expected } from './repo-file.js'
 
-/** The file on disk is not the one data.dsync describes (an rsync ran after gendsync). */
-export class StaleFileError extends Error {
-  constructor(readonly path: string, readonly reason: string) {
-    super(`${path}: ${reason}`)
-  }
-}
+export { StaleFileError }
 
 interface Slot {
   handle: Promise<FileHandle>
   users: number
   closing: boolean
   /** What the caller expected when it was opened (a new generation may expect other values). */
-  size: number
-  mtime: number
+  want: Expected
   checkedAt: number
 }
 
@@ -26,8 +21,9 @@ const RECHECK_MS = 250
 
 /**
  * A bounded set of open files, least recently used closed first, so a 200k-file repository
- * seeds under any `ulimit -n`. Each file is checked on open against the size and mtime that
- * data.dsync records: gendsync hashed that version, so any other one must not be served.
+ * seeds under any `ulimit -n`. Each file is opened without following links and checked against
+ * the size and mtime that data.dsync records (and the inode gendsync hashed): gendsync hashed
+ * that version, so any other one must not be served.
  */
 export class FdCache {
   private readonly slots = new Map<string, Slot>()
@@ -52,12 +48,12 @@ export class FdCache {
   }
 
   /** Runs `fn` with an open handle to `path`; the handle stays cached for the next caller. */
-  async with<T>(path: string, size: number, mtime: number, fn: (fh: FileHandle) => Promise<T>): Promise<T> {
+  async with<T>(path: string, want: Expected, fn: (fh: FileHandle) => Promise<T>): Promise<T> {
     // A finishing read hands its permit straight to the next waiter, so none slips past.
     if (this.active >= this.maxActive) await new Promise<void>(resolve => this.waiting.push(resolve))
     else this.active++
     try {
-      return await this.withSlot(path, size, mtime, fn)
+      return await this.withSlot(path, want, fn)
     } finally {
       const next = this.waiting.shift()
       if (next) next()
@@ -65,9 +61,9 @@ export class FdCache {
     }
   }
 
-  private async withSlot<T>(path: string, size: number, mtime: number, fn: (fh: FileHandle) => Promise<T>): Promise<T> {
+  private async withSlot<T>(path: string, want: Expected, fn: (fh: FileHandle) => Promise<T>): Promise<T> {
     let slot = this.slots.get(path)
-    if (slot && (slot.size !== size || slot.mtime !== mtime)) {
+    if (slot && (slot.want.size !== want.size || slot.want.mtime !== want.mtime || slot.want.ino !== want.ino)) {
       this.drop(path, slot)
       slot = undefined
     }
@@ -77,7 +73,7 @@ export class FdCache {
       this.slots.set(path, slot)
     } else {
       this.opened++
-      slot = { handle: openChecked(path, size, mtime), users: 0, closing: false, size, mtime, checkedAt: Date.now() }
+      slot = { handle: openChecked(path, want), users: 0, closing: false, want, checkedAt: Date.now() }
       this.slots.set(path, slot)
       slot.handle.catch(() => this.slots.get(path) === slot && this.slots.delete(path))
       this.evict()
@@ -87,7 +83,7 @@ export class FdCache {
       const fh = await slot.handle
       if (Date.now() - slot.checkedAt > RECHECK_MS) {
         slot.checkedAt = Date.now()
-        const problem = mismatch(await fh.stat(), size, mtime)
+        const problem = mismatch(await fh.stat(), want)
         if (problem) {
           this.drop(path, slot)
           throw new StaleFileError(path, problem)
@@ -122,27 +118,14 @@ export class FdCache {
   }
 }
 
-async function openChecked(path: string, size: number, mtime: number): Promise<FileHandle> {
-  let fh: FileHandle
-  try {
-    fh = await open(path, 'r')
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') throw new StaleFileError(path, 'missing on disk')
-    throw err
-  }
-  const problem = mismatch(await fh.stat(), size, mtime)
+async function openChecked(path: string, want: Expected): Promise<FileHandle> {
+  const fh = await openRepoFile(path, want.root)
+  const problem = mismatch(await fh.stat(), want)
   if (problem) {
     await closeQuietly(Promise.resolve(fh))
     throw new StaleFileError(path, problem)
   }
   return fh
-}
-
-function mismatch(st: { size: number; mtimeMs: number; isFile(): boolean }, size: number, mtime: number): string | undefined {
-  const seconds = Math.floor(st.mtimeMs / 1000)
-  if (st.isFile() && st.size === size && seconds === mtime) return undefined
-  return `changed since gendsync (size ${st.size}, mtime ${seconds}; data.dsync says ${size}, ${mtime})`
 }
 
 async function closeQuietly(handle: Promise<FileHandle>): Promise<void> {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseManifest } from '../manifest/format.js'
+import { loadHashCacheInodes } from '../manifest/hash-cache.js'
 import { repoFiles } from '../manifest/paths.js'
 import { matchTorrentToManifest } from '../torrent/match.js'
 import { readTorrentInfo } from '../torrent/read.js'
@@ -15,6 +16,8 @@ export interface Segment {
   path: string
   /** What data.dsync says the file on disk must be; checked when the file is opened. */
   mtime: number
+  /** The inode gendsync hashed (from its hash cache, when that agrees on size and mtime). */
+  ino?: number
 }
 
 /**
@@ -71,13 +74,13 @@ export function loadGeneration(repo: string, save: string): Generation {
   const pieceCount = Math.ceil(totalLength / pieceLength)
   const mtimes = new Map<string, number>()
   for (const e of content) mtimes.set(e.path, e.mtime)
-  const segments: Segment[] = layout.map((f, i) => ({
-    offset: f.offset,
-    length: f.length,
-    source: f.pad ? 'pad' : i === 0 ? 'manifest' : 'file',
-    path: f.path,
-    mtime: mtimes.get(f.path) ?? 0,
-  }))
+  const inodes = loadHashCacheInodes(paths.hashCache)
+  const segments: Segment[] = layout.map((f, i) => {
+    const mtime = mtimes.get(f.path) ?? 0
+    const cached = inodes.get(f.path)
+    const ino = cached && cached.size === f.length && Math.floor(cached.mtimeMs / 1000) === mtime ? cached.ino : undefined
+    return { offset: f.offset, length: f.length, source: f.pad ? 'pad' : i === 0 ? 'manifest' : 'file', path: f.path, mtime, ino }
+  })
   return {
     repo, save,
     infoHash: info.infoHash, infoBytes: info.infoBytes, torrent,

@@ -65,7 +65,7 @@ export class PieceReader {
     const known = this.stale.get(seg.path)
     if (known !== undefined) throw new StaleFileError(seg.path, known)
     try {
-      await this.fds.with(join(this.gen.save, seg.path), seg.length, seg.mtime, async fh => {
+      await this.fds.with(join(this.gen.save, seg.path), { root: this.gen.save, size: seg.length, mtime: seg.mtime, ino: seg.ino }, async fh => {
         let done = 0
         while (done < length) {
           const { bytesRead } = await fh.read(out, outOffset + done, length - done, fileOffset + done)

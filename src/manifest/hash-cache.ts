@@ -56,6 +56,29 @@ export function loadHashCache(file: string, pieceLength: number): LoadedCache {
   return { entries: cache }
 }
 
+/**
+ * Only the inode, size and mtime of each path: what a host needs to tell the file gendsync
+ * hashed from another one of the same size and mtime (hashes are not decoded).
+ */
+export function loadHashCacheInodes(file: string): Map<string, { ino: number; size: number; mtimeMs: number }> {
+  const out = new Map<string, { ino: number; size: number; mtimeMs: number }>()
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch {
+    return out
+  }
+  const lines = text.split('\n')
+  if (!lines[0].startsWith(MAGIC + ' ')) return out
+  for (let i = 1; i < lines.length; i++) {
+    const f = lines[i].split('\t')
+    if (f.length !== 8) continue
+    const path = unescapePath(f[7])
+    if (path !== undefined) out.set(path, { ino: Number(f[0]), size: Number(f[1]), mtimeMs: Number(f[2]) })
+  }
+  return out
+}
+
 export function saveHashCache(file: string, pieceLength: number, entries: Iterable<[string, CachedDigest]>): void {
   const parts = [`${MAGIC} ${pieceLength}\n`]
   for (const [path, e] of entries) {

@@ -1,0 +1,110 @@
+import { closeSync, constants, openSync, readlinkSync, realpathSync } from 'node:fs'
+import { open, readlink, type FileHandle } from 'node:fs/promises'
+import { join, relative } from 'node:path'
+
+/** The file on disk is not the one data.dsync describes (an rsync ran after gendsync). */
+export class StaleFileError extends Error {
+  constructor(readonly path: string, readonly reason: string) {
+    super(`${path}: ${reason}`)
+  }
+}
+
+/** What data.dsync (and gendsync's hash cache) say a file on disk must be. */
+export interface Expected {
+  /** The repository folder the file must lie in, not through any symbolic link. */
+  root: string
+  size: number
+  /** Whole seconds. */
+  mtime: number
+  /** The inode gendsync hashed, when its hash cache agrees with data.dsync on size and mtime. */
+  ino?: number
+}
+
+/**
+ * The last component is never followed: a file swapped for a symlink after gendsync (with the
+ * target's size and mtime matched) must not serve the target's bytes.
+ */
+const FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW
+
+/**
+ * Opens a repository file without following symbolic links, then checks where the descriptor
+ * really points (Linux names it in /proc/self/fd): a parent folder swapped for a link to
+ * another place is refused too, with no window between check and open.
+ */
+export async function openRepoFile(path: string, root: string): Promise<FileHandle> {
+  let fh: FileHandle
+  try {
+    fh = await open(path, FLAGS)
+  } catch (err) {
+    throw openError(path, err)
+  }
+  try {
+    let real: string | undefined
+    try {
+      real = await readlink(`/proc/self/fd/${fh.fd}`)
+    } catch {
+      real = undefined // no /proc: the parent check below resolves the path instead
+    }
+    checkWhere(path, root, real)
+    return fh
+  } catch (err) {
+    await fh.close().catch(() => undefined)
+    throw err
+  }
+}
+
+/** The synchronous twin of openRepoFile (for whole-file reads of small files); returns a descriptor. */
+export function openRepoFileSync(path: string, root: string): number {
+  let fd: number
+  try {
+    fd = openSync(path, FLAGS)
+  } catch (err) {
+    throw openError(path, err)
+  }
+  try {
+    let real: string | undefined
+    try {
+      real = readlinkSync(`/proc/self/fd/${fd}`)
+    } catch {
+      real = undefined
+    }
+    checkWhere(path, root, real)
+    return fd
+  } catch (err) {
+    closeSync(fd)
+    throw err
+  }
+}
+
+/** Why an open file is not the one data.dsync describes, or undefined when it is. */
+export function mismatch(st: { size: number; mtimeMs: number; ino: number; isFile(): boolean }, want: Omit<Expected, 'root'>): string | undefined {
+  const seconds = Math.floor(st.mtimeMs / 1000)
+  if (!st.isFile() || st.size !== want.size || seconds !== want.mtime) {
+    return `changed since gendsync (size ${st.size}, mtime ${seconds}; data.dsync says ${want.size}, ${want.mtime})`
+  }
+  // Same size and mtime but another inode: replaced (a hardlink to another file, a copy).
+  if (want.ino !== undefined && st.ino !== want.ino) return `replaced since gendsync (inode ${st.ino}, gendsync hashed ${want.ino})`
+  return undefined
+}
+
+const realRoots = new Map<string, string>()
+
+function checkWhere(path: string, root: string, real: string | undefined): void {
+  let realRoot = realRoots.get(root)
+  if (realRoot === undefined) {
+    realRoot = realpathSync(root)
+    realRoots.set(root, realRoot)
+  }
+  const expected = join(realRoot, relative(root, path))
+  // Torrent paths never pass through a link (gendsync records links, it does not follow them),
+  // so the file must be exactly where its path says, inside the repository.
+  const actual = real ?? realpathSync(path)
+  if (actual !== expected) throw new StaleFileError(path, `reached through a symbolic link (${actual})`)
+}
+
+function openError(path: string, err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException).code
+  if (code === 'ELOOP') return new StaleFileError(path, 'is a symbolic link now')
+  if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return new StaleFileError(path, 'missing on disk')
+  return err
+}
