@@ -93,7 +93,9 @@ test('/metrics: Prometheus text with bytes up, peers, requests, refusals, stale 
   const piece = Math.floor(seg.offset / gen.pieceLength)
   const begin = (seg.offset % gen.pieceLength) - ((seg.offset % gen.pieceLength) % 16384)
   const length = Math.min(16384, gen.totalLength - piece * gen.pieceLength - begin)
-  await assert.rejects(user.request(piece, begin, length))
+  const before = user.wire.downloaded
+  await assert.rejects(user.request(piece, begin, length), /request was rejected/)
+  assert.equal(user.wire.downloaded, before, 'no byte of the stale block was sent')
   user.close()
   m = parseStrict((await fetchFrom(ALLOWED, '/metrics')).body)
   assert.equal(sample(m, 'dsync_host_stale_rejects_total', { repo: 'rocky' }), 1)

@@ -5,7 +5,7 @@ import { join, relative } from 'node:path'
 import { test } from 'node:test'
 import { loadGeneration } from '../src/host/generation.js'
 import { HOST_PORT, prepareHost, startHost, type TestHost } from '../testbed/host.js'
-import { handshakeBytes, libtorrentLeech, libtorrentMissing, rawExchange, WireLeecher } from '../testbed/leecher.js'
+import { handshakeBytes, libtorrentLeech, libtorrentMissing, rawExchange, WireLeecher, withTimeout } from '../testbed/leecher.js'
 
 function sampleRepo(seed: number): Record<string, Buffer | string> {
   const files: Record<string, Buffer | string> = {}
@@ -49,7 +49,7 @@ async function reload(host: TestHost): Promise<void> {
   assert.equal(r.code, 0, r.stderr)
 }
 
-test('a DTP host seeds, gates, greets and reloads', async t => {
+test('a DTP host seeds, gates, greets and reloads', { timeout: 240_000 }, async t => {
   const host = await prepareHost(A, { rocky: sampleRepo(1), alma: sampleRepo(2) })
   const base = host.base
   const motdFile = join(base, 'welcome.motd')
@@ -60,7 +60,7 @@ test('a DTP host seeds, gates, greets and reloads', async t => {
   const rocky = host.genInfo.rocky.infoHash
   const save = join(host.webroot, 'rocky')
 
-  await t.test('HTTP on the same port serves torrent, data.dsync, magnet, motd and status', async () => {
+  await t.test('HTTP on the same port serves torrent, data.dsync, magnet, motd and status', { timeout: 90_000 }, async () => {
     const url = `http://${A}:${HOST_PORT}`
     const torrent = Buffer.from(await (await fetch(`${url}/rocky/rocky.torrent`)).arrayBuffer())
     assert.ok(torrent.equals(readFileSync(join(save, '.dsync/rocky.torrent'))))
@@ -76,7 +76,7 @@ test('a DTP host seeds, gates, greets and reloads', async t => {
     assert.equal((await fetch(`${url}/nope/`)).status, 404)
   })
 
-  await t.test('libtorrent downloads the repo from the .torrent and from the magnet link (ut_metadata)', async t => {
+  await t.test('libtorrent downloads the repo from the .torrent and from the magnet link (ut_metadata)', { timeout: 90_000 }, async t => {
     const missing = libtorrentMissing()
     if (missing) return t.skip(missing)
     const byTorrent = join(base, 'dl-torrent')
@@ -90,9 +90,9 @@ test('a DTP host seeds, gates, greets and reloads', async t => {
     assert.match(host.log(), /first block served/)
   })
 
-  await t.test('the motd reaches a peer-wire user and changes live on reload', async () => {
+  await t.test('the motd reaches a peer-wire user and changes live on reload', { timeout: 90_000 }, async () => {
     const user = new WireLeecher(A, HOST_PORT, '127.0.3.22', rocky)
-    await user.handshaken
+    await withTimeout(user.handshaken, 10_000, 'handshake')
     assert.equal(await user.waitMotd(1), 'Welcome to mirror A\n')
     writeFileSync(motdFile, 'Mirror A: maintenance tonight\n')
     await reload(host)
@@ -103,7 +103,7 @@ test('a DTP host seeds, gates, greets and reloads', async t => {
     later.close()
   })
 
-  await t.test('an address not in firewall.conf gets no byte on peer wire and HTTP, and is let in after reload', async () => {
+  await t.test('an address not in firewall.conf gets no byte on peer wire and HTTP, and is let in after reload', { timeout: 90_000 }, async () => {
     const inside = new WireLeecher(A, HOST_PORT, '127.0.3.30', rocky)
     await inside.waitUnchoked()
     const leaving = new WireLeecher(A, HOST_PORT, '127.0.3.31', rocky)
@@ -111,7 +111,7 @@ test('a DTP host seeds, gates, greets and reloads', async t => {
     writeFileSync(join(host.home, 'dtp', 'firewall.conf'), 'allow=127.0.3.30, 127.0.3.40/30\n')
     await reload(host)
     // Existing connections from addresses no longer allowed are dropped on reload.
-    await leaving.closed
+    await withTimeout(leaving.closed, 10_000, 'the denied connection to close')
     const wire = await rawExchange(A, HOST_PORT, '127.0.3.9', handshakeBytes(rocky))
     assert.equal(wire.bytes, 0, 'peer wire answered a denied address')
     assert.ok(wire.closed)
@@ -138,7 +138,7 @@ test('a DTP host seeds, gates, greets and reloads', async t => {
     await reload(host)
   })
 
-  await t.test('a new generation is swapped in on reload without dropping the other repo\'s peers', async () => {
+  await t.test('a new generation is swapped in on reload without dropping the other repo\'s peers', { timeout: 90_000 }, async () => {
     const almaPeer = new WireLeecher(A, HOST_PORT, '127.0.3.50', host.genInfo.alma.infoHash)
     await almaPeer.waitUnchoked()
     const changed = join(save, 'dists/stable/Release')
@@ -160,7 +160,7 @@ test('a DTP host seeds, gates, greets and reloads', async t => {
     almaPeer.close()
   })
 
-  await t.test('a file changed on disk since gendsync is not served as good', async () => {
+  await t.test('a file changed on disk since gendsync is not served as good', { timeout: 90_000 }, async () => {
     const gen = loadGeneration('rocky', save)
     const seg = gen.segments.find(x => x.path === 'images/disk.iso')!
     const isoPiece = seg.offset / gen.pieceLength
@@ -169,15 +169,17 @@ test('a DTP host seeds, gates, greets and reloads', async t => {
     writeFileSync(iso, randomBytes(1_500_000))
     const user = new WireLeecher(A, HOST_PORT, '127.0.3.60', gen.infoHash)
     await user.waitUnchoked()
-    await assert.rejects(user.request(isoPiece, 0, 16384))
+    // Refused with a BEP 6 reject, not by a timeout or a dropped connection, and no byte of it sent.
+    await assert.rejects(user.request(isoPiece, 0, 16384), /request was rejected/)
     assert.ok(user.rejects >= 1, 'expected a BEP 6 reject_request')
+    assert.equal(user.wire.downloaded, 0, 'no block data came back')
     user.close()
     assert.match(host.log(), /disk\.iso changed since gendsync/)
     const status = JSON.parse((await host.cli('--json', 'status')).stdout) as { repos: { repo: string; staleFiles: number }[] }
     assert.equal(status.repos.find(x => x.repo === 'rocky')!.staleFiles, 1)
   })
 
-  await t.test('status shows generation, files, peers and bytes uploaded; stop-service stops it', async () => {
+  await t.test('status shows generation, files, peers and bytes uploaded; stop-service stops it', { timeout: 90_000 }, async () => {
     const text = await host.cli('status')
     assert.equal(text.code, 0, text.stderr)
     assert.match(text.stdout, /REPO\s+GENERATION\s+FILES\s+BYTES\s+PEERS\s+UPLOAD\s+UPLOADED/)
@@ -199,7 +201,7 @@ test('a DTP host seeds, gates, greets and reloads', async t => {
   })
 })
 
-test('startup --print writes the systemd unit; without systemd startup refuses', async t => {
+test('startup --print writes the systemd unit; without systemd startup refuses', { timeout: 60_000 }, async t => {
   const host = await prepareHost('127.0.3.80', {})
   const r = await host.cli('startup', '--print')
   assert.equal(r.code, 0, r.stderr)

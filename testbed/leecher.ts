@@ -119,8 +119,10 @@ export class WireLeecher {
     await withTimeout(new Promise<void>(resolve => this.wire.once('unchoke', () => resolve())), timeoutMs, 'unchoke')
   }
 
-  request(piece: number, offset: number, length: number): Promise<Buffer> {
-    return new Promise((resolve, reject) => this.wire.request(piece, offset, length, (err, buf) => (err ? reject(err) : resolve(Buffer.from(buf!)))))
+  /** One block; rejects with the wire's reason (e.g. "request was rejected"), or after `timeoutMs`. */
+  request(piece: number, offset: number, length: number, timeoutMs = 15_000): Promise<Buffer> {
+    const block = new Promise<Buffer>((resolve, reject) => this.wire.request(piece, offset, length, (err, buf) => (err ? reject(err) : resolve(Buffer.from(buf!)))))
+    return withTimeout(block, timeoutMs, `block ${piece}+${offset}`)
   }
 
   async waitMotd(count: number, timeoutMs = 10_000): Promise<string> {
@@ -137,6 +139,9 @@ export class WireLeecher {
   }
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms))])
+/** `p`, or a rejection naming `what` after `ms`: no test waits without a bound. */
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const limit = new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms)))
+  return Promise.race([p, limit]).finally(() => clearTimeout(timer))
 }
