@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import { createSocket } from 'node:dgram'
 import { connect, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { test } from 'node:test'
+import bencode from 'bencode'
 import { loadGeneration } from '../src/host/generation.js'
 import { HOST_PORT, prepareHost, startHost } from '../testbed/host.js'
 import { handshakeBytes, WireLeecher } from '../testbed/leecher.js'
@@ -194,4 +196,37 @@ test('a DTP host holds against hostile peers', async t => {
     assert.equal((await fetch(`${url}/status.json`)).status, 200)
     for (const s of live) s.destroy()
   })
+})
+
+/** Sends a KRPC ping (BEP 5) from `from` to the host's UDP port; the reply's bytes, or undefined after `ms`. */
+function dhtPing(host: string, from: string, ms: number): Promise<Buffer | undefined> {
+  return new Promise(resolve => {
+    const sock = createSocket('udp4')
+    const timer = setTimeout(() => {
+      sock.close()
+      resolve(undefined)
+    }, ms)
+    sock.on('message', msg => {
+      clearTimeout(timer)
+      sock.close()
+      resolve(msg)
+    })
+    sock.bind(0, from, () => sock.send(bencode.encode({ t: 'pg', y: 'q', q: 'ping', a: { id: randomBytes(20) } }), HOST_PORT, host))
+  })
+}
+
+test('the DHT socket of a host obeys firewall.conf', async () => {
+  const D = '127.0.3.80'
+  const ALLOWED = '127.0.3.81'
+  const DENIED = '127.0.3.82'
+  // dht-bootstrap= with no node: a DHT of its own on loopback, never the public one.
+  const host = await prepareHost(D, { debian: { 'dists/Release': 'Origin: x\n' } }, 'dht=true\ndht-bootstrap=\n')
+  await startHost(host, ['debian'])
+  writeFileSync(join(host.home, 'dtp', 'firewall.conf'), `allow=${ALLOWED}\n`)
+  const r = await host.cli('reload')
+  assert.equal(r.code, 0, r.stderr)
+  const answered = await dhtPing(D, ALLOWED, 3000)
+  assert.ok(answered, 'no DHT reply to an allowed address: the DHT is not running')
+  assert.equal(Buffer.from((bencode.decode(answered) as { y: Uint8Array }).y).toString(), 'r')
+  assert.equal(await dhtPing(D, DENIED, 1500), undefined, 'a denied address got a DHT reply')
 })

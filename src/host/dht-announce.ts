@@ -22,10 +22,12 @@ export class DhtAnnouncer {
     private readonly address: string | undefined,
     private readonly onResult: (what: string, result: string) => void,
     private readonly bootstrap?: string[],
+    /** firewall.conf, as it is after each reload. */
+    private readonly allow?: (address: string) => boolean,
   ) {}
 
   async start(): Promise<void> {
-    this.dht = await Dht.open({ port: this.port, address: this.address, bootstrap: this.bootstrap })
+    this.dht = await Dht.open({ port: this.port, address: this.address, bootstrap: this.bootstrap, allow: this.allow })
     this.timers.push(setInterval(() => this.announceAll(), REANNOUNCE_MS), setInterval(() => this.putAll(), REPUT_MS))
     for (const t of this.timers) t.unref()
     this.announceAll()

@@ -109,7 +109,8 @@ export class DtpHost {
     for (const served of this.byRepo.values()) this.startAnnounce(served)
     if (this.config.main.dht) {
       const only = this.config.main.listen.length === 1 ? this.config.main.listen[0] : undefined
-      this.dht = new DhtAnnouncer(this.port, only, (infoHash, result) => this.log.event('announce', { repo: infoHash, tracker: 'dht', result }), this.config.main.dhtBootstrap)
+      this.dht = new DhtAnnouncer(this.port, only, (infoHash, result) => this.log.event('announce', { repo: infoHash, tracker: 'dht', result }), this.config.main.dhtBootstrap,
+        address => this.firewall.allows(address))
       try {
         await this.dht.start()
         this.dht.set([...this.byInfoHash.keys()])

@@ -1,4 +1,6 @@
 import { createPublicKey, verify } from 'node:crypto'
+import { createSocket, type Socket as UdpSocket } from 'node:dgram'
+import { isIPv6 } from 'node:net'
 
 type PeerAddress = { host: string; port: number }
 
@@ -41,6 +43,8 @@ export interface DhtOptions {
   bootstrap?: string[]
   address?: string
   port?: number
+  /** A host's firewall.conf: datagrams from other addresses are dropped unanswered, none are sent to them. */
+  allow?: (address: string) => boolean
 }
 
 /** ed25519 as BEP 44 uses it: (signature, signed bytes, public key). */
@@ -59,7 +63,9 @@ export class Dht {
   static async open(opts: DhtOptions): Promise<Dht> {
     const specifier = 'bittorrent-dht'
     const mod = (await import(specifier)) as { default: new (opts: object) => RawDht }
-    const raw = new mod.default({ bootstrap: opts.bootstrap, verify: verifyEd25519 })
+    const socket = opts.allow ? gatedSocket(opts.address, opts.allow) : undefined
+    // k-rpc-socket takes `socket` through bittorrent-dht's and k-rpc's options.
+    const raw = new mod.default({ bootstrap: opts.bootstrap, verify: verifyEd25519, ...(socket && { socket }) })
     raw.on('error', () => undefined)
     raw.on('warning', () => undefined)
     await new Promise<void>(resolve => raw.listen(opts.port ?? 0, opts.address, resolve))
@@ -123,4 +129,30 @@ export class Dht {
   close(): Promise<void> {
     return new Promise(resolve => this.raw.destroy(() => resolve()))
   }
+}
+
+/**
+ * The UDP socket the DHT runs on, behind an allowlist: bittorrent-dht answers every query it
+ * receives, so a denied address got replies on the DTP port's UDP side. A datagram from a
+ * denied address is dropped before the DHT sees it, and nothing is sent to one.
+ */
+function gatedSocket(address: string | undefined, allow: (address: string) => boolean): UdpSocket {
+  const socket = createSocket(address && isIPv6(address) ? 'udp6' : 'udp4')
+  const emit = socket.emit.bind(socket) as (event: string | symbol, ...args: unknown[]) => boolean
+  socket.emit = ((event: string | symbol, ...args: unknown[]) => {
+    if (event === 'message' && !allow((args[1] as { address: string }).address)) return false
+    return emit(event, ...args)
+  }) as typeof socket.emit
+  const send = socket.send.bind(socket) as (...args: unknown[]) => void
+  socket.send = ((...args: unknown[]) => {
+    // k-rpc-socket's form: (buf, offset, length, port, host, cb)
+    const host = args[4]
+    if (typeof host === 'string' && !allow(host)) {
+      const cb = args[args.length - 1]
+      if (typeof cb === 'function') process.nextTick(cb as () => void)
+      return
+    }
+    send(...args)
+  }) as typeof socket.send
+  return socket
 }
