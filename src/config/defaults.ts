@@ -29,6 +29,8 @@ export const SETTINGS = {
   trackerInterval: { default: 1800, min: 1, max: 86400 },
   /** Tracker requests per second per address, bursts of 5x; 0 = no limit. */
   trackerRateLimit: { default: 20, min: 0, max: 1_000_000 },
+  /** Repositories the runner syncs at once (xync.conf `syncps=`, DSYNC's range). */
+  syncps: { default: 1, min: 1, max: 100 },
 } as const satisfies Record<string, IntSetting>
 
 /** Ranges of settings whose default is computed, not fixed. */
@@ -52,3 +54,15 @@ export const PEER_CONNECT_TIMEOUT_MS = 10_000
 export const PEER_IDLE_TIMEOUT_MS = 30_000
 /** No piece verified (or no metadata) for this long while peers are connected: give up. */
 export const STALL_MS = 60_000
+
+// The downstream runner (`dsync`, -nolog, -emoff, -cleanlog): DSYNC's and ftpsync's values.
+/** Logs older than this many days are removed at every run and by `-cleanlog` (DSYNC). */
+export const LOG_KEEP_DAYS = 7
+/** `-emoff`: how long stopped syncs get to finish cleanly before they are killed. */
+export const EMOFF_GRACE_MS = 30_000
+/** ftpsync's cap on deletions in one rsync run (`--max-delete`); `-force` lifts it. */
+export const RSYNC_MAX_DELETE = 40_000
+/** A webhook receiver must answer this soon; a slow one never holds up the next repository long. */
+export const WEBHOOK_TIMEOUT_MS = 15_000
+/** First wait before retrying a sync after a network failure; doubles each time. */
+export const RETRY_FIRST_DELAY_MS = 2000

@@ -97,7 +97,7 @@ function parseMainConfig(text: string, file: string): MainConfig {
 function runnerSettings(v: Map<string, unknown>, home: string): MainRunnerConfig {
   const statusDir = v.get('status') as string | undefined
   return {
-    syncps: (v.get('syncps') as number | undefined) ?? 1,
+    syncps: (v.get('syncps') as number | undefined) ?? SETTINGS.syncps.default,
     ipadd: (v.get('ipadd') as string[] | undefined) ?? [],
     intra: (v.get('intra') as boolean | undefined) ?? false,
     logdir: (v.get('logdir') as boolean | undefined) ?? false,

@@ -1,5 +1,7 @@
 import { isIP } from 'node:net'
-import { parseBool, parseIntIn, parseList, parseNonEmpty } from './keyvalue.js'
+import { SETTINGS } from './defaults.js'
+import { parseInteger } from './integers.js'
+import { parseBool, parseList, parseNonEmpty } from './keyvalue.js'
 
 /**
  * The keys of DSYNC's downstream runner (`dsync`, `dsync -nolog`), parsed here so that
@@ -9,7 +11,7 @@ import { parseBool, parseIntIn, parseList, parseNonEmpty } from './keyvalue.js'
 
 /** xync.conf keys of the runner, with DSYNC's names. */
 export const mainRunnerSchema = {
-  syncps: { parse: parseIntIn(1, 100) },
+  syncps: { parse: (raw: string) => parseInteger(raw, SETTINGS.syncps) },
   ipadd: { parse: parseAddressList },
   intra: { parse: parseBool },
   logdir: { parse: parseBool },

@@ -1,5 +1,6 @@
 import { mkdirSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { EMOFF_GRACE_MS } from '../config/defaults.js'
 import type { Home } from '../config/load.js'
 import type { RepoConfig } from '../config/repo-config.js'
 import { DSYNC_DIR } from '../manifest/paths.js'
@@ -14,9 +15,6 @@ import { writeRepoStatus } from './status-dir.js'
  * marker is a dot-file so that mirror users browsing the tree do not see it.
  */
 export const EMOFF_MARKER = '.dsync-emoff'
-
-/** How long stopped processes get to finish cleanly before they are killed. */
-export const STOP_GRACE_MS = 30_000
 
 export function markerPath(repo: Pick<RepoConfig, 'save'>): string {
   return join(repo.save, EMOFF_MARKER)
@@ -57,7 +55,7 @@ export interface Stopped {
  * trees stay whole: new files wait in staging or in rsync's temporary files), and any still
  * alive after the grace time get SIGKILL, which the sync's ordering also survives.
  */
-export async function emergencyStop(home: Home, graceMs = STOP_GRACE_MS): Promise<Stopped[]> {
+export async function emergencyStop(home: Home, graceMs = EMOFF_GRACE_MS): Promise<Stopped[]> {
   const byPid = new Map<number, string[]>()
   const stoppedRepos: RepoConfig[] = []
   for (const repo of home.repos) {

@@ -1,3 +1,4 @@
+import { RSYNC_MAX_DELETE } from '../config/defaults.js'
 import type { MainRunnerConfig } from '../config/main-config.js'
 import type { RepoConfig } from '../config/repo-config.js'
 import { DsyncError, ExitCode } from '../errors.js'
@@ -10,8 +11,7 @@ import { ftpsyncFiles, ftpsyncSettings, ftpsyncSource, ftpsyncStages, tracePath,
 import { dsyncVersion } from './version.js'
 import { RSYNC_PARTIAL, RSYNC_VANISHED, runRsync, type RsyncRun } from './rsync.js'
 
-/** ftpsync's cap on deletions in one run; `-force` lifts it. */
-export const MAX_DELETE = 40_000
+export const MAX_DELETE = RSYNC_MAX_DELETE
 
 /** ftpsync's rsync options (protocol 31+): permissions, links, hard links, sparse files, stats. */
 export const FTPSYNC_OPTIONS = '-prltvHSB8192 --safe-links --chmod=D755,F644 --timeout 120 --stats --no-human-readable --no-inc-recursive'

@@ -1,11 +1,11 @@
 import { closeSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, statSync, unlinkSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import type { MainRunnerConfig } from '../config/main-config.js'
+import { LOG_KEEP_DAYS } from '../config/defaults.js'
 import { fsError } from '../errors.js'
 import { logTime, stamp } from './clock.js'
 
-/** Logs older than this are removed at every run and by `dsync -cleanlog` (DSYNC: 7 days). */
-export const LOG_KEEP_DAYS = 7
+export { LOG_KEEP_DAYS }
 
 export function logsDir(home: string): string {
   return join(home, 'logs')

@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
+import { RETRY_FIRST_DELAY_MS } from '../config/defaults.js'
 import type { Home } from '../config/load.js'
 import type { RepoConfig } from '../config/repo-config.js'
 import { DsyncError, ExitCode, fsError } from '../errors.js'
@@ -125,7 +126,7 @@ async function rsyncSync(repo: RepoConfig, ctx: JobContext, say: (line: string) 
   }
   const lock = acquireLock(join(dir, 'lock'))
   try {
-    let delay = ctx.retryDelayMs ?? 2000
+    let delay = ctx.retryDelayMs ?? RETRY_FIRST_DELAY_MS
     for (let attempt = 1; ; attempt++) {
       try {
         const r = await rsyncFirstHop(repo, {

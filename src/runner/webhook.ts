@@ -1,4 +1,5 @@
 import { request as httpRequest } from 'node:http'
+import { WEBHOOK_TIMEOUT_MS } from '../config/defaults.js'
 import { request as httpsRequest } from 'node:https'
 
 export interface SyncReport {
@@ -14,7 +15,7 @@ export interface SyncReport {
   host?: string
 }
 
-const TIMEOUT_MS = 15_000
+
 
 /**
  * The JSON body: Slack reads `text`, Discord reads `content`; both ignore the other fields,
@@ -43,14 +44,14 @@ export function postWebhook(url: string, body: string): Promise<string | undefin
     }
     const send = target.protocol === 'https:' ? httpsRequest : httpRequest
     const req = send(target, {
-      method: 'POST', timeout: TIMEOUT_MS,
+      method: 'POST', timeout: WEBHOOK_TIMEOUT_MS,
       headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'user-agent': 'dsync' },
     }, res => {
       res.resume()
       res.on('end', () => done(res.statusCode && res.statusCode < 300 ? undefined : `HTTP ${res.statusCode}`))
       res.on('error', err => done(err.message))
     })
-    req.on('timeout', () => req.destroy(new Error(`no answer in ${TIMEOUT_MS / 1000} s`)))
+    req.on('timeout', () => req.destroy(new Error(`no answer in ${WEBHOOK_TIMEOUT_MS / 1000} s`)))
     req.on('error', err => done(err.message))
     req.end(body)
   })

@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
+import { RETRY_FIRST_DELAY_MS } from '../config/defaults.js'
 import type { RepoConfig } from '../config/repo-config.js'
 import { DsyncError, ExitCode, fsError } from '../errors.js'
 import { t } from '../i18n/index.js'
@@ -35,7 +36,7 @@ export async function syncRepo(repo: RepoConfig, opts: RepoSyncOptions): Promise
   try {
     writeStatus(repo, Status.running)
     const attempts = 1 + (opts.retries ?? repo.retries)
-    let delay = opts.retryDelayMs ?? 2000
+    let delay = opts.retryDelayMs ?? RETRY_FIRST_DELAY_MS
     for (let attempt = 1; ; attempt++) {
       try {
         const result = await pull({
