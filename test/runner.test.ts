@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
+import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { createServer, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
@@ -114,6 +114,8 @@ async function dtpHosts(): Promise<TestHost[]> {
   if (hosts) return hosts
   const files = { 'pool/p1.deb': Buffer.alloc(300_000, 'p'), 'pool/p2.deb': Buffer.alloc(300_000, 'q'), 'dists/Release': 'pub release' }
   hosts = [await prepareHost('127.0.13.1', { pub: files }), await prepareHost('127.0.13.2', { pub: files })]
+  // One generation on both (a generation names its publisher), as when one host copies another.
+  cpSync(join(hosts[0].webroot, 'pub', '.dsync'), join(hosts[1].webroot, 'pub', '.dsync'), { recursive: true })
   for (const host of hosts) await startHost(host, ['pub'])
   return hosts
 }
