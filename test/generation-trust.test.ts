@@ -6,6 +6,7 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
+import { parseDelta, serializeDelta } from '../src/generation/delta.js'
 import { parseRecord } from '../src/generation/record.js'
 import { runCli } from '../testbed/cli.js'
 import { HOST_PORT, prepareHost, startHost } from '../testbed/host.js'
@@ -127,9 +128,10 @@ test('a pinned key refuses wrong signers, rollbacks and tampered deltas, torrent
     [`/deb/deltas/${record1.deltas[0].seq}.torrent`, await real(`/deltas/${record1.deltas[0].seq}.torrent`)],
     ['/deb/deb.torrent', await real('/deb.torrent')],
   ])
-  // A delta with one byte changed.
-  const delta = Buffer.from(routes.get(`/deb/deltas/${record1.deltas[0].seq}.delta`)!)
-  delta[delta.length - 80] ^= 1
+  // A well-formed delta (its own END checksum right) that is not the one the record names:
+  // its last change dropped. Only the record's hash of the delta tells it apart up front.
+  const real1 = parseDelta(routes.get(`/deb/deltas/${record1.deltas[0].seq}.delta`)!)
+  const delta = serializeDelta({ ...real1, upserts: real1.upserts - 1 }, real1.lines.slice(0, -1))
   const evilDelta = await evilHost(new Map([...routes, [`/deb/deltas/${record1.deltas[0].seq}.delta`, delta]]))
   before = snapshot(atGen0)
   await refused(await pull(evilDelta, atGen0, '--key', key), /delta \d+ does not match the signed generation record/, atGen0, before)
