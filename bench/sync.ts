@@ -11,34 +11,42 @@ import { eachArg } from './lib/args.js'
 
 /**
  * `dsync pull` from three DTP hosts against `rsync -a` from one rsync daemon, on loopback,
- * on the same generated mirror tree (20k files, 1 GiB), in one run:
+ * on the same generated trees, in one run, for each dataset (`small`: 200,000 files of
+ * 100-3,000 B; `mirror`: 20,000 files, 1 GiB):
  *   bootstrap (empty DEST), incremental after 1% of files change upstream, no-change;
  * then one profiled bootstrap (node --cpu-prof on the client) and where its time goes.
  *
  *   npm run bench -- sync [--dir /tmp/dsync-bench-sync] [--fresh] [--runs 2] [--cli PATH/cli/main.js]
  *                         [--client-cli PATH/cli/main.js] [--phases bootstrap,incremental,nochange,profile]
+ *                         [--datasets small,mirror] [--retries 2] [--net 127.0.6]
+ *                         [--base-cli PATH/cli/main.js] [--host-profile]
  *
  * The hosts seed the tree in place (read-only): three homes whose repo save= is the same
  * folder, one gendsync. The rsync daemon serves the same folder minus .dsync/. The page
  * cache is warmed first (every source file read once), so both sides are measured reading
  * from memory. --client-cli runs another build of the client only (a scratch copy of dist/
  * with a node_modules symlink and {"type":"module"} package.json beside it), against the
- * same hosts, to measure a proposed change.
+ * same hosts, to measure a proposed change. --base-cli adds a bootstrap of another client build
+ * beside each dsync bootstrap (same hosts, alternating), for a before/after in one run.
  */
 const DEFAULT_CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url))
 const SOCKET_BYTES = fileURLToPath(new URL('./lib/socket-bytes.js', import.meta.url))
 const REPO = 'bench'
 const PORT = 47921
-const HOSTS = ['127.0.6.2', '127.0.6.3', '127.0.6.4']
-const RSYNC_ADDRESS = '127.0.6.9'
+/** Hosts listen on NET.2-4, the rsync daemon on NET.9 (--net: two runs side by side need two nets). */
+const DEFAULT_NET = '127.0.6'
 const RSYNC_PORT = 47931
 const GIB = 1 << 30
 /** A measurement taken while other processes kept more than this many cores busy is retaken. */
 const FOREIGN_LIMIT = 0.35
 const RETRIES = 2
 
-/** The gendsync benchmark's mirror-20k shape: most files tens of KB, a long tail into MBs, 1 GiB. */
-const SPEC: TreeSpec = { name: 'mirror-20k', files: 20_000, medianBytes: 16 << 10, sigma: 1.6, minBytes: 200, maxBytes: 64 << 20, totalBytes: GIB, seed: 20 }
+const DATASETS: Record<string, TreeSpec> = {
+  /** Many tiny files (100-3,000 B), where the cost per file is everything. */
+  small: { name: 'small-200k', files: 200_000, medianBytes: 1200, sigma: 0.7, minBytes: 100, maxBytes: 3000, seed: 21 },
+  /** The gendsync benchmark's mirror-20k shape: most files tens of KB, a long tail into MBs, 1 GiB. */
+  mirror: { name: 'mirror-20k', files: 20_000, medianBytes: 16 << 10, sigma: 1.6, minBytes: 200, maxBytes: 64 << 20, totalBytes: GIB, seed: 20 },
+}
 
 type Phase = 'bootstrap' | 'incremental' | 'nochange' | 'profile'
 
@@ -48,22 +56,39 @@ interface Options {
   runs: number
   cli: string
   clientCli: string
+  baseCli: string
+  /** The first host runs under node --cpu-prof; its profile is summarised when it stops. */
+  hostProfile: boolean
   phases: Set<Phase>
+  datasets: string[]
+  /** Retakes of a measurement disturbed by other processes. */
+  retries: number
+  hosts: string[]
+  rsyncAddress: string
 }
 
 function parseArgs(args: string[]): Options {
-  const o: Options = { dir: '/tmp/dsync-bench-sync', fresh: false, runs: 2, cli: DEFAULT_CLI, clientCli: '', phases: new Set(['bootstrap', 'incremental', 'nochange', 'profile']) }
+  const o: Options = { dir: '/tmp/dsync-bench-sync', fresh: false, runs: 2, cli: DEFAULT_CLI, clientCli: '', baseCli: '', hostProfile: false, phases: new Set(['bootstrap', 'incremental', 'nochange', 'profile']), datasets: ['small', 'mirror'], retries: RETRIES, hosts: [], rsyncAddress: '' }
+  let net = DEFAULT_NET
   eachArg(args, (a, value) => {
     if (a === '--dir') o.dir = value()
     else if (a === '--fresh') o.fresh = true
     else if (a === '--runs') o.runs = Number(value())
     else if (a === '--cli') o.cli = value()
     else if (a === '--client-cli') o.clientCli = value()
+    else if (a === '--base-cli') o.baseCli = value()
+    else if (a === '--host-profile') o.hostProfile = true
     else if (a === '--phases') o.phases = new Set(value().split(',') as Phase[])
+    else if (a === '--datasets') o.datasets = value().split(',')
+    else if (a === '--retries') o.retries = Number(value())
+    else if (a === '--net') net = value()
     else throw new Error(`unknown argument ${a}`)
   })
   if (!(o.runs >= 1)) throw new Error('--runs must be at least 1')
+  for (const d of o.datasets) if (!DATASETS[d]) throw new Error(`unknown dataset ${d} (${Object.keys(DATASETS).join(', ')})`)
   o.clientCli ||= o.cli
+  o.hosts = [2, 3, 4].map(n => `${net}.${n}`)
+  o.rsyncAddress = `${net}.9`
   return o
 }
 
@@ -93,20 +118,25 @@ interface PullSummary {
 
 export async function run(args: string[]): Promise<void> {
   const opts = parseArgs(args)
-  const log = (m: string) => process.stderr.write(`[sync] ${m}\n`)
   const started = performance.now()
   console.log('# sync benchmark: dsync pull from 3 hosts vs rsync -a from one rsync daemon (loopback)\n')
   console.log(`machine: ${availableParallelism()} cores; before start: ${await machineLoad()}\n`)
+  for (const name of opts.datasets) await runDataset(opts, name, DATASETS[name])
+  console.log(`\nafter the runs: ${await machineLoad()}`)
+  console.log(`bench total ${((performance.now() - started) / 1000).toFixed(0)} s`)
+}
 
-  const base = opts.dir
+async function runDataset(opts: Options, name: string, spec: TreeSpec): Promise<void> {
+  const log = (m: string) => process.stderr.write(`[sync ${name}] ${m}\n`)
+  const base = join(opts.dir, name)
   const webroot = join(base, 'web')
   const root = join(webroot, REPO)
   mkdirSync(base, { recursive: true })
   log(`preparing tree under ${root}`)
-  const tree = ensureTree(root, SPEC, opts.fresh, log)
+  const tree = ensureTree(root, spec, opts.fresh, log)
   log(`${tree.created ? `generated in ${fmtSeconds(tree.seconds)} s` : 'reused existing tree'}: ${tree.files.length} files, ${fmtMiB(tree.bytes)} MiB`)
 
-  const homes = HOSTS.map(addr => makeHostHome(base, webroot, root, addr))
+  const homes = opts.hosts.map(addr => makeHostHome(base, webroot, root, addr))
   const cli = (home: string, ...a: string[]) => timeChildOk(process.execPath, [opts.cli, '--home', home, ...a])
   const env: Env = { opts, base, root, tree, homes, hostPids: [], rsyncd: undefined, log }
   const stopAllSync = () => stopEverythingSync(env)
@@ -117,16 +147,20 @@ export async function run(args: string[]): Promise<void> {
   try {
     const gen = await cli(homes[0], '--json', 'gendsync')
     log(`gendsync: ${fmtSeconds(gen.seconds)} s`)
+    const hostProf = join(base, 'host-prof')
+    rmSync(hostProf, { recursive: true, force: true })
     for (const home of homes) {
       await timeChild(process.execPath, [opts.cli, '--home', home, 'stop-service']) // a crashed earlier run's
-      await cli(home, 'service')
+      const profiled = opts.hostProfile && home === homes[0]
+      await timeChildOk(process.execPath, [opts.cli, '--home', home, 'service'],
+        profiled ? { env: { ...process.env, NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${hostProf}` } } : {})
       writeFileSync(join(home, 'dtp', 'list.conf'), `/${REPO}\n`)
       await cli(home, 'reload')
       env.hostPids.push(Number(readFileSync(join(home, 'run', 'dtp.pid'), 'utf8').trim()))
     }
-    log(`hosts up: ${HOSTS.map((h, i) => `${h}:${PORT} pid ${env.hostPids[i]}`).join(', ')}`)
-    env.rsyncd = await startRsyncDaemon(base, root)
-    log(`rsync daemon up on ${RSYNC_ADDRESS}:${RSYNC_PORT} pid ${env.rsyncd.pid}`)
+    log(`hosts up: ${opts.hosts.map((h, i) => `${h}:${PORT} pid ${env.hostPids[i]}`).join(', ')}`)
+    env.rsyncd = await startRsyncDaemon(base, root, opts.rsyncAddress)
+    log(`rsync daemon up on ${opts.rsyncAddress}:${RSYNC_PORT} pid ${env.rsyncd.pid}`)
 
     log('warming the page cache (every source file read once)')
     await timeChildOk('bash', ['-c', 'find . -type f -print0 | xargs -0 cat > /dev/null'], { cwd: root })
@@ -134,8 +168,6 @@ export async function run(args: string[]): Promise<void> {
     const results = await measureAll(env)
     printTable(env, results)
     if (opts.phases.has('profile')) await profile(env)
-    console.log(`\nafter the runs: ${await machineLoad()}`)
-    console.log(`bench total ${((performance.now() - started) / 1000).toFixed(0)} s`)
   } finally {
     rmSync(join(base, 'trash'), { recursive: true, force: true })
     await stopEverything(env)
@@ -143,6 +175,7 @@ export async function run(args: string[]): Promise<void> {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
   }
+  if (opts.hostProfile) printHostProfile(join(base, 'host-prof'), opts.hosts[0])
 }
 
 interface Env {
@@ -164,19 +197,19 @@ function makeHostHome(base: string, webroot: string, root: string, address: stri
   return home
 }
 
-async function startRsyncDaemon(base: string, root: string): Promise<ChildProcess> {
+async function startRsyncDaemon(base: string, root: string, address: string): Promise<ChildProcess> {
   const conf = join(base, 'rsyncd.conf')
   // Same user as us (as root, rsync would switch to nobody); .dsync/ is dsync's, not the mirror's.
   writeFileSync(conf, [
     'use chroot = no', `uid = ${process.getuid!()}`, `gid = ${process.getgid!()}`, `log file = ${join(base, 'rsyncd.log')}`,
     '[mod]', `path = ${root}`, 'read only = yes', 'exclude = /.dsync/', '',
   ].join('\n'))
-  const child = spawn('rsync', ['--daemon', '--no-detach', `--config=${conf}`, `--address=${RSYNC_ADDRESS}`, `--port=${RSYNC_PORT}`], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const child = spawn('rsync', ['--daemon', '--no-detach', `--config=${conf}`, `--address=${address}`, `--port=${RSYNC_PORT}`], { stdio: ['ignore', 'ignore', 'pipe'] })
   let err = ''
   child.stderr!.on('data', d => (err += d))
   for (let i = 0; i < 50; i++) {
     if (child.exitCode !== null) throw new Error(`rsync daemon exited: ${err}`)
-    const r = await timeChild('rsync', [`rsync://${RSYNC_ADDRESS}:${RSYNC_PORT}/`])
+    const r = await timeChild('rsync', [`rsync://${address}:${RSYNC_PORT}/`])
     if (r.code === 0) return child
     await new Promise(res => setTimeout(res, 100))
   }
@@ -215,13 +248,13 @@ function readTime(file: string): { cpu: number; rssMiB: number } {
   return { cpu: user + sys, rssMiB: rss / 1024 }
 }
 
-async function dsyncPull(env: Env, nodeArgs: string[] = []): Promise<ClientRun> {
+async function dsyncPull(env: Env, nodeArgs: string[] = [], cli = env.opts.clientCli): Promise<ClientRun> {
   const timeFile = join(env.base, 'time.out')
   const bytesFile = join(env.base, 'socket-bytes.json')
   rmSync(bytesFile, { force: true })
   const serverBefore = env.hostPids.reduce((s, p) => s + processCpuSeconds(p), 0)
-  const args = ['-f', '%e %U %S %M', '-o', timeFile, process.execPath, '--import', SOCKET_BYTES, ...nodeArgs, env.opts.clientCli,
-    '--json', 'pull', `dtp://${HOSTS[0]}/${REPO}`, destDsync(env), ...HOSTS.slice(1).flatMap(h => ['--peer', `${h}:${PORT}`])]
+  const args = ['-f', '%e %U %S %M', '-o', timeFile, process.execPath, '--import', SOCKET_BYTES, ...nodeArgs, cli,
+    '--json', 'pull', `dtp://${env.opts.hosts[0]}/${REPO}`, destDsync(env), ...env.opts.hosts.slice(1).flatMap(h => ['--peer', `${h}:${PORT}`])]
   const r = await timeChildOk('/usr/bin/time', args, { env: { ...process.env, DSYNC_BENCH_SOCKET_BYTES: bytesFile } })
   const serverCpu = env.hostPids.reduce((s, p) => s + processCpuSeconds(p), 0) - serverBefore
   const line = r.stdout.trim().split('\n').reverse().find(l => l.includes('"event":"summary"'))
@@ -236,7 +269,7 @@ async function rsyncPull(env: Env): Promise<ClientRun> {
   const timeFile = join(env.base, 'time.out')
   const serverBefore = processCpuSeconds(env.rsyncd!.pid!)
   const r = await timeChildOk('/usr/bin/time', ['-f', '%e %U %S %M', '-o', timeFile, 'rsync', '-a', '--stats',
-    `rsync://${RSYNC_ADDRESS}:${RSYNC_PORT}/mod/`, `${destRsync(env)}/`])
+    `rsync://${env.opts.rsyncAddress}:${RSYNC_PORT}/mod/`, `${destRsync(env)}/`])
   // The daemon reaps its per-connection fork when it ends; give it a moment to be counted.
   await new Promise(res => setTimeout(res, 200))
   const serverCpu = processCpuSeconds(env.rsyncd!.pid!) - serverBefore
@@ -260,13 +293,13 @@ async function sample(env: Env, label: string, prepare: () => Promise<void> | vo
     const out = { ...r, foreign: f.cores, foreignTop: f.top, retaken: attempt }
     env.log(`${label}: ${fmtSeconds(r.seconds)} s, client CPU ${fmtSeconds(r.cpuSeconds)} s, server CPU ${fmtSeconds(r.serverCpuSeconds)} s, ` +
       `${fmtMiB(r.wireBytes)} MiB in; others used ${f.cores.toFixed(2)} cores${f.top ? ` (${f.top})` : ''}`)
-    if (f.cores <= FOREIGN_LIMIT || attempt >= RETRIES) return out
+    if (f.cores <= FOREIGN_LIMIT || attempt >= env.opts.retries) return out
     env.log(`${label}: the machine was busy, taking it again`)
   }
 }
 
 interface Results {
-  boot: { dsync: (ClientRun & { retaken: number })[]; rsync: (ClientRun & { retaken: number })[] }
+  boot: { dsync: (ClientRun & { retaken: number })[]; rsync: (ClientRun & { retaken: number })[]; base: (ClientRun & { retaken: number })[] }
   incr: { dsync: (ClientRun & { retaken: number })[]; rsync: (ClientRun & { retaken: number })[]; changedFiles: number; changedBytes: number[]; manifestBytes: number[]; gendsyncSeconds: number[] }
   none: { dsync: (ClientRun & { retaken: number })[]; rsync: (ClientRun & { retaken: number })[] }
 }
@@ -274,7 +307,7 @@ interface Results {
 async function measureAll(env: Env): Promise<Results> {
   const { opts, tree } = env
   const res: Results = {
-    boot: { dsync: [], rsync: [] },
+    boot: { dsync: [], rsync: [], base: [] },
     incr: { dsync: [], rsync: [], changedFiles: Math.round(tree.files.length / 100), changedBytes: [], manifestBytes: [], gendsyncSeconds: [] },
     none: { dsync: [], rsync: [] },
   }
@@ -283,6 +316,7 @@ async function measureAll(env: Env): Promise<Results> {
   // The last bootstrap leaves DEST in place for the incremental runs.
   const bootRuns = opts.phases.has('bootstrap') ? opts.runs : 1
   for (let i = 0; i < bootRuns; i++) {
+    if (opts.baseCli) res.boot.base.push(await sample(env, `base-cli bootstrap #${i + 1}`, clean(destDsync(env)), () => dsyncPull(env, [], opts.baseCli)))
     const d = await sample(env, `dsync bootstrap #${i + 1}`, clean(destDsync(env)), () => dsyncPull(env))
     if (d.summary!.bytesReceived !== d.summary!.bytesToFetch || d.summary!.bytesToFetch !== tree.bytes) {
       throw new Error(`bootstrap received ${d.summary!.bytesReceived} of ${d.summary!.bytesToFetch} bytes to fetch, the tree has ${tree.bytes}`)
@@ -376,12 +410,26 @@ function printTable(env: Env, r: Results): void {
   const rows: (string | number)[][] = []
   const bd = med(r.boot.dsync, sec)
   const br = med(r.boot.rsync, sec)
-  rows.push([`bootstrap, ${tree.files.length} files ${fmtMiB(tree.bytes)} MiB: seconds`, fmtSeconds(bd), fmtSeconds(br), ratio(bd, br), '', ''])
+  rows.push([`bootstrap, ${tree.files.length} files ${fmtMiB(tree.bytes)} MiB: seconds`, fmtSeconds(bd), fmtSeconds(br), ratio(bd, br), '<= 1.00x', bd <= br ? 'yes' : 'NO'])
   rows.push(['bootstrap: MB/s (tree bytes / wall)', mbs(bd), mbs(br), ratio(br, bd), '', ''])
   rows.push(['bootstrap: client CPU s (user+sys)', fmtSeconds(med(r.boot.dsync, x => x.cpuSeconds)), fmtSeconds(med(r.boot.rsync, x => x.cpuSeconds)),
     ratio(med(r.boot.dsync, x => x.cpuSeconds), med(r.boot.rsync, x => x.cpuSeconds)), '', ''])
   rows.push(['bootstrap: server CPU s (3 hosts / rsyncd)', fmtSeconds(med(r.boot.dsync, x => x.serverCpuSeconds)), fmtSeconds(med(r.boot.rsync, x => x.serverCpuSeconds)),
     ratio(med(r.boot.dsync, x => x.serverCpuSeconds), med(r.boot.rsync, x => x.serverCpuSeconds)), '', ''])
+  const perKFiles = (x: ClientRun) => x.cpuSeconds / (tree.files.length / 1000)
+  rows.push(['bootstrap: client CPU s per 1,000 files', med(r.boot.dsync, perKFiles).toFixed(3), med(r.boot.rsync, perKFiles).toFixed(3),
+    ratio(med(r.boot.dsync, perKFiles), med(r.boot.rsync, perKFiles)), '', ''])
+  const perGB = (x: ClientRun) => x.serverCpuSeconds / (tree.bytes / 1e9)
+  rows.push(['bootstrap: server CPU s per GB served (3 hosts / rsyncd)', med(r.boot.dsync, perGB).toFixed(2), med(r.boot.rsync, perGB).toFixed(2),
+    ratio(med(r.boot.dsync, perGB), med(r.boot.rsync, perGB)), '', ''])
+  if (r.boot.base.length > 0) {
+    const b = med(r.boot.base, sec)
+    rows.push(['bootstrap seconds, --base-cli build', fmtSeconds(b), '', ratio(b, br), `this build: ${ratio(bd, b)} of base`, ''])
+    rows.push(['bootstrap client CPU s, --base-cli build', fmtSeconds(med(r.boot.base, x => x.cpuSeconds)), '', '',
+      `this build: ${ratio(med(r.boot.dsync, x => x.cpuSeconds), med(r.boot.base, x => x.cpuSeconds))} of base`, ''])
+    rows.push(['bootstrap server CPU s, --base-cli build', fmtSeconds(med(r.boot.base, x => x.serverCpuSeconds)), '', '',
+      `this build: ${ratio(med(r.boot.dsync, x => x.serverCpuSeconds), med(r.boot.base, x => x.serverCpuSeconds))} of base`, ''])
+  }
   rows.push(['bootstrap: client peak RSS MiB', med(r.boot.dsync, x => x.maxRssMiB).toFixed(0), med(r.boot.rsync, x => x.maxRssMiB).toFixed(0), '', '', ''])
   rows.push(['bootstrap: MiB received (TCP / rsync stats)', fmtMiB(med(r.boot.dsync, x => x.wireBytes)), fmtMiB(med(r.boot.rsync, x => x.wireBytes)), '', '', ''])
   if (r.incr.dsync.length > 0) {
@@ -413,8 +461,8 @@ function printTable(env: Env, r: Results): void {
   const perHost = r.boot.dsync.at(-1)!.summary!.bytesPerHost
   console.log(`
 - Medians of ${r.boot.dsync.length} bootstrap, ${r.incr.dsync.length} incremental and ${r.none.dsync.length} no-change runs. Wall time around the client process, start-up included; page cache warm on the source side.
-- dsync: \`node ${opts.clientCli === DEFAULT_CLI ? 'dist/cli/main.js' : opts.clientCli} --json pull dtp://${HOSTS[0]}/${REPO} DEST --peer ${HOSTS[1]}:${PORT} --peer ${HOSTS[2]}:${PORT}\`; hosts: \`dsync service\` on ${HOSTS.join(', ')}:${PORT}, seeding the tree in place.
-- rsync: \`rsync -a --stats rsync://${RSYNC_ADDRESS}:${RSYNC_PORT}/mod/ DEST2/\`, daemon \`rsync --daemon --no-detach\` (rsync ${rsyncVersion()}), .dsync/ excluded.
+- dsync: \`node ${opts.clientCli === DEFAULT_CLI ? 'dist/cli/main.js' : opts.clientCli} --json pull dtp://${opts.hosts[0]}/${REPO} DEST --peer ${opts.hosts[1]}:${PORT} --peer ${opts.hosts[2]}:${PORT}\`; hosts: \`dsync service\` on ${opts.hosts.join(', ')}:${PORT}, seeding the tree in place.
+- rsync: \`rsync -a --stats rsync://${opts.rsyncAddress}:${RSYNC_PORT}/mod/ DEST2/\`, daemon \`rsync --daemon --no-detach\` (rsync ${rsyncVersion()}), .dsync/ excluded.
 - runs (s): dsync bootstrap ${list(r.boot.dsync)}; rsync bootstrap ${list(r.boot.rsync)}; dsync incremental ${list(r.incr.dsync)}; rsync incremental ${list(r.incr.rsync)}; dsync no-change ${list(r.none.dsync)}; rsync no-change ${list(r.none.rsync)}.
 - bootstrap bytes per host (last run): ${Object.entries(perHost).map(([h, b]) => `${h} ${fmtMiB(b)} MiB`).join(', ')}.
 - incremental: gendsync after the change ${r.incr.gendsyncSeconds.map(fmtSeconds).join(', ')} s (not in the sync time); changed files compared byte for byte after each dsync run. TCP bytes = all bytes the client read from its sockets (HTTP info + .torrent, peer wire incl. data.dsync and protocol overhead), counted by a preloaded socket hook; summary bytesReceived counts file piece payload only.
@@ -429,6 +477,23 @@ function rsyncVersion(): string {
   }
 }
 
+/** The profile of the first host over the whole dataset's runs (the service and its stop command write one each). */
+function printHostProfile(dir: string, address: string): void {
+  const files = existsSync(dir) ? readdirSync(dir).filter(f => f.endsWith('.cpuprofile')).map(f => join(dir, f)) : []
+  const summaries = files.map(f => ({ f, s: summarizeCpuProfile(f, 20) })).sort((a, b) => b.s.totalMs - a.s.totalMs)
+  if (summaries.length === 0) return console.log(`\nno host profile in ${dir}`)
+  printProfile(`Host profile, ${address} (node --cpu-prof over all runs of this dataset)`, summaries[0].f, summaries[0].s)
+}
+
+function printProfile(title: string, file: string, s: ReturnType<typeof summarizeCpuProfile>): void {
+  const pct = (ms: number) => `${((ms / s.totalMs) * 100).toFixed(1)}%`
+  console.log(`\n## ${title}\n`)
+  console.log(`profile ${file}: ${(s.totalMs / 1000).toFixed(1)} s sampled; idle ${pct(s.idleMs)}, garbage collector ${pct(s.gcMs)}, (program) ${pct(s.programMs)} (native work outside JS: syscalls, hashing, copies)\n`)
+  console.log(markdownTable(['function (self time)', 'ms', 'share'], s.top.map(t => [t.name.replace(/\|/g, '\\|'), t.ms.toFixed(0), pct(t.ms)])))
+  console.log('')
+  console.log(markdownTable(['file / group (self time)', 'ms', 'share'], s.byFile.map(t => [t.file.replace(/\|/g, '\\|'), t.ms.toFixed(0), pct(t.ms)])))
+}
+
 /** One more bootstrap with node --cpu-prof on the client: where its time goes. */
 async function profile(env: Env): Promise<void> {
   const dir = join(env.base, 'prof')
@@ -438,11 +503,6 @@ async function profile(env: Env): Promise<void> {
     () => dsyncPull(env, ['--cpu-prof', '--cpu-prof-dir', dir]))
   const file = readdirSync(dir).filter(f => f.endsWith('.cpuprofile')).map(f => join(dir, f))[0]
   if (!file || !existsSync(file)) throw new Error(`no .cpuprofile in ${dir}`)
-  const s = summarizeCpuProfile(file, 20)
-  const pct = (ms: number) => `${((ms / s.totalMs) * 100).toFixed(1)}%`
-  console.log(`\n## Client profile (one bootstrap under --cpu-prof: ${fmtSeconds(r.seconds)} s wall, ${fmtSeconds(r.cpuSeconds)} s CPU; others used ${r.foreign.toFixed(2)} cores)\n`)
-  console.log(`profile ${file}: ${(s.totalMs / 1000).toFixed(1)} s sampled; idle ${pct(s.idleMs)}, garbage collector ${pct(s.gcMs)}, (program) ${pct(s.programMs)} (native work outside JS: syscalls, hashing, copies)\n`)
-  console.log(markdownTable(['function (self time)', 'ms', 'share'], s.top.map(t => [t.name.replace(/\|/g, '\\|'), t.ms.toFixed(0), pct(t.ms)])))
-  console.log('')
-  console.log(markdownTable(['file / group (self time)', 'ms', 'share'], s.byFile.map(t => [t.file.replace(/\|/g, '\\|'), t.ms.toFixed(0), pct(t.ms)])))
+  printProfile(`Client profile, ${env.tree.files.length} files (one bootstrap under --cpu-prof: ${fmtSeconds(r.seconds)} s wall, ${fmtSeconds(r.cpuSeconds)} s CPU; others used ${r.foreign.toFixed(2)} cores)`,
+    file, summarizeCpuProfile(file, 20))
 }
