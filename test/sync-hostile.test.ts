@@ -35,6 +35,8 @@ for (const [name, make, reason] of torrentCases) {
 }
 
 const hello = Buffer.from('hello')
+/** Seven 16 KiB pieces and a bit. */
+const big = Buffer.from(Array.from({ length: 7 * 16384 + 1000 }, (_, i) => (i * 7919) & 0xff))
 const fileLine = (path: string, data: Buffer) => `f\t0644\t${data.length}\t${MTIME}\t${sha256(data)}\t${path}`
 
 const manifestCases: [string, Parameters<typeof craftRepo>[2], RegExp][] = [
@@ -48,6 +50,10 @@ const manifestCases: [string, Parameters<typeof craftRepo>[2], RegExp][] = [
   ['a SHA-256 that does not match the file the pieces describe', {
     entryLines: [`f\t0644\t5\t${MTIME}\t${sha256('other')}\ta.txt`], torrentFiles: { 'a.txt': hello },
   }, /content does not match its SHA-256/],
+  // Hashed as its pieces arrive, on the stage worker, never re-read: the check must still bite.
+  ['a SHA-256 that does not match a file of many pieces', {
+    entryLines: [`f\t0644\t${big.length}\t${MTIME}\t${sha256(Buffer.concat([big.subarray(1), Buffer.from('x')]))}\tbig.bin`], torrentFiles: { 'big.bin': big },
+  }, /big\.bin: content does not match its SHA-256/],
   ['a header that lies about its counts', { entryLines: [fileLine('a.txt', hello)], torrentFiles: { 'a.txt': hello }, header: { files: 7 } }, /header says files 7/],
 ]
 

@@ -10,7 +10,10 @@ export interface DownloaderOptions {
   pieces: PieceSpan[]
   /** All the torrent's piece hashes, 20 bytes each. */
   hashes: Buffer
-  /** Called with each piece's file bytes (pads stripped) once its hash is verified. */
+  /**
+   * Called with each piece's file bytes (pads stripped) once its hash is verified. `data` is
+   * only valid during the call: its memory is reused for the next pieces.
+   */
   onPiece: (span: PieceSpan, data: Buffer, from: PeerConnection) => void
   /** Blocks in flight per peer. */
   pipeline?: number
@@ -18,7 +21,10 @@ export interface DownloaderOptions {
 
 interface Active {
   span: PieceSpan
-  data: Buffer
+  /** The piece's bytes as they arrive; a one-block piece uses its block as is. */
+  data: Buffer | undefined
+  /** `data` is one of the downloader's reusable piece buffers. */
+  pooled: boolean
   nextOffset: number
   pending: number
   received: number
@@ -52,12 +58,19 @@ export class Downloader extends EventEmitter {
   private fail: ((err: Error) => void) | undefined
   private readonly finished: Promise<void>
   private readonly retrySet = new Set<number>()
+  /** Piece buffers to reuse: no allocation per piece once the pipeline is full. */
+  private readonly spare: Buffer[] = []
+  /** Zeros for hashing pad bytes. */
+  private zeros = Buffer.alloc(0)
+  private paused = false
+  private readonly maxDataLength: number
   readonly total: number
 
   constructor(private readonly opts: DownloaderOptions) {
     super()
     this.queue = [...opts.pieces]
     this.total = opts.pieces.length
+    this.maxDataLength = opts.pieces.reduce((m, p) => Math.max(m, p.dataLength), 0)
     this.pipeline = opts.pipeline ?? 64
     this.finished = new Promise((resolve, reject) => {
       this.finish = resolve
@@ -77,6 +90,22 @@ export class Downloader extends EventEmitter {
   /** Resolves when every piece is verified. */
   whenDone(): Promise<void> {
     return this.finished
+  }
+
+  /** Stops handing out pieces (whoever stores them is behind); blocks in flight still land. */
+  pause(): void {
+    this.paused = true
+  }
+
+  resume(): void {
+    if (!this.paused) return
+    this.paused = false
+    for (const peer of this.peers.keys()) this.pump(peer)
+  }
+
+  /** Fails the download (storing its pieces failed). */
+  abort(err: Error): void {
+    this.fail!(err)
   }
 
   addPeer(peer: PeerConnection): void {
@@ -122,7 +151,7 @@ export class Downloader extends EventEmitter {
 
   private pump(peer: PeerConnection): void {
     const active = this.peers.get(peer)
-    if (!active || peer.closed || peer.wire.peerChoking) return
+    if (!active || peer.closed || peer.wire.peerChoking || this.paused) return
     let inFlight = active.reduce((s, a) => s + a.pending, 0)
     if (inFlight < this.pipeline) peer.batch()
     while (inFlight < this.pipeline) {
@@ -130,7 +159,7 @@ export class Downloader extends EventEmitter {
       if (!a) {
         const span = this.take(peer)
         if (!span) break
-        a = { span, data: Buffer.allocUnsafe(span.dataLength), nextOffset: 0, pending: 0, received: 0, failed: false }
+        a = { span, data: undefined, pooled: false, nextOffset: 0, pending: 0, received: 0, failed: false }
         active.push(a)
       }
       const offset = a.nextOffset
@@ -220,7 +249,14 @@ export class Downloader extends EventEmitter {
       this.retire(peer, a)
       return this.pump(peer)
     }
-    block.copy(a.data, offset)
+    if (block.length === a.span.dataLength) a.data = block
+    else {
+      if (!a.data) {
+        a.data = this.spare.pop() ?? Buffer.allocUnsafeSlow(this.maxDataLength)
+        a.pooled = true
+      }
+      block.copy(a.data, offset)
+    }
     a.received += block.length
     if (a.received === a.span.dataLength) this.complete(peer, a)
     this.pump(peer)
@@ -233,10 +269,16 @@ export class Downloader extends EventEmitter {
       this.release(a.span, peer)
       return
     }
-    const hash = createHash('sha1').update(a.data)
-    if (a.span.pieceLength > a.span.dataLength) hash.update(Buffer.alloc(a.span.pieceLength - a.span.dataLength))
+    const data = a.data!.subarray(0, a.span.dataLength)
+    const hash = createHash('sha1').update(data)
+    const pad = a.span.pieceLength - a.span.dataLength
+    if (pad > 0) {
+      if (this.zeros.length < pad) this.zeros = Buffer.alloc(a.span.pieceLength)
+      hash.update(this.zeros.subarray(0, pad))
+    }
     const expected = this.opts.hashes.subarray(a.span.piece * 20, a.span.piece * 20 + 20)
     if (!hash.digest().equals(expected)) {
+      this.recycle(a)
       a.failed = true
       this.emit('hash-fail', peer, a.span.piece)
       this.release(a.span, peer)
@@ -246,7 +288,8 @@ export class Downloader extends EventEmitter {
     this.done.add(a.span.piece)
     this.owners.delete(a.span.piece)
     try {
-      this.opts.onPiece(a.span, a.data, peer)
+      this.opts.onPiece(a.span, data, peer)
+      this.recycle(a)
     } catch (err) {
       // Storing failed (disk full, a file that does not match its SHA-256): the download fails.
       this.fail!(err as Error)
@@ -257,6 +300,13 @@ export class Downloader extends EventEmitter {
       this.finish!()
       this.peers.clear()
     }
+  }
+
+  /** Gives a finished piece's buffer back for the next piece (its blocks have all landed). */
+  private recycle(a: Active): void {
+    if (a.pooled && this.spare.length < this.pipeline) this.spare.push(a.data!)
+    a.data = undefined
+    a.pooled = false
   }
 
   private retire(peer: PeerConnection, a: Active): void {

@@ -6,6 +6,7 @@ import { Downloader } from '../swarm/downloader.js'
 import type { PeerConnection } from '../swarm/peer.js'
 import type { Swarm } from '../swarm/swarm.js'
 import { fileSpans, type PieceMap, type PieceSpan } from '../torrent/piece-map.js'
+import { StageWriter } from './stage-writer.js'
 import type { Staging } from './staging.js'
 
 export interface TransferProgress {
@@ -64,27 +65,44 @@ export async function transferFiles(opts: TransferOptions): Promise<TransferResu
   }
   const bytesPerPeer: Record<string, number> = {}
   let filesDone = 0
-  const finishFile = (index: number) => {
-    const hex = opts.files.get(index)!
-    if (!staging.finalize(hex)) {
-      throw new DsyncError(ExitCode.badData, 'sync.manifestMismatch', { from: 'peers', reason: `${map.files[index].path}: content does not match its SHA-256` })
-    }
+  const mismatch = (index: number) =>
+    new DsyncError(ExitCode.badData, 'sync.manifestMismatch', { from: 'peers', reason: `${map.files[index].path}: content does not match its SHA-256` })
+  // Files whose every piece a killed run left verified in their .part: checked here.
+  for (const [index, left] of remainingPerFile) {
+    if (left > 0) continue
+    if (!staging.finalize(opts.files.get(index)!)) throw mismatch(index)
     filesDone++
   }
-  for (const [index, left] of remainingPerFile) if (left === 0) finishFile(index)
 
   const progress = () => opts.onProgress?.({ bytesDone, bytesTotal, filesDone, filesTotal: opts.files.size, peers: opts.swarm.connected.size })
-  const downloader = new Downloader({
+  const indexOf = new Map([...opts.files].map(([index, hex]) => [hex, index]))
+  // A file that fails its SHA-256 or cannot be written ends the transfer, even after the last piece.
+  let storeFailure: Error | undefined
+  const storeFailed = (err: Error) => {
+    storeFailure ??= err
+    downloader.abort(err)
+  }
+  const writer = new StageWriter(staging.dir, {
+    onWritten: bytes => {
+      bytesDone += bytes
+      progress()
+    },
+    onVerified: () => {
+      filesDone++
+      progress()
+    },
+    onMismatch: hex => storeFailed(mismatch(indexOf.get(hex)!)),
+    onError: storeFailed,
+    onBusy: busy => (busy ? downloader.pause() : downloader.resume()),
+  })
+  const downloader: Downloader = new Downloader({
     pieces,
     hashes: opts.hashes,
     onPiece: (span, data, from) => {
-      staging.write(opts.files.get(span.file)!, span.fileOffset, data)
-      bytesDone += span.dataLength
-      bytesPerPeer[from.label] = (bytesPerPeer[from.label] ?? 0) + span.dataLength
       const left = remainingPerFile.get(span.file)! - 1
       remainingPerFile.set(span.file, left)
-      if (left === 0) finishFile(span.file)
-      progress()
+      writer.write(opts.files.get(span.file)!, span.fileOffset, data, map.files[span.file].length, left === 0)
+      bytesPerPeer[from.label] = (bytesPerPeer[from.label] ?? 0) + span.dataLength
     },
   })
   downloader.on('hash-fail', (peer: PeerConnection, piece: number) =>
@@ -103,8 +121,12 @@ export async function transferFiles(opts: TransferOptions): Promise<TransferResu
         return `${files.slice(0, 3).join(', ')}${files.length > 3 ? ', ...' : ''}`
       },
     })
+    // Every piece is verified; the last files may still be being written and checked.
+    await writer.drain()
+    if (storeFailure) throw storeFailure
   } finally {
     opts.swarm.off('peer', onPeer)
+    await writer.close()
     staging.closeAll()
   }
   return { bytesReceived: bytesDone, bytesPerPeer, reusedPieces }

@@ -1,0 +1,165 @@
+import { createHash, type Hash } from 'node:crypto'
+import { closeSync, existsSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs'
+import { join } from 'node:path'
+
+/** Open part files kept at once; a file's pieces mostly arrive close together. */
+const MAX_OPEN = 64
+/** Out-of-order piece bytes held for hashing, all files together; beyond it a file is re-read. */
+const MAX_HELD = 32 << 20
+
+interface PartState {
+  hash: Hash
+  /** Bytes hashed so far: the file's prefix [0, hashed) went through `hash`. */
+  hashed: number
+  /** Pieces that arrived ahead of `hashed`, by file offset (copies). */
+  ahead: Map<number, Buffer>
+  /** Incremental hashing given up (a gap that never fills, or too much held): re-read at the end. */
+  reread: boolean
+}
+
+export type PartOutcome = 'verified' | 'mismatch'
+
+/**
+ * Writes verified pieces into `<staging>/<sha256>.part` and hashes each file's SHA-256 as its
+ * bytes arrive, so a finished file is checked without reading it back. Pieces arriving out
+ * of order are held (bounded) until the gap before them fills; a file whose prefix never
+ * completes in memory (pieces kept from a killed run, too much held) is read back once at the
+ * end. A file that matches becomes `<sha256>` by one rename; one that does not is deleted.
+ * Synchronous: it runs on the stage worker thread, off the event loop.
+ */
+export class PartWriter {
+  private readonly parts = new Map<string, PartState>()
+  private readonly fds = new Map<string, number>()
+  private held = 0
+
+  constructor(readonly dir: string) {}
+
+  partPath(hex: string): string {
+    return join(this.dir, `${hex}.part`)
+  }
+
+  /**
+   * Writes `data` at `offset` of the file; `last` says no other piece of it is still to come
+   * (those written before are on disk), so the file is checked and finished.
+   */
+  write(hex: string, offset: number, data: Uint8Array, size: number, last: boolean): PartOutcome | undefined {
+    if (last && offset === 0 && data.length === size && !this.parts.has(hex)) return this.writeWhole(hex, data)
+    const st = this.state(hex)
+    writeFully(this.fd(hex), data, offset)
+    this.hashIn(st, offset, data)
+    if (!last) return undefined
+    return this.finish(hex, st, size)
+  }
+
+  /** A file that is one piece: hashed from memory, written only if it matches. */
+  private writeWhole(hex: string, data: Uint8Array): PartOutcome {
+    if (createHash('sha256').update(data).digest('hex') !== hex) return 'mismatch'
+    const path = this.partPath(hex)
+    const fd = openSync(path, 'w', 0o644)
+    try {
+      writeFully(fd, data, 0)
+    } finally {
+      closeSync(fd)
+    }
+    renameSync(path, join(this.dir, hex))
+    return 'verified'
+  }
+
+  private hashIn(st: PartState, offset: number, data: Uint8Array): void {
+    if (st.reread) return
+    if (offset !== st.hashed) {
+      if (offset > st.hashed && this.held + data.length <= MAX_HELD) {
+        st.ahead.set(offset, Buffer.from(data))
+        this.held += data.length
+      } else this.giveUp(st)
+      return
+    }
+    st.hash.update(data)
+    st.hashed += data.length
+    for (let next = st.ahead.get(st.hashed); next; next = st.ahead.get(st.hashed)) {
+      st.ahead.delete(st.hashed)
+      this.held -= next.length
+      st.hash.update(next)
+      st.hashed += next.length
+    }
+  }
+
+  private giveUp(st: PartState): void {
+    st.reread = true
+    for (const b of st.ahead.values()) this.held -= b.length
+    st.ahead.clear()
+  }
+
+  private finish(hex: string, st: PartState, size: number): PartOutcome {
+    const digest = !st.reread && st.hashed === size ? st.hash.digest('hex') : sha256OfFd(this.fd(hex))
+    this.forget(hex, st)
+    if (digest !== hex) {
+      unlinkSync(this.partPath(hex))
+      return 'mismatch'
+    }
+    renameSync(this.partPath(hex), join(this.dir, hex))
+    return 'verified'
+  }
+
+  private state(hex: string): PartState {
+    let st = this.parts.get(hex)
+    if (!st) {
+      st = { hash: createHash('sha256'), hashed: 0, ahead: new Map(), reread: false }
+      this.parts.set(hex, st)
+    }
+    return st
+  }
+
+  private forget(hex: string, st: PartState): void {
+    this.giveUp(st)
+    this.parts.delete(hex)
+    this.closeFd(hex)
+  }
+
+  private fd(hex: string): number {
+    let fd = this.fds.get(hex)
+    if (fd !== undefined) {
+      // Re-insert: Map order is the LRU order.
+      this.fds.delete(hex)
+      this.fds.set(hex, fd)
+      return fd
+    }
+    if (this.fds.size >= MAX_OPEN) this.closeFd(this.fds.keys().next().value as string)
+    const path = this.partPath(hex)
+    fd = openSync(path, existsSync(path) ? 'r+' : 'w+', 0o644)
+    this.fds.set(hex, fd)
+    return fd
+  }
+
+  private closeFd(hex: string): void {
+    const fd = this.fds.get(hex)
+    if (fd === undefined) return
+    this.fds.delete(hex)
+    closeSync(fd)
+  }
+
+  /** Closes every open part (the files stay, to be resumed by a later run). */
+  closeAll(): void {
+    for (const hex of [...this.fds.keys()]) this.closeFd(hex)
+    for (const st of this.parts.values()) this.giveUp(st)
+    this.parts.clear()
+  }
+}
+
+function writeFully(fd: number, data: Uint8Array, position: number): void {
+  let done = 0
+  while (done < data.length) done += writeSync(fd, data, done, data.length - done, position + done)
+}
+
+export function sha256OfFd(fd: number): string {
+  const hash = createHash('sha256')
+  const buf = Buffer.allocUnsafe(1 << 20)
+  let pos = 0
+  for (;;) {
+    const n = readSync(fd, buf, 0, buf.length, pos)
+    if (n === 0) break
+    hash.update(buf.subarray(0, n))
+    pos += n
+  }
+  return hash.digest('hex')
+}

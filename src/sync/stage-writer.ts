@@ -1,0 +1,163 @@
+import { Worker } from 'node:worker_threads'
+import { fsError } from '../errors.js'
+
+export interface StageItem {
+  hex: string
+  /** Offset in the file. */
+  offset: number
+  /** Where the bytes are in the batch buffer. */
+  start: number
+  length: number
+  size: number
+  last: boolean
+}
+
+export type StageRequest =
+  | { type: 'batch'; id: number; buffer: ArrayBuffer; items: StageItem[] }
+  | { type: 'close' }
+
+export interface StageReply {
+  type: 'done' | 'closed'
+  id?: number
+  buffer?: ArrayBuffer
+  verified?: string[]
+  mismatched?: string[]
+  error?: { path: string; code?: string; message: string }
+}
+
+/** Bytes gathered before a batch leaves; bigger pieces get a buffer of their own size. */
+const BATCH_BYTES = 1 << 20
+/** Batches with the worker before the caller is told to stop fetching (`onBusy(true)`). */
+const HIGH_WATER = 8
+const LOW_WATER = 2
+
+export interface StageWriterEvents {
+  /** This many more piece bytes are on disk (written, not yet fsynced). */
+  onWritten: (bytes: number) => void
+  /** A finished file matched its SHA-256 and is staged under its name. */
+  onVerified: (hex: string) => void
+  /** A finished file did not match its SHA-256; nothing of it is kept. */
+  onMismatch: (hex: string) => void
+  /** Writing failed (disk full, permissions): the transfer cannot go on. */
+  onError: (err: Error) => void
+  /** True when the worker is behind and no more pieces should be fetched; false when it caught up. */
+  onBusy: (busy: boolean) => void
+}
+
+/**
+ * The event loop's side of the stage worker: copies each verified piece into a batch buffer
+ * (one copy, no allocation per piece: buffers travel to the worker and back), sends the batch
+ * at the end of the event-loop turn, and reports each finished file. The worker writes,
+ * hashes (SHA-256 as bytes arrive) and renames, so both cores work during a pull.
+ */
+export class StageWriter {
+  private readonly worker: Worker
+  private readonly free: ArrayBuffer[] = []
+  private current: { buffer: ArrayBuffer; bytes: Uint8Array; used: number; items: StageItem[] } | undefined
+  /** Piece bytes of each batch with the worker, by batch id. */
+  private readonly sent = new Map<number, number>()
+  private nextId = 0
+  private inFlight = 0
+  private busy = false
+  private flushScheduled = false
+  private idle: (() => void)[] = []
+  private failed = false
+
+  constructor(dir: string, private readonly events: StageWriterEvents) {
+    this.worker = new Worker(new URL('./stage-worker.js', import.meta.url), { workerData: { dir } })
+    this.worker.on('message', (reply: StageReply) => this.onReply(reply))
+    this.worker.on('error', err => this.fail(err))
+    this.worker.on('exit', code => { if (code !== 0) this.fail(new Error(`stage worker exited with code ${code}`)) })
+  }
+
+  /** Queues a verified piece; `data` may be reused by the caller once this returns. */
+  write(hex: string, offset: number, data: Uint8Array, size: number, last: boolean): void {
+    if (this.failed) return
+    let cur = this.current
+    if (cur && cur.used + data.length > cur.bytes.length) {
+      this.flush()
+      cur = undefined
+    }
+    if (!cur) cur = this.current = this.newBatch(data.length)
+    cur.bytes.set(data, cur.used)
+    cur.items.push({ hex, offset, start: cur.used, length: data.length, size, last })
+    cur.used += data.length
+    if (!this.flushScheduled) {
+      this.flushScheduled = true
+      setImmediate(() => {
+        this.flushScheduled = false
+        this.flush()
+      })
+    }
+  }
+
+  /** Resolves once every piece queued so far is written and its file, if finished, checked. */
+  async drain(): Promise<void> {
+    this.flush()
+    if (this.inFlight === 0) return
+    await new Promise<void>(resolve => this.idle.push(resolve))
+  }
+
+  /** Closes the worker's open part files and stops it; pieces not yet sent are dropped. */
+  async close(): Promise<void> {
+    this.current = undefined
+    if (this.worker.threadId >= 0 && !this.failed) {
+      const closed = new Promise<void>(resolve => {
+        const onClosed = (reply: StageReply) => {
+          if (reply.type !== 'closed') return
+          this.worker.off('message', onClosed)
+          resolve()
+        }
+        this.worker.on('message', onClosed)
+        this.worker.once('exit', () => resolve())
+      })
+      this.worker.postMessage({ type: 'close' } satisfies StageRequest)
+      await closed
+    }
+    await this.worker.terminate()
+  }
+
+  private newBatch(minBytes: number) {
+    const buffer = minBytes <= BATCH_BYTES ? (this.free.pop() ?? new ArrayBuffer(BATCH_BYTES)) : new ArrayBuffer(minBytes)
+    return { buffer, bytes: new Uint8Array(buffer), used: 0, items: [] as StageItem[] }
+  }
+
+  private flush(): void {
+    const cur = this.current
+    if (!cur || cur.items.length === 0) return
+    this.current = undefined
+    this.inFlight++
+    this.sent.set(this.nextId, cur.used)
+    this.worker.postMessage({ type: 'batch', id: this.nextId++, buffer: cur.buffer, items: cur.items } satisfies StageRequest, [cur.buffer])
+    if (!this.busy && this.inFlight >= HIGH_WATER) {
+      this.busy = true
+      this.events.onBusy(true)
+    }
+  }
+
+  private onReply(reply: StageReply): void {
+    if (reply.type !== 'done') return
+    this.inFlight--
+    if (reply.buffer!.byteLength === BATCH_BYTES) this.free.push(reply.buffer!)
+    if (reply.error) {
+      const { path, code, message } = reply.error
+      return this.fail(fsError(Object.assign(new Error(message), { code }), path, 'write'))
+    }
+    this.events.onWritten(this.sent.get(reply.id!)!)
+    this.sent.delete(reply.id!)
+    for (const hex of reply.verified!) this.events.onVerified(hex)
+    for (const hex of reply.mismatched!) this.events.onMismatch(hex)
+    if (this.busy && this.inFlight <= LOW_WATER) {
+      this.busy = false
+      this.events.onBusy(false)
+    }
+    if (this.inFlight === 0) for (const resolve of this.idle.splice(0)) resolve()
+  }
+
+  private fail(err: Error): void {
+    if (this.failed) return
+    this.failed = true
+    this.events.onError(err)
+    for (const resolve of this.idle.splice(0)) resolve()
+  }
+}
