@@ -3,6 +3,7 @@ import { ExitCode } from '../../src/errors.js'
 import { t } from '../../src/i18n/index.js'
 import type { RunEvent } from '../../src/runner/runner.js'
 import { ProgressBar } from '../../src/ui/progress.js'
+import { formatBytes } from '../../src/ui/units.js'
 import { globals, openHome, printJson, warn } from '../context.js'
 
 /** DSYNC's downstream runner: bare `dsync` / `dsync run`, -nolog, -emoff, -test, -cleanlog. */
@@ -95,7 +96,7 @@ function show(e: RunEvent, json: boolean, bar: ProgressBar, verbose: boolean): v
     case 'done':
       bar.done()
       return console.log(e.report.result === 'ok'
-        ? t('runner.okLog', { repo: e.report.repo, bytes: `${e.report.bytes} bytes`, seconds: e.report.duration })
+        ? t('runner.okLog', { repo: e.report.repo, bytes: formatBytes(e.report.bytes), seconds: e.report.duration })
         : t('runner.failedLog', { repo: e.report.repo, reason: e.report.error ?? e.report.result, seconds: e.report.duration }))
   }
 }
