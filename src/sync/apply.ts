@@ -1,10 +1,12 @@
-import { chmodSync, closeSync, copyFileSync, fsyncSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, renameSync, rmdirSync, rmSync, symlinkSync, unlinkSync, utimesSync, constants } from 'node:fs'
+import { chmodSync, closeSync, copyFileSync, fsyncSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, utimesSync, constants } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fsError } from '../errors.js'
 import type { ManifestEntry } from '../manifest/entry.js'
 import { DSYNC_DIR } from '../manifest/paths.js'
+import { applyDeletes } from './deletes.js'
 import { indexMatcher, type Plan } from './plan.js'
 import type { Staging } from './staging.js'
+import { depth } from './tree-paths.js'
 
 export interface ApplyOptions {
   dest: string
@@ -33,75 +35,77 @@ export interface ApplyOptions {
  * file) can redirect a write.
  */
 export function applyPlan(opts: ApplyOptions): void {
-  const { dest, plan, staging } = opts
-  const isIndex = indexMatcher(opts.indexFiles)
-  const abs = (p: string) => join(dest, p)
-  const trash = join(dest, DSYNC_DIR, 'trash')
-  const fileMode = (mode: number) => (opts.keepSetid ? mode : mode & ~0o6000)
+  const ctx = applyContext(opts)
+  moveConflictsAside(ctx)
+  for (const d of ctx.plan.mkdirs) {
+    ctx.writable(d.path)
+    guard(() => mkdirSync(ctx.abs(d.path), { recursive: true, mode: 0o755 }), ctx.abs(d.path))
+  }
+  ctx.onStep?.('mkdirs')
+  placeNewNames(ctx)
+  applyDeletes(ctx)
+  for (const d of ctx.plan.dirMeta) guard(() => {
+    chmodSync(ctx.abs(d.path), d.mode)
+    utimesSync(ctx.abs(d.path), d.mtime, d.mtime)
+  }, ctx.abs(d.path))
+  rmSync(ctx.trash, { recursive: true, force: true })
+}
+
+/** What every apply step shares: DEST, the plan, staging and the safe-write helpers. */
+export interface ApplyContext {
+  dest: string
+  plan: Plan
+  staging: Staging
+  indexFiles: string[]
+  trash: string
+  abs: (path: string) => string
+  /** A fresh temporary name inside staging. */
+  tmp: () => string
+  /** Gives a read-only parent folder u+wx before writing into it. */
+  writable: (path: string) => void
+  fileMode: (mode: number) => number
+  guard: (fn: () => void, path: string) => void
+  onStep?: (step: string, done?: number) => void
+  /** How many paths still need each staged content: the last one takes the file itself. */
+  uses: Map<string, number>
+}
+
+function applyContext(opts: ApplyOptions): ApplyContext {
   let tmpCounter = 0
-  const tmp = () => join(staging.dir, `.apply-${process.pid}-${tmpCounter++}`)
-  const writable = makeWritableParents(dest)
-
-  // An entry of another type in the way (a file where a folder now goes) is moved aside,
-  // not deleted, until the end.
-  for (const c of plan.conflicts) {
-    mkdirSync(trash, { recursive: true })
-    writable(c.path)
-    guard(() => renameSync(abs(c.path), join(trash, `${Date.now()}-${tmpCounter++}`)), abs(c.path))
-  }
-  for (const d of plan.mkdirs) {
-    writable(d.path)
-    guard(() => mkdirSync(abs(d.path), { recursive: true, mode: 0o755 }), abs(d.path))
-  }
-  opts.onStep?.('mkdirs')
-
-  // How many paths still need each staged content: the last one takes the file itself.
   const uses = new Map<string, number>()
-  for (const f of plan.place) uses.set(hex(f), (uses.get(hex(f)) ?? 0) + 1)
-  const placeFile = (f: ManifestEntry) => {
-    const h = hex(f)
-    const left = uses.get(h)! - 1
-    uses.set(h, left)
-    const src = staging.path(h)
-    writable(f.path)
-    guard(() => {
-      // The last use takes the staged file itself (it is ours, inside staging); an earlier
-      // use takes a copy made beside it. Mode and mtime are set before the one rename.
-      let t = src
-      if (left > 0) {
-        t = tmp()
-        copyFileSync(src, t, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE)
-        syncFile(t)
-      }
-      chmodSync(t, fileMode(f.mode))
-      utimesSync(t, f.mtime, f.mtime)
-      renameSync(t, abs(f.path))
-    }, abs(f.path))
+  for (const f of opts.plan.place) uses.set(hex(f), (uses.get(hex(f)) ?? 0) + 1)
+  return {
+    dest: opts.dest, plan: opts.plan, staging: opts.staging, indexFiles: opts.indexFiles, uses, guard, onStep: opts.onStep,
+    trash: join(opts.dest, DSYNC_DIR, 'trash'),
+    abs: p => join(opts.dest, p),
+    tmp: () => join(opts.staging.dir, `.apply-${process.pid}-${tmpCounter++}`),
+    writable: makeWritableParents(opts.dest),
+    fileMode: mode => (opts.keepSetid ? mode : mode & ~0o6000),
   }
-  const placeLink = (l: ManifestEntry) => {
-    const t = tmp()
-    writable(l.path)
-    guard(() => {
-      if (l.type === 'l') {
-        symlinkSync(l.target!, t)
-        lutimesSync(t, l.mtime, l.mtime)
-      } else linkSync(abs(l.target!), t)
-      renameSync(t, abs(l.path))
-      // rename(2) between two names of one inode does nothing and leaves the source.
-      rmSync(t, { force: true })
-    }, abs(l.path))
-  }
-  const touch = (f: ManifestEntry) => guard(() => {
-    writable(f.path)
-    chmodSync(abs(f.path), fileMode(f.mode))
-    utimesSync(abs(f.path), f.mtime, f.mtime)
-  }, abs(f.path))
+}
 
+/** An entry of another type in the way (a file where a folder now goes) is moved aside, not deleted, until the end. */
+function moveConflictsAside(ctx: ApplyContext): void {
+  let n = 0
+  for (const c of ctx.plan.conflicts) {
+    mkdirSync(ctx.trash, { recursive: true })
+    ctx.writable(c.path)
+    guard(() => renameSync(ctx.abs(c.path), join(ctx.trash, `${Date.now()}-c${n++}`)), ctx.abs(c.path))
+  }
+}
+
+/**
+ * New and changed files, mode/mtime touches and links (symlinks, then hardlinks after the
+ * files they share an inode with), in two passes: everything else, then index files.
+ */
+function placeNewNames(ctx: ApplyContext): void {
+  const isIndex = indexMatcher(ctx.indexFiles)
   // A hardlink goes in with the later of its own pass and its file's.
   const linkPass = (l: ManifestEntry) => isIndex(l.path) || (l.type === 'h' && isIndex(l.target!))
+  const { plan } = ctx
   const items = [
     ...plan.place.map(e => ({ e, pass: isIndex(e.path), run: placeFile })),
-    ...plan.touch.map(e => ({ e, pass: isIndex(e.path), run: touch })),
+    ...plan.touch.map(e => ({ e, pass: isIndex(e.path), run: touchFile })),
     ...plan.links.filter(l => l.type === 'l').map(e => ({ e, pass: linkPass(e), run: placeLink })),
     ...plan.links.filter(l => l.type === 'h').map(e => ({ e, pass: linkPass(e), run: placeLink })),
   ]
@@ -110,24 +114,54 @@ export function applyPlan(opts: ApplyOptions): void {
     let done = 0
     const these = items.filter(i => i.pass === pass)
     for (const i of pass ? indexOrder(these) : these) {
-      i.run(i.e)
-      opts.onStep?.(step, ++done)
+      i.run(ctx, i.e)
+      ctx.onStep?.(step, ++done)
     }
-    opts.onStep?.(step)
+    ctx.onStep?.(step)
   }
+}
 
-  let deleted = 0
-  for (const d of plan.deletes) {
-    writable(d.path)
-    guard(() => (d.type === 'd' ? rmdirSync(abs(d.path)) : unlinkSync(abs(d.path))), abs(d.path))
-    opts.onStep?.('deletes', ++deleted)
-  }
-  opts.onStep?.('deletes')
-  for (const d of plan.dirMeta) guard(() => {
-    chmodSync(abs(d.path), d.mode)
-    utimesSync(abs(d.path), d.mtime, d.mtime)
-  }, abs(d.path))
-  rmSync(trash, { recursive: true, force: true })
+function placeFile(ctx: ApplyContext, f: ManifestEntry): void {
+  const h = hex(f)
+  const left = ctx.uses.get(h)! - 1
+  ctx.uses.set(h, left)
+  const src = ctx.staging.path(h)
+  ctx.writable(f.path)
+  guard(() => {
+    // The last use takes the staged file itself (it is ours, inside staging); an earlier
+    // use takes a copy made beside it. Mode and mtime are set before the one rename.
+    let t = src
+    if (left > 0) {
+      t = ctx.tmp()
+      copyFileSync(src, t, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE)
+      syncFile(t)
+    }
+    chmodSync(t, ctx.fileMode(f.mode))
+    utimesSync(t, f.mtime, f.mtime)
+    renameSync(t, ctx.abs(f.path))
+  }, ctx.abs(f.path))
+}
+
+function placeLink(ctx: ApplyContext, l: ManifestEntry): void {
+  const t = ctx.tmp()
+  ctx.writable(l.path)
+  guard(() => {
+    if (l.type === 'l') {
+      symlinkSync(l.target!, t)
+      lutimesSync(t, l.mtime, l.mtime)
+    } else linkSync(ctx.abs(l.target!), t)
+    renameSync(t, ctx.abs(l.path))
+    // rename(2) between two names of one inode does nothing and leaves the source.
+    rmSync(t, { force: true })
+  }, ctx.abs(l.path))
+}
+
+function touchFile(ctx: ApplyContext, f: ManifestEntry): void {
+  guard(() => {
+    ctx.writable(f.path)
+    chmodSync(ctx.abs(f.path), ctx.fileMode(f.mode))
+    utimesSync(ctx.abs(f.path), f.mtime, f.mtime)
+  }, ctx.abs(f.path))
 }
 
 /**
@@ -158,12 +192,6 @@ function makeWritableParents(dest: string): (path: string) => void {
 function indexOrder<T extends { e: ManifestEntry }>(items: T[]): T[] {
   const key = (e: ManifestEntry) => depth(e.type === 'h' ? e.target! : e.path)
   return [...items].sort((a, b) => key(b.e) - key(a.e))
-}
-
-function depth(path: string): number {
-  let d = 0
-  for (const ch of path) if (ch === '/') d++
-  return d
 }
 
 function syncFile(path: string): void {

@@ -4,6 +4,8 @@ import type { Manifest } from '../manifest/format.js'
 import { hashFiles, type HashJob } from '../manifest/hash-pool.js'
 import { DSYNC_DIR } from '../manifest/paths.js'
 import { scanTree, type ScannedEntry } from '../manifest/scan.js'
+import { planDeletes } from './deletes.js'
+import { depth, parentOf } from './tree-paths.js'
 
 /**
  * What it takes to turn DEST into the upstream generation. Content is addressed by SHA-256:
@@ -51,12 +53,35 @@ export interface PlanOptions {
 export async function makePlan(opts: PlanOptions): Promise<Plan> {
   const local = new Map<string, ScannedEntry>()
   for (const e of scanTree(opts.dest, { excludeTop: [DSYNC_DIR], onWarning: opts.onWarning })) local.set(e.path, e)
+  const sha = await trustedHashes(opts, local)
+  const plan: Plan = {
+    mkdirs: [], place: [], fetch: new Map(), local: new Map(), touch: [], links: [], conflicts: [], deletes: [], displaced: [], dirMeta: [],
+    localEntries: local.size, fetchBytes: 0, added: [], changed: [],
+  }
+  for (const [path, hex] of sha) if (!plan.local.has(hex)) plan.local.set(hex, join(opts.dest, path))
+  const wanted = new Set<string>()
+  for (const u of opts.upstream.entries) {
+    wanted.add(u.path)
+    const l = local.get(u.path)
+    const sameType = l !== undefined && fileOr(l.type) === fileOr(u.type)
+    if (l && !sameType) plan.conflicts.push(l)
+    if ((!l || !sameType) && u.type !== 'd') plan.added.push(u.path)
+    PLAN_BY_KIND[u.type]({ plan, u, l: sameType ? l : undefined, local, sha })
+  }
+  planDeletes(plan, local, wanted)
+  planDirMeta(plan, opts.upstream)
+  return plan
+}
+
+/**
+ * SHA-256 of the local files the plan may trust, by path. Local files that look right by size
+ * and mtime but that DEST's data.dsync does not vouch for (first sync onto an rsync'ed tree,
+ * or a run killed mid-apply) are hashed.
+ */
+async function trustedHashes(opts: PlanOptions, local: Map<string, ScannedEntry>): Promise<Map<string, string>> {
   const vouched = new Map<string, ManifestEntry>()
   for (const e of opts.previous?.entries ?? []) if (e.type === 'f' || e.type === 'h') vouched.set(e.path, e)
-
-  // Local files that look right by size and mtime but that DEST's data.dsync does not
-  // vouch for (first sync onto an rsync'ed tree, or a run killed mid-apply) are hashed.
-  const sha = new Map<string, string>() // local path -> sha256 hex, for local files we trust
+  const sha = new Map<string, string>()
   const toHash: { job: HashJob; path: string }[] = []
   const upstreamFiles = new Map<string, ManifestEntry>()
   for (const e of opts.upstream.entries) if (e.type === 'f') upstreamFiles.set(e.path, e)
@@ -72,72 +97,69 @@ export async function makePlan(opts: PlanOptions): Promise<Plan> {
     else if (u && u.size === l.size) toHash.push({ job: { id: toHash.length, path: join(opts.dest, path), size: l.size, mtimeMs: l.mtimeMs, ino: l.ino }, path })
   }
   await hashFiles(toHash.map(x => x.job), 0, (job, d) => sha.set(toHash[job.id].path, d.sha256.toString('hex')), opts.threads)
+  return sha
+}
 
-  const plan: Plan = {
-    mkdirs: [], place: [], fetch: new Map(), local: new Map(), touch: [], links: [], conflicts: [], deletes: [], displaced: [], dirMeta: [],
-    localEntries: local.size, fetchBytes: 0, added: [], changed: [],
-  }
-  for (const [path, hex] of sha) if (!plan.local.has(hex)) plan.local.set(hex, join(opts.dest, path))
+/** One upstream entry against what DEST has at its path (`l`: only when of the same kind). */
+interface EntryCase {
+  plan: Plan
+  u: ManifestEntry
+  l: ScannedEntry | undefined
+  local: Map<string, ScannedEntry>
+  sha: Map<string, string>
+}
 
-  const wanted = new Set<string>()
-  for (const u of opts.upstream.entries) {
-    wanted.add(u.path)
-    const l = local.get(u.path)
-    const sameType = l !== undefined && fileOr(l.type) === fileOr(u.type)
-    if (l && !sameType) plan.conflicts.push(l)
-    if ((!l || !sameType) && u.type !== 'd') plan.added.push(u.path)
-    switch (u.type) {
-      case 'd':
-        if (!l || !sameType) plan.mkdirs.push(u)
-        if (!l || !sameType || l.mode !== u.mode || l.mtime !== u.mtime) plan.dirMeta.push(u)
-        break
-      case 'f': {
-        const hex = u.sha256!.toString('hex')
-        if (sameType && sha.get(u.path) === hex) {
-          if (l.mode !== u.mode || l.mtime !== u.mtime) plan.touch.push(u)
-          break
-        }
-        if (sameType) plan.changed.push(u.path)
-        plan.place.push(u)
-        if (!plan.local.has(hex) && !plan.fetch.has(hex)) {
-          plan.fetch.set(hex, u)
-          plan.fetchBytes += u.size
-        }
-        break
-      }
-      case 'l':
-        if (!sameType || l.target !== u.target) {
-          if (sameType) plan.changed.push(u.path)
-          plan.links.push(u)
-        } else if (l.mtime !== u.mtime) plan.links.push(u)
-        break
-      case 'h': {
-        const target = local.get(u.target!)
-        const linked = sameType && target !== undefined && fileOr(target.type) === 'f' && target.ino === l.ino &&
-          sha.get(u.target!) === u.sha256!.toString('hex')
-        if (!linked) {
-          if (sameType) plan.changed.push(u.path)
-          plan.links.push(u)
-        }
-        break
-      }
-    }
+/** Each kind of entry is planned by its own handler. */
+const PLAN_BY_KIND: Record<ManifestEntry['type'], (c: EntryCase) => void> = {
+  d: planDir,
+  f: planFile,
+  l: planSymlink,
+  h: planHardlink,
+}
+
+function planDir({ plan, u, l }: EntryCase): void {
+  if (!l) plan.mkdirs.push(u)
+  if (!l || l.mode !== u.mode || l.mtime !== u.mtime) plan.dirMeta.push(u)
+}
+
+/** Content is addressed by SHA-256: fetched once however many paths hold it, copied when DEST has it elsewhere. */
+function planFile({ plan, u, l, sha }: EntryCase): void {
+  const hex = u.sha256!.toString('hex')
+  if (l && sha.get(u.path) === hex) {
+    if (l.mode !== u.mode || l.mtime !== u.mtime) plan.touch.push(u)
+    return
   }
-  // A conflicting local folder is moved aside whole, children included: what is under it
-  // is lost like a deletion, so it counts for the delete guard and in `diff`.
-  const conflicted = new Set(plan.conflicts.map(c => c.path))
-  const underConflict = (path: string) => {
-    for (let p = path; p !== ''; p = parentOf(p)) if (conflicted.has(p)) return true
-    return false
+  if (l) plan.changed.push(u.path)
+  plan.place.push(u)
+  if (!plan.local.has(hex) && !plan.fetch.has(hex)) {
+    plan.fetch.set(hex, u)
+    plan.fetchBytes += u.size
   }
-  for (const [path, l] of local) {
-    if (underConflict(path)) {
-      if (!conflicted.has(path)) plan.displaced.push(l)
-    } else if (!wanted.has(path)) plan.deletes.push(l)
+}
+
+function planSymlink({ plan, u, l }: EntryCase): void {
+  if (!l || l.target !== u.target) {
+    if (l) plan.changed.push(u.path)
+    plan.links.push(u)
+  } else if (l.mtime !== u.mtime) plan.links.push(u)
+}
+
+function planHardlink({ plan, u, l, local, sha }: EntryCase): void {
+  const target = local.get(u.target!)
+  const linked = l !== undefined && target !== undefined && fileOr(target.type) === 'f' && target.ino === l.ino &&
+    sha.get(u.target!) === u.sha256!.toString('hex')
+  if (!linked) {
+    if (l) plan.changed.push(u.path)
+    plan.links.push(u)
   }
-  // Every folder the apply writes into gets a new mtime from the kernel; it is set back to
-  // upstream's at the end, after the last rename or unlink inside it.
-  const dirs = new Map(opts.upstream.entries.filter(e => e.type === 'd').map(e => [e.path, e]))
+}
+
+/**
+ * Every folder the apply writes into gets a new mtime from the kernel; it is set back to
+ * upstream's at the end, after the last rename or unlink inside it. Children before parents.
+ */
+function planDirMeta(plan: Plan, upstream: Manifest): void {
+  const dirs = new Map(upstream.entries.filter(e => e.type === 'd').map(e => [e.path, e]))
   const inMeta = new Set(plan.dirMeta.map(d => d.path))
   const touched = [...plan.place, ...plan.links, ...plan.mkdirs, ...plan.conflicts, ...plan.deletes].map(e => parentOf(e.path))
   for (const parent of touched) {
@@ -147,25 +169,21 @@ export async function makePlan(opts: PlanOptions): Promise<Plan> {
       plan.dirMeta.push(d)
     }
   }
-  // Children before parents, so each folder is empty when its turn comes.
-  plan.deletes.sort((a, b) => depth(b.path) - depth(a.path) || (a.path < b.path ? 1 : -1))
   plan.dirMeta.sort((a, b) => depth(b.path) - depth(a.path))
-  return plan
+}
+
+/** Nothing to change in DEST. */
+export function isEmpty(p: Plan): boolean {
+  return p.mkdirs.length + p.place.length + p.touch.length + p.links.length + p.conflicts.length + p.deletes.length + p.dirMeta.length === 0
+}
+
+/** What `diff` and `pull --dry-run` print. */
+export function describePlan(p: Plan): { added: string[]; changed: string[]; removed: string[] } {
+  return { added: p.added, changed: p.changed, removed: [...p.deletes, ...p.displaced].map(e => e.path) }
 }
 
 function fileOr(type: string): string {
   return type === 'h' ? 'f' : type
-}
-
-function parentOf(path: string): string {
-  const slash = path.lastIndexOf('/')
-  return slash < 0 ? '' : path.slice(0, slash)
-}
-
-function depth(path: string): number {
-  let d = 0
-  for (const ch of path) if (ch === '/') d++
-  return d
 }
 
 /** Basename patterns with `*` and `?`, as in index-files= ("Packages*", "repomd.xml"). */

@@ -1,0 +1,75 @@
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { fsError } from '../errors.js'
+import { generationFiles } from '../generation/files.js'
+import { DSYNC_DIR } from '../manifest/paths.js'
+import { acquireLock } from '../util/lock.js'
+import { applyPlan } from './apply.js'
+import { commitStage } from './commit.js'
+import { guardDeletes } from './deletes.js'
+import { fetchStage } from './fetch-stage.js'
+import { readOrUndefined } from './metadata.js'
+import { describePlan, isEmpty, makePlan, type Plan } from './plan.js'
+import type { PullContext, PullResult, Route } from './types.js'
+
+/** Stages 3-6 under DEST's lock, the same for both routes: plan → guard → stage/fetch → apply → commit. */
+export async function executePlan(ctx: PullContext, r: Route): Promise<PullResult> {
+  const { opts } = ctx
+  try {
+    mkdirSync(join(opts.dest, DSYNC_DIR), { recursive: true })
+  } catch (err) {
+    throw fsError(err, opts.dest, 'write')
+  }
+  // Two runs on one DEST would share staging and interleave their applies.
+  const releaseLock = opts.lockHeld ? undefined : acquireLock(join(opts.dest, DSYNC_DIR, 'lock')).release
+  try {
+    const plan = await planStage(ctx, r)
+    const result = newResult(ctx, r, plan)
+    if (opts.dryRun) {
+      result.plan = describePlan(plan)
+      return finish(ctx, result)
+    }
+    if (result.upToDate && r.sameGeneration && sameRecord(ctx)) return finish(ctx, result)
+    const staged = await fetchStage(opts.dest, plan, r)
+    result.filesFetched = staged.filesFetched
+    result.filesCopiedLocally = staged.filesCopiedLocally
+    result.bytesReceived = staged.bytesReceived
+    result.bytesPerHost = staged.bytesPerHost
+    applyPlan({ dest: opts.dest, plan, staging: staged.staging, indexFiles: opts.indexFiles, onStep: opts.onApplyStep })
+    await commitStage(ctx, r, staged.staging)
+    return finish(ctx, result)
+  } finally {
+    releaseLock?.()
+  }
+}
+
+/** Stage 3, plan: DEST against the new data.dsync; --no-delete and the delete guard applied. */
+async function planStage(ctx: PullContext, r: Route): Promise<Plan> {
+  const { opts } = ctx
+  const plan = await makePlan({ dest: opts.dest, upstream: r.manifest, previous: r.previous, onWarning: opts.onWarning })
+  if (opts.noDelete) plan.deletes = []
+  // diff reports what a pull would do, the guard's refusal included; it does not refuse.
+  if (!opts.dryRun) guardDeletes(plan, opts)
+  return plan
+}
+
+function newResult(ctx: PullContext, r: Route, plan: Plan): PullResult {
+  const { opts, record } = ctx
+  return {
+    dest: opts.dest, repo: r.repo, infoHash: r.infoHash, upToDate: isEmpty(plan), dryRun: opts.dryRun === true,
+    added: plan.added.length, changed: plan.changed.length, removed: plan.deletes.length + plan.displaced.length,
+    filesFetched: 0, filesCopiedLocally: 0, bytesToFetch: plan.fetchBytes, bytesReceived: 0, bytesPerHost: {}, seconds: 0,
+    route: r.route, deltas: r.deltas, seq: record?.seq, verified: record !== undefined && (opts.key ?? ctx.resolved[0].key) !== undefined, metadataBytes: 0,
+  }
+}
+
+/** DEST already holds the signed record of this generation (or there is none to hold). */
+function sameRecord({ opts, record }: PullContext): boolean {
+  return !record || record.bytes.equals(readOrUndefined(generationFiles(opts.dest).record) ?? Buffer.alloc(0))
+}
+
+function finish(ctx: PullContext, r: PullResult): PullResult {
+  r.seconds = (Date.now() - ctx.started) / 1000
+  r.metadataBytes = ctx.resolved.reduce((sum, s) => sum + s.httpBytes, 0) + (ctx.extraHttpBytes ?? 0)
+  return r
+}

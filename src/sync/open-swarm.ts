@@ -1,0 +1,37 @@
+import { CLIENT_ANNOUNCE_PORT, SETTINGS } from '../config/defaults.js'
+import { t } from '../i18n/index.js'
+import { makePeerId } from '../shared/peer-id.js'
+import { Swarm } from '../swarm/swarm.js'
+import { announceToTrackers } from '../swarm/trackers.js'
+import type { PullContext } from './types.js'
+
+/** How long a sync with trackers and no peer yet waits for the trackers to name one. */
+const TRACKER_WAIT_MS = 15_000
+
+/** A swarm and the tracker announcer feeding it; stop() ends both. */
+export interface SwarmSession {
+  swarm: Swarm
+  stop: () => void
+}
+
+/** A swarm for one infohash with every known host added and the trackers asked. */
+export function openSwarm(ctx: PullContext, infoHash: string, torrentTrackers: string[] = []): SwarmSession {
+  const { opts, resolved } = ctx
+  const swarm = new Swarm({
+    infoHash, peerId: makePeerId(), maxConnections: opts.connections ?? SETTINGS.connections.default, localAddress: opts.localAddress, localAddresses: opts.localAddresses, onMotd: ctx.onMotd,
+  })
+  if (opts.onPeer) swarm.on('peer', opts.onPeer)
+  swarm.on('lost', (peer: string, reason: string) => {
+    if (reason !== 'sync finished') opts.onWarning?.(t('sync.peerDropped', { peer, reason }))
+  })
+  let trackers = unique([...(opts.trackers ?? []), ...resolved.flatMap(r => r.trackers)])
+  if (trackers.length === 0) trackers = torrentTrackers
+  for (const p of [...(opts.peers ?? []), ...resolved.flatMap(r => r.peers)]) swarm.add(p)
+  const announcer = announceToTrackers(infoHash, makePeerId(), trackers, CLIENT_ANNOUNCE_PORT, a => swarm.add(a), opts.onWarning)
+  if (trackers.length > 0) swarm.expectPeersFor(TRACKER_WAIT_MS)
+  return { swarm, stop: () => { announcer.stop(); swarm.close() } }
+}
+
+function unique<T>(xs: T[]): T[] {
+  return [...new Set(xs)]
+}

@@ -1,0 +1,101 @@
+import type { GenerationRecord } from '../generation/record.js'
+import type { ManifestEntry } from '../manifest/entry.js'
+import type { Manifest } from '../manifest/format.js'
+import type { PeerAddress, PeerConnection } from '../swarm/peer.js'
+import type { ResolvedSource } from './source.js'
+import type { Staging } from './staging.js'
+import type { TransferProgress } from './transfer.js'
+
+// The types the client's stages pass along (src/sync/pull.ts wires them; docs/ARCHITECTURE.md
+// has the map): options in, the context stage 1 builds, the route a metadata stage yields, and
+// the result out.
+
+export interface PullOptions {
+  sources: string[]
+  dest: string
+  peers?: PeerAddress[]
+  trackers?: string[]
+  connections?: number
+  noDelete?: boolean
+  dryRun?: boolean
+  force?: boolean
+  /** Refuse to delete more than this percentage of DEST's entries (without force). */
+  deleteLimit?: number
+  indexFiles: string[]
+  localAddress?: string
+  /** xync.conf ipadd=: peer connections spread over these local addresses. */
+  localAddresses?: string[]
+  onProgress?: (p: TransferProgress & { phase: 'metadata' | 'manifest' | 'files' }) => void
+  onWarning?: (message: string) => void
+  onMotd?: (peer: string, text: string) => void
+  /** Each peer connection as it is made (tests count connections and sample per-host bytes). */
+  onPeer?: (peer: PeerConnection) => void
+  /** Test hook: called after each apply item and step (see applyPlan), and after the commit. */
+  onApplyStep?: (step: string, done?: number) => void
+  /** The caller holds DEST's lock already (dsync sync); otherwise pull takes it. */
+  lockHeld?: boolean
+  /** The publisher's key (dsync-key=, --key): records not signed by it are refused. */
+  key?: string
+  /** DHT nodes to start from for a BEP 46 (btpk) source; undefined: the public defaults. */
+  dhtBootstrap?: string[]
+}
+
+export interface PullResult {
+  dest: string
+  /** The repository's name (the torrent's). */
+  repo: string
+  infoHash: string
+  upToDate: boolean
+  dryRun: boolean
+  added: number
+  changed: number
+  removed: number
+  filesFetched: number
+  filesCopiedLocally: number
+  bytesToFetch: number
+  bytesReceived: number
+  bytesPerHost: Record<string, number>
+  seconds: number
+  plan?: { added: string[]; changed: string[]; removed: string[] }
+  /** How the new data.dsync was reached: the delta chain, or the full torrent. */
+  route: 'full' | 'deltas'
+  /** Deltas followed (route 'deltas'). */
+  deltas?: number
+  /** The signed record's sequence number, when the source had one. */
+  seq?: number
+  /** The record was checked against a pinned key. */
+  verified: boolean
+  /** Bytes fetched over HTTP: host info, record, deltas, torrents (file data not included). */
+  metadataBytes: number
+}
+
+/** What both routes share: the options, the resolved sources and the checked record. */
+export interface PullContext {
+  opts: PullOptions
+  resolved: ResolvedSource[]
+  record?: GenerationRecord
+  started: number
+  onMotd: (host: string, text: string) => void
+  /** HTTP bytes a route fetched beyond the sources' own (deltas, delta torrents). */
+  extraHttpBytes?: number
+}
+
+/** One route's contribution to executePlan: the new list, how to fetch, what else to commit. */
+export interface Route {
+  repo: string
+  infoHash: string
+  manifest: Manifest
+  manifestBytes: Buffer
+  /** DEST's own data.dsync when it has a valid one (the plan trusts what it vouches for). */
+  previous?: Manifest
+  /** DEST's data.dsync is already this generation's: nothing to commit when the plan is empty. */
+  sameGeneration: boolean
+  route: 'full' | 'deltas'
+  deltas?: number
+  /** Downloads these contents (SHA-256 hex, first entry) into staging. */
+  fetch: (items: [string, ManifestEntry][], staging: Staging) => Promise<{ bytesReceived: number; bytesPerPeer: Record<string, number> }>
+  /** Writes the route's own files under DEST/.dsync/ after data.dsync (the torrent, the magnet link). */
+  commit: () => void | Promise<void>
+  /** Written before data.dsync (deltas a host re-serving DEST offers). */
+  beforeCommit?: () => void
+}
