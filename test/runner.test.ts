@@ -472,3 +472,18 @@ test('published mirror: one run pulls from the rsync upstream, regenerates, and 
   assert.equal(again.code, 0, again.stderr)
   assert.deepEqual(treeOf(dest), treeOf(upstream))
 })
+
+test('intra=true + intraadd=: the repository syncs from rsync://INTRAADD/REPO; without intra=true it has no upstream', { skip }, async () => {
+  const base = tempDir('dsync-runner-')
+  const upstream = join(base, 'upstream')
+  writeTree(upstream, { 'pool/i.deb': 'intranet package' })
+  const rsyncd = await startRsyncd(base, '127.0.13.16', { kali: upstream })
+  const h = home(base, 'intra=true\n', { kali: `intraadd=${rsyncd.address}:${rsyncd.port}\n` })
+  const r = await runCli(['--home', h.home])
+  assert.equal(r.code, 0, r.stderr + r.stdout)
+  assert.match(r.stdout, new RegExp(`kali: syncing from rsync://${rsyncd.address.replace(/\./g, '\\.')}:${rsyncd.port}/kali/`))
+  assert.deepEqual(treeOf(h.save('kali')), { 'pool/i.deb': 'intranet package' })
+  writeFileSync(join(h.home, 'xync.conf'), `webroot=${h.webroot}\nintra=false\n`)
+  const off = await runCli(['--home', h.home])
+  assert.match(off.stdout, /kali: skipped, no upstream/)
+})

@@ -18,7 +18,8 @@ export function onStop(action: StopAction): () => void {
 }
 
 /**
- * SIGTERM (sent by `dsync -emoff`) and SIGINT (Ctrl-C) stop the runner cleanly: rsync
+ * SIGTERM (sent by `dsync -emoff`), SIGINT (Ctrl-C) and SIGHUP (the terminal of a foreground
+ * run closed) stop the runner cleanly: rsync
  * children get SIGTERM and are waited for (rsync removes its temporary file, so no partial
  * file is left in the tree); the swarm client is between verified steps whenever a signal
  * handler can run (its apply step is synchronous), so the live tree is whole; then each
@@ -44,4 +45,5 @@ export function installStopHandler(exitCode: number): void {
   }
   process.on('SIGTERM', handler)
   process.on('SIGINT', handler)
+  process.on('SIGHUP', handler)
 }

@@ -17,7 +17,7 @@ export const runnerMessages = {
   'runner.ftpsyncNoHost': { en: '{file}: ftpsync=true needs RSYNC_HOST= (or rsync-url=, or intraadd= with intra=true) for repository "{repo}"', ko: '{file}: 저장소 "{repo}"의 ftpsync=true에는 RSYNC_HOST=(또는 rsync-url=, intra=true와 intraadd=)가 필요합니다' },
   'runner.ftpsyncTo': { en: '{file}: TO="{to}" differs from save={save}; they must name the same folder', ko: '{file}: TO="{to}"가 save={save}와 다릅니다; 같은 폴더여야 합니다' },
   'runner.skipNotDue': { en: '{repo}: skipped, not due (timeset={detail})', ko: '{repo}: 건너뜀, 동기화 시간이 아닙니다 (timeset={detail})' },
-  'runner.skipNoUpstream': { en: '{repo}: skipped, published only (no upstream)', ko: '{repo}: 건너뜀, 배포 전용 저장소입니다 (상위 미러 없음)' },
+  'runner.skipNoUpstream': { en: '{repo}: skipped, no upstream (a published-only repository; to sync it set dsync-url=, rsync-url=, intraadd= or ftpsync=)', ko: '{repo}: 건너뜀, 상위 미러가 없습니다 (배포 전용 저장소; 동기화하려면 dsync-url=, rsync-url=, intraadd= 또는 ftpsync=를 설정하세요)' },
   'runner.skipLocked': { en: '{repo}: skipped, already being synced by pid {detail}', ko: '{repo}: 건너뜀, 이미 pid {detail}에서 동기화 중입니다' },
   'runner.summary': { en: 'dsync: {ok} ok, {failed} failed, {skipped} skipped', ko: 'dsync: 성공 {ok}, 실패 {failed}, 건너뜀 {skipped}' },
   'runner.nothingDue': { en: 'dsync: no repository is due now', ko: 'dsync: 지금 동기화할 저장소가 없습니다' },
