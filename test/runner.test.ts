@@ -107,16 +107,19 @@ function debV2(upstream: string): void {
   rmSync(join(upstream, 'pool/main/o/old_1.deb'))
 }
 
+const PUB = { 'pool/p1.deb': Buffer.alloc(300_000, 'p'), 'pool/p2.deb': Buffer.alloc(300_000, 'q'), 'dists/Release': 'pub release' }
+// Prepared at load time so that their clean-up belongs to the file, not to the first test using them.
+const prepared = skip ? undefined : Promise.all([prepareHost('127.0.13.1', { pub: PUB }), prepareHost('127.0.13.2', { pub: PUB })])
 let hosts: TestHost[] | undefined
 
 /** Two DTP hosts serving the same published repository `pub`, started once for the file. */
 async function dtpHosts(): Promise<TestHost[]> {
   if (hosts) return hosts
-  const files = { 'pool/p1.deb': Buffer.alloc(300_000, 'p'), 'pool/p2.deb': Buffer.alloc(300_000, 'q'), 'dists/Release': 'pub release' }
-  hosts = [await prepareHost('127.0.13.1', { pub: files }), await prepareHost('127.0.13.2', { pub: files })]
+  const both = await prepared!
   // One generation on both (a generation names its publisher), as when one host copies another.
-  cpSync(join(hosts[0].webroot, 'pub', '.dsync'), join(hosts[1].webroot, 'pub', '.dsync'), { recursive: true })
-  for (const host of hosts) await startHost(host, ['pub'])
+  cpSync(join(both[0].webroot, 'pub', '.dsync'), join(both[1].webroot, 'pub', '.dsync'), { recursive: true })
+  for (const host of both) await startHost(host, ['pub'])
+  hosts = both
   return hosts
 }
 
