@@ -1,27 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { Firewall } from '../src/config/dtp-config.js'
 import { clientAddress, compactPeer, expandPeer } from './address.js'
-import type { Policy, Refusal } from './policy.js'
-import type { RateLimiter } from './rate-limit.js'
-import type { TrackerStats } from './stats.js'
-import type { AnnounceEvent, SwarmStore } from './swarm-store.js'
+import type { TrackerContext } from './context.js'
+import type { Refusal } from './policy.js'
+import type { AnnounceEvent } from './swarm-store.js'
 
 const MAX_NUMWANT = 200
 const MAX_SCRAPE = 100
-
-export interface HttpContext {
-  store: SwarmStore
-  policy: Policy
-  limiter: RateLimiter
-  stats: TrackerStats
-  proxies: Firewall | null
-  interval: number
-  minInterval: number
-  defaultNumwant: number
-  /** WebSocket swarms answer scrapes for torrents only WebRTC peers share. */
-  wsScrape?: (infoHash: string) => { complete: number; incomplete: number } | undefined
-  onRefused(what: string, address: string, reason: string): void
-}
 
 /**
  * Announce, scrape and the stats pages over HTTP. Our own handler rather than stock
@@ -30,12 +14,11 @@ export interface HttpContext {
  * every request (scrape and stats too) past the private-mode policy, and refuse a scrape
  * that names no torrent (stock returns every torrent it tracks).
  */
-export function handleHttp(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): void {
+export function handleHttp(ctx: TrackerContext, req: IncomingMessage, res: ServerResponse): void {
   const address = clientAddress(req.socket.remoteAddress ?? '', req.headers['x-forwarded-for'], ctx.proxies)
-  // Behind a proxy the socket check could not see the client; check the real one here.
-  if (!ctx.policy.addressAllowed(address)) {
-    ctx.stats.refused.address++
-    ctx.onRefused('http', address, 'address not allowed')
+  // Behind a proxy the socket check could not see the client; the real one is checked here.
+  const refused = ctx.admit('http', address)
+  if (refused === 'address') {
     res.statusCode = 403
     return void res.end()
   }
@@ -43,8 +26,7 @@ export function handleHttp(ctx: HttpContext, req: IncomingMessage, res: ServerRe
     res.statusCode = 405
     return void res.end()
   }
-  if (!ctx.limiter.take(address)) {
-    ctx.stats.refused.rate++
+  if (refused === 'rate') {
     res.statusCode = 429
     return void res.end(failure('rate limited, slow down'))
   }
@@ -83,7 +65,7 @@ export function handleHttp(ctx: HttpContext, req: IncomingMessage, res: ServerRe
   }
 }
 
-function announce(ctx: HttpContext, res: ServerResponse, query: string, address: string): void {
+function announce(ctx: TrackerContext, res: ServerResponse, query: string, address: string): void {
   const p = parseQuery(query)
   const infoHash = one(p.get('info_hash'))
   const peerId = one(p.get('peer_id'))
@@ -127,7 +109,7 @@ function announce(ctx: HttpContext, res: ServerResponse, query: string, address:
   res.end(body)
 }
 
-function scrape(ctx: HttpContext, res: ServerResponse, query: string, address: string): void {
+function scrape(ctx: TrackerContext, res: ServerResponse, query: string, address: string): void {
   const hashes = parseQuery(query).get('info_hash') ?? []
   if (hashes.length === 0) return bad(ctx, res, 'info_hash required')
   if (hashes.length > MAX_SCRAPE) return bad(ctx, res, `at most ${MAX_SCRAPE} info_hash per scrape`)
@@ -151,15 +133,14 @@ function scrape(ctx: HttpContext, res: ServerResponse, query: string, address: s
   res.end(Buffer.from(`d5:filesd${files.join('')}e${flags}e`, 'latin1'))
 }
 
-function bad(ctx: HttpContext, res: ServerResponse, reason: string): void {
+function bad(ctx: TrackerContext, res: ServerResponse, reason: string): void {
   ctx.stats.refused.malformed++
   res.end(failure(reason))
 }
 
 /** A torrent the policy refuses: counted, logged, answered with BEP 3's failure reason. */
-function refuse(ctx: HttpContext, res: ServerResponse, address: string, refusal: Refusal): void {
-  ctx.stats.refused[refusal === 'unregistered torrent' ? 'torrent' : 'passkey']++
-  ctx.onRefused('http', address, refusal)
+function refuse(ctx: TrackerContext, res: ServerResponse, address: string, refusal: Refusal): void {
+  ctx.refuse('http', address, refusal)
   res.end(failure(refusal))
 }
 

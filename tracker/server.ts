@@ -1,18 +1,15 @@
 import { createSocket, type Socket } from 'node:dgram'
 import { createServer, type Server as HttpServer } from 'node:http'
 import { isIP } from 'node:net'
-import { makeFirewall, type Firewall } from '../src/config/dtp-config.js'
 import { DsyncError, ExitCode, describeErrno } from '../src/errors.js'
 import { plainAddress } from '../src/shared/address.js'
-import { clientAddress } from './address.js'
-import { ConnectionIds } from './connection-id.js'
+import { makeContext, type TrackerContext } from './context.js'
 import { handleHttp } from './http.js'
 import { Policy, type PolicyOptions } from './policy.js'
-import { RateLimiter } from './rate-limit.js'
-import { TrackerStats } from './stats.js'
-import { SwarmStore } from './swarm-store.js'
+import type { TrackerStats } from './stats.js'
+import type { SwarmStore } from './swarm-store.js'
 import { attachUdp } from './udp.js'
-import { WsSignalling } from './ws.js'
+import { handleUpgrade, WsSignalling } from './ws.js'
 
 export interface TrackerOptions {
   /** 0 picks a free port (the same number for TCP and UDP). */
@@ -55,9 +52,6 @@ export interface Tracker {
   close(): Promise<void>
 }
 
-const DEFAULT_NUMWANT = 50
-const REFUSAL_LOG_MS = 60_000
-
 export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
   if (!opts.http && !opts.udp && !opts.ws) throw new DsyncError(ExitCode.usage, 'tracker.noTransport')
   if (opts.listen !== undefined && isIP(opts.listen) === 0) {
@@ -67,138 +61,81 @@ export async function startTracker(opts: TrackerOptions): Promise<Tracker> {
   const policy = new Policy(opts.policy)
   const loaded = policy.load()
   for (const w of loaded.warnings) emit({ type: 'warning', message: w })
-  let proxies: Firewall | null = null
-  try {
-    if (opts.trustProxy?.length) proxies = makeFirewall(opts.trustProxy)
-  } catch (err) {
-    throw new DsyncError(ExitCode.usage, 'tracker.badOption', { option: '--trust-proxy', reason: (err as Error).message })
-  }
-
-  const interval = opts.interval
-  const minInterval = opts.minInterval ?? Math.max(1, Math.floor(interval / 2))
-  const peerTimeoutMs = (opts.peerTimeout ?? interval * 2) * 1000
-  const store = new SwarmStore()
-  const limiter = new RateLimiter(opts.rateLimit)
   let ws: WsSignalling | null = null
-  const stats = new TrackerStats(store, () => ws?.counts() ?? { torrents: 0, peers: 0 })
-
-  // One log line per (transport, address, reason) a minute: a refused client retries
-  // every few seconds and must not flood the log.
-  const lastRefusal = new Map<string, number>()
-  const onRefused = (transport: string, address: string, reason: string): void => {
-    const key = `${transport} ${address} ${reason}`
-    const now = Date.now()
-    if ((lastRefusal.get(key) ?? 0) > now - REFUSAL_LOG_MS) return
-    lastRefusal.set(key, now)
-    emit({ type: 'refused', transport, address, reason })
+  const ctx = makeContext(opts, policy, emit, () => ws?.counts() ?? { torrents: 0, peers: 0 })
+  if (opts.ws) {
+    const signalling = new WsSignalling(ctx)
+    ctx.wsScrape = h => signalling.scrapeOne(h)
+    ws = signalling
   }
-
-  const common = { store, policy, limiter, stats, proxies, interval, minInterval, defaultNumwant: DEFAULT_NUMWANT, onRefused }
-  if (opts.ws) ws = new WsSignalling({ policy, limiter, stats, interval, minInterval, peerTimeoutMs, onRefused })
-
-  let http: HttpServer | null = null
-  if (opts.http || opts.ws) {
-    http = createServer({ maxHeaderSize: 8192, requestTimeout: 15_000, headersTimeout: 10_000, keepAliveTimeout: 5_000 })
-    http.maxConnections = 16_384
-    const front = http
-    // Refuse disallowed addresses before a byte is read (unless the peer is our proxy,
-    // whose client we can only tell from the request's headers).
-    front.on('connection', socket => {
-      const address = plainAddress(socket.remoteAddress ?? '')
-      if (proxies?.restricted && proxies.allows(address)) return
-      if (!policy.addressAllowed(address)) {
-        stats.refused.address++
-        onRefused('http', address, 'address not allowed')
-        socket.destroy()
-      }
-    })
-    const httpCtx = { ...common, wsScrape: ws ? (h: string) => ws!.scrapeOne(h) : undefined }
-    front.on('request', (req, res) => {
-      if (!opts.http) {
-        res.statusCode = 404
-        return void res.end('not found\n')
-      }
-      handleHttp(httpCtx, req, res)
-    })
-    front.on('upgrade', (req, socket, head) => {
-      const address = clientAddress(req.socket.remoteAddress ?? '', req.headers['x-forwarded-for'], proxies)
-      const path = (req.url ?? '/').split('?')[0]
-      const m = path === '/' || path === '/announce' ? [] : /^\/([^/]+)(?:\/announce)?\/?$/.exec(path)
-      let status = 0
-      if (!ws || !m) status = 404
-      else if (!policy.addressAllowed(address)) {
-        stats.refused.address++
-        onRefused('ws', address, 'address not allowed')
-        status = 403
-      } else if (!limiter.take(address)) {
-        stats.refused.rate++
-        status = 429
-      } else {
-        const refusal = policy.checkKey(m[1])
-        if (refusal) {
-          stats.refused.passkey++
-          onRefused('ws', address, refusal)
-          status = 403
-        } else if (m[1] !== undefined && !policy.needsPasskey) status = 404
-      }
-      if (status) {
-        socket.end(`HTTP/1.1 ${status} ${status === 403 ? 'Forbidden' : status === 429 ? 'Too Many Requests' : 'Not Found'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
-        return
-      }
-      ws!.ws!.handleUpgrade(req, socket, head, conn => ws!.accept(conn, address))
-    })
-  }
-
-  const bound = await bindAll(opts, http, sock => attachUdp(sock, { ...common, ids: new ConnectionIds() }))
-
+  const http = opts.http || opts.ws ? httpFront(ctx, opts.http, ws) : null
+  const bound = await bindAll(opts, http, sock => attachUdp(sock, ctx))
   const prune = (): void => {
-    store.prune(peerTimeoutMs)
+    ctx.store.prune(ctx.peerTimeoutMs)
     ws?.prune()
-    limiter.sweep()
-    const cutoff = Date.now() - REFUSAL_LOG_MS
-    for (const [k, at] of lastRefusal) if (at < cutoff) lastRefusal.delete(k)
+    ctx.limiter.sweep()
+    ctx.sweepRefusals()
   }
-  const pruneTimer = setInterval(prune, Math.max(500, Math.min(60_000, peerTimeoutMs / 2)))
-  const sampleTimer = setInterval(() => stats.sample(), 5_000)
-  pruneTimer.unref()
-  sampleTimer.unref()
-  stats.sample()
-
+  const timers = [
+    setInterval(prune, Math.max(500, Math.min(60_000, ctx.peerTimeoutMs / 2))),
+    setInterval(() => ctx.stats.sample(), 5_000),
+  ]
+  for (const t of timers) t.unref()
+  ctx.stats.sample()
   const transports = [opts.http && 'http', opts.udp && 'udp', opts.ws && 'ws'].filter((x): x is string => !!x)
   emit({ type: 'listening', address: bound.address, port: bound.port, transports, private: policy.isPrivate, torrents: loaded.torrents, keys: loaded.keys })
-
   return {
-    address: bound.address,
-    port: bound.port,
-    store,
-    stats,
-    policy,
-    prune,
-    reload() {
-      try {
-        const r = policy.load()
-        for (const w of r.warnings) emit({ type: 'warning', message: w })
-        const refused = (h: string): boolean => !policy.allowsTorrent(h)
-        const dropped = store.dropWhere(refused)
-        ws?.dropWhere(refused)
-        emit({ type: 'reload', torrents: r.torrents, keys: r.keys, dropped })
-      } catch (err) {
-        emit({ type: 'reloadFailed', reason: (err as Error).message })
-      }
-    },
+    address: bound.address, port: bound.port, store: ctx.store, stats: ctx.stats, policy, prune,
+    reload: () => reload(ctx, ws, emit),
     async close() {
-      clearInterval(pruneTimer)
-      clearInterval(sampleTimer)
+      for (const t of timers) clearInterval(t)
       bound.udp?.close()
       if (ws) await new Promise<void>(resolve => ws!.close(() => resolve()))
       if (http) {
-        const h = http
         await new Promise<void>(resolve => {
-          h.close(() => resolve())
-          h.closeAllConnections()
+          http.close(() => resolve())
+          http.closeAllConnections()
         })
       }
     },
+  }
+}
+
+/**
+ * The HTTP server for announce/scrape/stats and the WebSocket upgrade, on one port. A
+ * disallowed address is refused before a byte is read (unless the peer is our proxy, whose
+ * client only the request's headers name).
+ */
+function httpFront(ctx: TrackerContext, serveHttp: boolean, ws: WsSignalling | null): HttpServer {
+  const http = createServer({ maxHeaderSize: 8192, requestTimeout: 15_000, headersTimeout: 10_000, keepAliveTimeout: 5_000 })
+  http.maxConnections = 16_384
+  http.on('connection', socket => {
+    const address = plainAddress(socket.remoteAddress ?? '')
+    if (ctx.proxies?.restricted && ctx.proxies.allows(address)) return
+    if (ctx.admit('http', address, false)) socket.destroy()
+  })
+  http.on('request', (req, res) => {
+    if (!serveHttp) {
+      res.statusCode = 404
+      return void res.end('not found\n')
+    }
+    handleHttp(ctx, req, res)
+  })
+  http.on('upgrade', (req, socket, head) => handleUpgrade(ctx, ws, req, socket, head))
+  return http
+}
+
+/** Rereads allowlist and keys; swarms of torrents no longer allowed are dropped. */
+function reload(ctx: TrackerContext, ws: WsSignalling | null, emit: (e: TrackerEvent) => void): void {
+  try {
+    const r = ctx.policy.load()
+    for (const w of r.warnings) emit({ type: 'warning', message: w })
+    const refused = (h: string): boolean => !ctx.policy.allowsTorrent(h)
+    const dropped = ctx.store.dropWhere(refused)
+    ws?.dropWhere(refused)
+    emit({ type: 'reload', torrents: r.torrents, keys: r.keys, dropped })
+  } catch (err) {
+    emit({ type: 'reloadFailed', reason: (err as Error).message })
   }
 }
 

@@ -1,12 +1,9 @@
 import type { RemoteInfo, Socket } from 'node:dgram'
-import type { Firewall } from '../src/config/dtp-config.js'
 import { plainAddress } from '../src/shared/address.js'
 import { compactPeer } from './address.js'
-import type { ConnectionIds } from './connection-id.js'
-import type { Policy, Refusal } from './policy.js'
-import type { RateLimiter } from './rate-limit.js'
-import type { TrackerStats } from './stats.js'
-import type { AnnounceEvent, SwarmStore } from './swarm-store.js'
+import type { TrackerContext } from './context.js'
+import type { Refusal } from './policy.js'
+import type { AnnounceEvent } from './swarm-store.js'
 
 const PROTOCOL_HI = 0x417
 const PROTOCOL_LO = 0x27101980
@@ -20,19 +17,6 @@ const MAX_PEERS_V4 = 200
 const MAX_PEERS_V6 = 80
 const MAX_SCRAPE = 74
 
-export interface UdpContext {
-  store: SwarmStore
-  policy: Policy
-  limiter: RateLimiter
-  ids: ConnectionIds
-  stats: TrackerStats
-  proxies: Firewall | null
-  interval: number
-  minInterval: number
-  defaultNumwant: number
-  onRefused(what: string, address: string, reason: string): void
-}
-
 /**
  * Our own BEP 15 front end instead of bittorrent-tracker's: it checks connection ids
  * (stock accepts the protocol magic as an id, so spoofed packets are served), ignores the
@@ -42,7 +26,7 @@ export interface UdpContext {
  * Packets that fail the address, rate or connection-id checks are dropped without a
  * reply, so the tracker never answers a forged source.
  */
-export function attachUdp(socket: Socket, ctx: UdpContext): void {
+export function attachUdp(socket: Socket, ctx: TrackerContext): void {
   socket.on('message', (msg, rinfo) => {
     try {
       handle(socket, ctx, msg, rinfo)
@@ -52,18 +36,10 @@ export function attachUdp(socket: Socket, ctx: UdpContext): void {
   })
 }
 
-function handle(socket: Socket, ctx: UdpContext, msg: Buffer, rinfo: RemoteInfo): void {
+function handle(socket: Socket, ctx: TrackerContext, msg: Buffer, rinfo: RemoteInfo): void {
   if (msg.length < 16) return
   const address = plainAddress(rinfo.address)
-  if (!ctx.policy.addressAllowed(address)) {
-    ctx.stats.refused.address++
-    ctx.onRefused('udp', address, 'address not allowed')
-    return
-  }
-  if (!ctx.limiter.take(address)) {
-    ctx.stats.refused.rate++
-    return
-  }
+  if (ctx.admit('udp', address)) return
   const action = msg.readUInt32BE(8)
   const tx = msg.readUInt32BE(12)
   if (action === CONNECT) {
@@ -83,7 +59,7 @@ function handle(socket: Socket, ctx: UdpContext, msg: Buffer, rinfo: RemoteInfo)
   else if (action === SCRAPE) scrape(socket, ctx, msg, rinfo, tx)
 }
 
-function announce(socket: Socket, ctx: UdpContext, msg: Buffer, rinfo: RemoteInfo, address: string, tx: number): void {
+function announce(socket: Socket, ctx: TrackerContext, msg: Buffer, rinfo: RemoteInfo, address: string, tx: number): void {
   if (msg.length < 98) {
     ctx.stats.refused.malformed++
     return
@@ -126,7 +102,7 @@ function announce(socket: Socket, ctx: UdpContext, msg: Buffer, rinfo: RemoteInf
   socket.send(reply, rinfo.port, rinfo.address)
 }
 
-function scrape(socket: Socket, ctx: UdpContext, msg: Buffer, rinfo: RemoteInfo, tx: number): void {
+function scrape(socket: Socket, ctx: TrackerContext, msg: Buffer, rinfo: RemoteInfo, tx: number): void {
   const count = Math.min(MAX_SCRAPE, Math.floor((msg.length - 16) / 20))
   if (count <= 0) {
     ctx.stats.refused.malformed++
@@ -151,9 +127,8 @@ function scrape(socket: Socket, ctx: UdpContext, msg: Buffer, rinfo: RemoteInfo,
   socket.send(reply, rinfo.port, rinfo.address)
 }
 
-function refuse(socket: Socket, ctx: UdpContext, rinfo: RemoteInfo, tx: number, address: string, refusal: Refusal): void {
-  ctx.stats.refused[refusal === 'unregistered torrent' ? 'torrent' : 'passkey']++
-  ctx.onRefused('udp', address, refusal)
+function refuse(socket: Socket, ctx: TrackerContext, rinfo: RemoteInfo, tx: number, address: string, refusal: Refusal): void {
+  ctx.refuse('udp', address, refusal)
   error(socket, rinfo, tx, refusal)
 }
 

@@ -1,7 +1,9 @@
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
 import Server, { type RequestCallback, type TrackerParams, type TrackerWebSocket } from 'bittorrent-tracker/server'
-import type { Policy, Refusal } from './policy.js'
-import type { RateLimiter } from './rate-limit.js'
-import type { TrackerStats } from './stats.js'
+import { clientAddress } from './address.js'
+import type { TrackerContext } from './context.js'
+import type { Refusal } from './policy.js'
 
 /**
  * Largest WebSocket message accepted. A WebTorrent announce carries up to ~10 SDP offers of
@@ -9,16 +11,6 @@ import type { TrackerStats } from './stats.js'
  * that much.
  */
 export const MAX_WS_MESSAGE = 128 * 1024
-
-export interface WsContext {
-  policy: Policy
-  limiter: RateLimiter
-  stats: TrackerStats
-  interval: number
-  minInterval: number
-  peerTimeoutMs: number
-  onRefused(what: string, address: string, reason: string): void
-}
 
 /**
  * WebSocket (WebTorrent/WebRTC signalling) stays on bittorrent-tracker's Server: relaying
@@ -31,7 +23,7 @@ export interface WsContext {
 export class WsSignalling extends Server {
   private readonly addressOf = new WeakMap<TrackerWebSocket, string>()
 
-  constructor(private readonly ctx: WsContext) {
+  constructor(private readonly ctx: TrackerContext) {
     super({
       http: false,
       udp: false,
@@ -57,11 +49,7 @@ export class WsSignalling extends Server {
   }
 
   protected override _onWebSocketRequest(socket: TrackerWebSocket, opts: object, params: string | Buffer): void {
-    const address = this.addressOf.get(socket) ?? ''
-    if (!this.ctx.limiter.take(address)) {
-      this.ctx.stats.refused.rate++
-      return
-    }
+    if (this.ctx.admit('ws', this.addressOf.get(socket) ?? '')) return
     super._onWebSocketRequest(socket, opts, params)
   }
 
@@ -126,13 +114,43 @@ export class WsSignalling extends Server {
   }
 
   private refused(params: TrackerParams, refusal: Refusal): void {
-    this.ctx.stats.refused[refusal === 'unregistered torrent' ? 'torrent' : 'passkey']++
-    const address = params.socket ? this.addressOf.get(params.socket) ?? '' : ''
-    this.ctx.onRefused('ws', address, refusal)
+    this.ctx.refuse('ws', params.socket ? this.addressOf.get(params.socket) ?? '' : '', refusal)
   }
 
   // The stock error reply converts info_hash as one string; for a scrape it is a list.
   private scrapeFailure(params: TrackerParams, reason: string): void {
     params.socket?.send(JSON.stringify({ action: 'scrape', 'failure reason': reason }))
   }
+}
+
+const STATUS_TEXT: Record<number, string> = { 403: 'Forbidden', 404: 'Not Found', 429: 'Too Many Requests' }
+
+/**
+ * An HTTP upgrade on the tracker's port: the client's address, rate and passkey are checked
+ * before the WebSocket handshake, which only then goes to the signalling server. `ws` is null
+ * when --no-ws: every upgrade is a 404.
+ */
+export function handleUpgrade(ctx: TrackerContext, ws: WsSignalling | null, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  const address = clientAddress(req.socket.remoteAddress ?? '', req.headers['x-forwarded-for'], ctx.proxies)
+  const status = ws ? upgradeRefusal(ctx, req.url, address) : 404
+  if (status) {
+    socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
+    return
+  }
+  ws!.ws!.handleUpgrade(req, socket, head, conn => ws!.accept(conn, address))
+}
+
+/** The HTTP status refusing an upgrade to `/announce` or `/PASSKEY/announce`, or 0 to accept it. */
+function upgradeRefusal(ctx: TrackerContext, url: string | undefined, address: string): number {
+  const path = (url ?? '/').split('?')[0]
+  const m = path === '/' || path === '/announce' ? [] : /^\/([^/]+)(?:\/announce)?\/?$/.exec(path)
+  if (!m) return 404
+  const refused = ctx.admit('ws', address)
+  if (refused) return refused === 'address' ? 403 : 429
+  const refusal = ctx.policy.checkKey(m[1])
+  if (refusal) {
+    ctx.refuse('ws', address, refusal)
+    return 403
+  }
+  return m[1] !== undefined && !ctx.policy.needsPasskey ? 404 : 0
 }
