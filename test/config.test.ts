@@ -58,9 +58,11 @@ test('xync.conf: every known key parses', () => {
     'listen=127.0.0.2, ::1',
     'dht=yes',
     'upload-limit=2.5',
+    'peers=mirror.example.org, 192.0.2.7:47000, [2001:db8::1]:47921',
   ].join('\n'))
   const c = loadMainConfig(file)
   assert.equal(c.uploadLimit, 2.5)
+  assert.deepEqual(c.peers, ['mirror.example.org', '192.0.2.7:47000', '[2001:db8::1]:47921'])
   assert.equal(c.webroot, '/srv/mirrors')
   assert.deepEqual(c.trackers, ['udp://127.0.0.1:6969/announce', 'http://127.0.0.1:8000/announce', 'wss://t.example/announce'])
   assert.equal(c.port, 12345)
@@ -98,6 +100,8 @@ const badMainLines: { name: string; text: string; line: number; match?: RegExp }
   { name: 'listen not an IP', text: 'webroot=/m\nlisten=localhost\n', line: 2 },
   { name: 'upload-limit with a unit', text: 'webroot=/m\nupload-limit=40M\n', line: 2, match: /upload-limit.*megabits/ },
   { name: 'negative upload-limit', text: 'webroot=/m\nupload-limit=-1\n', line: 2 },
+  { name: 'peers with a path', text: 'webroot=/m\npeers=a.example.org/x\n', line: 2, match: /peers/ },
+  { name: 'peers port 0', text: 'webroot=/m\npeers=192.0.2.1:0\n', line: 2 },
   { name: 'empty webroot', text: 'webroot=\n', line: 1 },
 ]
 for (const c of badMainLines) {

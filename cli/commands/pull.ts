@@ -22,6 +22,7 @@ export interface TransferFlags {
   bind?: string
   key?: string
   dhtBootstrap: string[]
+  dht?: boolean
 }
 
 /** Options shared by pull, sync and diff. */
@@ -33,6 +34,7 @@ export function transferOptions(cmd: Command): Command {
     .option('--no-delete', 'keep files upstream has removed')
     .option('--force', 'allow deleting more than the delete limit')
     .option('--bind <addr>', 'local address to connect from')
+    .option('--dht', 'also look hosts up in the BitTorrent DHT (BEP 5), where hosts with dht=true announce')
     .option('--dht-bootstrap <host:port>', 'a DHT node to start from for magnet:?xs=urn:btpk: sources (repeatable; default: the public ones)', collect, [])
     .option('--key <hex>', "the publisher's key (`dsync key` on the publisher): refuse generations it did not sign or older than the last applied", publicKeyArg)
 }
@@ -90,7 +92,7 @@ export async function runPull(sources: string[], dest: string, opts: TransferFla
     return await pull({
       sources, dest, peers, trackers: opts.tracker, connections: opts.connections, noDelete: !opts.delete,
       dryRun: opts.dryRun, force: opts.force, deleteLimit, indexFiles, localAddress: opts.bind, key: opts.key,
-      dhtBootstrap: opts.dhtBootstrap.length > 0 ? opts.dhtBootstrap : undefined,
+      dhtBootstrap: opts.dhtBootstrap.length > 0 ? opts.dhtBootstrap : undefined, dht: opts.dht,
       onWarning: m => { bar.done(); warn(m) },
       onMotd: (peer, text) => { if (!json) { bar.done(); warn(t('sync.motd', { peer, motd: text.trimEnd() })) } },
       onApplyStep: faultInjection,

@@ -32,7 +32,8 @@ export function registerSync(program: Command): void {
           const result = await syncRepo(repo, {
             peers: peersOf(opts.peer), trackers: opts.tracker, connections: opts.connections, noDelete: !opts.delete,
             force: opts.force, localAddress: opts.bind, retries: opts.retries, key: opts.key,
-            dhtBootstrap: opts.dhtBootstrap.length > 0 ? opts.dhtBootstrap : undefined,
+            // xync.conf's dht=true and dht-bootstrap= serve the client too.
+            dhtBootstrap: opts.dhtBootstrap.length > 0 ? opts.dhtBootstrap : home.main.dhtBootstrap, dht: opts.dht || home.main.dht,
             onWarning: m => { bar.done(); warn(m) },
             onMotd: (peer, text) => { if (!g.json) { bar.done(); warn(t('sync.motd', { peer, motd: text.trimEnd() })) } },
             onProgress: progressPrinter(g.json, bar, `${repo.name} `, { repo: repo.name }),

@@ -23,6 +23,8 @@ export interface MainConfig {
   runner: MainRunnerConfig
   /** The host's whole upload, Mbit/s; 0 = no limit. */
   uploadLimit: number
+  /** Other DTP hosts (HOST[:PORT]) this host names to its clients, in its info and over ut_pex. */
+  peers: string[]
   /** Limits against slow or hostile connections (docs/HOST.md, "Limits"); undefined = default. */
   headerTimeout?: number
   idleTimeout?: number
@@ -40,6 +42,7 @@ const schema = {
   'dht-bootstrap': { parse: parseList },
   ...mainRunnerSchema,
   'upload-limit': { parse: parseMbit },
+  peers: { parse: parseHostPorts },
   'header-timeout': { parse: parseIntIn(1, 3600) },
   'idle-timeout': { parse: parseIntIn(1, 86_400) },
   'max-conn-per-address': { parse: parseIntIn(1, 100_000) },
@@ -86,6 +89,7 @@ function parseMainConfig(text: string, file: string): MainConfig {
     dhtBootstrap: parsed.values.get('dht-bootstrap') as string[] | undefined,
     runner: runnerSettings(parsed.values, dirname(file)),
     uploadLimit: (parsed.values.get('upload-limit') as number | undefined) ?? 0,
+    peers: (parsed.values.get('peers') as string[] | undefined) ?? [],
     headerTimeout: parsed.values.get('header-timeout') as number | undefined,
     idleTimeout: parsed.values.get('idle-timeout') as number | undefined,
     maxConnPerAddress: parsed.values.get('max-conn-per-address') as number | undefined,
@@ -122,6 +126,17 @@ export function parseTrackers(raw: string): string[] {
     }
   }
   return urls
+}
+
+/** `HOST[:PORT]` or `[V6][:PORT]`, comma separated (port 1-65535; the DTP default when left out). */
+function parseHostPorts(raw: string): string[] {
+  const list = parseList(raw)
+  for (const a of list) {
+    const m = /^\[([0-9a-fA-F:.]+)\](?::(\d+))?$/.exec(a) ?? /^([A-Za-z0-9.-]+)(?::(\d+))?$/.exec(a)
+    const port = m?.[2] === undefined ? 1 : Number(m[2])
+    if (!m || port < 1 || port > 65535 || (a.startsWith('[') && isIP(m[1]) !== 6)) throw new Error(`not HOST[:PORT]: "${a}"`)
+  }
+  return list
 }
 
 function parseAddresses(raw: string): string[] {

@@ -1,6 +1,6 @@
 import type { Server } from 'node:http'
 import type { Socket } from 'node:net'
-import Wire from 'bittorrent-protocol'
+import Wire, { type WireExtensionClass } from 'bittorrent-protocol'
 import { makeFirewall, type Firewall } from '../config/dtp-config.js'
 import { Announcer } from './announce.js'
 import type { GenerationRecord } from '../generation/record.js'
@@ -19,6 +19,9 @@ import { Seeder } from './seeder.js'
 import { SendBudget } from './send-budget.js'
 import type { HostStatus } from './status.js'
 import { UploadLimits } from './upload-limit.js'
+import { hostAddresses, KnownHosts } from './known-hosts.js'
+import { formatAddress } from '../swarm/address.js'
+import { pexExtension } from '../swarm/pex.js'
 import { plainAddress } from '../shared/address.js'
 import { makePeerIdBytes } from '../shared/peer-id.js'
 
@@ -73,6 +76,7 @@ export class DtpHost {
   private listenKey = ''
   private dht: DhtAnnouncer | undefined
   private readonly limits = new UploadLimits()
+  private readonly knownHosts = new KnownHosts(makeFirewall([]))
   private readonly counters = { httpRequests: 0, refusedConnections: 0 }
 
   constructor(private readonly opts: HostOptions) {
@@ -88,6 +92,7 @@ export class DtpHost {
       record: repo => this.byRepo.get(repo)?.record,
       status: () => this.status(),
       motd: () => this.motd,
+      hosts: repo => this.knownHosts.forRepo(repo).map(formatAddress),
     }, this.listener.watch, () => this.hostLimits.idleTimeoutMs)
     this.http.prependListener('request', () => this.counters.httpRequests++)
   }
@@ -181,6 +186,7 @@ export class DtpHost {
     // Applied live: blocks already waiting go at the new rate, no peer is disconnected.
     this.limits.configure(config.main.uploadLimit, new Map(config.repos.filter(r => r.uploadLimit > 0).map(r => [r.name, r.uploadLimit])))
     this.hostLimits = limitsFrom(config.main)
+    this.knownHosts.configure(hostAddresses(config.main.peers), config.firewall, config.main.listen.map(host => ({ host, port: config.main.port })))
     this.listener.watch.setLimits(this.hostLimits)
     this.budget.setLimits(this.hostLimits)
   }
@@ -214,7 +220,7 @@ export class DtpHost {
         continue
       }
       if (current) this.retire(repo.name, current)
-      const seeder = new Seeder(gen, this.fds, this.log, this.peerId, () => this.motd, this.budget, this.limits)
+      const seeder = new Seeder(gen, this.fds, this.log, this.peerId, () => this.motd, this.budget, this.limits, this.pexFor(repo.name))
       // "Total uploaded" is the repository's, across generations.
       seeder.uploaded = current?.seeder.uploaded ?? 0
       seeder.requests = current?.seeder.requests ?? 0
@@ -262,7 +268,7 @@ export class DtpHost {
     }
     for (const [hash, d] of wanted) {
       if (served.deltaSeeders.has(hash) || this.byInfoHash.has(hash)) continue
-      const seeder = new Seeder(d.gen!, this.fds, this.log, this.peerId, () => this.motd, this.budget, this.limits)
+      const seeder = new Seeder(d.gen!, this.fds, this.log, this.peerId, () => this.motd, this.budget, this.limits, this.pexFor(served.seeder.gen.repo))
       served.deltaSeeders.set(hash, seeder)
       this.byInfoHash.set(hash, seeder)
     }
@@ -274,6 +280,11 @@ export class DtpHost {
     if (this.byInfoHash.get(served.seeder.gen.infoHash) === served.seeder) this.byInfoHash.delete(served.seeder.gen.infoHash)
     void served.announcer?.stop()
     served.seeder.close()
+  }
+
+  /** ut_pex on every connection of a repository: tells the other hosts known, learns the ones the peer knows. */
+  private pexFor(repo: string): (remote: string) => WireExtensionClass {
+    return remote => pexExtension(() => this.knownHosts.forRepo(repo, remote), peers => this.knownHosts.learn(repo, peers, remote))
   }
 
   private startAnnounce(served: Served): void {

@@ -11,6 +11,8 @@ export interface HttpSources {
   record(repo: string): LoadedRecord | undefined
   status(): HostStatus
   motd(): string
+  /** Other hosts of a repository (docs/HOST.md, discovery). */
+  hosts(repo: string): string[]
 }
 
 /** Where each request's head arrived and each response ended: the header deadline (ConnectionWatch). */
@@ -107,7 +109,7 @@ function repoFile(src: HttpSources, res: ServerResponse, repo: string, what: 'to
     case 'info': return send(res, 200, 'application/json', JSON.stringify({
       repo, infoHash: g.infoHash, generation: g.digest, magnet: g.magnet,
       torrent: `${base}/${encodeURIComponent(repo)}.torrent`, manifest: `${base}/data.dsync`,
-      files: g.files, bytes: g.bytes, pieceLength: g.pieceLength, motd: src.motd(),
+      files: g.files, bytes: g.bytes, pieceLength: g.pieceLength, motd: src.motd(), hosts: src.hosts(repo),
       ...recordInfo(src.record(repo)?.record?.seq, base),
     }) + '\n')
   }

@@ -48,6 +48,7 @@ export class PeerSession implements BudgetUser {
     wire.once('finish', done)
     wire.use(seeder.metadataExt)
     wire.use(seeder.motdExt)
+    if (seeder.pex) wire.use(seeder.pex(remote))
     wire.handshake(seeder.gen.infoHash, seeder.peerId, { dht: false, fast: true })
     if (wire.hasFast) wire.haveAll()
     else wire.bitfield(seeder.bitfield)

@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs'
 import type { Socket } from 'node:net'
 import { repoFiles } from '../manifest/paths.js'
-import type { Wire } from 'bittorrent-protocol'
+import type { Wire, WireExtensionClass } from 'bittorrent-protocol'
 import { FdCache } from './fd-cache.js'
 import type { Generation } from './generation.js'
 import type { HostLog } from './log.js'
@@ -56,6 +56,8 @@ export class Seeder {
     motd: () => string,
     private readonly budget: SendBudget,
     private readonly limits?: UploadLimits,
+    /** BEP 11 for one connection (remote host:port), or none. */
+    readonly pex?: (remote: string) => WireExtensionClass,
   ) {
     this.reader = new PieceReader(gen, fds, (path, reason) => log.event('stale', { repo: gen.repo, path, reason }))
     this.bitfield = allPieces(gen.pieceCount)

@@ -4,6 +4,7 @@ import Wire from 'bittorrent-protocol'
 import { PEER_CONNECT_TIMEOUT_MS, PEER_IDLE_TIMEOUT_MS } from '../config/defaults.js'
 import { formatAddress, type PeerAddress } from './address.js'
 import { metadataFetcher, motdReceiver, type MetadataFetcher } from './extensions.js'
+import { pexExtension } from './pex.js'
 
 export { formatAddress, parseAddress, type PeerAddress } from './address.js'
 
@@ -16,6 +17,8 @@ export interface PeerOptions {
   /** No block for this long while requests are outstanding: the peer is dropped. */
   idleTimeoutMs?: number
   onMotd?: (text: string) => void
+  /** BEP 11: what we tell the peer (hosts we know), and what to do with the hosts it names. */
+  pex?: { known: () => PeerAddress[]; onPeers: (peers: PeerAddress[]) => void }
 }
 
 /** Slack on top of what we asked for: protocol messages, haves, a metadata exchange. */
@@ -47,6 +50,7 @@ export class PeerConnection extends EventEmitter {
     this.wire = new Wire('tcpOutgoing')
     this.wire.use(metadataFetcher())
     if (opts.onMotd) this.wire.use(motdReceiver(opts.onMotd))
+    if (opts.pex) this.wire.use(pexExtension(opts.pex.known, opts.pex.onPeers))
     this.metadata = (this.wire as unknown as { ut_metadata: MetadataFetcher }).ut_metadata
     socket.on('data', chunk => {
       this.received += chunk.length

@@ -12,6 +12,8 @@ export interface SwarmOptions {
 }
 
 const RETRY_DELAYS_MS = [1000, 3000]
+/** Addresses learnt beyond this (peer exchange, DHT) are ignored: a hostile peer cannot grow the list without bound. */
+const MAX_KNOWN = 1000
 
 /**
  * The peers of one torrent: every address learnt (--peer, dtp:// host, tracker, magnet) is
@@ -37,9 +39,14 @@ export class Swarm extends EventEmitter {
 
   add(addr: PeerAddress): void {
     const label = formatAddress(addr)
-    if (this.closed || this.known.has(label)) return
+    if (this.closed || this.known.has(label) || this.known.size >= MAX_KNOWN) return
     this.known.set(label, { addr, attempts: 0, state: 'idle' })
     this.dialMore()
+  }
+
+  /** The addresses of the hosts connected now, but one: what we tell that one over ut_pex. */
+  private hostsExcept(label: string): PeerAddress[] {
+    return [...this.connected].filter(p => p.label !== label).map(p => p.opts.address)
   }
 
   /** Every address learnt so far, for messages. */
@@ -75,6 +82,8 @@ export class Swarm extends EventEmitter {
       PeerConnection.open({
         address: k.addr, infoHash: this.opts.infoHash, peerId: this.opts.peerId, localAddress: this.nextLocalAddress(),
         onMotd: this.opts.onMotd && (text => this.opts.onMotd!(label, text)),
+        // Peer exchange: each host hears of the other hosts we reach, and names those it knows.
+        pex: { known: () => this.hostsExcept(label), onPeers: peers => peers.forEach(p => this.add(p)) },
       }).then(peer => {
         this.dialing--
         if (this.closed) return peer.close('sync finished')

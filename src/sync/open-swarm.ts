@@ -3,12 +3,13 @@ import { t } from '../i18n/index.js'
 import { makePeerId } from '../shared/peer-id.js'
 import { Swarm } from '../swarm/swarm.js'
 import { announceToTrackers } from '../swarm/trackers.js'
+import { startDhtLookup } from '../swarm/dht-lookup.js'
 import type { PullContext } from './types.js'
 
 /** How long a sync with trackers and no peer yet waits for the trackers to name one. */
 const TRACKER_WAIT_MS = 15_000
 
-/** A swarm and the tracker announcer feeding it; stop() ends both. */
+/** A swarm and the tracker announcer (and DHT lookup) feeding it; stop() ends them all. */
 export interface SwarmSession {
   swarm: Swarm
   stop: () => void
@@ -29,7 +30,9 @@ export function openSwarm(ctx: PullContext, infoHash: string, torrentTrackers: s
   for (const p of [...(opts.peers ?? []), ...resolved.flatMap(r => r.peers)]) swarm.add(p)
   const announcer = announceToTrackers(infoHash, makePeerId(), trackers, CLIENT_ANNOUNCE_PORT, a => swarm.add(a), opts.onWarning)
   if (trackers.length > 0) swarm.expectPeersFor(TRACKER_WAIT_MS)
-  return { swarm, stop: () => { announcer.stop(); swarm.close() } }
+  const lookup = opts.dht ? startDhtLookup(infoHash, { bootstrap: opts.dhtBootstrap, localAddress: opts.localAddress }, a => swarm.add(a), opts.onWarning) : undefined
+  if (lookup) swarm.expectPeersFor(TRACKER_WAIT_MS)
+  return { swarm, stop: () => { announcer.stop(); lookup?.stop(); swarm.close() } }
 }
 
 function unique<T>(xs: T[]): T[] {

@@ -81,7 +81,8 @@ export async function resolveDtpHost(
   const info = parseInfoJson(infoBody, base)
   const url = new URL(info.torrent ?? `${encodeURIComponent(repo)}.torrent`, base).toString()
   const motd = typeof info.motd === 'string' && info.motd !== '' ? { host: formatAddress(addr), text: info.motd } : undefined
-  const common = { source, peers: [addr], trackers: [], motd, repo, baseUrl: base }
+  // The other hosts this one knows (its peers= and what its peers told it): every one is dialled.
+  const common = { source, peers: [addr, ...info.hosts], trackers: [], motd, repo, baseUrl: base }
   if (info.record && info.infoHash) {
     const record = await httpGet(new URL(info.record, base).toString(), RECORD_CAP, 'generation record')
     const resolved: ResolvedSource = { ...common, infoHash: info.infoHash, record, httpBytes: infoBody.length + record.length }
@@ -103,7 +104,11 @@ interface InfoJson {
   motd?: unknown
   record?: string
   infoHash?: string
+  hosts: PeerAddress[]
 }
+
+/** A host naming more other hosts than this is not believed beyond them. */
+const MAX_INFO_HOSTS = 200
 
 function parseInfoJson(body: Buffer, url: string): InfoJson {
   try {
@@ -112,7 +117,9 @@ function parseInfoJson(body: Buffer, url: string): InfoJson {
       const o = v as Record<string, unknown>
       const str = (x: unknown) => (typeof x === 'string' ? x : undefined)
       const hash = str(o.infoHash)
-      return { torrent: str(o.torrent), motd: o.motd, record: str(o.record), infoHash: hash && /^[0-9a-f]{40}$/.test(hash) ? hash : undefined }
+      const hosts = (Array.isArray(o.hosts) ? o.hosts : []).slice(0, MAX_INFO_HOSTS)
+        .map(h => (typeof h === 'string' ? parseAddress(h, DEFAULT_DTP_PORT) : undefined)).filter((a): a is PeerAddress => a !== undefined)
+      return { torrent: str(o.torrent), motd: o.motd, record: str(o.record), infoHash: hash && /^[0-9a-f]{40}$/.test(hash) ? hash : undefined, hosts }
     }
   } catch {
     // fall through: not a DTP host's answer

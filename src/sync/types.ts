@@ -38,6 +38,8 @@ export interface PullOptions {
   key?: string
   /** DHT nodes to start from for a BEP 46 (btpk) source; undefined: the public defaults. */
   dhtBootstrap?: string[]
+  /** Look hosts up in the BitTorrent DHT too (BEP 5; xync.conf dht=true, --dht). */
+  dht?: boolean
 }
 
 export interface PullResult {
