@@ -118,7 +118,7 @@ function parseInfoJson(body: Buffer, url: string): InfoJson {
       const str = (x: unknown) => (typeof x === 'string' ? x : undefined)
       const hash = str(o.infoHash)
       const hosts = (Array.isArray(o.hosts) ? o.hosts : []).slice(0, MAX_INFO_HOSTS)
-        .map(h => (typeof h === 'string' ? parseAddress(h, DEFAULT_DTP_PORT) : undefined)).filter((a): a is PeerAddress => a !== undefined)
+        .map(h => (typeof h === 'string' ? parseAddress(h, SETTINGS.port.default) : undefined)).filter((a): a is PeerAddress => a !== undefined)
       return { torrent: str(o.torrent), motd: o.motd, record: str(o.record), infoHash: hash && /^[0-9a-f]{40}$/.test(hash) ? hash : undefined, hosts }
     }
   } catch {
