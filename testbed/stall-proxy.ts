@@ -4,14 +4,14 @@ import { after } from 'node:test'
 
 /**
  * A TCP proxy on a loopback address in front of a real host: bytes pass unchanged both ways,
- * except that while `stallAfter` is set, a connection whose first client bytes match
- * `match` gets only that many bytes of the host's answer, then nothing more (the socket stays
- * open, as with a host that hangs mid-reply). Emits 'stalled' when that point is reached:
+ * except that while `stallAfter` is set, after client bytes that match `match` (a request),
+ * the connection gets only that many more bytes of the host's answer, then nothing (the socket
+ * stays open, as with a host that hangs mid-reply). Emits 'stalled' when that point is reached:
  * a test kills its client there, in the middle of a transfer it knows is running.
  */
 export class StallProxy extends EventEmitter {
   stallAfter: number | undefined
-  match: (firstChunk: Buffer) => boolean = () => true
+  match: (request: Buffer) => boolean = () => true
   /** Bytes the host sent to clients through the proxy, stalled connections included. */
   forwarded = 0
   private readonly server: Server
@@ -49,14 +49,16 @@ export class StallProxy extends EventEmitter {
     let limit: number | undefined
     let sent = 0
     let stalled = false
-    client.once('data', first => {
-      limit = this.stallAfter !== undefined && this.match(first) ? this.stallAfter : undefined
-      upstream.write(first)
-      client.pipe(upstream)
+    // Checked on every request the client sends (HTTP keep-alive carries several on one
+    // connection): the host's answer to a matching one is held after `stallAfter` bytes.
+    client.on('data', (chunk: Buffer) => {
+      if (limit === undefined && this.stallAfter !== undefined && this.match(chunk)) limit = sent + this.stallAfter
+      upstream.write(chunk)
     })
     upstream.on('data', (chunk: Buffer) => {
       if (limit === undefined) {
         this.forwarded += chunk.length
+        sent += chunk.length
         client.write(chunk)
         return
       }
