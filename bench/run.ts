@@ -2,7 +2,7 @@
 // of measurements beside a baseline measured in the same run.
 const [name, ...args] = process.argv.slice(2)
 if (!name || !/^[a-z][a-z0-9-]*$/.test(name)) {
-  process.stderr.write('usage: npm run bench -- NAME [args]   (NAME: gendsync, tracker, host, sync, swarm)\n')
+  process.stderr.write('usage: npm run bench -- NAME [args]   (NAME: gendsync, tracker, host, host-abuse, sync, swarm)\n')
   process.exit(2)
 }
 let mod: { run(args: string[]): Promise<void> }

@@ -127,14 +127,16 @@ test('a DTP host holds against hostile peers', async t => {
     huge.write(Buffer.concat([handshakeBytes(infoHash), Buffer.from([0x7f, 0xff, 0xff, 0xff, 7]), randomBytes(64 << 10)]))
     assert.ok(await closedWithin(huge, 5000), 'a 2 GB length prefix was not refused')
     // An extended message (BEP 10) of 1 MiB: far above any extension handshake.
-    const ext = await open('127.0.3.71')
+    const ext = await open('127.0.3.77')
     const len = Buffer.alloc(6)
     len.writeUInt32BE((1 << 20) + 2, 0)
     len[4] = 20
     ext.write(Buffer.concat([handshakeBytes(infoHash), len, randomBytes(128 << 10)]))
     assert.ok(await closedWithin(ext, 5000), 'a 1 MiB extended message was not refused')
-    // A well-behaved leecher is still served.
-    const good = new WireLeecher(H, HOST_PORT, '127.0.3.71', infoHash)
+    // The address that broke the rules is kept out a while; a well-behaved leecher elsewhere is served.
+    const again = await open('127.0.3.71').catch(() => undefined)
+    assert.ok(!again || await closedWithin(again, 2000), 'an address dropped a moment ago was let in again')
+    const good = new WireLeecher(H, HOST_PORT, '127.0.3.76', infoHash)
     await good.waitUnchoked()
     assert.equal((await good.request(0, 0, 16384)).length, 16384)
     good.close()

@@ -13,6 +13,8 @@ interface Watched {
 }
 
 const NEVER = () => 0
+/** How long an address dropped for breaking the rules is refused. */
+const PENALTY_MS = 30_000
 
 /**
  * Time and descriptor limits for every connection the DTP port accepts, HTTP and peer wire
@@ -27,6 +29,8 @@ export class ConnectionWatch {
   private readonly conns = new Map<Socket, Watched>()
   private readonly perAddress = new Map<string, number>()
   private timer: NodeJS.Timeout | undefined
+  /** Addresses dropped for breaking the rules -> until when they are refused. */
+  private readonly penalty = new Map<string, number>()
 
   constructor(private limits: HostLimits, private readonly onClose: (address: string, reason: string) => void) {}
 
@@ -34,18 +38,32 @@ export class ConnectionWatch {
     this.limits = limits
   }
 
-  /** Counts a new connection; false (and not counted) when its address already has its share. */
-  admit(socket: Socket): boolean {
+  /**
+   * A peer dropped for breaking the rules (oversized message, requests it never reads) would
+   * come straight back and cost the host the same again: its address is refused for a while.
+   */
+  penalize(address: string): void {
+    if (this.penalty.size >= 10_000) this.penalty.clear()
+    this.penalty.set(address, Date.now() + PENALTY_MS)
+  }
+
+  /** Counts a new connection; undefined when admitted, else why not (not counted then). */
+  admit(socket: Socket): string | undefined {
     const address = socket.remoteAddress ?? ''
+    const until = this.penalty.get(address)
+    if (until !== undefined) {
+      if (Date.now() < until) return 'dropped for breaking the protocol a moment ago'
+      this.penalty.delete(address)
+    }
     const n = this.perAddress.get(address) ?? 0
-    if (n >= this.limits.connectionsPerAddress) return false
+    if (n >= this.limits.connectionsPerAddress) return 'too many connections from this address'
     this.perAddress.set(address, n + 1)
     const w: Watched = { address, deadline: Date.now() + this.limits.headerTimeoutMs, idleMs: 0, lastData: Date.now(), partialSince: NEVER }
     this.conns.set(socket, w)
     socket.on('data', () => (w.lastData = Date.now()))
     socket.once('close', () => this.forget(socket))
     this.timer ??= setInterval(() => this.sweep(), 1000).unref()
-    return true
+    return undefined
   }
 
   /** The next head (HTTP request, handshake) must be complete within the header timeout. */

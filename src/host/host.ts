@@ -95,6 +95,7 @@ export class DtpHost {
       hosts: repo => this.knownHosts.forRepo(repo).map(formatAddress),
     }, this.listener.watch, () => this.hostLimits.idleTimeoutMs)
     this.http.prependListener('request', () => this.counters.httpRequests++)
+    this.budget.onAbuse = address => this.listener.watch.penalize(address)
   }
 
   private get log(): HostLog {
@@ -174,6 +175,7 @@ export class DtpHost {
       uploadLimit: this.limits.configured,
       connections: this.listener.watch.size,
       queuedBytes: this.budget.totalBytes,
+      memory: memoryFigures(),
     }
   }
 
@@ -308,6 +310,7 @@ export class DtpHost {
       const problem = guard.feed(chunk)
       if (problem) {
         this.onLimited(socket.remoteAddress ?? '', problem)
+        this.listener.watch.penalize(socket.remoteAddress ?? '')
         socket.destroy()
         return
       }
@@ -346,4 +349,9 @@ export class DtpHost {
     this.refusedLogged.set(key, now)
     return true
   }
+}
+
+function memoryFigures(): NonNullable<HostStatus['memory']> {
+  const m = process.memoryUsage()
+  return { rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers }
 }

@@ -25,10 +25,11 @@ export const DEFAULT_LIMITS: HostLimits = {
   idleTimeoutMs: 300_000,
   // Generous for a NAT with many users; 2,000 held connections need 60 addresses.
   connectionsPerAddress: 32,
-  // 4 MiB is ~40 ms of a 1 Gbit/s link: enough pipelining for a fast peer, and 10 hostile
-  // peers hold 40 MiB at most.
+  // 4 MiB is ~40 ms of a 1 Gbit/s link on top of the kernel's socket buffer: enough for a fast
+  // peer (1 MiB cut a loaded client to 20% in bench host-abuse); when hostile peers fill the
+  // total, each peer still gets an equal share of it (SendBudget).
   peerQueueBytes: 4 << 20,
-  totalQueueBytes: 64 << 20,
+  totalQueueBytes: 32 << 20,
 }
 
 export function limitsFrom(main: MainConfig): HostLimits {

@@ -63,9 +63,10 @@ export class Listener {
       this.handlers.refused(remote)
       return
     }
-    if (!this.watch.admit(socket)) {
+    const refusal = this.watch.admit(socket)
+    if (refusal) {
       socket.resetAndDestroy()
-      this.handlers.limited(remote, 'too many connections from this address')
+      this.handlers.limited(remote, refusal)
       return
     }
     this.sockets.add(socket)

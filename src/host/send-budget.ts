@@ -11,13 +11,17 @@ export interface BudgetUser {
 /**
  * Bytes read for peers and not yet taken by their sockets, per peer and in total. A peer that
  * asks for blocks and never reads them (the host's RSS grew to 1.4 GB in 30 s) fills only
- * its own share; when every share together reaches the total, peers with more than a small
- * floor queued wait until the total has room again.
+ * its own share; when every share together reaches the total, peers holding more than an
+ * equal part of it wait until the total has room again, so hostile peers filling the total do
+ * not starve a well-behaved one.
  */
 export class SendBudget {
   private total = 0
   private readonly owned = new Map<BudgetUser, number>()
   private readonly waiting = new Set<BudgetUser>()
+
+  /** Told the address of a peer dropped for breaking the rules (the host keeps it out a while). */
+  onAbuse: (address: string) => void = () => undefined
 
   constructor(private limits: HostLimits) {}
 
@@ -56,7 +60,8 @@ export class SendBudget {
   mayRead(user: BudgetUser): boolean {
     const own = this.owned.get(user) ?? 0
     if (own >= this.limits.peerQueueBytes) return false
-    if (this.total < this.limits.totalQueueBytes || own < FLOOR_BYTES) return true
+    const fair = Math.max(FLOOR_BYTES, this.limits.totalQueueBytes / Math.max(1, this.owned.size))
+    if (this.total < this.limits.totalQueueBytes || own < fair) return true
     this.waiting.add(user)
     return false
   }

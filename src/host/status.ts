@@ -17,6 +17,8 @@ export interface HostStatus {
   /** Connections open on the DTP port, and block bytes queued for peers' sockets (limits). */
   connections: number
   queuedBytes: number
+  /** process.memoryUsage() of the service, bytes. */
+  memory?: { rss: number; heapUsed: number; external: number; arrayBuffers: number }
 }
 
 /** The table `dsync status` prints. */
