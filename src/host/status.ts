@@ -30,7 +30,8 @@ export function formatStatus(s: HostStatus): string {
   ])
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map(r => r[i].length)))
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()
-  const out = [`pid ${s.pid}, listening on ${s.listen.join(', ')}, since ${s.startedAt}`, line(head), ...rows.map(line)]
+  const limit = s.uploadLimit?.host ? `, upload limit ${s.uploadLimit.host} Mbit/s` : ''
+  const out = [`pid ${s.pid}, listening on ${s.listen.join(', ')}, since ${s.startedAt}${limit}`, line(head), ...rows.map(line)]
   for (const r of s.refused) out.push(`${r.repo}: not served: ${r.reason}`)
   return out.join('\n') + '\n'
 }
