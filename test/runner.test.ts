@@ -443,13 +443,18 @@ test('ipadd=: a swarm sync from two dtp:// hosts dials from both local addresses
   const dtp = await dtpHosts()
   const base = tempDir('dsync-runner-')
   const sources = dtp.map(d => `dtp://${d.address}:${HOST_PORT}/pub`).join(',')
-  const h = home(base, 'ipadd=127.0.13.21,127.0.13.22\n', { pub: `dsync-url=${sources}\n` })
+  const h = home(base, `ipadd=127.0.13.21,127.0.13.22\nstatus=${join(base, 'st')}\n`, { pub: `dsync-url=${sources}\n` })
   const r = await runCli(['--home', h.home])
   assert.equal(r.code, 0, r.stderr + r.stdout)
   assert.equal(readFileSync(join(h.save('pub'), 'pool', 'p1.deb')).length, 300_000)
   // Each host logs the address every peer connection came from.
   const from = new Set(dtp.flatMap(d => [...d.log().matchAll(/peer (127\.0\.13\.\d+):\d+ connected/g)].map(m => m[1])))
   assert.ok(from.has('127.0.13.21') && from.has('127.0.13.22'), `connections came from ${[...from].join(', ')}`)
+  // -sync REPO keeps DSYNC's status=DIR file too.
+  rmSync(join(base, 'st', 'dsync-status', 'pub'))
+  const one = await runCli(['--home', h.home, '-sync', 'pub'])
+  assert.equal(one.code, 0, one.stderr)
+  assert.equal(read(join(base, 'st', 'dsync-status', 'pub')).trim(), '1')
 })
 
 test('published mirror: one run pulls from the rsync upstream, regenerates, and the running service serves it to the swarm', { skip }, async () => {

@@ -24,14 +24,20 @@ export function registerSync(program: Command): void {
       const repos = names.length > 0 ? named : home.repos.filter(r => r.sources.length > 0)
       if (repos.length === 0) throw new DsyncError(ExitCode.config, 'config.noRepos', { dir: home.paths.reposDir })
       const { syncRepo } = await import('../../src/sync/repo-sync.js')
+      const { writeRepoStatus } = await import('../../src/runner/status-dir.js')
+      // xync.conf status=DIR (DSYNC's DIR/dsync-status/REPO) as the runner writes it; syncRepo keeps the repo's status=.
+      const statusDir = home.main.runner.statusDir
+      const mark = (repo: RepoConfig, v: '0' | '1' | '2') => void (statusDir && writeRepoStatus(statusDir, { ...repo, statusFile: undefined }, v))
+      const ipadd = home.main.runner.ipadd
       let failures = 0
       let lastError: unknown
       for (const repo of repos) {
         const bar = new ProgressBar(process.stderr, !g.json && process.stderr.isTTY === true)
         try {
+          mark(repo, '2')
           const result = await syncRepo(repo, {
             peers: peersOf(opts.peer), trackers: opts.tracker, connections: opts.connections, noDelete: !opts.delete,
-            force: opts.force, localAddress: opts.bind, retries: opts.retries, key: opts.key,
+            force: opts.force, localAddress: opts.bind, localAddresses: opts.bind || ipadd.length === 0 ? undefined : ipadd, retries: opts.retries, key: opts.key,
             // xync.conf's dht=true and dht-bootstrap= serve the client too.
             dhtBootstrap: opts.dhtBootstrap.length > 0 ? opts.dhtBootstrap : home.main.dhtBootstrap, dht: opts.dht || home.main.dht,
             onWarning: m => { bar.done(); warn(m) },
@@ -39,9 +45,11 @@ export function registerSync(program: Command): void {
             onProgress: progressPrinter(g.json, bar, `${repo.name} `, { repo: repo.name }),
           })
           bar.done()
+          mark(repo, '1')
           report(result, g.json)
         } catch (err) {
           bar.done()
+          mark(repo, '0')
           // One repo failing must not stop the others; the run still exits non-zero.
           failures++
           lastError = err
