@@ -102,6 +102,8 @@ async function swarmSync(repo: RepoConfig, ctx: JobContext, say: (line: string) 
   let lastPhase = ''
   const result = await syncRepo(repo, {
     force: ctx.force, localAddresses: addresses.length > 0 ? addresses : undefined, retryDelayMs: ctx.retryDelayMs,
+    // xync.conf's dht=true and dht-bootstrap= serve the client too, as in dsync -sync.
+    dht: ctx.home.main.dht, dhtBootstrap: ctx.home.main.dhtBootstrap,
     onWarning: say,
     onMotd: (peer, text) => say(`motd ${peer}: ${text.trimEnd()}`),
     onProgress: p => {
