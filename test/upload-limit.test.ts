@@ -3,9 +3,12 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { DEFAULT_INDEX_FILES } from '../src/config/repo-config.js'
+import { loadGeneration } from '../src/host/generation.js'
 import type { PeerConnection } from '../src/swarm/peer.js'
 import { pull } from '../src/sync/pull.js'
 import { assertSameTree } from '../testbed/same-tree.js'
+import { HOST_PORT } from '../testbed/host.js'
+import { WireLeecher } from '../testbed/leecher.js'
 import { sharedTree, startSharedHost } from '../testbed/shared-hosts.js'
 import { tempDir } from '../testbed/tree.js'
 
@@ -110,5 +113,43 @@ test('a repository limit (repos/NAME.conf upload-limit=) caps that repository be
   while (peers.size < 1) await sleep(50)
   await sleep(1000)
   await assertRatesNear(peers, { [host.peer]: 24 }, () => false)
+  await running
+})
+
+test('fair across peers: a peer with 600 requests queued does not crowd out a client with its usual pipeline', { timeout: 60_000 }, async () => {
+  const files: Record<string, Buffer> = {}
+  for (let i = 0; i < 8; i++) files[`pool/f${i}.bin`] = Buffer.alloc(2 * MB, i + 1)
+  const tree = await sharedTree(files, 'fair')
+  const host = await startSharedHost(tree, '127.0.14.7', 'upload-limit=16\n')
+  const gen = loadGeneration('fair', join(tree.webroot, 'fair'))
+  // The greedy peer asks for 600 blocks at once (9.4 MiB: nearly 5 s of the host's 16 Mbit/s).
+  const greedy = new WireLeecher(host.address, HOST_PORT, '127.0.14.8', tree.infoHash)
+  await greedy.waitUnchoked()
+  let greedyBytes = 0
+  const blocksPerPiece = gen.pieceLength / 16384
+  for (let i = 0; i < 600; i++) {
+    const piece = Math.floor(i / blocksPerPiece)
+    void greedy.request(piece, (i % blocksPerPiece) * 16384, 16384).then(b => (greedyBytes += b.length), () => undefined)
+  }
+  await sleep(300)
+  const peers = new Map<string, PeerConnection>()
+  const running = pull({
+    sources: [tree.url(host)], dest: join(tempDir(), 'mirror'), indexFiles: DEFAULT_INDEX_FILES, localAddress: '127.0.14.9',
+    onPeer: p => peers.set(p.label, p),
+  })
+  while (peers.size < 1) await sleep(50)
+  await sleep(500)
+  const client = [...peers.values()][0]
+  const before = { client: client.downloaded, greedy: greedyBytes }
+  const t0 = performance.now()
+  await sleep(2000)
+  const seconds = (performance.now() - t0) / 1000
+  const clientMbit = (client.downloaded - before.client) / seconds / MBIT
+  const greedyMbit = (greedyBytes - before.greedy) / seconds / MBIT
+  console.log(`# fairness: client ${clientMbit.toFixed(1)} Mbit/s, greedy peer ${greedyMbit.toFixed(1)} Mbit/s (cap 16)`)
+  assert.ok(greedyBytes < 600 * 16384, 'the greedy peer still had requests waiting during the window')
+  assert.ok(clientMbit >= 16 * 0.35, `the client got ${clientMbit.toFixed(1)} Mbit/s of 16 next to a greedy peer (${greedyMbit.toFixed(1)})`)
+  assert.ok(clientMbit + greedyMbit <= 16 * 1.1, `together ${(clientMbit + greedyMbit).toFixed(1)} Mbit/s, over the cap`)
+  greedy.close()
   await running
 })
