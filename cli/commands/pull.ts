@@ -141,6 +141,11 @@ export function report(r: PullResult, json: boolean): void {
     hosts: Object.keys(r.bytesPerHost).length, seconds: r.seconds.toFixed(1),
   }))
   for (const [host, bytes] of Object.entries(r.bytesPerHost)) console.log(`  ${host}\t${formatBytes(bytes)}`)
+  if (r.seq !== undefined) {
+    console.log(t(r.route === 'deltas' ? 'generation.summaryDeltas' : 'generation.summaryFull', {
+      seq: r.seq, deltas: r.deltas ?? 0, metadata: formatBytes(r.metadataBytes), key: t(r.verified ? 'generation.keyPinned' : 'generation.keyUnpinned'),
+    }))
+  }
 }
 
 /**

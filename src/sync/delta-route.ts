@@ -46,8 +46,6 @@ export async function pullViaDeltas(ctx: PullContext, record: GenerationRecord, 
     opts.onWarning?.(t('generation.offChain', { reason: chain }))
     return undefined
   }
-  const previous = tryParse(previousBytes, files.manifest)
-  if (!previous) return undefined
   let deltas: Delta[] = []
   let raw: Buffer[] = []
   let manifestBytes = previousBytes
@@ -59,12 +57,16 @@ export async function pullViaDeltas(ctx: PullContext, record: GenerationRecord, 
     raw = fetched.raw
     manifestBytes = fetched.manifest
   }
-  const manifest = parseManifest(manifestBytes, `${baseUrl} data.dsync (rebuilt from deltas)`)
+  // Parsed after the deltas are in: at 200k entries a parse takes seconds, and the host's
+  // HTTP connection should not sit idle meanwhile.
+  const previous = tryParse(previousBytes, files.manifest)
+  if (!previous) return undefined
+  const manifest = chain.length === 0 ? previous : parseManifest(manifestBytes, `${baseUrl} data.dsync (rebuilt from deltas)`)
   const final = new Map<string, ManifestEntry>()
   for (const e of manifest.entries) if (e.type === 'f') final.set(e.path, e)
   try {
     return await executePlan(ctx, {
-      repo: record.repo, infoHash: record.torrent, manifest, manifestBytes, previous: chain.length === 0 ? manifest : previous,
+      repo: record.repo, infoHash: record.torrent, manifest, manifestBytes, previous,
       sameGeneration: chain.length === 0, route: 'deltas', deltas: chain.length,
       fetch: (items, staging) => fetchFromDeltas(ctx, baseUrl, chain, deltas, items, final, staging),
       beforeCommit: () => keepDeltas(opts.dest, record, chain, deltas, raw),

@@ -19,7 +19,7 @@ export async function httpGet(url: string, capBytes: number, what: string, timeo
 async function fetchCapped(url: string, capBytes: number, what: string, signal: AbortSignal): Promise<Buffer> {
   let res: Response
   try {
-    res = await fetch(url, { signal, redirect: 'follow' })
+    res = await fetchOnce(url, signal)
   } catch (err) {
     const e = err as Error & { cause?: { code?: string; message?: string } }
     const reason = signal.aborted ? String((signal.reason as Error)?.message ?? 'timed out') : e.cause?.code ?? e.cause?.message ?? e.message
@@ -42,4 +42,20 @@ async function fetchCapped(url: string, capBytes: number, what: string, signal: 
     throw new DsyncError(ExitCode.network, 'sync.fetchFailed', { url, reason: e.cause?.code ?? e.message })
   }
   return Buffer.concat(chunks)
+}
+
+/**
+ * undici keeps connections alive and reuses them; when our event loop was busy past the
+ * server's keep-alive timeout (parsing a 200k-entry data.dsync takes seconds), the next GET
+ * goes out on a socket the server has just closed and fails with UND_ERR_SOCKET before any
+ * response. A GET is idempotent: that one case is retried once, on a fresh connection.
+ */
+async function fetchOnce(url: string, signal: AbortSignal): Promise<Response> {
+  try {
+    return await fetch(url, { signal, redirect: 'follow' })
+  } catch (err) {
+    const code = (err as { cause?: { code?: string } }).cause?.code
+    if (signal.aborted || (code !== 'UND_ERR_SOCKET' && code !== 'ECONNRESET')) throw err
+    return fetch(url, { signal, redirect: 'follow' })
+  }
 }

@@ -34,10 +34,16 @@ export const generationMessages = {
     en: 'note: origin unverified (no dsync-key= / --key); generation {seq} signed by {key}',
     ko: '참고: 출처가 검증되지 않았습니다 (dsync-key= / --key 없음); 세대 {seq}, 서명 키 {key}',
   },
-  'generation.verified': {
-    en: 'generation {seq} signed by the pinned key {key}',
-    ko: '세대 {seq}: 지정된 키 {key}의 서명을 확인했습니다',
+  'generation.summaryDeltas': {
+    en: '  generation {seq} ({key}), list updated through {deltas} delta(s); {metadata} of metadata',
+    ko: '  세대 {seq} ({key}), 목록은 델타 {deltas}개로 갱신; 메타데이터 {metadata}',
   },
+  'generation.summaryFull': {
+    en: '  generation {seq} ({key}), full list; {metadata} of metadata',
+    ko: '  세대 {seq} ({key}), 전체 목록; 메타데이터 {metadata}',
+  },
+  'generation.keyPinned': { en: 'signature checked against the pinned key', ko: '지정된 키로 서명 확인' },
+  'generation.keyUnpinned': { en: 'origin unverified', ko: '출처 미검증' },
   'generation.offChain': {
     en: 'off the delta chain ({reason}): fetching the full generation',
     ko: '델타 체인에서 벗어났습니다 ({reason}): 전체 세대를 받습니다',
