@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { parseRecord } from '../src/generation/record.js'
@@ -112,8 +112,15 @@ test(`clients 1, 5 and ${K + 1} generations behind converge; the chain moves onl
   assert.match(stderr, /off the delta chain/)
   await assertSameTree(repoDir, far)
 
-  // Up to date: the record and the host info are all that crosses the wire.
+  // Up to date: the record and the host info are all that crosses the wire, and DEST is not
+  // walked (a file removed by hand stays missing); --rescan walks it and repairs.
+  const victim = join(behind[1], 'dists/stable/Release')
+  rmSync(victim)
   const again = await pull(behind[1], '--key', key)
   assert.equal(again.json.bytesReceived, 0)
   assert.equal(again.json.metadataBytes, info.length + record.bytes.length)
+  assert.ok(!existsSync(victim), 'an unchanged generation is answered without walking DEST')
+  const rescan = await pull(behind[1], '--key', key, '--rescan')
+  assert.equal(rescan.json.bytesReceived, statSync(join(repoDir, 'dists/stable/Release')).size)
+  await assertSameTree(repoDir, behind[1])
 })

@@ -23,6 +23,7 @@ export interface TransferFlags {
   key?: string
   dhtBootstrap: string[]
   dht?: boolean
+  rescan?: boolean
 }
 
 /** Options shared by pull, sync and diff. */
@@ -35,6 +36,7 @@ export function transferOptions(cmd: Command): Command {
     .option('--force', 'allow deleting more than the delete limit')
     .option('--bind <addr>', 'local address to connect from')
     .option('--dht', 'also look hosts up in the BitTorrent DHT (BEP 5), where hosts with dht=true announce')
+    .option('--rescan', 'walk DEST even when it already has the generation the host offers (finds local damage)')
     .option('--dht-bootstrap <host:port>', 'a DHT node to start from for magnet:?xs=urn:btpk: sources (repeatable; default: the public ones)', collect, [])
     .option('--key <hex>', "the publisher's key (`dsync key` on the publisher): refuse generations it did not sign or older than the last applied", publicKeyArg)
 }
@@ -92,7 +94,7 @@ export async function runPull(sources: string[], dest: string, opts: TransferFla
     return await pull({
       sources, dest, peers, trackers: opts.tracker, connections: opts.connections, noDelete: !opts.delete,
       dryRun: opts.dryRun, force: opts.force, deleteLimit, indexFiles, localAddress: opts.bind, key: opts.key,
-      dhtBootstrap: opts.dhtBootstrap.length > 0 ? opts.dhtBootstrap : undefined, dht: opts.dht,
+      dhtBootstrap: opts.dhtBootstrap.length > 0 ? opts.dhtBootstrap : undefined, dht: opts.dht, rescan: opts.rescan,
       onWarning: m => { bar.done(); warn(m) },
       onMotd: (peer, text) => { if (!json) { bar.done(); warn(t('sync.motd', { peer, motd: text.trimEnd() })) } },
       onApplyStep: faultInjection,

@@ -40,6 +40,7 @@ export function registerSync(program: Command): void {
             force: opts.force, localAddress: opts.bind, localAddresses: opts.bind || ipadd.length === 0 ? undefined : ipadd, retries: opts.retries, key: opts.key,
             // xync.conf's dht=true and dht-bootstrap= serve the client too.
             dhtBootstrap: opts.dhtBootstrap.length > 0 ? opts.dhtBootstrap : home.main.dhtBootstrap, dht: opts.dht || home.main.dht,
+            rescan: opts.rescan,
             onWarning: m => { bar.done(); warn(m) },
             onMotd: (peer, text) => { if (!g.json) { bar.done(); warn(t('sync.motd', { peer, motd: text.trimEnd() })) } },
             onProgress: progressPrinter(g.json, bar, `${repo.name} `, { repo: repo.name }),

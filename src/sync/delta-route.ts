@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { mkdirSync, readdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { STALL_MS } from '../config/defaults.js'
 import { DsyncError, ExitCode } from '../errors.js'
@@ -14,6 +14,8 @@ import { pieceMap } from '../torrent/piece-map.js'
 import { readTorrentInfo, type TorrentInfo } from '../torrent/read.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
 import { findChain, followChain, sourcesFor } from './delta-chain.js'
+import { readOrUndefined, tryParse } from './metadata.js'
+import { layoutOf } from './torrent-check.js'
 import { httpGet } from './http-get.js'
 import { openSwarm } from './open-swarm.js'
 import { executePlan } from './execute.js'
@@ -46,6 +48,9 @@ export async function pullViaDeltas(ctx: PullContext, record: GenerationRecord, 
     opts.onWarning?.(t('generation.offChain', { reason: chain }))
     return undefined
   }
+  if (chain.length === 0 && !opts.rescan && !opts.dryRun && record.bytes.equals(readOrUndefined(generationFiles(opts.dest).record) ?? Buffer.alloc(0))) {
+    return unchanged(ctx, record)
+  }
   let deltas: Delta[] = []
   let raw: Buffer[] = []
   let manifestBytes = previousBytes
@@ -76,6 +81,21 @@ export async function pullViaDeltas(ctx: PullContext, record: GenerationRecord, 
     if (!(err instanceof OffChain)) throw err
     opts.onWarning?.(t('generation.offChain', { reason: err.message }))
     return undefined
+  }
+}
+
+/**
+ * The no-change check: DEST applied this very record (its data.dsync hashes as the record says),
+ * so the answer is known without walking the tree: two small HTTP GETs, no scan. Damage done to
+ * DEST by hand is not looked for here (`--rescan`, or `dsync verify`).
+ */
+function unchanged(ctx: PullContext, record: GenerationRecord): PullResult {
+  return {
+    dest: ctx.opts.dest, repo: record.repo, infoHash: record.torrent, upToDate: true, dryRun: false,
+    added: 0, changed: 0, removed: 0, filesFetched: 0, filesCopiedLocally: 0, bytesToFetch: 0, bytesReceived: 0, bytesPerHost: {},
+    seconds: (Date.now() - ctx.started) / 1000, route: 'deltas', deltas: 0, seq: record.seq,
+    verified: (ctx.opts.key ?? ctx.resolved[0].key) !== undefined,
+    metadataBytes: ctx.resolved.reduce((sum, s) => sum + s.httpBytes, 0),
   }
 }
 
@@ -155,15 +175,6 @@ async function deltaTorrent(ctx: PullContext, baseUrl: string, ref: DeltaRef, de
   return info
 }
 
-function layoutOf(info: TorrentInfo) {
-  let offset = 0
-  return info.files.map(f => {
-    const out = { path: f.path, length: f.length, pad: f.pad, offset }
-    offset += f.length
-    return out
-  })
-}
-
 /**
  * DEST keeps the deltas it followed (and their torrents, when fetched), so a host re-serving
  * DEST offers them too; deltas the new record no longer lists are removed.
@@ -180,21 +191,5 @@ function keepDeltas(dest: string, record: GenerationRecord, chain: DeltaRef[], d
   for (const name of readdirSync(dir)) {
     const m = /^(\d+)\.(delta|torrent)$/.exec(name)
     if (!m || !listed.has(m[1])) rmSync(join(dir, name), { force: true })
-  }
-}
-
-function tryParse(bytes: Buffer, file: string) {
-  try {
-    return parseManifest(bytes, file)
-  } catch {
-    return undefined
-  }
-}
-
-function readOrUndefined(file: string): Buffer | undefined {
-  try {
-    return readFileSync(file)
-  } catch {
-    return undefined
   }
 }

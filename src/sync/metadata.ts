@@ -129,7 +129,7 @@ async function fetchManifest(swarm: Swarm, map: PieceMap & { infoHash: string },
   return out
 }
 
-function tryParse(bytes: Buffer, file: string): Manifest | undefined {
+export function tryParse(bytes: Buffer, file: string): Manifest | undefined {
   try {
     return parseManifest(bytes, file)
   } catch {

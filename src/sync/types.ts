@@ -36,6 +36,8 @@ export interface PullOptions {
   lockHeld?: boolean
   /** The publisher's key (dsync-key=, --key): records not signed by it are refused. */
   key?: string
+  /** Walk DEST even when it already applied the host's record (finds local damage). */
+  rescan?: boolean
   /** DHT nodes to start from for a BEP 46 (btpk) source; undefined: the public defaults. */
   dhtBootstrap?: string[]
   /** Look hosts up in the BitTorrent DHT too (BEP 5; xync.conf dht=true, --dht). */
