@@ -2,7 +2,7 @@
 #   docker build -t dsync .
 # See README.md "## Docker" for the run lines (host, tracker, sync).
 
-# ---- build: full dependencies, TypeScript compiled to dist/
+# ---- build: full dependencies, TypeScript compiled to dist/, the CLI bundled into dist/bundle/
 FROM node:20-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
@@ -16,18 +16,16 @@ COPY types ./types
 COPY src ./src
 COPY cli ./cli
 COPY tracker ./tracker
+COPY scripts ./scripts
 # tsconfig also includes test/, testbed/ and bench/, which are not copied: only the product is built.
-RUN npx tsc -p tsconfig.json
+RUN npx tsc -p tsconfig.json && node scripts/bundle.mjs
 
-# ---- runtime: production dependencies and dist/ only, non-root
+# ---- runtime: the bundle only (dsync has no runtime dependencies once bundled), non-root
 FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
-COPY package.json package-lock.json ./
-COPY stubs ./stubs
-# No tsc here (devDependencies omitted), so "prepare" must not run: --ignore-scripts.
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
-COPY --from=build /src/dist ./dist
+COPY package.json ./
+COPY --from=build /src/dist/bundle ./dist/bundle
 # The node image's own "node" user has uid 1000; dsync gets the next one.
 RUN groupadd --system dsync \
  && useradd --system --gid dsync --create-home --home-dir /home/dsync dsync \
@@ -39,5 +37,5 @@ ENV DXYNC_HOME=/home/dsync/dxync
 # uses it on TCP and UDP.
 EXPOSE 47921/tcp 47921/udp
 VOLUME ["/mirrors", "/home/dsync/dxync"]
-ENTRYPOINT ["node", "/app/dist/cli/main.js"]
+ENTRYPOINT ["node", "/app/dist/bundle/dsync.js"]
 CMD ["--help"]

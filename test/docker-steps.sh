@@ -23,19 +23,18 @@ copy_context() {
   for f in "$@"; do cp -a "$repo/$f" "$to/"; done
 }
 
-step "build stage: npm ci --ignore-scripts, tsc"
+step "build stage: npm ci --ignore-scripts, tsc, bundle"
 copy_context "$work/build" package.json package-lock.json stubs
 (cd "$work/build" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
-copy_context "$work/build" tsconfig.json types src cli tracker
-(cd "$work/build" && npx tsc -p tsconfig.json)
-test -f "$work/build/dist/cli/main.js"
+copy_context "$work/build" tsconfig.json types src cli tracker scripts
+(cd "$work/build" && npx tsc -p tsconfig.json && node scripts/bundle.mjs)
+test -f "$work/build/dist/bundle/dsync.js"
 
-step "runtime stage: npm ci --omit=dev --ignore-scripts, dist/ from the build stage"
-copy_context "$work/app" package.json package-lock.json stubs
-(cd "$work/app" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error)
-cp -a "$work/build/dist" "$work/app/dist"
-test ! -e "$work/app/node_modules/typescript" || { echo "typescript in the runtime image"; exit 1; }
-echo "runtime size: $(du -sh "$work/app" | cut -f1) (node_modules $(du -sh "$work/app/node_modules" | cut -f1))"
+step "runtime stage: package.json and dist/bundle/ from the build stage (no node_modules)"
+copy_context "$work/app" package.json
+mkdir -p "$work/app/dist" && cp -a "$work/build/dist/bundle" "$work/app/dist/bundle"
+test ! -e "$work/app/node_modules" || { echo "node_modules in the runtime image"; exit 1; }
+echo "runtime size: $(du -sh "$work/app" | cut -f1)"
 
 # As in the image: a non-root user, DXYNC_HOME=/home/dsync/dxync (here under $work).
 user="$(id -un)"
@@ -52,7 +51,7 @@ head -c 300000 /dev/urandom > "$work/mirrors/demo/pool/b.deb"
 chown -R "$user" "$work/home" "$work/mirrors" "$work/dest"
 export DXYNC_HOME="$work/home/dxync"
 export work
-dsync() { run env DXYNC_HOME="$DXYNC_HOME" node "$work/app/dist/cli/main.js" "$@"; }
+dsync() { run env DXYNC_HOME="$DXYNC_HOME" node "$work/app/dist/bundle/dsync.js" "$@"; }
 
 step "smoke run as $user: --help, init, gendsync"
 dsync --help >/dev/null

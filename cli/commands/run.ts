@@ -4,7 +4,7 @@ import { t } from '../../src/i18n/index.js'
 import type { RunEvent } from '../../src/runner/runner.js'
 import { ProgressBar } from '../../src/ui/progress.js'
 import { formatBytes } from '../../src/ui/units.js'
-import { globals, openHome, printJson, warn } from '../context.js'
+import { cliEntry, globals, openHome, printJson, warn } from '../context.js'
 
 /** DSYNC's downstream runner: bare `dsync` / `dsync run`, -nolog, -emoff, -test, -cleanlog. */
 export function registerRun(program: Command): void {
@@ -20,7 +20,7 @@ export function registerRun(program: Command): void {
       if (opts.nolog) {
         openHome(g) // a broken config fails here, in the terminal, not in a log nobody reads
         const { startDetached } = await import('../../src/runner/detach.js')
-        const r = startDetached(g.home, [...(opts.force ? ['--force'] : []), ...names])
+        const r = startDetached(g.home, [...(opts.force ? ['--force'] : []), ...names], cliEntry())
         if (g.json) printJson({ event: 'detached', ...r })
         else console.log(t('runner.detached', r))
         return

@@ -61,8 +61,7 @@ export class Dht {
   private constructor(readonly raw: RawDht) {}
 
   static async open(opts: DhtOptions): Promise<Dht> {
-    const specifier = 'bittorrent-dht'
-    const mod = (await import(specifier)) as { default: new (opts: object) => RawDht }
+    const mod = (await import('bittorrent-dht')) as { default: new (opts: object) => RawDht }
     const socket = opts.allow ? gatedSocket(opts.address, opts.allow) : undefined
     // k-rpc-socket takes `socket` through bittorrent-dht's and k-rpc's options.
     const raw = new mod.default({ bootstrap: opts.bootstrap, verify: verifyEd25519, ...(socket && { socket }) })

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The published package, installed as a user installs a CLI: `npm pack`, then
+# `npm install -g ./dsync-*.tgz` into a temporary prefix, from a folder outside the project
+# (so the project's .npmrc and overrides do not apply), with npm's defaults (install scripts
+# on, as for any user): it must need nothing but the tarball and run no install script. Then `dsync --help` and `dsync demo` from that prefix, and
+# `npx` running the same tarball.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+work="$(mktemp -d /tmp/dsync-pack-check.XXXXXX)"
+trap 'rm -rf "$work"' EXIT
+cd "$repo"
+tgz="$(npm pack --silent --pack-destination "$work" | tail -1)"
+echo "packed $tgz: $(tar -tzf "$work/$tgz" | wc -l) files"
+if tar -tzf "$work/$tgz" | grep -E '^package/dist/(test|bench|testbed|src|cli|tracker)/'; then
+  echo "pack-check: compiled sources, tests or benchmarks in the tarball"; exit 1
+fi
+if tar -xzOf "$work/$tgz" package/package.json | node -e 'const s = JSON.parse(require("fs").readFileSync(0, "utf8")).scripts ?? {}; process.exit(["preinstall", "install", "postinstall"].some(k => k in s) ? 1 : 0)'; then :; else
+  echo "pack-check: the package has an install script"; exit 1
+fi
+cd "$work"
+export npm_config_prefix="$work/prefix" npm_config_userconfig="$work/npmrc" npm_config_update_notifier=false
+: > "$work/npmrc"
+npm install -g --no-audit --no-fund --loglevel=error "./$tgz"
+test ! -e "$work/prefix/lib/node_modules/dsync/node_modules" || { echo "pack-check: the installed package pulled dependencies"; exit 1; }
+"$work/prefix/bin/dsync" --help >/dev/null
+"$work/prefix/bin/dsync" demo > "$work/demo.log" 2>&1 || { cat "$work/demo.log"; exit 1; }
+grep -q '^sync: ' "$work/demo.log"
+npx --yes --package "./$tgz" -- dsync --help >/dev/null
+echo "pack-check: OK (npm install -g, dsync --help, dsync demo, npx dsync --help)"
