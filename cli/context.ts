@@ -4,6 +4,7 @@ import type { IntRange } from '../src/config/defaults.js'
 import { parseInteger } from '../src/config/integers.js'
 import { DsyncError, ExitCode } from '../src/errors.js'
 import { loadHome, type Home } from '../src/config/load.js'
+import { jsonSafe, terminalSafe } from '../src/ui/terminal-text.js'
 
 /** Global options, read from the root program so every command sees the same. */
 export interface GlobalOptions {
@@ -26,11 +27,17 @@ export function openHome(g: GlobalOptions): Home {
 }
 
 export function printJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(value) + '\n')
+  process.stdout.write(jsonSafe(JSON.stringify(value)) + '\n')
 }
 
+/** A message line on stderr; it may carry remote text (motd, host errors, file names): made terminal-safe. */
 export function warn(message: string): void {
-  process.stderr.write(message + '\n')
+  process.stderr.write(terminalSafe(message) + '\n')
+}
+
+/** A line on stdout that may carry remote text (file names), made terminal-safe. */
+export function say(line: string): void {
+  process.stdout.write(terminalSafe(line) + '\n')
 }
 
 /**

@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander'
 import { DsyncError, ExitCode } from '../src/errors.js'
 import { t } from '../src/i18n/index.js'
+import { terminalSafe } from '../src/ui/terminal-text.js'
 import { registerDemo } from './commands/demo.js'
 import { registerGendsync } from './commands/gendsync.js'
 import { registerInit } from './commands/init.js'
@@ -74,11 +75,12 @@ function report(err: unknown): number {
     return err.exitCode === 0 ? ExitCode.ok : ExitCode.usage
   }
   if (err instanceof DsyncError) {
-    process.stderr.write(`dsync: ${err.message}\n`)
+    // Error texts can carry what a host or a torrent said (URLs, names, reasons).
+    process.stderr.write(`dsync: ${terminalSafe(err.message)}\n`)
     return err.exitCode
   }
   const e = err instanceof Error ? err : new Error(String(err))
-  process.stderr.write(`dsync: ${t('cli.internal', { message: e.message })}\n`)
+  process.stderr.write(`dsync: ${terminalSafe(t('cli.internal', { message: e.message }))}\n`)
   if (process.env.DSYNC_DEBUG) process.stderr.write(`${e.stack}\n`)
   return ExitCode.failed
 }

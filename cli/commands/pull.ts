@@ -9,7 +9,7 @@ import { parseAddress, type PeerAddress } from '../../src/swarm/address.js'
 import type { PullResult } from '../../src/sync/pull.js'
 import { ProgressBar } from '../../src/ui/progress.js'
 import { formatBytes } from '../../src/ui/units.js'
-import { globals, intFlag, printJson, warn } from '../context.js'
+import { globals, intFlag, printJson, say, warn } from '../context.js'
 
 export interface TransferFlags {
   peer: string[]
@@ -128,23 +128,23 @@ export function progressPrinter(json: boolean, bar: ProgressBar, prefix = '', ex
 export function report(r: PullResult, json: boolean): void {
   if (json) return printJson({ event: 'summary', ...r })
   if (r.dryRun && r.plan) {
-    for (const p of r.plan.added) console.log(`+ ${p}`)
-    for (const p of r.plan.changed) console.log(`~ ${p}`)
-    for (const p of r.plan.removed) console.log(`- ${p}`)
-    console.log(`${r.plan.added.length} added, ${r.plan.changed.length} changed, ${r.plan.removed.length} removed; ${formatBytes(r.bytesToFetch)} to fetch`)
+    for (const p of r.plan.added) say(`+ ${p}`)
+    for (const p of r.plan.changed) say(`~ ${p}`)
+    for (const p of r.plan.removed) say(`- ${p}`)
+    say(`${r.plan.added.length} added, ${r.plan.changed.length} changed, ${r.plan.removed.length} removed; ${formatBytes(r.bytesToFetch)} to fetch`)
     return
   }
   if (r.upToDate && r.bytesReceived === 0) {
-    console.log(t('sync.upToDate', { dest: r.dest, infohash: r.infoHash, seconds: r.seconds.toFixed(1) }))
+    say(t('sync.upToDate', { dest: r.dest, infohash: r.infoHash, seconds: r.seconds.toFixed(1) }))
     return
   }
-  console.log(t('sync.done', {
+  say(t('sync.done', {
     dest: r.dest, added: r.added, changed: r.changed, removed: r.removed, bytes: formatBytes(r.bytesReceived),
     hosts: Object.keys(r.bytesPerHost).length, seconds: r.seconds.toFixed(1),
   }))
-  for (const [host, bytes] of Object.entries(r.bytesPerHost)) console.log(`  ${host}\t${formatBytes(bytes)}`)
+  for (const [host, bytes] of Object.entries(r.bytesPerHost)) say(`  ${host}\t${formatBytes(bytes)}`)
   if (r.seq !== undefined) {
-    console.log(t(r.route === 'deltas' ? 'generation.summaryDeltas' : 'generation.summaryFull', {
+    say(t(r.route === 'deltas' ? 'generation.summaryDeltas' : 'generation.summaryFull', {
       seq: r.seq, deltas: r.deltas ?? 0, metadata: formatBytes(r.metadataBytes), key: t(r.verified ? 'generation.keyPinned' : 'generation.keyUnpinned'),
     }))
   }
