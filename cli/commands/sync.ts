@@ -20,8 +20,9 @@ export function registerSync(program: Command): void {
       const named: RepoConfig[] = names.map(n => findRepo(home, n))
       // A repository without a swarm source syncs by rsync (its first hop): the runner does that.
       const byRsync = named.filter(r => r.sources.length === 0 && (r.rsyncUrl || r.ftpsync || r.intraAdd))
-      if (byRsync.length > 0 && byRsync.length === named.length) return runRsyncRepos(cmd, byRsync.map(r => r.name), opts.force)
-      const repos = names.length > 0 ? named : home.repos.filter(r => r.sources.length > 0)
+      if (byRsync.length > 0) await runRsyncRepos(cmd, byRsync.map(r => r.name), opts.force)
+      if (byRsync.length > 0 && byRsync.length === named.length) return
+      const repos = names.length > 0 ? named.filter(r => !byRsync.includes(r)) : home.repos.filter(r => r.sources.length > 0)
       if (repos.length === 0) throw new DsyncError(ExitCode.config, 'config.noRepos', { dir: home.paths.reposDir })
       const { syncRepo } = await import('../../src/sync/repo-sync.js')
       const { writeRepoStatus } = await import('../../src/runner/status-dir.js')

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { closeSync, mkdirSync, openSync } from 'node:fs'
 import { join } from 'node:path'
 import { resolveHome } from '../config/home.js'
-import { logsDir } from './logs.js'
+import { logsDir, rotate } from './logs.js'
 
 /**
  * DSYNC's `-nolog`: the same run, detached in its own session (closing the terminal sends
@@ -12,6 +12,7 @@ export function startDetached(homeFlag: string | undefined, runArgs: string[], c
   const home = resolveHome(homeFlag)
   const log = join(logsDir(home), 'dsync-nolog.log')
   mkdirSync(logsDir(home), { recursive: true })
+  rotate(log)
   const fd = openSync(log, 'a')
   try {
     const child = spawn(process.execPath, [cliEntry, '--home', home, 'run', ...runArgs], {

@@ -52,7 +52,8 @@ export class RunLog {
   }
 }
 
-function rotate(path: string): void {
+/** Moves last run's log aside as PATH.STAMP (its own time), so each run starts a file of its own. */
+export function rotate(path: string): void {
   let mtime: Date
   try {
     mtime = statSync(path).mtime

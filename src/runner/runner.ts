@@ -42,7 +42,11 @@ export async function runMirror(opts: RunOptions = {}): Promise<RunSummary> {
   const home = loadHome(opts.homeFlag)
   const now = runnerNow()
   const logsRemoved = cleanLogs(home.paths.home, now).length
-  const emit = opts.onEvent ?? (() => {})
+  let skipped = 0
+  const emit = (e: RunEvent) => {
+    if (e.type === 'skip') skipped++
+    opts.onEvent?.(e)
+  }
   const due = chooseRepos(home, now, opts.only, emit)
   const unregister = registerRunner(home.paths.home)
   const reports: SyncReport[] = []
@@ -66,7 +70,7 @@ export async function runMirror(opts: RunOptions = {}): Promise<RunSummary> {
   } finally {
     unregister()
   }
-  return { reports, skipped: home.repos.length - reports.length, logsRemoved }
+  return { reports, skipped, logsRemoved }
 }
 
 function chooseRepos(home: Home, now: Date, only: string[] | undefined, emit: (e: RunEvent) => void): RepoConfig[] {
