@@ -38,7 +38,11 @@ export function registerRun(program: Command): void {
       else console.log(t('runner.summary', { ok: summary.reports.length - failed, failed, skipped: summary.skipped }))
       if (failed > 0) process.exitCode = ExitCode.failed
     })
+  registerRunnerTools(program)
+}
 
+/** emoff, test and cleanlog: DSYNC's maintenance verbs around the runner. */
+function registerRunnerTools(program: Command): void {
   program
     .command('emoff')
     .description('emergency stop of every running sync of this home; marks each stopped repository (DSYNC: -emoff)')

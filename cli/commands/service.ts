@@ -35,7 +35,11 @@ export function registerService(program: Command): void {
       if (g.json) printJson({ ok: true, stopped: pid ?? null })
       else console.log(pid === undefined ? t('host.notRunning', { home: resolveHome(g.home) }) : t('host.stopped', { pid }))
     })
+  registerHostControl(program)
+}
 
+/** reload, status and startup: talking to (or installing) the running service. */
+function registerHostControl(program: Command): void {
   program
     .command('reload')
     .description('re-read xync.conf, repos, dtp/list|firewall|motd.conf and new data.dsync generations (SIGHUP)')

@@ -2,8 +2,8 @@ import { resolve } from 'node:path'
 import type { Command } from 'commander'
 import { RANGES, SETTINGS } from '../../src/config/defaults.js'
 import { t } from '../../src/i18n/index.js'
-import type { TrackerEvent } from '../../tracker/server.js'
-import { globals, intFlag, printJson } from '../context.js'
+import type { TrackerEvent, TrackerOptions } from '../../tracker/server.js'
+import { globals, intFlag, printJson, type GlobalOptions } from '../context.js'
 
 interface TrackerFlags {
   port?: number
@@ -42,54 +42,59 @@ export function registerTracker(program: Command): void {
     .option('--from-home', 'allowlist every published repository of the dsync home (--home)')
     .option('--keys-file <file>', 'passkeys, one per line; clients announce to /PASSKEY/announce; reloaded on SIGHUP')
     .option('--allow-address <addrs>', 'only these addresses/CIDR ranges (comma-separated) may use the tracker')
-    .action(async (flags: TrackerFlags, cmd: Command) => {
-      const g = globals(cmd)
-      const log = (event: TrackerEvent): void => {
-        if (g.json) return printJson({ time: new Date().toISOString(), event: event.type, ...withoutType(event) })
-        const line = describe(event)
-        if (event.type === 'warning' || event.type === 'reloadFailed') process.stderr.write(line + '\n')
-        else process.stdout.write(line + '\n')
-      }
-      const privateMode = flags.private === true || flags.allowFile !== undefined || flags.fromHome === true
-      const { startTracker } = await import('../../tracker/server.js')
-      const tracker = await startTracker({
-        port: flags.port ?? SETTINGS.trackerPort.default,
-        listen: flags.listen,
-        http: flags.http,
-        udp: flags.udp,
-        ws: flags.ws,
-        interval: flags.interval ?? SETTINGS.trackerInterval.default,
-        minInterval: flags.minInterval,
-        peerTimeout: flags.peerTimeout,
-        rateLimit: flags.rateLimit ?? SETTINGS.trackerRateLimit.default,
-        trustProxy: list(flags.trustProxy),
-        policy: {
-          private: privateMode,
-          allowFile: flags.allowFile && resolve(flags.allowFile),
-          keysFile: flags.keysFile && resolve(flags.keysFile),
-          fromHome: flags.fromHome,
-          homeFlag: g.home,
-          allowAddresses: list(flags.allowAddress),
-        },
-        onEvent: log,
+    .action((flags: TrackerFlags, cmd: Command) => runTracker(flags, globals(cmd)))
+}
+
+/** Runs the tracker in the foreground until SIGINT/SIGTERM; SIGHUP rereads the allowlist and keys. */
+async function runTracker(flags: TrackerFlags, g: GlobalOptions): Promise<void> {
+  const log = (event: TrackerEvent): void => {
+    if (g.json) return printJson({ time: new Date().toISOString(), event: event.type, ...withoutType(event) })
+    const line = describe(event)
+    if (event.type === 'warning' || event.type === 'reloadFailed') process.stderr.write(line + '\n')
+    else process.stdout.write(line + '\n')
+  }
+  const { startTracker } = await import('../../tracker/server.js')
+  const tracker = await startTracker({ ...trackerOptions(flags, g), onEvent: log })
+  await new Promise<void>(done => {
+    const onHup = (): void => tracker.reload()
+    const onStop = (): void => {
+      process.off('SIGHUP', onHup)
+      process.off('SIGINT', onStop)
+      process.off('SIGTERM', onStop)
+      void tracker.close().then(() => {
+        if (g.json) printJson({ time: new Date().toISOString(), event: 'stopped' })
+        else process.stdout.write(t('tracker.stopped') + '\n')
+        done()
       })
-      await new Promise<void>(done => {
-        const onHup = (): void => tracker.reload()
-        const onStop = (): void => {
-          process.off('SIGHUP', onHup)
-          process.off('SIGINT', onStop)
-          process.off('SIGTERM', onStop)
-          void tracker.close().then(() => {
-            if (g.json) printJson({ time: new Date().toISOString(), event: 'stopped' })
-            else process.stdout.write(t('tracker.stopped') + '\n')
-            done()
-          })
-        }
-        process.on('SIGHUP', onHup)
-        process.on('SIGINT', onStop)
-        process.on('SIGTERM', onStop)
-      })
-    })
+    }
+    process.on('SIGHUP', onHup)
+    process.on('SIGINT', onStop)
+    process.on('SIGTERM', onStop)
+  })
+}
+
+/** The flags as tracker options; an unset flag takes its default from src/config/defaults.ts. */
+function trackerOptions(flags: TrackerFlags, g: GlobalOptions): TrackerOptions {
+  return {
+    port: flags.port ?? SETTINGS.trackerPort.default,
+    listen: flags.listen,
+    http: flags.http,
+    udp: flags.udp,
+    ws: flags.ws,
+    interval: flags.interval ?? SETTINGS.trackerInterval.default,
+    minInterval: flags.minInterval,
+    peerTimeout: flags.peerTimeout,
+    rateLimit: flags.rateLimit ?? SETTINGS.trackerRateLimit.default,
+    trustProxy: list(flags.trustProxy),
+    policy: {
+      private: flags.private === true || flags.allowFile !== undefined || flags.fromHome === true,
+      allowFile: flags.allowFile && resolve(flags.allowFile),
+      keysFile: flags.keysFile && resolve(flags.keysFile),
+      fromHome: flags.fromHome,
+      homeFlag: g.home,
+      allowAddresses: list(flags.allowAddress),
+    },
+  }
 }
 
 function describe(e: TrackerEvent): string {

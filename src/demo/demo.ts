@@ -36,8 +36,6 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
   process.once('SIGINT', onSigint)
   try {
     const { startTracker } = await import('../../tracker/server.js')
-    const { DtpHost } = await import('../host/host.js')
-    const { HostLog } = await import('../host/log.js')
     const { pull } = await import('../sync/pull.js')
 
     const webroot = join(base, 'mirrors')
@@ -52,24 +50,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     opts.log(`tracker: ${trackerUrl} (also udp://127.0.0.1:${tracker.port})`)
 
     const first = await publish(save, [trackerUrl], opts)
-    // Three DTP hosts serve the same folder in place, each on its own loopback address.
-    const port = 40000 + Math.floor(Math.random() * 9000)
-    const quiet = new Writable({ write: (_c, _e, cb) => cb() })
-    const hosts: InstanceType<typeof DtpHost>[] = []
-    for (const [i, address] of HOSTS.entries()) {
-      const config = (): HostConfig => ({
-        main: makeMainConfig({ webroot, listen: [address], port, trackers: [trackerUrl] }),
-        repos: [makeRepoConfig({ name: 'demo', save, publish: true })],
-        listed: ['demo'],
-        firewall: makeFirewall([]),
-        motd: `Welcome to demo host ${i + 1} (${address}).\n`,
-        warnings: [],
-      })
-      const host = new DtpHost({ config, log: new HostLog(false, quiet) })
-      await host.start()
-      stops.push(() => host.stop())
-      hosts.push(host)
-    }
+    const { hosts, port } = await startHosts(webroot, save, trackerUrl, stops)
     opts.log(`DTP hosts: ${HOSTS.map(h => `${h}:${port}`).join(', ')}`)
     await waitFor(() => tracker.store.scrape(first.infoHash).complete >= HOSTS.length, 10_000)
 
@@ -89,6 +70,30 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     process.off('SIGINT', onSigint)
     await cleanup()
   }
+}
+
+/** Three DTP hosts serve the same folder in place, each on its own loopback address, configured in memory. */
+async function startHosts(webroot: string, save: string, trackerUrl: string, stops: (() => Promise<void>)[]): Promise<{ hosts: { reload(): unknown }[]; port: number }> {
+  const { DtpHost } = await import('../host/host.js')
+  const { HostLog } = await import('../host/log.js')
+  const port = 40000 + Math.floor(Math.random() * 9000)
+  const quiet = new Writable({ write: (_c, _e, cb) => cb() })
+  const hosts: InstanceType<typeof DtpHost>[] = []
+  for (const [i, address] of HOSTS.entries()) {
+    const config = (): HostConfig => ({
+      main: makeMainConfig({ webroot, listen: [address], port, trackers: [trackerUrl] }),
+      repos: [makeRepoConfig({ name: 'demo', save, publish: true })],
+      listed: ['demo'],
+      firewall: makeFirewall([]),
+      motd: `Welcome to demo host ${i + 1} (${address}).\n`,
+      warnings: [],
+    })
+    const host = new DtpHost({ config, log: new HostLog(false, quiet) })
+    await host.start()
+    stops.push(() => host.stop())
+    hosts.push(host)
+  }
+  return { hosts, port }
 }
 
 async function publish(save: string, trackers: string[], opts: DemoOptions): Promise<GenerateResult> {
