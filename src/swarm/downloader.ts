@@ -4,6 +4,16 @@ import type { PieceSpan } from '../torrent/piece-map.js'
 import type { PeerConnection } from './peer.js'
 
 const BLOCK = 16 * 1024
+/**
+ * In flight per peer: enough bytes to fill a fast link (64 blocks of 16 KiB), and enough
+ * requests that a mirror of 1-3 KB files keeps the same bytes in flight (64 requests of
+ * 1.2 KB were 77 KB: an idle link at any real round-trip time). Hosts pause reading a peer's
+ * requests at 256 queued and hold 4 MiB per peer.
+ */
+const PIPELINE_REQUESTS = 250
+const PIPELINE_BYTES = 1 << 20
+/** Piece buffers kept for reuse, at most (more pieces than that are rarely being assembled at once). */
+const SPARE_BYTES = 8 << 20
 const MAX_REFUSED = 64
 
 export interface DownloaderOptions {
@@ -15,8 +25,10 @@ export interface DownloaderOptions {
    * only valid during the call: its memory is reused for the next pieces.
    */
   onPiece: (span: PieceSpan, data: Buffer, from: PeerConnection) => void
-  /** Blocks in flight per peer. */
+  /** Requests in flight per peer, at most. */
   pipeline?: number
+  /** Requested bytes in flight per peer, at most. */
+  pipelineBytes?: number
 }
 
 interface Active {
@@ -54,6 +66,9 @@ export class Downloader extends EventEmitter {
   /** Pieces a peer refused (BEP 6 reject: e.g. the host's file changed since gendsync). */
   private readonly refused = new Map<PeerConnection, Set<number>>()
   private readonly pipeline: number
+  private readonly pipelineBytes: number
+  /** Requests and bytes in flight per peer. */
+  private readonly inFlight = new Map<PeerConnection, { requests: number; bytes: number }>()
   private finish: (() => void) | undefined
   private fail: ((err: Error) => void) | undefined
   private readonly finished: Promise<void>
@@ -71,7 +86,8 @@ export class Downloader extends EventEmitter {
     this.queue = [...opts.pieces]
     this.total = opts.pieces.length
     this.maxDataLength = opts.pieces.reduce((m, p) => Math.max(m, p.dataLength), 0)
-    this.pipeline = opts.pipeline ?? 64
+    this.pipeline = opts.pipeline ?? PIPELINE_REQUESTS
+    this.pipelineBytes = opts.pipelineBytes ?? PIPELINE_BYTES
     this.finished = new Promise((resolve, reject) => {
       this.finish = resolve
       this.fail = reject
@@ -111,6 +127,7 @@ export class Downloader extends EventEmitter {
   addPeer(peer: PeerConnection): void {
     if (this.remaining === 0 || peer.closed) return
     this.peers.set(peer, [])
+    this.inFlight.set(peer, { requests: 0, bytes: 0 })
     this.refused.set(peer, new Set())
     peer.once('close', (reason: string) => this.dropPeer(peer, reason))
     // A host may choke us for a while (load, reload); requests resume when it unchokes.
@@ -122,6 +139,7 @@ export class Downloader extends EventEmitter {
     const active = this.peers.get(peer)
     if (!active) return
     this.peers.delete(peer)
+    this.inFlight.delete(peer)
     this.refused.delete(peer)
     for (const a of active) this.release(a.span, peer)
     this.emit('peer-done', peer, reason)
@@ -151,12 +169,13 @@ export class Downloader extends EventEmitter {
 
   private pump(peer: PeerConnection): void {
     const active = this.peers.get(peer)
-    if (!active || peer.closed || peer.wire.peerChoking || this.paused) return
-    let inFlight = active.reduce((s, a) => s + a.pending, 0)
-    if (inFlight < this.pipeline) peer.batch()
-    while (inFlight < this.pipeline) {
-      let a = active.find(x => x.nextOffset < x.span.dataLength && !x.failed && !this.done.has(x.span.piece))
-      if (!a) {
+    const flight = this.inFlight.get(peer)
+    if (!active || !flight || peer.closed || peer.wire.peerChoking || this.paused) return
+    if (flight.requests < this.pipeline && flight.bytes < this.pipelineBytes) peer.batch()
+    while (flight.requests < this.pipeline && flight.bytes < this.pipelineBytes) {
+      // Pieces are requested one after the other: only the newest can have blocks left to ask.
+      let a: Active | undefined = active[active.length - 1]
+      if (!a || a.nextOffset >= a.span.dataLength || a.failed || this.done.has(a.span.piece)) {
         const span = this.take(peer)
         if (!span) break
         a = { span, data: undefined, pooled: false, nextOffset: 0, pending: 0, received: 0, failed: false }
@@ -166,13 +185,28 @@ export class Downloader extends EventEmitter {
       const length = Math.min(BLOCK, a.span.dataLength - offset)
       a.nextOffset += length
       a.pending++
-      inFlight++
+      flight.requests++
+      flight.bytes += length
       const current = a
       peer.request(a.span.piece, offset, length).then(
-        block => this.onBlock(peer, current, offset, block),
-        (err: Error) => this.onRefused(peer, current, err),
+        block => {
+          this.landed(peer, length)
+          this.onBlock(peer, current, offset, block)
+        },
+        (err: Error) => {
+          this.landed(peer, length)
+          this.onRefused(peer, current, err)
+        },
       )
     }
+  }
+
+  /** A request came back (a block, a reject, a cut): its slot in the pipeline is free. */
+  private landed(peer: PeerConnection, length: number): void {
+    const flight = this.inFlight.get(peer)
+    if (!flight) return
+    flight.requests--
+    flight.bytes -= length
   }
 
   private take(peer: PeerConnection): PieceSpan | undefined {
@@ -304,7 +338,7 @@ export class Downloader extends EventEmitter {
 
   /** Gives a finished piece's buffer back for the next piece (its blocks have all landed). */
   private recycle(a: Active): void {
-    if (a.pooled && this.spare.length < this.pipeline) this.spare.push(a.data!)
+    if (a.pooled && this.spare.length * this.maxDataLength < SPARE_BYTES) this.spare.push(a.data!)
     a.data = undefined
     a.pooled = false
   }
