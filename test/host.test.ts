@@ -175,8 +175,18 @@ test('a DTP host seeds, gates, greets and reloads', { timeout: 240_000 }, async 
     assert.equal(user.wire.downloaded, 0, 'no block data came back')
     user.close()
     assert.match(host.log(), /disk\.iso changed since gendsync/)
+    // A small file is read whole on the event loop, not through the fd cache: same refusal.
+    const small = gen.segments.find(x => x.path === 'pool/main/p1/pkg1.deb')!
+    const deb = join(save, 'pool/main/p1/pkg1.deb')
+    writeFileSync(deb, randomBytes(small.length))
+    const other = new WireLeecher(A, HOST_PORT, '127.0.3.61', gen.infoHash)
+    await other.waitUnchoked()
+    await assert.rejects(other.request(small.offset / gen.pieceLength, 0, small.length))
+    assert.ok(other.rejects >= 1, 'expected a BEP 6 reject_request for the small file')
+    other.close()
+    assert.match(host.log(), /pkg1\.deb changed since gendsync/)
     const status = JSON.parse((await host.cli('--json', 'status')).stdout) as { repos: { repo: string; staleFiles: number }[] }
-    assert.equal(status.repos.find(x => x.repo === 'rocky')!.staleFiles, 1)
+    assert.equal(status.repos.find(x => x.repo === 'rocky')!.staleFiles, 2)
   })
 
   await t.test('status shows generation, files, peers and bytes uploaded; stop-service stops it', { timeout: 90_000 }, async () => {

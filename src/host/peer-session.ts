@@ -40,6 +40,7 @@ export class PeerSession implements BudgetUser {
   private closed = false
   private readonly closeHandlers: (() => void)[] = []
   private unchokeTimer: NodeJS.Timeout | undefined
+  private corked = false
 
   constructor(
     private readonly seeder: Seeder,
@@ -166,6 +167,7 @@ export class PeerSession implements BudgetUser {
         this.reading -= length
         this.reads--
         if (this.closed) return
+        this.cork()
         respond(null, buf)
         this.pump()
       },
@@ -187,6 +189,20 @@ export class PeerSession implements BudgetUser {
         this.pump()
       },
     )
+  }
+
+  /**
+   * Blocks answered in one turn of the event loop leave in one writev: with Nagle off, each
+   * block was two writes (header, data) and a send() each.
+   */
+  private cork(): void {
+    if (this.corked) return
+    this.corked = true
+    this.socket.cork()
+    setImmediate(() => {
+      this.corked = false
+      this.socket.uncork()
+    })
   }
 
   /** Without BEP 6 the only way to refuse a request is to choke, which drops all of them. */

@@ -1,6 +1,7 @@
 import { join } from 'node:path'
 import { FdCache, StaleFileError } from './fd-cache.js'
 import type { Generation, Segment } from './generation.js'
+import { SmallFileReader, WHOLE_FILE_MAX } from './small-files.js'
 
 /** Largest block a peer may ask for; BEP 3 clients use 16 KiB, some up to 128 KiB. */
 export const MAX_BLOCK = 128 * 1024
@@ -16,12 +17,18 @@ export class BadRequestError extends Error {}
 export class PieceReader {
   readonly stale = new Map<string, string>()
   bytesRead = 0
+  private readonly small = new SmallFileReader()
 
   constructor(
     private readonly gen: Generation,
     private readonly fds: FdCache,
     private readonly onStale: (path: string, reason: string) => void = () => {},
   ) {}
+
+  /** Files opened so far (through the fd cache or read whole). */
+  get filesOpened(): number {
+    return this.fds.opened + this.small.filesRead
+  }
 
   async read(piece: number, offset: number, length: number): Promise<Buffer> {
     const gen = this.gen
@@ -32,13 +39,20 @@ export class PieceReader {
     }
     const start = piece * gen.pieceLength + offset
     const end = start + length
-    const out = Buffer.alloc(length) // zero-filled: pad ranges need no work
+    const first = this.segmentAt(start)
+    const whole = this.fromSmallFile(gen.segments[first], start, end)
+    if (whole) return whole
+    const out = Buffer.allocUnsafe(length)
     const reads: Promise<void>[] = []
-    for (let i = this.segmentAt(start); i < gen.segments.length && gen.segments[i].offset < end; i++) {
+    for (let i = first; i < gen.segments.length && gen.segments[i].offset < end; i++) {
       const seg = gen.segments[i]
       const from = Math.max(start, seg.offset)
       const to = Math.min(end, seg.offset + seg.length)
-      if (to <= from || seg.source === 'pad') continue
+      if (to <= from) continue
+      if (seg.source === 'pad') {
+        out.fill(0, from - start, to - start)
+        continue
+      }
       if (seg.source === 'manifest') {
         gen.manifest.copy(out, from - start, from - seg.offset, to - seg.offset)
         continue
@@ -61,6 +75,34 @@ export class PieceReader {
     return false
   }
 
+  /**
+   * A request inside one small file (most requests of a mirror of small files): the file is
+   * read whole and the block is a view of it, no copy. Undefined when the request spans
+   * other segments, the file is big, or the disk is cold.
+   */
+  private fromSmallFile(seg: Segment, start: number, end: number): Buffer | undefined {
+    if (seg.source !== 'file' || seg.length > WHOLE_FILE_MAX || end > seg.offset + seg.length || this.small.cold) return undefined
+    const known = this.stale.get(seg.path)
+    if (known !== undefined) throw new StaleFileError(seg.path, known)
+    try {
+      const want = { root: this.gen.save, size: seg.length, mtime: seg.mtime, ino: seg.ino }
+      const data = this.small.read(join(this.gen.save, seg.path), want, start === seg.offset && end === seg.offset + seg.length)
+      this.bytesRead += end - start
+      return data.subarray(start - seg.offset, end - seg.offset)
+    } catch (err) {
+      this.small.forget(join(this.gen.save, seg.path))
+      this.noteStale(seg, err)
+      throw err
+    }
+  }
+
+  private noteStale(seg: Segment, err: unknown): void {
+    if (err instanceof StaleFileError && !this.stale.has(seg.path)) {
+      this.stale.set(seg.path, err.reason)
+      this.onStale(seg.path, err.reason)
+    }
+  }
+
   private async readFile(seg: Segment, fileOffset: number, out: Buffer, outOffset: number, length: number): Promise<void> {
     const known = this.stale.get(seg.path)
     if (known !== undefined) throw new StaleFileError(seg.path, known)
@@ -75,12 +117,7 @@ export class PieceReader {
         }
       })
     } catch (err) {
-      if (err instanceof StaleFileError) {
-        if (!this.stale.has(seg.path)) {
-          this.stale.set(seg.path, err.reason)
-          this.onStale(seg.path, err.reason)
-        }
-      }
+      this.noteStale(seg, err)
       throw err
     }
   }

@@ -50,7 +50,7 @@ export class Seeder {
 
   constructor(
     readonly gen: Generation,
-    private readonly fds: FdCache,
+    fds: FdCache,
     private readonly log: HostLog,
     readonly peerId: Buffer,
     motd: () => string,
@@ -87,7 +87,7 @@ export class Seeder {
     this.uploaded += bytes
     if (!this.firstBlockLogged) {
       this.firstBlockLogged = true
-      this.log.event('firstBlock', { repo: this.gen.repo, peer: remote, filesOpened: this.fds.opened })
+      this.log.event('firstBlock', { repo: this.gen.repo, peer: remote, filesOpened: this.reader.filesOpened })
     }
   }
 

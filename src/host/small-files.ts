@@ -1,0 +1,91 @@
+import { closeSync, fstatSync, readSync } from 'node:fs'
+import { mismatch, openRepoFileSync, StaleFileError, type Expected } from './repo-file.js'
+
+/** Files up to this size are read whole, in one go, when their first block is asked for. */
+export const WHOLE_FILE_MAX = 256 * 1024
+/** Whole files kept for their next blocks (the client asks for a piece's blocks back to back). */
+const KEEP_BYTES = 16 << 20
+/** A kept copy is trusted this long, as an open handle is by the fd cache (rsync --inplace). */
+const KEEP_MS = 250
+/** A read slower than this came from the disk, not the page cache. */
+const COLD_READ_MS = 2
+/** After a cold read, small files go through the asynchronous path for this long. */
+const COLD_PAUSE_MS = 2000
+
+interface Kept {
+  data: Buffer
+  at: number
+}
+
+/**
+ * Whole-file reads for small files, synchronously: open, fstat (size, mtime and inode checked
+ * against data.dsync and gendsync's cache), one read, close. From the page cache that is ~8 µs of CPU a file,
+ * against ~50 µs for the same four calls through promises and libuv's pool (measured on
+ * 20,000 files of 0.1-3 KB), and a file of one block needs no descriptor kept open. A file of
+ * several blocks stays in memory (bounded) for the requests that follow. A read that took
+ * long (the disk, not the cache) would stall every peer, so after one the caller is told to
+ * use the asynchronous path for a while.
+ */
+export class SmallFileReader {
+  private readonly kept = new Map<string, Kept>()
+  private keptBytes = 0
+  private coldUntil = 0
+  /** Files read whole since start. */
+  filesRead = 0
+
+  /** True while small files should not be read on the event loop (the disk is cold). */
+  get cold(): boolean {
+    return this.coldUntil !== 0 && Date.now() < this.coldUntil
+  }
+
+  /** The whole file, checked against the size and mtime data.dsync records. */
+  read(path: string, want: Expected, wholeRequested: boolean): Buffer {
+    const k = this.kept.get(path)
+    if (k && k.data.length === want.size && Date.now() - k.at <= KEEP_MS) return k.data
+    const started = performance.now()
+    const data = readChecked(path, want)
+    this.filesRead++
+    if (performance.now() - started > COLD_READ_MS) this.coldUntil = Date.now() + COLD_PAUSE_MS
+    if (!wholeRequested) this.keep(path, data)
+    return data
+  }
+
+  /** Drops a kept copy (the file was found changed). */
+  forget(path: string): void {
+    const k = this.kept.get(path)
+    if (!k) return
+    this.kept.delete(path)
+    this.keptBytes -= k.data.length
+  }
+
+  private keep(path: string, data: Buffer): void {
+    this.forget(path)
+    this.kept.set(path, { data, at: Date.now() })
+    this.keptBytes += data.length
+    for (const [p, k] of this.kept) {
+      if (this.keptBytes <= KEEP_BYTES) break
+      this.kept.delete(p)
+      this.keptBytes -= k.data.length
+    }
+  }
+}
+
+/** Opened as the fd cache opens (no symbolic link followed, inside the repository), then checked. */
+function readChecked(path: string, want: Expected): Buffer {
+  const fd = openRepoFileSync(path, want.root)
+  const size = want.size
+  try {
+    const problem = mismatch(fstatSync(fd), want)
+    if (problem) throw new StaleFileError(path, problem)
+    const data = Buffer.allocUnsafe(size)
+    let done = 0
+    while (done < size) {
+      const n = readSync(fd, data, done, size - done, done)
+      if (n === 0) throw new StaleFileError(path, 'shorter than data.dsync says')
+      done += n
+    }
+    return data
+  } finally {
+    closeSync(fd)
+  }
+}
