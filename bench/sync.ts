@@ -151,9 +151,8 @@ async function runDataset(opts: Options, name: string, spec: TreeSpec): Promise<
     rmSync(hostProf, { recursive: true, force: true })
     for (const home of homes) {
       await timeChild(process.execPath, [opts.cli, '--home', home, 'stop-service']) // a crashed earlier run's
-      const profiled = opts.hostProfile && home === homes[0]
-      await timeChildOk(process.execPath, [opts.cli, '--home', home, 'service'],
-        profiled ? { env: { ...process.env, NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${hostProf}` } } : {})
+      if (opts.hostProfile && home === homes[0]) await startProfiledHost(opts.cli, home, hostProf)
+      else await cli(home, 'service')
       writeFileSync(join(home, 'dtp', 'list.conf'), `/${REPO}\n`)
       await cli(home, 'reload')
       env.hostPids.push(Number(readFileSync(join(home, 'run', 'dtp.pid'), 'utf8').trim()))
@@ -475,6 +474,24 @@ function rsyncVersion(): string {
   } catch {
     return '?'
   }
+}
+
+/**
+ * `dsync service --foreground` under node --cpu-prof (NODE_OPTIONS may not carry --cpu-prof,
+ * and `service` starts its foreground child without our flags), detached like `service`
+ * does; ready once `status` answers. It writes the profile when stop-service ends it.
+ */
+async function startProfiledHost(cli: string, home: string, dir: string): Promise<void> {
+  mkdirSync(join(home, 'log'), { recursive: true })
+  const child = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${dir}`, cli, '--home', home, 'service', '--foreground'],
+    { detached: true, stdio: 'ignore' })
+  child.unref()
+  for (let i = 0; i < 300; i++) {
+    if ((await timeChild(process.execPath, [cli, '--home', home, 'status'])).code === 0) return
+    if (child.exitCode !== null) break
+    await new Promise(res => setTimeout(res, 100))
+  }
+  throw new Error(`profiled host in ${home} did not start (exit ${child.exitCode})`)
 }
 
 /** The profile of the first host over the whole dataset's runs (the service and its stop command write one each). */
