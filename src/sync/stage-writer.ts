@@ -27,9 +27,15 @@ export interface StageReply {
 
 /** Bytes gathered before a batch leaves; bigger pieces get a buffer of their own size. */
 const BATCH_BYTES = 1 << 20
-/** Batches with the worker before the caller is told to stop fetching (`onBusy(true)`). */
-const HIGH_WATER = 8
-const LOW_WATER = 2
+/** Empty batch buffers kept for reuse. */
+const SPARE_BATCHES = 8
+/**
+ * Bytes with the worker before the caller is told to stop fetching (`onBusy(true)`), and
+ * below which it may go on. Counted in bytes, not batches: on a busy machine an event-loop
+ * turn may carry one piece, and eight such batches paused a 4-host pull of one 2 GiB file.
+ */
+const HIGH_WATER_BYTES = 32 << 20
+const LOW_WATER_BYTES = 8 << 20
 
 export interface StageWriterEvents {
   /** This many more piece bytes are on disk (written, not yet fsynced). */
@@ -58,6 +64,7 @@ export class StageWriter {
   private readonly sent = new Map<number, number>()
   private nextId = 0
   private inFlight = 0
+  private bytesInFlight = 0
   private busy = false
   private flushScheduled = false
   private idle: (() => void)[] = []
@@ -127,9 +134,10 @@ export class StageWriter {
     if (!cur || cur.items.length === 0) return
     this.current = undefined
     this.inFlight++
+    this.bytesInFlight += cur.used
     this.sent.set(this.nextId, cur.used)
     this.worker.postMessage({ type: 'batch', id: this.nextId++, buffer: cur.buffer, items: cur.items } satisfies StageRequest, [cur.buffer])
-    if (!this.busy && this.inFlight >= HIGH_WATER) {
+    if (!this.busy && this.bytesInFlight >= HIGH_WATER_BYTES) {
       this.busy = true
       this.events.onBusy(true)
     }
@@ -138,16 +146,18 @@ export class StageWriter {
   private onReply(reply: StageReply): void {
     if (reply.type !== 'done') return
     this.inFlight--
-    if (reply.buffer!.byteLength === BATCH_BYTES) this.free.push(reply.buffer!)
+    if (reply.buffer!.byteLength === BATCH_BYTES && this.free.length < SPARE_BATCHES) this.free.push(reply.buffer!)
     if (reply.error) {
       const { path, code, message } = reply.error
       return this.fail(fsError(Object.assign(new Error(message), { code }), path, 'write'))
     }
-    this.events.onWritten(this.sent.get(reply.id!)!)
+    const bytes = this.sent.get(reply.id!)!
     this.sent.delete(reply.id!)
+    this.bytesInFlight -= bytes
+    this.events.onWritten(bytes)
     for (const hex of reply.verified!) this.events.onVerified(hex)
     for (const hex of reply.mismatched!) this.events.onMismatch(hex)
-    if (this.busy && this.inFlight <= LOW_WATER) {
+    if (this.busy && this.bytesInFlight <= LOW_WATER_BYTES) {
       this.busy = false
       this.events.onBusy(false)
     }
