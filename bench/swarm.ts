@@ -1,12 +1,13 @@
 // `npm run bench -- swarm [--rate 200] [--hosts 4] [--only big|many] [--no-rsync] [--no-libtorrent]
-//                         [--profile] [--keep-dest] [--cleanup]`
+//                         [--profile] [--keep-dest] [--cleanup] [--base-cli PATH/cli/main.js]`
 //
 // N real `dsync service` hosts, each in its own network namespace with its uplink capped by
 // `tc tbf` (200 Mbit/s by default), and a client in another namespace. On (a) one 2 GiB file
 // and (b) 20,000 files of ~1 GB, measures in one run:
 //   - `dsync pull` from all N hosts: received rate against the sum of the caps;
 //   - `rsync -a` from one capped host (rsync --daemon there): the single-upstream baseline;
-//   - a libtorrent leecher (python3-libtorrent) on the same N hosts, when installed.
+//   - a libtorrent leecher (python3-libtorrent) on the same N hosts, when installed;
+//   - with --base-cli, `dsync pull` of another client build too (same hosts, same run).
 // Rates are payload bytes / wall time of the client process (start to exit, everything a
 // user waits for). Client and host CPU seconds come from /proc, to say where time goes when a
 // target is missed; --profile also writes a V8 CPU profile of the dsync client.
@@ -80,7 +81,7 @@ function treeBytes(dir: string): number {
   return sum
 }
 
-async function dsyncRun(bed: NetBed, client: NetNode, hosts: NetHost[], repo: string, dest: string, profileDir?: string): Promise<Measured & { clientCpu: number; hostCpu: number[]; perHost: Record<string, number> }> {
+async function dsyncRun(bed: NetBed, client: NetNode, hosts: NetHost[], repo: string, dest: string, profileDir?: string, cli = CLI): Promise<Measured & { clientCpu: number; hostCpu: number[]; perHost: Record<string, number> }> {
   const before = hosts.map(h => cpuSeconds(hostPid(h)) ?? 0)
   const args = ['--json', 'pull', `dtp://${hosts[0].node.address}/${repo}`, dest, ...hosts.slice(1).flatMap(h => ['--peer', h.peer])]
   let pid: number | undefined
@@ -100,14 +101,14 @@ async function dsyncRun(bed: NetBed, client: NetNode, hosts: NetHost[], repo: st
     }
   }, 100)
   const profile = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []
-  const r: NsRun = await runIn(bed, client, process.execPath, [...profile, CLI, ...args], { timeoutMs: 600_000 })
+  const r: NsRun = await runIn(bed, client, process.execPath, [...profile, cli, ...args], { timeoutMs: 600_000 })
   clearInterval(timer)
   clearInterval(finder)
   const hostCpu = hosts.map((h, i) => (cpuSeconds(hostPid(h)) ?? 0) - before[i])
   const s = pullSummary(r.stdout)
   const ok = r.code === 0 && s !== undefined
   return {
-    tool: `dsync pull (${hosts.length} hosts)`, ok, bytes: s?.bytesReceived ?? 0, seconds: r.seconds,
+    tool: `dsync pull (${hosts.length} hosts)${cli === CLI ? '' : `, ${cli}`}`, ok, bytes: s?.bytesReceived ?? 0, seconds: r.seconds,
     note: ok ? `pull's own clock ${Number(s!.seconds).toFixed(1)} s` : `exit ${r.code}: ${r.stderr.trim().split('\n').pop()}`,
     clientCpu: cpu, hostCpu, perHost: s?.bytesPerHost ?? {},
   }
@@ -238,6 +239,14 @@ export async function run(args: string[]): Promise<void> {
       if (profDir && existsSync(profDir)) profiles.push(...readdirSync(profDir).map(f => join(profDir, f)))
       if (!args.includes('--keep-dest')) rmSync(join(ROOT, `dest-${process.pid}-${name}-dsync`), { recursive: true, force: true })
 
+      const baseCli = arg(args, 'base-cli', '')
+      if (baseCli) {
+        log(`${name}: dsync pull of another build (${baseCli}) from ${nHosts} hosts`)
+        const b = await dsyncRun(bed, client, hosts, name, dest('base'), undefined, baseCli)
+        b.note += `; client CPU ${b.clientCpu.toFixed(1)} s; host CPU ${b.hostCpu.map(c => c.toFixed(1)).join('/')} s`
+        rows.push(b)
+        rmSync(join(ROOT, `dest-${process.pid}-${name}-base`), { recursive: true, force: true })
+      }
       if (withRsync) {
         log(`${name}: rsync -a from one host`)
         rows.push(await rsyncRun(bed, client, hosts[0], name, dest('rsync')))
