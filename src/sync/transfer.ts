@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { createHash, hash } from 'node:crypto'
 import { STALL_MS } from '../config/defaults.js'
 import { DsyncError, ExitCode } from '../errors.js'
 import { t } from '../i18n/index.js'
@@ -98,6 +98,10 @@ export async function transferFiles(opts: TransferOptions): Promise<TransferResu
   const downloader: Downloader = new Downloader({
     pieces,
     hashes: opts.hashes,
+    // A one-piece file (most of a mirror of small files): its SHA-256 checks the piece. A
+    // mismatch falls back to the piece's SHA-1, so data the torrent vouches for but data.dsync
+    // does not still ends as "content does not match its SHA-256", not as a bad peer.
+    wholeFileCheck: (span, data) => data.length === map.files[span.file].length && hash('sha256', data, 'hex') === opts.files.get(span.file),
     onPiece: (span, data, from) => {
       const left = remainingPerFile.get(span.file)! - 1
       remainingPerFile.set(span.file, left)
