@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
 import { get } from 'node:http'
+import { connect } from 'node:net'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -34,6 +36,28 @@ function hostsNamedBy(h: SharedHost, repo: string): Promise<string[]> {
   })
 }
 
+/** Connects to a host as a peer and sends one ut_pex message naming `peers`. */
+async function tellOverPex(host: string, infoHash: string, peers: { host: string; port: number }[]): Promise<void> {
+  const { pexExtension } = await import('../src/swarm/pex.js')
+  const Wire = (await import('bittorrent-protocol')).default
+  const socket = connect({ host, port: HOST_PORT, localAddress: CLIENT })
+  const wire = new Wire('tcpOutgoing')
+  wire.use(pexExtension(() => peers, () => undefined))
+  socket.pipe(wire).pipe(socket)
+  socket.on('error', () => undefined)
+  wire.handshake(infoHash, randomBytes(20), { dht: false, fast: true })
+  // Our extended handshake goes out with the host's; the message follows the host's handshake.
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no extended handshake from the host')), 10_000)
+    wire.once('extended', () => {
+      clearTimeout(timer)
+      resolve()
+    })
+  })
+  await sleep(300)
+  socket.destroy()
+}
+
 test('one dtp:// address, no tracker: the info names a second host, its ut_pex a third; all three serve; learned hosts pass the firewall', { timeout: 90_000 }, async () => {
   const tree = await sharedTree(files(6))
   const [A, B, C] = ['127.0.14.41', '127.0.14.42', '127.0.14.43']
@@ -52,6 +76,12 @@ test('one dtp:// address, no tracker: the info names a second host, its ut_pex a
 
   // C heard of A and B from the client over ut_pex; only A passes C's firewall.conf.
   assert.deepEqual(await hostsNamedBy(hostC, tree.repo), [`${A}:${HOST_PORT}`])
+
+  // A peer names an address where nothing answers: A checks it with a handshake first and never lists it.
+  const before = await hostsNamedBy(hostA, tree.repo)
+  await tellOverPex(A, tree.infoHash, [{ host: '127.0.14.49', port: HOST_PORT }])
+  await sleep(1500)
+  assert.deepEqual(await hostsNamedBy(hostA, tree.repo), before)
 })
 
 test('dht=true on a loopback-only DHT: the client finds a host that no other host names', { timeout: 90_000 }, async () => {

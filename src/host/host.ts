@@ -20,7 +20,8 @@ import { SendBudget } from './send-budget.js'
 import type { HostStatus } from './status.js'
 import { UploadLimits } from './upload-limit.js'
 import { hostAddresses, KnownHosts } from './known-hosts.js'
-import { formatAddress } from '../swarm/address.js'
+import { formatAddress, type PeerAddress } from '../swarm/address.js'
+import { answersFor } from './handshake-probe.js'
 import { pexExtension } from '../swarm/pex.js'
 import { plainAddress } from '../shared/address.js'
 import { makePeerIdBytes } from '../shared/peer-id.js'
@@ -76,7 +77,7 @@ export class DtpHost {
   private listenKey = ''
   private dht: DhtAnnouncer | undefined
   private readonly limits = new UploadLimits()
-  private readonly knownHosts = new KnownHosts(makeFirewall([]))
+  private readonly knownHosts = new KnownHosts(makeFirewall([]), (repo, addr) => this.answersFor(repo, addr))
   private readonly counters = { httpRequests: 0, refusedConnections: 0 }
 
   constructor(private readonly opts: HostOptions) {
@@ -287,6 +288,14 @@ export class DtpHost {
   /** ut_pex on every connection of a repository: tells the other hosts known, learns the ones the peer knows. */
   private pexFor(repo: string): (remote: string) => WireExtensionClass {
     return remote => pexExtension(() => this.knownHosts.forRepo(repo, remote), peers => this.knownHosts.learn(repo, peers, remote))
+  }
+
+  /** Does `addr` answer a handshake for the repository's current generation, from our listen address? */
+  private answersFor(repo: string, addr: PeerAddress): Promise<boolean> {
+    const infoHash = this.byRepo.get(repo)?.seeder.gen.infoHash
+    if (!infoHash) return Promise.resolve(false)
+    const from = this.config.main.listen.length === 1 ? this.config.main.listen[0] : undefined
+    return answersFor(addr, infoHash, this.peerId, from)
   }
 
   private startAnnounce(served: Served): void {
