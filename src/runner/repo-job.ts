@@ -1,14 +1,12 @@
-import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { RETRY_FIRST_DELAY_MS } from '../config/defaults.js'
 import type { Home } from '../config/load.js'
 import type { RepoConfig } from '../config/repo-config.js'
-import { DsyncError, ExitCode, fsError } from '../errors.js'
+import { DsyncError, ExitCode } from '../errors.js'
 import { t } from '../i18n/index.js'
 import { DSYNC_DIR } from '../manifest/paths.js'
 import type { ProgressState } from '../ui/progress.js'
 import { formatBytes } from '../ui/units.js'
-import { acquireLock, lockHolder } from '../util/lock.js'
+import { lockHolder } from '../util/lock.js'
 import { clearMarker } from './emergency.js'
 import { rsyncFirstHop } from './first-hop.js'
 import { upstreamKind } from './upstream.js'
@@ -120,32 +118,16 @@ async function swarmSync(repo: RepoConfig, ctx: JobContext, say: (line: string) 
 
 /** The rsync first hop under the same lock as a swarm sync, retried on network failures. */
 async function rsyncSync(repo: RepoConfig, ctx: JobContext, say: (line: string) => void): Promise<number> {
-  const dir = join(repo.save, DSYNC_DIR)
+  const { lockRepo, retryNetwork } = await import('../sync/repo-sync.js')
+  const lock = lockRepo(repo)
   try {
-    mkdirSync(dir, { recursive: true })
-  } catch (err) {
-    throw fsError(err, dir, 'write')
-  }
-  const lock = acquireLock(join(dir, 'lock'))
-  try {
-    let delay = ctx.retryDelayMs ?? RETRY_FIRST_DELAY_MS
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const r = await rsyncFirstHop(repo, {
-          main: ctx.home.main.runner, force: ctx.force, localAddress: ctx.nextAddress(), log: say,
-          onProgress: (bytes, percent, stage) => ctx.onProgress?.(repo.name, {
-            label: `${repo.name} rsync ${stage}/2`, filesDone: 0, filesTotal: 0, bytesDone: bytes, bytesTotal: percent > 0 ? Math.round(bytes * 100 / percent) : 0,
-          }),
-        })
-        return r.bytesReceived
-      } catch (err) {
-        const retryable = err instanceof DsyncError && err.exitCode === ExitCode.network && !stopRequested()
-        if (!retryable || attempt > repo.retries) throw err
-        say(t('sync.retry', { repo: repo.name, attempt, attempts: repo.retries + 1, reason: (err as Error).message, seconds: (delay / 1000).toFixed(0) }))
-        await new Promise(r => setTimeout(r, delay))
-        delay *= 2
-      }
-    }
+    const r = await retryNetwork(repo, 1 + repo.retries, ctx.retryDelayMs, say, () => rsyncFirstHop(repo, {
+      main: ctx.home.main.runner, force: ctx.force, localAddress: ctx.nextAddress(), log: say,
+      onProgress: (bytes, percent, stage) => ctx.onProgress?.(repo.name, {
+        label: `${repo.name} rsync ${stage}/2`, filesDone: 0, filesTotal: 0, bytesDone: bytes, bytesTotal: percent > 0 ? Math.round(bytes * 100 / percent) : 0,
+      }),
+    }), () => stopRequested() !== undefined)
+    return r.bytesReceived
   } finally {
     lock.release()
   }

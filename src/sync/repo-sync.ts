@@ -6,7 +6,7 @@ import { DsyncError, ExitCode, fsError } from '../errors.js'
 import { t } from '../i18n/index.js'
 import { DSYNC_DIR } from '../manifest/paths.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
-import { acquireLock } from '../util/lock.js'
+import { acquireLock, type Lock } from '../util/lock.js'
 import { pull, type PullOptions, type PullResult } from './pull.js'
 
 /** DSYNC's status file values. */
@@ -26,38 +26,51 @@ export interface RepoSyncOptions extends Omit<PullOptions, 'sources' | 'dest' | 
  */
 export async function syncRepo(repo: RepoConfig, opts: RepoSyncOptions): Promise<PullResult> {
   if (repo.sources.length === 0) throw new DsyncError(ExitCode.config, 'sync.noSource', { file: repo.file, repo: repo.name })
+  const lock = lockRepo(repo)
+  try {
+    writeStatus(repo, Status.running)
+    const result = await retryNetwork(repo, 1 + (opts.retries ?? repo.retries), opts.retryDelayMs, opts.onWarning, () => pull({
+      ...opts, sources: repo.sources, dest: repo.save, indexFiles: repo.indexFiles, deleteLimit: repo.deleteLimit, lockHeld: true,
+      connections: opts.connections ?? repo.connections, key: opts.key ?? repo.key,
+    }))
+    writeStatus(repo, Status.ok)
+    return result
+  } catch (err) {
+    writeStatus(repo, Status.failed)
+    throw err
+  } finally {
+    lock.release()
+  }
+}
+
+/** The repository's lock (SAVE/.dsync/lock), shared by every kind of sync so two never overlap. */
+export function lockRepo(repo: Pick<RepoConfig, 'save'>): Lock {
   const dsyncDir = join(repo.save, DSYNC_DIR)
   try {
     mkdirSync(dsyncDir, { recursive: true })
   } catch (err) {
     throw fsError(err, dsyncDir, 'write')
   }
-  const lock = acquireLock(join(dsyncDir, 'lock'))
-  try {
-    writeStatus(repo, Status.running)
-    const attempts = 1 + (opts.retries ?? repo.retries)
-    let delay = opts.retryDelayMs ?? RETRY_FIRST_DELAY_MS
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const result = await pull({
-          ...opts, sources: repo.sources, dest: repo.save, indexFiles: repo.indexFiles, deleteLimit: repo.deleteLimit, lockHeld: true,
-          connections: opts.connections ?? repo.connections, key: opts.key ?? repo.key,
-        })
-        writeStatus(repo, Status.ok)
-        return result
-      } catch (err) {
-        const retryable = err instanceof DsyncError ? err.exitCode === ExitCode.network : false
-        if (!retryable || attempt >= attempts) throw err
-        opts.onWarning?.(t('sync.retry', { repo: repo.name, attempt, attempts, reason: (err as Error).message, seconds: (delay / 1000).toFixed(0) }))
-        await new Promise(r => setTimeout(r, delay))
-        delay *= 2
-      }
+  return acquireLock(join(dsyncDir, 'lock'))
+}
+
+/**
+ * Runs `work` up to `attempts` times while it fails with a network error, waiting twice as
+ * long each time; other failures (bad data, the delete guard, a stop) are not retried.
+ */
+export async function retryNetwork<T>(repo: Pick<RepoConfig, 'name'>, attempts: number, firstDelayMs: number | undefined,
+  onWarning: ((m: string) => void) | undefined, work: () => Promise<T>, giveUp: () => boolean = () => false): Promise<T> {
+  let delay = firstDelayMs ?? RETRY_FIRST_DELAY_MS
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work()
+    } catch (err) {
+      const retryable = err instanceof DsyncError && err.exitCode === ExitCode.network && !giveUp()
+      if (!retryable || attempt >= attempts) throw err
+      onWarning?.(t('sync.retry', { repo: repo.name, attempt, attempts, reason: (err as Error).message, seconds: (delay / 1000).toFixed(0) }))
+      await new Promise(r => setTimeout(r, delay))
+      delay *= 2
     }
-  } catch (err) {
-    writeStatus(repo, Status.failed)
-    throw err
-  } finally {
-    lock.release()
   }
 }
 
