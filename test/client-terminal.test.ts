@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { runCli } from '../testbed/cli.js'
@@ -44,4 +44,18 @@ test('remote text (motd, file names) reaches the terminal without control sequen
   assert.doesNotMatch(json.stdout, RAW_CONTROL)
   const summary = JSON.parse(json.stdout.trim().split('\n').pop()!) as { plan: { added: string[] } }
   assert.ok(summary.plan.added.includes(EVIL_NAME), 'the JSON still carries the exact name')
+})
+
+test('--bind: the HTTP requests of a dtp:// pull leave from the bound address', async () => {
+  const B = '127.0.3.87'
+  const BOUND = '127.0.3.88'
+  const host = await prepareHost(B, { deb: { 'pool/a.deb': 'package a\n', 'dists/Release': 'Release\n' } })
+  await startHost(host, ['deb'])
+  // The host lets in only the bound address: a request from any other one is reset.
+  writeFileSync(join(host.home, 'dtp', 'firewall.conf'), `allow=${BOUND}\n`)
+  assert.equal((await host.cli('reload')).code, 0)
+  const dest = join(tempDir(), 'm')
+  const r = await runCli(['pull', `dtp://${B}:${HOST_PORT}/deb`, dest, '--bind', BOUND])
+  assert.equal(r.code, 0, r.stderr)
+  assert.equal(readFileSync(join(dest, 'pool/a.deb'), 'utf8'), 'package a\n')
 })

@@ -56,7 +56,9 @@ export class WsSignalling extends Server {
   protected override _onAnnounce(params: TrackerParams, cb: RequestCallback): void {
     super._onAnnounce(params, (err, response) => {
       if (!err && response) {
-        response['min interval'] = this.ctx.minInterval
+        // Stock then sets a WebSocket peer's interval to a fifth of ours (WebRTC offers go
+        // stale): `min interval` must not be longer than the interval it comes with.
+        response['min interval'] = Math.min(this.ctx.minInterval, Math.ceil(this.ctx.interval / 5))
         this.ctx.stats.announces.ws++
         if (params.event === 'started' && params.peer_id) this.ctx.stats.noteClient(Buffer.from(params.peer_id, 'hex'))
       }

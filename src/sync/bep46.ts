@@ -45,7 +45,7 @@ export async function resolveBtpk(
     }
     const infoHash = ih.toString('hex')
     const peers = await dht.peers(infoHash, opts.peerWaitMs ?? 10_000)
-    const resolved = await firstHostWithRecord(source, name.repo, peers, item.seq, infoHashOf)
+    const resolved = await firstHostWithRecord(source, name.repo, peers, item.seq, infoHashOf, opts.localAddress)
     if (!resolved) {
       throw new DsyncError(ExitCode.network, 'generation.dhtNotFound', {
         key: name.key, repo: name.repo, reason: `no host among ${peers.length} DHT peer(s) of ${infoHash} serves generation ${item.seq} or newer`,
@@ -59,10 +59,11 @@ export async function resolveBtpk(
 
 async function firstHostWithRecord(
   source: string, repo: string, peers: PeerAddress[], seq: number, infoHashOf: (torrent: Buffer, from: string) => string,
+  localAddress?: string,
 ): Promise<ResolvedSource | undefined> {
   for (const peer of peers) {
     try {
-      const r = await resolveDtpHost(source, `http://${formatAddress(peer)}/${encodeURIComponent(repo)}/`, repo, peer, infoHashOf)
+      const r = await resolveDtpHost(source, `http://${formatAddress(peer)}/${encodeURIComponent(repo)}/`, repo, peer, infoHashOf, localAddress)
       // The record's own seq is checked by the pull (signature, key, rollback); here only "new enough".
       const m = r.record && /\nseq (\d+)\n/.exec(r.record.toString('utf8'))
       if (m && Number(m[1]) >= seq) return r

@@ -43,14 +43,14 @@ export interface FetchedChain {
  * Fetches each delta of the chain from a host's HTTP API, checks it against the record, and
  * applies them in order to DEST's data.dsync. The result must hash to the record's manifest.
  */
-export async function followChain(baseUrl: string, chain: DeltaRef[], previous: Buffer, record: GenerationRecord): Promise<FetchedChain> {
+export async function followChain(baseUrl: string, chain: DeltaRef[], previous: Buffer, record: GenerationRecord, localAddress?: string): Promise<FetchedChain> {
   const deltas: Delta[] = []
   const raw: Buffer[] = []
   let manifest = previous
   let bytes = 0
   for (const ref of chain) {
     const url = new URL(`deltas/${ref.seq}.delta`, baseUrl).toString()
-    const body = await httpGet(url, Math.min(DELTA_CAP, ref.size), 'delta')
+    const body = await httpGet(url, Math.min(DELTA_CAP, ref.size), 'delta', undefined, localAddress)
     bytes += body.length
     mustMatch(url, `delta ${ref.seq}`, sha256Hex(body), ref.sha256)
     let delta: Delta

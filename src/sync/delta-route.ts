@@ -55,7 +55,7 @@ export async function pullViaDeltas(ctx: PullContext, record: GenerationRecord, 
   let raw: Buffer[] = []
   let manifestBytes = previousBytes
   if (chain.length > 0) {
-    const fetched = await followChain(baseUrl, chain, previousBytes, record)
+    const fetched = await followChain(baseUrl, chain, previousBytes, record, ctx.opts.localAddress)
     opts.onWarning?.(t('generation.viaDeltas', { count: chain.length, to: record.seq }))
     ctx.extraHttpBytes = (ctx.extraHttpBytes ?? 0) + fetched.bytes
     deltas = fetched.deltas
@@ -160,7 +160,7 @@ const fetchedTorrents = new WeakMap<Delta, Buffer>()
 /** A delta's torrent over HTTP, checked against the record's infohash and the delta's file list. */
 async function deltaTorrent(ctx: PullContext, baseUrl: string, ref: DeltaRef, delta: Delta): Promise<TorrentInfo> {
   const url = new URL(`deltas/${ref.seq}.torrent`, baseUrl).toString()
-  const bytes = await httpGet(url, DELTA_TORRENT_CAP, 'delta torrent')
+  const bytes = await httpGet(url, DELTA_TORRENT_CAP, 'delta torrent', undefined, ctx.opts.localAddress)
   ctx.extraHttpBytes = (ctx.extraHttpBytes ?? 0) + bytes.length
   let info: TorrentInfo
   try {

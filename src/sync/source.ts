@@ -53,10 +53,10 @@ export async function resolveSource(
     const repo = m[3]
     // GET /REPO/ names the generation and carries the welcome message; then the .torrent.
     const base = `http://${m[1]}:${addr.port}/${encodeURIComponent(repo)}/`
-    return resolveDtpHost(source, base, repo, addr, infoHashOf)
+    return resolveDtpHost(source, base, repo, addr, infoHashOf, dht.localAddress)
   }
   if (/^https?:\/\//.test(source)) {
-    const torrent = await httpGet(source, TORRENT_CAP, '.torrent')
+    const torrent = await httpGet(source, TORRENT_CAP, '.torrent', undefined, dht.localAddress)
     return { source, infoHash: infoHashOf(torrent, source), torrent, peers: [], trackers: [], httpBytes: torrent.length }
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(source)) throw new DsyncError(ExitCode.usage, 'sync.badSource', { source })
@@ -76,18 +76,21 @@ export async function resolveSource(
  */
 export async function resolveDtpHost(
   source: string, base: string, repo: string, addr: PeerAddress, infoHashOf: (torrent: Buffer, from: string) => string,
+  localAddress?: string,
 ): Promise<ResolvedSource> {
-  const infoBody = await httpGet(base, 1 << 20, 'repository info')
+  // Every request leaves from --bind: a host may allow only that address.
+  const get = (url: string, cap: number, what: string) => httpGet(url, cap, what, undefined, localAddress)
+  const infoBody = await get(base, 1 << 20, 'repository info')
   const info = parseInfoJson(infoBody, base)
   const url = new URL(info.torrent ?? `${encodeURIComponent(repo)}.torrent`, base).toString()
   const motd = typeof info.motd === 'string' && info.motd !== '' ? { host: formatAddress(addr), text: info.motd } : undefined
   // The other hosts this one knows (its peers= and what its peers told it): every one is dialled.
   const common = { source, peers: [addr, ...info.hosts], trackers: [], motd, repo, baseUrl: base }
   if (info.record && info.infoHash) {
-    const record = await httpGet(new URL(info.record, base).toString(), RECORD_CAP, 'generation record')
+    const record = await get(new URL(info.record, base).toString(), RECORD_CAP, 'generation record')
     const resolved: ResolvedSource = { ...common, infoHash: info.infoHash, record, httpBytes: infoBody.length + record.length }
     resolved.fetchTorrent = async () => {
-      const torrent = await httpGet(url, TORRENT_CAP, '.torrent')
+      const torrent = await get(url, TORRENT_CAP, '.torrent')
       resolved.httpBytes += torrent.length
       const hash = infoHashOf(torrent, url)
       if (hash !== resolved.infoHash) throw new DsyncError(ExitCode.badData, 'sync.badTorrent', { from: url, reason: `infohash ${hash}, expected ${resolved.infoHash}` })
@@ -95,7 +98,7 @@ export async function resolveDtpHost(
     }
     return resolved
   }
-  const torrent = await httpGet(url, TORRENT_CAP, '.torrent')
+  const torrent = await get(url, TORRENT_CAP, '.torrent')
   return { ...common, infoHash: infoHashOf(torrent, url), torrent, httpBytes: infoBody.length + torrent.length }
 }
 
