@@ -89,6 +89,7 @@ test('upload-limit=40 holds each of three hosts to 40 Mbit/s; a reload to 80 app
   await assertRatesNear(peers, { [hosts[0].peer]: 80, [hosts[1].peer]: 40, [hosts[2].peer]: 40 }, () => finished)
   assert.equal(connections, 3, 'the reload kept every connection')
   assert.match((await hosts[0].cli('status')).stdout, /upload limit 80 Mbit\/s/)
+  assert.match(hosts[0].log(), /upload limit: 40 Mbit\/s for the host[^\n]*\n(.*\n)*.*upload limit: 80 Mbit\/s for the host/)
   // upload-limit=0 lifts the limit, live too: the rest goes at loopback speed.
   for (const h of hosts) await h.reconfigure('upload-limit=0\n')
 

@@ -187,7 +187,12 @@ export class DtpHost {
     this.firewall = config.firewall
     this.motd = config.motd
     // Applied live: blocks already waiting go at the new rate, no peer is disconnected.
+    const before = JSON.stringify(this.limits.configured)
     this.limits.configure(config.main.uploadLimit, new Map(config.repos.filter(r => r.uploadLimit > 0).map(r => [r.name, r.uploadLimit])))
+    if (JSON.stringify(this.limits.configured) !== before) {
+      const repos = Object.entries(this.limits.configured.repos).map(([name, mbit]) => `${name}=${mbit}`).join(', ') || '-'
+      this.log.event('uploadLimit', { host: this.limits.configured.host, repos })
+    }
     this.hostLimits = limitsFrom(config.main)
     this.knownHosts.configure(hostAddresses(config.main.peers), config.firewall, config.main.listen.map(host => ({ host, port: config.main.port })))
     this.listener.watch.setLimits(this.hostLimits)

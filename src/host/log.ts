@@ -8,7 +8,7 @@ import { t, type MessageId, type MessageParams } from '../i18n/index.js'
 export type LogEvent =
   | 'listening' | 'repoLoaded' | 'repoRefused' | 'repoDropped' | 'peer' | 'peerGone' | 'refused'
   | 'stale' | 'reloaded' | 'reloadFailed' | 'stopping' | 'error' | 'firstBlock' | 'announce' | 'listenChanged'
-  | 'limited'
+  | 'limited' | 'uploadLimit'
 
 export class HostLog {
   constructor(private readonly json: boolean, private readonly out: NodeJS.WritableStream = process.stdout) {}

@@ -5,6 +5,7 @@
  */
 import { generationMessages } from './areas/generation.js'
 import { hardeningMessages } from './areas/hardening.js'
+import { hostopsMessages } from './areas/hostops.js'
 import { runnerMessages } from './areas/runner.js'
 import { seedMessages } from './areas/seed.js'
 
@@ -13,4 +14,5 @@ export const areaMessages = {
   ...generationMessages,
   ...hardeningMessages,
   ...seedMessages,
+  ...hostopsMessages,
 }
