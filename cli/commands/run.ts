@@ -6,6 +6,16 @@ import { ProgressBar } from '../../src/ui/progress.js'
 import { formatBytes } from '../../src/ui/units.js'
 import { cliEntry, globals, openHome, printJson, warn } from '../context.js'
 
+const RUN_KEYS = `
+xync.conf: syncps=N (1-100, default 1), ipadd=ADDR,ADDR (local addresses to download from),
+  logdir=true (logs/REPO/), logtime=true (logs-YYYYMMDD-HHMM.log; logs older than 7 days are removed),
+  webhookurl=URL (Slack/Discord JSON), status=DIR (DIR/dsync-status/REPO: 0 failed, 1 ok, 2 running),
+  intra=true (with a repo's intraadd=ADDR: rsync://ADDR/REPO).
+repos/NAME.conf: timeset=00,06,12,18 (hours at which it is due), dsync-url= (swarm), or
+  rsync-url=rsync://HOST/MODULE, or ftpsync=true with ftpsync.conf's variables (RSYNC_HOST, RSYNC_PATH,
+  MIRRORNAME, ...); rsync-options=; dsync=true also regenerates and reloads it after a successful sync.
+Logs: ~/dxync/logs/. DSYNC_NOW=2025-05-14T06:00 runs as if at that time.`
+
 /** DSYNC's downstream runner: bare `dsync` / `dsync run`, -nolog, -emoff, -test, -cleanlog. */
 export function registerRun(program: Command): void {
   program
@@ -15,6 +25,7 @@ export function registerRun(program: Command): void {
     .option('--nolog', 'run detached in the background and return at once (DSYNC: dsync -nolog)')
     .option('--force', 'lift the delete guard and the rsync delete cap (DSYNC: dsync -force)')
     .option('--verbose', "print each repository's log lines too")
+    .addHelpText('after', RUN_KEYS)
     .action(async (names: string[], opts: { nolog?: boolean; force?: boolean; verbose?: boolean }, cmd: Command) => {
       const g = globals(cmd)
       if (opts.nolog) {

@@ -21,6 +21,20 @@ webroot=${webroot}
 
 # Announce to the BitTorrent DHT as well.
 #dht=false
+
+# The runner (bare \`dsync\`, cron: \`dsync -nolog\`): repositories synced at once (1-100).
+#syncps=${SETTINGS.syncps.default}
+# Local addresses to download from, comma separated: a mirror with two uplinks uses both.
+#ipadd=192.168.0.2,192.168.1.2
+# Intranet mode: a repo's intraadd=ADDR means rsync://ADDR/REPO.
+#intra=false
+# Logs in ~/dxync/logs/: one folder per repository, files named by time (logs-20250514-0603.log).
+#logdir=false
+#logtime=false
+# Each sync's result POSTed as JSON that Slack and Discord accept.
+#webhookurl=https://hooks.slack.com/services/xxxx/yyyy/zzzz
+# DIR/dsync-status/REPO holds 0 (failed), 1 (ok) or 2 (running), for a status web page.
+#status=/mirrors
 `
 
 const exampleRepo = `# A repository. Copy to NAME.conf and edit; files not ending in .conf are ignored.
@@ -32,6 +46,12 @@ dsync=false
 # A downstream mirror names its upstream instead: dtp://HOST/REPO, a magnet link or a
 # .torrent path/URL, several separated by commas.
 #dsync-url=dtp://mirror.example.org/example
+# Without a swarm source it syncs by rsync (two stages: index files and deletions last).
+#rsync-url=rsync://rsync.example.org/example
+# Or paste an ftpsync.conf below ftpsync=true (RSYNC_HOST=, RSYNC_PATH=, MIRRORNAME=, ...).
+#ftpsync=false
+# Hours (24 h clock) at which the runner syncs it; without it, every run.
+#timeset=00,06,12,18
 # DSYNC status file: 0 failed, 1 ok, 2 running.
 #status=/var/run/dsync/example.status
 #retries=${SETTINGS.retries.default}
