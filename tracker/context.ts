@@ -3,7 +3,7 @@ import { DsyncError, ExitCode } from '../src/errors.js'
 import { ConnectionIds } from './connection-id.js'
 import { Policy } from './policy.js'
 import type { Refusal } from './policy.js'
-import { RateLimiter } from './rate-limit.js'
+import { GlobalBudget, RateLimiter } from './rate-limit.js'
 import { TrackerStats } from './stats.js'
 import { SwarmStore } from './swarm-store.js'
 import type { TrackerEvent, TrackerOptions } from './server.js'
@@ -15,6 +15,8 @@ export interface TrackerContext {
   store: SwarmStore
   policy: Policy
   limiter: RateLimiter
+  /** UDP connect replies a second for the whole tracker. */
+  connects: GlobalBudget
   stats: TrackerStats
   /** UDP connection ids (BEP 15). */
   ids: ConnectionIds
@@ -41,6 +43,8 @@ export interface TrackerContext {
 }
 
 const DEFAULT_NUMWANT = 50
+/** UDP connect replies a second for the whole tracker unless --connect-rate says otherwise. */
+const DEFAULT_CONNECT_RATE = 10_000
 const REFUSAL_LOG_MS = 60_000
 
 export function makeContext(opts: TrackerOptions, policy: Policy, emit: (e: TrackerEvent) => void, wsCounts: () => { torrents: number; peers: number }): TrackerContext {
@@ -58,7 +62,7 @@ export function makeContext(opts: TrackerOptions, policy: Policy, emit: (e: Trac
     emit({ type: 'refused', transport, address, reason })
   }
   return {
-    store, policy, limiter, stats, ids: new ConnectionIds(), proxies: trustedProxies(opts.trustProxy),
+    store, policy, limiter, connects: new GlobalBudget(opts.connectRate ?? DEFAULT_CONNECT_RATE), stats, ids: new ConnectionIds(), proxies: trustedProxies(opts.trustProxy),
     interval, minInterval: opts.minInterval ?? Math.max(1, Math.floor(interval / 2)),
     peerTimeoutMs: (opts.peerTimeout ?? interval * 2) * 1000, defaultNumwant: DEFAULT_NUMWANT, onRefused,
     admit(transport, address, take = true) {

@@ -26,6 +26,8 @@ export interface TrackerOptions {
   peerTimeout?: number
   /** Requests per second per address; 0 turns the limit off. */
   rateLimit: number
+  /** UDP connect replies a second for the whole tracker (spoofed sources escape the per-address limit); 0 = none. */
+  connectRate?: number
   /** Reverse proxies whose X-Forwarded-For (and UDP `ip` field) we believe. */
   trustProxy?: string[]
   policy: PolicyOptions

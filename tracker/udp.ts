@@ -44,6 +44,10 @@ function handle(socket: Socket, ctx: TrackerContext, msg: Buffer, rinfo: RemoteI
   const tx = msg.readUInt32BE(12)
   if (action === CONNECT) {
     if (msg.readUInt32BE(0) !== PROTOCOL_HI || msg.readUInt32BE(4) !== PROTOCOL_LO) return
+    if (!ctx.connects.take()) {
+      ctx.stats.refused.rate++
+      return
+    }
     const reply = Buffer.allocUnsafe(16)
     reply.writeUInt32BE(CONNECT, 0)
     reply.writeUInt32BE(tx, 4)

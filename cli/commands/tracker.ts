@@ -15,6 +15,7 @@ interface TrackerFlags {
   minInterval?: number
   peerTimeout?: number
   rateLimit?: number
+  connectRate?: number
   trustProxy?: string
   private?: boolean
   allowFile?: string
@@ -35,6 +36,7 @@ export function registerTracker(program: Command): void {
     .option('--interval <s>', `announce interval asked of clients, seconds (default: ${SETTINGS.trackerInterval.default})`, intFlag('--interval', SETTINGS.trackerInterval))
     .option('--min-interval <s>', 'least announce interval, seconds (default: half the interval)', intFlag('--min-interval', RANGES.trackerMinInterval))
     .option('--peer-timeout <s>', 'drop peers silent this long, seconds (default: twice the interval)', intFlag('--peer-timeout', RANGES.trackerPeerTimeout))
+    .option('--connect-rate <n>', 'UDP connect replies per second for the whole tracker, whatever the source; 0 = no budget (default: 10000)', intFlag('--connect-rate', { min: 0, max: 10_000_000 }))
     .option('--rate-limit <n>', `requests per second per address, bursts of 5x; 0 = no limit (default: ${SETTINGS.trackerRateLimit.default})`, intFlag('--rate-limit', SETTINGS.trackerRateLimit))
     .option('--trust-proxy <addrs>', 'reverse proxies (addresses/CIDR, comma-separated) whose X-Forwarded-For is believed')
     .option('--private', 'track only allowlisted info hashes (--allow-file and/or --from-home)')
@@ -85,6 +87,7 @@ function trackerOptions(flags: TrackerFlags, g: GlobalOptions): TrackerOptions {
     minInterval: flags.minInterval,
     peerTimeout: flags.peerTimeout,
     rateLimit: flags.rateLimit ?? SETTINGS.trackerRateLimit.default,
+    connectRate: flags.connectRate,
     trustProxy: list(flags.trustProxy),
     policy: {
       private: flags.private === true || flags.allowFile !== undefined || flags.fromHome === true,
