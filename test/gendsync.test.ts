@@ -6,6 +6,7 @@ import { test } from 'node:test'
 import bencode from 'bencode'
 import { parseManifest } from '../src/manifest/format.js'
 import { runCli } from '../testbed/cli.js'
+import { settleDirMtimes } from '../testbed/same-tree.js'
 import { makeHome, OLD_MTIME, tempDir, writeTree } from '../testbed/tree.js'
 
 interface GenJson {
@@ -37,9 +38,9 @@ test('same tree in two folders gives byte-identical data.dsync, torrent and info
   const a = makeHome(join(tempDir(), 'a'), { rocky: sampleFiles() })
   const b = makeHome(join(tempDir(), 'b'), { rocky: sampleFiles() })
   for (const h of [a, b]) mkdirSync(join(h.webroot, 'rocky', 'empty-dir'))
-  for (const h of [a, b]) utimesSync(join(h.webroot, 'rocky', 'empty-dir'), OLD_MTIME, OLD_MTIME)
-  // Directory mtimes are part of the manifest; rsync -a carries them, so set them alike.
-  for (const h of [a, b]) for (const d of ['pool', 'dists', '.']) utimesSync(join(h.webroot, 'rocky', d), OLD_MTIME, OLD_MTIME)
+  // Directory mtimes are part of the manifest; rsync -a carries them, so set them alike (every
+  // folder: two trees written across a second boundary differ in their inner folders' mtimes).
+  for (const h of [a, b]) settleDirMtimes(join(h.webroot, 'rocky'))
   const [ra] = await gendsync(a.home)
   const [rb] = await gendsync(b.home)
   assert.equal(ra.infoHash, rb.infoHash)
