@@ -4,6 +4,7 @@ import { publishedRepos, requireSaveDir } from '../../src/config/load.js'
 import { t } from '../../src/i18n/index.js'
 import { loadOrCreateKey } from '../../src/generation/keys.js'
 import { generateRepo } from '../../src/publish/generate.js'
+import { readChangeList } from '../../src/manifest/change-list.js'
 import { ProgressBar } from '../../src/ui/progress.js'
 import { formatBytes } from '../../src/ui/units.js'
 import { globals, intFlag, openHome, printJson, warn } from '../context.js'
@@ -14,7 +15,8 @@ export function registerGendsync(program: Command): void {
     .description("build each published repo's .dsync/data.dsync, .torrent and magnet link (incremental)")
     .argument('[repo...]', 'repositories to generate (default: every repo with dsync=true)')
     .option('--threads <n>', 'hashing threads (default: one per core, at most 8)', intFlag('--threads', RANGES.threads))
-    .action(async (names: string[], opts: { threads?: number }, cmd: Command) => {
+    .option('--changed <file>', "paths changed since the last run, one per line, or rsync --itemize-changes output ('-': stdin); only those are read")
+    .action(async (names: string[], opts: { threads?: number; changed?: string }, cmd: Command) => {
       const g = globals(cmd)
       const home = openHome(g)
       const repos = publishedRepos(home, names)
@@ -30,6 +32,7 @@ export function registerGendsync(program: Command): void {
           threads: opts.threads,
           key,
           keepDeltas: repo.keepDeltas,
+          changed: opts.changed === undefined ? undefined : readChangeList(opts.changed, repo.save),
           onWarning: warn,
           onProgress: p => bar.update(p.phase === 'scan'
             ? { label: `${repo.name} ${t('gendsync.phase.scan')}`, filesDone: p.entries, filesTotal: 0, bytesDone: 0, bytesTotal: 0 }

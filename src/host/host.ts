@@ -42,12 +42,15 @@ const REFUSED_LOG_INTERVAL_MS = 60_000
 
 interface Served {
   seeder: Seeder
+  /** A sharded repository's shard seeders (the seeder above serves its index torrent). */
+  shards: Seeder[]
   stamp: string
   announcer?: Announcer
   /** The signed record of this generation and the deltas it offers (docs/SCALE.md). */
   record: LoadedRecord
   /** One seeder per delta torrent on offer, keyed by infohash. */
   deltaSeeders: Map<string, Seeder>
+  shardAnnouncers?: Announcer[]
 }
 
 /**
@@ -154,8 +157,8 @@ export class DtpHost {
 
   async stop(): Promise<void> {
     this.log.event('stopping', {})
-    await Promise.all([...this.byRepo.values()].map(s => s.announcer?.stop()))
-    for (const served of this.byRepo.values()) served.seeder.close()
+    await Promise.all([...this.byRepo.values()].flatMap(s => [s.announcer, ...(s.shardAnnouncers ?? [])].map(a => a?.stop())))
+    for (const served of this.byRepo.values()) for (const s of [served.seeder, ...served.shards]) s.close()
     this.dht?.stop()
     this.limits.close()
     await this.listener.close()
@@ -233,9 +236,10 @@ export class DtpHost {
       seeder.uploaded = current?.seeder.uploaded ?? 0
       seeder.requests = current?.seeder.requests ?? 0
       seeder.staleRejects = current?.seeder.staleRejects ?? 0
-      const served: Served = { seeder, stamp, record: { deltas: new Map() }, deltaSeeders: new Map() }
+      const shards = (gen.shards ?? []).map(sg => new Seeder(sg, this.fds, this.log, this.peerId, () => this.motd, this.budget, this.limits))
+      const served: Served = { seeder, shards, stamp, record: { deltas: new Map() }, deltaSeeders: new Map() }
       this.byRepo.set(repo.name, served)
-      this.byInfoHash.set(gen.infoHash, seeder)
+      for (const s of [seeder, ...shards]) this.byInfoHash.set(s.gen.infoHash, s)
       this.setRecord(served, record)
       this.log.event('repoLoaded', {
         repo: repo.name, infoHash: gen.infoHash, files: gen.files, bytes: gen.bytes,
@@ -285,9 +289,12 @@ export class DtpHost {
   private retire(name: string, served: Served): void {
     this.setRecord(served, { deltas: new Map() })
     this.byRepo.delete(name)
-    if (this.byInfoHash.get(served.seeder.gen.infoHash) === served.seeder) this.byInfoHash.delete(served.seeder.gen.infoHash)
+    for (const s of [served.seeder, ...served.shards]) {
+      if (this.byInfoHash.get(s.gen.infoHash) === s) this.byInfoHash.delete(s.gen.infoHash)
+      s.close()
+    }
     void served.announcer?.stop()
-    served.seeder.close()
+    for (const a of served.shardAnnouncers ?? []) void a.stop()
   }
 
   /** ut_pex on every connection of a repository: tells the other hosts known, learns the ones the peer knows. */
@@ -306,12 +313,19 @@ export class DtpHost {
   private startAnnounce(served: Served): void {
     const trackers = served.seeder.gen.trackers
     if (trackers.length === 0 || served.announcer) return
+    served.announcer = this.announcerFor(served.seeder, trackers)
+    // Each shard is a swarm of its own: standard clients find its peers through the trackers.
+    served.shardAnnouncers = served.shards.map(s => this.announcerFor(s, trackers))
+  }
+
+  private announcerFor(seeder: Seeder, trackers: string[]): Announcer {
     const specific = this.config.main.listen.length === 1 ? this.config.main.listen[0] : undefined
-    served.announcer = new Announcer({
-      infoHash: served.seeder.gen.infoHash, peerId: this.peerId, port: this.port, localAddress: specific,
-      uploaded: () => served.seeder.uploaded,
-    }, trackers, (tracker, result) => this.log.event('announce', { repo: served.seeder.gen.repo, tracker, result }))
-    served.announcer.start()
+    const announcer = new Announcer({
+      infoHash: seeder.gen.infoHash, peerId: this.peerId, port: this.port, localAddress: specific,
+      uploaded: () => seeder.uploaded,
+    }, trackers, (tracker, result) => this.log.event('announce', { repo: seeder.gen.repo, tracker, result }))
+    announcer.start()
+    return announcer
   }
 
   private onPeerWire(socket: Socket, remote: string): void {

@@ -85,6 +85,7 @@ function route(src: HttpSources, req: IncomingMessage, res: ServerResponse): voi
     if (file === 'generation') return recordFile(src, res, repo)
   }
   if (parts.length === 3 && parts[1] === 'deltas') return deltaFile(src, res, parts[0], parts[2])
+  if (parts.length === 3 && parts[1] === 'shards') return shardFile(src, res, parts[0], parts[2])
   send(res, 404, 'text/plain; charset=utf-8', 'not found\n')
 }
 
@@ -111,6 +112,7 @@ function repoFile(src: HttpSources, res: ServerResponse, repo: string, what: 'to
       torrent: `${base}/${encodeURIComponent(repo)}.torrent`, manifest: `${base}/data.dsync`,
       files: g.files, bytes: g.bytes, pieceLength: g.pieceLength, motd: src.motd(), hosts: src.hosts(repo),
       ...recordInfo(src.record(repo)?.record?.seq, base),
+      ...(g.shards ? { shards: g.shards.map(s => ({ infoHash: s.infoHash, torrent: `${base}/shards/${s.infoHash}.torrent`, files: s.files, bytes: s.bytes })) } : {}),
     }) + '\n')
   }
 }
@@ -134,6 +136,13 @@ function deltaFile(src: HttpSources, res: ServerResponse, repo: string, name: st
   const body = m?.[2] === 'delta' ? offered?.delta : offered?.torrent
   if (!body) return send(res, 404, 'text/plain; charset=utf-8', 'no such delta here\n')
   send(res, 200, m![2] === 'delta' ? 'text/plain; charset=utf-8' : 'application/x-bittorrent', body)
+}
+
+/** `/REPO/shards/<infohash>.torrent`: one shard of a sharded repository (docs/SCALE.md). */
+function shardFile(src: HttpSources, res: ServerResponse, repo: string, file: string): void {
+  const shard = src.seeder(repo)?.gen.shards?.find(s => file === `${s.infoHash}.torrent`)
+  if (!shard) return send(res, 404, 'text/plain; charset=utf-8', 'not found\n')
+  send(res, 200, 'application/x-bittorrent', shard.torrent, file)
 }
 
 function send(res: ServerResponse, code: number, type: string, body: string | Buffer, filename?: string): void {

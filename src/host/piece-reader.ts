@@ -53,8 +53,8 @@ export class PieceReader {
         out.fill(0, from - start, to - start)
         continue
       }
-      if (seg.source === 'manifest') {
-        gen.manifest.copy(out, from - start, from - seg.offset, to - seg.offset)
+      if (seg.source === 'manifest' || seg.source === 'memory') {
+        ;(seg.data ?? gen.manifest).copy(out, from - start, from - seg.offset, to - seg.offset)
         continue
       }
       reads.push(this.readFile(seg, from - seg.offset, out, from - start, to - from))

@@ -4,6 +4,7 @@
  * object that `satisfies Record<string, Entry>`; keys are prefixed with the area's name.
  */
 import { generationMessages } from './areas/generation.js'
+import { scaleMessages } from './areas/scale.js'
 import { hardeningMessages } from './areas/hardening.js'
 import { hostopsMessages } from './areas/hostops.js'
 import { runnerMessages } from './areas/runner.js'
@@ -15,4 +16,5 @@ export const areaMessages = {
   ...hardeningMessages,
   ...seedMessages,
   ...hostopsMessages,
+  ...scaleMessages,
 }

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs'
+import { appendFileSync, closeSync, openSync, readFileSync, readSync } from 'node:fs'
 import { escapePath, unescapePath } from './escape.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
 
@@ -81,8 +81,34 @@ export function loadHashCacheInodes(file: string): Map<string, { ino: number; si
 
 export function saveHashCache(file: string, pieceLength: number, entries: Iterable<[string, CachedDigest]>): void {
   const parts = [`${MAGIC} ${pieceLength}\n`]
-  for (const [path, e] of entries) {
-    parts.push(`${e.ino}\t${e.size}\t${e.mtimeMs}\t${e.ctimeMs}\t${e.sha256.toString('hex')}\t${e.pieces.toString('base64')}\t${e.tail?.toString('hex') ?? ''}\t${escapePath(path)}\n`)
-  }
+  for (const [path, e] of entries) parts.push(cacheLine(path, e))
   writeFileAtomic(file, parts.join(''))
+}
+
+/**
+ * Adds digests to the cache without rewriting it (gendsync with a change hint): a later line
+ * for a path replaces an earlier one when the cache is loaded, and the next full run writes
+ * the cache afresh. A cache of another piece length is replaced by these entries alone.
+ */
+export function appendHashCache(file: string, pieceLength: number, entries: Iterable<[string, CachedDigest]>): void {
+  let head = ''
+  try {
+    const fd = openSync(file, 'r')
+    try {
+      const buf = Buffer.alloc(64)
+      head = buf.toString('utf8', 0, readSync(fd, buf, 0, 64, 0)).split('\n')[0]
+    } finally {
+      closeSync(fd)
+    }
+  } catch {
+    // no cache yet
+  }
+  if (head !== `${MAGIC} ${pieceLength}`) return saveHashCache(file, pieceLength, entries)
+  const lines: string[] = []
+  for (const [path, e] of entries) lines.push(cacheLine(path, e))
+  if (lines.length > 0) appendFileSync(file, lines.join(''))
+}
+
+function cacheLine(path: string, e: CachedDigest): string {
+  return `${e.ino}\t${e.size}\t${e.mtimeMs}\t${e.ctimeMs}\t${e.sha256.toString('hex')}\t${e.pieces.toString('base64')}\t${e.tail?.toString('hex') ?? ''}\t${escapePath(path)}\n`
 }

@@ -13,6 +13,8 @@ export interface RepoFiles {
   magnet: string
   hashCache: string
   lock: string
+  /** Shard torrents of a sharded repository, one `<infohash>.torrent` each. */
+  shards: string
 }
 
 export function repoFiles(save: string, repo: string): RepoFiles {
@@ -24,5 +26,6 @@ export function repoFiles(save: string, repo: string): RepoFiles {
     magnet: join(dir, `${repo}.magnet`),
     hashCache: join(dir, 'hashcache'),
     lock: join(dir, 'lock'),
+    shards: join(dir, 'shards'),
   }
 }

@@ -84,7 +84,7 @@ export function scanTree(root: string, opts: ScanOptions = {}): ScannedEntry[] {
   return groupHardlinks(sortEntries(out))
 }
 
-function fromStats(path: string, st: Stats): ScannedEntry | undefined {
+export function fromStats(path: string, st: Stats): ScannedEntry | undefined {
   let type: EntryType
   if (st.isFile()) type = 'f'
   else if (st.isDirectory()) type = 'd'

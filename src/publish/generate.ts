@@ -1,19 +1,19 @@
-import { mkdirSync, readFileSync, statSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fsError } from '../errors.js'
 import { t } from '../i18n/index.js'
-import { buildTorrent, magnetLink } from '../torrent/build.js'
-import { layoutFiles, pieceLengthFor } from '../torrent/layout.js'
-import { writeFileAtomic } from '../util/atomic-write.js'
+import { pieceLengthFor } from '../torrent/layout.js'
+import { shardStarts } from '../torrent/shards.js'
 import { acquireLock } from '../util/lock.js'
 import type { PublisherKey } from '../generation/keys.js'
 import { DEFAULT_KEEP_DELTAS, publishGeneration } from '../generation/publish.js'
 import type { ManifestEntry } from '../manifest/entry.js'
 import { serializeManifest } from '../manifest/format.js'
-import { loadHashCache, saveHashCache, type CachedDigest } from '../manifest/hash-cache.js'
-import { hashBuffer } from '../manifest/hash-file.js'
+import { appendHashCache, loadHashCache, saveHashCache, type CachedDigest } from '../manifest/hash-cache.js'
 import { hashFiles, type HashJob } from '../manifest/hash-pool.js'
-import { DSYNC_DIR, MANIFEST_TORRENT_PATH, repoFiles } from '../manifest/paths.js'
+import { generateHinted } from '../manifest/hinted.js'
+import { DSYNC_DIR, repoFiles, type RepoFiles } from '../manifest/paths.js'
+import { writeOutputs, type ShardSummary } from '../manifest/outputs.js'
 import { scanTree, type ScannedEntry } from '../manifest/scan.js'
 
 export interface GenerateOptions {
@@ -23,6 +23,8 @@ export interface GenerateOptions {
   onProgress?: (p: GenerateProgress) => void
   onWarning?: (message: string) => void
   threads?: number
+  /** The change hint (`gendsync --changed FILE`): repository paths changed since the last run. */
+  changed?: string[]
   /** Sign a generation record (and write the delta from the previous data.dsync) with this key. */
   key?: PublisherKey
   /** Deltas kept beside the record (keep-deltas=). */
@@ -55,8 +57,17 @@ export interface GenerateResult {
   seconds: number
   manifestFile: string
   torrentFile: string
+  /** A sharded repository's shard torrents (torrentFile is then the index); undefined: one torrent. */
+  shards?: ShardSummary[]
   /** The signed generation record: its sequence number, and whether this run signed it. */
   record?: { seq: number; signed: boolean; deltas: number }
+}
+
+/** One run's outputs, before the record: the result, data.dsync, and piece hashes by path. */
+interface Run {
+  result: GenerateResult
+  manifest: Buffer
+  piecesOf: (path: string) => Buffer
 }
 
 /**
@@ -77,44 +88,81 @@ export async function generateRepo(opts: GenerateOptions): Promise<GenerateResul
   }
   const lock = acquireLock(files.lock)
   try {
-    const scanned = scanTree(opts.save, {
-      excludeTop: [DSYNC_DIR],
-      onWarning: opts.onWarning,
-      onEntry: n => opts.onProgress?.({ phase: 'scan', entries: n, filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0 }),
-    })
-    const content = scanned.filter(e => e.type === 'f')
-    const pieceLength = pieceLengthFor(content.reduce((sum, e) => sum + e.size, 0))
-    const digests = await digestFiles(opts, files.hashCache, content, pieceLength, started - RACY_MS)
-    const entries = scanned.map(e => toManifestEntry(e, digests))
-    const manifest = serializeManifest(entries, pieceLength)
-    const previousManifest = readOrUndefined(files.manifest)
-    // The torrent is a function of data.dsync, the name and the trackers; the magnet link
-    // names all three. Same data.dsync and same magnet: the torrent on disk is this one.
-    const unchangedHash = sameBytes(files.manifest, manifest) ? unchangedInfoHash(files, opts) : undefined
-    const { torrent, infoHash } = unchangedHash ? { torrent: undefined, infoHash: unchangedHash } : torrentFor(opts, manifest, content, digests.byPath, pieceLength)
-    const magnet = magnetLink(infoHash, opts.name, opts.trackers)
-    const changed = torrent !== undefined && (!sameBytes(files.manifest, manifest) || !sameBytes(files.torrent, torrent) || !sameBytes(files.magnet, magnet + '\n'))
-    if (changed && torrent) {
-      // data.dsync first: a host that reloads between the renames finds a torrent that does
-      // not match and keeps the previous generation until the torrent lands.
-      writeFileAtomic(files.manifest, manifest)
-      writeFileAtomic(files.torrent, torrent)
-      writeFileAtomic(files.magnet, magnet + '\n')
+    const previous = readOrUndefined(files.manifest)
+    let run: Run | undefined
+    if (opts.changed) {
+      const hinted = await hintedRun(opts, files, opts.changed, started)
+      if (typeof hinted === 'string') opts.onWarning?.(t('scale.hintFallback', { repo: opts.name, reason: hinted }))
+      else run = hinted
     }
-    if (digests.hashed > 0 || digests.dropped) saveHashCache(files.hashCache, pieceLength, digests.cacheable)
+    run ??= await fullRun(opts, files, started)
     const published = opts.key && publishGeneration({
       repo: opts.name, save: opts.save, trackers: opts.trackers, key: opts.key, keepDeltas: opts.keepDeltas ?? DEFAULT_KEEP_DELTAS,
-      previous: previousManifest, manifest, infoHash, shards: [], piecesOf: path => digests.byPath.get(path)!.pieces,
+      previous, manifest: run.manifest, infoHash: run.result.infoHash, shards: run.result.shards?.map(s => s.infoHash) ?? [], piecesOf: run.piecesOf,
     })
-    return {
-      repo: opts.name, save: opts.save, changed, infoHash, magnet, pieceLength,
-      entries: entries.length, files: content.length, bytes: content.reduce((s, e) => s + e.size, 0),
-      hashedFiles: digests.hashed, hashedBytes: digests.hashedBytes, reusedFiles: digests.reused,
-      seconds: (Date.now() - started) / 1000, manifestFile: files.manifest, torrentFile: files.torrent,
-      record: published ? { seq: published.record.seq, signed: published.signed, deltas: published.record.deltas.length } : undefined,
-    }
+    run.result.record = published ? { seq: published.record.seq, signed: published.signed, deltas: published.record.deltas.length } : undefined
+    run.result.seconds = (Date.now() - started) / 1000
+    return run.result
   } finally {
     lock.release()
+  }
+}
+
+async function fullRun(opts: GenerateOptions, files: RepoFiles, started: number): Promise<Run> {
+  const scanned = scanTree(opts.save, {
+    excludeTop: [DSYNC_DIR],
+    onWarning: opts.onWarning,
+    onEntry: n => opts.onProgress?.({ phase: 'scan', entries: n, filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0 }),
+  })
+  const content = scanned.filter(e => e.type === 'f')
+  const pieceLength = pieceLengthFor(content.reduce((sum, e) => sum + e.size, 0))
+  // Empty files take no pieces; data.dsync alone recreates them.
+  const inTorrent = content.filter(e => e.size > 0)
+  const starts = shardStarts(inTorrent.map(e => ({ path: e.path, length: e.size })), pieceLength)
+  const tails = torrentEnds(inTorrent, starts)
+  const digests = await digestFiles(opts, files.hashCache, content, pieceLength, started - RACY_MS, tails)
+  const entries = scanned.map(e => toManifestEntry(e, digests))
+  const manifest = serializeManifest(entries, pieceLength)
+  const published = writeOutputs(files, {
+    name: opts.name, trackers: opts.trackers, manifest, pieceLength, starts,
+    content: inTorrent.map(e => ({ path: e.path, length: e.size, ...digests.byPath.get(e.path)! })),
+  })
+  const { changed, infoHash, magnet } = published
+  if (digests.hashed > 0 || digests.dropped) saveHashCache(files.hashCache, pieceLength, digests.cacheable)
+  const result: GenerateResult = {
+    repo: opts.name, save: opts.save, changed, infoHash, magnet, pieceLength,
+    entries: entries.length, files: content.length, bytes: content.reduce((s, e) => s + e.size, 0),
+    hashedFiles: digests.hashed, hashedBytes: digests.hashedBytes, reusedFiles: digests.reused,
+    seconds: (Date.now() - started) / 1000, manifestFile: files.manifest, torrentFile: files.torrent,
+    shards: published.shards,
+  }
+  return { result, manifest, piecesOf: path => digests.byPath.get(path)!.pieces }
+}
+
+/** gendsync --changed: the previous generation edited where the hint says (hinted.ts). */
+async function hintedRun(opts: GenerateOptions, files: RepoFiles, changed: string[], started: number): Promise<Run | string> {
+  const g = await generateHinted(opts.save, files, changed, opts.threads)
+  if (typeof g === 'string') return g
+  const published = writeOutputs(files, { name: opts.name, trackers: opts.trackers, manifest: g.manifest, pieceLength: g.pieceLength, starts: g.starts, content: g.content })
+  const racyAfterMs = started - RACY_MS
+  appendHashCache(files.hashCache, g.pieceLength, g.hashed.filter(h => h.entry.mtimeMs <= racyAfterMs).map(h =>
+    [h.path, { size: h.entry.size, mtimeMs: h.entry.mtimeMs, ctimeMs: h.entry.ctimeMs, ino: h.entry.ino, ...h.digest }]))
+  // The delta names changed files only, and every one of them was read: their own digests.
+  const read = new Map(g.hashed.map(h => [h.path, h.digest.pieces]))
+  const result: GenerateResult = {
+    repo: opts.name, save: opts.save, changed: published.changed, infoHash: published.infoHash, magnet: published.magnet,
+    pieceLength: g.pieceLength, entries: g.entries, files: g.files, bytes: g.bytes,
+    hashedFiles: g.hashed.length, hashedBytes: g.hashed.reduce((sum, h) => sum + h.entry.size, 0), reusedFiles: g.files - g.hashed.length,
+    seconds: (Date.now() - started) / 1000, manifestFile: files.manifest, torrentFile: files.torrent, shards: published.shards,
+  }
+  return { result, manifest: g.manifest, piecesOf: path => read.get(path) ?? g.content.find(f => f.path === path)!.pieces }
+}
+
+function readOrUndefined(file: string): Buffer | undefined {
+  try {
+    return readFileSync(file)
+  } catch {
+    return undefined
   }
 }
 
@@ -130,6 +178,7 @@ interface Digests {
 
 async function digestFiles(
   opts: GenerateOptions, cacheFile: string, content: ScannedEntry[], pieceLength: number, racyAfterMs: number,
+  tails: Set<ScannedEntry>,
 ): Promise<Digests> {
   const loaded = loadHashCache(cacheFile, pieceLength)
   if (loaded.previousPieceLength !== undefined) {
@@ -141,12 +190,11 @@ async function digestFiles(
   const jobPaths: string[] = []
   const jobCtimes: number[] = []
   let bytesTotal = 0
-  // The file that ends the torrent needs its last piece hashed unpadded too; a cached
-  // digest without that hash (the file was not last before) is read again, alone.
-  const last = lastInTorrent(content)
+  // A file that ends a torrent (or a shard) needs its last piece hashed unpadded too; a
+  // cached digest without that hash (the file did not end one before) is read again, alone.
   for (const e of content) {
     const old = cache.get(e.path)
-    const needsTail = e === last && e.size % pieceLength !== 0
+    const needsTail = tails.has(e) && e.size % pieceLength !== 0
     if (old && old.size === e.size && old.mtimeMs === e.mtimeMs && old.ctimeMs === e.ctimeMs && old.ino === e.ino && (!needsTail || old.tail)) {
       byPath.set(e.path, old)
     } else {
@@ -172,9 +220,13 @@ async function digestFiles(
   return { byPath, cacheable, hashed: jobs.length, hashedBytes: bytesTotal, reused, dropped: cacheable.size !== cache.size }
 }
 
-function lastInTorrent(content: ScannedEntry[]): ScannedEntry | undefined {
-  for (let i = content.length - 1; i >= 0; i--) if (content[i].size > 0) return content[i]
-  return undefined
+/** The files that end a torrent: the last of each shard (of the one torrent, unsharded). */
+function torrentEnds(inTorrent: ScannedEntry[], starts: number[]): Set<ScannedEntry> {
+  const ends = new Set<ScannedEntry>()
+  if (inTorrent.length === 0) return ends
+  for (let s = 1; s < starts.length; s++) ends.add(inTorrent[starts[s] - 1])
+  ends.add(inTorrent[inTorrent.length - 1])
+  return ends
 }
 
 function toManifestEntry(e: ScannedEntry, digests: Digests): ManifestEntry {
@@ -186,50 +238,4 @@ function toManifestEntry(e: ScannedEntry, digests: Digests): ManifestEntry {
   }
   if (e.target !== undefined) m.target = e.target
   return m
-}
-
-function torrentFor(
-  opts: GenerateOptions, manifest: Buffer, content: ScannedEntry[], byPath: Map<string, CachedDigest>, pieceLength: number,
-) {
-  // Empty files take no pieces; data.dsync alone recreates them.
-  const inTorrent = content.filter(e => e.size > 0)
-  const layout = layoutFiles(
-    [{ path: MANIFEST_TORRENT_PATH, length: manifest.length }, ...inTorrent.map(e => ({ path: e.path, length: e.size }))],
-    pieceLength,
-  )
-  const digests = [hashBuffer(manifest, pieceLength), ...inTorrent.map(e => byPath.get(e.path)!)]
-  const pieces = Buffer.concat(digests.map(d => d.pieces))
-  // The torrent's final piece is short, not padded: it takes the unpadded hash.
-  const last = digests[digests.length - 1]
-  if (last.tail) last.tail.copy(pieces, pieces.length - 20)
-  return buildTorrent({ name: opts.name, pieceLength, files: layout, pieces, trackers: opts.trackers })
-}
-
-/** The infohash in the existing magnet link, if that link is exactly what these options make. */
-function unchangedInfoHash(files: ReturnType<typeof repoFiles>, opts: GenerateOptions): string | undefined {
-  try {
-    const text = readFileSync(files.magnet, 'utf8')
-    const hash = /^magnet:\?xt=urn:btih:([0-9a-f]{40})&/.exec(text)?.[1]
-    if (!hash || text !== magnetLink(hash, opts.name, opts.trackers) + '\n') return undefined
-    return statSync(files.torrent).size > 0 ? hash : undefined
-  } catch {
-    return undefined
-  }
-}
-
-function readOrUndefined(file: string): Buffer | undefined {
-  try {
-    return readFileSync(file)
-  } catch {
-    return undefined
-  }
-}
-
-function sameBytes(file: string, data: Buffer | string): boolean {
-  try {
-    const old = readFileSync(file)
-    return old.equals(typeof data === 'string' ? Buffer.from(data) : data)
-  } catch {
-    return false
-  }
 }

@@ -8,10 +8,12 @@ import { Downloader } from '../swarm/downloader.js'
 import type { PeerConnection } from '../swarm/peer.js'
 import type { Swarm } from '../swarm/swarm.js'
 import { matchTorrentToManifest } from '../torrent/match.js'
+import { indexedShards } from '../torrent/shards.js'
 import { fileSpans, pieceMap, type PieceMap } from '../torrent/piece-map.js'
 import type { TorrentInfo } from '../torrent/read.js'
 import { openSwarm, type SwarmSession } from './open-swarm.js'
 import { mustMatch } from './record-gate.js'
+import { loadShards, type ClientShard } from './shards.js'
 import { TORRENT_CAP } from './source.js'
 import { layoutOf, parseTorrent } from './torrent-check.js'
 import { pieceVerifies, watchDownload } from './transfer.js'
@@ -35,6 +37,8 @@ export interface ManifestStage {
   previous?: Manifest
   /** DEST's data.dsync is already this generation's. */
   sameGeneration: boolean
+  /** A sharded repository: the torrent is its index, the files are in these shards. */
+  shards?: ClientShard[]
 }
 
 /**
@@ -65,10 +69,14 @@ export async function manifestStage(ctx: PullContext, swarm: Swarm, { info }: To
   const manifestBytes = sameGeneration ? previousBytes : await fetchManifest(swarm, map, info.pieces, opts)
   if (record) mustMatch(resolved[0].source, 'data.dsync', sha256Hex(manifestBytes), record.manifest.sha256)
   const manifest = parseManifest(manifestBytes, `${resolved[0].source} data.dsync`)
-  const matched = matchTorrentToManifest(info, manifest, manifestBytes.length)
+  // A sharded repository's torrent is its index: data.dsync and the shard torrents.
+  const named = indexedShards(info.files)
+  if (named && record) mustMatch(resolved[0].source, 'shard list', named.join(' '), record.shards.join(' '))
+  const shards = named && await loadShards(named, files, { index: info, indexMap: map, swarm, stallMs: STALL_MS, from: resolved[0].source }, manifest, manifestBytes.length)
+  const matched = shards ? [] : matchTorrentToManifest(info, manifest, manifestBytes.length)
   if (typeof matched === 'string') throw new DsyncError(ExitCode.badData, 'sync.manifestMismatch', { from: resolved[0].source, reason: matched })
   const previous = previousBytes && !sameGeneration ? tryParse(previousBytes, files.manifest) : sameGeneration ? manifest : undefined
-  return { map, files, manifest, manifestBytes, previous, sameGeneration }
+  return { map, files, manifest, manifestBytes, previous, sameGeneration, shards: shards || undefined }
 }
 
 async function metadataFromPeers(swarm: Swarm, infoHash: string): Promise<Buffer> {

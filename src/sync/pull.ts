@@ -6,6 +6,7 @@ import { executePlan } from './execute.js'
 import { manifestStage, torrentStage, type ManifestStage, type TorrentStage } from './metadata.js'
 import { openSwarm } from './open-swarm.js'
 import { resolveStage } from './resolve.js'
+import { dropShards, keepShards, transferFromShards } from './shards.js'
 import { transferFiles } from './transfer.js'
 import type { PullContext, PullOptions, PullResult, Route } from './types.js'
 
@@ -57,6 +58,13 @@ function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentSta
     repo: info.name, infoHash: info.infoHash, manifest: m.manifest, manifestBytes: m.manifestBytes,
     previous: m.previous, sameGeneration: m.sameGeneration, route: 'full',
     fetch: async (items, staging) => {
+      if (m.shards) {
+        swarm.close()
+        return transferFromShards({
+          shards: m.shards, staging, wanted: new Map(items.map(([hex, entry]) => [entry.path, hex])),
+          open: ih => openSwarm(ctx, ih, info.trackers), onWarning: opts.onWarning, onProgress: p => opts.onProgress?.({ ...p, phase: 'files' }),
+        })
+      }
       const toFetch = new Map(items.map(([hex, entry]) => [indexByPath.get(entry.path)!, hex]))
       const transfer = await transferFiles({
         swarm, map: m.map, hashes: info.pieces, staging, files: toFetch, onWarning: opts.onWarning, infoHash: info.infoHash,
@@ -66,6 +74,8 @@ function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentSta
       return transfer
     },
     commit: () => {
+      if (m.shards) keepShards(m.files, m.shards)
+      else dropShards(m.files)
       writeFileAtomic(m.files.torrent, torrent)
       writeFileAtomic(m.files.magnet, magnetLink(info.infoHash, info.name, info.trackers) + '\n')
     },

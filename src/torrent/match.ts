@@ -1,6 +1,7 @@
 import type { Manifest } from '../manifest/format.js'
 import { MANIFEST_TORRENT_PATH } from '../manifest/paths.js'
 import { layoutFiles, type LayoutFile } from './layout.js'
+import { shardTorrentPath } from './shards.js'
 
 export interface TorrentShape {
   pieceLength: number
@@ -14,23 +15,65 @@ export interface TorrentShape {
  * layout, or the reason they differ (a torrent of another generation, or a forgery).
  */
 export function matchTorrentToManifest(info: TorrentShape, manifest: Manifest, manifestLength: number): LayoutFile[] | string {
-  const pieceLength = manifest.header.pieceLength
-  if (info.pieceLength !== pieceLength) return `piece length ${info.pieceLength} differs from data.dsync's ${pieceLength}`
   const content = manifest.entries.filter(e => e.type === 'f' && e.size > 0)
-  const layout = layoutFiles(
-    [{ path: MANIFEST_TORRENT_PATH, length: manifestLength }, ...content.map(e => ({ path: e.path, length: e.size }))],
-    pieceLength,
-  )
-  if (info.files.length !== layout.length) return `the torrent lists ${info.files.length} files, data.dsync implies ${layout.length}`
+  return matchFiles(info, manifest.header.pieceLength,
+    [{ path: MANIFEST_TORRENT_PATH, length: manifestLength }, ...content.map(e => ({ path: e.path, length: e.size }))], 'the torrent')
+}
+
+export interface ShardShape extends TorrentShape {
+  infoHash: string
+  /** Byte length of the shard's .torrent file (its size inside the index torrent). */
+  torrentLength: number
+}
+
+export interface ShardedLayout {
+  index: LayoutFile[]
+  shards: LayoutFile[][]
+}
+
+/**
+ * A sharded repository: the index torrent must hold data.dsync and exactly these shard
+ * .torrent files (named by their infohashes, in order), and the shards' files, concatenated
+ * in that order, must be data.dsync's content files, each shard laid out as its own torrent.
+ * No boundary rule is needed to check this, so hosts may place boundaries as they like.
+ */
+export function matchShardsToManifest(
+  index: TorrentShape, shards: ShardShape[], manifest: Manifest, manifestLength: number,
+): ShardedLayout | string {
+  const pieceLength = manifest.header.pieceLength
+  const indexLayout = matchFiles(index, pieceLength,
+    [{ path: MANIFEST_TORRENT_PATH, length: manifestLength }, ...shards.map(s => ({ path: shardTorrentPath(s.infoHash), length: s.torrentLength }))],
+    'the index torrent')
+  if (typeof indexLayout === 'string') return indexLayout
+  const content = manifest.entries.filter(e => e.type === 'f' && e.size > 0)
+  const layouts: LayoutFile[][] = []
+  let next = 0
+  for (const shard of shards) {
+    const count = shard.files.filter(f => !f.pad).length
+    if (count === 0 || next + count > content.length) return `shard ${shard.infoHash} lists files beyond data.dsync's`
+    const range = content.slice(next, next + count).map(e => ({ path: e.path, length: e.size }))
+    const layout = matchFiles(shard, pieceLength, range, `shard ${shard.infoHash}`)
+    if (typeof layout === 'string') return layout
+    layouts.push(layout)
+    next += count
+  }
+  if (next !== content.length) return `the shards hold ${next} files, data.dsync lists ${content.length}`
+  return { index: indexLayout, shards: layouts }
+}
+
+function matchFiles(info: TorrentShape, pieceLength: number, files: { path: string; length: number }[], what: string): LayoutFile[] | string {
+  if (info.pieceLength !== pieceLength) return `${what}: piece length ${info.pieceLength} differs from data.dsync's ${pieceLength}`
+  const layout = layoutFiles(files, pieceLength)
+  if (info.files.length !== layout.length) return `${what} lists ${info.files.length} files, data.dsync implies ${layout.length}`
   for (let i = 0; i < layout.length; i++) {
     const a = layout[i]
     const b = info.files[i]
     if (a.length !== b.length || a.pad !== b.pad || (!a.pad && a.path !== b.path)) {
-      return `torrent file ${i} is "${b.path}" (${b.length} bytes), data.dsync implies "${a.path}" (${a.length} bytes)`
+      return `${what}: file ${i} is "${b.path}" (${b.length} bytes), data.dsync implies "${a.path}" (${a.length} bytes)`
     }
   }
   const last = layout[layout.length - 1]
   const pieceCount = Math.ceil((last.offset + last.length) / pieceLength)
-  if (info.pieces.length !== pieceCount * 20) return `the torrent has ${info.pieces.length / 20} piece hashes, the layout needs ${pieceCount}`
+  if (info.pieces.length !== pieceCount * 20) return `${what} has ${info.pieces.length / 20} piece hashes, the layout needs ${pieceCount}`
   return layout
 }

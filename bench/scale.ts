@@ -1,0 +1,279 @@
+import { execFileSync, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { eachArg } from './lib/args.js'
+import { machineLoad, timeChild, timeChildOk } from './lib/measure.js'
+import { startRsyncd } from './lib/rsyncd.js'
+import { fmtMiB, fmtSeconds, markdownTable } from './lib/table.js'
+import { changeFiles, ensureTree, OLD_MTIME_S, type GeneratedTree, type TreeSpec } from './lib/tree.js'
+
+/**
+ * Mirror-scale figures (issue 11), each beside `rsync -a` from one rsync daemon on the same
+ * tree in the same run: gendsync (full against the sha256sum floor, after 0.05% of files
+ * changed with and without the change hint), every .torrent loaded by libtorrent with its
+ * default limits, host start to serving and its RSS, and a client one generation behind:
+ * update bytes on the wire, no-change check, client peak RSS.
+ *
+ *   npm run bench -- scale [--dir /work/scratch/dsync-scale] [--only small-200k,small-1m,debs-50k]
+ *                          [--fresh] [--keep] [--cli PATH/cli/main.js]
+ *
+ * Trees are generated once under --dir and reused (1M files take a while); --keep leaves
+ * them there at the end, otherwise they are deleted. The client's DEST starts as an rsync
+ * copy of the tree plus the host's .dsync/ (a mirror at the previous generation); rsync's
+ * DEST is the same copy without .dsync/.
+ */
+const DEFAULT_CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url))
+const SOCKET_BYTES = fileURLToPath(new URL('./lib/socket-bytes.js', import.meta.url))
+const REPO = 'bench'
+const PORT = 47921
+const HOSTS = ['127.0.13.2', '127.0.13.3', '127.0.13.4']
+const RSYNC_ADDRESS = '127.0.13.9'
+const RSYNC_PORT = 47939
+const CHANGE_FRACTION = 0.0005
+
+const DATASETS: TreeSpec[] = [
+  // Debian-pool-shaped, 100 B - 3 KB files (SCALE-NOTES' 200k and 1M trees).
+  { name: 'small-200k', files: 200_000, medianBytes: 1200, sigma: 0.8, minBytes: 100, maxBytes: 3000, seed: 2000 },
+  { name: 'small-1m', files: 1_000_000, medianBytes: 1200, sigma: 0.8, minBytes: 100, maxBytes: 3000, seed: 1000 },
+  // Realistic .deb sizes: median 60 KB, a long tail, capped to keep the disk in bounds.
+  { name: 'debs-50k', files: 50_000, medianBytes: 60 << 10, sigma: 1.5, minBytes: 1000, maxBytes: 256 << 20, totalBytes: 6 * 2 ** 30, seed: 50 },
+]
+
+interface Options {
+  dir: string
+  only: string[]
+  fresh: boolean
+  keep: boolean
+  cli: string
+}
+
+function parseArgs(args: string[]): Options {
+  const o: Options = { dir: '/work/scratch/dsync-scale', only: ['small-200k'], fresh: false, keep: false, cli: DEFAULT_CLI }
+  eachArg(args, (a, value) => {
+    if (a === '--dir') o.dir = value()
+    else if (a === '--only') o.only = value().split(',')
+    else if (a === '--fresh') o.fresh = true
+    else if (a === '--keep') o.keep = true
+    else if (a === '--cli') o.cli = value()
+    else throw new Error(`unknown argument ${a}`)
+  })
+  for (const n of o.only) if (!DATASETS.some(d => d.name === n)) throw new Error(`no dataset ${n} (${DATASETS.map(d => d.name).join(', ')})`)
+  return o
+}
+
+export async function run(args: string[]): Promise<void> {
+  const opts = parseArgs(args)
+  const log = (m: string) => process.stderr.write(`[scale] ${m}\n`)
+  console.log('# scale benchmark: mirror-sized trees, 3 dsync hosts vs one rsync daemon (loopback)\n')
+  console.log(`machine: ${availableParallelism()} cores; before start: ${await machineLoad()}\n`)
+  for (const spec of DATASETS.filter(d => opts.only.includes(d.name))) {
+    const env = new Bed(opts, spec, log)
+    try {
+      await env.measure()
+    } finally {
+      await env.stop()
+      if (!opts.keep) rmSync(env.base, { recursive: true, force: true })
+    }
+  }
+  console.log(`\nafter the runs: ${await machineLoad()}`)
+}
+
+type Row = (string | number)[]
+
+class Bed {
+  readonly base: string
+  readonly webroot: string
+  readonly root: string
+  readonly homes: string[]
+  tree!: GeneratedTree
+  rsyncd?: ChildProcess
+  readonly rows: Row[] = []
+
+  constructor(readonly opts: Options, readonly spec: TreeSpec, readonly log: (m: string) => void) {
+    this.base = join(opts.dir, spec.name)
+    this.webroot = join(this.base, 'web')
+    this.root = join(this.webroot, REPO)
+    this.homes = HOSTS.map(addr => join(this.base, 'hosts', addr))
+  }
+
+  cli(home: string, ...a: string[]) {
+    return timeChildOk('/usr/bin/time', ['-f', '%M', '-o', join(this.base, 'time.out'), process.execPath, this.opts.cli, '--home', home, ...a])
+  }
+
+  /** Peak RSS in MiB of the last command run through /usr/bin/time. */
+  lastRss(): number {
+    return Number(readFileSync(join(this.base, 'time.out'), 'utf8').trim().split('\n').pop()) / 1024
+  }
+
+  async measure(): Promise<void> {
+    mkdirSync(this.base, { recursive: true })
+    this.tree = ensureTree(this.root, this.spec, this.opts.fresh, this.log)
+    writeIndexFiles(this.root, this.tree.files.length, 1)
+    this.log(`${this.spec.name}: ${this.tree.created ? `generated in ${fmtSeconds(this.tree.seconds)} s` : 'reused'}: ${this.tree.files.length} files, ${fmtMiB(this.tree.bytes)} MiB`)
+    for (const [i, home] of this.homes.entries()) {
+      mkdirSync(join(home, 'repos'), { recursive: true })
+      writeFileSync(join(home, 'xync.conf'), `webroot=${this.webroot}\nlisten=${HOSTS[i]}\nport=${PORT}\n`)
+      writeFileSync(join(home, 'repos', `${REPO}.conf`), `repo=${REPO}\nsave=${this.root}\ndsync=true\n`)
+    }
+    await timeChildOk('bash', ['-c', 'find . -type f -print0 | xargs -0 cat > /dev/null'], { cwd: this.root })
+    await this.gendsyncFull()
+    this.checkTorrents()
+    await this.startHosts()
+    this.rsyncd = await startRsyncd(this.base, this.root, RSYNC_ADDRESS, RSYNC_PORT)
+    await this.prepareDests()
+    await this.update('without the change hint', false, 1)
+    await this.update('with the change hint', true, 2)
+    await this.noChange()
+    console.log(`## ${this.spec.name}: ${this.tree.files.length} files, ${fmtMiB(this.tree.bytes)} MiB (${uptime()})\n`)
+    console.log(markdownTable(['measure', 'dsync', 'rsync -a (1 daemon) / baseline', 'ratio', 'target', 'met'], this.rows))
+    console.log('')
+  }
+
+  async gendsyncFull(): Promise<void> {
+    rmSync(join(this.root, '.dsync'), { recursive: true, force: true })
+    const floor = await timeChildOk('bash', ['-c', "find . -type f -print0 | xargs -0 sha256sum > /dev/null"], { cwd: this.root })
+    const g = await this.cli(this.homes[0], '--json', 'gendsync')
+    const r = JSON.parse(g.stdout) as { shards?: unknown[] }
+    this.rows.push(['gendsync full: seconds (vs sha256sum floor)', fmtSeconds(g.seconds), fmtSeconds(floor.seconds), ratio(g.seconds, floor.seconds), '<= 1.5x', ok(g.seconds <= 1.5 * floor.seconds)])
+    this.rows.push(['gendsync full: peak RSS MiB', this.lastRss().toFixed(0), '', '', '', ''])
+    this.rows.push(['torrents', r.shards ? `index + ${r.shards.length} shards` : 'one', '', '', '', ''])
+    this.fullSeconds = g.seconds
+  }
+
+  fullSeconds = 0
+
+  /** Every .torrent gendsync wrote, loaded by libtorrent 2.0 with its default limits. */
+  checkTorrents(): void {
+    const dir = join(this.root, '.dsync')
+    const files = [join(dir, `${REPO}.torrent`), ...(existsSync(join(dir, 'shards')) ? readdirSync(join(dir, 'shards')).map(f => join(dir, 'shards', f)) : [])]
+    const biggest = Math.max(...files.map(f => statSync(f).size))
+    let loaded = 'libtorrent not installed'
+    try {
+      const out = execFileSync('/usr/bin/python3', ['-c', 'import sys, libtorrent as lt\nfor f in sys.argv[1:]: lt.torrent_info(f)\nprint(len(sys.argv) - 1)', ...files], { encoding: 'utf8' })
+      loaded = `${out.trim()} of ${files.length} load`
+    } catch (err) {
+      loaded = `REFUSED: ${(err as Error).message.split('\n').slice(-2).join(' ')}`
+    }
+    this.rows.push(['every .torrent in libtorrent 2.0, default limits', loaded, `largest ${fmtMiB(biggest)} MiB`, '', 'all load', ok(loaded.endsWith(' load') && loaded.startsWith(`${files.length} `))])
+  }
+
+  async startHosts(): Promise<void> {
+    for (const [i, home] of this.homes.entries()) {
+      await timeChild(process.execPath, [this.opts.cli, '--home', home, 'stop-service'])
+      mkdirSync(join(home, 'dtp'), { recursive: true })
+      writeFileSync(join(home, 'dtp', 'list.conf'), `/${REPO}\n`)
+      const started = performance.now()
+      await timeChildOk(process.execPath, [this.opts.cli, '--home', home, 'service'])
+      await waitServing(HOSTS[i])
+      if (i === 0) {
+        const seconds = (performance.now() - started) / 1000
+        const pid = Number(readFileSync(join(home, 'run', 'dtp.pid'), 'utf8').trim())
+        const rss = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024
+        this.rows.push(['host: service start -> repo served over HTTP, seconds', fmtSeconds(seconds), '', '', '<= 5 s at 1M files', ok(seconds <= 5)])
+        this.rows.push(['host: peak RSS MiB after start', rss.toFixed(0), '', '', '<= 500 MB at 1M files', ok(rss <= 500)])
+      }
+    }
+  }
+
+  async prepareDests(): Promise<void> {
+    for (const d of ['dest-dsync', 'dest-rsync']) rmSync(join(this.base, d), { recursive: true, force: true })
+    await timeChildOk('rsync', ['-a', '--exclude=/.dsync', `${this.root}/`, `${join(this.base, 'dest-rsync')}/`])
+    await timeChildOk('rsync', ['-a', '--exclude=/.dsync/hashcache', '--exclude=/.dsync/lock', `${this.root}/`, `${join(this.base, 'dest-dsync')}/`])
+  }
+
+  /** 0.05% of files and the index files change upstream; gendsync (timed); both clients follow. */
+  async update(label: string, hinted: boolean, round: number): Promise<void> {
+    const count = Math.max(1, Math.round(this.tree.files.length * CHANGE_FRACTION))
+    const changed = changeFiles(this.root, this.tree.files, count, 7 * round)
+    const index = writeIndexFiles(this.root, this.tree.files.length, round + 1)
+    const sizeOf = new Map(this.tree.files.map(f => [f.path, f.size]))
+    const changedBytes = changed.reduce((s, p) => s + sizeOf.get(p)!, 0) + index.bytes
+    const entries = changed.length + index.paths.length
+    const hint = join(this.base, 'changes')
+    writeFileSync(hint, [...changed, ...index.paths].join('\n') + '\n')
+    const g = await this.cli(this.homes[0], '--json', 'gendsync', ...(hinted ? ['--changed', hint] : []))
+    this.rows.push([`gendsync after ${entries} entries changed, ${label}: seconds (vs full)`, fmtSeconds(g.seconds), fmtSeconds(this.fullSeconds),
+      ratio(g.seconds, this.fullSeconds), hinted ? '<= 10% of full' : '', hinted ? ok(g.seconds <= 0.1 * this.fullSeconds) : ''])
+    for (const home of this.homes) await timeChildOk(process.execPath, [this.opts.cli, '--home', home, 'reload'])
+    const d = await this.dsyncPull()
+    const r = await this.rsyncPull()
+    const limit = 1.2 * changedBytes + 65536 + 300 * entries
+    this.rows.push([`update #${round} (${entries} entries, ${fmtMiB(changedBytes)} MiB changed): bytes on the wire`, d.wire, r.wire, ratio(d.wire, r.wire), `<= ${limit.toFixed(0)}`, ok(d.wire <= limit)])
+    this.rows.push([`update #${round}: seconds`, fmtSeconds(d.seconds), fmtSeconds(r.seconds), ratio(d.seconds, r.seconds), "<= rsync's", ok(d.seconds <= r.seconds)])
+    this.rows.push([`update #${round}: client peak RSS MiB`, d.rss.toFixed(0), r.rss.toFixed(0), ratio(d.rss, r.rss), '<= 150 MB at 1M files', ok(d.rss <= 150)])
+  }
+
+  async noChange(): Promise<void> {
+    const d = await this.dsyncPull()
+    const r = await this.rsyncPull()
+    this.rows.push(['no-change check: bytes on the wire', d.wire, r.wire, ratio(d.wire, r.wire), '<= 65536', ok(d.wire <= 65536)])
+    this.rows.push(['no-change check: seconds', fmtSeconds(d.seconds), fmtSeconds(r.seconds), ratio(d.seconds, r.seconds), "<= 0.2x rsync's", ok(d.seconds <= 0.2 * r.seconds)])
+    this.rows.push(['no-change check: client peak RSS MiB', d.rss.toFixed(0), r.rss.toFixed(0), ratio(d.rss, r.rss), '', ''])
+  }
+
+  async dsyncPull(): Promise<{ seconds: number; wire: number; rss: number }> {
+    const bytesFile = join(this.base, 'socket-bytes.json')
+    rmSync(bytesFile, { force: true })
+    const r = await timeChildOk('/usr/bin/time', ['-f', '%M', '-o', join(this.base, 'time.out'), process.execPath, '--import', SOCKET_BYTES, this.opts.cli,
+      '--json', 'pull', `dtp://${HOSTS[0]}/${REPO}`, join(this.base, 'dest-dsync'), ...HOSTS.slice(1).flatMap(h => ['--peer', `${h}:${PORT}`])],
+    { env: { ...process.env, DSYNC_BENCH_SOCKET_BYTES: bytesFile } })
+    return { seconds: r.seconds, wire: (JSON.parse(readFileSync(bytesFile, 'utf8')) as { read: number }).read, rss: this.lastRss() }
+  }
+
+  async rsyncPull(): Promise<{ seconds: number; wire: number; rss: number }> {
+    const r = await timeChildOk('/usr/bin/time', ['-f', '%M', '-o', join(this.base, 'time.out'), 'rsync', '-a', '--delete', '--stats',
+      `rsync://${RSYNC_ADDRESS}:${RSYNC_PORT}/mod/`, `${join(this.base, 'dest-rsync')}/`])
+    const m = /Total bytes received: ([\d,.]+)/.exec(r.stdout)
+    return { seconds: r.seconds, wire: m ? Number(m[1].replace(/[,.]/g, '')) : NaN, rss: this.lastRss() }
+  }
+
+  async stop(): Promise<void> {
+    for (const home of this.homes) await timeChild(process.execPath, [this.opts.cli, '--home', home, 'stop-service'])
+    if (this.rsyncd && this.rsyncd.exitCode === null) {
+      this.rsyncd.kill()
+      await new Promise(res => this.rsyncd!.once('exit', res))
+    }
+  }
+}
+
+/** Release, InRelease and Packages.xz as a Debian suite has them, sized to the tree; new content each round. */
+function writeIndexFiles(root: string, files: number, round: number): { paths: string[]; bytes: number } {
+  const dir = join(root, 'dists', 'stable')
+  const out = { 'dists/stable/Release': 2000, 'dists/stable/InRelease': 3000, 'dists/stable/main/binary-amd64/Packages.xz': files * 20 }
+  mkdirSync(join(dir, 'main', 'binary-amd64'), { recursive: true })
+  let bytes = 0
+  for (const [path, size] of Object.entries(out)) {
+    const buf = Buffer.alloc(size, `round ${round} ${path}\n`)
+    writeFileSync(join(root, path), buf)
+    execFileSync('touch', ['-d', `@${OLD_MTIME_S + round * 3600}`, join(root, path)])
+    bytes += size
+  }
+  return { paths: Object.keys(out), bytes }
+}
+
+async function waitServing(address: string): Promise<void> {
+  for (let i = 0; i < 6000; i++) {
+    try {
+      const res = await fetch(`http://${address}:${PORT}/${REPO}/`)
+      if (res.status === 200) return
+    } catch {
+      // not listening yet
+    }
+    await new Promise(r => setTimeout(r, 50))
+  }
+  throw new Error(`${address} never served ${REPO}`)
+}
+
+function ratio(a: number, b: number): string {
+  return `${(a / b).toFixed(2)}x`
+}
+
+function ok(b: boolean): string {
+  return b ? 'yes' : 'NO'
+}
+
+function uptime(): string {
+  return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')
+}

@@ -1,0 +1,81 @@
+import { createHash } from 'node:crypto'
+import { DsyncError, ExitCode } from '../errors.js'
+import { unescapePath } from './escape.js'
+import { MAGIC, VERSION } from './format.js'
+
+/**
+ * A data.dsync held as its bytes plus one offset per entry line, without an object per entry:
+ * what gendsync's change hint needs to edit the previous generation in place (find a path by
+ * binary search, splice lines, recount). Only the host's own data.dsync is read this way; its
+ * END checksum is verified, so a damaged file is refused (and a full run replaces it).
+ */
+export interface ManifestLines {
+  buf: Buffer
+  pieceLength: number
+  entries: number
+  files: number
+  bytes: number
+  /** Offset of each entry line, then of the END line: `count + 1` values. */
+  starts: Uint32Array
+  count: number
+}
+
+export function readManifestLines(buf: Buffer, file: string): ManifestLines {
+  const bad = (reason: string) => new DsyncError(ExitCode.badData, 'manifest.corrupt', { file, line: 0, reason })
+  const endAt = buf.lastIndexOf('\nEND\t', buf.length - 2)
+  if (endAt < 0 || !buf.subarray(0, MAGIC.length + 2).equals(Buffer.from(`${MAGIC} ${VERSION}`))) throw bad('not a data.dsync file')
+  const sum = createHash('sha256').update(buf.subarray(0, endAt + 1)).digest('hex')
+  if (buf.toString('latin1', endAt + 5, endAt + 69) !== sum) throw bad('checksum mismatch')
+  const bodyAt = buf.indexOf('\n\n')
+  if (bodyAt < 0 || bodyAt > endAt) throw bad('no header end')
+  const header = new Map<string, number>()
+  for (const line of buf.toString('utf8', 0, bodyAt).split('\n').slice(1)) {
+    const [name, value] = line.split(' ')
+    header.set(name, Number(value))
+  }
+  const starts: number[] = []
+  for (let at = bodyAt + 2; at <= endAt; at = buf.indexOf(0x0a, at) + 1) starts.push(at)
+  const count = starts.length
+  starts.push(endAt + 1) // the END line's
+  return {
+    buf, count, starts: Uint32Array.from(starts),
+    pieceLength: header.get('piece-length') ?? 0, entries: header.get('entries') ?? 0,
+    files: header.get('files') ?? 0, bytes: header.get('bytes') ?? 0,
+  }
+}
+
+/** Entry line `i` without its newline. */
+export function lineAt(m: ManifestLines, i: number): Buffer {
+  return m.buf.subarray(m.starts[i], m.starts[i + 1] - 1)
+}
+
+/** Type, size and (unescaped) path of entry line `i`. */
+export function entryAt(m: ManifestLines, i: number): { type: string; size: number; path: string } {
+  const line = lineAt(m, i)
+  let tab = -1
+  const fields: number[] = []
+  for (let f = 0; f < 6; f++) {
+    fields.push(tab + 1)
+    tab = line.indexOf(0x09, tab + 1)
+    if (tab < 0) tab = line.length
+  }
+  fields.push(tab + 1)
+  const raw = line.toString('utf8', fields[5], fields[6] - 1)
+  return {
+    type: String.fromCharCode(line[0]),
+    size: Number(line.toString('latin1', fields[2], fields[3] - 1)),
+    path: unescapePath(raw) ?? raw,
+  }
+}
+
+/** First line whose path is not below `key` (UTF-8 byte order, data.dsync's order). */
+export function lowerBound(m: ManifestLines, key: Buffer): number {
+  let lo = 0
+  let hi = m.count
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (Buffer.compare(Buffer.from(entryAt(m, mid).path, 'utf8'), key) < 0) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}

@@ -1,0 +1,164 @@
+import { mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs'
+import { join } from 'node:path'
+import { fsError } from '../errors.js'
+import { buildTorrent, magnetLink } from '../torrent/build.js'
+import { layoutFiles } from '../torrent/layout.js'
+import { readTorrentInfo } from '../torrent/read.js'
+import { buildIndexTorrent, buildShards, shardInfoHashOf, type ShardFileDigest } from '../torrent/shards.js'
+import { writeFileAtomic } from '../util/atomic-write.js'
+import { hashBuffer } from './hash-file.js'
+import { MANIFEST_TORRENT_PATH, type RepoFiles } from './paths.js'
+
+export interface ShardSummary {
+  infoHash: string
+  /** The shard's .torrent on disk. */
+  file: string
+  files: number
+  bytes: number
+}
+
+export interface OutputsInput {
+  name: string
+  trackers: string[]
+  manifest: Buffer
+  pieceLength: number
+  /** The torrent's content files (size > 0) in data.dsync order, with their digests. */
+  content: ShardFileDigest[]
+  /** Shard starts (shardStarts); `[0]`: one torrent. */
+  starts: number[]
+}
+
+export interface WrittenOutputs {
+  /** False when data.dsync, the torrents and the magnet link were already these. */
+  changed: boolean
+  infoHash: string
+  magnet: string
+  shards?: ShardSummary[]
+}
+
+/**
+ * Writes a generation's outputs: data.dsync, then the shard torrents (only those not on
+ * disk already: a shard's file name is its infohash), then the repository's .torrent (the
+ * one torrent, or the index of a sharded repository), then the magnet link, each atomically;
+ * shard files no longer named are removed last. data.dsync goes first so a host that
+ * reloads in between finds a torrent that does not match and keeps the previous generation.
+ */
+export function writeOutputs(files: RepoFiles, input: OutputsInput): WrittenOutputs {
+  const sameManifest = sameBytes(files.manifest, input.manifest)
+  const unchanged = sameManifest ? unchangedOutputs(files, input) : undefined
+  if (unchanged) return { changed: false, ...unchanged }
+  if (input.starts.length === 1) {
+    const { torrent, infoHash } = singleTorrent(input)
+    const magnet = magnetLink(infoHash, input.name, input.trackers)
+    writeFileAtomic(files.manifest, input.manifest)
+    writeFileAtomic(files.torrent, torrent)
+    writeFileAtomic(files.magnet, magnet + '\n')
+    removeStaleShards(files, new Set())
+    return { changed: true, infoHash, magnet }
+  }
+  const shards = buildShards(input.name, input.pieceLength, input.trackers, input.content, input.starts)
+  const index = buildIndexTorrent(input.name, input.pieceLength, input.trackers, input.manifest, shards)
+  const magnet = magnetLink(index.infoHash, input.name, input.trackers)
+  if (!sameManifest) writeFileAtomic(files.manifest, input.manifest)
+  try {
+    mkdirSync(files.shards, { recursive: true })
+  } catch (err) {
+    throw fsError(err, files.shards, 'write')
+  }
+  const summaries = shards.map(s => {
+    const file = join(files.shards, `${s.infoHash}.torrent`)
+    if (!sameSize(file, s.torrent.length)) writeFileAtomic(file, s.torrent)
+    return { infoHash: s.infoHash, file, files: s.count, bytes: s.bytes }
+  })
+  writeFileAtomic(files.torrent, index.torrent)
+  writeFileAtomic(files.magnet, magnet + '\n')
+  removeStaleShards(files, new Set(shards.map(s => s.infoHash)))
+  return { changed: true, infoHash: index.infoHash, magnet, shards: summaries }
+}
+
+function singleTorrent(input: OutputsInput) {
+  const layout = layoutFiles(
+    [{ path: MANIFEST_TORRENT_PATH, length: input.manifest.length }, ...input.content.map(f => ({ path: f.path, length: f.length }))],
+    input.pieceLength,
+  )
+  const digests = [hashBuffer(input.manifest, input.pieceLength), ...input.content]
+  const pieces = Buffer.concat(digests.map(d => d.pieces))
+  // The torrent's final piece is short, not padded: it takes the unpadded hash.
+  const last = digests[digests.length - 1]
+  if (last.tail) last.tail.copy(pieces, pieces.length - 20)
+  return buildTorrent({ name: input.name, pieceLength: input.pieceLength, files: layout, pieces, trackers: input.trackers })
+}
+
+/**
+ * The torrent is a function of data.dsync, the name and the trackers; the magnet link names
+ * all three. Same data.dsync and same magnet link: the torrent on disk is this one, and a
+ * sharded repository's shard files must all be there too. Anything else: rebuild.
+ */
+function unchangedOutputs(files: RepoFiles, input: OutputsInput): Omit<WrittenOutputs, 'changed'> | undefined {
+  let text: string
+  let torrent: Buffer
+  try {
+    text = readFileSync(files.magnet, 'utf8')
+    torrent = readFileSync(files.torrent)
+  } catch {
+    return undefined
+  }
+  const hash = /^magnet:\?xt=urn:btih:([0-9a-f]{40})&/.exec(text)?.[1]
+  if (!hash || text !== magnetLink(hash, input.name, input.trackers) + '\n' || torrent.length === 0) return undefined
+  if (input.starts.length === 1) return { infoHash: hash, magnet: text.trim() }
+  let named: string[]
+  try {
+    const info = readTorrentInfo(torrent)
+    if (info.infoHash !== hash) return undefined
+    named = info.files.filter(f => !f.pad).slice(1).map(f => shardInfoHashOf(f.path) ?? '')
+  } catch {
+    return undefined
+  }
+  if (named.length !== input.starts.length) return undefined
+  const shards: ShardSummary[] = []
+  for (let s = 0; s < named.length; s++) {
+    const file = join(files.shards, `${named[s]}.torrent`)
+    if (named[s] === '' || !sameSize(file, undefined)) return undefined
+    const end = s + 1 < input.starts.length ? input.starts[s + 1] : input.content.length
+    const range = input.content.slice(input.starts[s], end)
+    shards.push({ infoHash: named[s], file, files: range.length, bytes: range.reduce((sum, f) => sum + f.length, 0) })
+  }
+  return { infoHash: hash, magnet: text.trim(), shards }
+}
+
+function removeStaleShards(files: RepoFiles, keep: Set<string>): void {
+  let names: string[]
+  try {
+    names = readdirSync(files.shards)
+  } catch {
+    return
+  }
+  for (const name of names) {
+    const ih = /^([0-9a-f]{40})\.torrent$/.exec(name)?.[1]
+    if (!ih || keep.has(ih)) continue
+    try {
+      unlinkSync(join(files.shards, name))
+    } catch (err) {
+      throw fsError(err, join(files.shards, name), 'write')
+    }
+  }
+}
+
+/** True when `file` exists (and, given a size, has it). */
+function sameSize(file: string, size: number | undefined): boolean {
+  try {
+    const st = statSync(file)
+    return size === undefined ? st.size > 0 : st.size === size
+  } catch {
+    return false
+  }
+}
+
+export function sameBytes(file: string, data: Buffer | string): boolean {
+  try {
+    const old = readFileSync(file)
+    return old.equals(typeof data === 'string' ? Buffer.from(data) : data)
+  } catch {
+    return false
+  }
+}

@@ -1,0 +1,158 @@
+import { hashBuffer } from '../manifest/hash-file.js'
+import { MANIFEST_TORRENT_PATH } from '../manifest/paths.js'
+import { buildTorrent, type BuiltTorrent } from './build.js'
+import { layoutFiles, piecesOf } from './layout.js'
+
+/**
+ * Shards: a repository too big for one torrent that standard clients load is split into
+ * shard torrents over contiguous ranges of data.dsync's order, plus an index torrent
+ * (data.dsync and the shard .torrent files) that keeps the repository's one magnet link.
+ * docs/SCALE.md ("Shards") has the design and the limits it keeps.
+ *
+ * libtorrent refuses a .torrent over 10 MB or 3M bencode tokens; a shard is cut well
+ * before either (4 MB, 1M tokens, estimated from the paths before anything is hashed).
+ * Boundaries are content-defined: a shard ends before a file whose path hashes to 0 mod
+ * AVG_FILES, so inserting or removing files moves no boundary elsewhere and an unchanged
+ * range keeps its infohash (and its swarm) across generations.
+ */
+export const SHARD_TORRENT_DIR = '.dsync/shards'
+/** A repository stays one torrent (as it always was) up to this many content files... */
+export const SINGLE_MAX_FILES = 32768
+/** ...and this much estimated info dict, and these many bencode tokens. */
+export const MAX_INFO_BYTES = 4 << 20
+export const MAX_TOKENS = 1_000_000
+/** A shard boundary falls on average every this many files (a power of two). */
+export const AVG_FILES = 16384
+/** No content-defined boundary closer than this to the previous one. */
+export const MIN_FILES = 2048
+
+export interface ShardInput {
+  path: string
+  length: number
+}
+
+/** What one file adds to an info dict: its entry, its pad entry and its piece hashes. */
+export function fileCost(f: ShardInput, pieceLength: number): { bytes: number; tokens: number } {
+  let segments = 1
+  for (let i = 0; i < f.path.length; i++) if (f.path.charCodeAt(i) === 0x2f) segments++
+  const pad = f.length % pieceLength === 0 ? 0 : 1
+  // d6:lengthi…e4:pathl…ee: 7 tokens + one per segment; a pad entry is 11 tokens, ~48 bytes.
+  const bytes = 26 + String(f.length).length + Buffer.byteLength(f.path) + segments * 3 + pad * 48 + piecesOf(f.length, pieceLength) * 20
+  return { bytes, tokens: 7 + segments + pad * 11 }
+}
+
+/** FNV-1a over the path's UTF-16 units: a cheap, stable function of the path alone. */
+function pathHash(path: string): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < path.length; i++) h = Math.imul(h ^ path.charCodeAt(i), 0x01000193)
+  return h >>> 0
+}
+
+/**
+ * The first index of each shard in `files` (the torrent's content files in data.dsync
+ * order). `[0]` alone: the repository is one torrent, laid out as it always was.
+ */
+export function shardStarts(files: ShardInput[], pieceLength: number): number[] {
+  const costs = files.map(f => fileCost(f, pieceLength))
+  let totalBytes = 0
+  let totalTokens = 0
+  for (const c of costs) {
+    totalBytes += c.bytes
+    totalTokens += c.tokens
+  }
+  if (files.length <= SINGLE_MAX_FILES && totalBytes <= MAX_INFO_BYTES && totalTokens <= MAX_TOKENS) return [0]
+  const starts = [0]
+  let bytes = 0
+  let tokens = 0
+  for (let i = 0; i < files.length; i++) {
+    const count = i - starts[starts.length - 1]
+    const natural = count >= MIN_FILES && pathHash(files[i].path) % AVG_FILES === 0
+    const forced = count > 0 && (bytes + costs[i].bytes > MAX_INFO_BYTES || tokens + costs[i].tokens > MAX_TOKENS)
+    if (natural || forced) {
+      starts.push(i)
+      bytes = 0
+      tokens = 0
+    }
+    bytes += costs[i].bytes
+    tokens += costs[i].tokens
+  }
+  return starts
+}
+
+export interface ShardFileDigest {
+  path: string
+  length: number
+  /** Zero-padded piece hashes of the file. */
+  pieces: Buffer
+  /** Unpadded hash of its last piece; needed for a file that ends a shard. */
+  tail?: Buffer
+}
+
+export interface BuiltShard extends BuiltTorrent {
+  /** Index of the shard's first file in the content list, and how many files it holds. */
+  first: number
+  count: number
+  bytes: number
+}
+
+/** One torrent per shard: the files of the range, padded as every dsync torrent is. */
+export function buildShards(
+  name: string, pieceLength: number, trackers: string[], files: ShardFileDigest[], starts: number[],
+): BuiltShard[] {
+  return starts.map((first, s) => {
+    const end = s + 1 < starts.length ? starts[s + 1] : files.length
+    const range = files.slice(first, end)
+    const pieces = Buffer.concat(range.map(f => f.pieces))
+    const last = range[range.length - 1]
+    if (last.length % pieceLength !== 0) {
+      if (!last.tail) throw new Error(`no unpadded last-piece hash for ${last.path}`)
+      last.tail.copy(pieces, pieces.length - 20)
+    }
+    const layout = layoutFiles(range.map(f => ({ path: f.path, length: f.length })), pieceLength)
+    const built = buildTorrent({ name, pieceLength, files: layout, pieces, trackers })
+    return { ...built, first, count: range.length, bytes: range.reduce((sum, f) => sum + f.length, 0) }
+  })
+}
+
+/**
+ * The index torrent of a sharded repository: data.dsync, then each shard's .torrent file
+ * (named by its infohash) in shard order. Its magnet link is the repository's, so a magnet
+ * alone reaches data.dsync and every shard, all verified by the index's piece hashes.
+ */
+export function buildIndexTorrent(
+  name: string, pieceLength: number, trackers: string[], manifest: Buffer, shards: BuiltTorrent[],
+): BuiltTorrent {
+  const parts = [{ path: MANIFEST_TORRENT_PATH, data: manifest }, ...shards.map(s => ({ path: shardTorrentPath(s.infoHash), data: s.torrent }))]
+  const layout = layoutFiles(parts.map(p => ({ path: p.path, length: p.data.length })), pieceLength)
+  const digests = parts.map((p, i) => hashBuffer(p.data, pieceLength, i === parts.length - 1))
+  const pieces = Buffer.concat(digests.map(d => d.pieces))
+  const last = digests[digests.length - 1]
+  if (last.tail) last.tail.copy(pieces, pieces.length - 20)
+  return buildTorrent({ name, pieceLength, files: layout, pieces, trackers })
+}
+
+/** The path of a shard's .torrent inside the index torrent (and under the repository). */
+export function shardTorrentPath(infoHash: string): string {
+  return `${SHARD_TORRENT_DIR}/${infoHash}.torrent`
+}
+
+/** The infohash a shard .torrent's path names, or undefined for any other path. */
+export function shardInfoHashOf(path: string): string | undefined {
+  const m = /^\.dsync\/shards\/([0-9a-f]{40})\.torrent$/.exec(path)
+  return m?.[1]
+}
+
+/**
+ * The shard infohashes an index torrent names, in order; undefined when the torrent is a
+ * one-torrent repository's (its files after data.dsync are content, not shard torrents).
+ */
+export function indexedShards(files: { path: string; pad: boolean }[]): string[] | undefined {
+  const named: string[] = []
+  for (let i = 1; i < files.length; i++) {
+    if (files[i].pad) continue
+    const ih = shardInfoHashOf(files[i].path)
+    if (!ih) return undefined
+    named.push(ih)
+  }
+  return named.length > 0 ? named : undefined
+}

@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { runCli } from '../testbed/cli.js'
+import { hasRsync } from '../testbed/rsyncd.js'
+import { tempDir } from '../testbed/tree.js'
+
+const OLD = new Date('2024-01-02T03:04:05Z')
+
+function writePool(root: string, count: number): void {
+  for (let i = 0; i < count; i++) {
+    const dir = join(root, 'pool', 'main', `p${Math.floor(i / 500)}`, `pkg${Math.floor(i / 10)}`)
+    if (i % 10 === 0) mkdirSync(dir, { recursive: true })
+    const file = join(dir, `f${i}_1.0_amd64.deb`)
+    writeFileSync(file, `file ${i}\n`.repeat(1 + (i % 7)))
+    utimesSync(file, OLD, OLD)
+  }
+  mkdirSync(join(root, 'dists', 'stable'), { recursive: true })
+  writeFileSync(join(root, 'dists', 'stable', 'Release'), 'release 1\n')
+}
+
+/** The upstream's next generation: changed, new, removed files, a new folder, a removed folder, a file turned symlink. */
+function changeUpstream(src: string): void {
+  writeFileSync(join(src, 'pool/main/p0/pkg0/f3_1.0_amd64.deb'), 'changed\n')
+  writeFileSync(join(src, 'pool/main/p0/pkg0/f3_1.1_amd64.deb'), 'new version\n')
+  unlinkSync(join(src, 'pool/main/p0/pkg0/f2_1.0_amd64.deb'))
+  rmSync(join(src, 'pool/main/p0/pkg1'), { recursive: true })
+  mkdirSync(join(src, 'pool/main/p0/newpkg/sub'), { recursive: true })
+  writeFileSync(join(src, 'pool/main/p0/newpkg/sub/n_2.0_all.deb'), 'brand new\n')
+  writeFileSync(join(src, 'pool/main/p0/newpkg/empty'), '')
+  unlinkSync(join(src, 'pool/main/p0/pkg2/f25_1.0_amd64.deb'))
+  symlinkSync('f24_1.0_amd64.deb', join(src, 'pool/main/p0/pkg2/f25_1.0_amd64.deb'))
+  writeFileSync(join(src, 'dists/stable/Release'), 'release 2\n')
+}
+
+async function hintRoundTrip(t: { diagnostic(s: string): void }, files: number): Promise<void> {
+  const base = tempDir()
+  const src = join(base, 'upstream')
+  const save = join(base, 'web', 'pool')
+  const home = join(base, 'home')
+  writePool(src, files)
+  mkdirSync(join(home, 'repos'), { recursive: true })
+  writeFileSync(join(home, 'xync.conf'), `webroot=${join(base, 'web')}\n`)
+  writeFileSync(join(home, 'repos', 'pool.conf'), `repo=pool\nsave=${save}\ndsync=true\n`)
+  mkdirSync(save, { recursive: true })
+  execFileSync('rsync', ['-a', `${src}/`, `${save}/`])
+  const gendsync = async (...args: string[]) => {
+    const r = await runCli(['--home', home, '--json', 'gendsync', ...args])
+    assert.equal(r.code, 0, r.stderr)
+    return { ...JSON.parse(r.stdout) as { changed: boolean; hashedFiles: number; shards?: unknown[] }, stderr: r.stderr }
+  }
+  const first = await gendsync()
+  t.diagnostic(`${files} files: ${first.shards ? `${first.shards.length} shards` : 'one torrent'}`)
+
+  changeUpstream(src)
+  // What a mirror's update script has at hand: rsync's own list of what it changed.
+  const list = execFileSync('rsync', ['-a', '--delete', '--exclude=/.dsync', '--itemize-changes', `${src}/`, `${save}/`], { encoding: 'utf8' })
+  assert.match(list, /\*deleting +pool\/main\/p0\/pkg1\//)
+  writeFileSync(join(base, 'changes'), list)
+  const hinted = await gendsync('--changed', join(base, 'changes'))
+  assert.equal(hinted.changed, true)
+  assert.doesNotMatch(hinted.stderr, /not used/, 'the hint was used, not a full walk')
+  // Read: the changed file, the new version, the new folder's two files and Release; nothing else.
+  assert.equal(hinted.hashedFiles, 5)
+  const outputs = () => {
+    const dir = join(save, '.dsync')
+    const names = ['data.dsync', 'pool.torrent', 'pool.magnet'].map(n => join(dir, n))
+    try {
+      names.push(...readdirSync(join(dir, 'shards')).map(n => join(dir, 'shards', n)))
+    } catch {
+      // one torrent: no shards folder
+    }
+    return Object.fromEntries(names.map(n => [n, readFileSync(n).toString('base64')]))
+  }
+  const afterHint = outputs()
+  // A full walk of the same tree finds nothing to change: the hinted outputs are exactly its own.
+  const full = await gendsync()
+  assert.equal(full.changed, false, 'a full run after the hinted one changed the outputs')
+  assert.deepEqual(outputs(), afterHint)
+
+  // A plain list naming only the files: their folders' new mtimes are found all the same.
+  writeFileSync(join(save, 'pool/main/p0/pkg3/added.deb'), 'added\n')
+  unlinkSync(join(save, 'pool/main/p0/pkg4/f40_1.0_amd64.deb'))
+  writeFileSync(join(base, 'plain'), 'pool/main/p0/pkg3/added.deb\npool/main/p0/pkg4/f40_1.0_amd64.deb\n')
+  const plain = await gendsync('--changed', join(base, 'plain'))
+  assert.deepEqual([plain.changed, plain.hashedFiles], [true, 1])
+  const afterPlain = outputs()
+  assert.equal((await gendsync()).changed, false, 'a full run after the plain hint changed the outputs')
+  assert.deepEqual(outputs(), afterPlain)
+}
+
+test('gendsync --changed with rsync --itemize-changes output: only changed files are read, outputs equal a full run', { timeout: 120_000 }, async t => {
+  if (!hasRsync) return t.skip('rsync is not installed')
+  await hintRoundTrip(t, 300)
+})
+
+test('gendsync --changed on a sharded repository: outputs equal a full run', { timeout: 600_000 }, async t => {
+  if (!hasRsync) return t.skip('rsync is not installed')
+  await hintRoundTrip(t, 34_000)
+})
+
+test('gendsync --changed refuses a path outside the repository, naming the line', async () => {
+  const base = tempDir()
+  mkdirSync(join(base, 'home', 'repos'), { recursive: true })
+  mkdirSync(join(base, 'web', 'r'), { recursive: true })
+  writeFileSync(join(base, 'home', 'xync.conf'), `webroot=${join(base, 'web')}\n`)
+  writeFileSync(join(base, 'home', 'repos', 'r.conf'), `repo=r\nsave=${join(base, 'web', 'r')}\ndsync=true\n`)
+  writeFileSync(join(base, 'changes'), 'ok/file\n../etc/passwd\n')
+  const r = await runCli(['--home', join(base, 'home'), 'gendsync', '--changed', join(base, 'changes')])
+  assert.equal(r.code, 2)
+  assert.match(r.stderr, /changes:2: not a path inside the repository/)
+  assert.equal(r.stderr.trim().split('\n').length, 1)
+})

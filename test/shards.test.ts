@@ -1,0 +1,166 @@
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { readdirSync, readFileSync, statSync, writeFileSync, utimesSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { readTorrentInfo } from '../src/torrent/read.js'
+import { MAX_INFO_BYTES, shardStarts, SINGLE_MAX_FILES } from '../src/torrent/shards.js'
+import { runCli } from '../testbed/cli.js'
+import { HOST_PORT, prepareHost, startHost } from '../testbed/host.js'
+import { libtorrentMissing } from '../testbed/leecher.js'
+import { tempDir } from '../testbed/tree.js'
+
+const LT_SHARDS = fileURLToPath(new URL('../../testbed/lt_sharded.py', import.meta.url))
+/** libtorrent's defaults: a .torrent over 10 MB or 3M bencode tokens is refused. */
+const LT_MAX_BYTES = 10_000_000
+const LT_MAX_TOKENS = 3_000_000
+
+/**
+ * `count` tiny distinct files laid out like a Debian pool (pool/main/pNN/pkgNNNN/…). Long
+ * folder names (`pad` characters) make a few thousand files need more than one shard.
+ */
+function writePool(root: string, count: number, pad = 0): void {
+  const old = new Date('2024-01-02T03:04:05Z')
+  for (let i = 0; i < count; i++) {
+    const dir = join(root, 'pool', 'main', `${'p'.repeat(pad)}${Math.floor(i / 500)}`, `${'k'.repeat(pad)}${Math.floor(i / 10)}`)
+    if (i % 10 === 0) mkdirSync(dir, { recursive: true })
+    const file = join(dir, `f${i}_1.0_amd64.deb`)
+    writeFileSync(file, `file ${i}\n`)
+    utimesSync(file, old, old)
+  }
+}
+
+/** Bencode tokens as libtorrent counts them (every value, and each list/dict end). */
+function countTokens(buf: Buffer): number {
+  let tokens = 0
+  let pos = 0
+  while (pos < buf.length) {
+    const c = buf[pos]
+    tokens++
+    if (c === 0x64 || c === 0x6c || c === 0x65) pos++
+    else if (c === 0x69) pos = buf.indexOf(0x65, pos) + 1
+    else {
+      const colon = buf.indexOf(0x3a, pos)
+      pos = colon + 1 + Number(buf.toString('latin1', pos, colon))
+    }
+  }
+  return tokens
+}
+
+function ltSharded(args: Record<string, unknown>): Promise<{ ok: boolean; shards: number; files: number; error: string | null }> {
+  return new Promise((resolve, reject) => {
+    execFile('/usr/bin/python3', [LT_SHARDS, JSON.stringify(args)], { timeout: 900_000, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+      if (err) return reject(new Error(`libtorrent failed: ${err.message} ${stderr}`))
+      resolve(JSON.parse(stdout.trim().split('\n').pop()!))
+    })
+  })
+}
+
+function summary(stdout: string): unknown {
+  return JSON.parse(stdout.trim().split('\n').filter(l => l.includes('"summary"')).pop()!)
+}
+
+function sameTree(a: string, b: string, rel = ''): number {
+  let files = 0
+  for (const name of readdirSync(join(a, rel))) {
+    if (rel === '' && name === '.dsync') continue
+    const p = rel ? `${rel}/${name}` : name
+    if (statSync(join(a, p)).isDirectory()) files += sameTree(a, b, p)
+    else {
+      assert.ok(readFileSync(join(a, p)).equals(readFileSync(join(b, p))), `${p} differs`)
+      files++
+    }
+  }
+  return files
+}
+
+test('shard boundaries: a small repository is one torrent; an insertion moves no boundary away from it', () => {
+  const paths = Array.from({ length: 200_000 }, (_, i) => `pool/main/p${Math.floor(i / 500)}/pkg${Math.floor(i / 10)}/f${i}_1.0_amd64.deb`).sort()
+  const files = paths.map(path => ({ path, length: 1000 }))
+  assert.deepEqual(shardStarts(files.slice(0, 20_000), 16384), [0])
+  assert.ok(shardStarts(files.slice(0, SINGLE_MAX_FILES + 1).map(f => ({ ...f, length: 16384 })), 16384).length > 1, "over the file count: sharded")
+  const before = shardStarts(files, 16384)
+  assert.ok(before.length >= 4, `${before.length} shards`)
+  // 50 new files in the middle of the third shard: boundaries before it stay, after it move by 50.
+  const at = Math.floor((before[2] + before[3]) / 2)
+  const inserted = [...files.slice(0, at), ...Array.from({ length: 50 }, (_, i) => ({ path: `${files[at].path}.new${i}`, length: 1000 })), ...files.slice(at)]
+  const after = shardStarts(inserted, 16384)
+  assert.deepEqual(after.filter(s => s <= at), before.filter(s => s <= at))
+  assert.deepEqual(after.filter(s => s > at).map(s => s - 50), before.filter(s => s > at))
+  // Long paths: a forced cut keeps every shard under the estimate's cap.
+  const long = paths.map(path => ({ path: `${'deep/'.repeat(60)}${path}`, length: 70_000 }))
+  const starts = shardStarts(long, 16384)
+  assert.ok(starts.length > before.length, 'long paths need more shards')
+})
+
+test('libtorrent alone bootstraps a 100,000-file repository from a dsync host through the shard torrents', { timeout: 1_200_000 }, async t => {
+  const missing = libtorrentMissing()
+  if (missing) return t.skip(missing)
+  const host = await prepareHost('127.0.3.110', {})
+  const save = join(host.webroot, 'pool100k')
+  writePool(save, 100_000)
+  writeFileSync(join(host.home, 'repos', 'pool100k.conf'), `repo=pool100k\nsave=${save}\ndsync=true\n`)
+  const g = await host.cli('--json', 'gendsync')
+  assert.equal(g.code, 0, g.stderr)
+  const gen = JSON.parse(g.stdout) as { infoHash: string; magnet: string; shards?: { infoHash: string; file: string; files: number }[] }
+  assert.ok(gen.shards && gen.shards.length >= 2, 'the repository is sharded')
+  assert.equal(gen.shards.reduce((s, x) => s + x.files, 0), 100_000)
+  for (const file of [join(save, '.dsync', 'pool100k.torrent'), ...gen.shards.map(s => s.file)]) {
+    const bytes = readFileSync(file)
+    assert.ok(bytes.length <= MAX_INFO_BYTES * 1.1 && bytes.length < LT_MAX_BYTES, `${file}: ${bytes.length} bytes`)
+    assert.ok(countTokens(bytes) < LT_MAX_TOKENS / 2, `${file}: ${countTokens(bytes)} tokens`)
+  }
+  const index = readTorrentInfo(readFileSync(join(save, '.dsync', 'pool100k.torrent')))
+  assert.deepEqual(index.files.filter(f => !f.pad).map(f => f.path),
+    ['.dsync/data.dsync', ...gen.shards.map(s => `.dsync/shards/${s.infoHash}.torrent`)])
+  await startHost(host, ['pool100k'])
+  // The shard .torrent files are on the host's HTTP API too.
+  const info = await (await fetch(`http://127.0.3.110:${HOST_PORT}/pool100k/`)).json() as { shards: { infoHash: string; torrent: string }[] }
+  assert.deepEqual(info.shards.map(s => s.infoHash), gen.shards.map(s => s.infoHash))
+  const shardBytes = Buffer.from(await (await fetch(`http://127.0.3.110:${HOST_PORT}${info.shards[0].torrent}`)).arrayBuffer())
+  assert.ok(shardBytes.equals(readFileSync(gen.shards[0].file)))
+
+  const dest = tempDir()
+  const r = await ltSharded({ magnet: gen.magnet, save: dest, peers: [`127.0.3.110:${HOST_PORT}`], bind: '127.0.3.111', timeout: 900 })
+  assert.ok(r.ok, JSON.stringify(r))
+  assert.equal(r.shards, gen.shards.length)
+  assert.equal(sameTree(save, join(dest, 'pool100k')), 100_000)
+  assert.ok(readFileSync(join(dest, 'pool100k', '.dsync', 'data.dsync')).equals(readFileSync(join(save, '.dsync', 'data.dsync'))))
+})
+
+test('dsync pull bootstraps a sharded repository, then an update fetches the changed files from their shards', { timeout: 1_200_000 }, async t => {
+  const host = await prepareHost('127.0.3.112', {})
+  const save = join(host.webroot, 'pool10k')
+  // 10,000 files with 450-byte paths: a torrent of ~5 MB, so two shards.
+  writePool(save, 10_000, 200)
+  writeFileSync(join(host.home, 'repos', 'pool10k.conf'), `repo=pool10k\nsave=${save}\ndsync=true\n`)
+  const g = await host.cli('--json', 'gendsync')
+  assert.equal(g.code, 0, g.stderr)
+  const first = JSON.parse(g.stdout) as { shards?: { infoHash: string }[] }
+  assert.ok(first.shards && first.shards.length >= 2, 'the repository is sharded')
+  await startHost(host, ['pool10k'])
+  const dest = join(tempDir(), 'mirror')
+  const pull = (...extra: string[]) => runCli(['--json', 'pull', `dtp://127.0.3.112:${HOST_PORT}/pool10k`, dest, '--bind', '127.0.3.113', ...extra])
+  const boot = await pull()
+  assert.equal(boot.code, 0, boot.stderr)
+  assert.equal(sameTree(save, dest), 10_000)
+  t.diagnostic(`bootstrap: ${(summary(boot.stdout) as { seconds: number }).seconds} s`)
+
+  // One changed file and one new one beside it: the last shard's range.
+  const pkg = join(save, 'pool', 'main', `${'p'.repeat(200)}9`, `${'k'.repeat(200)}499`)
+  writeFileSync(join(pkg, 'f4999_1.0_amd64.deb'), 'changed content\n')
+  writeFileSync(join(pkg, 'f4999_1.1_amd64.deb'), 'file 40000\n')
+  const g2 = await host.cli('--json', 'gendsync')
+  assert.equal(g2.code, 0, g2.stderr)
+  const second = JSON.parse(g2.stdout) as { shards: { infoHash: string }[] }
+  const kept = second.shards.filter(s => first.shards!.some(f => f.infoHash === s.infoHash))
+  assert.equal(kept.length, second.shards.length - 1, 'only the shard holding the change has a new infohash')
+  assert.equal((await host.cli('reload')).code, 0)
+  const upd = await pull()
+  assert.equal(upd.code, 0, upd.stderr)
+  const r = summary(upd.stdout) as { added: number; changed: number; filesFetched: number; bytesReceived: number }
+  assert.deepEqual([r.added, r.changed, r.filesFetched], [1, 1, 2])
+  assert.equal(r.bytesReceived, 'changed content\n'.length + 'file 40000\n'.length)
+  assert.equal(sameTree(save, dest), 10_001)
+})
