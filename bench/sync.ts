@@ -1,4 +1,4 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
@@ -8,6 +8,7 @@ import { cpuSnapshot, foreignCores, machineLoad, median, processCpuSeconds, time
 import { fmtMiB, fmtSeconds, markdownTable } from './lib/table.js'
 import { changeFiles, ensureTree, type GeneratedTree, type TreeSpec } from './lib/tree.js'
 import { eachArg } from './lib/args.js'
+import { startRsyncd } from './lib/rsyncd.js'
 
 /**
  * `dsync pull` from three DTP hosts against `rsync -a` from one rsync daemon, on loopback,
@@ -158,7 +159,7 @@ async function runDataset(opts: Options, name: string, spec: TreeSpec): Promise<
       env.hostPids.push(Number(readFileSync(join(home, 'run', 'dtp.pid'), 'utf8').trim()))
     }
     log(`hosts up: ${opts.hosts.map((h, i) => `${h}:${PORT} pid ${env.hostPids[i]}`).join(', ')}`)
-    env.rsyncd = await startRsyncDaemon(base, root, opts.rsyncAddress)
+    env.rsyncd = await startRsyncd(base, root, opts.rsyncAddress, RSYNC_PORT)
     log(`rsync daemon up on ${opts.rsyncAddress}:${RSYNC_PORT} pid ${env.rsyncd.pid}`)
 
     log('warming the page cache (every source file read once)')
@@ -194,26 +195,6 @@ function makeHostHome(base: string, webroot: string, root: string, address: stri
   writeFileSync(join(home, 'xync.conf'), `webroot=${webroot}\nlisten=${address}\nport=${PORT}\n`)
   writeFileSync(join(home, 'repos', `${REPO}.conf`), `repo=${REPO}\nsave=${root}\ndsync=true\n`)
   return home
-}
-
-async function startRsyncDaemon(base: string, root: string, address: string): Promise<ChildProcess> {
-  const conf = join(base, 'rsyncd.conf')
-  // Same user as us (as root, rsync would switch to nobody); .dsync/ is dsync's, not the mirror's.
-  writeFileSync(conf, [
-    'use chroot = no', `uid = ${process.getuid!()}`, `gid = ${process.getgid!()}`, `log file = ${join(base, 'rsyncd.log')}`,
-    '[mod]', `path = ${root}`, 'read only = yes', 'exclude = /.dsync/', '',
-  ].join('\n'))
-  const child = spawn('rsync', ['--daemon', '--no-detach', `--config=${conf}`, `--address=${address}`, `--port=${RSYNC_PORT}`], { stdio: ['ignore', 'ignore', 'pipe'] })
-  let err = ''
-  child.stderr!.on('data', d => (err += d))
-  for (let i = 0; i < 50; i++) {
-    if (child.exitCode !== null) throw new Error(`rsync daemon exited: ${err}`)
-    const r = await timeChild('rsync', [`rsync://${address}:${RSYNC_PORT}/`])
-    if (r.code === 0) return child
-    await new Promise(res => setTimeout(res, 100))
-  }
-  child.kill()
-  throw new Error(`rsync daemon did not answer: ${err}`)
 }
 
 async function stopEverything(env: Env): Promise<void> {

@@ -12,23 +12,15 @@ import sys
 import time
 
 import libtorrent as lt
+from lt_session import quiet_session
 
 args = json.loads(sys.argv[1])
 bind = args.get("bind", "127.0.0.1")
-settings = {
-    "listen_interfaces": f"{bind}:0",
-    "outgoing_interfaces": bind,
-    "enable_dht": False,
-    "enable_lsd": False,
-    "enable_upnp": False,
-    "enable_natpmp": False,
-    "enable_incoming_utp": False,
-    "enable_outgoing_utp": False,
-    "announce_to_all_trackers": False,
-    "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification,
-    "allow_multiple_connections_per_ip": True,
-}
-ses = lt.session(settings)
+ses = quiet_session(
+    bind,
+    announce_to_all_trackers=False,
+    alert_mask=lt.alert.category_t.error_notification | lt.alert.category_t.status_notification,
+)
 if "torrent" in args:
     params = lt.add_torrent_params()
     params.ti = lt.torrent_info(args["torrent"])

@@ -19,25 +19,18 @@ import sys
 import time
 
 import libtorrent as lt
+from lt_session import quiet_session
 
 args = json.loads(sys.argv[1])
 bind = args.get("bind", "127.0.0.1")
-ses = lt.session({
-    "listen_interfaces": f"{bind}:0",
-    "outgoing_interfaces": bind,
-    "enable_dht": False,
-    "enable_lsd": False,
-    "enable_upnp": False,
-    "enable_natpmp": False,
-    "enable_incoming_utp": False,
-    "enable_outgoing_utp": False,
-    "alert_mask": lt.alert.category_t.error_notification,
-    "allow_multiple_connections_per_ip": True,
+ses = quiet_session(
+    bind,
+    alert_mask=lt.alert.category_t.error_notification,
     # Many torrents at once: none may be queued behind the others.
-    "active_downloads": -1,
-    "active_seeds": -1,
-    "active_limit": -1,
-})
+    active_downloads=-1,
+    active_seeds=-1,
+    active_limit=-1,
+)
 deadline = time.time() + args.get("timeout", 600)
 peers = [(p.rsplit(":", 1)[0], int(p.rsplit(":", 1)[1])) for p in args.get("peers", [])]
 error = None
