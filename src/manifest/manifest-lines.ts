@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto'
 import { DsyncError, ExitCode } from '../errors.js'
+import { isSafeRelativePath } from './entry.js'
 import { unescapePath } from './escape.js'
 import { MAGIC, VERSION } from './format.js'
+import { DSYNC_DIR } from './paths.js'
 
 /**
  * A data.dsync held as its bytes plus one offset per entry line, without an object per entry:
@@ -18,6 +20,8 @@ export interface ManifestLines {
   /** Offset of each entry line, then of the END line: `count + 1` values. */
   starts: Uint32Array
   count: number
+  /** The END line's checksum (hex): the generation's identity in logs and status. */
+  digest: string
 }
 
 export function readManifestLines(buf: Buffer, file: string): ManifestLines {
@@ -38,7 +42,7 @@ export function readManifestLines(buf: Buffer, file: string): ManifestLines {
   const count = starts.length
   starts.push(endAt + 1) // the END line's
   return {
-    buf, count, starts: Uint32Array.from(starts),
+    buf, count, starts: Uint32Array.from(starts), digest: sum,
     pieceLength: header.get('piece-length') ?? 0, entries: header.get('entries') ?? 0,
     files: header.get('files') ?? 0, bytes: header.get('bytes') ?? 0,
   }
@@ -49,8 +53,8 @@ export function lineAt(m: ManifestLines, i: number): Buffer {
   return m.buf.subarray(m.starts[i], m.starts[i + 1] - 1)
 }
 
-/** Type, size and (unescaped) path of entry line `i`. */
-export function entryAt(m: ManifestLines, i: number): { type: string; size: number; path: string } {
+/** Type, size, mtime and (unescaped) path of entry line `i`. */
+export function entryAt(m: ManifestLines, i: number): { type: string; size: number; mtime: number; path: string } {
   const line = lineAt(m, i)
   let tab = -1
   const fields: number[] = []
@@ -64,8 +68,35 @@ export function entryAt(m: ManifestLines, i: number): { type: string; size: numb
   return {
     type: String.fromCharCode(line[0]),
     size: Number(line.toString('latin1', fields[2], fields[3] - 1)),
+    mtime: Number(line.toString('latin1', fields[3], fields[4] - 1)),
     path: unescapePath(raw) ?? raw,
   }
+}
+
+export interface ContentFile {
+  type: 'f'
+  path: string
+  size: number
+  mtime: number
+}
+
+/**
+ * The files a torrent of this data.dsync holds (type f, size > 0), in order, without an object
+ * for any other entry or a digest buffer for any: what a host needs to seed a generation. Each
+ * path must be safe (relative, no `..`, not under .dsync): the host opens files by these paths.
+ */
+export function contentFiles(m: ManifestLines, file: string): ContentFile[] {
+  const out: ContentFile[] = []
+  for (let i = 0; i < m.count; i++) {
+    if (m.buf[m.starts[i]] !== 0x66) continue // 'f'
+    const e = entryAt(m, i)
+    if (e.type !== 'f' || !(e.size > 0)) continue
+    if (!isSafeRelativePath(e.path) || e.path === DSYNC_DIR || e.path.startsWith(DSYNC_DIR + '/')) {
+      throw new DsyncError(ExitCode.badData, 'manifest.corrupt', { file, line: i + 1, reason: 'unsafe or malformed path' })
+    }
+    out.push({ type: 'f', path: e.path, size: e.size, mtime: e.mtime })
+  }
+  return out
 }
 
 /** First line whose path is not below `key` (UTF-8 byte order, data.dsync's order). */

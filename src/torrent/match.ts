@@ -1,7 +1,12 @@
-import type { Manifest } from '../manifest/format.js'
 import { MANIFEST_TORRENT_PATH } from '../manifest/paths.js'
 import { layoutFiles, type LayoutFile } from './layout.js'
 import { shardTorrentPath } from './shards.js'
+
+/** What the checks need of data.dsync: its piece length and its entries (a parsed Manifest, or a host's content list). */
+export interface ManifestShape {
+  header: { pieceLength: number }
+  entries: readonly { type: string; path: string; size: number }[]
+}
 
 export interface TorrentShape {
   pieceLength: number
@@ -14,7 +19,7 @@ export interface TorrentShape {
  * same order, with the pads the layout rule implies, and one hash per piece. Returns the
  * layout, or the reason they differ (a torrent of another generation, or a forgery).
  */
-export function matchTorrentToManifest(info: TorrentShape, manifest: Manifest, manifestLength: number): LayoutFile[] | string {
+export function matchTorrentToManifest(info: TorrentShape, manifest: ManifestShape, manifestLength: number): LayoutFile[] | string {
   const content = manifest.entries.filter(e => e.type === 'f' && e.size > 0)
   return matchFiles(info, manifest.header.pieceLength,
     [{ path: MANIFEST_TORRENT_PATH, length: manifestLength }, ...content.map(e => ({ path: e.path, length: e.size }))], 'the torrent')
@@ -38,7 +43,7 @@ export interface ShardedLayout {
  * No boundary rule is needed to check this, so hosts may place boundaries as they like.
  */
 export function matchShardsToManifest(
-  index: TorrentShape, shards: ShardShape[], manifest: Manifest, manifestLength: number,
+  index: TorrentShape, shards: ShardShape[], manifest: ManifestShape, manifestLength: number,
 ): ShardedLayout | string {
   const pieceLength = manifest.header.pieceLength
   const indexLayout = matchFiles(index, pieceLength,
