@@ -123,10 +123,15 @@ class Bed {
     await this.startHosts()
     this.rsyncd = await startRsyncd(this.base, this.root, RSYNC_ADDRESS, RSYNC_PORT)
     await this.prepareDests()
-    await this.update('without the change hint', false, 1)
-    await this.update('with the change hint', true, 2)
-    await this.noChange()
-    console.log(`## ${this.spec.name}: ${this.tree.files.length} files, ${fmtMiB(this.tree.bytes)} MiB (${uptime()})\n`)
+    try {
+      await this.update('without the change hint', false, 1)
+      await this.update('with the change hint', true, 2)
+      await this.noChange()
+    } catch (err) {
+      // A failed step is a result too: the rows so far are printed with it.
+      this.rows.push(['FAILED', (err as Error).message.split('\n').slice(-3).join(' ').slice(0, 300), '', '', '', 'NO'])
+    }
+    console.log(`## ${this.spec.name}: ${this.tree.files.length} files, ${fmtMiB(this.tree.bytes)} MiB (load ${uptime()})\n`)
     console.log(markdownTable(['measure', 'dsync', 'rsync -a (1 daemon) / baseline', 'ratio', 'target', 'met'], this.rows))
     console.log('')
   }
@@ -196,7 +201,12 @@ class Bed {
     const g = await this.cli(this.homes[0], '--json', 'gendsync', ...(hinted ? ['--changed', hint] : []))
     this.rows.push([`gendsync after ${entries} entries changed, ${label}: seconds (vs full)`, fmtSeconds(g.seconds), fmtSeconds(this.fullSeconds),
       ratio(g.seconds, this.fullSeconds), hinted ? '<= 10% of full' : '', hinted ? ok(g.seconds <= 0.1 * this.fullSeconds) : ''])
+    const reloaded = performance.now()
     for (const home of this.homes) await timeChildOk(process.execPath, [this.opts.cli, '--home', home, 'reload'])
+    // The clients start once every host serves the new generation (a reload loads it first).
+    const infoHash = (JSON.parse(g.stdout) as { infoHash: string }).infoHash
+    for (const h of HOSTS) await waitServing(h, infoHash)
+    this.rows.push([`update #${round}: hosts reload -> new generation served, seconds`, fmtSeconds((performance.now() - reloaded) / 1000), '', '', '', ''])
     const d = await this.dsyncPull()
     const r = await this.rsyncPull()
     const limit = 1.2 * changedBytes + 65536 + 300 * entries
@@ -253,11 +263,11 @@ function writeIndexFiles(root: string, files: number, round: number): { paths: s
   return { paths: Object.keys(out), bytes }
 }
 
-async function waitServing(address: string): Promise<void> {
+async function waitServing(address: string, infoHash?: string): Promise<void> {
   for (let i = 0; i < 6000; i++) {
     try {
       const res = await fetch(`http://${address}:${PORT}/${REPO}/`)
-      if (res.status === 200) return
+      if (res.status === 200 && (!infoHash || (await res.json() as { infoHash: string }).infoHash === infoHash)) return
     } catch {
       // not listening yet
     }
