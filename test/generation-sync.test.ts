@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { parseRecord } from '../src/generation/record.js'
@@ -111,6 +111,13 @@ test(`clients 1, 5 and ${K + 1} generations behind converge; the chain moves onl
   assert.equal(json.route, 'full')
   assert.match(stderr, /off the delta chain/)
   await assertSameTree(repoDir, far)
+  // Every mirror keeps the record's deltas, so it can serve mirrors further behind (the one
+  // that came by the full route fetched them for that).
+  for (const dest of Object.values(behind)) {
+    const dir = join(dest, '.dsync', 'deltas')
+    assert.deepEqual(readdirSync(dir).sort(), readdirSync(join(repoDir, '.dsync', 'deltas')).sort(), dest)
+    for (const name of readdirSync(dir)) assert.ok(readFileSync(join(dir, name)).equals(readFileSync(join(repoDir, '.dsync', 'deltas', name))), name)
+  }
 
   // Up to date: the record and the host info are all that crosses the wire, and DEST is not
   // walked (a file removed by hand stays missing); --rescan walks it and repairs.

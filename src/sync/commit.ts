@@ -11,7 +11,7 @@ import type { PullContext, Route } from './types.js'
  */
 export async function commitStage(ctx: PullContext, route: Route, staging: Staging): Promise<void> {
   const { opts, record } = ctx
-  route.beforeCommit?.()
+  await route.beforeCommit?.()
   if (record) writeFileAtomic(generationFiles(opts.dest).record, record.bytes)
   writeFileAtomic(repoFiles(opts.dest, route.repo).manifest, route.manifestBytes)
   opts.onApplyStep?.('commit')

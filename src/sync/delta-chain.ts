@@ -43,16 +43,14 @@ export interface FetchedChain {
  * Fetches each delta of the chain from a host's HTTP API, checks it against the record, and
  * applies them in order to DEST's data.dsync. The result must hash to the record's manifest.
  */
-export async function followChain(baseUrl: string, chain: DeltaRef[], previous: Buffer, record: GenerationRecord, localAddress?: string): Promise<FetchedChain> {
+export async function followChain(baseUrls: string[], chain: DeltaRef[], previous: Buffer, record: GenerationRecord, localAddress?: string): Promise<FetchedChain> {
   const deltas: Delta[] = []
   const raw: Buffer[] = []
   let manifest = previous
   let bytes = 0
   for (const ref of chain) {
-    const url = new URL(`deltas/${ref.seq}.delta`, baseUrl).toString()
-    const body = await httpGet(url, Math.min(DELTA_CAP, ref.size), 'delta', undefined, localAddress)
+    const { url, body } = await fetchDelta(baseUrls, ref, localAddress)
     bytes += body.length
-    mustMatch(url, `delta ${ref.seq}`, sha256Hex(body), ref.sha256)
     let delta: Delta
     try {
       delta = parseDelta(body)
@@ -67,7 +65,7 @@ export async function followChain(baseUrl: string, chain: DeltaRef[], previous: 
     deltas.push(delta)
     raw.push(body)
   }
-  mustMatch(baseUrl, 'data.dsync rebuilt from the deltas', sha256Hex(manifest), record.manifest.sha256)
+  mustMatch(baseUrls[0], 'data.dsync rebuilt from the deltas', sha256Hex(manifest), record.manifest.sha256)
   return { deltas, raw, manifest, bytes }
 }
 
@@ -96,4 +94,30 @@ export function sourcesFor(deltas: Delta[], fetch: Map<string, ManifestEntry>, f
   }
   const missing = [...fetch.keys()].filter(hex => !found.has(hex) && fetch.get(hex)!.size > 0)
   return { found, missing }
+}
+
+/** A delta host unreachable, or without that delta: the caller falls back to the full generation. */
+export class DeltaUnavailable extends Error {}
+
+/**
+ * One delta from the first host that has it (a host that pulled its tree through the full
+ * route may lack old deltas). Bytes that do not hash as the record says are refused, not
+ * routed around: with a pinned key that is an attack or corruption the user must hear about.
+ */
+export async function fetchDelta(baseUrls: string[], ref: DeltaRef, localAddress?: string): Promise<{ url: string; body: Buffer }> {
+  const failures: string[] = []
+  for (const base of baseUrls) {
+    const url = new URL(`deltas/${ref.seq}.delta`, base).toString()
+    let body: Buffer
+    try {
+      body = await httpGet(url, Math.min(DELTA_CAP, ref.size), 'delta', undefined, localAddress)
+    } catch (err) {
+      if (!(err instanceof DsyncError) || err.exitCode !== ExitCode.network) throw err
+      failures.push(err.message)
+      continue
+    }
+    mustMatch(url, `delta ${ref.seq}`, sha256Hex(body), ref.sha256)
+    return { url, body }
+  }
+  throw new DeltaUnavailable(`delta ${ref.seq} not available (${failures.join('; ')})`)
 }

@@ -1,5 +1,4 @@
-import { mkdirSync, readdirSync, rmSync } from 'node:fs'
-import { join } from 'node:path'
+import { mkdirSync } from 'node:fs'
 import { STALL_MS } from '../config/defaults.js'
 import { DsyncError, ExitCode } from '../errors.js'
 import { sha256Hex, type Delta } from '../generation/delta.js'
@@ -13,10 +12,10 @@ import { repoFiles } from '../manifest/paths.js'
 import { pieceMap } from '../torrent/piece-map.js'
 import { readTorrentInfo, type TorrentInfo } from '../torrent/read.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
-import { findChain, followChain, sourcesFor } from './delta-chain.js'
+import { DeltaUnavailable, findChain, followChain, sourcesFor } from './delta-chain.js'
+import { deltaHosts, firstAnswer, offerDeltas } from './delta-offer.js'
 import { readOrUndefined, tryParse } from './metadata.js'
 import { layoutOf } from './torrent-check.js'
-import { httpGet } from './http-get.js'
 import { openSwarm } from './open-swarm.js'
 import { executePlan } from './execute.js'
 import type { PullContext, PullResult } from './types.js'
@@ -26,11 +25,7 @@ import { magnetLink } from '../torrent/build.js'
 import type { Staging } from './staging.js'
 import { transferFiles } from './transfer.js'
 
-/** A delta torrent is ~20 bytes per piece of changed content; far below this. */
-const DELTA_TORRENT_CAP = 64 << 20
 
-/** Thrown inside the route when a content the plan needs is in no delta: the full route takes over. */
-class OffChain extends Error {}
 
 /**
  * The update route whose bytes follow the change (docs/SCALE.md): DEST's data.dsync plus the
@@ -55,7 +50,14 @@ export async function pullViaDeltas(ctx: PullContext, record: GenerationRecord, 
   let raw: Buffer[] = []
   let manifestBytes = previousBytes
   if (chain.length > 0) {
-    const fetched = await followChain(baseUrl, chain, previousBytes, record, ctx.opts.localAddress)
+    let fetched
+    try {
+      fetched = await followChain(deltaHosts(ctx, baseUrl), chain, previousBytes, record, ctx.opts.localAddress)
+    } catch (err) {
+      if (!(err instanceof DeltaUnavailable)) throw err
+      opts.onWarning?.(t('generation.offChain', { reason: err.message }))
+      return undefined
+    }
     opts.onWarning?.(t('generation.viaDeltas', { count: chain.length, to: record.seq }))
     ctx.extraHttpBytes = (ctx.extraHttpBytes ?? 0) + fetched.bytes
     deltas = fetched.deltas
@@ -74,11 +76,14 @@ export async function pullViaDeltas(ctx: PullContext, record: GenerationRecord, 
       repo: record.repo, infoHash: record.torrent, manifest, manifestBytes, previous,
       sameGeneration: chain.length === 0, route: 'deltas', deltas: chain.length,
       fetch: (items, staging) => fetchFromDeltas(ctx, baseUrl, chain, deltas, items, final, staging),
-      beforeCommit: () => keepDeltas(opts.dest, record, chain, deltas, raw),
+      beforeCommit: async () => {
+        keepDeltas(opts.dest, chain, deltas, raw)
+        await offerDeltas(ctx, record, deltaHosts(ctx, baseUrl))
+      },
       commit: () => chain.length > 0 ? commitTorrent(ctx, { dest: opts.dest, repo: record.repo, record, manifest, manifestBytes, previous, previousSize: previousBytes.length }) : undefined,
     })
   } catch (err) {
-    if (!(err instanceof OffChain)) throw err
+    if (!(err instanceof DeltaUnavailable)) throw err
     opts.onWarning?.(t('generation.offChain', { reason: err.message }))
     return undefined
   }
@@ -129,7 +134,7 @@ async function fetchFromDeltas(
   const wanted = new Map(items)
   const { found, missing } = sourcesFor(deltas, wanted, final)
   if (missing.length > 0) {
-    throw new OffChain(`${missing.length} file(s) to fetch are in no delta, e.g. ${wanted.get(missing[0])!.path}`)
+    throw new DeltaUnavailable(`${missing.length} file(s) to fetch are in no delta, e.g. ${wanted.get(missing[0])!.path}`)
   }
   const byDelta = new Map<number, Map<number, string>>()
   for (const [hex, src] of found) {
@@ -138,7 +143,7 @@ async function fetchFromDeltas(
   }
   const out = { bytesReceived: 0, bytesPerPeer: {} as Record<string, number> }
   for (const [d, filesByIndex] of byDelta) {
-    const info = await deltaTorrent(ctx, baseUrl, chain[d], deltas[d])
+    const info = await deltaTorrent(ctx, deltaHosts(ctx, baseUrl), chain[d], deltas[d])
     const map = { ...pieceMap(layoutOf(info), info.pieceLength), infoHash: info.infoHash }
     const net = openSwarm(ctx, info.infoHash, info.trackers)
     try {
@@ -158,9 +163,8 @@ async function fetchFromDeltas(
 const fetchedTorrents = new WeakMap<Delta, Buffer>()
 
 /** A delta's torrent over HTTP, checked against the record's infohash and the delta's file list. */
-async function deltaTorrent(ctx: PullContext, baseUrl: string, ref: DeltaRef, delta: Delta): Promise<TorrentInfo> {
-  const url = new URL(`deltas/${ref.seq}.torrent`, baseUrl).toString()
-  const bytes = await httpGet(url, DELTA_TORRENT_CAP, 'delta torrent', undefined, ctx.opts.localAddress)
+async function deltaTorrent(ctx: PullContext, baseUrls: string[], ref: DeltaRef, delta: Delta): Promise<TorrentInfo> {
+  const { url, bytes } = await firstAnswer(baseUrls, `deltas/${ref.seq}.torrent`, ctx.opts.localAddress)
   ctx.extraHttpBytes = (ctx.extraHttpBytes ?? 0) + bytes.length
   let info: TorrentInfo
   try {
@@ -179,17 +183,12 @@ async function deltaTorrent(ctx: PullContext, baseUrl: string, ref: DeltaRef, de
  * DEST keeps the deltas it followed (and their torrents, when fetched), so a host re-serving
  * DEST offers them too; deltas the new record no longer lists are removed.
  */
-function keepDeltas(dest: string, record: GenerationRecord, chain: DeltaRef[], deltas: Delta[], raw: Buffer[]): void {
-  const dir = generationFiles(dest).deltas
-  mkdirSync(dir, { recursive: true })
+function keepDeltas(dest: string, chain: DeltaRef[], deltas: Delta[], raw: Buffer[]): void {
+  mkdirSync(generationFiles(dest).deltas, { recursive: true })
   chain.forEach((ref, i) => {
     writeFileAtomic(deltaFile(dest, ref.seq, 'delta'), raw[i])
     const torrent = fetchedTorrents.get(deltas[i])
     if (torrent) writeFileAtomic(deltaFile(dest, ref.seq, 'torrent'), torrent)
   })
-  const listed = new Set(record.deltas.map(d => String(d.seq)))
-  for (const name of readdirSync(dir)) {
-    const m = /^(\d+)\.(delta|torrent)$/.exec(name)
-    if (!m || !listed.has(m[1])) rmSync(join(dir, name), { force: true })
-  }
 }
+

@@ -28,13 +28,20 @@ export async function httpGet(url: string, capBytes: number, what: string, timeo
   }
 }
 
-function getOnce(url: string, localAddress: string | undefined, timeoutMs: number): Promise<IncomingMessage> {
+function getOnce(url: string, localAddress: string | undefined, timeoutMs: number, retry = true): Promise<IncomingMessage> {
   const u = new URL(url)
   const request = u.protocol === 'https:' ? httpsRequest : httpRequest
   return new Promise((resolve, reject) => {
     const req = request(u, { localAddress, timeout: timeoutMs }, resolve)
     req.on('timeout', () => req.destroy(new Error(`no answer in ${timeoutMs / 1000}s`)))
-    req.on('error', err => reject(new DsyncError(ExitCode.network, 'sync.fetchFailed', { url, reason: (err as NodeJS.ErrnoException).code ?? err.message })))
+    req.on('error', err => {
+      // A kept-alive connection the server closed while we were busy (parsing a 200k-entry
+      // data.dsync takes seconds, past the host's 5 s keep-alive): the GET went out on a dead
+      // socket. Idempotent, so retried once on a fresh one (Node's documented pattern).
+      const code = (err as NodeJS.ErrnoException).code
+      if (retry && req.reusedSocket && code === 'ECONNRESET') return resolve(getOnce(url, localAddress, timeoutMs, false))
+      reject(new DsyncError(ExitCode.network, 'sync.fetchFailed', { url, reason: code ?? err.message }))
+    })
     req.end()
   })
 }

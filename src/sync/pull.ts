@@ -1,6 +1,7 @@
 import type { Swarm } from '../swarm/swarm.js'
 import { magnetLink } from '../torrent/build.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
+import { deltaHosts, offerDeltas } from './delta-offer.js'
 import { pullViaDeltas } from './delta-route.js'
 import { executePlan } from './execute.js'
 import { manifestStage, torrentStage, type ManifestStage, type TorrentStage } from './metadata.js'
@@ -73,6 +74,8 @@ function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentSta
       swarm.close()
       return transfer
     },
+    // A DEST that came by the full route offers the record's deltas too, once re-served.
+    beforeCommit: ctx.record && ctx.resolved[0].baseUrl ? () => offerDeltas(ctx, ctx.record!, deltaHosts(ctx, ctx.resolved[0].baseUrl!)) : undefined,
     commit: () => {
       if (m.shards) keepShards(m.files, m.shards)
       else dropShards(m.files)

@@ -101,5 +101,5 @@ export interface Route {
   /** Writes the route's own files under DEST/.dsync/ after data.dsync (the torrent, the magnet link). */
   commit: () => void | Promise<void>
   /** Written before data.dsync (deltas a host re-serving DEST offers). */
-  beforeCommit?: () => void
+  beforeCommit?: () => void | Promise<void>
 }
