@@ -8,6 +8,7 @@ import { after, test } from 'node:test'
 import { CLI, runCli } from '../testbed/cli.js'
 import { HOST_PORT, prepareHost, startHost, type TestHost } from '../testbed/host.js'
 import { hasRsync, startRsyncd } from '../testbed/rsyncd.js'
+import { pickPort } from '../testbed/seeders.js'
 import { tempDir, writeTree } from '../testbed/tree.js'
 
 // The runner's tests use 127.0.13.x: rsync daemons, webhook receiver, DTP hosts, ipadd sources.
@@ -494,4 +495,20 @@ test('intra=true + intraadd=: the repository syncs from rsync://INTRAADD/REPO; w
   writeFileSync(join(h.home, 'xync.conf'), `webroot=${h.webroot}\nintra=false\n`)
   const off = await runCli(['--home', h.home])
   assert.match(off.stdout, /kali: skipped, no upstream/)
+})
+
+test('rsync upstream down at first: the run retries (retries=) and succeeds once it answers', { skip }, async () => {
+  const base = tempDir('dsync-runner-')
+  const upstream = join(base, 'upstream')
+  writeTree(upstream, { 'pool/r.deb': 'retried' })
+  const port = pickPort()
+  const h = home(base, '', {})
+  writeFileSync(join(h.home, 'repos', 'deb.conf'), `repo=deb\nsave=deb\nretries=2\nrsync-url=rsync://127.0.13.17:${port}/m\n`)
+  const run = startCli(['--home', h.home])
+  const log = join(h.home, 'logs', 'deb.log')
+  await until('the first attempt to fail', () => existsSync(log) && /attempt 1 of 3 failed/.test(read(log)))
+  await startRsyncd(base, '127.0.13.17', { m: upstream }, port)
+  const r = await run.done
+  assert.equal(r.code, 0, r.stdout + r.stderr + read(log))
+  assert.deepEqual(treeOf(h.save('deb')), { 'pool/r.deb': 'retried' })
 })

@@ -19,8 +19,7 @@ export interface Rsyncd {
  * A real rsync daemon on a loopback address, serving `modules` (name -> folder) read-only
  * from its own config file in `dir`; stopped when the test file ends.
  */
-export async function startRsyncd(dir: string, address: string, modules: Record<string, string>): Promise<Rsyncd> {
-  const port = pickPort()
+export async function startRsyncd(dir: string, address: string, modules: Record<string, string>, port = pickPort()): Promise<Rsyncd> {
   const conf = join(dir, `rsyncd-${address}.conf`)
   writeFileSync(conf, [
     'use chroot = no', 'read only = yes', 'list = yes', `pid file = ${join(dir, `rsyncd-${address}.pid`)}`,
