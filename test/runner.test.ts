@@ -11,7 +11,7 @@ import { hasRsync, startRsyncd } from '../testbed/rsyncd.js'
 import { pickPort } from '../testbed/seeders.js'
 import { tempDir, writeTree } from '../testbed/tree.js'
 
-// The runner's tests use 127.0.13.x: rsync daemons, webhook receiver, DTP hosts, ipadd sources.
+// The runner's tests use 127.0.113.x: rsync daemons, webhook receiver, DTP hosts, ipadd sources.
 const skip = hasRsync ? false : 'rsync is not installed'
 
 /** A dsync home whose repos sync from upstreams; `repos` maps name -> repo conf lines. */
@@ -110,7 +110,7 @@ function debV2(upstream: string): void {
 
 const PUB = { 'pool/p1.deb': Buffer.alloc(300_000, 'p'), 'pool/p2.deb': Buffer.alloc(300_000, 'q'), 'dists/Release': 'pub release' }
 // Prepared at load time so that their clean-up belongs to the file, not to the first test using them.
-const prepared = skip ? undefined : Promise.all([prepareHost('127.0.13.1', { pub: PUB }), prepareHost('127.0.13.2', { pub: PUB })])
+const prepared = skip ? undefined : Promise.all([prepareHost('127.0.113.1', { pub: PUB }), prepareHost('127.0.113.2', { pub: PUB })])
 let hosts: TestHost[] | undefined
 
 /** Two DTP hosts serving the same published repository `pub`, started once for the file. */
@@ -140,8 +140,8 @@ test('rsync first hop: two stages (index files and deletions last), .dsync kept,
   const base = tempDir('dsync-runner-')
   const upstream = join(base, 'upstream')
   writeTree(upstream, DEB_V1)
-  const rsyncd = await startRsyncd(base, '127.0.13.5', { debian: upstream })
-  const hook = await webhookReceiver('127.0.13.9')
+  const rsyncd = await startRsyncd(base, '127.0.113.5', { debian: upstream })
+  const hook = await webhookReceiver('127.0.113.9')
   const h = home(base, `status=${join(base, 'st')}\nwebhookurl=${hook.url}\n`, { deb: `rsync-url=${rsyncd.url('debian')}\n` })
   writeTree(join(h.save('deb'), '.dsync'), { keep: 'ours' })
   const rec = recordingRsync(base)
@@ -184,9 +184,9 @@ test('ftpsync=true: ftpsync.conf variables, two stages with index files last, tr
   const base = tempDir('dsync-runner-')
   const upstream = join(base, 'upstream')
   writeTree(upstream, DEB_V1)
-  const rsyncd = await startRsyncd(base, '127.0.13.6', { kali: upstream })
+  const rsyncd = await startRsyncd(base, '127.0.113.6', { kali: upstream })
   // The webhook receiver is down: logged, and the sync still succeeds.
-  const h = home(base, 'logdir=true\nwebhookurl=http://127.0.13.6:9/down\n', {})
+  const h = home(base, 'logdir=true\nwebhookurl=http://127.0.113.6:9/down\n', {})
   writeFileSync(join(h.home, 'repos', 'kali.conf'), [
     'repo=kali', `save=${join(h.webroot, 'kali')}`, 'ftpsync=true', 'retries=0', '',
     '# pasted from ftpsync.conf', 'MIRRORNAME="mirror.test.example"', `TO="${join(h.webroot, 'kali')}/"`,
@@ -199,7 +199,7 @@ test('ftpsync=true: ftpsync.conf variables, two stages with index files last, tr
   const save = join(h.webroot, 'kali')
   const trace = read(join(save, 'project', 'trace', 'mirror.test.example'))
   assert.match(trace, /^\w{3}, \d\d \w{3} \d{4} [\d:]+ UTC\n/, 'first line: the date, as ftpsync writes it')
-  assert.match(trace, /^Upstream-mirror: 127\.0\.13\.6$/m)
+  assert.match(trace, /^Upstream-mirror: 127\.0\.113\.6$/m)
   assert.match(trace, /^Country: KR$/m)
   assert.match(trace, /^Maintainer: Ops <ops@example.org>$/m)
   assert.ok(!existsSync(join(save, 'Archive-Update-in-Progress-mirror.test.example')), 'ftpsync lock removed after the run')
@@ -222,7 +222,7 @@ test('ftpsync=true: ftpsync.conf variables, two stages with index files last, tr
   assert.deepEqual(after, treeOf(upstream))
   const log = read(join(h.home, 'logs', 'kali', 'kali.log'))
   assert.match(log, /--max-delete=40000 --delay-updates --delete --delete-delay/, "stage 2 uses ftpsync's capped, delayed deletes")
-  assert.match(log, /webhook http:\/\/127\.0\.13\.6:9\/down failed: .*ECONNREFUSED.* \(the sync result stands\)/)
+  assert.match(log, /webhook http:\/\/127\.0\.113\.6:9\/down failed: .*ECONNREFUSED.* \(the sync result stands\)/)
   assert.match(log, /kali: ok/)
 })
 
@@ -252,7 +252,7 @@ test('timeset due / not due (DSYNC_NOW), syncps=2 runs two repos at once, a repo
     modules[r] = join(base, 'up', r)
     writeTree(modules[r], { [`pool/${r}.deb`]: Buffer.alloc(150_000, r) })
   }
-  const rsyncd = await startRsyncd(base, '127.0.13.7', modules)
+  const rsyncd = await startRsyncd(base, '127.0.113.7', modules)
   // --bwlimit makes each transfer last about a second, long enough to observe overlap.
   const slow = 'rsync-options=--bwlimit=150\n'
   const h = home(base, 'syncps=2\n', {
@@ -294,7 +294,7 @@ test('-emoff during a transfer: the sync stops, the tree stays whole, a marker i
   const v1 = Buffer.alloc(600_000, 'a')
   const v2 = Buffer.alloc(600_000, 'b')
   writeTree(upstream, { 'iso/big.iso': v1, 'dists/Release': 'Release v1' })
-  const rsyncd = await startRsyncd(base, '127.0.13.8', { iso: upstream })
+  const rsyncd = await startRsyncd(base, '127.0.113.8', { iso: upstream })
   const conf = (extra: string) => `repo=iso\nsave=iso\nretries=0\nrsync-url=${rsyncd.url('iso')}\n${extra}`
   const h = home(base, `status=${join(base, 'st')}\n`, {})
   const confFile = join(h.home, 'repos', 'iso.conf')
@@ -335,7 +335,7 @@ test('-test: a table of config, folder and upstream checks; exit 1 on a broken h
   const base = tempDir('dsync-runner-')
   const upstream = join(base, 'upstream')
   writeTree(upstream, DEB_V1)
-  const rsyncd = await startRsyncd(base, '127.0.13.10', { debian: upstream })
+  const rsyncd = await startRsyncd(base, '127.0.113.10', { debian: upstream })
   const dtp = await dtpHosts()
   const good = home(join(base, 'good'), '', {
     deb: `rsync-url=${rsyncd.url('debian')}\ntimeset=00,12\n`,
@@ -350,7 +350,7 @@ test('-test: a table of config, folder and upstream checks; exit 1 on a broken h
   const broken = home(join(base, 'broken'), '', {
     badtime: `rsync-url=${rsyncd.url('debian')}\ntimeset=12:30\n`,
     nomodule: `rsync-url=${rsyncd.url('ubuntu')}\n`,
-    down: `dsync-url=dtp://127.0.13.11:${HOST_PORT}/pub\n`,
+    down: `dsync-url=dtp://127.0.113.11:${HOST_PORT}/pub\n`,
   })
   writeFileSync(join(broken.home, 'repos', 'blocked.conf'), `repo=blocked\nsave=afile/blocked\nrsync-url=${rsyncd.url('debian')}\n`)
   writeFileSync(join(broken.webroot, 'afile'), 'a file where a folder should be')
@@ -378,7 +378,7 @@ test('logs: one per run (rotated), logdir= and logtime= layouts, 7-day cleanup a
   const base = tempDir('dsync-runner-')
   const upstream = join(base, 'upstream')
   writeTree(upstream, { 'a.txt': 'a' })
-  const rsyncd = await startRsyncd(base, '127.0.13.12', { m: upstream })
+  const rsyncd = await startRsyncd(base, '127.0.113.12', { m: upstream })
   const h = home(base, '', { deb: `rsync-url=${rsyncd.url('m')}\n` })
   const logs = join(h.home, 'logs')
   const env = { DSYNC_NOW: '2025-05-14T06:03:00', TZ: 'UTC' }
@@ -418,7 +418,7 @@ test('-nolog: prints one line, returns, and the sync survives the terminal closi
   const base = tempDir('dsync-runner-')
   const upstream = join(base, 'upstream')
   writeTree(upstream, { 'pool/x.deb': Buffer.alloc(100_000, 'x') })
-  const rsyncd = await startRsyncd(base, '127.0.13.13', { m: upstream })
+  const rsyncd = await startRsyncd(base, '127.0.113.13', { m: upstream })
   const h = home(base, `status=${join(base, 'st')}\n`, { deb: `rsync-url=${rsyncd.url('m')}\nrsync-options=--bwlimit=100\n` })
   // The "terminal": a process group of its own, like a login shell's session.
   const term = spawn(process.execPath, [CLI, '--home', h.home, '-nolog'], { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LANG: 'C.UTF-8', LC_ALL: '', DSYNC_LANG: '' } })
@@ -444,13 +444,13 @@ test('ipadd=: a swarm sync from two dtp:// hosts dials from both local addresses
   const dtp = await dtpHosts()
   const base = tempDir('dsync-runner-')
   const sources = dtp.map(d => `dtp://${d.address}:${HOST_PORT}/pub`).join(',')
-  const h = home(base, `ipadd=127.0.13.21,127.0.13.22\nstatus=${join(base, 'st')}\n`, { pub: `dsync-url=${sources}\n` })
+  const h = home(base, `ipadd=127.0.113.21,127.0.113.22\nstatus=${join(base, 'st')}\n`, { pub: `dsync-url=${sources}\n` })
   const r = await runCli(['--home', h.home])
   assert.equal(r.code, 0, r.stderr + r.stdout)
   assert.equal(readFileSync(join(h.save('pub'), 'pool', 'p1.deb')).length, 300_000)
   // Each host logs the address every peer connection came from.
-  const from = new Set(dtp.flatMap(d => [...d.log().matchAll(/peer (127\.0\.13\.\d+):\d+ connected/g)].map(m => m[1])))
-  assert.ok(from.has('127.0.13.21') && from.has('127.0.13.22'), `connections came from ${[...from].join(', ')}`)
+  const from = new Set(dtp.flatMap(d => [...d.log().matchAll(/peer (127\.0\.113\.\d+):\d+ connected/g)].map(m => m[1])))
+  assert.ok(from.has('127.0.113.21') && from.has('127.0.113.22'), `connections came from ${[...from].join(', ')}`)
   // -sync REPO keeps DSYNC's status=DIR file too.
   rmSync(join(base, 'st', 'dsync-status', 'pub'))
   const one = await runCli(['--home', h.home, '-sync', 'pub'])
@@ -462,8 +462,8 @@ test('published mirror: one run pulls from the rsync upstream, regenerates, and 
   const base = tempDir('dsync-runner-')
   const upstream = join(base, 'upstream')
   writeTree(upstream, DEB_V1)
-  const rsyncd = await startRsyncd(base, '127.0.13.15', { debian: upstream })
-  const mirror = await prepareHost('127.0.13.14', {})
+  const rsyncd = await startRsyncd(base, '127.0.113.15', { debian: upstream })
+  const mirror = await prepareHost('127.0.113.14', {})
   writeFileSync(join(mirror.home, 'repos', 'deb.conf'), `repo=deb\nsave=deb\ndsync=true\nretries=0\nrsync-url=${rsyncd.url('debian')}\n`)
   await startHost(mirror, ['deb'])
   const first = await mirror.cli('run')
@@ -486,7 +486,7 @@ test('intra=true + intraadd=: the repository syncs from rsync://INTRAADD/REPO; w
   const base = tempDir('dsync-runner-')
   const upstream = join(base, 'upstream')
   writeTree(upstream, { 'pool/i.deb': 'intranet package' })
-  const rsyncd = await startRsyncd(base, '127.0.13.16', { kali: upstream })
+  const rsyncd = await startRsyncd(base, '127.0.113.16', { kali: upstream })
   const h = home(base, 'intra=true\n', { kali: `intraadd=${rsyncd.address}:${rsyncd.port}\n` })
   const r = await runCli(['--home', h.home])
   assert.equal(r.code, 0, r.stderr + r.stdout)
@@ -503,11 +503,11 @@ test('rsync upstream down at first: the run retries (retries=) and succeeds once
   writeTree(upstream, { 'pool/r.deb': 'retried' })
   const port = pickPort()
   const h = home(base, '', {})
-  writeFileSync(join(h.home, 'repos', 'deb.conf'), `repo=deb\nsave=deb\nretries=2\nrsync-url=rsync://127.0.13.17:${port}/m\n`)
+  writeFileSync(join(h.home, 'repos', 'deb.conf'), `repo=deb\nsave=deb\nretries=2\nrsync-url=rsync://127.0.113.17:${port}/m\n`)
   const run = startCli(['--home', h.home])
   const log = join(h.home, 'logs', 'deb.log')
   await until('the first attempt to fail', () => existsSync(log) && /attempt 1 of 3 failed/.test(read(log)))
-  await startRsyncd(base, '127.0.13.17', { m: upstream }, port)
+  await startRsyncd(base, '127.0.113.17', { m: upstream }, port)
   const r = await run.done
   assert.equal(r.code, 0, r.stdout + r.stderr + read(log))
   assert.deepEqual(treeOf(h.save('deb')), { 'pool/r.deb': 'retried' })
