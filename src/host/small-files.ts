@@ -7,7 +7,7 @@ export const WHOLE_FILE_MAX = 256 * 1024
 const KEEP_BYTES = 16 << 20
 /** A kept copy is trusted this long, as an open handle is by the fd cache (rsync --inplace). */
 const KEEP_MS = 250
-/** A read slower than this came from the disk, not the page cache. */
+/** A read slower than this may have come from the disk (see slowRead). */
 const COLD_READ_MS = 2
 /** After a cold read, small files go through the asynchronous path for this long. */
 const COLD_PAUSE_MS = 2000
@@ -30,6 +30,8 @@ export class SmallFileReader {
   private readonly kept = new Map<string, Kept>()
   private keptBytes = 0
   private coldUntil = 0
+  /** Blocks this process had read from devices at the last slow read. */
+  private deviceBlocks = process.resourceUsage().fsRead
   /** Files read whole since start. */
   filesRead = 0
 
@@ -45,9 +47,22 @@ export class SmallFileReader {
     const started = performance.now()
     const data = readChecked(path, want)
     this.filesRead++
-    if (performance.now() - started > COLD_READ_MS) this.coldUntil = Date.now() + COLD_PAUSE_MS
+    if (performance.now() - started > COLD_READ_MS) this.slowRead()
     if (!wholeRequested) this.keep(path, data)
     return data
+  }
+
+  /**
+   * Slow alone is no proof: on a loaded machine the thread is often just descheduled (under
+   * load 20 a host profile showed as much time in the asynchronous opens as in the synchronous
+   * reads: timing alone sent small files down the slow path for seconds at a time). Blocks read
+   * from the device since the last slow read (getrusage's inblock; ~2-5 µs to ask, so only
+   * asked after a slow read) say the page cache is missing.
+   */
+  private slowRead(): void {
+    const blocks = process.resourceUsage().fsRead
+    if (blocks > this.deviceBlocks) this.coldUntil = Date.now() + COLD_PAUSE_MS
+    this.deviceBlocks = blocks
   }
 
   /** Drops a kept copy (the file was found changed). */
