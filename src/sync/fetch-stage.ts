@@ -1,5 +1,6 @@
 import { DsyncError, ExitCode } from '../errors.js'
 import type { ManifestEntry } from '../manifest/entry.js'
+import { checkFreeSpace, spaceIsLow } from './disk-space.js'
 import type { Plan } from './plan.js'
 import { Staging } from './staging.js'
 import type { Route } from './types.js'
@@ -29,14 +30,35 @@ export async function fetchStage(dest: string, plan: Plan, route: Route): Promis
     }
     items.push([hex, entry])
   }
-  const filesCopiedLocally = copyLocal(plan, staging)
-  const transfer = await route.fetch(items, staging)
+  checkFreeSpace(staging.dir, dest, items.reduce((sum, [, e]) => sum + e.size, 0) + localBytes(plan, staging))
+  let filesCopiedLocally: number
+  let transfer: Awaited<ReturnType<Route['fetch']>>
+  try {
+    filesCopiedLocally = copyLocal(plan, staging)
+    transfer = await route.fetch(items, staging)
+  } catch (err) {
+    // Staged files are kept for the next run only when the live tree does not need the space
+    // (ENOSPC, or another writer filled the disk): then partial and verified ones all go.
+    if (spaceIsLow(staging.dir)) staging.prune(new Set())
+    throw err
+  }
   // Power loss, not only SIGKILL: staged data reaches the disk before the commit record.
   await staging.syncAll(plan.place.map(f => f.sha256!.toString('hex')))
   return {
     staging, filesFetched: items.length, filesCopiedLocally,
     bytesReceived: transfer.bytesReceived, bytesPerHost: transfer.bytesPerPeer,
   }
+}
+
+/** Bytes the local copies into staging will take (those not staged yet). */
+function localBytes(plan: Plan, staging: Staging): number {
+  const placedSize = new Map(plan.place.map(f => [f.sha256!.toString('hex'), f.size]))
+  let bytes = 0
+  for (const [hex] of plan.local) {
+    const size = placedSize.get(hex)
+    if (size !== undefined && !staging.has(hex, size)) bytes += size
+  }
+  return bytes
 }
 
 /** Contents DEST holds under another path are copied into staging instead of fetched. */
