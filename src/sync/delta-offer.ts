@@ -4,6 +4,7 @@ import { DsyncError, ExitCode } from '../errors.js'
 import { sha256Hex } from '../generation/delta.js'
 import { deltaFile, generationFiles } from '../generation/files.js'
 import type { GenerationRecord } from '../generation/record.js'
+import type { RepoFiles } from '../manifest/paths.js'
 import { readTorrentInfo } from '../torrent/read.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
 import { DeltaUnavailable, fetchDelta } from './delta-chain.js'
@@ -75,5 +76,27 @@ function torrentHash(bytes: Buffer | undefined): string | undefined {
     return bytes ? readTorrentInfo(bytes).infoHash : undefined
   } catch {
     return undefined
+  }
+}
+
+/**
+ * After a delta update of a sharded repository, the shard torrents the record names and DEST
+ * does not hold yet (unchanged shards keep their infohash and their file), each checked
+ * against its infohash; shards no longer named are removed. Throws when one cannot be had:
+ * the caller then drops the index torrent rather than leave one naming absent shards.
+ */
+export async function fetchShardTorrents(ctx: PullContext, record: GenerationRecord, files: RepoFiles, baseUrls: string[]): Promise<void> {
+  mkdirSync(files.shards, { recursive: true })
+  for (const ih of record.shards) {
+    const file = join(files.shards, `${ih}.torrent`)
+    if (torrentHash(readOrUndefined(file)) === ih) continue
+    const { url, bytes } = await firstAnswer(baseUrls, `shards/${ih}.torrent`, ctx.opts.localAddress)
+    ctx.extraHttpBytes = (ctx.extraHttpBytes ?? 0) + bytes.length
+    mustMatch(url, `shard torrent ${ih}`, torrentHash(bytes) ?? '-', ih)
+    writeFileAtomic(file, bytes)
+  }
+  const named = new Set(record.shards.map(ih => `${ih}.torrent`))
+  for (const name of readdirSync(files.shards)) {
+    if (!named.has(name) && /^[0-9a-f]{40}\.torrent$/.test(name)) rmSync(join(files.shards, name), { force: true })
   }
 }

@@ -13,7 +13,7 @@ import { pieceMap } from '../torrent/piece-map.js'
 import { readTorrentInfo, type TorrentInfo } from '../torrent/read.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
 import { DeltaUnavailable, findChain, followChain, sourcesFor } from './delta-chain.js'
-import { deltaHosts, firstAnswer, offerDeltas } from './delta-offer.js'
+import { deltaHosts, fetchShardTorrents, firstAnswer, offerDeltas } from './delta-offer.js'
 import { readOrUndefined, tryParse } from './metadata.js'
 import { layoutOf } from './torrent-check.js'
 import { openSwarm } from './open-swarm.js'
@@ -112,6 +112,8 @@ async function commitTorrent(ctx: PullContext, opts: RebuildOptions): Promise<vo
   if (rebuildRepoTorrent(opts)) return
   const source = ctx.resolved.find(r => r.fetchTorrent && r.infoHash === opts.record.torrent)
   try {
+    // A sharded repository: the shard torrents the new index names come first (those DEST lacks).
+    if (opts.record.shards.length > 0) await fetchShardTorrents(ctx, opts.record, repoFiles(opts.dest, opts.repo), deltaHosts(ctx, ctx.resolved[0].baseUrl!))
     const torrent = await source?.fetchTorrent?.()
     if (torrent) {
       const info = readTorrentInfo(torrent)
