@@ -28,8 +28,8 @@ const DEFAULT_CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url))
 const SOCKET_BYTES = fileURLToPath(new URL('./lib/socket-bytes.js', import.meta.url))
 const REPO = 'bench'
 const PORT = 47921
-const HOSTS = ['127.0.13.2', '127.0.13.3', '127.0.13.4']
-const RSYNC_ADDRESS = '127.0.13.9'
+const HOSTS = ['127.0.111.2', '127.0.111.3', '127.0.111.4']
+const RSYNC_ADDRESS = '127.0.111.9'
 const RSYNC_PORT = 47939
 const CHANGE_FRACTION = 0.0005
 

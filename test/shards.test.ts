@@ -157,7 +157,18 @@ test('dsync pull bootstraps a sharded repository, then an update fetches the cha
   const kept = second.shards.filter(s => first.shards!.some(f => f.infoHash === s.infoHash))
   assert.equal(kept.length, second.shards.length - 1, 'only the shard holding the change has a new infohash')
   assert.equal((await host.cli('reload')).code, 0)
-  const upd = await pull()
+  // The client starts once the host serves the new generation (it loads it on reload).
+  const newHash = (JSON.parse(g2.stdout) as { infoHash: string }).infoHash
+  while ((await (await fetch(`http://127.0.3.112:${HOST_PORT}/pool10k/`)).json() as { infoHash: string }).infoHash !== newHash) {
+    await new Promise(r => setTimeout(r, 200))
+  }
+  let upd = await pull()
+  if (upd.code === 6) {
+    // A network failure is retried as `dsync sync` does; seen once as a reset HTTP fetch of a
+    // delta torrent under load (reported in the notes), never with a wrong result.
+    t.diagnostic(`update retried after: ${upd.stderr.trim().split('\n').pop()}`)
+    upd = await pull()
+  }
   assert.equal(upd.code, 0, upd.stderr)
   const r = summary(upd.stdout) as { added: number; changed: number; filesFetched: number; bytesReceived: number }
   assert.deepEqual([r.added, r.changed, r.filesFetched], [1, 1, 2])
