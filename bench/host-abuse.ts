@@ -7,7 +7,7 @@
 // Loopback only (127.0.6.x), every attacker bounded in count and time.
 import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { request as httpRequest } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -18,6 +18,7 @@ import { runtimeFiles } from '../src/host/runtime-files.js'
 import { runCli } from '../testbed/cli.js'
 import { handshakeBytes, WireLeecher } from '../testbed/leecher.js'
 import { eachArg } from './lib/args.js'
+import { makeRepo } from './host.js'
 import { markdownTable } from './lib/table.js'
 
 const HOST = '127.0.6.1'
@@ -238,15 +239,9 @@ export async function run(args: string[]): Promise<void> {
   })
   if (!ensureDescriptors(opts.idle + 500)) return
   const base = mkdtempSync(join(tmpdir(), 'dsync-bench-abuse-'))
-  const home = join(base, 'home')
-  const save = join(base, 'web', 'big')
   try {
-    mkdirSync(join(home, 'repos'), { recursive: true })
-    mkdirSync(join(home, 'dtp'), { recursive: true })
-    mkdirSync(save, { recursive: true })
-    writeFileSync(join(home, 'xync.conf'), `webroot=${join(base, 'web')}\nlisten=${HOST}\nport=${PORT}\n`)
-    writeFileSync(join(home, 'repos', 'big.conf'), `repo=big\nsave=${save}\ndsync=true\n`)
-    writeFileSync(join(home, 'dtp', 'list.conf'), '/big\n')
+    // The host bench's layout: repo "big" on HOST, port 47921, listed.
+    const { home, save } = makeRepo(base, HOST)
     for (let i = 0; i < 4; i++) writeFileSync(join(save, `part${i}.bin`), randomBytes((opts.mb << 20) / 4))
     const g = await runCli(['--home', home, '--json', 'gendsync'])
     if (g.code !== 0) throw new Error(g.stderr)

@@ -37,7 +37,7 @@ async function must(p: ReturnType<typeof cli>): Promise<string> {
   return r.stdout
 }
 
-function makeRepo(base: string, address: string): { home: string; save: string } {
+export function makeRepo(base: string, address: string): { home: string; save: string } {
   const home = join(base, 'home')
   const save = join(base, 'web', 'big')
   mkdirSync(join(home, 'repos'), { recursive: true })
