@@ -6,8 +6,9 @@ import { after } from 'node:test'
  * A TCP proxy on a loopback address in front of a real host: bytes pass unchanged both ways,
  * except that while `stallAfter` is set, after client bytes that match `match` (a request),
  * the connection gets only that many more bytes of the host's answer, then nothing (the socket
- * stays open, as with a host that hangs mid-reply). Emits 'stalled' when that point is reached:
- * a test kills its client there, in the middle of a transfer it knows is running.
+ * stays open, as with a host that hangs mid-reply). Emits 'stalled' at that point, with how
+ * much of the held reply got through: a test kills its client there, in the middle of a
+ * transfer it knows is running.
  */
 export class StallProxy extends EventEmitter {
   stallAfter: number | undefined
@@ -48,11 +49,16 @@ export class StallProxy extends EventEmitter {
     upstream.on('error', end).on('close', end)
     let limit: number | undefined
     let sent = 0
+    /** Where the held reply began on this connection (keep-alive carries earlier ones). */
+    let base = 0
     let stalled = false
     // Checked on every request the client sends (HTTP keep-alive carries several on one
     // connection): the host's answer to a matching one is held after `stallAfter` bytes.
     client.on('data', (chunk: Buffer) => {
-      if (limit === undefined && this.stallAfter !== undefined && this.match(chunk)) limit = sent + this.stallAfter
+      if (limit === undefined && this.stallAfter !== undefined && this.match(chunk)) {
+        base = sent
+        limit = sent + this.stallAfter
+      }
       upstream.write(chunk)
     })
     upstream.on('data', (chunk: Buffer) => {
@@ -71,7 +77,7 @@ export class StallProxy extends EventEmitter {
       // The host has more to say than the limit lets through: the client now waits mid-reply.
       if (part.length < chunk.length && !stalled) {
         stalled = true
-        this.emit('stalled', sent)
+        this.emit('stalled', sent - base)
       }
     })
   }
