@@ -2,10 +2,10 @@ import assert from 'node:assert/strict'
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { test } from 'node:test'
-import { prepareHost, startHost, HOST_PORT } from '../testbed/host.js'
+import { prepareHost, startHost } from '../testbed/host.js'
 import { pullWatched } from '../testbed/pull-watch.js'
 import { assertSameTree, settleDirMtimes } from '../testbed/same-tree.js'
-import { hasLibtorrent, startLibtorrentSeeder } from '../testbed/seeders.js'
+import { hasLibtorrent, pickPort, startLibtorrentSeeder } from '../testbed/seeders.js'
 import { StallProxy } from '../testbed/stall-proxy.js'
 import { tempDir, writeTree } from '../testbed/tree.js'
 import { makeUpstream, pullCli } from '../testbed/upstream.js'
@@ -48,11 +48,12 @@ function manyFiles(tag: string): Record<string, string> {
  * front of the host. The kill happens while the proxy holds a reply the client is reading.
  */
 async function killedWhileFetchingMetadata(address: string, kind: 'magnet' | 'dtp'): Promise<void> {
-  const host = await prepareHost(address, { rocky: manyFiles('v1') })
+  // A port of its own: a fixed one can be taken by another suite running on the same machine.
+  const host = await prepareHost(address, { rocky: manyFiles('v1') }, '', pickPort())
   const save = join(host.webroot, 'rocky')
   await startHost(host, ['rocky'])
   const dest = join(tempDir(), 'mirror')
-  const first = await pullCli(`dtp://${address}/rocky`, dest, [])
+  const first = await pullCli(`dtp://${address}:${host.port}/rocky`, dest, [])
   assert.equal(first.code, 0, first.stderr)
 
   writeTree(save, manyFiles('v2'))
@@ -64,7 +65,7 @@ async function killedWhileFetchingMetadata(address: string, kind: 'magnet' | 'dt
   const torrent = readFileSync(join(save, '.dsync/rocky.torrent'))
   assert.ok(torrent.length > 3 * 16384, `the torrent spans several metadata blocks (${torrent.length} bytes)`)
 
-  const proxy = await StallProxy.start(address.replace(/\.\d+$/, '.200'), { host: address, port: HOST_PORT })
+  const proxy = await StallProxy.start(address.replace(/\.\d+$/, '.200'), { host: address, port: host.port })
   // Part of the torrent gets through, then the reply hangs: the client is mid-fetch. Over BEP 9
   // half the info dict; over HTTP a little of the first torrent it asks for (the whole one,
   // or, DEST being one generation behind, the delta's, which may be smaller).

@@ -17,6 +17,8 @@ export interface TestHost {
   home: string
   webroot: string
   address: string
+  /** The DTP port it listens on: HOST_PORT unless prepareHost was given another. */
+  port: number
   cli(...args: string[]): ReturnType<typeof runCli>
   log(): string
   genInfo: Record<string, { infoHash: string; seconds: number }>
@@ -27,9 +29,9 @@ export interface TestHost {
  * is removed after the test file, once the service is stopped (a service whose home vanished
  * could not be found by stop-service any more).
  */
-export async function prepareHost(address: string, repos: Parameters<typeof makeHome>[1], extraConf = ''): Promise<TestHost> {
+export async function prepareHost(address: string, repos: Parameters<typeof makeHome>[1], extraConf = '', port = HOST_PORT): Promise<TestHost> {
   const base = mkdtempSync(join(tmpdir(), 'dsync-host-'))
-  const h = makeHome(base, repos, `listen=${address}\nport=${HOST_PORT}\n${extraConf}`)
+  const h = makeHome(base, repos, `listen=${address}\nport=${port}\n${extraConf}`)
   const cli = (...args: string[]) => runCli(['--home', h.home, ...args])
   after(async () => {
     await cli('stop-service')
@@ -44,7 +46,7 @@ export async function prepareHost(address: string, repos: Parameters<typeof make
       genInfo[r.repo] = { infoHash: r.infoHash, seconds: r.seconds }
     }
   }
-  return { ...h, base, address, cli, genInfo, log: () => readFileSync(join(h.home, 'log', 'dtp.log'), 'utf8') }
+  return { ...h, base, address, port, cli, genInfo, log: () => readFileSync(join(h.home, 'log', 'dtp.log'), 'utf8') }
 }
 
 /** Starts the service in the background (as `dsync service` does) and stops it after the file. */
