@@ -28,7 +28,7 @@ export function openSwarm(ctx: PullContext, infoHash: string, torrentTrackers: s
   let trackers = unique([...(opts.trackers ?? []), ...resolved.flatMap(r => r.trackers)])
   if (trackers.length === 0) trackers = torrentTrackers
   for (const p of [...(opts.peers ?? []), ...resolved.flatMap(r => r.peers)]) swarm.add(p)
-  const announcer = announceToTrackers(infoHash, makePeerId(), trackers, CLIENT_ANNOUNCE_PORT, a => swarm.add(a), opts.onWarning)
+  const announcer = announceToTrackers(infoHash, makePeerId(), trackers, CLIENT_ANNOUNCE_PORT, a => swarm.add(a), opts.onWarning, opts.localAddress)
   if (trackers.length > 0) swarm.expectPeersFor(TRACKER_WAIT_MS)
   const lookup = opts.dht ? startDhtLookup(infoHash, { bootstrap: opts.dhtBootstrap, localAddress: opts.localAddress }, a => swarm.add(a), opts.onWarning) : undefined
   if (lookup) swarm.expectPeersFor(TRACKER_WAIT_MS)
