@@ -154,3 +154,42 @@ test('fair across peers: a peer with 600 requests queued does not crowd out a cl
   greedy.close()
   await running
 })
+
+/** GET `url`; the body's size, and its rate (bytes/s) from the first chunk past `skip` to its end. */
+async function timedGet(url: string, skip: number): Promise<{ bytes: number; rate: number }> {
+  const { get } = await import('node:http')
+  return new Promise((resolve, reject) => {
+    get(url, res => {
+      let bytes = 0
+      let t0 = 0
+      let base = 0
+      res.on('data', (c: Buffer) => {
+        bytes += c.length
+        if (!t0 && bytes > skip) [t0, base] = [performance.now(), bytes]
+      })
+      res.on('end', () => resolve({ bytes, rate: (bytes - base) / ((performance.now() - t0) / 1000) }))
+      res.on('error', reject)
+    }).on('error', reject)
+  })
+}
+
+test('HTTP answers (data.dsync, .torrent) pass the upload limit too; a reload lifts it', { timeout: 60_000 }, async () => {
+  // 3,000 entries: a data.dsync of a few hundred KB, several times the bucket's 64 KiB burst.
+  const files: Record<string, string> = {}
+  for (let i = 0; i < 3000; i++) files[`pool/main/p${i % 30}/package-with-a-long-name-${i}_1.0-1_amd64.deb`] = `${i}\n`
+  const tree = await sharedTree(files, 'rocky')
+  const host = await startSharedHost(tree, '127.0.14.30', 'upload-limit=1\n')
+  const url = `http://${host.peer}/${tree.repo}/data.dsync`
+  // The first 128 KiB may come at once (burst); the rest at 1 Mbit/s = 125,000 B/s.
+  const limited = await timedGet(url, 128 * 1024)
+  assert.ok(limited.bytes > 300_000, `data.dsync is ${limited.bytes} bytes`)
+  const rate = limited.rate
+  console.log(`# data.dsync over HTTP at upload-limit=1: ${(rate / MBIT).toFixed(2)} Mbit/s`)
+  assert.ok(rate <= 1.1 * MBIT, `data.dsync came at ${(rate / MBIT).toFixed(2)} Mbit/s with upload-limit=1`)
+  // Positive control: the same answer with the limit lifted by a reload goes far faster.
+  await host.reconfigure('upload-limit=0\n')
+  const free = await timedGet(url, 128 * 1024)
+  assert.equal(free.bytes, limited.bytes)
+  const freeRate = free.rate
+  assert.ok(freeRate > 4 * MBIT, `unlimited data.dsync came at ${(freeRate / MBIT).toFixed(2)} Mbit/s`)
+})

@@ -97,6 +97,8 @@ export class DtpHost {
       status: () => this.status(),
       motd: () => this.motd,
       hosts: repo => this.knownHosts.forRepo(repo).map(formatAddress),
+      uploadLimit: repo => this.limits.limits(repo) ? (conn, bytes) => this.limits.take(repo, conn, bytes) : undefined,
+      forgetUpload: (repo, conn) => this.limits.forget(repo, conn),
     }, this.listener.watch, () => this.hostLimits.idleTimeoutMs)
     this.http.prependListener('request', () => this.counters.httpRequests++)
     this.budget.onAbuse = address => this.listener.watch.penalize(address)

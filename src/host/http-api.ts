@@ -13,7 +13,22 @@ export interface HttpSources {
   motd(): string
   /** Other hosts of a repository (docs/HOST.md, discovery). */
   hosts(repo: string): string[]
+  /**
+   * `upload-limit=` for an HTTP answer about `repo` (the first path segment; a name that is no
+   * repository gets the host's limit only): undefined when nothing limits it.
+   */
+  uploadLimit?(repo: string): UploadGate | undefined
+  forgetUpload?(repo: string, conn: object): void
 }
+
+/** Waits, when limited, until `bytes` may go to `conn` (the token bucket of upload-limit.ts). */
+export type UploadGate = (conn: object, bytes: number) => Promise<void> | undefined
+
+/** HTTP bodies pass the upload limit in pieces this size, as peer-wire blocks do (16 KiB each). */
+const LIMITED_CHUNK = 64 * 1024
+
+/** The gate of each limited response, set by route(): send() has no other way to know the repository. */
+const gates = new WeakMap<ServerResponse, { gate: UploadGate; forget: () => void }>()
 
 /** Where each request's head arrived and each response ended: the header deadline (ConnectionWatch). */
 export interface HttpWatch {
@@ -61,6 +76,11 @@ function route(src: HttpSources, req: IncomingMessage, res: ServerResponse): voi
     return send(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n')
   }
   const { pathname, parts, query } = parsePath(req.url ?? '/')
+  // The .torrent, data.dsync, deltas and shards share the uplink with peer wire: a mirror's
+  // upload-limit= covers them too (a 1M-file data.dsync is 150 MB).
+  const repo = parts[0] ?? ''
+  const gate = src.uploadLimit?.(repo)
+  if (gate) gates.set(res, { gate, forget: () => src.forgetUpload?.(repo, res) })
   const page = statusPageRoute(pathname, query, src.status)
   if (page) {
     for (const [k, v] of Object.entries(page.headers)) res.setHeader(k, v)
@@ -151,5 +171,31 @@ function send(res: ServerResponse, code: number, type: string, body: string | Bu
   res.setHeader('Content-Length', Buffer.byteLength(body))
   res.setHeader('Cache-Control', 'no-cache')
   if (filename) res.setHeader('Content-Disposition', `attachment; filename="${filename}"`)
-  res.end(res.req.method === 'HEAD' ? undefined : body)
+  const limited = gates.get(res)
+  if (res.req.method === 'HEAD' || !limited || Buffer.byteLength(body) <= LIMITED_CHUNK) return void res.end(res.req.method === 'HEAD' ? undefined : body)
+  res.once('close', limited.forget)
+  sendLimited(res, typeof body === 'string' ? Buffer.from(body) : body, limited.gate).catch(err => res.destroy(err as Error))
+}
+
+/** Writes `body` a chunk at a time, each after the upload limit grants it and the socket drained. */
+async function sendLimited(res: ServerResponse, body: Buffer, gate: UploadGate): Promise<void> {
+  for (let off = 0; off < body.length && !res.destroyed; off += LIMITED_CHUNK) {
+    const chunk = body.subarray(off, off + LIMITED_CHUNK)
+    await gate(res, chunk.length)
+    if (res.destroyed) return
+    if (!res.write(chunk)) await drainedOrClosed(res)
+  }
+  if (!res.destroyed) res.end()
+}
+
+function drainedOrClosed(res: ServerResponse): Promise<void> {
+  return new Promise(resume => {
+    const done = () => {
+      res.off('drain', done)
+      res.off('close', done)
+      resume()
+    }
+    res.on('drain', done)
+    res.on('close', done)
+  })
 }

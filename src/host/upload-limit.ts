@@ -129,6 +129,11 @@ export class UploadLimits {
     for (const [name, mbit] of repoMbit) this.bucket(name).setRate(mbitToBytesPerSecond(mbit))
   }
 
+  /** Whether anything limits `repo`'s uploads (its own limit or the host's). */
+  limits(repo: string): boolean {
+    return this.host.bytesPerSecond > 0 || (this.repos.get(repo)?.bytesPerSecond ?? 0) > 0
+  }
+
   /** Waits (when limited) until `bytes` may go to `peer` of `repo`. */
   take(repo: string, peer: object, bytes: number): Promise<void> | undefined {
     const first = this.repos.get(repo)?.take(peer, bytes)
