@@ -32,7 +32,9 @@ function changeUpstream(src: string): void {
   writeFileSync(join(src, 'pool/main/p0/newpkg/empty'), '')
   unlinkSync(join(src, 'pool/main/p0/pkg2/f25_1.0_amd64.deb'))
   symlinkSync('f24_1.0_amd64.deb', join(src, 'pool/main/p0/pkg2/f25_1.0_amd64.deb'))
-  writeFileSync(join(src, 'dists/stable/Release'), 'release 2\n')
+  // Another size: written in the same second as 'release 1' (a fast machine), an equal-size file
+  // can pass rsync's size+mtime quick check and not be sent, so the hint would not name it.
+  writeFileSync(join(src, 'dists/stable/Release'), 'release 2, next\n')
 }
 
 async function hintRoundTrip(t: { diagnostic(s: string): void }, files: number): Promise<void> {
