@@ -331,6 +331,38 @@ test('-emoff during a transfer: the sync stops, the tree stays whole, a marker i
   assert.equal(read(join(base, 'st', 'dsync-status', 'iso')).trim(), '1')
 })
 
+test('-emoff and lock files: a pid reused by another process is not signalled; the lock holder itself is', async () => {
+  // A stale lock from a crashed sync names a pid that now belongs to an unrelated process
+  // (here a `sleep`): the start time in the lock differs from the process's, so it is no owner.
+  const base = tempDir('dsync-runner-')
+  const h = home(base, '', { iso: '' })
+  const lockDir = join(h.save('iso'), '.dsync')
+  mkdirSync(lockDir, { recursive: true })
+  mkdirSync(join(h.home, 'run'), { recursive: true })
+  const stranger = spawn('sleep', ['60'], { stdio: 'ignore' })
+  after(() => stranger.kill('SIGKILL'))
+  const pid = stranger.pid!
+  await until('the sleep process to exist in /proc', () => existsSync(`/proc/${pid}/stat`))
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]
+  const exited = new Promise<NodeJS.Signals | null>(resolve => stranger.on('exit', (_c, sig) => resolve(sig)))
+  writeFileSync(join(lockDir, 'lock'), `${pid} ${Number(start) - 1}\n`)
+  writeFileSync(join(h.home, 'run', `runner-${pid}.pid`), `${pid} ${Number(start) - 1}\n`)
+  const reused = await runCli(['--home', h.home, '-emoff'])
+  assert.equal(reused.code, 0, reused.stderr)
+  assert.match(reused.stdout, /no sync is running/)
+  assert.ok(existsSync(`/proc/${pid}/stat`), 'the unrelated process was signalled')
+  assert.ok(!existsSync(join(h.save('iso'), '.dsync-emoff')), 'a marker was left for a sync that was not running')
+  assert.ok(!existsSync(join(h.home, 'run', `runner-${pid}.pid`)), 'the stale runner file is removed')
+
+  // Positive control: the same pid with its real start time is the lock holder, and is stopped.
+  writeFileSync(join(lockDir, 'lock'), `${pid} ${start}\n`)
+  const held = await runCli(['--home', h.home, '-emoff'])
+  assert.equal(held.code, 0, held.stderr)
+  assert.match(held.stdout, new RegExp(`iso: stopped \\(pid ${pid}\\)`))
+  assert.equal(await exited, 'SIGTERM')
+})
+
 test('-test: a table of config, folder and upstream checks; exit 1 on a broken home, 0 on a good one', { skip }, async () => {
   const base = tempDir('dsync-runner-')
   const upstream = join(base, 'upstream')

@@ -5,7 +5,7 @@ import { dtpDefaults } from '../config/init.js'
 import { homePaths, resolveHome } from '../config/home.js'
 import { DsyncError, ExitCode, describeErrno } from '../errors.js'
 import { writeFilesIfMissing } from '../util/atomic-write.js'
-import { processAlive, readPid } from '../util/process.js'
+import { liveOwner, ownPidLine, readPid, sameProcessAlive } from '../util/process.js'
 import { askControl, serveControl } from './control.js'
 import { DtpHost } from './host.js'
 import { HostLog } from './log.js'
@@ -23,8 +23,7 @@ export function ensureDtpFiles(home: string): string[] {
 
 /** The pid of the running service of this home, if any (a stale pid file is ignored). */
 export function runningPid(home: string): number | undefined {
-  const pid = readPid(runtimeFiles(home).pid)
-  return pid !== undefined && processAlive(pid) ? pid : undefined
+  return liveOwner(runtimeFiles(home).pid)?.pid
 }
 
 /** `dsync service --foreground`: runs until SIGTERM/SIGINT or `stop-service`; SIGHUP reloads. */
@@ -47,7 +46,7 @@ export async function runForeground(homeFlag: string | undefined, json: boolean)
     throw err
   }
   mkdirSync(files.dir, { recursive: true })
-  writeFileSync(files.pid, `${process.pid}\n`)
+  writeFileSync(files.pid, ownPidLine())
   let stopping: Promise<void> | undefined
   let watch: NodeJS.Timeout | undefined
   let release: () => void = () => {}
@@ -124,21 +123,21 @@ export async function startBackground(homeFlag: string | undefined, json: boolea
 export async function stopService(homeFlag: string | undefined): Promise<number | undefined> {
   const home = resolveHome(homeFlag)
   const files = runtimeFiles(home)
-  const pid = runningPid(home)
-  if (pid === undefined) return undefined
+  const owner = liveOwner(files.pid)
+  if (owner === undefined) return undefined
   try {
     await askControl(files.socket, { cmd: 'stop' }, 5000)
   } catch {
-    process.kill(pid, 'SIGTERM') // control socket gone: the signal does the same
+    process.kill(owner.pid, 'SIGTERM') // control socket gone: the signal does the same
   }
   const deadline = Date.now() + 30_000
   while (Date.now() < deadline) {
-    if (!processAlive(pid)) return pid
+    if (!sameProcessAlive(owner)) return owner.pid
     await sleep(100)
   }
-  process.kill(pid, 'SIGKILL')
+  if (sameProcessAlive(owner)) process.kill(owner.pid, 'SIGKILL')
   rmSync(files.pid, { force: true })
-  return pid
+  return owner.pid
 }
 
 export async function controlRequest<T>(homeFlag: string | undefined, cmd: 'status' | 'reload'): Promise<T> {

@@ -4,8 +4,7 @@ import { EMOFF_GRACE_MS } from '../config/defaults.js'
 import type { Home } from '../config/load.js'
 import type { RepoConfig } from '../config/repo-config.js'
 import { DSYNC_DIR } from '../manifest/paths.js'
-import { lockHolder } from '../util/lock.js'
-import { processAlive } from '../util/process.js'
+import { liveOwner, ownPidLine, type ProcessId, sameProcessAlive } from '../util/process.js'
 import { logTime } from './clock.js'
 import { writeRepoStatus } from './status-dir.js'
 
@@ -38,7 +37,7 @@ function runDir(home: string): string {
 export function registerRunner(home: string): () => void {
   const file = join(runDir(home), `runner-${process.pid}.pid`)
   mkdirSync(runDir(home), { recursive: true })
-  writeFileSync(file, `${process.pid}\n`)
+  writeFileSync(file, ownPidLine())
   return () => rmSync(file, { force: true })
 }
 
@@ -56,46 +55,49 @@ export interface Stopped {
  * alive after the grace time get SIGKILL, which the sync's ordering also survives.
  */
 export async function emergencyStop(home: Home, graceMs = EMOFF_GRACE_MS): Promise<Stopped[]> {
-  const byPid = new Map<number, string[]>()
+  // Keyed by pid, holding the start time too: a process that ends during the grace time and
+  // whose pid is reused at once must not get the SIGKILL meant for it.
+  const byPid = new Map<number, { id: ProcessId; repos: string[] }>()
   const stoppedRepos: RepoConfig[] = []
   for (const repo of home.repos) {
-    const pid = lockHolder(join(repo.save, DSYNC_DIR, 'lock'))
-    if (pid === undefined || pid === process.pid) continue
-    writeFileSync(markerPath(repo), `dsync -emoff at ${logTime()}: the sync of ${repo.name} by pid ${pid} was stopped.\n` +
+    const id = liveOwner(join(repo.save, DSYNC_DIR, 'lock'))
+    if (id === undefined || id.pid === process.pid) continue
+    writeFileSync(markerPath(repo), `dsync -emoff at ${logTime()}: the sync of ${repo.name} by pid ${id.pid} was stopped.\n` +
       'The next dsync run removes this file.\n')
-    byPid.set(pid, [...(byPid.get(pid) ?? []), repo.name])
+    byPid.set(id.pid, { id, repos: [...(byPid.get(id.pid)?.repos ?? []), repo.name] })
     stoppedRepos.push(repo)
   }
-  for (const pid of runnerPids(home.paths.home)) if (!byPid.has(pid)) byPid.set(pid, [])
-  for (const pid of byPid.keys()) signal(pid, 'SIGTERM')
+  for (const id of runnerIds(home.paths.home)) if (!byPid.has(id.pid)) byPid.set(id.pid, { id, repos: [] })
+  const alive = () => [...byPid.values()].filter(p => sameProcessAlive(p.id))
+  for (const p of alive()) signal(p.id.pid, 'SIGTERM')
   const deadline = Date.now() + graceMs
-  while ([...byPid.keys()].some(processAlive) && Date.now() < deadline) await new Promise(r => setTimeout(r, 100))
+  while (alive().length > 0 && Date.now() < deadline) await new Promise(r => setTimeout(r, 100))
   const out: Stopped[] = []
-  for (const [pid, repos] of byPid) {
-    const how = processAlive(pid) ? 'killed' : 'stopped'
-    if (how === 'killed') signal(pid, 'SIGKILL')
-    if (repos.length === 0) out.push({ pid, how })
-    for (const repo of repos) out.push({ repo, pid, how })
+  for (const { id, repos } of byPid.values()) {
+    const how = sameProcessAlive(id) ? 'killed' : 'stopped'
+    if (how === 'killed') signal(id.pid, 'SIGKILL')
+    if (repos.length === 0) out.push({ pid: id.pid, how })
+    for (const repo of repos) out.push({ repo, pid: id.pid, how })
   }
   // A killed process could not say so itself: its repos read "failed", not "running".
   for (const repo of stoppedRepos) writeRepoStatus(home.main.runner.statusDir, repo, '0')
   return out
 }
 
-function runnerPids(home: string): number[] {
+function runnerIds(home: string): ProcessId[] {
   let names: string[]
   try {
     names = readdirSync(runDir(home))
   } catch {
     return []
   }
-  const out: number[] = []
+  const out: ProcessId[] = []
   for (const n of names) {
     const m = /^runner-(\d+)\.pid$/.exec(n)
-    if (!m) continue
-    const pid = Number(m[1])
-    if (pid !== process.pid && processAlive(pid)) out.push(pid)
-    else if (pid !== process.pid) rmSync(join(runDir(home), n), { force: true }) // stale
+    if (!m || Number(m[1]) === process.pid) continue
+    const id = liveOwner(join(runDir(home), n))
+    if (id !== undefined && id.pid === Number(m[1])) out.push(id)
+    else rmSync(join(runDir(home), n), { force: true }) // stale: gone, or its pid reused
   }
   return out
 }

@@ -1,6 +1,6 @@
 import { closeSync, openSync, unlinkSync, writeSync } from 'node:fs'
 import { DsyncError, ExitCode, fsError } from '../errors.js'
-import { processAlive, readPid } from './process.js'
+import { liveOwner, ownPidLine, readPid } from './process.js'
 
 export interface Lock {
   path: string
@@ -15,7 +15,7 @@ export function acquireLock(path: string): Lock {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fd = openSync(path, 'wx', 0o644)
-      writeSync(fd, `${process.pid}\n`)
+      writeSync(fd, ownPidLine())
       closeSync(fd)
       return {
         path,
@@ -30,12 +30,12 @@ export function acquireLock(path: string): Lock {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw fsError(err, path, 'write')
     }
-    const owner = readPid(path)
-    if (owner !== undefined && owner !== process.pid && processAlive(owner)) {
+    const owner = liveOwner(path)?.pid
+    if (owner !== undefined && owner !== process.pid) {
       throw new DsyncError(ExitCode.locked, 'lock.held', { path, pid: owner })
     }
     try {
-      unlinkSync(path) // stale: its process is gone (or the file is unreadable garbage)
+      unlinkSync(path) // stale: its process is gone, its pid reused, or the file is garbage
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(err, path, 'write')
     }
@@ -45,6 +45,5 @@ export function acquireLock(path: string): Lock {
 
 /** The live process holding the lock at `path`, if any (for skips and emergency stops). */
 export function lockHolder(path: string): number | undefined {
-  const owner = readPid(path)
-  return owner !== undefined && processAlive(owner) ? owner : undefined
+  return liveOwner(path)?.pid
 }
