@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
-import { runCli } from '../testbed/cli.js'
+import { CLI, runCli } from '../testbed/cli.js'
 import { hostileInfos, torrentOf } from '../testbed/craft.js'
 import { assertSameTree } from '../testbed/same-tree.js'
 import { hasLibtorrent, startLibtorrentSeeder } from '../testbed/seeders.js'
@@ -63,6 +64,33 @@ test('dsync sync retries a network failure with a doubling delay; the status fil
   assert.ok(at[2] - at[1] >= 4000, `second retry after ${at[2] - at[1]} ms: the delay doubles`)
   assert.equal(statusDuringRun, '2\n', 'status 2 while the sync runs')
   assert.equal(readFileSync(d.status, 'utf8'), '0\n')
+})
+
+test('dsync sync stopped by SIGTERM: one line says so, the status file reads 0 (not 2), no attempt after the stop, the next run takes the lock', { timeout: 120_000 }, async () => {
+  const host = await fakeHost('127.0.10.4', (_req, res) => res.writeHead(503).end())
+  const d = downstream(`dtp://127.0.10.4:${host.port}/rocky`, 'retries=5\n')
+  const child = spawn(process.execPath, [CLI, '--home', d.home, 'sync', 'rocky'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let stderr = ''
+  child.stderr.on('data', (b: Buffer) => (stderr += b))
+  const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(resolve => child.on('close', (code, signal) => resolve({ code, signal })))
+  // Stop it while it waits to retry: the sync is running (status 2) and between attempts.
+  const deadline = Date.now() + 30_000
+  while (!/attempt 1 of 6 failed/.test(stderr) && Date.now() < deadline) await new Promise(r => setTimeout(r, 50))
+  assert.match(stderr, /attempt 1 of 6 failed/)
+  assert.equal(readFileSync(d.status, 'utf8'), '2\n', 'status 2 while it runs')
+  child.kill('SIGTERM')
+  const end = await ended
+  assert.deepEqual(end, { code: 1, signal: null }, stderr)
+  assert.match(stderr, /rocky: stopped \(SIGTERM\); the tree is left as the last completed step made it/)
+  assert.equal(readFileSync(d.status, 'utf8'), '0\n', 'a stopped sync is not left "running"')
+  const hits = host.hits.length
+  await new Promise(r => setTimeout(r, 2500)) // past the 2 s retry delay: no attempt comes
+  assert.equal(host.hits.length, hits, 'no attempt after the stop')
+  // The next run is not locked out by the stopped one's lock file.
+  d.write('retries=0\n')
+  const next = await runCli(['--home', d.home, 'sync', 'rocky'])
+  assert.equal(next.code, 6, next.stderr)
+  assert.doesNotMatch(next.stderr, /lock/)
 })
 
 test('dsync sync does not retry hostile input: one request, exit 4, status 0', { timeout: 60_000 }, async () => {

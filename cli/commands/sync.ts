@@ -24,8 +24,14 @@ export function registerSync(program: Command): void {
       if (byRsync.length > 0 && byRsync.length === named.length) return
       const repos = names.length > 0 ? named.filter(r => !byRsync.includes(r)) : home.repos.filter(r => r.sources.length > 0)
       if (repos.length === 0) throw new DsyncError(ExitCode.config, 'config.noRepos', { dir: home.paths.reposDir })
-      const { syncRepo } = await import('../../src/sync/repo-sync.js')
+      const { syncRepo, writeStatus, Status } = await import('../../src/sync/repo-sync.js')
       const { writeRepoStatus } = await import('../../src/runner/status-dir.js')
+      const { installStopHandler, onStop, stopRequested } = await import('../../src/runner/stop.js')
+      // SIGTERM (-emoff, systemd), SIGINT, SIGHUP: the repository being synced reads "failed"
+      // (not "running" forever) and the log says it stopped. The tree is whole at any await
+      // (a kill at every apply step is safe: test/sync-kill.test.ts); its lock, left behind,
+      // names a dead process and is taken over by the next run.
+      installStopHandler(ExitCode.failed)
       // xync.conf status=DIR (DSYNC's DIR/dsync-status/REPO) as the runner writes it; syncRepo keeps the repo's status=.
       const statusDir = home.main.runner.statusDir
       const mark = (repo: RepoConfig, v: '0' | '1' | '2') => void (statusDir && writeRepoStatus(statusDir, { ...repo, statusFile: undefined }, v))
@@ -34,6 +40,12 @@ export function registerSync(program: Command): void {
       let lastError: unknown
       for (const repo of repos) {
         const bar = new ProgressBar(process.stderr, !g.json && process.stderr.isTTY === true)
+        const unregister = onStop(() => {
+          bar.done()
+          mark(repo, Status.failed)
+          writeStatus(repo, Status.failed)
+          warn(t('runner.stoppedLog', { repo: repo.name, signal: stopRequested() ?? '-' }))
+        })
         try {
           mark(repo, '2')
           const result = await syncRepo(repo, {
@@ -56,6 +68,8 @@ export function registerSync(program: Command): void {
           failures++
           lastError = err
           if (repos.length > 1) warn(`dsync: ${repo.name}: ${(err as Error).message}`)
+        } finally {
+          unregister()
         }
       }
       if (failures === 1 && repos.length === 1) throw lastError

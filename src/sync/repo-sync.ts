@@ -74,7 +74,8 @@ export async function retryNetwork<T>(repo: Pick<RepoConfig, 'name'>, attempts: 
   }
 }
 
-function writeStatus(repo: RepoConfig, value: string): void {
+/** Writes the repository's own status file (status=), if it has one. */
+export function writeStatus(repo: Pick<RepoConfig, 'statusFile'>, value: string): void {
   if (!repo.statusFile) return
   try {
     mkdirSync(dirname(repo.statusFile), { recursive: true })
