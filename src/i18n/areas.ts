@@ -9,6 +9,7 @@ import { hardeningMessages } from './areas/hardening.js'
 import { hostopsMessages } from './areas/hostops.js'
 import { runnerMessages } from './areas/runner.js'
 import { seedMessages } from './areas/seed.js'
+import { shardsyncMessages } from './areas/shardsync.js'
 
 export const areaMessages = {
   ...runnerMessages,
@@ -17,4 +18,5 @@ export const areaMessages = {
   ...seedMessages,
   ...hostopsMessages,
   ...scaleMessages,
+  ...shardsyncMessages,
 }

@@ -201,9 +201,10 @@ function toEntry(e: ScannedEntry, digests: Map<string, FileDigest>): ManifestEnt
 /**
  * Piece hashes for the new torrents: read files from their digests, the others from the
  * previous torrents. A file that now ends a torrent (or no longer does) has its last piece
- * hashed again from disk, the one read an unchanged file costs.
+ * hashed again from disk, the one read an unchanged file costs. The client uses it too, to
+ * rebuild a sharded generation's torrents after a delta update (src/sync/rebuild-shards.ts).
  */
-function reuseDigests(
+export function reuseDigests(
   save: string, files: RepoFiles, content: { path: string; length: number; changed: boolean }[],
   digests: Map<string, FileDigest>, pieceLength: number,
 ): { content: ShardFileDigest[]; starts: number[] } | string {

@@ -11,6 +11,7 @@ import { DeltaUnavailable, fetchDelta } from './delta-chain.js'
 import { httpGet } from './http-get.js'
 import { readOrUndefined } from './metadata.js'
 import { mustMatch } from './record-gate.js'
+import { removeStaleShards } from './rebuild-shards.js'
 import type { PullContext } from './types.js'
 
 /** A delta torrent is ~20 bytes per piece of changed content; far below this. */
@@ -83,10 +84,12 @@ function torrentHash(bytes: Buffer | undefined): string | undefined {
  * After a delta update of a sharded repository, the shard torrents the record names and DEST
  * does not hold yet (unchanged shards keep their infohash and their file), each checked
  * against its infohash; shards no longer named are removed. Throws when one cannot be had:
- * the caller then drops the index torrent rather than leave one naming absent shards.
+ * the caller then drops the index torrent rather than leave one naming absent shards. Returns
+ * how many were fetched.
  */
-export async function fetchShardTorrents(ctx: PullContext, record: GenerationRecord, files: RepoFiles, baseUrls: string[]): Promise<void> {
+export async function fetchShardTorrents(ctx: PullContext, record: GenerationRecord, files: RepoFiles, baseUrls: string[]): Promise<number> {
   mkdirSync(files.shards, { recursive: true })
+  let fetched = 0
   for (const ih of record.shards) {
     const file = join(files.shards, `${ih}.torrent`)
     if (torrentHash(readOrUndefined(file)) === ih) continue
@@ -94,9 +97,8 @@ export async function fetchShardTorrents(ctx: PullContext, record: GenerationRec
     ctx.extraHttpBytes = (ctx.extraHttpBytes ?? 0) + bytes.length
     mustMatch(url, `shard torrent ${ih}`, torrentHash(bytes) ?? '-', ih)
     writeFileAtomic(file, bytes)
+    fetched++
   }
-  const named = new Set(record.shards.map(ih => `${ih}.torrent`))
-  for (const name of readdirSync(files.shards)) {
-    if (!named.has(name) && /^[0-9a-f]{40}\.torrent$/.test(name)) rmSync(join(files.shards, name), { force: true })
-  }
+  removeStaleShards(files, record.shards)
+  return fetched
 }

@@ -21,6 +21,7 @@ import { executePlan } from './execute.js'
 import type { PullContext, PullResult } from './types.js'
 import { mustMatch } from './record-gate.js'
 import { dropStaleTorrent, rebuildRepoTorrent, type RebuildOptions } from './rebuild-torrent.js'
+import { rebuildIndex, rebuildShardTorrents } from './rebuild-shards.js'
 import { magnetLink } from '../torrent/build.js'
 import type { Staging } from './staging.js'
 import { transferFiles } from './transfer.js'
@@ -105,21 +106,45 @@ function unchanged(ctx: PullContext, record: GenerationRecord): PullResult {
 }
 
 /**
- * The repository torrent of the new generation: rebuilt locally (no bytes on the wire), else
- * fetched from the host, else removed so that a host never serves a torrent of another generation.
+ * The repository torrent of the new generation (and a sharded one's shard torrents): rebuilt
+ * locally (no bytes on the wire), else fetched from the host, only what could not be rebuilt,
+ * else removed so that a host never serves a torrent of another generation.
  */
 async function commitTorrent(ctx: PullContext, opts: RebuildOptions): Promise<void> {
-  if (rebuildRepoTorrent(opts)) return
+  const tally = (ctx.torrents ??= { rebuilt: 0, kept: 0, fetched: 0 })
+  if (opts.record.shards.length === 0) {
+    if (rebuildRepoTorrent(opts)) {
+      tally.rebuilt++
+      return
+    }
+  } else {
+    const r = rebuildShardTorrents(opts)
+    tally.rebuilt += r.rebuilt
+    tally.kept += r.kept
+    if (r.index) {
+      tally.rebuilt++
+      return
+    }
+    if (r.missing.length > 0) ctx.opts.onWarning?.(t('shardsync.fetchShards', { count: r.missing.length, reason: r.reason ?? t('shardsync.otherInfohash') }))
+  }
   const source = ctx.resolved.find(r => r.fetchTorrent && r.infoHash === opts.record.torrent)
   try {
-    // A sharded repository: the shard torrents the new index names come first (those DEST lacks).
-    if (opts.record.shards.length > 0) await fetchShardTorrents(ctx, opts.record, repoFiles(opts.dest, opts.repo), deltaHosts(ctx, ctx.resolved[0].baseUrl!))
+    if (opts.record.shards.length > 0) {
+      // The shard torrents DEST still lacks come first; with them the index is rebuilt here.
+      tally.fetched += await fetchShardTorrents(ctx, opts.record, repoFiles(opts.dest, opts.repo), deltaHosts(ctx, ctx.resolved[0].baseUrl!))
+      if (rebuildIndex(opts)) {
+        tally.rebuilt++
+        return
+      }
+    }
     const torrent = await source?.fetchTorrent?.()
     if (torrent) {
+      ctx.opts.onWarning?.(t('shardsync.fetchTorrent'))
       const info = readTorrentInfo(torrent)
       const files = repoFiles(opts.dest, opts.repo)
       writeFileAtomic(files.torrent, torrent)
       writeFileAtomic(files.magnet, magnetLink(info.infoHash, opts.repo, info.trackers) + '\n')
+      tally.fetched++
       return
     }
   } catch (err) {

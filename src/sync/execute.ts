@@ -71,5 +71,6 @@ function sameRecord({ opts, record }: PullContext): boolean {
 function finish(ctx: PullContext, r: PullResult): PullResult {
   r.seconds = (Date.now() - ctx.started) / 1000
   r.metadataBytes = ctx.resolved.reduce((sum, s) => sum + s.httpBytes, 0) + (ctx.extraHttpBytes ?? 0)
+  if (ctx.torrents) r.torrents = ctx.torrents
   return r
 }

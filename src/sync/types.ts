@@ -71,6 +71,18 @@ export interface PullResult {
   verified: boolean
   /** Bytes fetched over HTTP: host info, record, deltas, torrents (file data not included). */
   metadataBytes: number
+  /**
+   * After a delta update, the generation's torrents (repository or index torrent, and shard
+   * torrents): built here, kept from DEST (unchanged shards), or fetched because they could not
+   * be rebuilt to the record's infohash.
+   */
+  torrents?: TorrentTally
+}
+
+export interface TorrentTally {
+  rebuilt: number
+  kept: number
+  fetched: number
 }
 
 /** What both routes share: the options, the resolved sources and the checked record. */
@@ -82,6 +94,8 @@ export interface PullContext {
   onMotd: (host: string, text: string) => void
   /** HTTP bytes a route fetched beyond the sources' own (deltas, delta torrents). */
   extraHttpBytes?: number
+  /** The delta route's torrents: rebuilt, kept or fetched (PullResult.torrents). */
+  torrents?: TorrentTally
 }
 
 /** One route's contribution to executePlan: the new list, how to fetch, what else to commit. */
