@@ -78,4 +78,21 @@ test('status page in chromium: repositories render, a peer appears without reloa
   assert.equal(await page.evaluate(() => (window as unknown as { __pwned?: string }).__pwned), undefined)
   assert.equal(await page.$$eval('img', els => els.length), 0)
   assert.deepEqual(errors, [])
+
+  // The reader's language: chromium's default Accept-Language (en-US) gets English; a Korean
+  // browser gets Korean labels; `?lang=ko` stays Korean across the page's own refreshes.
+  assert.equal(await page.title(), 'DTP host')
+  const ko = await browser.newPage()
+  await ko.setExtraHTTPHeaders({ 'Accept-Language': 'ko-KR,ko;q=0.9,en-US;q=0.5' })
+  await ko.goto(`${base}/`, { waitUntil: 'load' })
+  assert.equal(await ko.title(), 'DTP 호스트')
+  assert.deepEqual((await ko.$$eval('thead th', els => els.map(el => el.textContent))).slice(0, 4), ['저장소', '세대', '경과', '파일'])
+  assert.match(await ko.$eval('tr[data-repo="rocky"] td.age', el => el.textContent ?? ''), /^\d+(초|분)$/)
+  const chosen = await browser.newPage()
+  await chosen.goto(`${base}/?lang=ko`, { waitUntil: 'load' })
+  const host = () => chosen.$eval('p.host', el => el.textContent ?? '')
+  const first = await host()
+  assert.match(first, /^수신 주소 /)
+  await chosen.waitForFunction(prev => document.querySelector('p.host')?.textContent !== prev, { timeout: 30_000 }, first)
+  assert.match(await host(), /^수신 주소 .*갱신 /, 'still Korean after a refresh')
 })

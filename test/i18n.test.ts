@@ -3,6 +3,7 @@ import { readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
+import { localeOfAcceptLanguage } from '../src/i18n/index.js'
 import { messages } from '../src/i18n/messages.js'
 import { runCli, type RunResult } from '../testbed/cli.js'
 import { hostileInfos, torrentOf } from '../testbed/craft.js'
@@ -82,4 +83,12 @@ test('LANG=ko_KR.UTF-8: each class of user-facing error is one Korean line that 
   mkdirSync(join(save, '.dsync'), { recursive: true })
   writeFileSync(join(save, '.dsync/lock'), `${process.pid}\n`)
   assertKorean(await ko(['--home', h.home, 'sync', 'rocky']), 7, [String(process.pid)])
+})
+
+test('the status page language from Accept-Language: the first of en/ko by weight, then order; English otherwise', () => {
+  const cases: [string | undefined, string][] = [
+    ['ko-KR,ko;q=0.9,en-US;q=0.8', 'ko'], ['en-US,en;q=0.9,ko;q=0.8', 'en'], ['fr-FR, ko;q=0.5', 'ko'],
+    ['en;q=0.2, ko;q=0.8', 'ko'], ['ko;q=0, en', 'en'], ['de, fr', 'en'], ['', 'en'], [undefined, 'en'], ['KO', 'ko'],
+  ]
+  for (const [header, want] of cases) assert.equal(localeOfAcceptLanguage(header), want, `Accept-Language: ${header}`)
 })

@@ -81,7 +81,7 @@ function route(src: HttpSources, req: IncomingMessage, res: ServerResponse): voi
   const repo = parts[0] ?? ''
   const gate = src.uploadLimit?.(repo)
   if (gate) gates.set(res, { gate, forget: () => src.forgetUpload?.(repo, res) })
-  const page = statusPageRoute(pathname, query, src.status)
+  const page = statusPageRoute(pathname, query, src.status, req.headers['accept-language'])
   if (page) {
     for (const [k, v] of Object.entries(page.headers)) res.setHeader(k, v)
     return send(res, 200, page.type, page.body)

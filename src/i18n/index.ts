@@ -14,6 +14,23 @@ export function detectLocale(env: NodeJS.ProcessEnv = process.env): Locale {
 
 let current: Locale = detectLocale()
 
+/**
+ * The locale a browser asks for (Accept-Language): the first of en / ko it names with a
+ * non-zero weight, in its order of preference; English when it names neither.
+ */
+export function localeOfAcceptLanguage(header: string | undefined): Locale {
+  const ranked = (header ?? '').split(',').map((part, i) => {
+    const [tag, ...params] = part.trim().toLowerCase().split(';')
+    const q = params.map(p => /^\s*q=([\d.]+)\s*$/.exec(p)).find(Boolean)
+    return { tag, q: q ? Number(q[1]) : 1, i }
+  }).filter(l => l.q > 0).sort((a, b) => b.q - a.q || a.i - b.i)
+  for (const l of ranked) {
+    if (/^ko(-|$)/.test(l.tag)) return 'ko'
+    if (/^en(-|$)/.test(l.tag)) return 'en'
+  }
+  return 'en'
+}
+
 export function setLocale(locale: Locale): void {
   current = locale
 }
@@ -24,8 +41,13 @@ export function getLocale(): Locale {
 
 /** The message `id` in the current locale, with `{name}` placeholders filled from `params`. */
 export function t(id: MessageId, params: MessageParams = {}): string {
+  return tIn(current, id, params)
+}
+
+/** The message `id` in a given locale: for text shown to someone else (a web page's reader). */
+export function tIn(locale: Locale, id: MessageId, params: MessageParams = {}): string {
   const entry = messages[id]
-  const template = entry[current] ?? entry.en
+  const template = entry[locale] ?? entry.en
   return template.replace(/\{(\w+)\}/g, (whole, name: string) =>
     name in params ? String(params[name]) : whole)
 }
