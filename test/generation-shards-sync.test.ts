@@ -10,7 +10,7 @@ import { indexedShards } from '../src/torrent/shards.js'
 import { runCli } from '../testbed/cli.js'
 import { HOST_PORT, prepareHost, startHost } from '../testbed/host.js'
 import { assertSameTree } from '../testbed/same-tree.js'
-import { OLD_MTIME, tempDir } from '../testbed/tree.js'
+import { OLD_MTIME, tempDir, writePool } from '../testbed/tree.js'
 
 /**
  * The delta chain on a SHARDED repository (docs/SCALE.md, "Shards" and "Delta chain"): after
@@ -37,14 +37,8 @@ interface PullJson {
   torrents?: { rebuilt: number; kept: number; fetched: number }
 }
 
-function writePool(root: string): void {
-  for (let i = 0; i < FILES; i++) {
-    const dir = join(root, 'pool', 'main', `${'p'.repeat(PAD)}${Math.floor(i / 500)}`, `${'k'.repeat(PAD)}${Math.floor(i / 10)}`)
-    if (i % 10 === 0) mkdirSync(dir, { recursive: true })
-    const file = join(dir, `f${i}_1.0_amd64.deb`)
-    writeFileSync(file, `file ${i}\n`)
-    utimesSync(file, OLD_MTIME, OLD_MTIME)
-  }
+function writeRepo(root: string): void {
+  writePool(root, FILES, PAD)
   put(root, 'dists/stable/Release', 'Release 0\n', 0)
 }
 
@@ -143,7 +137,7 @@ async function assertDeltaPull(save: string, dest: string, n: number, extra: str
 test(`sharded repository: clients 1, 5 and ${K + 1} generations behind converge; the chain moves only the change and the shard torrents are rebuilt`, { timeout: 1_200_000 }, async t => {
   const host = await prepareHost(ADDR, {})
   const save = join(host.webroot, REPO)
-  writePool(save)
+  writeRepo(save)
   writeFileSync(join(host.home, 'repos', `${REPO}.conf`), `repo=${REPO}\nsave=${save}\ndsync=true\nkeep-deltas=${K}\n`)
   assert.equal((await host.cli('gendsync')).code, 0)
   let shards = hostShards(save)

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { readdirSync, readFileSync, statSync, writeFileSync, utimesSync, mkdirSync } from 'node:fs'
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
@@ -9,27 +9,12 @@ import { MAX_INFO_BYTES, shardStarts, SINGLE_MAX_FILES } from '../src/torrent/sh
 import { runCli } from '../testbed/cli.js'
 import { HOST_PORT, prepareHost, startHost } from '../testbed/host.js'
 import { libtorrentMissing } from '../testbed/leecher.js'
-import { tempDir } from '../testbed/tree.js'
+import { tempDir, writePool } from '../testbed/tree.js'
 
 const LT_SHARDS = fileURLToPath(new URL('../../testbed/lt_sharded.py', import.meta.url))
 /** libtorrent's defaults: a .torrent over 10 MB or 3M bencode tokens is refused. */
 const LT_MAX_BYTES = 10_000_000
 const LT_MAX_TOKENS = 3_000_000
-
-/**
- * `count` tiny distinct files laid out like a Debian pool (pool/main/pNN/pkgNNNN/…). Long
- * folder names (`pad` characters) make a few thousand files need more than one shard.
- */
-function writePool(root: string, count: number, pad = 0): void {
-  const old = new Date('2024-01-02T03:04:05Z')
-  for (let i = 0; i < count; i++) {
-    const dir = join(root, 'pool', 'main', `${'p'.repeat(pad)}${Math.floor(i / 500)}`, `${'k'.repeat(pad)}${Math.floor(i / 10)}`)
-    if (i % 10 === 0) mkdirSync(dir, { recursive: true })
-    const file = join(dir, `f${i}_1.0_amd64.deb`)
-    writeFileSync(file, `file ${i}\n`)
-    utimesSync(file, old, old)
-  }
-}
 
 /** Bencode tokens as libtorrent counts them (every value, and each list/dict end). */
 function countTokens(buf: Buffer): number {

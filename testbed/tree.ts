@@ -37,3 +37,18 @@ export function makeHome(base: string, repos: Record<string, Record<string, stri
   }
   return { home, webroot }
 }
+
+/**
+ * `count` tiny distinct files laid out like a Debian pool (pool/main/pNN/pkgNNNN/…), all with
+ * OLD_MTIME. Long folder names (`pad` characters) make a few thousand files need more than
+ * one shard (src/torrent/shards.ts).
+ */
+export function writePool(root: string, count: number, pad = 0): void {
+  for (let i = 0; i < count; i++) {
+    const dir = join(root, 'pool', 'main', `${'p'.repeat(pad)}${Math.floor(i / 500)}`, `${'k'.repeat(pad)}${Math.floor(i / 10)}`)
+    if (i % 10 === 0) mkdirSync(dir, { recursive: true })
+    const file = join(dir, `f${i}_1.0_amd64.deb`)
+    writeFileSync(file, `file ${i}\n`)
+    utimesSync(file, OLD_MTIME, OLD_MTIME)
+  }
+}
