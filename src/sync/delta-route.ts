@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { STALL_MS } from '../config/defaults.js'
 import { DsyncError, ExitCode } from '../errors.js'
 import { sha256Hex, type Delta } from '../generation/delta.js'
-import { matchTorrentToDelta } from '../generation/delta-torrent.js'
+import { deltaFiles, matchTorrentToDelta } from '../generation/delta-torrent.js'
 import { deltaFile, generationFiles } from '../generation/files.js'
 import type { DeltaRef, GenerationRecord } from '../generation/record.js'
 import { t } from '../i18n/index.js'
@@ -70,8 +70,10 @@ export async function pullViaDeltas(ctx: PullContext, record: GenerationRecord, 
   const previous = tryParse(previousBytes, files.manifest)
   if (!previous) return undefined
   const manifest = chain.length === 0 ? previous : parseManifest(manifestBytes, `${baseUrl} data.dsync (rebuilt from deltas)`)
+  // The final entries of the paths the deltas' torrents carry: what sourcesFor looks up.
+  const carried = new Set(deltas.flatMap(d => deltaFiles(d).map(f => f.path)))
   const final = new Map<string, ManifestEntry>()
-  for (const e of manifest.entries) if (e.type === 'f') final.set(e.path, e)
+  for (const e of manifest.entries) if (e.type === 'f' && carried.has(e.path)) final.set(e.path, e)
   try {
     return await executePlan(ctx, {
       repo: record.repo, infoHash: record.torrent, manifest, manifestBytes, previous,

@@ -31,6 +31,9 @@ export async function executePlan(ctx: PullContext, r: Route): Promise<PullResul
     }
     if (result.upToDate && r.sameGeneration && sameRecord(ctx)) return finish(ctx, result)
     const staged = await fetchStage(opts.dest, plan, r)
+    // Every content DEST holds, by SHA-256: needed for local copies only, and at 200,000 files
+    // tens of MB that apply and commit (a torrent rebuild) would otherwise carry.
+    plan.local.clear()
     result.filesFetched = staged.filesFetched
     result.filesCopiedLocally = staged.filesCopiedLocally
     result.bytesReceived = staged.bytesReceived
