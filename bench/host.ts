@@ -66,7 +66,7 @@ async function startToFirstByte(files: number, address: string): Promise<string[
     const writeS = (Date.now() - t) / 1000
     const gen = JSON.parse(await must(cli(home, '--json', 'gendsync'))) as { seconds: number; infoHash: string }
     const g = loadGeneration('big', save)
-    const last = g.segments.filter(s => s.source === 'file').at(-1)!
+    const last = g.segments.list().filter(s => s.source === 'file').at(-1)!
     t = Date.now()
     await must(cli(home, 'service'))
     const pid = Number(readFileSync(runtimeFiles(home).pid, 'utf8'))

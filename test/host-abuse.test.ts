@@ -101,7 +101,7 @@ test('a DTP host holds against hostile peers', async t => {
     const served: string[] = []
     try {
       for (const v of victims) {
-        const seg = gen.segments.find(s => s.path === v)!
+        const seg = gen.segments.list().find(s => s.path === v)!
         const piece = Math.floor(seg.offset / gen.pieceLength)
         const offset = seg.offset % gen.pieceLength
         const length = Math.min(1024, gen.pieceLength - offset)

@@ -86,7 +86,7 @@ test('/metrics: Prometheus text with bytes up, peers, requests, refusals, stale 
   assert.ok(sample(m, 'dsync_host_http_requests_total') >= 2)
 
   // A file rewritten in place after gendsync: the block is refused and counted.
-  const seg = gen.segments.find(s => s.path === 'images/disk.iso')!
+  const seg = gen.segments.list().find(s => s.path === 'images/disk.iso')!
   writeFileSync(join(tree.webroot, 'rocky', 'images/disk.iso'), randomBytes(200_000))
   // The fd cache re-checks an open handle that was checked more than 250 ms ago.
   await sleep(400)

@@ -29,7 +29,7 @@ test(`a host restarted on a ${FILES}-file repo seeds at once, without re-hashing
   assert.equal(g.code, 0, g.stderr)
   t.diagnostic(`gendsync of ${FILES} files: ${(JSON.parse(g.stdout) as { seconds: number }).seconds.toFixed(1)} s`)
   const gen = loadGeneration('big', save)
-  const seg = gen.segments.filter(s => s.source === 'file').at(-1)!
+  const seg = gen.segments.list().filter(s => s.source === 'file').at(-1)!
   const lastPiece = seg.offset / gen.pieceLength
   const expected = readFileSync(join(save, seg.path))
 
@@ -50,7 +50,7 @@ test(`a host restarted on a ${FILES}-file repo seeds at once, without re-hashing
     const seconds = (Date.now() - started) / 1000
     assert.ok(block.equals(expected), 'the last file of the repo came back intact')
     // Many blocks at once across many files: the bounded fd cache must not hit EMFILE.
-    const spread = gen.segments.filter(s => s.source === 'file').filter((_, i) => i % 37 === 0).slice(0, 400)
+    const spread = gen.segments.list().filter(s => s.source === 'file').filter((_, i) => i % 37 === 0).slice(0, 400)
     mark(`${round} first block`)
     const blocks = await Promise.all(spread.map(s => user.request(s.offset / gen.pieceLength, 0, s.length)))
     // Each block is the bytes of its file on disk, not merely a block of the right count.

@@ -162,7 +162,7 @@ test('a DTP host seeds, gates, greets and reloads', { timeout: 240_000 }, async 
 
   await t.test('a file changed on disk since gendsync is not served as good', { timeout: 90_000 }, async () => {
     const gen = loadGeneration('rocky', save)
-    const seg = gen.segments.find(x => x.path === 'images/disk.iso')!
+    const seg = gen.segments.list().find(x => x.path === 'images/disk.iso')!
     const isoPiece = seg.offset / gen.pieceLength
     // An upstream rsync --inplace rewrote the ISO after gendsync: same size, new content and mtime.
     const iso = join(save, 'images/disk.iso')
@@ -176,7 +176,7 @@ test('a DTP host seeds, gates, greets and reloads', { timeout: 240_000 }, async 
     user.close()
     assert.match(host.log(), /disk\.iso changed since gendsync/)
     // A small file is read whole on the event loop, not through the fd cache: same refusal.
-    const small = gen.segments.find(x => x.path === 'pool/main/p1/pkg1.deb')!
+    const small = gen.segments.list().find(x => x.path === 'pool/main/p1/pkg1.deb')!
     const deb = join(save, 'pool/main/p1/pkg1.deb')
     writeFileSync(deb, randomBytes(small.length))
     const other = new WireLeecher(A, HOST_PORT, '127.0.3.61', gen.infoHash)

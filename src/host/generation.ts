@@ -1,29 +1,17 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { contentFiles, readManifestLines } from '../manifest/manifest-lines.js'
-import { loadHashCacheInodes } from '../manifest/hash-cache.js'
+import { contentFiles, readManifestLines, type ManifestLines } from '../manifest/manifest-lines.js'
 import { MANIFEST_TORRENT_PATH, repoFiles } from '../manifest/paths.js'
 import { magnetLink } from '../torrent/build.js'
-import type { LayoutFile } from '../torrent/layout.js'
-import { matchShardsToManifest, matchTorrentToManifest, type ManifestShape } from '../torrent/match.js'
-import { readTorrentInfo, type TorrentInfo } from '../torrent/read.js'
+import { indexedShardsAt, matchFileList, prefixed, type RunMatch } from '../torrent/file-list.js'
+import { matchShardsToManifest, matchTorrentToManifest } from '../torrent/match.js'
+import { Reader, readTorrentInfo, type TorrentInfo } from '../torrent/read.js'
 import { indexedShards, shardTorrentPath } from '../torrent/shards.js'
+import { loadInodes } from './inodes.js'
+import { ManifestFiles } from './manifest-files.js'
+import { SegmentTable, type HeadEntry } from './segment-table.js'
 
-/** One byte range of the torrent's content, and where its bytes come from. */
-export interface Segment {
-  /** Offset in the torrent's concatenated content. */
-  offset: number
-  length: number
-  source: 'pad' | 'manifest' | 'memory' | 'file'
-  /** Torrent path (repo-relative) for 'file'. */
-  path: string
-  /** The bytes of a 'memory' segment (a shard .torrent inside a sharded repository's index). */
-  data?: Buffer
-  /** What data.dsync says the file on disk must be; checked when the file is opened. */
-  mtime: number
-  /** The inode gendsync hashed (from its hash cache, when that agrees on size and mtime). */
-  ino?: number
-}
+export type { Segment } from './segment-table.js'
 
 /**
  * One generation of a published repository, ready to seed: data.dsync, the .torrent made
@@ -40,10 +28,12 @@ export interface Generation {
   manifest: Buffer
   /** SHA-256 of data.dsync (hex): the generation's identity. */
   digest: string
+  /** SHA-256 of the whole data.dsync file, as a signed record names it (absent for a delta torrent). */
+  manifestSha256?: string
   pieceLength: number
   pieceCount: number
   totalLength: number
-  segments: Segment[]
+  segments: SegmentTable
   files: number
   bytes: number
   trackers: string[]
@@ -56,6 +46,24 @@ export interface Generation {
 
 export class GenerationError extends Error {}
 
+type Base = Pick<Generation, 'repo' | 'save' | 'manifest' | 'digest' | 'manifestSha256' | 'pieceLength' | 'trackers' | 'files' | 'bytes'>
+
+/** What the loader has read: data.dsync as lines and as a typed table of its content files. */
+interface Loaded {
+  paths: ReturnType<typeof repoFiles>
+  lines: ManifestLines
+  files: ManifestFiles
+  base: Base
+  magnet: string
+}
+
+/**
+ * Loads and checks a generation. The torrents must describe exactly the bytes data.dsync
+ * describes (a torrent from another generation, gendsync interrupted between renames, a
+ * hand-copied file is refused, naming the first difference). At 1M files the file lists are
+ * walked in place against data.dsync's bytes (`matchFileList`), with no object per file; the
+ * reason for a difference is then found by the parsed check (`explain`).
+ */
 export function loadGeneration(repo: string, save: string): Generation {
   const paths = repoFiles(save, repo)
   const manifestBytes = readOrFail(paths.manifest)
@@ -67,93 +75,132 @@ export function loadGeneration(repo: string, save: string): Generation {
     // the magnet link is derived below when the file is missing
   }
   // Not parseManifest: an object per entry and a buffer per digest cost ~1.8 GB at 1M files.
-  // The host needs the content files only; the END checksum and every path are still checked.
   const lines = readManifestLines(manifestBytes, paths.manifest)
-  const manifest = { header: { pieceLength: lines.pieceLength }, entries: contentFiles(lines, paths.manifest) }
-  let info
-  try {
-    info = readTorrentInfo(torrent)
-  } catch (err) {
-    throw new GenerationError(`${paths.torrent}: malformed torrent (${(err as Error).message})`)
+  const files = new ManifestFiles(lines, paths.manifest)
+  loadInodes(paths.hashCache, files)
+  const base: Base = {
+    repo, save, manifest: manifestBytes, digest: lines.digest, manifestSha256: lines.fileSha256,
+    files: lines.files, bytes: lines.bytes, pieceLength: lines.pieceLength, trackers: [],
   }
-  const mtimes = new Map<string, number>()
-  for (const e of manifest.entries) mtimes.set(e.path, e.mtime)
-  const base = {
-    repo, save, manifest: manifestBytes, digest: lines.digest, files: lines.files, bytes: lines.bytes,
-    pieceLength: manifest.header.pieceLength, trackers: info.trackers,
-  }
-  const named = indexedShards(info.files)
-  const inodes = loadHashCacheInodes(paths.hashCache)
-  if (named) return loadSharded(paths.torrent, paths.shards, info, torrent, named, manifest, base, magnet, mtimes, inodes)
-  // The torrent must describe exactly the bytes data.dsync describes; a torrent from another
-  // generation (gendsync interrupted between renames, a hand-copied file) is refused.
-  const layout = matchTorrentToManifest(info, manifest, manifestBytes.length)
-  if (typeof layout === 'string') throw new GenerationError(`${paths.torrent}: ${layout}`)
+  const loaded: Loaded = { paths, lines, files, base, magnet }
+  const manifestHead: HeadEntry = { source: 'manifest', path: MANIFEST_TORRENT_PATH, data: manifestBytes }
+  let named: string[] | undefined
+  let run: RunMatch | undefined
+  let filesAt = 0
+  const info = parseTorrent(paths.torrent, torrent, r => {
+    filesAt = r.pos
+    named = indexedShardsAt(r)
+    if (!named) run = matchFileList(r, base.pieceLength, prefixed([headPath(manifestHead)], files), 0, true)
+    return run !== undefined
+  })
+  base.trackers = info.trackers
+  if (named) return loadSharded(loaded, info, filesAt, torrent, named, manifestHead)
+  if (!run || !piecesFit(info, base.pieceLength, run)) explain(loaded)
   return {
-    ...base, ...shape(layout, base.pieceLength, mtimes, inodes),
+    ...base, segments: new SegmentTable([manifestHead], run!.offsets, files, 0, run!.totalLength),
+    totalLength: run!.totalLength, pieceCount: Math.ceil(run!.totalLength / base.pieceLength),
     infoHash: info.infoHash, infoBytes: info.infoBytes, torrent,
     magnet: magnet || magnetLink(info.infoHash, repo, []),
   }
 }
 
-type Inodes = ReturnType<typeof loadHashCacheInodes>
-type Base = Pick<Generation, 'repo' | 'save' | 'manifest' | 'digest' | 'pieceLength' | 'trackers' | 'files' | 'bytes'>
-
 /** The index and every shard it names, each checked against data.dsync. */
-function loadSharded(
-  indexFile: string, shardDir: string, info: TorrentInfo, torrent: Buffer, named: string[],
-  manifest: ManifestShape, base: Base, magnet: string, mtimes: Map<string, number>, inodes: Inodes,
-): Generation {
-  const shardTorrents = named.map(ih => readOrFail(join(shardDir, `${ih}.torrent`)))
-  const shardInfos = shardTorrents.map((bytes, i) => {
-    let si: TorrentInfo
-    try {
-      si = readTorrentInfo(bytes)
-    } catch (err) {
-      throw new GenerationError(`${join(shardDir, `${named[i]}.torrent`)}: malformed torrent (${(err as Error).message})`)
+function loadSharded(loaded: Loaded, info: TorrentInfo, filesAt: number, torrent: Buffer, named: string[], manifestHead: HeadEntry): Generation {
+  const { paths, files, base } = loaded
+  const heads: HeadEntry[] = [manifestHead]
+  const shards: Generation[] = []
+  let next = 0
+  let ok = true
+  for (const ih of named) {
+    const file = join(paths.shards, `${ih}.torrent`)
+    const bytes = readOrFail(file)
+    heads.push({ source: 'memory', path: shardTorrentPath(ih), data: bytes })
+    let run: RunMatch | undefined
+    const si = parseTorrent(file, bytes, r => {
+      run = ok ? matchFileList(r, base.pieceLength, files, next, false) : undefined
+      return run !== undefined
+    })
+    if (si.infoHash !== ih) throw new GenerationError(`${file}: infohash ${si.infoHash} differs from its name`)
+    if (!run || !piecesFit(si, base.pieceLength, run)) {
+      ok = false // the rest is read and hashed as before; the parsed check names the difference
+      continue
     }
-    if (si.infoHash !== named[i]) throw new GenerationError(`${join(shardDir, `${named[i]}.torrent`)}: infohash ${si.infoHash} differs from its name`)
-    return { ...si, torrentLength: bytes.length }
-  })
-  const layouts = matchShardsToManifest(info, shardInfos, manifest, base.manifest.length)
-  if (typeof layouts === 'string') throw new GenerationError(`${indexFile}: ${layouts}`)
-  const memory = new Map(named.map((ih, i) => [shardTorrentPath(ih), shardTorrents[i]]))
-  const shards = shardInfos.map((si, i): Generation => {
-    const files = layouts.shards[i].filter(f => !f.pad)
-    return {
-      ...base, ...shape(layouts.shards[i], base.pieceLength, mtimes, inodes),
-      infoHash: si.infoHash, infoBytes: si.infoBytes, torrent: shardTorrents[i], magnet: magnetLink(si.infoHash, base.repo, si.trackers),
-      files: files.length, bytes: files.reduce((sum, f) => sum + f.length, 0),
-    }
-  })
+    let sum = 0
+    for (let k = next; k < next + run.count; k++) sum += files.sizes[k]
+    shards.push({
+      ...base, segments: new SegmentTable([], run.offsets, files, next, run.totalLength),
+      totalLength: run.totalLength, pieceCount: Math.ceil(run.totalLength / base.pieceLength),
+      infoHash: si.infoHash, infoBytes: si.infoBytes, torrent: bytes, magnet: magnetLink(si.infoHash, base.repo, si.trackers),
+      files: run.count, bytes: sum,
+    })
+    next += run.count
+  }
+  const index = ok && next === files.count ? matchIndex(info, filesAt, heads, base.pieceLength) : undefined
+  if (!index) explain(loaded)
   return {
-    ...base, ...shape(layouts.index, base.pieceLength, mtimes, inodes, memory),
+    ...base, segments: new SegmentTable(heads, index!.offsets, files, 0, index!.totalLength),
+    totalLength: index!.totalLength, pieceCount: Math.ceil(index!.totalLength / base.pieceLength),
     infoHash: info.infoHash, infoBytes: info.infoBytes, torrent,
-    magnet: magnet || magnetLink(info.infoHash, base.repo, []),
+    magnet: loaded.magnet || magnetLink(info.infoHash, base.repo, []),
     shards,
   }
 }
 
-/** Segments of a layout: data.dsync first (an index or one-torrent repo), pads, files. */
-function shape(layout: LayoutFile[], pieceLength: number, mtimes: Map<string, number>, inodes: Inodes, memory?: Map<string, Buffer>) {
-  const last = layout[layout.length - 1]
-  const totalLength = last.offset + last.length
-  const segments: Segment[] = layout.map(f => {
-    const data = memory?.get(f.path)
-    const source: Segment['source'] = f.pad ? 'pad' : f.path === MANIFEST_TORRENT_PATH ? 'manifest' : data ? 'memory' : 'file'
-    const mtime = mtimes.get(f.path) ?? 0
-    const seg: Segment = { offset: f.offset, length: f.length, source, path: f.path, mtime }
-    const cached = source === 'file' ? inodes.get(f.path) : undefined
-    if (cached && cached.size === f.length && Math.floor(cached.mtimeMs / 1000) === mtime) seg.ino = cached.ino
-    if (data) seg.data = data
-    return seg
-  })
-  return { segments, totalLength, pieceCount: Math.ceil(totalLength / pieceLength) }
+/** The index torrent's list: data.dsync, then the shard .torrent files in order. */
+function matchIndex(info: TorrentInfo, filesAt: number, heads: HeadEntry[], pieceLength: number): RunMatch | undefined {
+  const r = new Reader(info.infoBytes)
+  r.pos = filesAt
+  const run = matchFileList(r, pieceLength, prefixed(heads.map(headPath)), 0, true)
+  return run && piecesFit(info, pieceLength, run) ? run : undefined
 }
 
-/** Where a piece-relative range lives: the full path on disk of a segment. */
-export function segmentFile(gen: Generation, seg: Segment): string {
-  return join(gen.save, seg.path)
+/**
+ * Why the torrents differ from data.dsync, found by the parsed check (an object per file:
+ * only when the fast walk found a difference). Always throws.
+ */
+function explain(loaded: Loaded): never {
+  const { paths, lines, base } = loaded
+  const manifest = { header: { pieceLength: base.pieceLength }, entries: contentFiles(lines, paths.manifest) }
+  const info = parseTorrent(paths.torrent, readOrFail(paths.torrent))
+  const named = indexedShards(info.files)
+  let reason: string | undefined
+  if (named) {
+    const shards = named.map(ih => {
+      const file = join(paths.shards, `${ih}.torrent`)
+      const bytes = readOrFail(file)
+      return { ...parseTorrent(file, bytes), torrentLength: bytes.length }
+    })
+    const layouts = matchShardsToManifest(info, shards, manifest, base.manifest.length)
+    if (typeof layouts === 'string') reason = layouts
+  } else {
+    const layout = matchTorrentToManifest(info, manifest, base.manifest.length)
+    if (typeof layout === 'string') reason = layout
+  }
+  throw new GenerationError(`${paths.torrent}: ${reason ?? 'the torrent does not match data.dsync byte for byte'}`)
+}
+
+function piecesFit(info: TorrentInfo, pieceLength: number, run: RunMatch): boolean {
+  return info.pieceLength === pieceLength && info.pieces.length === Math.ceil(run.totalLength / pieceLength) * 20
+}
+
+/** `walk` reads the `files` list and says whether it read all of it; if not, the rest is skipped. */
+function parseTorrent(file: string, bytes: Buffer, walk?: (r: Reader) => boolean): TorrentInfo {
+  try {
+    return readTorrentInfo(bytes, walk && {
+      onFiles: r => {
+        const at = r.pos
+        if (walk(r)) return
+        r.pos = at
+        r.skip()
+      },
+    })
+  } catch (err) {
+    throw new GenerationError(`${file}: malformed torrent (${(err as Error).message})`)
+  }
+}
+
+function headPath(h: HeadEntry) {
+  return { path: Buffer.from(h.path, 'utf8'), length: h.data.length }
 }
 
 function readOrFail(file: string): Buffer {

@@ -40,12 +40,13 @@ export class PieceReader {
     const start = piece * gen.pieceLength + offset
     const end = start + length
     const first = this.segmentAt(start)
-    const whole = this.fromSmallFile(gen.segments[first], start, end)
+    const whole = this.fromSmallFile(gen.segments.get(first), start, end)
     if (whole) return whole
     const out = Buffer.allocUnsafe(length)
     const reads: Promise<void>[] = []
-    for (let i = first; i < gen.segments.length && gen.segments[i].offset < end; i++) {
-      const seg = gen.segments[i]
+    for (let i = first; i < gen.segments.count; i++) {
+      const seg = gen.segments.get(i)
+      if (seg.offset >= end) break
       const from = Math.max(start, seg.offset)
       const to = Math.min(end, seg.offset + seg.length)
       if (to <= from) continue
@@ -69,8 +70,10 @@ export class PieceReader {
     if (this.stale.size === 0) return false
     const start = piece * this.gen.pieceLength
     const end = Math.min(start + this.gen.pieceLength, this.gen.totalLength)
-    for (let i = this.segmentAt(start); i < this.gen.segments.length && this.gen.segments[i].offset < end; i++) {
-      if (this.stale.has(this.gen.segments[i].path)) return true
+    for (let i = this.segmentAt(start); i < this.gen.segments.count; i++) {
+      const seg = this.gen.segments.get(i)
+      if (seg.offset >= end) break
+      if (this.stale.has(seg.path)) return true
     }
     return false
   }
@@ -122,16 +125,8 @@ export class PieceReader {
     }
   }
 
-  /** Index of the segment holding content byte `pos` (binary search; segments are sorted). */
+  /** Index of the segment holding content byte `pos`. */
   private segmentAt(pos: number): number {
-    const segs = this.gen.segments
-    let lo = 0
-    let hi = segs.length - 1
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1
-      if (segs[mid].offset <= pos) lo = mid
-      else hi = mid - 1
-    }
-    return lo
+    return this.gen.segments.at(pos)
   }
 }

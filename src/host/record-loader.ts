@@ -4,7 +4,8 @@ import { parseDelta, sha256Hex } from '../generation/delta.js'
 import { deltaFiles, matchTorrentToDelta } from '../generation/delta-torrent.js'
 import { parseRecord, type DeltaRef, type GenerationRecord } from '../generation/record.js'
 import { readTorrentInfo } from '../torrent/read.js'
-import type { Generation, Segment } from './generation.js'
+import type { Generation } from './generation.js'
+import { SegmentTable } from './segment-table.js'
 
 /** One delta a host offers: its bytes, its torrent's, and the torrent ready to seed. */
 export interface OfferedDelta {
@@ -42,7 +43,7 @@ export function loadRecord(gen: Generation): LoadedRecord {
     return { problem: `${files.record}: ${(err as Error).message}`, deltas: new Map() }
   }
   const reason = record.repo !== gen.repo ? `names repository "${record.repo}"`
-    : record.manifest.sha256 !== sha256Hex(gen.manifest) ? 'describes another data.dsync'
+    : record.manifest.sha256 !== (gen.manifestSha256 ?? sha256Hex(gen.manifest)) ? 'describes another data.dsync'
       : record.torrent !== gen.infoHash ? `names torrent ${record.torrent}, not ${gen.infoHash}` : undefined
   if (reason) return { problem: `${files.record}: stale record (${reason}); run gendsync`, deltas: new Map() }
   const deltas = new Map<number, OfferedDelta>()
@@ -73,7 +74,7 @@ function deltaGeneration(gen: Generation, ref: DeltaRef, deltaBytes: Buffer, tor
   const layout = matchTorrentToDelta(info, delta, gen.repo)
   if (typeof layout === 'string') return undefined
   const mtimes = new Map(deltaFiles(delta).map(f => [f.path, f.mtime]))
-  const segments: Segment[] = layout.map(f => ({ offset: f.offset, length: f.length, source: f.pad ? 'pad' : 'file', path: f.path, mtime: mtimes.get(f.path) ?? 0 }))
+  const segments = SegmentTable.fromLayout(layout, mtimes)
   const last = layout[layout.length - 1]
   const totalLength = last.offset + last.length
   return {

@@ -22,13 +22,17 @@ export interface ManifestLines {
   count: number
   /** The END line's checksum (hex): the generation's identity in logs and status. */
   digest: string
+  /** SHA-256 of the whole file (what a signed record names), from the same pass. */
+  fileSha256: string
 }
 
 export function readManifestLines(buf: Buffer, file: string): ManifestLines {
   const bad = (reason: string) => new DsyncError(ExitCode.badData, 'manifest.corrupt', { file, line: 0, reason })
   const endAt = buf.lastIndexOf('\nEND\t', buf.length - 2)
   if (endAt < 0 || !buf.subarray(0, MAGIC.length + 2).equals(Buffer.from(`${MAGIC} ${VERSION}`))) throw bad('not a data.dsync file')
-  const sum = createHash('sha256').update(buf.subarray(0, endAt + 1)).digest('hex')
+  const hash = createHash('sha256').update(buf.subarray(0, endAt + 1))
+  const sum = hash.copy().digest('hex')
+  const fileSha256 = hash.update(buf.subarray(endAt + 1)).digest('hex')
   if (buf.toString('latin1', endAt + 5, endAt + 69) !== sum) throw bad('checksum mismatch')
   const bodyAt = buf.indexOf('\n\n')
   if (bodyAt < 0 || bodyAt > endAt) throw bad('no header end')
@@ -42,7 +46,7 @@ export function readManifestLines(buf: Buffer, file: string): ManifestLines {
   const count = starts.length
   starts.push(endAt + 1) // the END line's
   return {
-    buf, count, starts: Uint32Array.from(starts), digest: sum,
+    buf, count, starts: Uint32Array.from(starts), digest: sum, fileSha256,
     pieceLength: header.get('piece-length') ?? 0, entries: header.get('entries') ?? 0,
     files: header.get('files') ?? 0, bytes: header.get('bytes') ?? 0,
   }

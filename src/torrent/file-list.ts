@@ -1,0 +1,190 @@
+import { Reader, TorrentFormatError } from './read.js'
+import { shardInfoHashOf } from './shards.js'
+
+/**
+ * The files a layout expects, in order, read without an object per file: entry `i` has the
+ * path bytes `pathBuf(i)[pathStart(i), pathEnd(i))` (UTF-8, `/`-separated) and a length.
+ */
+export interface ExpectedFiles {
+  readonly count: number
+  length(i: number): number
+  pathBuf(i: number): Buffer
+  pathStart(i: number): number
+  pathEnd(i: number): number
+}
+
+/** `heads` (paths given as bytes), then `rest` from its first entry. */
+export function prefixed(heads: { path: Buffer; length: number }[], rest?: ExpectedFiles): ExpectedFiles {
+  const n = heads.length
+  return {
+    count: n + (rest?.count ?? 0),
+    length: i => i < n ? heads[i].length : rest!.length(i - n),
+    pathBuf: i => i < n ? heads[i].path : rest!.pathBuf(i - n),
+    pathStart: i => i < n ? 0 : rest!.pathStart(i - n),
+    pathEnd: i => i < n ? heads[i].path.length : rest!.pathEnd(i - n),
+  }
+}
+
+export interface RunMatch {
+  /** Expected entries the list held (from `from` on). */
+  count: number
+  /** Offset of each in the torrent's content (pads in between are implied). */
+  offsets: Float64Array
+  totalLength: number
+}
+
+/**
+ * Walks a torrent's `files` list (the reader at its `l`) against `expected` from entry `from`
+ * on, with the dsync layout's BEP 47 pads between files, allocating nothing per entry: what a
+ * host needs to check a 1M-file repository's torrents against data.dsync at start. `exact`:
+ * the list must hold every remaining expected entry; otherwise it may stop early (a shard).
+ * Undefined at the first difference of any kind (the caller explains it the slow way).
+ */
+export function matchFileList(r: Reader, pieceLength: number, expected: ExpectedFiles, from: number, exact: boolean): RunMatch | undefined {
+  try {
+    return walk(r, pieceLength, expected, from, exact)
+  } catch (err) {
+    if (err instanceof TorrentFormatError) return undefined
+    throw err
+  }
+}
+
+function walk(r: Reader, pieceLength: number, expected: ExpectedFiles, from: number, exact: boolean): RunMatch | undefined {
+  if (r.peek() !== 0x6c) return undefined
+  r.pos++
+  let offsets = new Float64Array(Math.max(1, Math.min(expected.count - from, 4096)))
+  let i = from
+  let offset = 0
+  let padNeeded = 0
+  let lastWasPad = false
+  while (r.peek() !== 0x65) {
+    const e = readEntry(r)
+    if (e === undefined) return undefined
+    if (padNeeded > 0) {
+      if (!e.pad || e.length !== padNeeded) return undefined
+      offset += e.length
+      padNeeded = 0
+      lastWasPad = true
+      continue
+    }
+    if (e.pad || i >= expected.count || e.length !== expected.length(i) || !pathEquals(r, e.pathAt, expected, i)) return undefined
+    const n = i - from
+    if (n === offsets.length) {
+      const grown = new Float64Array(offsets.length * 2)
+      grown.set(offsets)
+      offsets = grown
+    }
+    offsets[n] = offset
+    offset += e.length
+    i++
+    const rest = e.length % pieceLength
+    padNeeded = rest === 0 ? 0 : pieceLength - rest
+    lastWasPad = false
+  }
+  r.pos++
+  // The layout never ends on a pad; an empty list, or a short one where all were due, differs.
+  if (lastWasPad || i === from || (exact && i !== expected.count)) return undefined
+  return { count: i - from, offsets: offsets.slice(0, i - from), totalLength: offset }
+}
+
+/** Reused for every entry: the walk allocates nothing per file. */
+const entry = { length: -1, pad: false, pathAt: -1 }
+
+/** One `{attr, length, path}` dict; keys compared as bytes. */
+function readEntry(r: Reader): typeof entry | undefined {
+  if (r.peek() !== 0x64) return undefined
+  r.pos++
+  entry.length = -1
+  entry.pad = false
+  entry.pathAt = -1
+  const buf = r.buf
+  while (r.peek() !== 0x65) {
+    const k = r.span()
+    const len = r.pos - k
+    if (isKey(buf, k, len, 'length')) entry.length = r.int()
+    else if (isKey(buf, k, len, 'path')) {
+      entry.pathAt = r.pos
+      r.skip()
+    } else if (isKey(buf, k, len, 'attr')) {
+      const s = r.span()
+      const p = buf.indexOf(0x70, s) // 'p'
+      entry.pad = p >= 0 && p < r.pos
+    } else r.skip()
+  }
+  r.pos++
+  return entry.length < 0 || entry.pathAt < 0 ? undefined : entry
+}
+
+function isKey(buf: Buffer, at: number, len: number, key: string): boolean {
+  if (len !== key.length) return false
+  for (let j = 0; j < len; j++) if (buf[at + j] !== key.charCodeAt(j)) return false
+  return true
+}
+
+/** The path list at `at` joined by `/` equals expected entry i's bytes (compared in place). */
+function pathEquals(r: Reader, at: number, expected: ExpectedFiles, i: number): boolean {
+  const eb = expected.pathBuf(i)
+  const end = expected.pathEnd(i)
+  let p = expected.pathStart(i)
+  const save = r.pos
+  const buf = r.buf
+  r.pos = at
+  let ok = r.peek() === 0x6c
+  r.pos++
+  let parts = 0
+  while (ok && r.peek() !== 0x65) {
+    const s = r.span()
+    if (parts++ > 0) ok = p < end && eb[p++] === 0x2f
+    const len = r.pos - s
+    if (!ok || p + len > end) return restore(r, save, false)
+    for (let j = 0; j < len; j++) {
+      if (buf[s + j] !== eb[p + j]) return restore(r, save, false)
+    }
+    p += len
+  }
+  return restore(r, save, ok && parts > 0 && p === end)
+}
+
+function restore(r: Reader, pos: number, result: boolean): boolean {
+  r.pos = pos
+  return result
+}
+
+/**
+ * The shard infohashes an index torrent's `files` list names (the reader at its `l`), in
+ * order, like `indexedShards` but stopping at the first entry after data.dsync that is not
+ * a shard .torrent: a one-torrent repository's list is not walked (it may hold 1M files).
+ * The reader is left where it was.
+ */
+export function indexedShardsAt(r: Reader): string[] | undefined {
+  const save = r.pos
+  const named: string[] = []
+  try {
+    if (r.peek() !== 0x6c) return undefined
+    r.pos++
+    let seen = 0
+    while (r.peek() !== 0x65) {
+      const e = readEntry(r)
+      if (e === undefined) return undefined
+      if (e.pad || seen++ === 0) continue
+      const ih = shardInfoHashOf(pathText(r, e.pathAt))
+      if (!ih) return undefined
+      named.push(ih)
+    }
+    return named.length > 0 ? named : undefined
+  } catch (err) {
+    if (err instanceof TorrentFormatError) return undefined
+    throw err
+  } finally {
+    r.pos = save
+  }
+}
+
+function pathText(r: Reader, at: number): string {
+  const save = r.pos
+  r.pos = at
+  const parts: string[] = []
+  r.list(() => parts.push(r.bytes().toString('utf8')))
+  r.pos = save
+  return parts.join('/')
+}
