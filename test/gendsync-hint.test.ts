@@ -17,6 +17,13 @@ function writePool(root: string, count: number): void {
     writeFileSync(file, `file ${i}\n`.repeat(1 + (i % 7)))
     utimesSync(file, OLD, OLD)
   }
+  // Names data.dsync escapes (backslash, tab) or that are not ASCII: the sharded path reads
+  // paths from data.dsync's bytes and must measure and encode them as a full run does.
+  for (const name of ['back\\slash_1.0_all.deb', 'tab\there_1.0_all.deb', 'é-ü_1.0_all.deb', '日本_1.0_all.deb']) {
+    const file = join(root, 'pool', 'main', 'p0', 'pkg5', name)
+    writeFileSync(file, `${name}\n`.repeat(3))
+    utimesSync(file, OLD, OLD)
+  }
   mkdirSync(join(root, 'dists', 'stable'), { recursive: true })
   writeFileSync(join(root, 'dists', 'stable', 'Release'), 'release 1\n')
 }
@@ -51,7 +58,7 @@ async function hintRoundTrip(t: { diagnostic(s: string): void }, files: number):
   const gendsync = async (...args: string[]) => {
     const r = await runCli(['--home', home, '--json', 'gendsync', ...args])
     assert.equal(r.code, 0, r.stderr)
-    return { ...JSON.parse(r.stdout) as { changed: boolean; hashedFiles: number; shards?: unknown[] }, stderr: r.stderr }
+    return { ...JSON.parse(r.stdout) as { changed: boolean; hashedFiles: number; shards?: { built: boolean }[] }, stderr: r.stderr }
   }
   const first = await gendsync()
   t.diagnostic(`${files} files: ${first.shards ? `${first.shards.length} shards` : 'one torrent'}`)
@@ -66,6 +73,8 @@ async function hintRoundTrip(t: { diagnostic(s: string): void }, files: number):
   assert.doesNotMatch(hinted.stderr, /not used/, 'the hint was used, not a full walk')
   // Read: the changed file, the new version, the new folder's two files and Release; nothing else.
   assert.equal(hinted.hashedFiles, 5)
+  // Every change is in the first shard's range (dists/ and pool/main/p0/): only it is encoded again.
+  if (first.shards) assert.deepEqual(hinted.shards!.map(s => s.built), first.shards.map((_, i) => i === 0))
   const outputs = () => {
     const dir = join(save, '.dsync')
     const names = ['data.dsync', 'pool.torrent', 'pool.magnet'].map(n => join(dir, n))
@@ -88,6 +97,7 @@ async function hintRoundTrip(t: { diagnostic(s: string): void }, files: number):
   writeFileSync(join(base, 'plain'), 'pool/main/p0/pkg3/added.deb\npool/main/p0/pkg4/f40_1.0_amd64.deb\n')
   const plain = await gendsync('--changed', join(base, 'plain'))
   assert.deepEqual([plain.changed, plain.hashedFiles], [true, 1])
+  if (first.shards) assert.deepEqual(plain.shards!.map(s => s.built), first.shards.map((_, i) => i === 0))
   const afterPlain = outputs()
   assert.equal((await gendsync()).changed, false, 'a full run after the plain hint changed the outputs')
   assert.deepEqual(outputs(), afterPlain)

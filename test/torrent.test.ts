@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { test } from 'node:test'
 import bencode from 'bencode'
-import { encodeInfo } from '../src/torrent/encode-info.js'
+import { encodeInfo, encodeInfoRows, entryByteLength, padEntryByteLength } from '../src/torrent/encode-info.js'
 import { layoutFiles, pieceLengthFor } from '../src/torrent/layout.js'
 import { fileSpans, pieceMap } from '../src/torrent/piece-map.js'
 
@@ -17,6 +17,25 @@ test('the direct info-dict writer matches bencode.encode byte for byte (ASCII, U
     pieces,
   })
   assert.ok(encodeInfo(layout, '저장소-repo', 16384, pieces).equals(Buffer.from(expected)))
+})
+
+test('the row writer (shards from data.dsync bytes) and its entry sizes match encodeInfo byte for byte', () => {
+  const names = ['pool/a.deb', 'pool/한국어/패키지.rpm', 'back\\slash', 'tab\there', 'emoji/🙂 x.txt', 'p/'.repeat(40) + 'deep', 'z']
+  const lengths = [1, 9, 10, 99, 100, 16384, 16385, 123_456_789]
+  const files = names.flatMap((path, i) => lengths.map((length, j) => ({ path: `${path}${i}${j}`, length })))
+  const layout = layoutFiles(files, 16384)
+  const pieces = randomBytes(20 * Math.ceil((layout.at(-1)!.offset + layout.at(-1)!.length) / 16384))
+  const rows = encodeInfoRows(files.length, i => Buffer.from(files[i].path), i => files[i].length, '저장소-repo', 16384, pieces)
+  const whole = encodeInfo(layout, '저장소-repo', 16384, pieces)
+  assert.ok(rows.equals(whole))
+  // Every entry's size as gendsync computes it to copy runs of entries from a previous torrent.
+  let sum = 0
+  files.forEach((f, i) => {
+    const path = Buffer.from(f.path)
+    sum += entryByteLength(path, 0, path.length, f.length)
+    if (f.length % 16384 !== 0 && i < files.length - 1) sum += padEntryByteLength(16384 - (f.length % 16384))
+  })
+  assert.equal(sum, whole.lastIndexOf('e4:name', whole.length - pieces.length) - 'd5:filesl'.length)
 })
 
 test('piece length is a pure function of the total: 16 KiB up to 32768 pieces, doubling, capped at 16 MiB', () => {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { unescapePath } from '../manifest/escape.js'
 import { MAGIC as MANIFEST_MAGIC, VERSION as MANIFEST_VERSION } from '../manifest/format.js'
+import { comparePathAt, indexLines, lowerBound, pathField, pathKeyAt, type LineTable } from '../manifest/manifest-lines.js'
 
 /**
  * A delta: the change from one data.dsync to the next, in data.dsync's own line format
@@ -18,8 +19,8 @@ import { MAGIC as MANIFEST_MAGIC, VERSION as MANIFEST_VERSION } from '../manifes
  *   -<TAB><escaped path>, for an entry removed                  / sorted by path, one per path
  *   END<TAB><sha256 of every byte before this line>
  *
- * Both operations work on lines, not parsed entries: a delta is applied by merging two sorted
- * lists of lines, and the result is checked by its SHA-256 and then parsed like any upstream
+ * Both operations work on lines, not parsed entries (line offsets, manifest-lines.ts): a delta
+ * is applied by splicing its lines into the old list, and the result is checked by its SHA-256 and then parsed like any upstream
  * data.dsync, so every hostile-input rule of FORMAT.md still applies to what reaches DEST.
  */
 export const DELTA_MAGIC = 'DSYNC-DELTA 1'
@@ -40,15 +41,10 @@ export interface Delta extends DeltaHeader {
 
 export class DeltaError extends Error {}
 
-/** The lines of a data.dsync: its header lines (magic included) and its entry lines. */
-export function splitManifest(bytes: Buffer): { header: string[]; entries: string[] } {
-  const text = bytes.toString('utf8')
-  const blank = text.indexOf('\n\n')
-  const endAt = text.lastIndexOf('\nEND\t')
-  if (blank < 0 || endAt < blank) throw new DeltaError('not a complete data.dsync')
-  const header = text.slice(0, blank).split('\n')
-  const body = text.slice(blank + 2, endAt + 1)
-  return { header, entries: body === '' ? [] : body.slice(0, -1).split('\n') }
+function table(bytes: Buffer): LineTable {
+  const t = indexLines(bytes)
+  if (typeof t === 'string') throw new DeltaError('not a complete data.dsync')
+  return t
 }
 
 /** The (unescaped) path of an entry line or a removal line, as UTF-8 bytes for sorting. */
@@ -60,40 +56,55 @@ function pathKey(line: string): Buffer {
   return Buffer.from(path, 'utf8')
 }
 
-/** Compares two sorted lists of lines by path; calls back per path present in either. */
-function mergeByPath(a: string[], b: string[], each: (oldLine: string | undefined, newLine: string | undefined) => void): void {
-  let i = 0
-  let j = 0
-  let ka = i < a.length ? pathKey(a[i]) : undefined
-  let kb = j < b.length ? pathKey(b[j]) : undefined
-  while (ka || kb) {
-    const c = !ka ? 1 : !kb ? -1 : Buffer.compare(ka, kb)
-    each(c <= 0 ? a[i] : undefined, c >= 0 ? b[j] : undefined)
-    if (c <= 0) ka = ++i < a.length ? pathKey(a[i]) : undefined
-    if (c >= 0) {
-      const prev = kb!
-      kb = ++j < b.length ? pathKey(b[j]) : undefined
-      if (kb && Buffer.compare(prev, kb) >= 0) throw new DeltaError('lines not sorted by path')
-    }
-  }
+/** True when lines [i, i+n) of `a` are byte for byte lines [j, j+n) of `b`. */
+function sameRun(a: LineTable, i: number, b: LineTable, j: number, n: number): boolean {
+  return a.buf.compare(b.buf, b.starts[j], b.starts[j + n], a.starts[i], a.starts[i + n]) === 0
 }
 
-/** The delta from `oldBytes` to `newBytes` (two data.dsync files). */
-export function makeDelta(seq: number, oldBytes: Buffer, newBytes: Buffer): Buffer {
-  const from = splitManifest(oldBytes).entries
-  const next = splitManifest(newBytes)
+
+function lineText(t: LineTable, i: number): string {
+  return t.buf.toString('utf8', t.starts[i], t.starts[i + 1] - 1)
+}
+
+/**
+ * The delta from `oldBytes` to `newBytes` (two data.dsync files). Runs of identical lines are
+ * skipped by comparing growing spans of bytes (1, 2, 4, ... lines), so the cost is the bytes
+ * compared plus a few steps per changed line, not a parse of either list. `known` passes
+ * SHA-256s the caller already has.
+ */
+export function makeDelta(seq: number, oldBytes: Buffer, newBytes: Buffer, known?: { from: string; to: string }): Buffer {
+  const a = table(oldBytes)
+  const b = table(newBytes)
   const lines: string[] = []
   let upserts = 0
-  mergeByPath(from, next.entries, (o, n) => {
-    if (n === undefined) lines.push(`-\t${o!.split('\t')[5]}`)
-    else if (o !== n) {
-      lines.push(n)
-      upserts++
+  let i = 0
+  let j = 0
+  let step = 1
+  while (i < a.count || j < b.count) {
+    if (i < a.count && j < b.count) {
+      const n = Math.min(step, a.count - i, b.count - j)
+      if (sameRun(a, i, b, j, n)) {
+        i += n
+        j += n
+        step = Math.min(step * 2, 1 << 14)
+        continue
+      }
+      step = 1
+      if (n > 1) continue
     }
-  })
-  const pieceLength = Number(next.header.find(h => h.startsWith('piece-length '))?.slice(13))
+    const c = i >= a.count ? 1 : j >= b.count ? -1 : comparePathAt(a, i, pathKeyAt(b, j))
+    if (c < 0) {
+      const [from, to] = pathField(a, i++)
+      lines.push(`-\t${a.buf.toString('utf8', from, to)}`)
+      continue
+    }
+    lines.push(lineText(b, j++))
+    upserts++
+    if (c === 0) i++
+  }
+  const pieceLength = Number(/\npiece-length (\d+)\n/.exec(newBytes.toString('latin1', 0, b.bodyAt + 1))?.[1])
   return serializeDelta({
-    seq, from: sha256Hex(oldBytes), to: sha256Hex(newBytes), pieceLength, upserts, removals: lines.length - upserts,
+    seq, from: known?.from ?? sha256Hex(oldBytes), to: known?.to ?? sha256Hex(newBytes), pieceLength, upserts, removals: lines.length - upserts,
   }, lines)
 }
 
@@ -134,27 +145,51 @@ export function parseDelta(bytes: Buffer): Delta {
 }
 
 /**
- * Applies a delta to a data.dsync: merge, recount the header, re-seal the END line. The caller
- * checks the result's SHA-256 against the record and parses it before trusting any of it.
+ * Applies a delta to a data.dsync: each delta line found by binary search, the old lines
+ * between copied as runs of bytes, the header's counts adjusted by the lines removed and
+ * added, the END line re-sealed. The caller checks the result's SHA-256 against the record
+ * and parses it before trusting any of it.
  */
 export function applyDelta(oldBytes: Buffer, delta: Delta): Buffer {
-  const old = splitManifest(oldBytes)
-  const entries: string[] = []
-  mergeByPath(old.entries, delta.lines, (o, d) => {
-    if (d === undefined) entries.push(o!)
-    else if (!d.startsWith('-\t')) entries.push(d)
-  })
-  let files = 0
-  let bytes = 0
-  for (const line of entries) {
+  const old = table(oldBytes)
+  const count = (name: string) => Number(new RegExp(`\\n${name} (\\d+)\\n`).exec(oldBytes.toString('latin1', 0, old.bodyAt + 1))?.[1] ?? NaN)
+  let entries = count('entries')
+  let files = count('files')
+  let bytes = count('bytes')
+  const chunks: Buffer[] = []
+  let cursor = 0
+  let previous: Buffer | undefined
+  for (const line of delta.lines) {
+    const key = pathKey(line)
+    if (previous && Buffer.compare(previous, key) >= 0) throw new DeltaError('lines not sorted by path')
+    previous = key
+    const at = lowerBound({ buf: old.buf, starts: old.starts.subarray(cursor), count: old.count - cursor }, key) + cursor
+    chunks.push(old.buf.subarray(old.starts[cursor], old.starts[at]))
+    cursor = at
+    if (at < old.count && comparePathAt(old, at, key) === 0) {
+      entries--
+      if (old.buf[old.starts[at]] === 0x66 && old.buf[old.starts[at] + 1] === 0x09) {
+        files--
+        bytes -= sizeField(lineText(old, at))
+      }
+      cursor = at + 1
+    }
+    if (line.startsWith('-\t')) continue
+    chunks.push(Buffer.from(line + '\n'))
+    entries++
     if (line.startsWith('f\t')) {
       files++
-      bytes += Number(line.split('\t')[2])
+      bytes += sizeField(line)
     }
   }
-  const head = [`${MANIFEST_MAGIC} ${MANIFEST_VERSION}`, `piece-length ${delta.pieceLength}`, `entries ${entries.length}`, `files ${files}`, `bytes ${bytes}`, '']
-  const body = Buffer.from([...head, ...entries].join('\n') + '\n')
+  chunks.push(old.buf.subarray(old.starts[cursor], old.starts[old.count]))
+  const head = `${MANIFEST_MAGIC} ${MANIFEST_VERSION}\npiece-length ${delta.pieceLength}\nentries ${entries}\nfiles ${files}\nbytes ${bytes}\n\n`
+  const body = Buffer.concat([Buffer.from(head), ...chunks])
   return Buffer.concat([body, Buffer.from(`END\t${sha256Hex(body)}\n`)])
+}
+
+function sizeField(line: string): number {
+  return Number(line.split('\t', 3)[2])
 }
 
 export function sha256Hex(data: Buffer): string {

@@ -57,8 +57,9 @@ export function publishGeneration(opts: PublishOptions): PublishResult {
   }
   const kept = (old?.deltas ?? []).filter(d => deltaOnDisk(files.deltas, d))
   let delta: DeltaRef | undefined
-  if (opts.previous && sha256Hex(opts.previous) !== manifestSha) {
-    delta = writeDelta(opts, files.deltas, seq)
+  const previousSha = opts.previous && sha256Hex(opts.previous)
+  if (opts.previous && previousSha !== manifestSha) {
+    delta = writeDelta(opts, files.deltas, seq, { from: previousSha!, to: manifestSha })
     kept.push(delta)
   }
   const deltas = kept.slice(Math.max(0, kept.length - opts.keepDeltas))
@@ -73,11 +74,11 @@ export function publishGeneration(opts: PublishOptions): PublishResult {
   return { record: { ...body, bytes }, signed: true, delta }
 }
 
-function writeDelta(opts: PublishOptions, dir: string, seq: number): DeltaRef {
-  const bytes = makeDelta(seq, opts.previous!, opts.manifest)
+function writeDelta(opts: PublishOptions, dir: string, seq: number, known: { from: string; to: string }): DeltaRef {
+  const bytes = makeDelta(seq, opts.previous!, opts.manifest, known)
   const delta = parseDelta(bytes)
   // The delta must reproduce this data.dsync exactly; anything else is a bug, not a tree change.
-  if (sha256Hex(applyDelta(opts.previous!, delta)) !== delta.to) throw new Error('delta does not reproduce data.dsync')
+  if (!applyDelta(opts.previous!, delta).equals(opts.manifest)) throw new Error('delta does not reproduce data.dsync')
   const torrent = buildDeltaTorrent(opts.repo, delta, opts.save, opts.trackers, opts.piecesOf)
   writeFileAtomic(join(dir, `${seq}.delta`), bytes)
   if (torrent) writeFileAtomic(join(dir, `${seq}.torrent`), torrent.torrent)

@@ -2,15 +2,19 @@ import { createHash } from 'node:crypto'
 import { lstatSync, readFileSync, readlinkSync, type Stats } from 'node:fs'
 import { join } from 'node:path'
 import { pieceLengthFor } from '../torrent/layout.js'
-import { shardStarts, type ShardFileDigest } from '../torrent/shards.js'
+import { readTorrentInfo } from '../torrent/read.js'
+import { indexedShards, shardStarts, shardStartsOf, type ShardFileDigest } from '../torrent/shards.js'
+import { contentPathString, contentTable, tableCosts, type ContentTable } from './content-table.js'
 import type { ManifestEntry } from './entry.js'
 import { MAGIC, VERSION, formatEntry } from './format.js'
 import type { FileDigest } from './hash-file.js'
+import { hashBuffer } from './hash-file.js'
 import { hashFiles, type HashJob } from './hash-pool.js'
-import { entryAt, lowerBound, readManifestLines, type ManifestLines } from './manifest-lines.js'
+import { comparePathAt, entryAt, indexLines, lowerBound, readManifestLines, type LineTable, type ManifestLines } from './manifest-lines.js'
 import { lastPieceHashes, oldPieces } from './old-pieces.js'
-import type { RepoFiles } from './paths.js'
+import { MANIFEST_TORRENT_PATH, type RepoFiles } from './paths.js'
 import { fromStats, scanTree, type ScannedEntry } from './scan.js'
+import { rebuildShards, type ShardOut } from './shard-rebuild.js'
 
 /**
  * gendsync with a change hint: the previous data.dsync is edited where the hint says the
@@ -24,8 +28,8 @@ import { fromStats, scanTree, type ScannedEntry } from './scan.js'
 export interface HintedGeneration {
   manifest: Buffer
   pieceLength: number
-  content: ShardFileDigest[]
-  starts: number[]
+  /** The torrents: one (content digests, for writeOutputs), or shards built or kept (shard-rebuild.ts). */
+  torrents: { content: ShardFileDigest[]; starts: number[] } | { shards: ShardOut[] }
   entries: number
   files: number
   bytes: number
@@ -35,10 +39,18 @@ export interface HintedGeneration {
 
 type Target = ScannedEntry | null
 
-export async function generateHinted(save: string, files: RepoFiles, changed: string[], threads?: number): Promise<HintedGeneration | string> {
+/** What the torrents are named and announce (the repository's name and trackers). */
+export interface TorrentNaming {
+  name: string
+  trackers: string[]
+}
+
+export async function generateHinted(
+  save: string, files: RepoFiles, previous: Buffer, changed: string[], naming: TorrentNaming, threads?: number,
+): Promise<HintedGeneration | string> {
   let old: ManifestLines
   try {
-    old = readManifestLines(readFileSync(files.manifest), files.manifest)
+    old = readManifestLines(previous, files.manifest)
   } catch {
     return 'no readable previous data.dsync'
   }
@@ -57,9 +69,65 @@ export async function generateHinted(save: string, files: RepoFiles, changed: st
   const digests = new Map(hashed.map(h => [h.path, h.digest]))
   const spliced = splice(old, found, digests)
   if (pieceLengthFor(spliced.bytes) !== old.pieceLength) return 'the piece length changes'
-  const torrentFiles = reuseDigests(save, files, spliced.content, digests, old.pieceLength)
-  if (typeof torrentFiles === 'string') return torrentFiles
-  return { ...spliced, pieceLength: old.pieceLength, content: torrentFiles.content, starts: torrentFiles.starts, hashed }
+  const next = indexLines(spliced.manifest)
+  if (typeof next === 'string') return next
+  const torrents = newTorrents(save, files, naming, old, next, spliced.runs, digests)
+  if (typeof torrents === 'string') return torrents
+  const { manifest, entries, files: fileCount, bytes } = spliced
+  return { manifest, entries, files: fileCount, bytes, pieceLength: old.pieceLength, torrents, hashed }
+}
+
+/**
+ * The new generation's torrents. Sharded before and after (the case at mirror scale): shards
+ * rebuilt only where their files changed (shard-rebuild.ts), everything read from data.dsync's
+ * bytes and the previous torrents' bytes, no object per file. Otherwise (a repository of one
+ * torrent, at most 32,768 files, or one crossing that line) a content list with digests.
+ */
+function newTorrents(
+  save: string, files: RepoFiles, naming: TorrentNaming, old: ManifestLines, next: LineTable, runs: Run[], digests: Map<string, FileDigest>,
+): HintedGeneration['torrents'] | string {
+  const P = old.pieceLength
+  const nextTable = contentTable(next)
+  const starts = shardStartsOf(tableCosts(nextTable, P))
+  const oldTable = contentTable(old)
+  const origin = originsOf(nextTable, oldTable, runs)
+  const previous = previousShards(files, old)
+  if (starts.length === 1 || typeof previous === 'string') {
+    const content: ContentChange[] = []
+    for (let c = 0; c < nextTable.count; c++) content.push({ path: contentPathString(nextTable, c), length: nextTable.length[c], changed: origin[c] < 0 })
+    return reuseDigests(save, files, content, digests, P)
+  }
+  const oldCosts = tableCosts(oldTable, P)
+  const shards = rebuildShards({
+    save, shardsDir: files.shards, name: naming.name, trackers: naming.trackers, pieceLength: P, next: nextTable, starts, origin,
+    old: oldTable, oldStarts: shardStartsOf(oldCosts), oldEntry: oldCosts.entry, oldShards: previous.shards, digests,
+  })
+  return typeof shards === 'string' ? shards : { shards }
+}
+
+/**
+ * The previous index torrent's shard list, when it is the index of the previous data.dsync:
+ * same length, and the same hash for the piece holding its END line (that line's SHA-256
+ * covers every byte before it). A reason otherwise (one torrent, or gendsync stopped between
+ * writing data.dsync and the index).
+ */
+function previousShards(files: RepoFiles, old: ManifestLines): { shards: string[] } | string {
+  let info
+  try {
+    info = readTorrentInfo(readFileSync(files.torrent))
+  } catch {
+    return 'the previous torrent cannot be read'
+  }
+  const shards = indexedShards(info.files)
+  if (!shards) return 'the previous generation is one torrent'
+  const P = info.pieceLength
+  if (info.files[0]?.path !== MANIFEST_TORRENT_PATH || info.files[0].length !== old.buf.length || P !== old.pieceLength) {
+    return 'the previous index torrent does not match data.dsync'
+  }
+  const lastPiece = Math.ceil(old.buf.length / P) - 1
+  const padded = hashBuffer(old.buf.subarray(lastPiece * P), P, false).pieces
+  if (!padded.equals(info.pieces.subarray(lastPiece * 20, lastPiece * 20 + 20))) return 'the previous index torrent does not match data.dsync'
+  return { shards }
 }
 
 interface Changes {
@@ -130,13 +198,20 @@ interface Edit {
   entry?: ScannedEntry
 }
 
+/** Old lines [oldFrom, oldFrom + count) are new lines [newFrom, newFrom + count), byte for byte. */
+interface Run {
+  oldFrom: number
+  newFrom: number
+  count: number
+}
+
 /** The new data.dsync: old lines copied in runs, edited lines replaced, counts redone. */
 function splice(old: ManifestLines, found: Changes, digests: Map<string, FileDigest>) {
   const edits: Edit[] = []
   for (const [path, now] of found.targets) {
     const key = Buffer.from(path, 'utf8')
     const at = lowerBound(old, key)
-    const exists = at < old.count && entryAt(old, at).path === path
+    const exists = at < old.count && comparePathAt(old, at, key) === 0
     const edit: Edit = { from: at, to: exists ? at + 1 : at, key }
     if (now) {
       edit.entry = now
@@ -150,18 +225,17 @@ function splice(old: ManifestLines, found: Changes, digests: Map<string, FileDig
   }
   edits.sort((a, b) => a.from - b.from || Buffer.compare(a.key, b.key))
   const chunks: Buffer[] = []
-  const content: { path: string; length: number; changed: boolean }[] = []
+  const runs: Run[] = []
   let entries = old.entries
   let fileCount = old.files
   let bytes = old.bytes
   let cursor = 0
+  let newLine = 0
   const keepRun = (from: number, to: number) => {
     if (to <= from) return
     chunks.push(old.buf.subarray(old.starts[from], old.starts[to]))
-    for (let i = from; i < to; i++) {
-      const e = entryAt(old, i)
-      if (e.type === 'f' && e.size > 0) content.push({ path: e.path, length: e.size, changed: false })
-    }
+    runs.push({ oldFrom: from, newFrom: newLine, count: to - from })
+    newLine += to - from
   }
   for (const edit of edits) {
     keepRun(cursor, edit.from)
@@ -175,11 +249,11 @@ function splice(old: ManifestLines, found: Changes, digests: Map<string, FileDig
     }
     if (edit.entry) {
       chunks.push(Buffer.from(edit.line + '\n', 'utf8'))
+      newLine++
       entries++
       if (edit.entry.type === 'f') {
         fileCount++
         bytes += edit.entry.size
-        if (edit.entry.size > 0) content.push({ path: edit.entry.path, length: edit.entry.size, changed: true })
       }
     }
     cursor = Math.max(cursor, edit.to)
@@ -188,7 +262,24 @@ function splice(old: ManifestLines, found: Changes, digests: Map<string, FileDig
   const head = `${MAGIC} ${VERSION}\npiece-length ${old.pieceLength}\nentries ${entries}\nfiles ${fileCount}\nbytes ${bytes}\n\n`
   const body = Buffer.concat([Buffer.from(head), ...chunks])
   const manifest = Buffer.concat([body, Buffer.from(`END\t${createHash('sha256').update(body).digest('hex')}\n`)])
-  return { manifest, content, entries, files: fileCount, bytes }
+  return { manifest, runs, entries, files: fileCount, bytes }
+}
+
+/** For each new content file, its index in the previous content table when its line was kept; -1 when edited. */
+function originsOf(next: ContentTable, old: ContentTable, runs: Run[]): Int32Array {
+  const origin = new Int32Array(next.count).fill(-1)
+  let r = 0
+  let k = 0
+  for (let c = 0; c < next.count; c++) {
+    const line = next.line[c]
+    while (r < runs.length && runs[r].newFrom + runs[r].count <= line) r++
+    if (r === runs.length || runs[r].newFrom > line) continue
+    const oldLine = runs[r].oldFrom + (line - runs[r].newFrom)
+    // Kept lines keep their order, so the old content index only moves forward.
+    while (k < old.count && old.line[k] < oldLine) k++
+    if (k < old.count && old.line[k] === oldLine) origin[c] = k
+  }
+  return origin
 }
 
 function toEntry(e: ScannedEntry, digests: Map<string, FileDigest>): ManifestEntry {
@@ -198,6 +289,13 @@ function toEntry(e: ScannedEntry, digests: Map<string, FileDigest>): ManifestEnt
   return m
 }
 
+export interface ContentChange {
+  path: string
+  length: number
+  /** Read now (its digest is in the map), rather than kept from the previous torrents. */
+  changed: boolean
+}
+
 /**
  * Piece hashes for the new torrents: read files from their digests, the others from the
  * previous torrents. A file that now ends a torrent (or no longer does) has its last piece
@@ -205,7 +303,7 @@ function toEntry(e: ScannedEntry, digests: Map<string, FileDigest>): ManifestEnt
  * rebuild a sharded generation's torrents after a delta update (src/sync/rebuild-shards.ts).
  */
 export function reuseDigests(
-  save: string, files: RepoFiles, content: { path: string; length: number; changed: boolean }[],
+  save: string, files: RepoFiles, content: ContentChange[],
   digests: Map<string, FileDigest>, pieceLength: number,
 ): { content: ShardFileDigest[]; starts: number[] } | string {
   const previous = oldPieces(files)

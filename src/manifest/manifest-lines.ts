@@ -28,28 +28,60 @@ export interface ManifestLines {
 
 export function readManifestLines(buf: Buffer, file: string): ManifestLines {
   const bad = (reason: string) => new DsyncError(ExitCode.badData, 'manifest.corrupt', { file, line: 0, reason })
-  const endAt = buf.lastIndexOf('\nEND\t', buf.length - 2)
-  if (endAt < 0 || !buf.subarray(0, MAGIC.length + 2).equals(Buffer.from(`${MAGIC} ${VERSION}`))) throw bad('not a data.dsync file')
-  const hash = createHash('sha256').update(buf.subarray(0, endAt + 1))
+  const table = indexLines(buf)
+  if (typeof table === 'string') throw bad(table)
+  const hash = createHash('sha256').update(buf.subarray(0, table.endAt + 1))
   const sum = hash.copy().digest('hex')
-  const fileSha256 = hash.update(buf.subarray(endAt + 1)).digest('hex')
-  if (buf.toString('latin1', endAt + 5, endAt + 69) !== sum) throw bad('checksum mismatch')
-  const bodyAt = buf.indexOf('\n\n')
-  if (bodyAt < 0 || bodyAt > endAt) throw bad('no header end')
+  const fileSha256 = hash.update(buf.subarray(table.endAt + 1)).digest('hex')
+  if (buf.toString('latin1', table.endAt + 5, table.endAt + 69) !== sum) throw bad('checksum mismatch')
   const header = new Map<string, number>()
-  for (const line of buf.toString('utf8', 0, bodyAt).split('\n').slice(1)) {
+  for (const line of buf.toString('utf8', 0, table.bodyAt).split('\n').slice(1)) {
     const [name, value] = line.split(' ')
     header.set(name, Number(value))
   }
-  const starts: number[] = []
-  for (let at = bodyAt + 2; at <= endAt; at = buf.indexOf(0x0a, at) + 1) starts.push(at)
-  const count = starts.length
-  starts.push(endAt + 1) // the END line's
   return {
-    buf, count, starts: Uint32Array.from(starts), digest: sum, fileSha256,
+    buf, count: table.count, starts: table.starts, digest: sum, fileSha256,
     pieceLength: header.get('piece-length') ?? 0, entries: header.get('entries') ?? 0,
     files: header.get('files') ?? 0, bytes: header.get('bytes') ?? 0,
   }
+}
+
+/** A data.dsync's bytes and the offset of each entry line (then of the END line). */
+export interface Lines {
+  buf: Buffer
+  starts: Uint32Array
+  count: number
+}
+
+/** The offsets of a data.dsync's entry lines, without checking its END checksum. */
+export interface LineTable {
+  buf: Buffer
+  /** The empty line ending the header, and the newline before the END line. */
+  bodyAt: number
+  endAt: number
+  /** Offset of each entry line, then of the END line: `count + 1` values. */
+  starts: Uint32Array
+  count: number
+}
+
+/** One pass of indexOf over the bytes; a reason instead when the layout is not data.dsync's. */
+export function indexLines(buf: Buffer): LineTable | string {
+  const endAt = buf.lastIndexOf('\nEND\t', buf.length - 2)
+  if (endAt < 0 || !buf.subarray(0, MAGIC.length + 2).equals(Buffer.from(`${MAGIC} ${VERSION}`))) return 'not a data.dsync file'
+  const bodyAt = buf.indexOf('\n\n')
+  if (bodyAt < 0 || bodyAt > endAt) return 'no header end'
+  let starts = new Uint32Array(1 << 16)
+  let count = 0
+  for (let at = bodyAt + 2; at <= endAt; at = buf.indexOf(0x0a, at) + 1) {
+    if (count + 1 >= starts.length) {
+      const grown = new Uint32Array(starts.length * 2)
+      grown.set(starts)
+      starts = grown
+    }
+    starts[count++] = at
+  }
+  starts[count] = endAt + 1 // the END line's
+  return { buf, bodyAt, endAt, starts: starts.slice(0, count + 1), count }
 }
 
 /** Entry line `i` without its newline. */
@@ -103,13 +135,47 @@ export function contentFiles(m: ManifestLines, file: string): ContentFile[] {
   return out
 }
 
+/** Byte range of line `i`'s path field (escaped as written). */
+export function pathField(m: Lines, i: number): [number, number] {
+  const buf = m.buf
+  const end = m.starts[i + 1] - 1
+  let at = m.starts[i]
+  for (let f = 0; f < 5 && at <= end; f++) at = buf.indexOf(0x09, at) + 1 || end + 1
+  if (at > end) return [end, end]
+  const tab = buf.indexOf(0x09, at)
+  return [at, tab < 0 || tab > end ? end : tab]
+}
+
+function hasBackslash(buf: Buffer, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (buf[i] === 0x5c) return true
+  return false
+}
+
+/**
+ * Compares line `i`'s path with `key` (UTF-8 bytes) in data.dsync's order. Without a
+ * backslash the escaped field is the path's own bytes, compared in place (no allocation).
+ */
+export function comparePathAt(m: Lines, i: number, key: Buffer): number {
+  const [from, to] = pathField(m, i)
+  if (!hasBackslash(m.buf, from, to)) return m.buf.compare(key, 0, key.length, from, to)
+  return Buffer.compare(pathKeyAt(m, i), key)
+}
+
+/** Line `i`'s path as UTF-8 bytes (a view into the buffer unless it had to be unescaped). */
+export function pathKeyAt(m: Lines, i: number): Buffer {
+  const [from, to] = pathField(m, i)
+  if (!hasBackslash(m.buf, from, to)) return m.buf.subarray(from, to)
+  const raw = m.buf.toString('utf8', from, to)
+  return Buffer.from(unescapePath(raw) ?? raw, 'utf8')
+}
+
 /** First line whose path is not below `key` (UTF-8 byte order, data.dsync's order). */
-export function lowerBound(m: ManifestLines, key: Buffer): number {
+export function lowerBound(m: Lines, key: Buffer): number {
   let lo = 0
   let hi = m.count
   while (lo < hi) {
     const mid = (lo + hi) >>> 1
-    if (Buffer.compare(Buffer.from(entryAt(m, mid).path, 'utf8'), key) < 0) lo = mid + 1
+    if (comparePathAt(m, mid, key) < 0) lo = mid + 1
     else hi = mid
   }
   return lo

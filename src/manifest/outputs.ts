@@ -8,6 +8,7 @@ import { buildIndexTorrent, buildShards, shardInfoHashOf, type ShardFileDigest }
 import { writeFileAtomic } from '../util/atomic-write.js'
 import { hashBuffer } from './hash-file.js'
 import { MANIFEST_TORRENT_PATH, type RepoFiles } from './paths.js'
+import type { ShardOut } from './shard-rebuild.js'
 
 export interface ShardSummary {
   infoHash: string
@@ -15,12 +16,16 @@ export interface ShardSummary {
   file: string
   files: number
   bytes: number
+  /** Encoded by this run; false: the previous generation's file, kept as it was (gendsync --changed). */
+  built: boolean
 }
 
 export interface OutputsInput {
   name: string
   trackers: string[]
   manifest: Buffer
+  /** data.dsync as this run read it under the lock (undefined: there was none). */
+  previous: Buffer | undefined
   pieceLength: number
   /** The torrent's content files (size > 0) in data.dsync order, with their digests. */
   content: ShardFileDigest[]
@@ -44,8 +49,9 @@ export interface WrittenOutputs {
  * reloads in between finds a torrent that does not match and keeps the previous generation.
  */
 export function writeOutputs(files: RepoFiles, input: OutputsInput): WrittenOutputs {
-  const sameManifest = sameBytes(files.manifest, input.manifest)
-  const unchanged = sameManifest ? unchangedOutputs(files, input) : undefined
+  const expect = input.starts.length === 1 ? undefined : shardSizes(input.content, input.starts)
+  const sameManifest = input.previous?.equals(input.manifest) ?? false
+  const unchanged = sameManifest ? unchangedOutputs(files, input, expect) : undefined
   if (unchanged) return { changed: false, ...unchanged }
   if (input.starts.length === 1) {
     const { torrent, infoHash } = singleTorrent(input)
@@ -57,6 +63,28 @@ export function writeOutputs(files: RepoFiles, input: OutputsInput): WrittenOutp
     return { changed: true, infoHash, magnet }
   }
   const shards = buildShards(input.name, input.pieceLength, input.trackers, input.content, input.starts)
+  return writeSharded(files, input, shards.map(s => ({ ...s, built: true })), sameManifest)
+}
+
+export interface ShardedOutputsInput {
+  name: string
+  trackers: string[]
+  manifest: Buffer
+  previous: Buffer | undefined
+  pieceLength: number
+  /** Every shard in order: built now, or the previous file kept (shard-rebuild.ts). */
+  shards: ShardOut[]
+}
+
+/** writeOutputs for a sharded generation whose shard torrents are already made (gendsync --changed). */
+export function writeShardOutputs(files: RepoFiles, input: ShardedOutputsInput): WrittenOutputs {
+  const sameManifest = input.previous?.equals(input.manifest) ?? false
+  const unchanged = sameManifest ? unchangedOutputs(files, input, input.shards) : undefined
+  if (unchanged) return { changed: false, ...unchanged }
+  return writeSharded(files, input, input.shards, sameManifest)
+}
+
+function writeSharded(files: RepoFiles, input: ShardedOutputsInput | OutputsInput, shards: ShardOut[], sameManifest: boolean): WrittenOutputs {
   const index = buildIndexTorrent(input.name, input.pieceLength, input.trackers, input.manifest, shards)
   const magnet = magnetLink(index.infoHash, input.name, input.trackers)
   if (!sameManifest) writeFileAtomic(files.manifest, input.manifest)
@@ -67,13 +95,23 @@ export function writeOutputs(files: RepoFiles, input: OutputsInput): WrittenOutp
   }
   const summaries = shards.map(s => {
     const file = join(files.shards, `${s.infoHash}.torrent`)
-    if (!sameSize(file, s.torrent.length)) writeFileAtomic(file, s.torrent)
-    return { infoHash: s.infoHash, file, files: s.count, bytes: s.bytes }
+    if (s.built && !sameSize(file, s.torrent.length)) writeFileAtomic(file, s.torrent)
+    return { infoHash: s.infoHash, file, files: s.count, bytes: s.bytes, built: s.built }
   })
   writeFileAtomic(files.torrent, index.torrent)
   writeFileAtomic(files.magnet, magnet + '\n')
   removeStaleShards(files, new Set(shards.map(s => s.infoHash)))
   return { changed: true, infoHash: index.infoHash, magnet, shards: summaries }
+}
+
+/** Files and bytes of each shard, in order. */
+function shardSizes(content: ShardFileDigest[], starts: number[]): { count: number; bytes: number }[] {
+  return starts.map((first, s) => {
+    const end = s + 1 < starts.length ? starts[s + 1] : content.length
+    let bytes = 0
+    for (let i = first; i < end; i++) bytes += content[i].length
+    return { count: end - first, bytes }
+  })
 }
 
 function singleTorrent(input: OutputsInput) {
@@ -94,7 +132,9 @@ function singleTorrent(input: OutputsInput) {
  * all three. Same data.dsync and same magnet link: the torrent on disk is this one, and a
  * sharded repository's shard files must all be there too. Anything else: rebuild.
  */
-function unchangedOutputs(files: RepoFiles, input: OutputsInput): Omit<WrittenOutputs, 'changed'> | undefined {
+function unchangedOutputs(
+  files: RepoFiles, input: { name: string; trackers: string[] }, expect: { count: number; bytes: number }[] | undefined,
+): Omit<WrittenOutputs, 'changed'> | undefined {
   let text: string
   let torrent: Buffer
   try {
@@ -105,7 +145,7 @@ function unchangedOutputs(files: RepoFiles, input: OutputsInput): Omit<WrittenOu
   }
   const hash = /^magnet:\?xt=urn:btih:([0-9a-f]{40})&/.exec(text)?.[1]
   if (!hash || text !== magnetLink(hash, input.name, input.trackers) + '\n' || torrent.length === 0) return undefined
-  if (input.starts.length === 1) return { infoHash: hash, magnet: text.trim() }
+  if (!expect) return { infoHash: hash, magnet: text.trim() }
   let named: string[]
   try {
     const info = readTorrentInfo(torrent)
@@ -114,14 +154,12 @@ function unchangedOutputs(files: RepoFiles, input: OutputsInput): Omit<WrittenOu
   } catch {
     return undefined
   }
-  if (named.length !== input.starts.length) return undefined
+  if (named.length !== expect.length) return undefined
   const shards: ShardSummary[] = []
   for (let s = 0; s < named.length; s++) {
     const file = join(files.shards, `${named[s]}.torrent`)
     if (named[s] === '' || !sameSize(file, undefined)) return undefined
-    const end = s + 1 < input.starts.length ? input.starts[s + 1] : input.content.length
-    const range = input.content.slice(input.starts[s], end)
-    shards.push({ infoHash: named[s], file, files: range.length, bytes: range.reduce((sum, f) => sum + f.length, 0) })
+    shards.push({ infoHash: named[s], file, files: expect[s].count, bytes: expect[s].bytes, built: false })
   }
   return { infoHash: hash, magnet: text.trim(), shards }
 }
@@ -149,15 +187,6 @@ function sameSize(file: string, size: number | undefined): boolean {
   try {
     const st = statSync(file)
     return size === undefined ? st.size > 0 : st.size === size
-  } catch {
-    return false
-  }
-}
-
-export function sameBytes(file: string, data: Buffer | string): boolean {
-  try {
-    const old = readFileSync(file)
-    return old.equals(typeof data === 'string' ? Buffer.from(data) : data)
   } catch {
     return false
   }

@@ -13,7 +13,7 @@ import { appendHashCache, loadHashCache, saveHashCache, type CachedDigest } from
 import { hashFiles, type HashJob } from '../manifest/hash-pool.js'
 import { generateHinted } from '../manifest/hinted.js'
 import { DSYNC_DIR, repoFiles, type RepoFiles } from '../manifest/paths.js'
-import { writeOutputs, type ShardSummary } from '../manifest/outputs.js'
+import { writeOutputs, writeShardOutputs, type ShardSummary } from '../manifest/outputs.js'
 import { scanTree, type ScannedEntry } from '../manifest/scan.js'
 
 export interface GenerateOptions {
@@ -91,11 +91,11 @@ export async function generateRepo(opts: GenerateOptions): Promise<GenerateResul
     const previous = readOrUndefined(files.manifest)
     let run: Run | undefined
     if (opts.changed) {
-      const hinted = await hintedRun(opts, files, opts.changed, started)
+      const hinted = previous ? await hintedRun(opts, files, previous, opts.changed, started) : 'no readable previous data.dsync'
       if (typeof hinted === 'string') opts.onWarning?.(t('scale.hintFallback', { repo: opts.name, reason: hinted }))
       else run = hinted
     }
-    run ??= await fullRun(opts, files, started)
+    run ??= await fullRun(opts, files, previous, started)
     const published = opts.key && publishGeneration({
       repo: opts.name, save: opts.save, trackers: opts.trackers, key: opts.key, keepDeltas: opts.keepDeltas ?? DEFAULT_KEEP_DELTAS,
       previous, manifest: run.manifest, infoHash: run.result.infoHash, shards: run.result.shards?.map(s => s.infoHash) ?? [], piecesOf: run.piecesOf,
@@ -108,7 +108,7 @@ export async function generateRepo(opts: GenerateOptions): Promise<GenerateResul
   }
 }
 
-async function fullRun(opts: GenerateOptions, files: RepoFiles, started: number): Promise<Run> {
+async function fullRun(opts: GenerateOptions, files: RepoFiles, previous: Buffer | undefined, started: number): Promise<Run> {
   const scanned = scanTree(opts.save, {
     excludeTop: [DSYNC_DIR],
     onWarning: opts.onWarning,
@@ -124,7 +124,7 @@ async function fullRun(opts: GenerateOptions, files: RepoFiles, started: number)
   const entries = scanned.map(e => toManifestEntry(e, digests))
   const manifest = serializeManifest(entries, pieceLength)
   const published = writeOutputs(files, {
-    name: opts.name, trackers: opts.trackers, manifest, pieceLength, starts,
+    name: opts.name, trackers: opts.trackers, manifest, previous, pieceLength, starts,
     content: inTorrent.map(e => ({ path: e.path, length: e.size, ...digests.byPath.get(e.path)! })),
   })
   const { changed, infoHash, magnet } = published
@@ -140,10 +140,13 @@ async function fullRun(opts: GenerateOptions, files: RepoFiles, started: number)
 }
 
 /** gendsync --changed: the previous generation edited where the hint says (hinted.ts). */
-async function hintedRun(opts: GenerateOptions, files: RepoFiles, changed: string[], started: number): Promise<Run | string> {
-  const g = await generateHinted(opts.save, files, changed, opts.threads)
+async function hintedRun(opts: GenerateOptions, files: RepoFiles, previous: Buffer, changed: string[], started: number): Promise<Run | string> {
+  const g = await generateHinted(opts.save, files, previous, changed, { name: opts.name, trackers: opts.trackers }, opts.threads)
   if (typeof g === 'string') return g
-  const published = writeOutputs(files, { name: opts.name, trackers: opts.trackers, manifest: g.manifest, pieceLength: g.pieceLength, starts: g.starts, content: g.content })
+  const common = { name: opts.name, trackers: opts.trackers, manifest: g.manifest, previous, pieceLength: g.pieceLength }
+  const published = 'shards' in g.torrents
+    ? writeShardOutputs(files, { ...common, shards: g.torrents.shards })
+    : writeOutputs(files, { ...common, starts: g.torrents.starts, content: g.torrents.content })
   const racyAfterMs = started - RACY_MS
   appendHashCache(files.hashCache, g.pieceLength, g.hashed.filter(h => h.entry.mtimeMs <= racyAfterMs).map(h =>
     [h.path, { size: h.entry.size, mtimeMs: h.entry.mtimeMs, ctimeMs: h.entry.ctimeMs, ino: h.entry.ino, ...h.digest }]))
@@ -155,7 +158,12 @@ async function hintedRun(opts: GenerateOptions, files: RepoFiles, changed: strin
     hashedFiles: g.hashed.length, hashedBytes: g.hashed.reduce((sum, h) => sum + h.entry.size, 0), reusedFiles: g.files - g.hashed.length,
     seconds: (Date.now() - started) / 1000, manifestFile: files.manifest, torrentFile: files.torrent, shards: published.shards,
   }
-  return { result, manifest: g.manifest, piecesOf: path => read.get(path) ?? g.content.find(f => f.path === path)!.pieces }
+  const piecesOf = (path: string) => {
+    const pieces = read.get(path)
+    if (!pieces) throw new Error(`the delta names ${path}, which this run did not read`)
+    return pieces
+  }
+  return { result, manifest: g.manifest, piecesOf }
 }
 
 function readOrUndefined(file: string): Buffer | undefined {

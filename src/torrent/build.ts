@@ -24,12 +24,16 @@ export interface BuiltTorrent {
  * URLs are exactly the configured ones: none is added.
  */
 export function buildTorrent(spec: TorrentSpec): BuiltTorrent {
-  const infoBytes = encodeInfo(spec.files, spec.name, spec.pieceLength, spec.pieces)
+  return wrapInfo(encodeInfo(spec.files, spec.name, spec.pieceLength, spec.pieces), spec.trackers)
+}
+
+/** A .torrent around an info dict already encoded, and its infohash. */
+export function wrapInfo(infoBytes: Buffer, trackers: string[]): BuiltTorrent {
   const infoHash = createHash('sha1').update(infoBytes).digest('hex')
   const top: Record<string, unknown> = {}
-  if (spec.trackers.length > 0) {
-    top.announce = spec.trackers[0]
-    top['announce-list'] = spec.trackers.map(t => [t])
+  if (trackers.length > 0) {
+    top.announce = trackers[0]
+    top['announce-list'] = trackers.map(t => [t])
   }
   // The info dict is spliced in as already-encoded bytes so it is encoded exactly once.
   const head = Buffer.from(bencode.encode(top))

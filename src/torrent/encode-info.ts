@@ -29,3 +29,113 @@ function byteLength(s: string): number {
   for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return Buffer.byteLength(s, 'utf8')
   return s.length
 }
+
+/**
+ * encodeInfo for files given as UTF-8 path bytes and lengths, pads inserted by the layout
+ * rule (after every file not ending on a piece boundary, except the last): the same bytes,
+ * written straight into one buffer with no string or object per file. gendsync encodes
+ * shard torrents from data.dsync's own bytes with it.
+ */
+export function encodeInfoRows(
+  count: number, pathAt: (i: number) => Buffer, lengthAt: (i: number) => number, name: string, pieceLength: number, pieces: Buffer,
+): Buffer {
+  const w = new InfoWriter(count * 96 + pieces.length + 256)
+  for (let i = 0; i < count; i++) {
+    const length = lengthAt(i)
+    w.entry(pathAt(i), length)
+    if (length % pieceLength !== 0 && i < count - 1) w.pad(pieceLength - (length % pieceLength))
+  }
+  return w.finish(name, pieceLength, pieces)
+}
+
+/** Bytes of a file's entry in the files list (encodeInfo's), without its pad entry; path = buf[from, to). */
+export function entryByteLength(buf: Buffer, from: number, to: number, length: number): number {
+  let n = 20 + decimalLength(length)
+  let seg = from
+  for (let j = from; j <= to; j++) {
+    if (j < to && buf[j] !== 0x2f) continue
+    n += decimalLength(j - seg) + 1 + (j - seg)
+    seg = j + 1
+  }
+  return n
+}
+
+/** Bytes of the pad entry for `pad` bytes of padding. */
+export function padEntryByteLength(pad: number): number {
+  const digits = decimalLength(pad)
+  return 36 + 2 * digits + decimalLength(digits)
+}
+
+export function decimalLength(n: number): number {
+  return n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 10000 ? 4 : String(n).length
+}
+
+/** An info dict written front to back: file entries, pad entries, runs of bytes already encoded. */
+export class InfoWriter {
+  private buf: Buffer
+  private at = 0
+
+  constructor(size: number) {
+    this.buf = Buffer.allocUnsafe(size)
+    this.ascii('d5:filesl')
+  }
+
+  entry(path: Buffer, length: number): void {
+    this.reserve(path.length * 2 + 64)
+    this.ascii('d6:lengthi').dec(length).ascii('e4:pathl')
+    let seg = 0
+    for (let j = 0; j <= path.length; j++) {
+      if (j < path.length && path[j] !== 0x2f) continue
+      this.dec(j - seg).byte(0x3a).copy(path, seg, j)
+      seg = j + 1
+    }
+    this.ascii('ee')
+  }
+
+  pad(length: number): void {
+    this.reserve(96)
+    this.ascii('d4:attr1:p6:lengthi').dec(length).ascii('e4:pathl4:.pad').dec(decimalLength(length)).byte(0x3a).dec(length).ascii('ee')
+  }
+
+  /** Bytes of entries encoded before (a previous torrent's), copied as they are. */
+  raw(src: Buffer, from: number, to: number): void {
+    this.reserve(to - from)
+    this.copy(src, from, to)
+  }
+
+  finish(name: string, pieceLength: number, pieces: Buffer): Buffer {
+    const nameBytes = Buffer.from(name, 'utf8')
+    this.reserve(nameBytes.length + pieces.length + 64)
+    this.ascii('e4:name').dec(nameBytes.length).byte(0x3a).copy(nameBytes, 0, nameBytes.length)
+    this.ascii('12:piece lengthi').dec(pieceLength).ascii('e6:pieces').dec(pieces.length).byte(0x3a).copy(pieces, 0, pieces.length).byte(0x65)
+    return this.buf.subarray(0, this.at)
+  }
+
+  private reserve(n: number): void {
+    if (this.at + n <= this.buf.length) return
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + n))
+    this.buf.copy(next, 0, 0, this.at)
+    this.buf = next
+  }
+
+  private ascii(s: string): this {
+    this.at += this.buf.write(s, this.at, 'latin1')
+    return this
+  }
+
+  private byte(b: number): this {
+    this.buf[this.at++] = b
+    return this
+  }
+
+  private dec(n: number): this {
+    if (n < 10) return this.byte(0x30 + n)
+    if (n < 100) return this.byte(0x30 + Math.floor(n / 10)).byte(0x30 + (n % 10))
+    return this.ascii(String(n))
+  }
+
+  private copy(src: Buffer, from: number, to: number): this {
+    this.at += src.copy(this.buf, this.at, from, to)
+    return this
+  }
+}

@@ -1,6 +1,7 @@
 import { hashBuffer } from '../manifest/hash-file.js'
 import { MANIFEST_TORRENT_PATH } from '../manifest/paths.js'
 import { buildTorrent, type BuiltTorrent } from './build.js'
+import { decimalLength } from './encode-info.js'
 import { layoutFiles, piecesOf } from './layout.js'
 
 /**
@@ -33,19 +34,34 @@ export interface ShardInput {
 
 /** What one file adds to an info dict: its entry, its pad entry and its piece hashes. */
 export function fileCost(f: ShardInput, pieceLength: number): { bytes: number; tokens: number } {
-  let segments = 1
-  for (let i = 0; i < f.path.length; i++) if (f.path.charCodeAt(i) === 0x2f) segments++
-  const pad = f.length % pieceLength === 0 ? 0 : 1
+  let slashes = 0
+  for (let i = 0; i < f.path.length; i++) if (f.path.charCodeAt(i) === 0x2f) slashes++
+  return { bytes: costBytes(Buffer.byteLength(f.path), slashes, f.length, pieceLength), tokens: costTokens(slashes, f.length, pieceLength) }
+}
+
+/** fileCost's bytes from the path's UTF-8 length and its number of '/'. */
+export function costBytes(pathBytes: number, slashes: number, length: number, pieceLength: number): number {
+  const pad = length % pieceLength === 0 ? 0 : 1
   // d6:lengthi…e4:pathl…ee: 7 tokens + one per segment; a pad entry is 11 tokens, ~48 bytes.
-  const bytes = 26 + String(f.length).length + Buffer.byteLength(f.path) + segments * 3 + pad * 48 + piecesOf(f.length, pieceLength) * 20
-  return { bytes, tokens: 7 + segments + pad * 11 }
+  return 26 + decimalLength(length) + pathBytes + (slashes + 1) * 3 + pad * 48 + piecesOf(length, pieceLength) * 20
+}
+
+export function costTokens(slashes: number, length: number, pieceLength: number): number {
+  return 7 + slashes + 1 + (length % pieceLength === 0 ? 0 : 11)
 }
 
 /** FNV-1a over the path's UTF-16 units: a cheap, stable function of the path alone. */
-function pathHash(path: string): number {
+export function pathHash(path: string): number {
   let h = 0x811c9dc5
   for (let i = 0; i < path.length; i++) h = Math.imul(h ^ path.charCodeAt(i), 0x01000193)
   return h >>> 0
+}
+
+/** Per content file: its estimated info-dict bytes and tokens, and its path hash. */
+export interface ShardCosts {
+  bytes: Float64Array
+  tokens: Float64Array
+  hash: Uint32Array
 }
 
 /**
@@ -53,28 +69,40 @@ function pathHash(path: string): number {
  * order). `[0]` alone: the repository is one torrent, laid out as it always was.
  */
 export function shardStarts(files: ShardInput[], pieceLength: number): number[] {
-  const costs = files.map(f => fileCost(f, pieceLength))
+  const costs: ShardCosts = { bytes: new Float64Array(files.length), tokens: new Float64Array(files.length), hash: new Uint32Array(files.length) }
+  files.forEach((f, i) => {
+    const c = fileCost(f, pieceLength)
+    costs.bytes[i] = c.bytes
+    costs.tokens[i] = c.tokens
+    costs.hash[i] = pathHash(f.path)
+  })
+  return shardStartsOf(costs)
+}
+
+/** shardStarts over costs already computed (gendsync computes them from data.dsync's bytes). */
+export function shardStartsOf(costs: ShardCosts): number[] {
+  const n = costs.hash.length
   let totalBytes = 0
   let totalTokens = 0
-  for (const c of costs) {
-    totalBytes += c.bytes
-    totalTokens += c.tokens
+  for (let i = 0; i < n; i++) {
+    totalBytes += costs.bytes[i]
+    totalTokens += costs.tokens[i]
   }
-  if (files.length <= SINGLE_MAX_FILES && totalBytes <= MAX_INFO_BYTES && totalTokens <= MAX_TOKENS) return [0]
+  if (n <= SINGLE_MAX_FILES && totalBytes <= MAX_INFO_BYTES && totalTokens <= MAX_TOKENS) return [0]
   const starts = [0]
   let bytes = 0
   let tokens = 0
-  for (let i = 0; i < files.length; i++) {
+  for (let i = 0; i < n; i++) {
     const count = i - starts[starts.length - 1]
-    const natural = count >= MIN_FILES && pathHash(files[i].path) % AVG_FILES === 0
-    const forced = count > 0 && (bytes + costs[i].bytes > MAX_INFO_BYTES || tokens + costs[i].tokens > MAX_TOKENS)
+    const natural = count >= MIN_FILES && costs.hash[i] % AVG_FILES === 0
+    const forced = count > 0 && (bytes + costs.bytes[i] > MAX_INFO_BYTES || tokens + costs.tokens[i] > MAX_TOKENS)
     if (natural || forced) {
       starts.push(i)
       bytes = 0
       tokens = 0
     }
-    bytes += costs[i].bytes
-    tokens += costs[i].tokens
+    bytes += costs.bytes[i]
+    tokens += costs.tokens[i]
   }
   return starts
 }

@@ -1,0 +1,126 @@
+import { entryByteLength } from '../torrent/encode-info.js'
+import { costBytes, costTokens, pathHash, type ShardCosts } from '../torrent/shards.js'
+import { unescapePath } from './escape.js'
+import type { Lines } from './manifest-lines.js'
+
+/**
+ * The torrent's content files of a data.dsync (type `f`, size > 0, in data.dsync order) as
+ * typed arrays over the file's bytes: no object or string per file. What gendsync needs to
+ * place shard boundaries and encode shard torrents straight from data.dsync, at the cost of
+ * one pass over its bytes (docs/SCALE.md, "Host-side cost").
+ */
+export interface ContentTable {
+  lines: Lines
+  count: number
+  /** Entry line of each content file. */
+  line: Uint32Array
+  length: Float64Array
+  /** The path field's byte range in the buffer, as written (escaped when it holds a backslash). */
+  pathFrom: Uint32Array
+  pathTo: Uint32Array
+}
+
+export function contentTable(lines: Lines): ContentTable {
+  const buf = lines.buf
+  let t = alloc(lines, 1 << 16)
+  let count = 0
+  for (let i = 0; i < lines.count; i++) {
+    const at = lines.starts[i]
+    if (buf[at] !== 0x66 || buf[at + 1] !== 0x09) continue // 'f\t'
+    // Third field: the size, plain decimal digits; the path is the sixth.
+    let p = buf.indexOf(0x09, at + 2) + 1
+    let size = 0
+    for (; buf[p] !== 0x09; p++) size = size * 10 + (buf[p] - 0x30)
+    if (size === 0) continue
+    if (count === t.line.length) t = grow(t, count * 2)
+    p = buf.indexOf(0x09, buf.indexOf(0x09, p + 1) + 1) + 1
+    const end = lines.starts[i + 1] - 1
+    const tab = buf.indexOf(0x09, p)
+    t.line[count] = i
+    t.length[count] = size
+    t.pathFrom[count] = p
+    t.pathTo[count++] = tab < 0 || tab > end ? end : tab
+  }
+  return {
+    lines, count, line: t.line.subarray(0, count), length: t.length.subarray(0, count),
+    pathFrom: t.pathFrom.subarray(0, count), pathTo: t.pathTo.subarray(0, count),
+  }
+}
+
+function alloc(lines: Lines, n: number): ContentTable {
+  return { lines, count: 0, line: new Uint32Array(n), length: new Float64Array(n), pathFrom: new Uint32Array(n), pathTo: new Uint32Array(n) }
+}
+
+function grow(t: ContentTable, n: number): ContentTable {
+  const g = alloc(t.lines, n)
+  g.line.set(t.line)
+  g.length.set(t.length)
+  g.pathFrom.set(t.pathFrom)
+  g.pathTo.set(t.pathTo)
+  return g
+}
+
+/** Content file `c`'s path as UTF-8 bytes: a view into data.dsync unless it was escaped. */
+export function contentPath(t: ContentTable, c: number): Buffer {
+  const buf = t.lines.buf
+  const from = t.pathFrom[c]
+  const to = t.pathTo[c]
+  for (let i = from; i < to; i++) {
+    if (buf[i] === 0x5c) {
+      const raw = buf.toString('utf8', from, to)
+      return Buffer.from(unescapePath(raw) ?? raw, 'utf8')
+    }
+  }
+  return buf.subarray(from, to)
+}
+
+/** Content file `c`'s path as a string (for the few files that need one). */
+export function contentPathString(t: ContentTable, c: number): string {
+  return contentPath(t, c).toString('utf8')
+}
+
+/** shardStarts' inputs, plus each file's entry bytes in a torrent's files list (encode-info.ts). */
+export interface TableCosts extends ShardCosts {
+  entry: Float64Array
+}
+
+/**
+ * shardStarts' inputs for every content file, read from the path bytes: the same numbers
+ * fileCost and pathHash give for the path as a string (FNV-1a runs over UTF-16 units, which
+ * are the bytes themselves for an ASCII path; any other path is decoded first).
+ */
+export function tableCosts(t: ContentTable, pieceLength: number): TableCosts {
+  const n = t.count
+  const costs: TableCosts = { bytes: new Float64Array(n), tokens: new Float64Array(n), hash: new Uint32Array(n), entry: new Float64Array(n) }
+  for (let c = 0; c < n; c++) {
+    let buf = t.lines.buf
+    let from = t.pathFrom[c]
+    let to = t.pathTo[c]
+    let slashes = 0
+    let ascii = true
+    let escaped = false
+    let h = 0x811c9dc5
+    for (let i = from; i < to; i++) {
+      const b = buf[i]
+      if (b === 0x2f) slashes++
+      else if (b > 0x7f) ascii = false
+      else if (b === 0x5c) escaped = true
+      h = Math.imul(h ^ b, 0x01000193)
+    }
+    if (escaped) {
+      // Escaped in data.dsync: measure the path itself.
+      buf = contentPath(t, c)
+      from = 0
+      to = buf.length
+      slashes = 0
+      for (let i = 0; i < to; i++) if (buf[i] === 0x2f) slashes++
+      ascii = false
+    }
+    const length = t.length[c]
+    costs.bytes[c] = costBytes(to - from, slashes, length, pieceLength)
+    costs.tokens[c] = costTokens(slashes, length, pieceLength)
+    costs.hash[c] = ascii ? h >>> 0 : pathHash(buf.toString('utf8', from, to))
+    costs.entry[c] = entryByteLength(buf, from, to, length)
+  }
+  return costs
+}

@@ -1,0 +1,260 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import bencode from 'bencode'
+import { wrapInfo, type BuiltTorrent } from '../torrent/build.js'
+import { InfoWriter, padEntryByteLength } from '../torrent/encode-info.js'
+import { contentPath, contentPathString, type ContentTable } from './content-table.js'
+import type { FileDigest } from './hash-file.js'
+import { lastPieceHashes } from './old-pieces.js'
+
+/** A shard of the new generation: built now (torrent set), or the previous file kept as it is. */
+export interface ShardOut extends BuiltTorrent {
+  /** False: the previous generation's file, byte for byte (not written again). */
+  built: boolean
+  count: number
+  bytes: number
+}
+
+export interface ShardRebuildInput {
+  save: string
+  shardsDir: string
+  name: string
+  trackers: string[]
+  pieceLength: number
+  next: ContentTable
+  starts: number[]
+  /** For each new content file: its index in the previous content table, or -1 when it was read now. */
+  origin: Int32Array
+  old: ContentTable
+  oldStarts: number[]
+  /** Each previous content file's entry bytes in a files list, pad entry not counted (tableCosts). */
+  oldEntry: Float64Array
+  /** The previous shards' infohashes, in order (the previous index torrent's list). */
+  oldShards: string[]
+  /** Digests of the files read now, by path. */
+  digests: Map<string, FileDigest>
+}
+
+/**
+ * The shard torrents of a generation made with a change hint. A shard whose files are exactly
+ * a previous shard's, none read again, is that shard: its file is kept (same infohash) and
+ * nothing of it is re-encoded. Any other shard is spliced: runs of unchanged files copy their
+ * entries (and pad entries) and piece hashes from the previous shard's .torrent as bytes, at
+ * offsets computed from data.dsync (no decoding); files read now, and files whose pad entry
+ * comes or goes because they now end a shard or no longer do, are encoded. The bytes are those
+ * a full run writes (test/gendsync-hint.test.ts). A reason instead when the previous files do
+ * not fit.
+ */
+export function rebuildShards(input: ShardRebuildInput): ShardOut[] | string {
+  if (input.oldStarts.length !== input.oldShards.length) return 'the previous shards do not match data.dsync'
+  const P = input.pieceLength
+  const oldPieces = new OldShardPieces(input)
+  const head = torrentHead(input.trackers)
+  const out: ShardOut[] = []
+  for (let s = 0; s < input.starts.length; s++) {
+    const a = input.starts[s]
+    const b = s + 1 < input.starts.length ? input.starts[s + 1] : input.next.count
+    let bytes = 0
+    for (let c = a; c < b; c++) bytes += input.next.length[c]
+    const kept = keptShard(input, a, b)
+    if (kept !== undefined) {
+      const torrent = oldPieces.torrent(kept)
+      if (typeof torrent === 'string') return torrent
+      // Same files, same trackers: the previous file is this shard's, byte for byte.
+      if (torrent.subarray(0, head.length).equals(head)) {
+        out.push({ torrent, infoHash: input.oldShards[kept], built: false, count: b - a, bytes })
+        continue
+      }
+    }
+    const pieces = shardPieces(input, oldPieces, a, b)
+    if (typeof pieces === 'string') return pieces
+    const files = shardFiles(input, oldPieces, a, b)
+    if (typeof files === 'string') return files
+    out.push({ ...wrapInfo(files.finish(input.name, P, pieces), input.trackers), built: true, count: b - a, bytes })
+  }
+  return out
+}
+
+/** The previous shard whose range is exactly [a, b) with no file read again, if any. */
+function keptShard(input: ShardRebuildInput, a: number, b: number): number | undefined {
+  const first = input.origin[a]
+  if (first < 0) return undefined
+  const t = shardOf(input.oldStarts, first)
+  const end = t + 1 < input.oldStarts.length ? input.oldStarts[t + 1] : input.old.count
+  if (input.oldStarts[t] !== first || end - first !== b - a) return undefined
+  for (let c = a; c < b; c++) if (input.origin[c] !== first + (c - a)) return undefined
+  return t
+}
+
+/** The files list of new shard [a, b): runs of previous entries copied, the rest encoded. */
+function shardFiles(input: ShardRebuildInput, old: OldShardPieces, a: number, b: number): InfoWriter | string {
+  const P = input.pieceLength
+  const w = new InfoWriter((b - a) * 96 + 1024)
+  const padded = (length: number, last: boolean) => length % P !== 0 && !last
+  for (let c = a; c < b;) {
+    const k = input.origin[c]
+    const length = input.next.length[c]
+    if (k >= 0 && padded(length, c === b - 1) === padded(length, old.isLast(k))) {
+      let end = k + 1
+      for (c++; c < b && input.origin[c] === end && !old.isLast(end - 1) && padded(input.next.length[c], c === b - 1) === padded(input.next.length[c], old.isLast(end)); c++) end++
+      const run = old.entries(k, end)
+      if (typeof run === 'string') return run
+      w.raw(run.torrent, run.from, run.to)
+      continue
+    }
+    w.entry(contentPath(input.next, c), length)
+    if (padded(length, c === b - 1)) w.pad(P - (length % P))
+    c++
+  }
+  return w
+}
+
+function shardPieces(input: ShardRebuildInput, old: OldShardPieces, a: number, b: number): Buffer | string {
+  const P = input.pieceLength
+  let total = 0
+  for (let c = a; c < b; c++) total += Math.ceil(input.next.length[c] / P)
+  const pieces = Buffer.allocUnsafe(total * 20)
+  let at = 0
+  for (let c = a; c < b; c++) {
+    const length = input.next.length[c]
+    const n = Math.ceil(length / P) * 20
+    const ending = c === b - 1 && length % P !== 0
+    const k = input.origin[c]
+    if (k < 0) {
+      const d = input.digests.get(contentPathString(input.next, c))
+      if (!d || d.pieces.length !== n || (ending && !d.tail)) return `${contentPathString(input.next, c)} has no digest`
+      d.pieces.copy(pieces, at)
+      if (ending) d.tail!.copy(pieces, at + n - 20)
+      at += n
+      continue
+    }
+    const src = old.piecesOf(k)
+    if (typeof src === 'string') return src
+    src.pieces.copy(pieces, at)
+    if (src.ended !== ending && length % P !== 0) {
+      // Now ends its shard, or no longer does: its last piece hashed the other way, from disk.
+      const last = lastPieceHashes(join(input.save, contentPathString(input.next, c)), length, P)
+      if (!last) return `${contentPathString(input.next, c)} changed but the hint does not name it`
+      ;(ending ? last.tail : last.padded).copy(pieces, at + n - 20)
+    }
+    at += n
+  }
+  return pieces
+}
+
+/** Index of the shard holding content file `c` (starts ascending, starts[0] = 0). */
+function shardOf(starts: number[], c: number): number {
+  let lo = 0
+  let hi = starts.length - 1
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1
+    if (starts[mid] <= c) lo = mid
+    else hi = mid - 1
+  }
+  return lo
+}
+
+/** The bytes a .torrent starts with before its info dict, for these trackers (build.ts). */
+function torrentHead(trackers: string[]): Buffer {
+  const top: Record<string, unknown> = {}
+  if (trackers.length > 0) {
+    top.announce = trackers[0]
+    top['announce-list'] = trackers.map(t => [t])
+  }
+  const encoded = Buffer.from(bencode.encode(top))
+  return Buffer.concat([encoded.subarray(0, encoded.length - 1), Buffer.from('4:infod5:filesl')])
+}
+
+/**
+ * The previous shard torrents, read when first needed. Within a shard every file starts on a
+ * piece boundary and every entry has a length data.dsync implies, so a file's piece hashes
+ * and its entry are found by offset: the hashes are the file's last bytes (`6:pieces<N>:…ee`),
+ * the files list starts after `4:infod5:filesl` and must end with `e4:name` where the sums say.
+ */
+class OldShardPieces {
+  private readonly files = new Map<number, { torrent: Buffer; list: number; pieces: number } | string>()
+  /** Pieces before each previous content file within its shard. */
+  private readonly firstPiece: Float64Array
+  /** Entry bytes before each previous content file, over all shards (pad entries counted). */
+  private readonly offset: Float64Array
+  private readonly shardOfFile: Uint32Array
+  private readonly shardPieceCount: number[] = []
+
+  constructor(private readonly input: ShardRebuildInput) {
+    const { old, oldStarts, oldEntry, pieceLength: P } = input
+    this.firstPiece = new Float64Array(old.count)
+    this.offset = new Float64Array(old.count + 1)
+    this.shardOfFile = new Uint32Array(old.count)
+    let at = 0
+    for (let t = 0; t < oldStarts.length; t++) {
+      const end = t + 1 < oldStarts.length ? oldStarts[t + 1] : old.count
+      let n = 0
+      for (let k = oldStarts[t]; k < end; k++) {
+        this.firstPiece[k] = n
+        this.shardOfFile[k] = t
+        n += Math.ceil(old.length[k] / P)
+        this.offset[k] = at
+        const rest = old.length[k] % P
+        at += oldEntry[k] + (rest !== 0 && k < end - 1 ? padEntryByteLength(P - rest) : 0)
+      }
+      this.shardPieceCount.push(n)
+    }
+    this.offset[old.count] = at
+  }
+
+  isLast(k: number): boolean {
+    const t = this.shardOfFile[k]
+    return k === (t + 1 < this.input.oldStarts.length ? this.input.oldStarts[t + 1] : this.input.old.count) - 1
+  }
+
+  torrent(t: number): Buffer | string {
+    const got = this.load(t)
+    return typeof got === 'string' ? got : got.torrent
+  }
+
+  /** The bytes of entries k..end-1 (with their pad entries) in their previous shard torrent. */
+  entries(k: number, end: number): { torrent: Buffer; from: number; to: number } | string {
+    const t = this.shardOfFile[k]
+    const got = this.load(t)
+    if (typeof got === 'string') return got
+    const base = got.list - this.offset[this.input.oldStarts[t]]
+    return { torrent: got.torrent, from: base + this.offset[k], to: base + this.offset[end] }
+  }
+
+  piecesOf(k: number): { pieces: Buffer; ended: boolean } | string {
+    const got = this.load(this.shardOfFile[k])
+    if (typeof got === 'string') return got
+    const from = got.pieces + this.firstPiece[k] * 20
+    return { pieces: got.torrent.subarray(from, from + Math.ceil(this.input.old.length[k] / this.input.pieceLength) * 20), ended: this.isLast(k) }
+  }
+
+  private load(t: number): { torrent: Buffer; list: number; pieces: number } | string {
+    let got = this.files.get(t)
+    if (got === undefined) {
+      got = this.read(t)
+      this.files.set(t, got)
+    }
+    return got
+  }
+
+  private read(t: number): { torrent: Buffer; list: number; pieces: number } | string {
+    const { oldStarts, old, oldShards } = this.input
+    const file = join(this.input.shardsDir, `${oldShards[t]}.torrent`)
+    let torrent: Buffer
+    try {
+      torrent = readFileSync(file)
+    } catch {
+      return `${file} cannot be read`
+    }
+    const mismatch = `shard ${oldShards[t]} does not match the previous data.dsync`
+    const size = this.shardPieceCount[t] * 20
+    const tag = Buffer.from(`6:pieces${size}:`)
+    const pieces = torrent.length - 2 - size
+    if (pieces - tag.length < 0 || !torrent.subarray(pieces - tag.length, pieces).equals(tag) || torrent.toString('latin1', torrent.length - 2) !== 'ee') return mismatch
+    const list = torrent.indexOf('4:infod5:filesl') + 15
+    const end = t + 1 < oldStarts.length ? oldStarts[t + 1] : old.count
+    const listEnd = list + this.offset[end] - this.offset[oldStarts[t]]
+    if (list < 15 || torrent.toString('latin1', listEnd, listEnd + 7) !== 'e4:name' || torrent.toString('latin1', list, list + 10) !== 'd6:lengthi') return mismatch
+    return { torrent, list, pieces }
+  }
+}
