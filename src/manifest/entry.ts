@@ -38,10 +38,15 @@ export function comparePaths(a: string, b: string): number {
 }
 
 export function sortEntries<T extends { path: string }>(entries: T[]): T[] {
+  // Without characters above U+FFFF, UTF-16 order is code point order, which is UTF-8 byte
+  // order: the strings compare as they are, with no buffer per path (a 200k-entry walk).
+  if (!entries.some(e => SURROGATE.test(e.path))) return entries.sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0))
   const keyed = entries.map(e => ({ e, k: Buffer.from(e.path, 'utf8') }))
   keyed.sort((x, y) => Buffer.compare(x.k, y.k))
   return keyed.map(x => x.e)
 }
+
+const SURROGATE = /[\uD800-\uDFFF]/
 
 /** True for a path a manifest or torrent may name: relative, no '.'/'..'/empty segments, no NUL. */
 export function isSafeRelativePath(path: string): boolean {

@@ -54,7 +54,7 @@ export function hashFileSync(path: string, expect: FileIdentity, pieceLength: nu
         if (total > expect.size) throw new FileChangedError(path)
       }
       if (total !== expect.size) throw new FileChangedError(path)
-      digest = digestBuffer(buf.subarray(0, total), pieceLength, wantTail)
+      digest = digestReadBuffer(buf, total, pieceLength, wantTail)
     } else {
       const hasher = new PieceHasher(pieceLength, expect.size, wantTail)
       let total = 0
@@ -98,6 +98,25 @@ function digestBuffer(data: Buffer, pieceLength: number, wantTail: boolean): Fil
       createHash('sha1').update(slice).update(zeros(pieceLength - slice.length)).digest().copy(pieces, i * 20)
     }
   }
+  return tail ? { sha256, pieces, tail } : { sha256, pieces }
+}
+
+/**
+ * digestBuffer for the read buffer, which this module owns: the last piece is zero-padded in
+ * place and hashed in one call. At 200k small files that replaced a hasher object and three
+ * calls per file (the padded piece is 16 KiB of hashing for a 1 KB file either way).
+ */
+function digestReadBuffer(buf: Buffer, size: number, pieceLength: number, wantTail: boolean): FileDigest {
+  const rest = pieceLength === 0 ? 0 : size % pieceLength
+  const end = size - rest + pieceLength
+  if (rest === 0 || end > buf.length) return digestBuffer(buf.subarray(0, size), pieceLength, wantTail)
+  const sha256 = oneShot('sha256', buf.subarray(0, size), 'buffer') as Buffer
+  const count = Math.ceil(size / pieceLength)
+  const pieces = Buffer.allocUnsafe(count * 20)
+  for (let i = 0; i < count - 1; i++) (oneShot('sha1', buf.subarray(i * pieceLength, (i + 1) * pieceLength), 'buffer') as Buffer).copy(pieces, i * 20)
+  const tail = wantTail ? oneShot('sha1', buf.subarray(size - rest, size), 'buffer') as Buffer : undefined
+  buf.fill(0, size, end)
+  ;(oneShot('sha1', buf.subarray(size - rest, end), 'buffer') as Buffer).copy(pieces, (count - 1) * 20)
   return tail ? { sha256, pieces, tail } : { sha256, pieces }
 }
 

@@ -1,20 +1,37 @@
 import { parentPort } from 'node:worker_threads'
 import { FileChangedError, hashFileSync } from './hash-file.js'
-import type { HashBatch, HashBatchResult, HashResult } from './hash-pool.js'
+import type { HashBatch, HashBatchResult } from './hash-pool.js'
 
 // One worker thread of the hash pool: takes a batch of files, answers with their digests.
 // Errors travel back per file as a code; the pool turns them into messages naming the path.
-// Digests are copied, not transferred: 20 bytes a piece is nothing next to the data read.
+// Digests travel packed in one buffer per batch (HashBatchResult).
 parentPort!.on('message', (batch: HashBatch) => {
-  const results: HashResult[] = []
+  const out: HashBatchResult = { batch: batch.batch, ids: [], offsets: [], pieces: [], tails: [], errors: [], digests: new Uint8Array(0) }
+  const parts: Buffer[] = []
+  let size = 0
   for (const job of batch.jobs) {
+    out.ids.push(job.id)
+    out.offsets.push(size)
     try {
       const d = hashFileSync(job.path, job, batch.pieceLength, job.tail === true)
-      results.push({ id: job.id, sha256: d.sha256, pieces: d.pieces, tail: d.tail })
+      parts.push(d.sha256, d.pieces)
+      size += 32 + d.pieces.length
+      if (d.tail) {
+        parts.push(d.tail)
+        size += 20
+      }
+      out.pieces.push(d.pieces.length / 20)
+      out.tails.push(d.tail !== undefined)
+      out.errors.push(undefined)
     } catch (err) {
       const e = err as NodeJS.ErrnoException
-      results.push({ id: job.id, error: err instanceof FileChangedError ? 'CHANGED' : (e.code ?? e.message) })
+      out.pieces.push(0)
+      out.tails.push(false)
+      out.errors.push(err instanceof FileChangedError ? 'CHANGED' : (e.code ?? e.message))
     }
   }
-  parentPort!.postMessage({ batch: batch.batch, results } satisfies HashBatchResult)
+  const digests = Buffer.concat(parts, size)
+  // A fresh buffer of its own (concat of more than one part never shares the pool), moved, not copied.
+  out.digests = new Uint8Array(digests.buffer, digests.byteOffset, digests.byteLength)
+  parentPort!.postMessage(out, size > 0 && digests.byteOffset === 0 && digests.buffer.byteLength === size ? [digests.buffer] : [])
 })

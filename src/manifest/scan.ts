@@ -36,11 +36,13 @@ export function scanTree(root: string, opts: ScanOptions = {}): ScannedEntry[] {
   const rootStat = statOrThrow(root)
   if (!rootStat.isDirectory()) throw new DsyncError(ExitCode.io, 'scan.notDirectory', { path: root })
   const exclude = new Set(opts.excludeTop ?? [])
+  // join() normalises on every call; the root is normalised once and names need none.
+  const base = join(root, '/')
   const out: ScannedEntry[] = []
   const stack: string[] = ['']
   while (stack.length > 0) {
     const rel = stack.pop()!
-    const dir = rel === '' ? root : join(root, rel)
+    const dir = rel === '' ? root : base + rel
     let names: string[]
     try {
       names = readdirSync(dir)
@@ -50,7 +52,7 @@ export function scanTree(root: string, opts: ScanOptions = {}): ScannedEntry[] {
     for (const name of names) {
       if (rel === '' && exclude.has(name)) continue
       const path = rel === '' ? name : rel + '/' + name
-      const abs = join(root, path)
+      const abs = base + path
       if (name.includes('\uFFFD') && !Buffer.from(name).equals(Buffer.from(name, 'utf8'))) {
         opts.onWarning?.(t('scan.badName', { path: abs }))
         continue
