@@ -22,6 +22,7 @@ import type { PullContext, PullResult } from './types.js'
 import { mustMatch } from './record-gate.js'
 import { dropStaleTorrent, rebuildRepoTorrent, type RebuildOptions } from './rebuild-torrent.js'
 import { rebuildIndex, rebuildShardTorrents } from './rebuild-shards.js'
+import { dropShards } from './shards.js'
 import { magnetLink } from '../torrent/build.js'
 import type { Staging } from './staging.js'
 import { transferFiles } from './transfer.js'
@@ -115,6 +116,7 @@ function unchanged(ctx: PullContext, record: GenerationRecord): PullResult {
 async function commitTorrent(ctx: PullContext, opts: RebuildOptions): Promise<void> {
   const tally = (ctx.torrents ??= { rebuilt: 0, kept: 0, fetched: 0 })
   if (opts.record.shards.length === 0) {
+    dropShards(repoFiles(opts.dest, opts.repo)) // one torrent again: shard files DEST kept are stale
     if (rebuildRepoTorrent(opts)) {
       tally.rebuilt++
       return
