@@ -8,6 +8,7 @@ import { machineLoad, timeChild, timeChildOk } from './lib/measure.js'
 import { startRsyncd } from './lib/rsyncd.js'
 import { fmtMiB, fmtSeconds, markdownTable } from './lib/table.js'
 import { changeFiles, ensureTree, OLD_MTIME_S, type GeneratedTree, type TreeSpec } from './lib/tree.js'
+import { readPid } from '../src/util/process.js'
 
 /**
  * Mirror-scale figures (issue 11), each beside `rsync -a` from one rsync daemon on the same
@@ -174,7 +175,7 @@ class Bed {
       await waitServing(HOSTS[i])
       if (i === 0) {
         const seconds = (performance.now() - started) / 1000
-        const pid = Number(readFileSync(join(home, 'run', 'dtp.pid'), 'utf8').trim())
+        const pid = readPid(join(home, 'run', 'dtp.pid'))
         const rss = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024
         this.rows.push(['host: service start -> repo served over HTTP, seconds', fmtSeconds(seconds), '', '', '<= 5 s at 1M files', ok(seconds <= 5)])
         this.rows.push(['host: peak RSS MiB after start', rss.toFixed(0), '', '', '<= 500 MB at 1M files', ok(rss <= 500)])

@@ -25,6 +25,7 @@ import { cleanupLeftovers, NetBed, netnsUnavailable, type NetNode } from '../tes
 import { machineLoad, timeChildOk } from './lib/measure.js'
 import { markdownTable } from './lib/table.js'
 import { ensureTree, type TreeSpec } from './lib/tree.js'
+import { readPid } from '../src/util/process.js'
 
 const ROOT = '/tmp/dsync-bench-swarm'
 const LT_SCRIPT = fileURLToPath(new URL('../../testbed/lt_leecher.py', import.meta.url))
@@ -62,7 +63,7 @@ function cpuSeconds(pid: number): number | undefined {
 }
 
 function hostPid(h: NetHost): number {
-  return Number(readFileSync(join(h.home, 'run', 'dtp.pid'), 'utf8').trim())
+  return readPid(join(h.home, 'run', 'dtp.pid')) ?? NaN
 }
 
 function mbit(bytes: number, seconds: number): number {

@@ -9,6 +9,7 @@ import { fmtMiB, fmtSeconds, markdownTable } from './lib/table.js'
 import { changeFiles, ensureTree, type GeneratedTree, type TreeSpec } from './lib/tree.js'
 import { eachArg } from './lib/args.js'
 import { startRsyncd } from './lib/rsyncd.js'
+import { readPid } from '../src/util/process.js'
 
 /**
  * `dsync pull` from three DTP hosts against `rsync -a` from one rsync daemon, on loopback,
@@ -156,7 +157,7 @@ async function runDataset(opts: Options, name: string, spec: TreeSpec): Promise<
       else await cli(home, 'service')
       writeFileSync(join(home, 'dtp', 'list.conf'), `/${REPO}\n`)
       await cli(home, 'reload')
-      env.hostPids.push(Number(readFileSync(join(home, 'run', 'dtp.pid'), 'utf8').trim()))
+      env.hostPids.push(readPid(join(home, 'run', 'dtp.pid')) ?? NaN)
     }
     log(`hosts up: ${opts.hosts.map((h, i) => `${h}:${PORT} pid ${env.hostPids[i]}`).join(', ')}`)
     env.rsyncd = await startRsyncd(base, root, opts.rsyncAddress, RSYNC_PORT)

@@ -193,3 +193,54 @@ test(`sharded repository: clients 1, 5 and ${K + 1} generations behind converge;
     assert.equal(again.json.metadataBytes, info.length + record.bytes.length, dest)
   }
 })
+
+test('a repository that grows into shards and back into one torrent follows the delta chain; no torrent is fetched', { timeout: 900_000 }, async t => {
+  const addr = '127.0.3.162'
+  const host = await prepareHost(addr, {})
+  const save = join(host.webroot, REPO)
+  // 11,000 files of ~235-byte paths: one torrent, just under the 4 MB estimate; 1,500 more shard it.
+  writePool(save, 11_000, PAD)
+  put(save, 'dists/stable/Release', 'Release 0\n', 0)
+  writeFileSync(join(host.home, 'repos', `${REPO}.conf`), `repo=${REPO}\nsave=${save}\ndsync=true\n`)
+  assert.equal((await host.cli('gendsync')).code, 0)
+  await startHost(host, [REPO])
+  const dest = join(tempDir('dsync-shard-grow-'), 'mirror')
+  const pullHere = async () => {
+    const r = await runCli(['--json', 'pull', `dtp://${addr}:${HOST_PORT}/${REPO}`, dest])
+    assert.equal(r.code, 0, r.stderr)
+    return r.stdout.trim().split('\n').map(l => JSON.parse(l) as PullJson & { event: string }).find(l => l.event === 'summary')!
+  }
+  await pullHere()
+  assert.equal(readdirSync(join(save, '.dsync')).includes('shards'), false, 'one torrent to begin with')
+  const extra = Array.from({ length: 1500 }, (_, i) => `pool/extra/${'p'.repeat(PAD)}/${'k'.repeat(PAD)}${Math.floor(i / 10)}/g${i}_1.0_amd64.deb`)
+  for (const [g, sharded] of [[1, true], [2, false]] as const) {
+    put(save, 'dists/stable/Release', `Release ${g}\n`, g)
+    for (const p of extra) {
+      if (sharded) put(save, p, `extra ${p.length}\n`, 0)
+      else rmSync(join(save, p))
+    }
+    if (!sharded) rmSync(join(save, 'pool', 'extra'), { recursive: true })
+    const r = await host.cli('gendsync')
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal((await host.cli('reload')).code, 0)
+    const record = parseRecord(readFileSync(join(save, '.dsync', 'generation')))
+    assert.equal(record.shards.length > 0, sharded, `generation ${g}: sharded ${sharded}`)
+    while ((await (await fetch(`http://${addr}:${HOST_PORT}/${REPO}/`)).json() as { infoHash: string }).infoHash !== record.torrent) {
+      await new Promise(res => setTimeout(res, 200))
+    }
+    const json = await pullHere()
+    t.diagnostic(`generation ${g} (${sharded ? `${record.shards.length} shards` : 'one torrent'}): ${JSON.stringify(json.torrents)}, ${json.metadataBytes} B metadata`)
+    assert.equal(json.route, 'deltas')
+    assert.deepEqual(json.torrents, { rebuilt: record.shards.length + 1, kept: 0, fetched: 0 })
+    const info = Buffer.from(await (await fetch(`http://${addr}:${HOST_PORT}/${REPO}/`)).arrayBuffer())
+    const delta = record.deltas[record.deltas.length - 1]
+    const deltaTorrent = statSync(join(save, '.dsync', 'deltas', `${delta.seq}.torrent`)).size
+    assert.equal(json.metadataBytes, info.length + record.bytes.length + delta.size + deltaTorrent, 'no torrent on the wire')
+    await assertSameTree(save, dest)
+    if (sharded) assertSameTorrents(save, dest, `generation ${g}`)
+    else {
+      assert.ok(readFileSync(join(dest, '.dsync', `${REPO}.torrent`)).equals(readFileSync(join(save, '.dsync', `${REPO}.torrent`))))
+      assert.deepEqual(readdirSync(join(dest, '.dsync', 'shards')), [], 'no shard torrent left once the repository is one torrent again')
+    }
+  }
+})

@@ -300,7 +300,7 @@ export interface ContentChange {
  * Piece hashes for the new torrents: read files from their digests, the others from the
  * previous torrents. A file that now ends a torrent (or no longer does) has its last piece
  * hashed again from disk, the one read an unchanged file costs. The client uses it too, to
- * rebuild a sharded generation's torrents after a delta update (src/sync/rebuild-shards.ts).
+ * rebuild a generation's torrents after a delta update (src/sync/rebuild-torrent.ts).
  */
 export function reuseDigests(
   save: string, files: RepoFiles, content: ContentChange[],

@@ -114,9 +114,14 @@ function unchanged(ctx: PullContext, record: GenerationRecord): PullResult {
  * else removed so that a host never serves a torrent of another generation.
  */
 async function commitTorrent(ctx: PullContext, opts: RebuildOptions): Promise<void> {
+  await repositoryTorrents(ctx, opts)
+  // One torrent again: shard files DEST kept (the rebuild read their piece hashes) are stale.
+  if (opts.record.shards.length === 0) dropShards(repoFiles(opts.dest, opts.repo))
+}
+
+async function repositoryTorrents(ctx: PullContext, opts: RebuildOptions): Promise<void> {
   const tally = (ctx.torrents ??= { rebuilt: 0, kept: 0, fetched: 0 })
   if (opts.record.shards.length === 0) {
-    dropShards(repoFiles(opts.dest, opts.repo)) // one torrent again: shard files DEST kept are stale
     if (rebuildRepoTorrent(opts)) {
       tally.rebuilt++
       return

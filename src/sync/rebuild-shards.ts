@@ -1,15 +1,11 @@
 import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import type { FileDigest } from '../manifest/hash-file.js'
-import { hashFileSync } from '../manifest/hash-file.js'
-import { reuseDigests } from '../manifest/hinted.js'
 import { repoFiles, type RepoFiles } from '../manifest/paths.js'
 import { magnetLink, type BuiltTorrent } from '../torrent/build.js'
-import { readTorrentInfo } from '../torrent/read.js'
 import { buildIndexTorrent, buildShards } from '../torrent/shards.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
 import { readOrUndefined } from './metadata.js'
-import type { RebuildOptions } from './rebuild-torrent.js'
+import { generationDigests, previousTrackers, type RebuildOptions } from './rebuild-torrent.js'
 
 /** What became of a sharded generation's torrents after a delta update. */
 export interface ShardRebuild {
@@ -37,16 +33,12 @@ export function rebuildShardTorrents(opts: RebuildOptions): ShardRebuild {
   const files = repoFiles(opts.dest, opts.repo)
   const named = opts.record.shards
   const none = (reason: string): ShardRebuild => ({ rebuilt: 0, kept: 0, missing: named.filter(ih => !held(files, ih)), index: false, reason })
-  let trackers: string[]
-  try {
-    trackers = readTorrentInfo(readFileSync(files.torrent)).trackers
-  } catch {
-    return none('no previous torrent')
-  }
+  const trackers = previousTrackers(files)
+  if (!trackers) return none('no previous torrent')
   const pieceLength = opts.manifest.header.pieceLength
   let digests
   try {
-    digests = newDigests(opts, files, pieceLength)
+    digests = generationDigests(opts, files)
   } catch (err) {
     return none((err as Error).message)
   }
@@ -75,32 +67,15 @@ export function rebuildShardTorrents(opts: RebuildOptions): ShardRebuild {
   return out
 }
 
-/** Every content file's piece hashes for the new generation, and its shard starts. */
-function newDigests(opts: RebuildOptions, files: RepoFiles, pieceLength: number) {
-  const before = new Map<string, Buffer>()
-  for (const e of opts.previous.entries) if (e.type === 'f' && e.sha256) before.set(e.path, e.sha256)
-  const content = []
-  const digests = new Map<string, FileDigest>()
-  for (const e of opts.manifest.entries) {
-    if (e.type !== 'f' || e.size === 0) continue
-    const changed = !before.get(e.path)?.equals(e.sha256!)
-    content.push({ path: e.path, length: e.size, changed })
-    if (!changed) continue
-    const abs = join(opts.dest, e.path)
-    const st = lstatSync(abs)
-    digests.set(e.path, hashFileSync(abs, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino }, pieceLength, true))
-  }
-  return reuseDigests(opts.dest, files, content, digests, pieceLength)
-}
-
 /**
  * The index torrent from data.dsync and the shard .torrent files DEST now holds, written
  * (with the magnet link) only when it has the record's infohash.
  */
 export function rebuildIndex(opts: RebuildOptions): boolean {
   const files = repoFiles(opts.dest, opts.repo)
+  const trackers = previousTrackers(files)
+  if (!trackers) return false
   try {
-    const trackers = readTorrentInfo(readFileSync(files.torrent)).trackers
     const torrents = opts.record.shards.map(ih => ({ infoHash: ih, torrent: readFileSync(join(files.shards, `${ih}.torrent`)) }))
     return writeIndex(opts, files, trackers, torrents)
   } catch {

@@ -1,13 +1,12 @@
 import { lstatSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { unpaddedTail } from '../generation/delta-torrent.js'
 import type { GenerationRecord } from '../generation/record.js'
 import type { Manifest } from '../manifest/format.js'
-import { hashBuffer, hashFileSync } from '../manifest/hash-file.js'
-import { MANIFEST_TORRENT_PATH, repoFiles } from '../manifest/paths.js'
+import { hashBuffer, hashFileSync, type FileDigest } from '../manifest/hash-file.js'
+import { reuseDigests } from '../manifest/hinted.js'
+import { MANIFEST_TORRENT_PATH, repoFiles, type RepoFiles } from '../manifest/paths.js'
 import { buildTorrent, magnetLink } from '../torrent/build.js'
 import { layoutFiles } from '../torrent/layout.js'
-import { matchTorrentToManifest } from '../torrent/match.js'
 import { readTorrentInfo } from '../torrent/read.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
 
@@ -17,7 +16,7 @@ export interface RebuildOptions {
   record: GenerationRecord
   manifest: Manifest
   manifestBytes: Buffer
-  /** DEST's data.dsync before this update, and its size: the old torrent's layout. */
+  /** DEST's data.dsync before this update, and its size: the old torrents' layout. */
   previous: Manifest
   previousSize: number
 }
@@ -26,51 +25,66 @@ export interface RebuildOptions {
  * After an update through the delta chain DEST has the new tree but not the new repository
  * torrent, which a host re-serving DEST needs. The torrent is a pure function of data.dsync
  * and the content, so it is rebuilt here: piece hashes of unchanged files from the previous
- * torrent, the changed files hashed from DEST (they were just verified by SHA-256). Returns
- * false when it cannot be rebuilt to the record's infohash (the caller fetches it instead).
+ * torrent (or shards), the changed files hashed from DEST (they were just verified by
+ * SHA-256). Returns false when it cannot be rebuilt to the record's infohash (the caller
+ * fetches it instead). A sharded generation: src/sync/rebuild-shards.ts.
  */
 export function rebuildRepoTorrent(opts: RebuildOptions): boolean {
   const files = repoFiles(opts.dest, opts.repo)
-  if (opts.record.shards.length > 0) return false // sharded: the index torrent lists shard torrents this client does not have
-  let old
+  const pieceLength = opts.manifest.header.pieceLength
+  const trackers = previousTrackers(files)
+  let digests
   try {
-    old = readTorrentInfo(readFileSync(files.torrent))
+    digests = trackers && generationDigests(opts, files)
   } catch {
     return false
   }
-  const pieceLength = opts.manifest.header.pieceLength
-  const oldLayout = matchTorrentToManifest(old, opts.previous, opts.previousSize)
-  if (typeof oldLayout === 'string' || old.pieceLength !== pieceLength) return false
-  const oldPieces = new Map<string, { sha256: Buffer; pieces: Buffer }>()
-  const byPath = new Map(opts.previous.entries.map(e => [e.path, e]))
-  // Every file of the old torrent but its last (whose last piece is hashed unpadded) and data.dsync.
-  for (const f of oldLayout.slice(1, -1)) {
-    const e = byPath.get(f.path)
-    if (f.pad || !e?.sha256) continue
-    const first = f.offset / pieceLength
-    oldPieces.set(f.path, { sha256: e.sha256, pieces: old.pieces.subarray(first * 20, (first + Math.ceil(f.length / pieceLength)) * 20) })
-  }
-  const content = opts.manifest.entries.filter(e => e.type === 'f' && e.size > 0)
-  const digests = [hashBuffer(opts.manifestBytes, pieceLength, content.length === 0).pieces]
-  content.forEach(e => {
-    const reused = oldPieces.get(e.path)
-    if (reused && reused.sha256.equals(e.sha256!)) digests.push(reused.pieces)
-    else {
-      const abs = join(opts.dest, e.path)
-      const st = lstatSync(abs)
-      digests.push(hashFileSync(abs, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino }, pieceLength).pieces)
-    }
-  })
-  const pieces = Buffer.concat(digests)
-  const last = content[content.length - 1]
-  if (last && last.size % pieceLength !== 0) unpaddedTail(join(opts.dest, last.path), last.size - (last.size % pieceLength), last.size % pieceLength).copy(pieces, pieces.length - 20)
-  if (!last && opts.manifestBytes.length % pieceLength !== 0) hashBuffer(opts.manifestBytes, pieceLength, true).tail!.copy(pieces, pieces.length - 20)
-  const layout = layoutFiles([{ path: MANIFEST_TORRENT_PATH, length: opts.manifestBytes.length }, ...content.map(e => ({ path: e.path, length: e.size }))], pieceLength)
-  const built = buildTorrent({ name: opts.repo, pieceLength, files: layout, pieces, trackers: old.trackers })
+  if (!trackers || typeof digests !== 'object' || digests.starts.length !== 1) return false
+  const content = digests.content
+  const head = hashBuffer(opts.manifestBytes, pieceLength, content.length === 0)
+  const pieces = Buffer.concat([head.pieces, ...content.map(f => f.pieces)])
+  // The torrent's last piece is short, not padded: it takes the unpadded hash.
+  const tail = content.length > 0 ? content[content.length - 1].tail : head.tail
+  tail?.copy(pieces, pieces.length - 20)
+  const layout = layoutFiles([{ path: MANIFEST_TORRENT_PATH, length: opts.manifestBytes.length }, ...content.map(f => ({ path: f.path, length: f.length }))], pieceLength)
+  const built = buildTorrent({ name: opts.repo, pieceLength, files: layout, pieces, trackers })
   if (built.infoHash !== opts.record.torrent) return false
   writeFileAtomic(files.torrent, built.torrent)
-  writeFileAtomic(files.magnet, magnetLink(built.infoHash, opts.repo, old.trackers) + '\n')
+  writeFileAtomic(files.magnet, magnetLink(built.infoHash, opts.repo, trackers) + '\n')
   return true
+}
+
+/** The trackers the previous generation's torrent named (a rebuilt torrent keeps them). */
+export function previousTrackers(files: RepoFiles): string[] | undefined {
+  try {
+    return readTorrentInfo(readFileSync(files.torrent)).trackers
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Piece hashes of every content file of the new generation, and its shard starts (`[0]`: one
+ * torrent), as gendsync's change hint computes them (`reuseDigests`): files whose SHA-256 the
+ * update changed are hashed from DEST, the others keep the previous torrents' hashes. A reason
+ * instead when the previous torrents do not fit.
+ */
+export function generationDigests(opts: RebuildOptions, files: RepoFiles): ReturnType<typeof reuseDigests> {
+  const pieceLength = opts.manifest.header.pieceLength
+  const before = new Map<string, Buffer>()
+  for (const e of opts.previous.entries) if (e.type === 'f' && e.sha256) before.set(e.path, e.sha256)
+  const content = []
+  const digests = new Map<string, FileDigest>()
+  for (const e of opts.manifest.entries) {
+    if (e.type !== 'f' || e.size === 0) continue
+    const changed = !before.get(e.path)?.equals(e.sha256!)
+    content.push({ path: e.path, length: e.size, changed })
+    if (!changed) continue
+    const abs = join(opts.dest, e.path)
+    const st = lstatSync(abs)
+    digests.set(e.path, hashFileSync(abs, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino }, pieceLength, true))
+  }
+  return reuseDigests(opts.dest, files, content, digests, pieceLength)
 }
 
 /** A torrent that no longer matches DEST's data.dsync must not be served. */
