@@ -3,6 +3,7 @@ import { connect, type Socket } from 'node:net'
 import Wire from 'bittorrent-protocol'
 import { PEER_CONNECT_TIMEOUT_MS, PEER_IDLE_TIMEOUT_MS } from '../config/defaults.js'
 import { formatAddress, type PeerAddress } from './address.js'
+import { MessageFramer } from './framer.js'
 import { metadataFetcher, motdReceiver, type MetadataFetcher } from './extensions.js'
 import { pexExtension } from './pex.js'
 
@@ -23,6 +24,13 @@ export interface PeerOptions {
 
 /** Slack on top of what we asked for: protocol messages, haves, a metadata exchange. */
 const RECEIVE_SLACK = 4 << 20
+
+/** A block, or why the request failed (rejected, choked, connection gone). */
+export type BlockCallback = (err: Error | undefined, block: Buffer | undefined) => void
+
+/** The Wire's parser entry point: the stream's `_write`, fed whole messages (see MessageFramer). */
+type WireParser = { _write(data: Uint8Array, cb: (err?: Error | null) => void): void }
+const parsed = () => {}
 
 /**
  * One outgoing peer-wire connection. Wraps bittorrent-protocol's Wire behind the few calls
@@ -52,11 +60,20 @@ export class PeerConnection extends EventEmitter {
     if (opts.onMotd) this.wire.use(motdReceiver(opts.onMotd))
     if (opts.pex) this.wire.use(pexExtension(opts.pex.known, opts.pex.onPeers))
     this.metadata = (this.wire as unknown as { ut_metadata: MetadataFetcher }).ut_metadata
-    socket.on('data', chunk => {
+    // Incoming bytes reach the Wire's parser in whole messages, not through a stream pipe
+    // (framer.ts says why); outgoing messages still flow through the Wire's stream.
+    const parser = this.wire as unknown as WireParser
+    const framer = new MessageFramer(
+      bytes => { if (!this.closed) parser._write(bytes, parsed) },
+      reason => this.close(`sent more data than was requested (${reason})`),
+      RECEIVE_SLACK,
+    )
+    socket.on('data', (chunk: Buffer) => {
       this.received += chunk.length
-      if (this.received > this.allowance) this.close('sent more data than was requested')
+      if (this.received > this.allowance) return this.close('sent more data than was requested')
+      framer.push(chunk)
     })
-    socket.pipe(this.wire).pipe(socket)
+    this.wire.pipe(socket)
     socket.on('error', err => this.close(err.message))
     socket.on('close', () => this.close('connection closed'))
     this.wire.on('error', (err: Error) => this.close(err.message))
@@ -132,20 +149,28 @@ export class PeerConnection extends EventEmitter {
     })
   }
 
-  request(piece: number, offset: number, length: number): Promise<Buffer> {
+  /**
+   * Requests one block. `done` runs synchronously as the block is parsed: the block is a view
+   * of the received bytes, valid only during the call (copy what must be kept).
+   */
+  request(piece: number, offset: number, length: number, done: BlockCallback): void {
     this.allowance += length + 13
-    return new Promise((resolve, reject) => {
-      this.wire.request(piece, offset, length, (err, block) => {
-        if (err || !block) {
-          // A refused or cancelled request gives back its receive credit.
-          this.allowance -= length + 13
-          return reject(err ?? new Error('empty block'))
-        }
-        if (block.length !== length) return reject(new Error('block of the wrong length'))
-        this.downloaded += length
-        resolve(Buffer.from(block.buffer, block.byteOffset, block.byteLength))
-      })
+    let inside = true
+    this.wire.request(piece, offset, length, (err, block) => {
+      if (err || !block) {
+        // A refused or cancelled request gives back its receive credit.
+        this.allowance -= length + 13
+        const why = err ?? new Error('empty block')
+        // Refused on the spot (choked, closed): answered later, never inside the caller's loop.
+        if (inside) queueMicrotask(() => done(why, undefined))
+        else done(why, undefined)
+        return
+      }
+      if (block.length !== length) return done(new Error('block of the wrong length'), undefined)
+      this.downloaded += length
+      done(undefined, Buffer.from(block.buffer, block.byteOffset, block.byteLength))
     })
+    inside = false
   }
 
   fetchMetadata(maxBytes: number, timeoutMs = 20_000): Promise<Buffer> {

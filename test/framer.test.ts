@@ -1,0 +1,70 @@
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { test } from 'node:test'
+import { MessageFramer } from '../src/swarm/framer.js'
+
+// The client feeds bittorrent-protocol's parser whole messages only (src/swarm/framer.ts).
+// Whatever way TCP cuts the stream, what comes out must be the same bytes, each run starting
+// and ending on a message boundary.
+
+function stream(): { bytes: Buffer; ends: Set<number> } {
+  const parts: Buffer[] = [Buffer.concat([Buffer.from([19]), Buffer.from('BitTorrent protocol'), randomBytes(48)])]
+  const lengths = [0, 1, 5, 13, 16384 + 9, 3, 0, 16384 + 9, 2, 70_000, 1, 9]
+  for (const n of lengths) {
+    const m = Buffer.alloc(4 + n)
+    m.writeUInt32BE(n)
+    randomBytes(n).copy(m, 4)
+    parts.push(m)
+  }
+  const ends = new Set<number>()
+  let at = 0
+  for (const p of parts) ends.add((at += p.length))
+  return { bytes: Buffer.concat(parts), ends }
+}
+
+function feed(bytes: Buffer, cuts: number[], max = 1 << 20) {
+  const out: Buffer[] = []
+  const errors: string[] = []
+  const f = new MessageFramer(b => out.push(Buffer.from(b)), r => errors.push(r), max)
+  let prev = 0
+  for (const c of [...cuts, bytes.length]) {
+    f.push(bytes.subarray(prev, c))
+    prev = c
+  }
+  return { out, errors }
+}
+
+test('whole messages come out, on boundaries, however the stream is cut', () => {
+  const { bytes, ends } = stream()
+  const cutsList: number[][] = [[]]
+  // Every single cut point (splits inside the handshake, inside length prefixes, inside bodies)...
+  for (let c = 1; c < 200; c++) cutsList.push([c])
+  for (let c = 16380; c < 16500; c += 7) cutsList.push([c])
+  // ...one byte at a time through the first messages, and random cuts.
+  cutsList.push(Array.from({ length: 120 }, (_, i) => i + 1))
+  for (let r = 0; r < 50; r++) {
+    const cuts = Array.from({ length: 1 + (r % 9) }, () => 1 + Math.floor(Math.random() * (bytes.length - 1)))
+    cutsList.push([...new Set(cuts)].sort((a, b) => a - b))
+  }
+  for (const cuts of cutsList) {
+    const { out, errors } = feed(bytes, cuts)
+    assert.deepEqual(errors, [])
+    assert.ok(Buffer.concat(out).equals(bytes), `bytes differ with cuts ${cuts.join(',')}`)
+    let at = 0
+    for (const b of out) {
+      assert.ok(b.length > 0)
+      at += b.length
+      assert.ok(ends.has(at), `a run ends inside a message (at ${at}) with cuts ${cuts.join(',')}`)
+    }
+  }
+})
+
+test('a message announced longer than the limit is refused before its bytes arrive', () => {
+  const hs = Buffer.concat([Buffer.from([19]), Buffer.from('BitTorrent protocol'), randomBytes(48)])
+  const head = Buffer.alloc(4)
+  head.writeUInt32BE(64 << 20)
+  const { out, errors } = feed(Buffer.concat([hs, head, Buffer.from([7])]), [hs.length + 2], 4 << 20)
+  assert.equal(errors.length, 1)
+  assert.match(errors[0], /message of 67108864 bytes/)
+  assert.ok(Buffer.concat(out).equals(hs))
+})
