@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict'
 import { execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs'
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
 import { CLI } from '../testbed/cli.js'
 import { HOST_PORT, prepareHost, startHost } from '../testbed/host.js'
+import { stagingFiles } from '../testbed/tree.js'
 
 /**
  * A full disk (issue 10): DEST on a real small filesystem (a tmpfs we mount and unmount).
@@ -45,10 +46,6 @@ function pull(source: string, dest: string): Promise<{ code: number; stderr: str
   })
 }
 
-const stagingFiles = (dest: string) => {
-  const dir = join(dest, '.dsync', 'staging')
-  return existsSync(dir) ? readdirSync(dir) : []
-}
 
 const canMount = process.getuid?.() === 0 ? undefined : 'needs root to mount a small tmpfs'
 

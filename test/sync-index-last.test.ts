@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { execFileSync } from 'node:child_process'
-import { existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync } from 'node:fs'
+import { linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { test } from 'node:test'
 import { hasLibtorrent, startLibtorrentSeeder, type Seeder } from '../testbed/seeders.js'
-import { tempDir, writeTree } from '../testbed/tree.js'
+import { stagingFiles, tempDir, writeTree } from '../testbed/tree.js'
 import { assertSameTree } from '../testbed/same-tree.js'
 import { makeUpstream, pullCli } from '../testbed/upstream.js'
 
@@ -157,7 +157,7 @@ test('index files last: a SIGKILL after every apply step and item leaves a tree 
     await assertSameTree(up.save, dest)
     // Everything was verified and staged before the apply began: nothing is fetched again.
     assert.equal(resumed.summary!.bytesReceived, 0, `${fault}: the resume fetched ${resumed.summary!.bytesReceived} bytes`)
-    assert.ok(!existsSync(join(dest, '.dsync/staging')) || readdirSync(join(dest, '.dsync/staging')).length === 0, `${fault}: staging left behind`)
+    assert.deepEqual(stagingFiles(dest), [], `${fault}: staging left behind`)
     t.diagnostic(`${fault}: consistent after the kill; resume converged, 0 bytes fetched`)
     rmSync(dest, { recursive: true, force: true })
   }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
+import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { test } from 'node:test'
 import { prepareHost, startHost } from '../testbed/host.js'
@@ -7,7 +7,7 @@ import { pullWatched } from '../testbed/pull-watch.js'
 import { assertSameTree, settleDirMtimes } from '../testbed/same-tree.js'
 import { hasLibtorrent, pickPort, startLibtorrentSeeder } from '../testbed/seeders.js'
 import { StallProxy } from '../testbed/stall-proxy.js'
-import { tempDir, writeTree } from '../testbed/tree.js'
+import { stagingFiles, tempDir, writeTree } from '../testbed/tree.js'
 import { makeUpstream, pullCli } from '../testbed/upstream.js'
 
 // SIGKILL while the client fetches the torrent (BEP 9 from a magnet link, or HTTP from a
@@ -129,7 +129,7 @@ test('SIGKILL while a large file is being staged: the live tree is untouched, th
   assert.equal(killed.signal, 'SIGKILL', killed.stderr)
   assert.ok(at && at.bytesDone < at.bytesTotal, `killed mid-transfer: ${JSON.stringify(at)}`)
   // The big file was half-staged: its .part is there, nothing reached the live tree.
-  const staged = readdirSync(join(dest, '.dsync/staging'))
+  const staged = stagingFiles(dest)
   assert.ok(staged.some(n => n.endsWith('.part')), `a .part in staging: ${staged.join(' ')}`)
   assert.deepEqual(readdirSync(dest).sort(), ['.dsync', 'old-file.txt'])
   assert.equal(readFileSync(join(dest, 'old-file.txt'), 'utf8'), 'from the previous generation')
@@ -140,5 +140,5 @@ test('SIGKILL while a large file is being staged: the live tree is untouched, th
   // What the killed run had verified (its last progress event before the kill) is not fetched again.
   assert.ok(resumed.summary!.bytesReceived <= at.bytesTotal - at.bytesDone,
     `the resume fetched ${resumed.summary!.bytesReceived} bytes; at most ${at.bytesTotal - at.bytesDone} were not yet verified`)
-  assert.ok(!existsSync(join(dest, '.dsync/staging')) || readdirSync(join(dest, '.dsync/staging')).length === 0)
+  assert.deepEqual(stagingFiles(dest), [])
 })

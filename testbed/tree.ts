@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { after } from 'node:test'
@@ -51,4 +51,15 @@ export function writePool(root: string, count: number, pad = 0): void {
     writeFileSync(file, `file ${i}\n`)
     utimesSync(file, OLD_MTIME, OLD_MTIME)
   }
+}
+
+/**
+ * Files (not folders) under DEST/.dsync/staging, as paths relative to it: staged content sits
+ * in one subfolder per stage worker (src/sync/part-writer.ts, stagedPath).
+ */
+export function stagingFiles(dest: string): string[] {
+  const dir = join(dest, '.dsync', 'staging')
+  if (!existsSync(dir)) return []
+  return readdirSync(dir, { recursive: true, withFileTypes: true }).filter(e => !e.isDirectory())
+    .map(e => join(e.parentPath ?? e.path, e.name).slice(dir.length + 1))
 }

@@ -7,6 +7,23 @@ const MAX_OPEN = 64
 /** Out-of-order piece bytes held for hashing, all files together; beyond it a file is re-read. */
 const MAX_HELD = 32 << 20
 
+/**
+ * Staging subfolders, one per stage worker: `<staging>/<n>/<sha256>[.part]`, n from the first
+ * hex digit. Creating a file is most of a small file's cost in a pull (inode and directory
+ * entry; ~100 µs of CPU a file at 200,000 files, measured alone) and Linux creates in one
+ * folder at a time (the folder's lock): two workers in two folders create side by side.
+ */
+export const STAGE_DIRS = 2
+
+export function stageShard(hex: string): number {
+  return parseInt(hex[0], 16) % STAGE_DIRS
+}
+
+/** Where content `hex` is staged (`suffix` '.part' while written). */
+export function stagedPath(dir: string, hex: string, suffix = ''): string {
+  return join(dir, String(stageShard(hex)), `${hex}${suffix}`)
+}
+
 interface PartState {
   hash: Hash
   /** Bytes hashed so far: the file's prefix [0, hashed) went through `hash`. */
@@ -35,7 +52,7 @@ export class PartWriter {
   constructor(readonly dir: string) {}
 
   partPath(hex: string): string {
-    return join(this.dir, `${hex}.part`)
+    return stagedPath(this.dir, hex, '.part')
   }
 
   /**
@@ -61,7 +78,7 @@ export class PartWriter {
     } finally {
       closeSync(fd)
     }
-    renameSync(path, join(this.dir, hex))
+    renameSync(path, stagedPath(this.dir, hex))
     return 'verified'
   }
 
@@ -97,7 +114,7 @@ export class PartWriter {
       unlinkSync(this.partPath(hex))
       return 'mismatch'
     }
-    renameSync(this.partPath(hex), join(this.dir, hex))
+    renameSync(this.partPath(hex), stagedPath(this.dir, hex))
     return 'verified'
   }
 

@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads'
 import { fsError } from '../errors.js'
+import { STAGE_DIRS, stageShard } from './part-writer.js'
 
 export interface StageItem {
   hex: string
@@ -56,13 +57,81 @@ export interface StageWriterEvents {
   onBusy: (busy: boolean) => void
 }
 
+/** One stage worker per staging folder (part-writer.ts says why). */
+const STAGE_WORKERS = STAGE_DIRS
+
 /**
- * The event loop's side of the stage worker: copies each verified piece into a batch buffer
- * (one copy, no allocation per piece: buffers travel to the worker and back), sends the batch
- * at the end of the event-loop turn, and reports each finished file. The worker writes,
- * hashes (SHA-256 as bytes arrive) and renames, so both cores work during a pull.
+ * The event loop's side of the stage workers: copies each verified piece into a batch buffer
+ * (one copy, no allocation per piece: buffers travel to a worker and back), sends the batch at
+ * the end of the event-loop turn, and reports each finished file. The workers write, hash
+ * (SHA-256 as bytes arrive) and rename, so both cores work during a pull. A file always goes
+ * to the same worker, which keeps its staging folder (`stagedPath`): creating files is most
+ * of a small file's cost, and the kernel creates in one folder at a time.
  */
 export class StageWriter {
+  private readonly lanes: StageLane[]
+  private busy = false
+  private failed = false
+  private flushScheduled = false
+
+  constructor(dir: string, private readonly events: StageWriterEvents) {
+    const laneEvents: LaneEvents = {
+      ...events,
+      onError: err => this.fail(err),
+      onLoad: () => this.checkLoad(),
+    }
+    this.lanes = Array.from({ length: STAGE_WORKERS }, () => new StageLane(dir, laneEvents))
+  }
+
+  /** Queues a verified piece; `data` may be reused by the caller once this returns. */
+  write(hex: string, offset: number, data: Uint8Array, size: number, last: boolean): void {
+    if (this.failed) return
+    this.lanes[stageShard(hex)].add(hex, offset, data, size, last)
+    if (!this.flushScheduled) {
+      this.flushScheduled = true
+      setImmediate(() => {
+        this.flushScheduled = false
+        for (const lane of this.lanes) lane.flush()
+      })
+    }
+  }
+
+  /** Resolves once every piece queued so far is written and its file, if finished, checked. */
+  async drain(): Promise<void> {
+    await Promise.all(this.lanes.map(lane => lane.drain()))
+  }
+
+  /** Closes the workers' open part files and stops them; pieces not yet sent are dropped. */
+  async close(): Promise<void> {
+    await Promise.all(this.lanes.map(lane => lane.close(this.failed)))
+  }
+
+  /** Busy while any worker holds too much; idle again once every one is low. */
+  private checkLoad(): void {
+    if (!this.busy && this.lanes.some(l => l.bytesInFlight >= HIGH_WATER_BYTES)) {
+      this.busy = true
+      this.events.onBusy(true)
+    } else if (this.busy && this.lanes.every(l => l.bytesInFlight <= LOW_WATER_BYTES)) {
+      this.busy = false
+      this.events.onBusy(false)
+    }
+  }
+
+  private fail(err: Error): void {
+    if (this.failed) return
+    this.failed = true
+    this.events.onError(err)
+    for (const lane of this.lanes) lane.release()
+  }
+}
+
+interface LaneEvents extends StageWriterEvents {
+  /** Bytes in flight changed. */
+  onLoad: () => void
+}
+
+/** One stage worker and its batches. */
+class StageLane {
   private readonly worker: Worker
   private readonly free: ArrayBuffer[] = []
   private current: { buffer: ArrayBuffer; bytes: Uint8Array; used: number; items: StageItem[] } | undefined
@@ -70,22 +139,18 @@ export class StageWriter {
   private readonly sent = new Map<number, number>()
   private nextId = 0
   private inFlight = 0
-  private bytesInFlight = 0
-  private busy = false
-  private flushScheduled = false
+  /** Buffer bytes with the worker (a batch counts for its whole buffer). */
+  bytesInFlight = 0
   private idle: (() => void)[] = []
-  private failed = false
 
-  constructor(dir: string, private readonly events: StageWriterEvents) {
+  constructor(dir: string, private readonly events: LaneEvents) {
     this.worker = new Worker(new URL('./stage-worker.js', import.meta.url), { workerData: { dir } })
     this.worker.on('message', (reply: StageReply) => this.onReply(reply))
-    this.worker.on('error', err => this.fail(err))
-    this.worker.on('exit', code => { if (code !== 0) this.fail(new Error(`stage worker exited with code ${code}`)) })
+    this.worker.on('error', err => this.events.onError(err))
+    this.worker.on('exit', code => { if (code !== 0) this.events.onError(new Error(`stage worker exited with code ${code}`)) })
   }
 
-  /** Queues a verified piece; `data` may be reused by the caller once this returns. */
-  write(hex: string, offset: number, data: Uint8Array, size: number, last: boolean): void {
-    if (this.failed) return
+  add(hex: string, offset: number, data: Uint8Array, size: number, last: boolean): void {
     let cur = this.current
     if (cur && cur.used + data.length > cur.bytes.length) {
       this.flush()
@@ -95,26 +160,22 @@ export class StageWriter {
     cur.bytes.set(data, cur.used)
     cur.items.push({ hex, offset, start: cur.used, length: data.length, size, last })
     cur.used += data.length
-    if (!this.flushScheduled) {
-      this.flushScheduled = true
-      setImmediate(() => {
-        this.flushScheduled = false
-        this.flush()
-      })
-    }
   }
 
-  /** Resolves once every piece queued so far is written and its file, if finished, checked. */
   async drain(): Promise<void> {
     this.flush()
     if (this.inFlight === 0) return
     await new Promise<void>(resolve => this.idle.push(resolve))
   }
 
-  /** Closes the worker's open part files and stops it; pieces not yet sent are dropped. */
-  async close(): Promise<void> {
+  /** Wakes drain() callers (the writer failed: nothing more will be reported). */
+  release(): void {
+    for (const resolve of this.idle.splice(0)) resolve()
+  }
+
+  async close(failed: boolean): Promise<void> {
     this.current = undefined
-    if (this.worker.threadId >= 0 && !this.failed) {
+    if (this.worker.threadId >= 0 && !failed) {
       const closed = new Promise<void>(resolve => {
         const onClosed = (reply: StageReply) => {
           if (reply.type !== 'closed') return
@@ -135,7 +196,7 @@ export class StageWriter {
     return { buffer, bytes: new Uint8Array(buffer), used: 0, items: [] as StageItem[] }
   }
 
-  private flush(): void {
+  flush(): void {
     const cur = this.current
     if (!cur || cur.items.length === 0) return
     this.current = undefined
@@ -143,10 +204,7 @@ export class StageWriter {
     this.bytesInFlight += cur.buffer.byteLength
     this.sent.set(this.nextId, cur.used)
     this.worker.postMessage({ type: 'batch', id: this.nextId++, buffer: cur.buffer, items: cur.items } satisfies StageRequest, [cur.buffer])
-    if (!this.busy && this.bytesInFlight >= HIGH_WATER_BYTES) {
-      this.busy = true
-      this.events.onBusy(true)
-    }
+    this.events.onLoad()
   }
 
   private onReply(reply: StageReply): void {
@@ -155,7 +213,7 @@ export class StageWriter {
     if (reply.buffer!.byteLength === BATCH_BYTES && this.free.length < SPARE_BATCHES) this.free.push(reply.buffer!)
     if (reply.error) {
       const { path, code, message } = reply.error
-      return this.fail(fsError(Object.assign(new Error(message), { code }), path, 'write'))
+      return this.events.onError(fsError(Object.assign(new Error(message), { code }), path, 'write'))
     }
     const bytes = this.sent.get(reply.id!)!
     this.sent.delete(reply.id!)
@@ -163,17 +221,7 @@ export class StageWriter {
     this.events.onWritten(bytes)
     for (const hex of reply.verified!) this.events.onVerified(hex)
     for (const hex of reply.mismatched!) this.events.onMismatch(hex)
-    if (this.busy && this.bytesInFlight <= LOW_WATER_BYTES) {
-      this.busy = false
-      this.events.onBusy(false)
-    }
-    if (this.inFlight === 0) for (const resolve of this.idle.splice(0)) resolve()
-  }
-
-  private fail(err: Error): void {
-    if (this.failed) return
-    this.failed = true
-    this.events.onError(err)
-    for (const resolve of this.idle.splice(0)) resolve()
+    this.events.onLoad()
+    if (this.inFlight === 0) this.release()
   }
 }

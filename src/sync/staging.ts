@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { fsError } from '../errors.js'
 import { DSYNC_DIR } from '../manifest/paths.js'
-import { sha256OfFd } from './part-writer.js'
+import { sha256OfFd, STAGE_DIRS, stagedPath } from './part-writer.js'
 
 const MAX_OPEN = 64
 /** From this many staged files on, one filesystem-wide sync beats an fsync per file. */
@@ -42,20 +42,32 @@ export class Staging {
 
   constructor(dest: string) {
     this.dir = join(dest, DSYNC_DIR, 'staging')
+    this.names = new Set()
     try {
       mkdirSync(this.dir, { recursive: true })
-      this.names = new Set(readdirSync(this.dir))
+      for (const sub of shardDirs()) {
+        if (existsSync(join(this.dir, sub))) for (const name of readdirSync(join(this.dir, sub))) this.names.add(name)
+      }
+    } catch (err) {
+      throw fsError(err, this.dir, 'write')
+    }
+  }
+
+  /** Makes the subfolders (only a run that stages something leaves them). */
+  prepare(): void {
+    try {
+      for (const sub of shardDirs()) mkdirSync(join(this.dir, sub), { recursive: true })
     } catch (err) {
       throw fsError(err, this.dir, 'write')
     }
   }
 
   path(hex: string): string {
-    return join(this.dir, hex)
+    return stagedPath(this.dir, hex)
   }
 
   partPath(hex: string): string {
-    return join(this.dir, `${hex}.part`)
+    return stagedPath(this.dir, hex, '.part')
   }
 
   /** A verified copy of this content is staged already. */
@@ -102,6 +114,7 @@ export class Staging {
 
   /** The empty file: in data.dsync only, never in the torrent. */
   putEmpty(hex: string): void {
+    this.prepare()
     try {
       closeSync(openSync(this.path(hex), 'w', 0o644))
       this.names.add(hex)
@@ -137,7 +150,8 @@ export class Staging {
 
   /** Stages content DEST already has elsewhere; false if the copy does not verify. */
   copyIn(hex: string, from: string): boolean {
-    const tmp = join(this.dir, `${hex}.copy`)
+    this.prepare()
+    const tmp = stagedPath(this.dir, hex, '.copy')
     try {
       copyFileSync(from, tmp, constants.COPYFILE_FICLONE)
     } catch (err) {
@@ -156,12 +170,25 @@ export class Staging {
     return true
   }
 
-  /** Removes everything but the contents still wanted (by hex) and the folder itself. */
+  /**
+   * Removes everything but the contents still wanted (by hex) and the folder itself (and its
+   * subfolders while they hold something). Anything else at the top (the apply's temporary
+   * names, an older flat layout) goes.
+   */
   prune(keep: Set<string>): void {
     this.closeAll()
+    const subs = new Set(shardDirs())
     for (const name of readdirSync(this.dir)) {
-      const hex = name.replace(/\.(part|copy)$/, '')
-      if (!keep.has(hex) || name.endsWith('.copy')) rmSync(join(this.dir, name), { force: true, recursive: true })
+      if (!subs.has(name)) {
+        rmSync(join(this.dir, name), { force: true, recursive: true })
+        continue
+      }
+      const sub = join(this.dir, name)
+      for (const inner of readdirSync(sub)) {
+        const hex = inner.replace(/\.(part|copy)$/, '')
+        if (!keep.has(hex) || inner.endsWith('.copy')) rmSync(join(sub, inner), { force: true, recursive: true })
+      }
+      if (readdirSync(sub).length === 0) rmSync(sub, { force: true, recursive: true })
     }
   }
 
@@ -193,4 +220,8 @@ export class Staging {
     this.fds.delete(hex)
     closeSync(fd)
   }
+}
+
+function shardDirs(): string[] {
+  return Array.from({ length: STAGE_DIRS }, (_, i) => String(i))
 }

@@ -82,6 +82,7 @@ export async function transferFiles(opts: TransferOptions): Promise<TransferResu
     storeFailure ??= err
     downloader.abort(err)
   }
+  staging.prepare()
   const writer = new StageWriter(staging.dir, {
     onWritten: bytes => {
       bytesDone += bytes
