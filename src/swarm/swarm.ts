@@ -88,7 +88,10 @@ export class Swarm extends EventEmitter {
         this.dialing--
         if (this.closed) return peer.close('sync finished')
         // Cut off in the same read as its handshake (a flood announced at once): no close event is left to come.
-        if (peer.closed) return this.retry(label, peer.closeReason)
+        if (peer.closed) {
+          this.emit('lost', label, peer.closeReason)
+          return this.retry(label, peer.closeReason)
+        }
         k.state = 'up'
         this.connected.add(peer)
         peer.once('close', (reason: string) => {
