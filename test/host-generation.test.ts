@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict'
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
+import { copyFileSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
+import { FdCache } from '../src/host/fd-cache.js'
 import { GenerationError, loadGeneration, type Generation } from '../src/host/generation.js'
+import { PieceReader } from '../src/host/piece-reader.js'
 import { parseManifest } from '../src/manifest/format.js'
 import { MANIFEST_TORRENT_PATH } from '../src/manifest/paths.js'
 import { layoutFiles } from '../src/torrent/layout.js'
@@ -133,4 +135,27 @@ test('sharded: the index and every shard as their torrents say; a shard of anoth
   assert.throws(() => loadGeneration('big', save), (err: Error) => err instanceof GenerationError &&
     err.message.includes(`shard ${changed}: file`) && err.message.includes(`data.dsync implies "${last}"`))
   rmSync(kept, { recursive: true })
+})
+
+test('a host loading the inodes in the background serves no file before it can check them', async () => {
+  const base = tempDir()
+  const files: Record<string, string> = {}
+  for (let i = 0; i < 200; i++) files[`pool/main/p${i % 7}/pkg${i}.deb`] = `package ${i}\n`
+  const { home, webroot } = makeHome(base, { deb: files })
+  const save = join(webroot, 'deb')
+  await gendsync(home)
+  // Swapped after gendsync for another file (a hardlink elsewhere) with the same size and mtime.
+  const victim = 'pool/main/p3/pkg10.deb'
+  writeFileSync(join(base, 'other'), 'package X\n'.padEnd(`package 10\n`.length, '\n'))
+  utimesSync(join(base, 'other'), OLD_MTIME, OLD_MTIME)
+  rmSync(join(save, victim))
+  linkSync(join(base, 'other'), join(save, victim))
+  const gen = loadGeneration('deb', save, { inodesLater: true })
+  assert.ok(gen.inodesLoaded, 'the inodes are still being read')
+  const reader = new PieceReader(gen, new FdCache(8))
+  const seg = gen.segments.list().find(s => s.path === victim)!
+  // Asked at once, before the cache was read: refused for the inode, not served.
+  await assert.rejects(reader.read(seg.offset / gen.pieceLength, 0, seg.length), /replaced since gendsync/)
+  const good = gen.segments.list().find(s => s.path === 'pool/main/p3/pkg17.deb')!
+  assert.equal((await reader.read(good.offset / gen.pieceLength, 0, good.length)).toString(), 'package 17\n')
 })

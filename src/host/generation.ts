@@ -7,7 +7,7 @@ import { indexedShardsAt, matchFileList, prefixed, type RunMatch } from '../torr
 import { matchShardsToManifest, matchTorrentToManifest } from '../torrent/match.js'
 import { Reader, readTorrentInfo, type TorrentInfo } from '../torrent/read.js'
 import { indexedShards, shardTorrentPath } from '../torrent/shards.js'
-import { loadInodes } from './inodes.js'
+import { loadInodes, loadInodesLater } from './inodes.js'
 import { ManifestFiles } from './manifest-files.js'
 import { SegmentTable, type HeadEntry } from './segment-table.js'
 
@@ -42,6 +42,16 @@ export interface Generation {
    * .torrent files), and each shard is a generation of its own, seeded under its infohash.
    */
   shards?: Generation[]
+  /**
+   * Set while the inodes gendsync hashed are still being read from its hash cache (a host
+   * loading with `inodesLater`): no file may be served before it resolves.
+   */
+  inodesLoaded?: Promise<void>
+}
+
+export interface LoadOptions {
+  /** Read the hash cache's inodes in the background (a host: HTTP answers meanwhile). */
+  inodesLater?: boolean
 }
 
 export class GenerationError extends Error {}
@@ -64,7 +74,7 @@ interface Loaded {
  * walked in place against data.dsync's bytes (`matchFileList`), with no object per file; the
  * reason for a difference is then found by the parsed check (`explain`).
  */
-export function loadGeneration(repo: string, save: string): Generation {
+export function loadGeneration(repo: string, save: string, opts: LoadOptions = {}): Generation {
   const paths = repoFiles(save, repo)
   const manifestBytes = readOrFail(paths.manifest)
   const torrent = readOrFail(paths.torrent)
@@ -77,7 +87,6 @@ export function loadGeneration(repo: string, save: string): Generation {
   // Not parseManifest: an object per entry and a buffer per digest cost ~1.8 GB at 1M files.
   const lines = readManifestLines(manifestBytes, paths.manifest)
   const files = new ManifestFiles(lines, paths.manifest)
-  loadInodes(paths.hashCache, files)
   const base: Base = {
     repo, save, manifest: manifestBytes, digest: lines.digest, manifestSha256: lines.fileSha256,
     files: lines.files, bytes: lines.bytes, pieceLength: lines.pieceLength, trackers: [],
@@ -94,13 +103,24 @@ export function loadGeneration(repo: string, save: string): Generation {
     return run !== undefined
   })
   base.trackers = info.trackers
-  if (named) return loadSharded(loaded, info, filesAt, torrent, named, manifestHead)
+  const gen = named ? loadSharded(loaded, info, filesAt, torrent, named, manifestHead) : loadOne(loaded, info, torrent, run, manifestHead)
+  // Checked first: a generation refused for its torrents costs no cache read.
+  if (!opts.inodesLater) loadInodes(paths.hashCache, files)
+  else {
+    const pending = loadInodesLater(paths.hashCache, files)
+    for (const g of [gen, ...(gen.shards ?? [])]) g.inodesLoaded = pending
+  }
+  return gen
+}
+
+function loadOne(loaded: Loaded, info: TorrentInfo, torrent: Buffer, run: RunMatch | undefined, manifestHead: HeadEntry): Generation {
+  const { base, files, magnet } = loaded
   if (!run || !piecesFit(info, base.pieceLength, run)) explain(loaded)
   return {
     ...base, segments: new SegmentTable([manifestHead], run!.offsets, files, 0, run!.totalLength),
     totalLength: run!.totalLength, pieceCount: Math.ceil(run!.totalLength / base.pieceLength),
     infoHash: info.infoHash, infoBytes: info.infoBytes, torrent,
-    magnet: magnet || magnetLink(info.infoHash, repo, []),
+    magnet: magnet || magnetLink(info.infoHash, base.repo, []),
   }
 }
 

@@ -218,7 +218,7 @@ export class DtpHost {
       const started = Date.now()
       let gen
       try {
-        gen = loadGeneration(repo.name, repo.save)
+        gen = loadGeneration(repo.name, repo.save, { inodesLater: true })
       } catch (err) {
         const reason = (err as Error).message
         refused.push({ repo: repo.name, reason })

@@ -1,4 +1,4 @@
-import { forEachCachedInode } from '../manifest/hash-cache.js'
+import { forEachCachedInode, forEachCachedInodeAsync, type CachedInodeVisitor } from '../manifest/hash-cache.js'
 import type { ManifestFiles } from './manifest-files.js'
 
 /**
@@ -11,8 +11,20 @@ import type { ManifestFiles } from './manifest-files.js'
  * inode: its size and mtime are still checked.
  */
 export function loadInodes(cacheFile: string, files: ManifestFiles): void {
+  forEachCachedInode(cacheFile, merger(files))
+}
+
+/**
+ * The same, reading in the background: a host answers HTTP while a 1M-file cache (~190 MB)
+ * is merged, and its piece readers wait for this before the first block (src/host/piece-reader.ts).
+ */
+export async function loadInodesLater(cacheFile: string, files: ManifestFiles): Promise<void> {
+  await forEachCachedInodeAsync(cacheFile, merger(files))
+}
+
+function merger(files: ManifestFiles): CachedInodeVisitor {
   let j = 0
-  forEachCachedInode(cacheFile, (buf, start, end, ino, size, mtimeMs) => {
+  return (buf, start, end, ino, size, mtimeMs) => {
     let k = -1
     let c = j < files.count ? compareAt(files, j, buf, start, end) : 1
     while (c < 0) {
@@ -23,7 +35,7 @@ export function loadInodes(cacheFile: string, files: ManifestFiles): void {
     else if (j > 0 && compareAt(files, j - 1, buf, start, end) >= 0) k = search(files, j, buf, start, end)
     if (k < 0) return // not a content file of this generation
     files.inodes[k] = size === files.sizes[k] && Math.floor(mtimeMs / 1000) === files.mtimes[k] ? ino : NaN
-  })
+  }
 }
 
 /** Content file k's escaped path against the cache line's, as bytes. */

@@ -141,6 +141,11 @@ const tabs = new Int32Array(5)
 function fields(buf: Buffer, at: number, end: number, out: { size: number; mtime: number; pathStart: number; pathEnd: number }): void {
   let p = at
   for (let t = 0; t < 5; t++) {
+    if (t === 4) {
+      // The sha256 field (64 digits): one native search rather than a byte loop.
+      const tab = buf.indexOf(0x09, p)
+      p = tab < 0 || tab > end ? end : tab
+    }
     while (p < end && buf[p] !== 0x09) p++
     tabs[t] = p
     if (p < end) p++

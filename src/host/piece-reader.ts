@@ -18,6 +18,7 @@ export class PieceReader {
   readonly stale = new Map<string, string>()
   bytesRead = 0
   private readonly small = new SmallFileReader()
+  private inodesLoaded = false
 
   constructor(
     private readonly gen: Generation,
@@ -32,6 +33,12 @@ export class PieceReader {
 
   async read(piece: number, offset: number, length: number): Promise<Buffer> {
     const gen = this.gen
+    // A host loading a big generation reads gendsync's inodes after it starts answering:
+    // no file is opened before the inode check can be made.
+    if (gen.inodesLoaded && !this.inodesLoaded) {
+      await gen.inodesLoaded
+      this.inodesLoaded = true
+    }
     if (!Number.isInteger(piece) || piece < 0 || piece >= gen.pieceCount) throw new BadRequestError(`no piece ${piece}`)
     const pieceSize = Math.min(gen.pieceLength, gen.totalLength - piece * gen.pieceLength)
     if (length <= 0 || length > MAX_BLOCK || offset < 0 || offset + length > pieceSize) {

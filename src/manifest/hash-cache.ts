@@ -1,4 +1,5 @@
 import { appendFileSync, closeSync, openSync, readFileSync, readSync } from 'node:fs'
+import { open, type FileHandle } from 'node:fs/promises'
 import { escapePath, unescapePath } from './escape.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
 
@@ -63,7 +64,7 @@ export type CachedInodeVisitor = (buf: Buffer, pathStart: number, pathEnd: numbe
  * Only the inode, size and mtime of each line, in file order (a later line for a path
  * replaces an earlier one): what a host needs to tell the file gendsync hashed from another
  * one of the same size and mtime. Read in chunks, nothing decoded but three numbers per line,
- * no string per path: a 1M-file cache is ~180 MB. False when there is no usable cache.
+ * no string per path: a 1M-file cache is ~190 MB. False when there is no usable cache.
  */
 export function forEachCachedInode(file: string, visit: CachedInodeVisitor): boolean {
   let fd: number
@@ -73,49 +74,99 @@ export function forEachCachedInode(file: string, visit: CachedInodeVisitor): boo
     return false
   }
   try {
-    let buf = Buffer.allocUnsafe(CHUNK)
-    let have = readSync(fd, buf, 0, buf.length, null)
-    const head = buf.indexOf(0x0a)
-    if (head < 0 || !buf.toString('utf8', 0, head).startsWith(MAGIC + ' ')) return false
-    let at = head + 1
+    const scan = new InodeScanner(visit)
     for (;;) {
-      const nl = buf.indexOf(0x0a, at)
-      if (nl < 0 || nl >= have) {
-        // Move the partial line to the front and read on; a line longer than the buffer grows it.
-        const rest = have - at
-        if (rest === buf.length) buf = Buffer.concat([buf, Buffer.allocUnsafe(buf.length)])
-        buf.copy(buf, 0, at, have)
-        const n = readSync(fd, buf, rest, buf.length - rest, null)
-        if (n === 0) break
-        have = rest + n
-        at = 0
-        continue
-      }
-      inodeLine(buf, at, nl, visit)
-      at = nl + 1
+      const n = readSync(fd, scan.buf, scan.have, scan.buf.length - scan.have, null)
+      if (n === 0 || !scan.took(n)) return scan.ok
     }
-    return true
   } finally {
     closeSync(fd)
   }
 }
 
-const CHUNK = 8 << 20
-const fieldEnds = new Int32Array(3)
+/**
+ * The same, reading with promises and yielding between chunks, so a host answers while it
+ * loads (src/host/inodes.ts). Resolves false when there is no usable cache or a read fails.
+ */
+export async function forEachCachedInodeAsync(file: string, visit: CachedInodeVisitor): Promise<boolean> {
+  let fh: FileHandle
+  try {
+    fh = await open(file, 'r')
+  } catch {
+    return false
+  }
+  try {
+    const scan = new InodeScanner(visit)
+    for (;;) {
+      const { bytesRead } = await fh.read(scan.buf, scan.have, scan.buf.length - scan.have, null)
+      if (bytesRead === 0 || !scan.took(bytesRead)) return scan.ok
+    }
+  } catch {
+    return false
+  } finally {
+    await fh.close()
+  }
+}
 
-/** `ino size mtimeMs ctimeMs sha256 pieces tail path`: the first three and the last field. */
+/** Cuts what was read into lines; the caller reads into `buf` from `have` on. */
+class InodeScanner {
+  buf = Buffer.allocUnsafe(CHUNK)
+  have = 0
+  ok = true
+  private at = -1
+
+  constructor(private readonly visit: CachedInodeVisitor) {}
+
+  /** `n` more bytes are in `buf`: visits every complete line. False to stop (a bad head). */
+  took(n: number): boolean {
+    this.have += n
+    const buf = this.buf
+    if (this.at < 0) {
+      const head = buf.indexOf(0x0a)
+      if (head < 0 || head >= this.have) return true // the head line is not complete yet
+      this.ok = buf.toString('utf8', 0, head).startsWith(MAGIC + ' ')
+      if (!this.ok) return false
+      this.at = head + 1
+    }
+    for (;;) {
+      const nl = buf.indexOf(0x0a, this.at)
+      if (nl < 0 || nl >= this.have) break
+      inodeLine(buf, this.at, nl, this.visit)
+      this.at = nl + 1
+    }
+    // Move the partial line to the front; a line longer than the buffer grows it.
+    const rest = this.have - this.at
+    if (rest === buf.length) this.buf = Buffer.concat([buf, Buffer.allocUnsafe(buf.length)])
+    buf.copy(this.buf, 0, this.at, this.have)
+    this.have = rest
+    this.at = 0
+    return true
+  }
+}
+
+const CHUNK = 8 << 20
+const fieldEnds = new Int32Array(4)
+
+/**
+ * `ino size mtimeMs ctimeMs sha256 pieces tail path`: the first three and the last field.
+ * The line must have cacheLine's shape (a 64-digit sha256, a 0- or 40-digit tail, eight
+ * fields), checked by position rather than by scanning the pieces: a line damaged by a
+ * crash during an append, or two run together, is skipped and never lends a path an inode.
+ */
 function inodeLine(buf: Buffer, at: number, end: number, visit: CachedInodeVisitor): void {
   let p = at
-  for (let f = 0; f < 3; f++) {
+  for (let f = 0; f < 4; f++) {
     while (p < end && buf[p] !== 0x09) p++
     if (p >= end) return
     fieldEnds[f] = p++
   }
+  // p: the sha256's first digit
+  if (p + 64 >= end || buf[p + 64] !== 0x09) return
+  const piecesEnd = buf.indexOf(0x09, p + 65)
   const pathAt = buf.lastIndexOf(0x09, end - 1) + 1
-  // Eight fields: seven tabs before the path (a path never holds a raw tab: it is escaped).
-  let tabs = 0
-  for (let q = fieldEnds[2]; q < pathAt && tabs < 6; q++) if (buf[q] === 0x09) tabs++
-  if (tabs !== 5 || pathAt <= fieldEnds[2]) return
+  if (piecesEnd < 0 || piecesEnd >= end) return
+  const tail = pathAt - 1 - (piecesEnd + 1)
+  if (tail !== 0 && tail !== 40) return
   visit(buf, pathAt, end, decimal(buf, at, fieldEnds[0]), decimal(buf, fieldEnds[0] + 1, fieldEnds[1]), decimal(buf, fieldEnds[1] + 1, fieldEnds[2]))
 }
 

@@ -119,11 +119,20 @@ export interface ReadOptions {
 export function readTorrentInfo(torrent: Buffer, opts: ReadOptions = {}): TorrentInfo {
   const r = new Reader(torrent)
   let infoBytes: Buffer | undefined
+  let info: ReturnType<typeof parseInfo> | undefined
   const trackers: string[] = []
   r.dict(key => {
     if (key === 'info') {
-      const start = r.skip()
-      infoBytes = torrent.subarray(start, r.pos)
+      // Parsed where it lies (one pass over a 1M-file list, not a skip and then a parse);
+      // positions in errors and for onFiles count from the info dict's first byte.
+      const start = r.pos
+      const sub = new Reader(torrent.subarray(start))
+      // Not a dict: skip() says what is wrong with it first (a hostile nesting depth, say).
+      if (sub.peek() !== 0x64) sub.skip()
+      sub.pos = 0
+      info = parseInfo(sub, opts.onFiles)
+      infoBytes = torrent.subarray(start, start + sub.pos)
+      r.pos = start + sub.pos
     } else if (key === 'announce') {
       const url = r.bytes().toString('utf8')
       if (!trackers.includes(url)) trackers.push(url)
@@ -134,13 +143,11 @@ export function readTorrentInfo(torrent: Buffer, opts: ReadOptions = {}): Torren
       }))
     } else r.skip()
   })
-  if (!infoBytes) throw new TorrentFormatError('no info dictionary')
-  const info = parseInfo(infoBytes, opts.onFiles)
+  if (!infoBytes || !info) throw new TorrentFormatError('no info dictionary')
   return { ...info, infoBytes, infoHash: createHash('sha1').update(infoBytes).digest('hex'), trackers }
 }
 
-function parseInfo(infoBytes: Buffer, onFiles?: (r: Reader) => void): Omit<TorrentInfo, 'infoBytes' | 'infoHash' | 'trackers'> {
-  const r = new Reader(infoBytes)
+function parseInfo(r: Reader, onFiles?: (r: Reader) => void): Omit<TorrentInfo, 'infoBytes' | 'infoHash' | 'trackers'> {
   let name = ''
   let pieceLength = 0
   let pieces: Buffer = Buffer.alloc(0)
