@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import bencode from 'bencode'
 import { loadGeneration } from '../src/host/generation.js'
-import { readProcessId } from '../src/util/process.js'
+import { readPid } from '../src/util/process.js'
 import { HOST_PORT, prepareHost, startHost } from '../testbed/host.js'
 import { handshakeBytes, WireLeecher } from '../testbed/leecher.js'
 import { OLD_MTIME } from '../testbed/tree.js'
@@ -73,7 +73,7 @@ test('a DTP host holds against hostile peers', async t => {
   await startHost(host, ['debian'])
   const infoHash = host.genInfo.debian.infoHash
   // The pid file is "pid start-time" (src/util/process.ts).
-  const pid = readProcessId(join(host.home, 'run', 'dtp.pid'))!.pid
+  const pid = readPid(join(host.home, 'run', 'dtp.pid'))!
   const url = `http://${H}:${HOST_PORT}`
 
   await t.test('a file swapped after gendsync for a symlink, a hardlink or a linked parent is not served', async () => {
