@@ -4,6 +4,7 @@ import { unescapePath } from '../manifest/escape.js'
 import type { ManifestLines } from '../manifest/manifest-lines.js'
 import { DSYNC_DIR } from '../manifest/paths.js'
 import type { ExpectedFiles } from '../torrent/file-list.js'
+import { readDecimal } from '../util/decimal.js'
 
 /** What a host needs of each file it serves: where it is, and what it must be on disk. */
 export interface FileFacts {
@@ -150,20 +151,9 @@ function fields(buf: Buffer, at: number, end: number, out: { size: number; mtime
     tabs[t] = p
     if (p < end) p++
   }
-  out.size = number(buf, tabs[1] + 1, tabs[2])
-  out.mtime = number(buf, tabs[2] + 1, tabs[3])
+  out.size = readDecimal(buf, tabs[1] + 1, tabs[2])
+  out.mtime = readDecimal(buf, tabs[2] + 1, tabs[3])
   out.pathStart = Math.min(tabs[4] + 1, end)
   const tab = buf.indexOf(0x09, out.pathStart)
   out.pathEnd = tab < 0 || tab > end ? end : tab
-}
-
-function number(buf: Buffer, start: number, end: number): number {
-  if (start >= end || end - start > 15) return Number(buf.toString('latin1', start, end))
-  let v = 0
-  for (let p = start; p < end; p++) {
-    const d = buf[p] - 0x30
-    if (d < 0 || d > 9) return Number(buf.toString('latin1', start, end))
-    v = v * 10 + d
-  }
-  return v
 }

@@ -2,6 +2,7 @@ import { appendFileSync, closeSync, openSync, readFileSync, readSync } from 'nod
 import { open, type FileHandle } from 'node:fs/promises'
 import { escapePath, unescapePath } from './escape.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
+import { readDecimal } from '../util/decimal.js'
 
 /**
  * What the last generation learnt about each file: enough to skip re-reading a file whose
@@ -167,20 +168,9 @@ function inodeLine(buf: Buffer, at: number, end: number, visit: CachedInodeVisit
   if (piecesEnd < 0 || piecesEnd >= end) return
   const tail = pathAt - 1 - (piecesEnd + 1)
   if (tail !== 0 && tail !== 40) return
-  visit(buf, pathAt, end, decimal(buf, at, fieldEnds[0]), decimal(buf, fieldEnds[0] + 1, fieldEnds[1]), decimal(buf, fieldEnds[1] + 1, fieldEnds[2]))
+  visit(buf, pathAt, end, readDecimal(buf, at, fieldEnds[0]), readDecimal(buf, fieldEnds[0] + 1, fieldEnds[1]), readDecimal(buf, fieldEnds[1] + 1, fieldEnds[2]))
 }
 
-/** A number written by cacheLine; anything but plain digits goes through Number() on the text. */
-function decimal(buf: Buffer, start: number, end: number): number {
-  if (start >= end || end - start > 15) return Number(buf.toString('latin1', start, end))
-  let v = 0
-  for (let p = start; p < end; p++) {
-    const d = buf[p] - 0x30
-    if (d < 0 || d > 9) return Number(buf.toString('latin1', start, end))
-    v = v * 10 + d
-  }
-  return v
-}
 
 export function saveHashCache(file: string, pieceLength: number, entries: Iterable<[string, CachedDigest]>): void {
   const parts = [`${MAGIC} ${pieceLength}\n`]

@@ -58,7 +58,8 @@ function walk(r: Reader, pieceLength: number, expected: ExpectedFiles, from: num
   let padNeeded = 0
   let lastWasPad = false
   while (r.peek() !== 0x65) {
-    const e = readEntry(r)
+    // The path is compared as it is read, when a file (not a pad) is due here.
+    const e = readEntry(r, expected, padNeeded > 0 || i >= expected.count ? -1 : i)
     if (e === undefined) return undefined
     if (padNeeded > 0) {
       if (!e.pad || e.length !== padNeeded) return undefined
@@ -67,7 +68,7 @@ function walk(r: Reader, pieceLength: number, expected: ExpectedFiles, from: num
       lastWasPad = true
       continue
     }
-    if (e.pad || i >= expected.count || e.length !== expected.length(i) || !pathEquals(r, e.pathAt, expected, i)) return undefined
+    if (e.pad || i >= expected.count || e.length !== expected.length(i) || !e.pathOk) return undefined
     const n = i - from
     if (n === offsets.length) {
       const grown = new Float64Array(offsets.length * 2)
@@ -88,15 +89,19 @@ function walk(r: Reader, pieceLength: number, expected: ExpectedFiles, from: num
 }
 
 /** Reused for every entry: the walk allocates nothing per file. */
-const entry = { length: -1, pad: false, pathAt: -1 }
+const entry = { length: -1, pad: false, pathAt: -1, pathOk: false }
 
-/** One `{attr, length, path}` dict; keys compared as bytes. */
-function readEntry(r: Reader): typeof entry | undefined {
+/**
+ * One `{attr, length, path}` dict; keys compared as bytes. With `i >= 0` the path is compared
+ * with expected entry i as it is read (undefined at once when it differs); else skipped.
+ */
+function readEntry(r: Reader, expected?: ExpectedFiles, i = -1): typeof entry | undefined {
   if (r.peek() !== 0x64) return undefined
   r.pos++
   entry.length = -1
   entry.pad = false
   entry.pathAt = -1
+  entry.pathOk = false
   const buf = r.buf
   while (r.peek() !== 0x65) {
     const k = r.span()
@@ -104,11 +109,11 @@ function readEntry(r: Reader): typeof entry | undefined {
     if (isKey(buf, k, len, 'length')) entry.length = r.int()
     else if (isKey(buf, k, len, 'path')) {
       entry.pathAt = r.pos
-      r.skip()
+      if (i < 0) r.skip()
+      else if (!(entry.pathOk = pathMatches(r, expected!, i))) return undefined
     } else if (isKey(buf, k, len, 'attr')) {
       const s = r.span()
-      const p = buf.indexOf(0x70, s) // 'p'
-      entry.pad = p >= 0 && p < r.pos
+      for (let q = s; q < r.pos; q++) if (buf[q] === 0x70) entry.pad = true // 'p'
     } else r.skip()
   }
   r.pos++
@@ -121,33 +126,25 @@ function isKey(buf: Buffer, at: number, len: number, key: string): boolean {
   return true
 }
 
-/** The path list at `at` joined by `/` equals expected entry i's bytes (compared in place). */
-function pathEquals(r: Reader, at: number, expected: ExpectedFiles, i: number): boolean {
+/** The path list at the reader, joined by `/`, equals expected entry i's bytes; read past when it does. */
+function pathMatches(r: Reader, expected: ExpectedFiles, i: number): boolean {
   const eb = expected.pathBuf(i)
   const end = expected.pathEnd(i)
   let p = expected.pathStart(i)
-  const save = r.pos
   const buf = r.buf
-  r.pos = at
-  let ok = r.peek() === 0x6c
+  if (r.peek() !== 0x6c) return false
   r.pos++
   let parts = 0
-  while (ok && r.peek() !== 0x65) {
+  while (r.peek() !== 0x65) {
     const s = r.span()
-    if (parts++ > 0) ok = p < end && eb[p++] === 0x2f
     const len = r.pos - s
-    if (!ok || p + len > end) return restore(r, save, false)
-    for (let j = 0; j < len; j++) {
-      if (buf[s + j] !== eb[p + j]) return restore(r, save, false)
-    }
+    if (parts++ > 0 && (p >= end || eb[p++] !== 0x2f)) return false
+    if (p + len > end) return false
+    for (let j = 0; j < len; j++) if (buf[s + j] !== eb[p + j]) return false
     p += len
   }
-  return restore(r, save, ok && parts > 0 && p === end)
-}
-
-function restore(r: Reader, pos: number, result: boolean): boolean {
-  r.pos = pos
-  return result
+  r.pos++
+  return parts > 0 && p === end
 }
 
 /**
