@@ -1,8 +1,11 @@
 import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
+import { Worker } from 'node:worker_threads'
 import { DsyncError, ExitCode, fsError } from '../errors.js'
 import { t } from '../i18n/index.js'
 import { sortEntries, type EntryType } from './entry.js'
+import { FIELDS, KIND, walkOne, type WalkedDir, type WalkRequest } from './walk-worker.js'
 
 /** What a walk of the tree learns from lstat alone, before any content is read. */
 export interface ScannedEntry {
@@ -84,6 +87,119 @@ export function scanTree(root: string, opts: ScanOptions = {}): ScannedEntry[] {
   }
   opts.onEntry?.(out.length)
   return groupHardlinks(sortEntries(out))
+}
+
+/** Folders the main thread lists itself before starting the walk's workers (a small tree never needs them). */
+const SYNC_ENTRIES = 5000
+/** Folders per message to a walk worker, at most. */
+const WALK_BATCH = 32
+
+/**
+ * scanTree with the folders listed and lstat'ed on worker threads (walk-worker.ts): the same
+ * entries, warnings and errors, in data.dsync order. A tree of a few thousand entries is
+ * walked here without starting a worker.
+ */
+export async function scanTreeParallel(root: string, opts: ScanOptions & { threads?: number } = {}): Promise<ScannedEntry[]> {
+  const rootStat = statOrThrow(root)
+  if (!rootStat.isDirectory()) throw new DsyncError(ExitCode.io, 'scan.notDirectory', { path: root })
+  const walk = new WalkState(root, join(root, '/'), opts)
+  while (walk.queue.length > 0 && walk.out.length < SYNC_ENTRIES) walk.add(walkOne(walk.base, walk.queue.pop()!))
+  if (walk.queue.length > 0) await walkOnWorkers(walk, Math.max(1, Math.min(opts.threads ?? availableParallelism(), 8)))
+  opts.onEntry?.(walk.out.length)
+  return groupHardlinks(sortEntries(walk.out))
+}
+
+class WalkState {
+  readonly out: ScannedEntry[] = []
+  readonly queue: string[] = ['']
+  private readonly exclude: Set<string>
+
+  constructor(private readonly root: string, readonly base: string, private readonly opts: ScanOptions) {
+    this.exclude = new Set(opts.excludeTop ?? [])
+  }
+
+  /** One listed folder's entries, checked as scanTree checks them. */
+  add(d: WalkedDir): void {
+    const dirAbs = d.rel === '' ? this.root : this.base + d.rel
+    if (d.error) throw fsError(errno(d.error), dirAbs, 'read')
+    if (d.statError) throw fsError(errno(d.statError.code), this.base + (d.rel === '' ? '' : d.rel + '/') + d.statError.name, 'stat')
+    for (let i = 0; i < d.names.length; i++) {
+      const name = d.names[i]
+      if (d.rel === '' && this.exclude.has(name)) continue
+      const path = d.rel === '' ? name : d.rel + '/' + name
+      const abs = this.base + path
+      if (name.includes('\uFFFD') && !Buffer.from(name).equals(Buffer.from(name, 'utf8'))) {
+        this.opts.onWarning?.(t('scan.badName', { path: abs }))
+        continue
+      }
+      const f = i * FIELDS
+      const kind = d.stats[f]
+      if (kind === KIND.vanished) {
+        this.opts.onWarning?.(t('scan.vanished', { path: abs }))
+        continue
+      }
+      if (kind === KIND.special) {
+        this.opts.onWarning?.(t('scan.special', { path: abs }))
+        continue
+      }
+      const type: EntryType = kind === KIND.file ? 'f' : kind === KIND.dir ? 'd' : 'l'
+      const entry: ScannedEntry = {
+        type, path, mode: type === 'l' ? 0o777 : d.stats[f + 1], size: type === 'f' ? d.stats[f + 2] : 0,
+        mtime: Math.floor(d.stats[f + 3] / 1000), mtimeMs: d.stats[f + 3], ctimeMs: d.stats[f + 4],
+        ino: d.stats[f + 5], dev: d.stats[f + 6], nlink: d.stats[f + 7],
+      }
+      if (type === 'l') {
+        const target = d.targets[i]
+        if (typeof target !== 'string') throw fsError(errno(target?.error ?? 'EIO'), abs, 'read')
+        entry.target = target
+        entry.size = Buffer.byteLength(target)
+      } else if (type === 'd') {
+        this.queue.push(path)
+      }
+      this.out.push(entry)
+      if (this.opts.onEntry && this.out.length % 1000 === 0) this.opts.onEntry(this.out.length)
+    }
+  }
+}
+
+function errno(code: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(code), { code })
+}
+
+/** The rest of the walk on worker threads: each takes up to WALK_BATCH folders, two messages in flight. */
+async function walkOnWorkers(walk: WalkState, threads: number): Promise<void> {
+  const workers = Array.from({ length: threads }, () => new Worker(new URL('./walk-worker.js', import.meta.url)))
+  const inflight = workers.map(() => 0)
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const feedAll = () => {
+        workers.forEach((w, i) => {
+          while (inflight[i] < 2 && walk.queue.length > 0) {
+            const n = Math.min(WALK_BATCH, Math.ceil(walk.queue.length / threads))
+            inflight[i]++
+            w.postMessage({ root: walk.base, dirs: walk.queue.splice(walk.queue.length - n, n) } satisfies WalkRequest)
+          }
+        })
+        if (walk.queue.length === 0 && inflight.every(n => n === 0)) resolve()
+      }
+      workers.forEach((w, i) => {
+        w.on('message', (dirs: WalkedDir[]) => {
+          inflight[i]--
+          try {
+            for (const d of dirs) walk.add(d)
+          } catch (err) {
+            return reject(err)
+          }
+          feedAll()
+        })
+        w.on('error', reject)
+        w.on('exit', code => { if (code !== 0) reject(new Error(`walk worker exited with code ${code}`)) })
+      })
+      feedAll()
+    })
+  } finally {
+    await Promise.all(workers.map(w => w.terminate()))
+  }
 }
 
 export function fromStats(path: string, st: Stats): ScannedEntry | undefined {

@@ -14,7 +14,7 @@ import { hashFiles, type HashJob } from '../manifest/hash-pool.js'
 import { generateHinted } from '../manifest/hinted.js'
 import { DSYNC_DIR, repoFiles, type RepoFiles } from '../manifest/paths.js'
 import { writeOutputs, writeShardOutputs, type ShardSummary } from '../manifest/outputs.js'
-import { scanTree, type ScannedEntry } from '../manifest/scan.js'
+import { scanTreeParallel, type ScannedEntry } from '../manifest/scan.js'
 
 export interface GenerateOptions {
   name: string
@@ -109,7 +109,8 @@ export async function generateRepo(opts: GenerateOptions): Promise<GenerateResul
 }
 
 async function fullRun(opts: GenerateOptions, files: RepoFiles, previous: Buffer | undefined, started: number): Promise<Run> {
-  const scanned = scanTree(opts.save, {
+  const scanned = await scanTreeParallel(opts.save, {
+    threads: opts.threads,
     excludeTop: [DSYNC_DIR],
     onWarning: opts.onWarning,
     onEntry: n => opts.onProgress?.({ phase: 'scan', entries: n, filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0 }),
@@ -198,6 +199,7 @@ async function digestFiles(
   const jobPaths: string[] = []
   const jobCtimes: number[] = []
   let bytesTotal = 0
+  const base = join(opts.save, '/')
   // A file that ends a torrent (or a shard) needs its last piece hashed unpadded too; a
   // cached digest without that hash (the file did not end one before) is read again, alone.
   for (const e of content) {
@@ -206,7 +208,7 @@ async function digestFiles(
     if (old && old.size === e.size && old.mtimeMs === e.mtimeMs && old.ctimeMs === e.ctimeMs && old.ino === e.ino && (!needsTail || old.tail)) {
       byPath.set(e.path, old)
     } else {
-      jobs.push({ id: jobs.length, path: join(opts.save, e.path), size: e.size, mtimeMs: e.mtimeMs, ino: e.ino, tail: needsTail })
+      jobs.push({ id: jobs.length, path: base + e.path, size: e.size, mtimeMs: e.mtimeMs, ino: e.ino, tail: needsTail })
       jobPaths.push(e.path)
       jobCtimes.push(e.ctimeMs)
       bytesTotal += e.size
