@@ -361,7 +361,8 @@ export class Downloader extends EventEmitter {
   private retire(peer: PeerConnection, a: Active): void {
     const active = this.peers.get(peer)
     if (!active) return
-    const i = active.indexOf(a)
+    // Pieces mostly finish in the order they were asked for: look at the oldest first.
+    const i = active[0] === a ? 0 : active.indexOf(a)
     if (i >= 0 && a.pending === 0 && (a.received === a.span.dataLength || a.failed || this.done.has(a.span.piece))) active.splice(i, 1)
   }
 }

@@ -1,5 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import { PartWriter } from './part-writer.js'
+import { unpackItems } from './stage-items.js'
 import type { StageReply, StageRequest } from './stage-writer.js'
 
 // The stage worker thread: writes batches of verified pieces into staging and checks each
@@ -17,7 +18,7 @@ parentPort!.on('message', (msg: StageRequest) => {
   const mismatched: string[] = []
   let error: StageReply['error']
   const bytes = new Uint8Array(msg.buffer)
-  for (const it of msg.items) {
+  for (const it of unpackItems(msg.items)) {
     try {
       const outcome = writer.write(it.hex, it.offset, bytes.subarray(it.start, it.start + it.length), it.size, it.last)
       if (outcome === 'verified') verified.push(it.hex)

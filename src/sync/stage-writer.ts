@@ -1,20 +1,10 @@
 import { Worker } from 'node:worker_threads'
 import { fsError } from '../errors.js'
 import { STAGE_DIRS, stageShard } from './part-writer.js'
-
-export interface StageItem {
-  hex: string
-  /** Offset in the file. */
-  offset: number
-  /** Where the bytes are in the batch buffer. */
-  start: number
-  length: number
-  size: number
-  last: boolean
-}
+import { HEX_CHARS, type PackedItems } from './stage-items.js'
 
 export type StageRequest =
-  | { type: 'batch'; id: number; buffer: ArrayBuffer; items: StageItem[] }
+  | { type: 'batch'; id: number; buffer: ArrayBuffer; items: PackedItems }
   | { type: 'close' }
 
 export interface StageReply {
@@ -134,7 +124,7 @@ interface LaneEvents extends StageWriterEvents {
 class StageLane {
   private readonly worker: Worker
   private readonly free: ArrayBuffer[] = []
-  private current: { buffer: ArrayBuffer; bytes: Uint8Array; used: number; items: StageItem[] } | undefined
+  private current: { buffer: ArrayBuffer; bytes: Uint8Array; used: number; hexes: string[]; numbers: number[] } | undefined
   /** Piece bytes of each batch with the worker, by batch id. */
   private readonly sent = new Map<number, number>()
   private nextId = 0
@@ -157,8 +147,10 @@ class StageLane {
       cur = undefined
     }
     if (!cur) cur = this.current = this.newBatch(data.length)
+    if (hex.length !== HEX_CHARS) throw new Error(`not a SHA-256 hex name: ${hex}`)
     cur.bytes.set(data, cur.used)
-    cur.items.push({ hex, offset, start: cur.used, length: data.length, size, last })
+    cur.hexes.push(hex)
+    cur.numbers.push(offset, cur.used, data.length, size, last ? 1 : 0)
     cur.used += data.length
   }
 
@@ -193,17 +185,18 @@ class StageLane {
 
   private newBatch(minBytes: number) {
     const buffer = minBytes <= BATCH_BYTES ? (this.free.pop() ?? new ArrayBuffer(BATCH_BYTES)) : new ArrayBuffer(minBytes)
-    return { buffer, bytes: new Uint8Array(buffer), used: 0, items: [] as StageItem[] }
+    return { buffer, bytes: new Uint8Array(buffer), used: 0, hexes: [] as string[], numbers: [] as number[] }
   }
 
   flush(): void {
     const cur = this.current
-    if (!cur || cur.items.length === 0) return
+    if (!cur || cur.hexes.length === 0) return
     this.current = undefined
     this.inFlight++
     this.bytesInFlight += cur.buffer.byteLength
     this.sent.set(this.nextId, cur.used)
-    this.worker.postMessage({ type: 'batch', id: this.nextId++, buffer: cur.buffer, items: cur.items } satisfies StageRequest, [cur.buffer])
+    const items: PackedItems = { hexes: cur.hexes.join(''), numbers: Float64Array.from(cur.numbers) }
+    this.worker.postMessage({ type: 'batch', id: this.nextId++, buffer: cur.buffer, items } satisfies StageRequest, [cur.buffer])
     this.events.onLoad()
   }
 
