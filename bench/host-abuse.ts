@@ -15,6 +15,7 @@ import { join } from 'node:path'
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
 import { loadGeneration, type Generation } from '../src/host/generation.js'
 import { runtimeFiles } from '../src/host/runtime-files.js'
+import { readPid } from '../src/util/process.js'
 import { runCli } from '../testbed/cli.js'
 import { handshakeBytes, WireLeecher } from '../testbed/leecher.js'
 import { eachArg } from './lib/args.js'
@@ -248,7 +249,7 @@ export async function run(args: string[]): Promise<void> {
     const infoHash = (JSON.parse(g.stdout.trim().split('\n')[0]) as { infoHash: string }).infoHash
     const s = await runCli(['--home', home, 'service'])
     if (s.code !== 0) throw new Error(s.stderr)
-    const pid = Number(readFileSync(runtimeFiles(home).pid, 'utf8'))
+    const pid = readPid(runtimeFiles(home).pid) ?? NaN
     const gen = loadGeneration('big', save)
     await download(gen, infoHash, 1) // page cache and JIT warm
 

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadGeneration } from '../src/host/generation.js'
 import { runtimeFiles } from '../src/host/runtime-files.js'
+import { readPid } from '../src/util/process.js'
 import { CLI } from '../testbed/cli.js'
 import { writeManyFiles } from '../testbed/host-tree.js'
 import { libtorrentLeech, libtorrentMissing, WireLeecher } from '../testbed/leecher.js'
@@ -69,7 +70,7 @@ async function startToFirstByte(files: number, address: string): Promise<string[
     const last = g.segments.list().filter(s => s.source === 'file').at(-1)!
     t = Date.now()
     await must(cli(home, 'service'))
-    const pid = Number(readFileSync(runtimeFiles(home).pid, 'utf8'))
+    const pid = readPid(runtimeFiles(home).pid) ?? NaN
     const user = new WireLeecher(address, PORT, '127.0.4.50', gen.infoHash)
     await user.waitUnchoked(60_000)
     await user.request(last.offset / g.pieceLength, 0, last.length)
@@ -92,7 +93,7 @@ async function manyLeechers(mb: number, leechers: number, address: string): Prom
     for (let i = 0; i < count; i++) writeFileSync(join(save, `part${String(i).padStart(2, '0')}.bin`), randomBytes(each))
     await must(cli(home, '--json', 'gendsync'))
     await must(cli(home, 'service'))
-    const pid = Number(readFileSync(runtimeFiles(home).pid, 'utf8'))
+    const pid = readPid(runtimeFiles(home).pid) ?? NaN
     const before = procStat(pid)
     const t = Date.now()
     const results = await Promise.all(Array.from({ length: leechers }, (_, i) => libtorrentLeech({
