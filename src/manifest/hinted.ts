@@ -109,9 +109,9 @@ function newTorrents(
  * The previous index torrent's shard list, when it is the index of the previous data.dsync:
  * same length, and the same hash for the piece holding its END line (that line's SHA-256
  * covers every byte before it). A reason otherwise (one torrent, or gendsync stopped between
- * writing data.dsync and the index).
+ * writing data.dsync and the index). The client uses it too (src/sync/rebuild-shards.ts).
  */
-function previousShards(files: RepoFiles, old: ManifestLines): { shards: string[] } | string {
+export function previousShards(files: RepoFiles, old: ManifestLines): { shards: string[] } | string {
   let info
   try {
     info = readTorrentInfo(readFileSync(files.torrent))

@@ -84,7 +84,7 @@ export async function pullViaDeltas(ctx: PullContext, record: GenerationRecord, 
         keepDeltas(opts.dest, chain, deltas, raw)
         await offerDeltas(ctx, record, deltaHosts(ctx, baseUrl))
       },
-      commit: () => chain.length > 0 ? commitTorrent(ctx, { dest: opts.dest, repo: record.repo, record, manifest, manifestBytes, previous, previousSize: previousBytes.length }) : undefined,
+      commit: () => chain.length > 0 ? commitTorrent(ctx, { dest: opts.dest, repo: record.repo, record, manifest, manifestBytes, previous, previousBytes }) : undefined,
     })
   } catch (err) {
     if (!(err instanceof DeltaUnavailable)) throw err

@@ -1,8 +1,13 @@
 import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
+import { contentPathString, contentTable, tableCosts, type ContentTable } from '../manifest/content-table.js'
+import { hashFileSync, type FileDigest } from '../manifest/hash-file.js'
+import { previousShards } from '../manifest/hinted.js'
+import { indexLines, readManifestLines, type Lines } from '../manifest/manifest-lines.js'
 import { repoFiles, type RepoFiles } from '../manifest/paths.js'
+import { rebuildShards } from '../manifest/shard-rebuild.js'
 import { magnetLink, type BuiltTorrent } from '../torrent/build.js'
-import { buildIndexTorrent, buildShards } from '../torrent/shards.js'
+import { buildIndexTorrent, buildShards, shardStartsOf } from '../torrent/shards.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
 import { readOrUndefined } from './metadata.js'
 import { generationDigests, previousTrackers, type RebuildOptions } from './rebuild-torrent.js'
@@ -24,10 +29,13 @@ export interface ShardRebuild {
  * After a delta update of a sharded repository DEST has the new tree and data.dsync but the
  * previous generation's torrents. Shard boundaries and every torrent are pure functions of
  * data.dsync and the content, so they are rebuilt here as gendsync's change hint rebuilds
- * them (src/manifest/hinted.ts): unchanged files keep the previous torrents' piece hashes,
- * files the update changed are hashed from DEST (just verified by SHA-256). A shard DEST
- * holds already (its file is named by its infohash) is kept as it is; each built one must
- * have the record's infohash, and the index is written only when it has the record's too.
+ * them: unchanged files keep the previous torrents' piece hashes, files the update changed
+ * are hashed from DEST (just verified by SHA-256). First as gendsync --changed does it, from
+ * data.dsync's bytes and the previous shard files' bytes with no object per file
+ * (src/manifest/shard-rebuild.ts); when the previous generation was one torrent, from its
+ * decoded piece hashes (`generationDigests`). A shard DEST holds already (its file is named by
+ * its infohash) is kept as it is; each built one must have the record's infohash, and the
+ * index is written only when it has the record's too.
  */
 export function rebuildShardTorrents(opts: RebuildOptions): ShardRebuild {
   const files = repoFiles(opts.dest, opts.repo)
@@ -35,36 +43,105 @@ export function rebuildShardTorrents(opts: RebuildOptions): ShardRebuild {
   const none = (reason: string): ShardRebuild => ({ rebuilt: 0, kept: 0, missing: named.filter(ih => !held(files, ih)), index: false, reason })
   const trackers = previousTrackers(files)
   if (!trackers) return none('no previous torrent')
-  const pieceLength = opts.manifest.header.pieceLength
-  let digests
+  let torrents: BuiltTorrent[] | string
   try {
-    digests = generationDigests(opts, files)
+    torrents = splicedShards(opts, files, trackers)
+    if (typeof torrents === 'string') torrents = decodedShards(opts, files, trackers)
   } catch (err) {
     return none((err as Error).message)
   }
-  if (typeof digests === 'string') return none(digests)
-  if (digests.starts.length !== named.length) return none(`${digests.starts.length} shards here, ${named.length} in the record`)
+  if (typeof torrents === 'string') return none(torrents)
   const out: ShardRebuild = { rebuilt: 0, kept: 0, missing: [], index: false }
-  const torrents: BuiltTorrent[] = named.map((ih, s) => {
-    const existing = readOrUndefined(join(files.shards, `${ih}.torrent`))
-    if (existing) {
-      out.kept++
-      return { infoHash: ih, torrent: existing }
+  torrents.forEach((built, s) => {
+    const ih = named[s]
+    if (held(files, ih)) out.kept++
+    else if (built.infoHash !== ih) out.missing.push(ih)
+    else {
+      mkdirSync(files.shards, { recursive: true })
+      writeFileAtomic(join(files.shards, `${ih}.torrent`), built.torrent)
+      out.rebuilt++
     }
-    const end = s + 1 < digests.starts.length ? digests.starts[s + 1] : digests.content.length
-    const [built] = buildShards(opts.repo, pieceLength, trackers, digests.content.slice(digests.starts[s], end), [0])
-    if (built.infoHash !== ih) {
-      out.missing.push(ih)
-      return built
-    }
-    mkdirSync(files.shards, { recursive: true })
-    writeFileAtomic(join(files.shards, `${ih}.torrent`), built.torrent)
-    out.rebuilt++
-    return built
   })
   if (out.missing.length === 0) out.index = writeIndex(opts, files, trackers, torrents)
   if (out.index) removeStaleShards(files, named)
   return out
+}
+
+/**
+ * The shards spliced from the previous ones' bytes (rebuildShards): a new content file whose
+ * path and SHA-256 a previous one has takes that one's entry and piece hashes; the others are
+ * hashed from DEST. A reason when the previous generation is not sharded the same way.
+ */
+function splicedShards(opts: RebuildOptions, files: RepoFiles, trackers: string[]): BuiltTorrent[] | string {
+  const P = opts.manifest.header.pieceLength
+  const old = readManifestLines(opts.previousBytes, files.manifest)
+  const next = indexLines(opts.manifestBytes)
+  if (typeof next === 'string') return next
+  const previous = previousShards(files, old)
+  if (typeof previous === 'string') return previous
+  const nextTable = contentTable(next)
+  const oldTable = contentTable(old)
+  const starts = shardStartsOf(tableCosts(nextTable, P))
+  if (starts.length !== opts.record.shards.length) return `${starts.length} shards here, ${opts.record.shards.length} in the record`
+  const origin = sameContent(nextTable, oldTable)
+  const digests = new Map<string, FileDigest>()
+  for (let c = 0; c < nextTable.count; c++) {
+    if (origin[c] >= 0) continue
+    const path = contentPathString(nextTable, c)
+    const abs = join(opts.dest, path)
+    const st = lstatSync(abs)
+    digests.set(path, hashFileSync(abs, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino }, P, true))
+  }
+  const oldCosts = tableCosts(oldTable, P)
+  return rebuildShards({
+    save: opts.dest, shardsDir: files.shards, name: opts.repo, trackers, pieceLength: P, next: nextTable, starts, origin,
+    old: oldTable, oldStarts: shardStartsOf(oldCosts), oldEntry: oldCosts.entry, oldShards: previous.shards, digests,
+  })
+}
+
+/**
+ * For each new content file, the previous content file with the same path and the same
+ * SHA-256 (same bytes, so the same piece hashes), or -1. Both lists are in data.dsync's order;
+ * paths are compared as written (an escaped path that sorts otherwise only loses its match,
+ * and is hashed again).
+ */
+function sameContent(next: ContentTable, old: ContentTable): Int32Array {
+  const origin = new Int32Array(next.count).fill(-1)
+  const nb = next.lines.buf
+  const ob = old.lines.buf
+  let k = 0
+  for (let c = 0; c < next.count; c++) {
+    let cmp = 1
+    while (k < old.count && (cmp = ob.compare(nb, next.pathFrom[c], next.pathTo[c], old.pathFrom[k], old.pathTo[k])) < 0) k++
+    if (k >= old.count || cmp !== 0) continue
+    const [a, b] = [shaField(next.lines, next.line[c]), shaField(old.lines, old.line[k])]
+    if (a >= 0 && b >= 0 && ob.compare(nb, a, a + 64, b, b + 64) === 0) origin[c] = k
+  }
+  return origin
+}
+
+/** Offset of the SHA-256 field (the fifth) of entry line `i`, or -1. */
+function shaField(lines: Lines, i: number): number {
+  let at = lines.starts[i]
+  for (let f = 0; f < 4; f++) {
+    at = lines.buf.indexOf(0x09, at) + 1
+    if (at === 0 || at >= lines.starts[i + 1]) return -1
+  }
+  return at + 64 <= lines.starts[i + 1] ? at : -1
+}
+
+/** The shards from the previous torrents' decoded piece hashes; a shard DEST holds is read, not built. */
+function decodedShards(opts: RebuildOptions, files: RepoFiles, trackers: string[]): BuiltTorrent[] | string {
+  const digests = generationDigests(opts, files)
+  if (typeof digests === 'string') return digests
+  const named = opts.record.shards
+  if (digests.starts.length !== named.length) return `${digests.starts.length} shards here, ${named.length} in the record`
+  return named.map((ih, s) => {
+    const existing = readOrUndefined(join(files.shards, `${ih}.torrent`))
+    if (existing) return { infoHash: ih, torrent: existing }
+    const end = s + 1 < digests.starts.length ? digests.starts[s + 1] : digests.content.length
+    return buildShards(opts.repo, opts.manifest.header.pieceLength, trackers, digests.content.slice(digests.starts[s], end), [0])[0]
+  })
 }
 
 /**

@@ -16,9 +16,9 @@ export interface RebuildOptions {
   record: GenerationRecord
   manifest: Manifest
   manifestBytes: Buffer
-  /** DEST's data.dsync before this update, and its size: the old torrents' layout. */
+  /** DEST's data.dsync before this update (parsed, and as bytes): the old torrents' layout. */
   previous: Manifest
-  previousSize: number
+  previousBytes: Buffer
 }
 
 /**
