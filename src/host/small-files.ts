@@ -9,8 +9,14 @@ const KEEP_BYTES = 16 << 20
 const KEEP_MS = 250
 /** A read slower than this may have come from the disk (see slowRead). */
 const COLD_READ_MS = 2
-/** After a cold read, small files go through the asynchronous path for this long. */
-const COLD_PAUSE_MS = 2000
+/**
+ * After a cold read, small files go through the asynchronous path for this long. Short: a few
+ * files missing from the page cache (evicted under memory pressure) made every small file of a
+ * pull take the asynchronous path (~50 µs of CPU a file against ~8) for 2 s at a time.
+ */
+const COLD_PAUSE_MS = 500
+/** Device reads are sampled every this many whole-file reads (getrusage costs ~2-5 µs). */
+const SAMPLE_EVERY = 32
 
 interface Kept {
   data: Buffer
@@ -30,8 +36,10 @@ export class SmallFileReader {
   private readonly kept = new Map<string, Kept>()
   private keptBytes = 0
   private coldUntil = 0
-  /** Blocks this process had read from devices at the last slow read. */
+  /** Blocks this process had read from devices at the last sample, and the one before. */
   private deviceBlocks = process.resourceUsage().fsRead
+  private deviceBlocksBefore = this.deviceBlocks
+  private sinceSample = 0
   /** Files read whole since start. */
   filesRead = 0
 
@@ -44,6 +52,7 @@ export class SmallFileReader {
   read(path: string, want: Expected, wholeRequested: boolean): Buffer {
     const k = this.kept.get(path)
     if (k && k.data.length === want.size && Date.now() - k.at <= KEEP_MS) return k.data
+    if (++this.sinceSample >= SAMPLE_EVERY) this.sample()
     const started = performance.now()
     const data = readChecked(path, want)
     this.filesRead++
@@ -56,13 +65,23 @@ export class SmallFileReader {
    * Slow alone is no proof: on a loaded machine the thread is often just descheduled (under
    * load 20 a host profile showed as much time in the asynchronous opens as in the synchronous
    * reads: timing alone sent small files down the slow path for seconds at a time). Blocks read
-   * from the device since the last slow read (getrusage's inblock; ~2-5 µs to ask, so only
-   * asked after a slow read) say the page cache is missing.
+   * from a device lately (getrusage's inblock) say the page cache is missing. "Lately" is the
+   * last one or two samples (32-64 reads), not since the previous slow read: that could be
+   * minutes, and any device read of the process in between (an inode, another thread's file)
+   * counted; one slow read then made every small file of a 200,000-file pull take the
+   * asynchronous path (seen in the host's profile: promise opens, no synchronous ones).
    */
   private slowRead(): void {
     const blocks = process.resourceUsage().fsRead
-    if (blocks > this.deviceBlocks) this.coldUntil = Date.now() + COLD_PAUSE_MS
-    this.deviceBlocks = blocks
+    if (blocks > this.deviceBlocksBefore) this.coldUntil = Date.now() + COLD_PAUSE_MS
+    this.deviceBlocksBefore = this.deviceBlocks = blocks
+    this.sinceSample = 0
+  }
+
+  private sample(): void {
+    this.deviceBlocksBefore = this.deviceBlocks
+    this.deviceBlocks = process.resourceUsage().fsRead
+    this.sinceSample = 0
   }
 
   /** Drops a kept copy (the file was found changed). */
