@@ -27,6 +27,7 @@ await build({
   entryPoints: {
     dsync: 'dist/cli/main.js',
     'hash-worker': 'dist/src/manifest/hash-worker.js',
+    'walk-worker': 'dist/src/manifest/walk-worker.js',
     'stage-worker': 'dist/src/sync/stage-worker.js',
   },
   outExtension: { '.js': '.js' },

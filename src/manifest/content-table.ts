@@ -89,10 +89,19 @@ export interface TableCosts extends ShardCosts {
  * fileCost and pathHash give for the path as a string (FNV-1a runs over UTF-16 units, which
  * are the bytes themselves for an ASCII path; any other path is decoded first).
  */
-export function tableCosts(t: ContentTable, pieceLength: number): TableCosts {
+export function tableCosts(t: ContentTable, pieceLength: number, reuse?: { costs: TableCosts; origin: Int32Array }): TableCosts {
   const n = t.count
   const costs: TableCosts = { bytes: new Float64Array(n), tokens: new Float64Array(n), hash: new Uint32Array(n), entry: new Float64Array(n) }
   for (let c = 0; c < n; c++) {
+    // A file kept from the previous list (same path, same size) costs what it cost there.
+    const k = reuse ? reuse.origin[c] : -1
+    if (k >= 0) {
+      costs.bytes[c] = reuse!.costs.bytes[k]
+      costs.tokens[c] = reuse!.costs.tokens[k]
+      costs.hash[c] = reuse!.costs.hash[k]
+      costs.entry[c] = reuse!.costs.entry[k]
+      continue
+    }
     let buf = t.lines.buf
     let from = t.pathFrom[c]
     let to = t.pathTo[c]

@@ -88,16 +88,16 @@ function newTorrents(
 ): HintedGeneration['torrents'] | string {
   const P = old.pieceLength
   const nextTable = contentTable(next)
-  const starts = shardStartsOf(tableCosts(nextTable, P))
   const oldTable = contentTable(old)
   const origin = originsOf(nextTable, oldTable, runs)
+  const oldCosts = tableCosts(oldTable, P)
+  const starts = shardStartsOf(tableCosts(nextTable, P, { costs: oldCosts, origin }))
   const previous = previousShards(files, old)
   if (starts.length === 1 || typeof previous === 'string') {
     const content: ContentChange[] = []
     for (let c = 0; c < nextTable.count; c++) content.push({ path: contentPathString(nextTable, c), length: nextTable.length[c], changed: origin[c] < 0 })
     return reuseDigests(save, files, content, digests, P)
   }
-  const oldCosts = tableCosts(oldTable, P)
   const shards = rebuildShards({
     save, shardsDir: files.shards, name: naming.name, trackers: naming.trackers, pieceLength: P, next: nextTable, starts, origin,
     old: oldTable, oldStarts: shardStartsOf(oldCosts), oldEntry: oldCosts.entry, oldShards: previous.shards, digests,

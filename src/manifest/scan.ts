@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads'
 import { DsyncError, ExitCode, fsError } from '../errors.js'
 import { t } from '../i18n/index.js'
 import { sortEntries, type EntryType } from './entry.js'
-import { FIELDS, KIND, walkOne, type WalkedDir, type WalkRequest } from './walk-worker.js'
+import { FIELDS, KIND, walkOne, type WalkedDir, type WalkRequest } from './walk-dir.js'
 
 /** What a walk of the tree learns from lstat alone, before any content is read. */
 export interface ScannedEntry {

@@ -1,0 +1,63 @@
+import { lstatSync, readdirSync, readlinkSync } from 'node:fs'
+
+/**
+ * One folder of the parallel walk (scan.ts; walk-worker.ts runs it on a worker thread): its
+ * names and what lstat says of each, as numbers, not Stats objects. Per name, FIELDS numbers:
+ * kind (KIND below), mode bits, size, mtimeMs, ctimeMs, ino, dev, nlink. Errors travel back as
+ * codes; the main thread turns them into the messages the one-thread walk gives.
+ */
+export const FIELDS = 8
+export const KIND = { vanished: 0, file: 1, dir: 2, link: 3, special: 4 } as const
+
+export interface WalkRequest {
+  root: string
+  dirs: string[]
+}
+
+export interface WalkedDir {
+  rel: string
+  /** readdir failed: its error code (the folder is then reported unreadable). */
+  error?: string
+  names: string[]
+  stats: Float64Array
+  /** A symlink's target, or `{error}` when it could not be read. */
+  targets: (string | { error: string } | undefined)[]
+  /** lstat failed with something other than ENOENT: name and code. */
+  statError?: { name: string; code: string }
+}
+
+export function walkOne(root: string, rel: string): WalkedDir {
+  const dir = rel === '' ? root : root + rel
+  let names: string[]
+  try {
+    names = readdirSync(dir)
+  } catch (err) {
+    return { rel, error: code(err), names: [], stats: new Float64Array(0), targets: [] }
+  }
+  const stats = new Float64Array(names.length * FIELDS)
+  const targets: WalkedDir['targets'] = []
+  const prefix = dir.endsWith('/') ? dir : dir + '/'
+  for (let i = 0; i < names.length; i++) {
+    let st
+    try {
+      st = lstatSync(prefix + names[i])
+    } catch (err) {
+      if (code(err) === 'ENOENT') continue // kind stays 0: vanished
+      return { rel, names, stats, targets, statError: { name: names[i], code: code(err) } }
+    }
+    const kind = st.isFile() ? KIND.file : st.isDirectory() ? KIND.dir : st.isSymbolicLink() ? KIND.link : KIND.special
+    stats.set([kind, st.mode & 0o7777, st.size, st.mtimeMs, st.ctimeMs, st.ino, st.dev, st.nlink], i * FIELDS)
+    if (kind === KIND.link) {
+      try {
+        targets[i] = readlinkSync(prefix + names[i])
+      } catch (err) {
+        targets[i] = { error: code(err) }
+      }
+    }
+  }
+  return { rel, names, stats, targets }
+}
+
+function code(err: unknown): string {
+  return (err as NodeJS.ErrnoException).code ?? (err as Error).message
+}
