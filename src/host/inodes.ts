@@ -19,7 +19,8 @@ export function loadInodes(cacheFile: string, files: ManifestFiles): void {
  * is merged, and its piece readers wait for this before the first block (src/host/piece-reader.ts).
  */
 export async function loadInodesLater(cacheFile: string, files: ManifestFiles): Promise<void> {
-  await forEachCachedInodeAsync(cacheFile, merger(files))
+  // Never rejects: readers wait on it, and a cache that cannot be read is the same as none.
+  await forEachCachedInodeAsync(cacheFile, merger(files)).catch(() => false)
 }
 
 function merger(files: ManifestFiles): CachedInodeVisitor {
