@@ -21,6 +21,14 @@ const REFILL_SHARE = 0.75
 /** Piece buffers kept for reuse, at most (more pieces than that are rarely being assembled at once). */
 const SPARE_BYTES = 8 << 20
 const MAX_REFUSED = 64
+/**
+ * Endgame helps only with a piece in flight at least this long: a host still sending it on
+ * time would have it done before a second copy arrived, and each second copy is bytes on
+ * the wire for nothing (an update of 100 small files and a 4 MB index from three hosts moved
+ * 1.3-2.3 MB of duplicates, a third of its payload). A slow or vanished host still has its
+ * pieces duplicated, after this delay.
+ */
+const ENDGAME_AFTER_MS = 2000
 
 export interface DownloaderOptions {
   pieces: PieceSpan[]
@@ -54,6 +62,8 @@ interface Active {
   pending: number
   received: number
   failed: boolean
+  /** When its owner took it (Date.now()): endgame waits ENDGAME_AFTER_MS before helping. */
+  takenAt: number
 }
 
 /**
@@ -192,7 +202,7 @@ export class Downloader extends EventEmitter {
       if (!a || a.nextOffset >= a.span.dataLength || a.failed || this.done.has(a.span.piece)) {
         const span = this.take(peer)
         if (!span) break
-        a = { span, data: undefined, pooled: false, nextOffset: 0, pending: 0, received: 0, failed: false }
+        a = { span, data: undefined, pooled: false, nextOffset: 0, pending: 0, received: 0, failed: false, takenAt: Date.now() }
         active.push(a)
       }
       const offset = a.nextOffset
@@ -250,16 +260,33 @@ export class Downloader extends EventEmitter {
       this.owners.set(span.piece, new Set([peer]))
       return span
     }
-    // Endgame: help with a piece another peer is fetching, at most two fetchers a piece.
+    // Endgame: help with a piece another peer has been fetching a while, at most two fetchers a piece.
+    const now = Date.now()
     for (const [piece, owners] of this.owners) {
       if (owners.size >= 2 || owners.has(peer) || this.done.has(piece) || !peer.hasPiece(piece) || this.refused.get(peer)?.has(piece)) continue
       const other = [...owners][0]
-      const span = this.peers.get(other)?.find(a => a.span.piece === piece)?.span
-      if (!span) continue
+      const a = this.peers.get(other)?.find(x => x.span.piece === piece)
+      if (!a) continue
+      if (now - a.takenAt < ENDGAME_AFTER_MS) {
+        this.wakeForEndgame(a.takenAt + ENDGAME_AFTER_MS - now)
+        continue
+      }
       owners.add(peer)
-      return span
+      return a.span
     }
     return undefined
+  }
+
+  private endgameTimer: NodeJS.Timeout | undefined
+
+  /** Idle peers look again once the oldest piece in flight is due for endgame help. */
+  private wakeForEndgame(ms: number): void {
+    if (this.endgameTimer) return
+    this.endgameTimer = setTimeout(() => {
+      this.endgameTimer = undefined
+      if (this.remaining > 0) for (const peer of this.peers.keys()) this.pump(peer)
+    }, Math.max(ms, 10))
+    this.endgameTimer.unref()
   }
 
   /**
