@@ -151,6 +151,15 @@ export function parseDelta(bytes: Buffer): Delta {
  * and parses it before trusting any of it.
  */
 export function applyDelta(oldBytes: Buffer, delta: Delta): Buffer {
+  const body = applyDeltaBody(oldBytes, delta)
+  return Buffer.concat([body, Buffer.from(`END\t${sha256Hex(body)}\n`)])
+}
+
+/**
+ * applyDelta without the END line: what gendsync compares with the data.dsync it made (whose
+ * END line is a function of the same bytes), sparing a SHA-256 of the whole list.
+ */
+export function applyDeltaBody(oldBytes: Buffer, delta: Delta): Buffer {
   const old = table(oldBytes)
   const count = (name: string) => Number(new RegExp(`\\n${name} (\\d+)\\n`).exec(oldBytes.toString('latin1', 0, old.bodyAt + 1))?.[1] ?? NaN)
   let entries = count('entries')
@@ -184,8 +193,7 @@ export function applyDelta(oldBytes: Buffer, delta: Delta): Buffer {
   }
   chunks.push(old.buf.subarray(old.starts[cursor], old.starts[old.count]))
   const head = `${MANIFEST_MAGIC} ${MANIFEST_VERSION}\npiece-length ${delta.pieceLength}\nentries ${entries}\nfiles ${files}\nbytes ${bytes}\n\n`
-  const body = Buffer.concat([Buffer.from(head), ...chunks])
-  return Buffer.concat([body, Buffer.from(`END\t${sha256Hex(body)}\n`)])
+  return Buffer.concat([Buffer.from(head), ...chunks])
 }
 
 function sizeField(line: string): number {

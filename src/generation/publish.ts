@@ -2,7 +2,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { fsError } from '../errors.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
-import { applyDelta, makeDelta, parseDelta, sha256Hex } from './delta.js'
+import { applyDeltaBody, makeDelta, parseDelta, sha256Hex } from './delta.js'
 import { buildDeltaTorrent } from './delta-torrent.js'
 import type { PublisherKey } from './keys.js'
 import { parseRecord, signBep44, signRecord, type DeltaRef, type GenerationRecord, type RecordBody } from './record.js'
@@ -25,6 +25,8 @@ export interface PublishOptions {
   shards: string[]
   /** A content file's zero-padded piece hashes (gendsync's digests). */
   piecesOf: (path: string) => Buffer
+  /** SHA-256s of `manifest` and `previous` when the caller has them already (gendsync --changed). */
+  known?: { manifest: string; previous?: string }
   now?: number
 }
 
@@ -44,7 +46,7 @@ export interface PublishResult {
  */
 export function publishGeneration(opts: PublishOptions): PublishResult {
   const files = generationFiles(opts.save)
-  const manifestSha = sha256Hex(opts.manifest)
+  const manifestSha = opts.known?.manifest ?? sha256Hex(opts.manifest)
   const old = readRecord(files.record)
   if (old && old.repo === opts.repo && old.manifest.sha256 === manifestSha && old.torrent === opts.infoHash && sameList(old.shards, opts.shards)) {
     return { record: old, signed: false }
@@ -57,7 +59,7 @@ export function publishGeneration(opts: PublishOptions): PublishResult {
   }
   const kept = (old?.deltas ?? []).filter(d => deltaOnDisk(files.deltas, d))
   let delta: DeltaRef | undefined
-  const previousSha = opts.previous && sha256Hex(opts.previous)
+  const previousSha = opts.previous && (opts.known?.previous ?? sha256Hex(opts.previous))
   if (opts.previous && previousSha !== manifestSha) {
     delta = writeDelta(opts, files.deltas, seq, { from: previousSha!, to: manifestSha })
     kept.push(delta)
@@ -78,7 +80,9 @@ function writeDelta(opts: PublishOptions, dir: string, seq: number, known: { fro
   const bytes = makeDelta(seq, opts.previous!, opts.manifest, known)
   const delta = parseDelta(bytes)
   // The delta must reproduce this data.dsync exactly; anything else is a bug, not a tree change.
-  if (!applyDelta(opts.previous!, delta).equals(opts.manifest)) throw new Error('delta does not reproduce data.dsync')
+  if (!applyDeltaBody(opts.previous!, delta).equals(opts.manifest.subarray(0, opts.manifest.lastIndexOf('\nEND\t') + 1))) {
+    throw new Error('delta does not reproduce data.dsync')
+  }
   const torrent = buildDeltaTorrent(opts.repo, delta, opts.save, opts.trackers, opts.piecesOf)
   writeFileAtomic(join(dir, `${seq}.delta`), bytes)
   if (torrent) writeFileAtomic(join(dir, `${seq}.torrent`), torrent.torrent)

@@ -35,6 +35,8 @@ export interface HintedGeneration {
   bytes: number
   /** Files read, for the hash cache and the summary. */
   hashed: { path: string; entry: ScannedEntry; digest: FileDigest }[]
+  /** SHA-256 of the new data.dsync and of the previous one, as the record names them. */
+  sha256: { manifest: string; previous: string }
 }
 
 type Target = ScannedEntry | null
@@ -74,7 +76,10 @@ export async function generateHinted(
   const torrents = newTorrents(save, files, naming, old, next, spliced.runs, digests)
   if (typeof torrents === 'string') return torrents
   const { manifest, entries, files: fileCount, bytes } = spliced
-  return { manifest, entries, files: fileCount, bytes, pieceLength: old.pieceLength, torrents, hashed }
+  return {
+    manifest, entries, files: fileCount, bytes, pieceLength: old.pieceLength, torrents, hashed,
+    sha256: { manifest: spliced.sha256, previous: old.fileSha256 },
+  }
 }
 
 /**
@@ -261,8 +266,11 @@ function splice(old: ManifestLines, found: Changes, digests: Map<string, FileDig
   keepRun(cursor, old.count)
   const head = `${MAGIC} ${VERSION}\npiece-length ${old.pieceLength}\nentries ${entries}\nfiles ${fileCount}\nbytes ${bytes}\n\n`
   const body = Buffer.concat([Buffer.from(head), ...chunks])
-  const manifest = Buffer.concat([body, Buffer.from(`END\t${createHash('sha256').update(body).digest('hex')}\n`)])
-  return { manifest, runs, entries, files: fileCount, bytes }
+  // One pass gives both the END line's checksum and the whole file's SHA-256 (the record's).
+  const hash = createHash('sha256').update(body)
+  const end = Buffer.from(`END\t${hash.copy().digest('hex')}\n`)
+  const manifest = Buffer.concat([body, end])
+  return { manifest, sha256: hash.update(end).digest('hex'), runs, entries, files: fileCount, bytes }
 }
 
 /** For each new content file, its index in the previous content table when its line was kept; -1 when edited. */

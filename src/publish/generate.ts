@@ -68,6 +68,8 @@ interface Run {
   result: GenerateResult
   manifest: Buffer
   piecesOf: (path: string) => Buffer
+  /** SHA-256s of data.dsync and of the previous one, when this run has them already. */
+  known?: { manifest: string; previous?: string }
 }
 
 /**
@@ -99,6 +101,7 @@ export async function generateRepo(opts: GenerateOptions): Promise<GenerateResul
     const published = opts.key && publishGeneration({
       repo: opts.name, save: opts.save, trackers: opts.trackers, key: opts.key, keepDeltas: opts.keepDeltas ?? DEFAULT_KEEP_DELTAS,
       previous, manifest: run.manifest, infoHash: run.result.infoHash, shards: run.result.shards?.map(s => s.infoHash) ?? [], piecesOf: run.piecesOf,
+      known: run.known,
     })
     run.result.record = published ? { seq: published.record.seq, signed: published.signed, deltas: published.record.deltas.length } : undefined
     run.result.seconds = (Date.now() - started) / 1000
@@ -164,7 +167,7 @@ async function hintedRun(opts: GenerateOptions, files: RepoFiles, previous: Buff
     if (!pieces) throw new Error(`the delta names ${path}, which this run did not read`)
     return pieces
   }
-  return { result, manifest: g.manifest, piecesOf }
+  return { result, manifest: g.manifest, piecesOf, known: g.sha256 }
 }
 
 function readOrUndefined(file: string): Buffer | undefined {
