@@ -101,6 +101,39 @@ async function hintRoundTrip(t: { diagnostic(s: string): void }, files: number):
   const afterPlain = outputs()
   assert.equal((await gendsync()).changed, false, 'a full run after the plain hint changed the outputs')
   assert.deepEqual(outputs(), afterPlain)
+  if (first.shards) await damagedShard(save, base, gendsync, outputs, afterPlain)
+}
+
+/**
+ * A shard file damaged on disk (same name, same size, one byte of a path changed): the hint
+ * does not copy from it (it no longer hashes to its name) but walks the tree, and that full
+ * run writes the shard again; a full run with nothing changed finds and repairs it too.
+ */
+async function damagedShard(
+  save: string, base: string, gendsync: (...args: string[]) => Promise<{ stderr: string }>,
+  outputs: () => Record<string, string>, good: Record<string, string>,
+): Promise<void> {
+  const dir = join(save, '.dsync', 'shards')
+  const damage = () => {
+    const file = join(dir, readdirSync(dir).sort()[0])
+    const bytes = readFileSync(file)
+    const at = bytes.indexOf('4:pathl') + 12
+    bytes[at] = bytes[at] === 0x61 ? 0x62 : 0x61
+    writeFileSync(file, bytes)
+  }
+  damage()
+  writeFileSync(join(save, 'dists', 'stable', 'Release'), 'release 3, later\n')
+  writeFileSync(join(base, 'release'), 'dists/stable/Release\n')
+  const hinted = await gendsync('--changed', join(base, 'release'))
+  assert.match(hinted.stderr, /change hint not used \(.*is not the torrent its name says\)/)
+  const afterRelease = outputs()
+  assert.equal((await gendsync() as { changed?: boolean }).changed, false)
+  assert.deepEqual(outputs(), afterRelease)
+  // Unchanged tree: the damaged file is found without rebuilding anything else, and rewritten.
+  damage()
+  await gendsync()
+  assert.deepEqual(outputs(), afterRelease)
+  assert.notDeepEqual(afterRelease, good)
 }
 
 test('gendsync --changed with rsync --itemize-changes output: only changed files are read, outputs equal a full run', { timeout: 120_000 }, async t => {

@@ -1,4 +1,5 @@
-import { mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { fsError } from '../errors.js'
 import { buildTorrent, magnetLink, wrapInfo } from '../torrent/build.js'
@@ -122,7 +123,7 @@ function writeSharded(files: RepoFiles, input: ShardedOutputsInput | OutputsInpu
   }
   const summaries = shards.map(s => {
     const file = join(files.shards, `${s.infoHash}.torrent`)
-    if (s.built && !sameSize(file, s.torrent.length)) writeFileAtomic(file, s.torrent)
+    if (s.built && !holds(file, s.torrent)) writeFileAtomic(file, s.torrent)
     return { infoHash: s.infoHash, file, files: s.count, bytes: s.bytes, built: s.built }
   })
   writeFileAtomic(files.torrent, index.torrent)
@@ -185,7 +186,7 @@ function unchangedOutputs(
   const shards: ShardSummary[] = []
   for (let s = 0; s < named.length; s++) {
     const file = join(files.shards, `${named[s]}.torrent`)
-    if (named[s] === '' || !sameSize(file, undefined)) return undefined
+    if (named[s] === '' || !isTorrentOf(file, named[s])) return undefined
     shards.push({ infoHash: named[s], file, files: expect[s].count, bytes: expect[s].bytes, built: false })
   }
   return { infoHash: hash, magnet: text.trim(), shards }
@@ -209,11 +210,21 @@ function removeStaleShards(files: RepoFiles, keep: Set<string>): void {
   }
 }
 
-/** True when `file` exists (and, given a size, has it). */
-function sameSize(file: string, size: number | undefined): boolean {
+/** True when `file` holds exactly these bytes (a damaged file of the right name is rewritten). */
+function holds(file: string, data: Buffer): boolean {
   try {
-    const st = statSync(file)
-    return size === undefined ? st.size > 0 : st.size === size
+    return readFileSync(file).equals(data)
+  } catch {
+    return false
+  }
+}
+
+/** True when `file` is a .torrent whose info dict hashes to `infoHash` (its name): one SHA-1, no decoding. */
+function isTorrentOf(file: string, infoHash: string): boolean {
+  try {
+    const buf = readFileSync(file)
+    const at = buf.indexOf('4:infod')
+    return at > 0 && createHash('sha1').update(buf.subarray(at + 6, buf.length - 1)).digest('hex') === infoHash
   } catch {
     return false
   }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import bencode from 'bencode'
@@ -255,6 +256,9 @@ class OldShardPieces {
     const end = t + 1 < oldStarts.length ? oldStarts[t + 1] : old.count
     const listEnd = list + this.offset[end] - this.offset[oldStarts[t]]
     if (list < 15 || torrent.toString('latin1', listEnd, listEnd + 7) !== 'e4:name' || torrent.toString('latin1', list, list + 10) !== 'd6:lengthi') return mismatch
+    // Its bytes are copied into the new generation: they must still be the infohash they are named by.
+    const info = torrent.subarray(list - 'd5:filesl'.length, torrent.length - 1)
+    if (createHash('sha1').update(info).digest('hex') !== oldShards[t]) return `${file} is not the torrent its name says`
     return { torrent, list, pieces }
   }
 }
