@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import bencode from 'bencode'
-import { wrapInfo, type BuiltTorrent } from '../torrent/build.js'
+import { torrentHead, wrapInfo, type BuiltTorrent } from '../torrent/build.js'
 import { InfoWriter, padEntryByteLength } from '../torrent/encode-info.js'
 import { contentPath, contentPathString, type ContentTable } from './content-table.js'
 import type { FileDigest } from './hash-file.js'
@@ -50,7 +49,7 @@ export function rebuildShards(input: ShardRebuildInput): ShardOut[] | string {
   if (input.oldStarts.length !== input.oldShards.length) return 'the previous shards do not match data.dsync'
   const P = input.pieceLength
   const oldPieces = new OldShardPieces(input)
-  const head = torrentHead(input.trackers)
+  const head = Buffer.concat([torrentHead(input.trackers), Buffer.from('d5:filesl')])
   const out: ShardOut[] = []
   for (let s = 0; s < input.starts.length; s++) {
     const a = input.starts[s]
@@ -153,17 +152,6 @@ function shardOf(starts: number[], c: number): number {
     else hi = mid - 1
   }
   return lo
-}
-
-/** The bytes a .torrent starts with before its info dict, for these trackers (build.ts). */
-function torrentHead(trackers: string[]): Buffer {
-  const top: Record<string, unknown> = {}
-  if (trackers.length > 0) {
-    top.announce = trackers[0]
-    top['announce-list'] = trackers.map(t => [t])
-  }
-  const encoded = Buffer.from(bencode.encode(top))
-  return Buffer.concat([encoded.subarray(0, encoded.length - 1), Buffer.from('4:infod5:filesl')])
 }
 
 /**

@@ -30,15 +30,20 @@ export function buildTorrent(spec: TorrentSpec): BuiltTorrent {
 /** A .torrent around an info dict already encoded, and its infohash. */
 export function wrapInfo(infoBytes: Buffer, trackers: string[]): BuiltTorrent {
   const infoHash = createHash('sha1').update(infoBytes).digest('hex')
+  // The info dict is spliced in as already-encoded bytes so it is encoded exactly once.
+  const torrent = Buffer.concat([torrentHead(trackers), infoBytes, Buffer.from('e')])
+  return { torrent, infoHash }
+}
+
+/** The bytes of a .torrent before its info dict's: the announce keys, then `4:info`. */
+export function torrentHead(trackers: string[]): Buffer {
   const top: Record<string, unknown> = {}
   if (trackers.length > 0) {
     top.announce = trackers[0]
     top['announce-list'] = trackers.map(t => [t])
   }
-  // The info dict is spliced in as already-encoded bytes so it is encoded exactly once.
   const head = Buffer.from(bencode.encode(top))
-  const torrent = Buffer.concat([head.subarray(0, head.length - 1), Buffer.from('4:info'), infoBytes, Buffer.from('e')])
-  return { torrent, infoHash }
+  return Buffer.concat([head.subarray(0, head.length - 1), Buffer.from('4:info')])
 }
 
 export function magnetLink(infoHash: string, name: string, trackers: string[]): string {
