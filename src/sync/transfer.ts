@@ -44,35 +44,12 @@ export interface TransferResult {
  */
 export async function transferFiles(opts: TransferOptions): Promise<TransferResult> {
   const { staging, map } = opts
-  const pieces: PieceSpan[] = []
-  const remainingPerFile = new Map<number, number>()
-  let reusedPieces = 0
-  let bytesTotal = 0
-  let bytesDone = 0
-  for (const [index, hex] of opts.files) {
-    const spans = fileSpans(map, index)
-    let left = 0
-    for (const span of spans) {
-      if (staging.hasPart(hex) && pieceVerifies(staging.readPart(hex, span.fileOffset, span.dataLength), span, opts.hashes)) {
-        reusedPieces++
-        continue
-      }
-      pieces.push(span)
-      left++
-      bytesTotal += span.dataLength
-    }
-    remainingPerFile.set(index, left)
-  }
-  const bytesPerPeer: Record<string, number> = {}
-  let filesDone = 0
   const mismatch = (index: number) =>
     new DsyncError(ExitCode.badData, 'sync.manifestMismatch', { from: 'peers', reason: `${map.files[index].path}: content does not match its SHA-256` })
-  // Files whose every piece a killed run left verified in their .part: checked here.
-  for (const [index, left] of remainingPerFile) {
-    if (left > 0) continue
-    if (!staging.finalize(opts.files.get(index)!)) throw mismatch(index)
-    filesDone++
-  }
+  const { pieces, remainingPerFile, reusedPieces, bytesTotal, filesStaged } = resumeFromParts(opts, mismatch)
+  const bytesPerPeer: Record<string, number> = {}
+  let filesDone = filesStaged
+  let bytesDone = 0
 
   const progress = () => opts.onProgress?.({ bytesDone, bytesTotal, filesDone, filesTotal: opts.files.size, peers: opts.swarm.connected.size })
   const indexOf = new Map([...opts.files].map(([index, hex]) => [hex, index]))
@@ -84,14 +61,8 @@ export async function transferFiles(opts: TransferOptions): Promise<TransferResu
   }
   staging.prepare()
   const writer = new StageWriter(staging.dir, {
-    onWritten: bytes => {
-      bytesDone += bytes
-      progress()
-    },
-    onVerified: () => {
-      filesDone++
-      progress()
-    },
+    onWritten: bytes => { bytesDone += bytes; progress() },
+    onVerified: () => { filesDone++; progress() },
     onMismatch: hex => storeFailed(mismatch(indexOf.get(hex)!)),
     onError: storeFailed,
     onBusy: busy => (busy ? downloader.pause() : downloader.resume()),
@@ -112,29 +83,81 @@ export async function transferFiles(opts: TransferOptions): Promise<TransferResu
   })
   downloader.on('hash-fail', (peer: PeerConnection, piece: number) =>
     opts.onWarning?.(t('sync.peerDropped', { peer: peer.label, reason: `piece ${piece} failed its hash check` })))
-  const onPeer = (peer: PeerConnection) => {
-    peer.ready().then(() => downloader.addPeer(peer), (err: Error) => peer.close(err.message))
-  }
-  opts.swarm.on('peer', onPeer)
-  for (const peer of opts.swarm.connected) onPeer(peer)
+  const detach = attachPeers(opts.swarm, downloader)
   progress()
   try {
     await watchDownload(downloader, {
       swarm: opts.swarm, stallMs: opts.stallMs ?? STALL_MS, infoHash: opts.infoHash,
-      describe: missing => {
-        const files = [...new Set(missing.map(p => opts.map.files[p.file].path))]
-        return `${files.slice(0, 3).join(', ')}${files.length > 3 ? ', ...' : ''}`
-      },
+      describe: missing => firstPaths(map, missing),
     })
     // Every piece is verified; the last files may still be being written and checked.
     await writer.drain()
     if (storeFailure) throw storeFailure
   } finally {
-    opts.swarm.off('peer', onPeer)
+    detach()
     await writer.close()
     staging.closeAll()
   }
   return { bytesReceived: bytesDone, bytesPerPeer, reusedPieces }
+}
+
+interface Resumed {
+  /** The pieces still to fetch. */
+  pieces: PieceSpan[]
+  /** Torrent file index -> pieces of it still to come. */
+  remainingPerFile: Map<number, number>
+  reusedPieces: number
+  bytesTotal: number
+  /** Files whose every piece was already verified in their .part (now staged). */
+  filesStaged: number
+}
+
+/**
+ * Pieces of a `.part` left by an earlier (killed) run are kept when they verify; a file whose
+ * every piece does is checked against its SHA-256 and staged here.
+ */
+function resumeFromParts(opts: TransferOptions, mismatch: (index: number) => Error): Resumed {
+  const { staging, map } = opts
+  const pieces: PieceSpan[] = []
+  const remainingPerFile = new Map<number, number>()
+  let reusedPieces = 0
+  let bytesTotal = 0
+  for (const [index, hex] of opts.files) {
+    let left = 0
+    for (const span of fileSpans(map, index)) {
+      if (staging.hasPart(hex) && pieceVerifies(staging.readPart(hex, span.fileOffset, span.dataLength), span, opts.hashes)) {
+        reusedPieces++
+        continue
+      }
+      pieces.push(span)
+      left++
+      bytesTotal += span.dataLength
+    }
+    remainingPerFile.set(index, left)
+  }
+  let filesStaged = 0
+  for (const [index, left] of remainingPerFile) {
+    if (left > 0) continue
+    if (!staging.finalize(opts.files.get(index)!)) throw mismatch(index)
+    filesStaged++
+  }
+  return { pieces, remainingPerFile, reusedPieces, bytesTotal, filesStaged }
+}
+
+/** The first few paths of the files still missing, for an error message. */
+function firstPaths(map: PieceMap, missing: PieceSpan[]): string {
+  const files = [...new Set(missing.map(p => map.files[p.file].path))]
+  return `${files.slice(0, 3).join(', ')}${files.length > 3 ? ', ...' : ''}`
+}
+
+/** Every peer of the swarm, now and later, feeds the downloader once its handshake is done. */
+function attachPeers(swarm: Swarm, downloader: Downloader): () => void {
+  const onPeer = (peer: PeerConnection) => {
+    peer.ready().then(() => downloader.addPeer(peer), (err: Error) => peer.close(err.message))
+  }
+  swarm.on('peer', onPeer)
+  for (const peer of swarm.connected) onPeer(peer)
+  return () => swarm.off('peer', onPeer)
 }
 
 export interface WatchOptions {
