@@ -6,6 +6,7 @@ import { BadRequestError } from './piece-reader.js'
 import type { Seeder } from './seeder.js'
 import type { BudgetUser, SendBudget } from './send-budget.js'
 import { MOTD_EXTENSION } from '../shared/wire-protocol.js'
+import { corkUntilNextTurn } from '../shared/cork.js'
 
 /** How long a peer without the fast extension stays choked after asking for a stale block. */
 const STALE_CHOKE_MS = 10_000
@@ -40,7 +41,6 @@ export class PeerSession implements BudgetUser {
   private closed = false
   private readonly closeHandlers: (() => void)[] = []
   private unchokeTimer: NodeJS.Timeout | undefined
-  private corked = false
 
   constructor(
     private readonly seeder: Seeder,
@@ -196,13 +196,7 @@ export class PeerSession implements BudgetUser {
    * block was two writes (header, data) and a send() each.
    */
   private cork(): void {
-    if (this.corked) return
-    this.corked = true
-    this.socket.cork()
-    setImmediate(() => {
-      this.corked = false
-      this.socket.uncork()
-    })
+    corkUntilNextTurn(this.socket)
   }
 
   /** Without BEP 6 the only way to refuse a request is to choke, which drops all of them. */

@@ -6,6 +6,7 @@ import { formatAddress, type PeerAddress } from './address.js'
 import { MessageFramer } from './framer.js'
 import { metadataFetcher, motdReceiver, type MetadataFetcher } from './extensions.js'
 import { pexExtension } from './pex.js'
+import { corkUntilNextTurn } from '../shared/cork.js'
 
 export { formatAddress, parseAddress, type PeerAddress } from './address.js'
 
@@ -48,7 +49,6 @@ export class PeerConnection extends EventEmitter {
   downloaded = 0
   closed = false
   closeReason = ''
-  private corked = false
   private metadata: MetadataFetcher | undefined
 
   private constructor(readonly opts: PeerOptions, socket: Socket) {
@@ -140,13 +140,7 @@ export class PeerConnection extends EventEmitter {
    * with Nagle off, each 17-byte request was its own send() (17% of a pull's CPU).
    */
   batch(): void {
-    if (this.corked) return
-    this.corked = true
-    this.socket.cork()
-    setImmediate(() => {
-      this.corked = false
-      this.socket.uncork()
-    })
+    corkUntilNextTurn(this.socket)
   }
 
   /**
