@@ -1,9 +1,8 @@
 import { createHash, type Hash } from 'node:crypto'
-import { closeSync, existsSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs'
+import { closeSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
+import { PartFds } from './part-fds.js'
 
-/** Open part files kept at once; a file's pieces mostly arrive close together. */
-const MAX_OPEN = 64
 /** Out-of-order piece bytes held for hashing, all files together; beyond it a file is re-read. */
 const MAX_HELD = 32 << 20
 
@@ -46,7 +45,7 @@ export type PartOutcome = 'verified' | 'mismatch'
  */
 export class PartWriter {
   private readonly parts = new Map<string, PartState>()
-  private readonly fds = new Map<string, number>()
+  private readonly fds = new PartFds(hex => this.partPath(hex))
   private held = 0
 
   constructor(readonly dir: string) {}
@@ -62,7 +61,7 @@ export class PartWriter {
   write(hex: string, offset: number, data: Uint8Array, size: number, last: boolean): PartOutcome | undefined {
     if (last && offset === 0 && data.length === size && !this.parts.has(hex)) return this.writeWhole(hex, data)
     const st = this.state(hex)
-    writeFully(this.fd(hex), data, offset)
+    writeFully(this.fds.get(hex), data, offset)
     this.hashIn(st, offset, data)
     if (!last) return undefined
     return this.finish(hex, st, size)
@@ -108,7 +107,7 @@ export class PartWriter {
   }
 
   private finish(hex: string, st: PartState, size: number): PartOutcome {
-    const digest = !st.reread && st.hashed === size ? st.hash.digest('hex') : sha256OfFd(this.fd(hex))
+    const digest = !st.reread && st.hashed === size ? st.hash.digest('hex') : sha256OfFd(this.fds.get(hex))
     this.forget(hex, st)
     if (digest !== hex) {
       unlinkSync(this.partPath(hex))
@@ -130,34 +129,12 @@ export class PartWriter {
   private forget(hex: string, st: PartState): void {
     this.giveUp(st)
     this.parts.delete(hex)
-    this.closeFd(hex)
-  }
-
-  private fd(hex: string): number {
-    let fd = this.fds.get(hex)
-    if (fd !== undefined) {
-      // Re-insert: Map order is the LRU order.
-      this.fds.delete(hex)
-      this.fds.set(hex, fd)
-      return fd
-    }
-    if (this.fds.size >= MAX_OPEN) this.closeFd(this.fds.keys().next().value as string)
-    const path = this.partPath(hex)
-    fd = openSync(path, existsSync(path) ? 'r+' : 'w+', 0o644)
-    this.fds.set(hex, fd)
-    return fd
-  }
-
-  private closeFd(hex: string): void {
-    const fd = this.fds.get(hex)
-    if (fd === undefined) return
-    this.fds.delete(hex)
-    closeSync(fd)
+    this.fds.close(hex)
   }
 
   /** Closes every open part (the files stay, to be resumed by a later run). */
   closeAll(): void {
-    for (const hex of [...this.fds.keys()]) this.closeFd(hex)
+    this.fds.closeAll()
     for (const st of this.parts.values()) this.giveUp(st)
     this.parts.clear()
   }

@@ -5,9 +5,9 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { fsError } from '../errors.js'
 import { DSYNC_DIR } from '../manifest/paths.js'
+import { PartFds } from './part-fds.js'
 import { sha256OfFd, STAGE_DIRS, stagedPath } from './part-writer.js'
 
-const MAX_OPEN = 64
 /** From this many staged files on, one filesystem-wide sync beats an fsync per file. */
 const SYNCFS_MIN_FILES = 256
 const execFileAsync = promisify(execFile)
@@ -33,7 +33,7 @@ async function syncFileSystem(dir: string): Promise<boolean> {
  */
 export class Staging {
   readonly dir: string
-  private readonly fds = new Map<string, number>()
+  private readonly fds = new PartFds(hex => this.partPath(hex))
   /**
    * The folder's names when the run started, plus what this object staged: one readdir
    * instead of a failing stat per file of a bootstrap (200k files: 200k exceptions).
@@ -102,7 +102,7 @@ export class Staging {
   finalize(hex: string): boolean {
     const fd = this.fd(hex)
     const ok = sha256OfFd(fd) === hex
-    this.closeFd(hex)
+    this.fds.close(hex)
     if (!ok) {
       unlinkSync(this.partPath(hex))
       return false
@@ -193,32 +193,15 @@ export class Staging {
   }
 
   closeAll(): void {
-    for (const hex of [...this.fds.keys()]) this.closeFd(hex)
+    this.fds.closeAll()
   }
 
   private fd(hex: string): number {
-    let fd = this.fds.get(hex)
-    if (fd !== undefined) {
-      // Re-insert: Map order is the LRU order.
-      this.fds.delete(hex)
-      this.fds.set(hex, fd)
-      return fd
-    }
-    if (this.fds.size >= MAX_OPEN) this.closeFd(this.fds.keys().next().value as string)
     try {
-      fd = openSync(this.partPath(hex), existsSync(this.partPath(hex)) ? 'r+' : 'w+', 0o644)
+      return this.fds.get(hex)
     } catch (err) {
       throw fsError(err, this.partPath(hex), 'write')
     }
-    this.fds.set(hex, fd)
-    return fd
-  }
-
-  private closeFd(hex: string): void {
-    const fd = this.fds.get(hex)
-    if (fd === undefined) return
-    this.fds.delete(hex)
-    closeSync(fd)
   }
 }
 

@@ -1,0 +1,44 @@
+import { closeSync, existsSync, openSync } from 'node:fs'
+
+/**
+ * At most this many `.part` files open at once: a pull of 200k files must not hit EMFILE, and a
+ * file's pieces mostly arrive close together.
+ */
+const MAX_OPEN = 64
+
+/**
+ * Open descriptors of `.part` files, least recently used closed first. The main thread's
+ * staging (resume checks, reads) and the stage worker's writer each keep one.
+ */
+export class PartFds {
+  /** hex -> fd; Map order is the LRU order. */
+  private readonly fds = new Map<string, number>()
+
+  constructor(private readonly pathOf: (hex: string) => string) {}
+
+  /** The descriptor of `hex`'s part, opened (created if missing) read-write; throws as openSync does. */
+  get(hex: string): number {
+    let fd = this.fds.get(hex)
+    if (fd !== undefined) {
+      this.fds.delete(hex)
+      this.fds.set(hex, fd)
+      return fd
+    }
+    if (this.fds.size >= MAX_OPEN) this.close(this.fds.keys().next().value as string)
+    const path = this.pathOf(hex)
+    fd = openSync(path, existsSync(path) ? 'r+' : 'w+', 0o644)
+    this.fds.set(hex, fd)
+    return fd
+  }
+
+  close(hex: string): void {
+    const fd = this.fds.get(hex)
+    if (fd === undefined) return
+    this.fds.delete(hex)
+    closeSync(fd)
+  }
+
+  closeAll(): void {
+    for (const hex of [...this.fds.keys()]) this.close(hex)
+  }
+}
