@@ -1,4 +1,4 @@
-import { type Locale, localeOfAcceptLanguage, tIn } from '../i18n/index.js'
+import { type Locale, localeOfAcceptLanguage, type MessageId, type MessageParams, tIn } from '../i18n/index.js'
 import { formatBytes } from '../ui/units.js'
 import type { HostStatus } from './status.js'
 
@@ -48,8 +48,13 @@ export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, c => `&#${c.charCodeAt(0)};`)
 }
 
+/** A message in the reader's locale, escaped for HTML. */
+function htmlText(locale: Locale): (id: MessageId, params?: MessageParams) => string {
+  return (id, params) => escapeHtml(tIn(locale, id, params))
+}
+
 function renderPage(s: HostStatus, locale: Locale): string {
-  const l = (id: Parameters<typeof tIn>[1], params?: Record<string, string | number>) => escapeHtml(tIn(locale, id, params))
+  const l = htmlText(locale)
   return `<!doctype html>
 <html lang="${locale}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <title>${l('page.title')}</title><link rel="stylesheet" href="/status.css"><script src="/status.js" defer></script></head>
@@ -65,7 +70,7 @@ const COLUMNS = ['page.repository', 'page.generation', 'page.age', 'page.files',
 
 function renderMain(s: HostStatus, locale: Locale, now = Date.now()): string {
   const e = escapeHtml
-  const l = (id: Parameters<typeof tIn>[1], params?: Record<string, string | number>) => e(tIn(locale, id, params))
+  const l = htmlText(locale)
   const rows = s.repos.map(r => {
     const repo = encodeURIComponent(r.repo)
     return `<tr data-repo="${e(r.repo)}"><td class="repo"><a href="/${repo}/">${e(r.repo)}</a></td>` +
