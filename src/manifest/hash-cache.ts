@@ -1,6 +1,7 @@
 import { appendFileSync, closeSync, openSync, readFileSync, readSync } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 import { escapePath, unescapePath } from './escape.js'
+import { writeHex } from './format.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
 import { readDecimal } from '../util/decimal.js'
 
@@ -173,9 +174,53 @@ function inodeLine(buf: Buffer, at: number, end: number, visit: CachedInodeVisit
 
 
 export function saveHashCache(file: string, pieceLength: number, entries: Iterable<[string, CachedDigest]>): void {
-  const parts = [`${MAGIC} ${pieceLength}\n`]
-  for (const [path, e] of entries) parts.push(cacheLine(path, e))
-  writeFileAtomic(file, parts.join(''))
+  const w = new HashCacheWriter(pieceLength, 1 << 16)
+  for (const [path, e] of entries) w.line(path, e, e.sha256, 0, e.pieces, 0, e.pieces.length, e.tail, 0)
+  w.save(file)
+}
+
+/**
+ * The cache file written front to back into one buffer, a line per call (cacheLine's
+ * bytes): a full gendsync writes its 200k lines from digest tables with no object or string
+ * array per line. Digests are given as (bytes, offset); `tail` undefined: no tail hash.
+ */
+export class HashCacheWriter {
+  private buf: Buffer
+  private at = 0
+
+  constructor(pieceLength: number, sizeHint: number) {
+    this.buf = Buffer.allocUnsafe(Math.max(sizeHint, 1024))
+    this.at = this.buf.write(`${MAGIC} ${pieceLength}\n`, 0, 'latin1')
+  }
+
+  line(
+    path: string, id: { ino: number; size: number; mtimeMs: number; ctimeMs: number },
+    sha256: Uint8Array, shaAt: number, pieces: Uint8Array, piecesFrom: number, piecesTo: number, tail: Uint8Array | undefined, tailAt: number,
+  ): void {
+    const b64 = Buffer.from(pieces.buffer, pieces.byteOffset + piecesFrom, piecesTo - piecesFrom).toString('base64')
+    this.reserve(path.length * 3 + b64.length + 240)
+    const b = this.buf
+    this.at += b.write(`${id.ino}\t${id.size}\t${id.mtimeMs}\t${id.ctimeMs}\t`, this.at, 'latin1')
+    this.at = writeHex(b, this.at, sha256, shaAt, 32)
+    b[this.at++] = 0x09
+    this.at += b.write(b64, this.at, 'latin1')
+    b[this.at++] = 0x09
+    if (tail) this.at = writeHex(b, this.at, tail, tailAt, 20)
+    b[this.at++] = 0x09
+    this.at += b.write(escapePath(path), this.at, 'utf8')
+    b[this.at++] = 0x0a
+  }
+
+  save(file: string): void {
+    writeFileAtomic(file, this.buf.subarray(0, this.at))
+  }
+
+  private reserve(n: number): void {
+    if (this.at + n <= this.buf.length) return
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + n))
+    this.buf.copy(next, 0, 0, this.at)
+    this.buf = next
+  }
 }
 
 /**

@@ -21,7 +21,7 @@ export interface FileIdentity {
 }
 
 export class FileChangedError extends Error {
-  constructor(readonly path: string) {
+  constructor(readonly path: string | Buffer) {
     super(`${path} changed while it was being read`)
   }
 }
@@ -39,7 +39,7 @@ let readBuffer: Buffer | undefined
  * One fstat after the read checks that the file is the one scanned (inode) and was not
  * changed before or during the read (size, mtime): a torn digest is never returned.
  */
-export function hashFileSync(path: string, expect: FileIdentity, pieceLength: number, wantTail = false): FileDigest {
+export function hashFileSync(path: string | Buffer, expect: FileIdentity, pieceLength: number, wantTail = false): FileDigest {
   const fd = openSync(path, 'r')
   try {
     const buf = (readBuffer ??= Buffer.allocUnsafe(READ_SIZE + 1))

@@ -1,11 +1,18 @@
 import { parentPort } from 'node:worker_threads'
 import { FileChangedError, hashFileSync } from './hash-file.js'
 import type { HashBatch, HashBatchResult } from './hash-pool.js'
+import { hashClaimed, type TableAnswer, type TableRequest } from './hash-table.js'
 
 // One worker thread of the hash pool: takes a batch of files, answers with their digests.
 // Errors travel back per file as a code; the pool turns them into messages naming the path.
 // Digests travel packed in one buffer per batch (HashBatchResult).
-parentPort!.on('message', (batch: HashBatch) => {
+// A table request (hash-table.ts) is answered once, when no job is left to claim.
+parentPort!.on('message', (batch: HashBatch | TableRequest) => {
+  if ('table' in batch) {
+    const error = hashClaimed(batch.jobs, batch.out, batch.pieceLength, batch.counters)
+    parentPort!.postMessage((error ? { error } : {}) satisfies TableAnswer)
+    return
+  }
   const out: HashBatchResult = { batch: batch.batch, ids: [], offsets: [], pieces: [], tails: [], errors: [], digests: new Uint8Array(0) }
   const parts: Buffer[] = []
   let size = 0

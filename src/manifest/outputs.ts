@@ -32,9 +32,35 @@ export interface OutputsInput {
   previous: Buffer | undefined
   pieceLength: number
   /** The torrent's content files (size > 0) in data.dsync order, with their digests. */
-  content: ShardFileDigest[]
+  content: TorrentContent
   /** Shard starts (shardStarts); `[0]`: one torrent. */
   starts: number[]
+}
+
+/**
+ * The torrent's content files by index: a list of digest objects (a hinted run's few
+ * hundred), or tables a full run filled (hash-table.ts) that are never made into an object
+ * per file.
+ */
+export interface TorrentContent {
+  count: number
+  length(i: number): number
+  /** Zero-padded piece hashes of files [first, end) concatenated, in a buffer of the caller's own. */
+  pieces(first: number, end: number): Buffer
+  /** Unpadded hash of file i's last piece, when it has one. */
+  tail(i: number): Buffer | undefined
+  /** Every file as an object (one torrent of at most 32,768 files, or the fallback below). */
+  list(): ShardFileDigest[]
+}
+
+export function listContent(files: ShardFileDigest[]): TorrentContent {
+  return {
+    count: files.length,
+    length: i => files[i].length,
+    pieces: (first, end) => Buffer.concat(files.slice(first, end).map(f => f.pieces)),
+    tail: i => files[i].tail,
+    list: () => files,
+  }
 }
 
 export interface WrittenOutputs {
@@ -75,22 +101,50 @@ export function writeOutputs(files: RepoFiles, input: OutputsInput): WrittenOutp
  * against encodeInfo), a fraction of the time and garbage at 200k files.
  */
 function shardsFromManifest(input: OutputsInput): ShardOut[] {
-  const lines = indexLines(input.manifest)
+  const pending = encodeShardInfos(input.name, input.pieceLength, input.manifest, input.content, input.starts)
+  if (!pending) return buildShards(input.name, input.pieceLength, input.trackers, input.content.list(), input.starts).map(s => ({ ...s, built: true }))
+  return sealShards(pending, input.content, input.pieceLength, input.trackers)
+}
+
+/** A shard's info dict encoded before its piece hashes are all known: they go at `piecesAt`. */
+export interface PendingShard {
+  info: Buffer
+  piecesAt: number
+  first: number
+  end: number
+  bytes: number
+}
+
+/**
+ * Each shard's info dict, its paths and lengths taken from data.dsync's bytes (whose SHA-256s
+ * may still be placeholders: a full gendsync encodes these while its files are hashed), its
+ * pieces as they are now. Undefined when data.dsync's content files are not `content`'s.
+ */
+export function encodeShardInfos(name: string, pieceLength: number, manifest: Buffer, content: TorrentContent, starts: number[]): PendingShard[] | undefined {
+  const lines = indexLines(manifest)
   const table = typeof lines === 'string' ? undefined : contentTable(lines)
-  if (!table || table.count !== input.content.length) {
-    return buildShards(input.name, input.pieceLength, input.trackers, input.content, input.starts).map(s => ({ ...s, built: true }))
-  }
-  return input.starts.map((a, s) => {
-    const b = s + 1 < input.starts.length ? input.starts[s + 1] : input.content.length
-    const range = input.content.slice(a, b)
-    const pieces = Buffer.concat(range.map(f => f.pieces))
-    const last = range[range.length - 1]
-    if (last.length % input.pieceLength !== 0) {
-      if (!last.tail) throw new Error(`no unpadded last-piece hash for ${last.path}`)
-      last.tail.copy(pieces, pieces.length - 20)
+  if (!table || table.count !== content.count) return undefined
+  return starts.map((first, s) => {
+    const end = s + 1 < starts.length ? starts[s + 1] : content.count
+    const pieces = content.pieces(first, end)
+    const info = encodeInfoRows(end - first, i => contentPath(table, first + i), i => table.length[first + i], name, pieceLength, pieces)
+    let bytes = 0
+    for (let i = first; i < end; i++) bytes += table.length[i]
+    return { info, piecesAt: info.length - 1 - pieces.length, first, end, bytes }
+  })
+}
+
+/** The shard torrents, their piece hashes (the last one unpadded) written into the info dicts. */
+export function sealShards(pending: PendingShard[], content: TorrentContent, pieceLength: number, trackers: string[]): ShardOut[] {
+  return pending.map(p => {
+    const pieces = content.pieces(p.first, p.end)
+    if (content.length(p.end - 1) % pieceLength !== 0) {
+      const tail = content.tail(p.end - 1)
+      if (!tail) throw new Error(`no unpadded last-piece hash for content file ${p.end - 1}`)
+      tail.copy(pieces, pieces.length - 20)
     }
-    const info = encodeInfoRows(b - a, i => contentPath(table, a + i), i => table.length[a + i], input.name, input.pieceLength, pieces)
-    return { ...wrapInfo(info, input.trackers), built: true, count: b - a, bytes: range.reduce((sum, f) => sum + f.length, 0) }
+    pieces.copy(p.info, p.piecesAt)
+    return { ...wrapInfo(p.info, trackers), built: true, count: p.end - p.first, bytes: p.bytes }
   })
 }
 
@@ -133,21 +187,22 @@ function writeSharded(files: RepoFiles, input: ShardedOutputsInput | OutputsInpu
 }
 
 /** Files and bytes of each shard, in order. */
-function shardSizes(content: ShardFileDigest[], starts: number[]): { count: number; bytes: number }[] {
+function shardSizes(content: TorrentContent, starts: number[]): { count: number; bytes: number }[] {
   return starts.map((first, s) => {
-    const end = s + 1 < starts.length ? starts[s + 1] : content.length
+    const end = s + 1 < starts.length ? starts[s + 1] : content.count
     let bytes = 0
-    for (let i = first; i < end; i++) bytes += content[i].length
+    for (let i = first; i < end; i++) bytes += content.length(i)
     return { count: end - first, bytes }
   })
 }
 
 function singleTorrent(input: OutputsInput) {
+  const content = input.content.list()
   const layout = layoutFiles(
-    [{ path: MANIFEST_TORRENT_PATH, length: input.manifest.length }, ...input.content.map(f => ({ path: f.path, length: f.length }))],
+    [{ path: MANIFEST_TORRENT_PATH, length: input.manifest.length }, ...content.map(f => ({ path: f.path, length: f.length }))],
     input.pieceLength,
   )
-  const digests = [hashBuffer(input.manifest, input.pieceLength), ...input.content]
+  const digests = [hashBuffer(input.manifest, input.pieceLength), ...content]
   const pieces = Buffer.concat(digests.map(d => d.pieces))
   // The torrent's final piece is short, not padded: it takes the unpadded hash.
   const last = digests[digests.length - 1]

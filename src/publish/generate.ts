@@ -1,20 +1,15 @@
 import { mkdirSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { fsError } from '../errors.js'
 import { t } from '../i18n/index.js'
-import { pieceLengthFor } from '../torrent/layout.js'
-import { shardStarts } from '../torrent/shards.js'
 import { acquireLock } from '../util/lock.js'
 import type { PublisherKey } from '../generation/keys.js'
 import { DEFAULT_KEEP_DELTAS, publishGeneration } from '../generation/publish.js'
-import type { ManifestEntry } from '../manifest/entry.js'
-import { serializeManifest } from '../manifest/format.js'
-import { appendHashCache, loadHashCache, saveHashCache, type CachedDigest } from '../manifest/hash-cache.js'
-import { hashFiles, type HashJob } from '../manifest/hash-pool.js'
+import { appendHashCache } from '../manifest/hash-cache.js'
 import { generateHinted } from '../manifest/hinted.js'
 import { DSYNC_DIR, repoFiles, type RepoFiles } from '../manifest/paths.js'
-import { writeOutputs, writeShardOutputs, type ShardSummary } from '../manifest/outputs.js'
-import { scanTreeParallel, type ScannedEntry } from '../manifest/scan.js'
+import { listContent, writeOutputs, writeShardOutputs, type ShardSummary } from '../manifest/outputs.js'
+import { scanTreeParallel } from '../manifest/scan.js'
+import { fullTables } from './full-run.js'
 
 export interface GenerateOptions {
   name: string
@@ -118,29 +113,19 @@ async function fullRun(opts: GenerateOptions, files: RepoFiles, previous: Buffer
     onWarning: opts.onWarning,
     onEntry: n => opts.onProgress?.({ phase: 'scan', entries: n, filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0 }),
   })
-  const content = scanned.filter(e => e.type === 'f')
-  const pieceLength = pieceLengthFor(content.reduce((sum, e) => sum + e.size, 0))
-  // Empty files take no pieces; data.dsync alone recreates them.
-  const inTorrent = content.filter(e => e.size > 0)
-  const starts = shardStarts(inTorrent.map(e => ({ path: e.path, length: e.size })), pieceLength)
-  const tails = torrentEnds(inTorrent, starts)
-  const digests = await digestFiles(opts, files.hashCache, content, pieceLength, started - RACY_MS, tails)
-  const entries = scanned.map(e => toManifestEntry(e, digests))
-  const manifest = serializeManifest(entries, pieceLength)
-  const published = writeOutputs(files, {
-    name: opts.name, trackers: opts.trackers, manifest, previous, pieceLength, starts,
-    content: inTorrent.map(e => ({ path: e.path, length: e.size, ...digests.byPath.get(e.path)! })),
+  const g = await fullTables(scanned, {
+    save: opts.save, name: opts.name, trackers: opts.trackers, threads: opts.threads, hashCache: files.hashCache, racyAfterMs: started - RACY_MS, onWarning: opts.onWarning,
+    onHashProgress: p => opts.onProgress?.({ phase: 'hash', entries: scanned.length, ...p }),
   })
-  const { changed, infoHash, magnet } = published
-  if (digests.hashed > 0 || digests.dropped) saveHashCache(files.hashCache, pieceLength, digests.cacheable)
+  const common = { name: opts.name, trackers: opts.trackers, manifest: g.manifest, previous, pieceLength: g.pieceLength }
+  const published = g.shards ? writeShardOutputs(files, { ...common, shards: g.shards }) : writeOutputs(files, { ...common, starts: g.starts, content: g.content })
+  g.saveCache(files.hashCache)
   const result: GenerateResult = {
-    repo: opts.name, save: opts.save, changed, infoHash, magnet, pieceLength,
-    entries: entries.length, files: content.length, bytes: content.reduce((s, e) => s + e.size, 0),
-    hashedFiles: digests.hashed, hashedBytes: digests.hashedBytes, reusedFiles: digests.reused,
-    seconds: (Date.now() - started) / 1000, manifestFile: files.manifest, torrentFile: files.torrent,
-    shards: published.shards,
+    repo: opts.name, save: opts.save, changed: published.changed, infoHash: published.infoHash, magnet: published.magnet, pieceLength: g.pieceLength,
+    entries: scanned.length, files: g.files, bytes: g.bytes, hashedFiles: g.hashed, hashedBytes: g.hashedBytes, reusedFiles: g.reused,
+    seconds: (Date.now() - started) / 1000, manifestFile: files.manifest, torrentFile: files.torrent, shards: published.shards,
   }
-  return { result, manifest, piecesOf: path => digests.byPath.get(path)!.pieces }
+  return { result, manifest: g.manifest, piecesOf: g.piecesOf }
 }
 
 /** gendsync --changed: the previous generation edited where the hint says (hinted.ts). */
@@ -150,7 +135,7 @@ async function hintedRun(opts: GenerateOptions, files: RepoFiles, previous: Buff
   const common = { name: opts.name, trackers: opts.trackers, manifest: g.manifest, previous, pieceLength: g.pieceLength }
   const published = 'shards' in g.torrents
     ? writeShardOutputs(files, { ...common, shards: g.torrents.shards })
-    : writeOutputs(files, { ...common, starts: g.torrents.starts, content: g.torrents.content })
+    : writeOutputs(files, { ...common, starts: g.torrents.starts, content: listContent(g.torrents.content) })
   const racyAfterMs = started - RACY_MS
   appendHashCache(files.hashCache, g.pieceLength, g.hashed.filter(h => h.entry.mtimeMs <= racyAfterMs).map(h =>
     [h.path, { size: h.entry.size, mtimeMs: h.entry.mtimeMs, ctimeMs: h.entry.ctimeMs, ino: h.entry.ino, ...h.digest }]))
@@ -176,79 +161,4 @@ function readOrUndefined(file: string): Buffer | undefined {
   } catch {
     return undefined
   }
-}
-
-interface Digests {
-  byPath: Map<string, CachedDigest>
-  cacheable: Map<string, CachedDigest>
-  hashed: number
-  hashedBytes: number
-  reused: number
-  /** The old cache held entries this run did not keep (files gone or racy). */
-  dropped: boolean
-}
-
-async function digestFiles(
-  opts: GenerateOptions, cacheFile: string, content: ScannedEntry[], pieceLength: number, racyAfterMs: number,
-  tails: Set<ScannedEntry>,
-): Promise<Digests> {
-  const loaded = loadHashCache(cacheFile, pieceLength)
-  if (loaded.previousPieceLength !== undefined) {
-    opts.onWarning?.(t('gendsync.pieceLengthChanged', { repo: opts.name, from: loaded.previousPieceLength, to: pieceLength }))
-  }
-  const cache = loaded.entries
-  const byPath = new Map<string, CachedDigest>()
-  const jobs: HashJob[] = []
-  const jobPaths: string[] = []
-  const jobCtimes: number[] = []
-  let bytesTotal = 0
-  const base = join(opts.save, '/')
-  // A file that ends a torrent (or a shard) needs its last piece hashed unpadded too; a
-  // cached digest without that hash (the file did not end one before) is read again, alone.
-  for (const e of content) {
-    const old = cache.get(e.path)
-    const needsTail = tails.has(e) && e.size % pieceLength !== 0
-    if (old && old.size === e.size && old.mtimeMs === e.mtimeMs && old.ctimeMs === e.ctimeMs && old.ino === e.ino && (!needsTail || old.tail)) {
-      byPath.set(e.path, old)
-    } else {
-      jobs.push({ id: jobs.length, path: base + e.path, size: e.size, mtimeMs: e.mtimeMs, ino: e.ino, tail: needsTail })
-      jobPaths.push(e.path)
-      jobCtimes.push(e.ctimeMs)
-      bytesTotal += e.size
-    }
-  }
-  const reused = byPath.size
-  const progress = { phase: 'hash' as const, entries: content.length, filesDone: 0, filesTotal: jobs.length, bytesDone: 0, bytesTotal }
-  opts.onProgress?.(progress)
-  await hashFiles(jobs, pieceLength, (job, d) => {
-    byPath.set(jobPaths[job.id], { size: job.size, mtimeMs: job.mtimeMs, ctimeMs: jobCtimes[job.id], ino: job.ino, ...d })
-    progress.filesDone++
-    progress.bytesDone += job.size
-    opts.onProgress?.(progress)
-  }, opts.threads)
-  const cacheable = new Map<string, CachedDigest>()
-  for (const e of content) {
-    if (e.mtimeMs <= racyAfterMs) cacheable.set(e.path, byPath.get(e.path)!)
-  }
-  return { byPath, cacheable, hashed: jobs.length, hashedBytes: bytesTotal, reused, dropped: cacheable.size !== cache.size }
-}
-
-/** The files that end a torrent: the last of each shard (of the one torrent, unsharded). */
-function torrentEnds(inTorrent: ScannedEntry[], starts: number[]): Set<ScannedEntry> {
-  const ends = new Set<ScannedEntry>()
-  if (inTorrent.length === 0) return ends
-  for (let s = 1; s < starts.length; s++) ends.add(inTorrent[starts[s] - 1])
-  ends.add(inTorrent[inTorrent.length - 1])
-  return ends
-}
-
-function toManifestEntry(e: ScannedEntry, digests: Digests): ManifestEntry {
-  const m: ManifestEntry = { type: e.type, path: e.path, mode: e.mode, size: e.size, mtime: e.mtime }
-  if (e.type === 'f') m.sha256 = digests.byPath.get(e.path)!.sha256
-  if (e.type === 'h') {
-    m.sha256 = digests.byPath.get(e.target!)!.sha256
-    m.size = digests.byPath.get(e.target!)!.size
-  }
-  if (e.target !== undefined) m.target = e.target
-  return m
 }

@@ -1,0 +1,260 @@
+import { join } from 'node:path'
+import { t } from '../i18n/index.js'
+import { comparePaths } from '../manifest/entry.js'
+import { ManifestWriter, resealManifest, writeHex } from '../manifest/format.js'
+import { HashCacheWriter, loadHashCache, type CachedDigest } from '../manifest/hash-cache.js'
+import { allocDigests, allocJobs, hashTable, type DigestTables, type TableJobs, type TableProgress } from '../manifest/hash-table.js'
+import { encodeShardInfos, sealShards, type PendingShard, type TorrentContent } from '../manifest/outputs.js'
+import type { ShardOut } from '../manifest/shard-rebuild.js'
+import type { ScannedEntry } from '../manifest/scan.js'
+import { pieceLengthFor, piecesOf } from '../torrent/layout.js'
+import { costBytes, costTokens, pathHash, shardStartsOf, type ShardCosts } from '../torrent/shards.js'
+
+/**
+ * A full gendsync's digests and data.dsync, held as tables indexed by file (the walk's files
+ * in data.dsync order, "slots") rather than an object per file: the hash workers write into
+ * them in place (hash-table.ts), data.dsync and the hash cache are written from them line by
+ * line, the shard torrents take their piece hashes as ranges. docs/SCALE.md ("gendsync at
+ * 200,000 files") has the measurements.
+ */
+export interface FullTables {
+  manifest: Buffer
+  pieceLength: number
+  /** Shard starts over `content` (`[0]`: one torrent). */
+  starts: number[]
+  content: TorrentContent
+  /** A sharded repository's shard torrents, encoded while the files were hashed. */
+  shards?: ShardOut[]
+  files: number
+  bytes: number
+  hashed: number
+  hashedBytes: number
+  reused: number
+  /** Zero-padded piece hashes of the file at `path` (the delta torrent's files). */
+  piecesOf(path: string): Buffer
+  /** Writes the hash cache when it changed (files hashed, or entries dropped). */
+  saveCache(file: string): void
+}
+
+export interface FullRunOptions {
+  save: string
+  name: string
+  trackers: string[]
+  threads?: number
+  hashCache: string
+  /** Files modified after this (ms) are not cached (generate.ts, RACY_MS). */
+  racyAfterMs: number
+  onWarning?: (message: string) => void
+  onHashProgress?: (p: { filesDone: number; filesTotal: number; bytesDone: number; bytesTotal: number }) => void
+}
+
+/** Hashes what the cache does not hold and writes data.dsync for the walked (sorted) entries. */
+export async function fullTables(scanned: ScannedEntry[], opts: FullRunOptions): Promise<FullTables> {
+  const files = scanned.filter(e => e.type === 'f')
+  let bytes = 0
+  for (const e of files) bytes += e.size
+  const pieceLength = pieceLengthFor(bytes)
+  const pieceAt = new Float64Array(files.length + 1)
+  for (let s = 0; s < files.length; s++) pieceAt[s + 1] = pieceAt[s] + piecesOf(files[s].size, pieceLength) * 20
+  // Empty files take no pieces; data.dsync alone recreates them.
+  const inTorrent = new Int32Array(files.length)
+  let n = 0
+  for (let s = 0; s < files.length; s++) if (files[s].size > 0) inTorrent[n++] = s
+  const torrent = inTorrent.subarray(0, n)
+  const starts = shardStartsOf(costsOf(files, torrent, pieceLength))
+  const out = allocDigests(files.length, pieceAt)
+  const hasTail = new Uint8Array(files.length)
+  const content = tableContent(files, torrent, out, hasTail)
+  const plan = planJobs(files, endsOfTorrents(torrent, starts), out, hasTail, pieceLength, opts)
+  // The workers hash on their own; meanwhile this thread writes data.dsync (digests still
+  // to come as placeholders) and encodes the shard torrents, then fills in what they found.
+  const hashing = hashTable(plan.jobs, out, pieceLength, plan.progress, opts.threads)
+  let draft: Draft
+  try {
+    draft = draftOutputs(scanned, files, out, pieceLength, bytes, content, starts, opts.name)
+  } catch (err) {
+    await hashing.catch(() => undefined)
+    throw err
+  }
+  await hashing
+  const manifest = draft.manifest
+  for (let j = 0; j < plan.jobs.count; j++) {
+    const s = plan.jobs.slot[j]
+    writeHex(manifest, draft.hexAt[s], out.sha256, s * 32, 32)
+  }
+  for (const [at, s] of draft.links) writeHex(manifest, at, out.sha256, s * 32, 32)
+  resealManifest(manifest)
+  const shards = draft.shards && sealShards(draft.shards, content, pieceLength, opts.trackers)
+  const d = plan.counts
+  const slotOf = (path: string) => findSlot(files, path)
+  return {
+    manifest, pieceLength, starts, files: files.length, bytes, ...d, content, shards,
+    piecesOf: path => Buffer.from(out.pieces.subarray(pieceAt[slotOf(path)], pieceAt[slotOf(path) + 1])),
+    saveCache: file => {
+      if (d.hashed === 0 && !d.dropped) return
+      const w = new HashCacheWriter(pieceLength, files.length * 160 + Math.ceil(pieceAt[files.length] * 4 / 3))
+      for (let s = 0; s < files.length; s++) {
+        const e = files[s]
+        if (e.mtimeMs > opts.racyAfterMs) continue
+        w.line(e.path, e, out.sha256, s * 32, out.pieces, pieceAt[s], pieceAt[s + 1], hasTail[s] ? out.tails : undefined, s * 20)
+      }
+      w.save(file)
+    },
+  }
+}
+
+/** shardStarts' inputs for the torrent's files (fileCost and pathHash of each). */
+function costsOf(files: ScannedEntry[], torrent: Int32Array, pieceLength: number): ShardCosts {
+  const costs: ShardCosts = { bytes: new Float64Array(torrent.length), tokens: new Float64Array(torrent.length), hash: new Uint32Array(torrent.length) }
+  for (let i = 0; i < torrent.length; i++) {
+    const e = files[torrent[i]]
+    let slashes = 0
+    for (let k = 0; k < e.path.length; k++) if (e.path.charCodeAt(k) === 0x2f) slashes++
+    costs.bytes[i] = costBytes(Buffer.byteLength(e.path), slashes, e.size, pieceLength)
+    costs.tokens[i] = costTokens(slashes, e.size, pieceLength)
+    costs.hash[i] = pathHash(e.path)
+  }
+  return costs
+}
+
+/** Slots of the files that end a torrent (the last of each shard, of the one torrent unsharded). */
+function endsOfTorrents(torrent: Int32Array, starts: number[]): Set<number> {
+  const ends = new Set<number>()
+  if (torrent.length === 0) return ends
+  for (let s = 1; s < starts.length; s++) ends.add(torrent[starts[s] - 1])
+  ends.add(torrent[torrent.length - 1])
+  return ends
+}
+
+interface SlotDigests {
+  hashed: number
+  hashedBytes: number
+  reused: number
+  /** The old cache held entries this run does not keep (files gone or racy). */
+  dropped: boolean
+}
+
+/**
+ * Fills `out` for every file the hash cache holds (size, mtime, ctime and inode match, and it
+ * has the unpadded last-piece hash a file ending a torrent needs); the rest become jobs.
+ */
+function planJobs(
+  files: ScannedEntry[], ends: Set<number>, out: DigestTables, hasTail: Uint8Array, pieceLength: number, opts: FullRunOptions,
+): { jobs: TableJobs; counts: SlotDigests; progress: (p: TableProgress) => void } {
+  const loaded = loadHashCache(opts.hashCache, pieceLength)
+  if (loaded.previousPieceLength !== undefined) {
+    opts.onWarning?.(t('gendsync.pieceLengthChanged', { repo: opts.name, from: loaded.previousPieceLength, to: pieceLength }))
+  }
+  const cache = loaded.entries
+  const base = join(opts.save, '/')
+  const baseBytes = Buffer.byteLength(base)
+  const todo: number[] = []
+  let pathBytes = 0
+  let bytesTotal = 0
+  let cacheable = 0
+  for (let s = 0; s < files.length; s++) {
+    const e = files[s]
+    if (e.mtimeMs <= opts.racyAfterMs) cacheable++
+    const needsTail = ends.has(s) && e.size % pieceLength !== 0
+    const old = cache.size > 0 ? cache.get(e.path) : undefined
+    if (old && old.size === e.size && old.mtimeMs === e.mtimeMs && old.ctimeMs === e.ctimeMs && old.ino === e.ino && (!needsTail || old.tail)) {
+      copyCached(old, s, out, hasTail)
+      continue
+    }
+    hasTail[s] = needsTail ? 1 : 0
+    todo.push(s)
+    pathBytes += baseBytes + Buffer.byteLength(e.path)
+    bytesTotal += e.size
+  }
+  const jobs = allocJobs(todo.length, pathBytes)
+  const paths = Buffer.from(jobs.paths.buffer, jobs.paths.byteOffset, jobs.paths.byteLength)
+  let at = 0
+  todo.forEach((s, j) => {
+    const e = files[s]
+    jobs.pathAt[j] = at
+    at += paths.write(base, at)
+    at += paths.write(e.path, at)
+    jobs.size[j] = e.size
+    jobs.mtimeMs[j] = e.mtimeMs
+    jobs.ino[j] = e.ino
+    jobs.slot[j] = s
+    jobs.tail[j] = hasTail[s]
+  })
+  jobs.pathAt[todo.length] = at
+  const progress = (p: TableProgress) => opts.onHashProgress?.({ ...p, filesTotal: todo.length, bytesTotal })
+  progress({ filesDone: 0, bytesDone: 0 })
+  const counts = { hashed: todo.length, hashedBytes: bytesTotal, reused: files.length - todo.length, dropped: cacheable !== cache.size }
+  return { jobs, counts, progress }
+}
+
+function copyCached(old: CachedDigest, s: number, out: DigestTables, hasTail: Uint8Array): void {
+  out.sha256.set(old.sha256, s * 32)
+  out.pieces.set(old.pieces, out.pieceAt[s])
+  if (old.tail) {
+    out.tails.set(old.tail, s * 20)
+    hasTail[s] = 1
+  }
+}
+
+interface Draft {
+  /** data.dsync with the SHA-256s known so far (the hash cache's); the END line is sealed later. */
+  manifest: Buffer
+  /** Where each file's hex digits are in it, and each hardlink's (offset, its file's slot). */
+  hexAt: Float64Array
+  links: [number, number][]
+  shards?: PendingShard[]
+}
+
+/** data.dsync for the walked entries (a hardlink takes its file's size and SHA-256), and the shard info dicts. */
+function draftOutputs(
+  scanned: ScannedEntry[], files: ScannedEntry[], out: DigestTables, pieceLength: number, bytes: number,
+  content: TorrentContent, starts: number[], name: string,
+): Draft {
+  const w = new ManifestWriter({ version: 1, pieceLength, entries: scanned.length, files: files.length, bytes }, scanned.length * 140)
+  const hexAt = new Float64Array(files.length)
+  const links: [number, number][] = []
+  // Hardlinked files' slots by path (only files with more than one link can be a target).
+  const linked = new Map<string, number>()
+  let s = 0
+  for (const e of scanned) {
+    if (e.type === 'f') {
+      if (e.nlink > 1) linked.set(e.path, s)
+      hexAt[s] = w.line('f', e.mode, e.size, e.mtime, out.sha256, 32 * s, e.path)
+      s++
+    } else if (e.type === 'h') {
+      const target = linked.get(e.target!)!
+      links.push([w.line('h', e.mode, files[target].size, e.mtime, out.sha256, 32 * target, e.path, e.target), target])
+    } else {
+      w.line(e.type, e.mode, e.size, e.mtime, undefined, 0, e.path, e.target)
+    }
+  }
+  const manifest = w.finish()
+  const shards = starts.length > 1 ? encodeShardInfos(name, pieceLength, manifest, content, starts) : undefined
+  return { manifest, hexAt, links, shards }
+}
+
+/** The torrent's content files as TorrentContent over the tables (torrent[i]: the slot of file i). */
+function tableContent(files: ScannedEntry[], torrent: Int32Array, out: DigestTables, hasTail: Uint8Array): TorrentContent {
+  const c: TorrentContent = {
+    count: torrent.length,
+    length: i => files[torrent[i]].size,
+    pieces: (first, end) => Buffer.from(out.pieces.subarray(out.pieceAt[torrent[first]], out.pieceAt[torrent[end - 1] + 1])),
+    tail: i => (hasTail[torrent[i]] ? Buffer.from(out.tails.subarray(torrent[i] * 20, torrent[i] * 20 + 20)) : undefined),
+    list: () => Array.from(torrent, (s, i) => ({ path: files[s].path, length: files[s].size, pieces: c.pieces(i, i + 1), tail: c.tail(i) })),
+  }
+  return c
+}
+
+/** The slot of the file at `path` (files are in data.dsync order); throws when there is none. */
+function findSlot(files: ScannedEntry[], path: string): number {
+  let lo = 0
+  let hi = files.length - 1
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1
+    const c = comparePaths(files[mid].path, path)
+    if (c === 0) return mid
+    if (c < 0) lo = mid + 1
+    else hi = mid - 1
+  }
+  throw new Error(`the delta names ${path}, which this run has no digest for`)
+}
