@@ -3,6 +3,7 @@ import { DsyncError, ExitCode } from '../errors.js'
 import { isSafeRelativePath, type EntryType, type ManifestEntry, type ManifestHeader } from './entry.js'
 import { escapePath, unescapePath } from './escape.js'
 import { DSYNC_DIR } from './paths.js'
+import { writeHex } from '../util/digits.js'
 
 /**
  * data.dsync, version 1 (docs/FORMAT.md is the specification; keep them in step):
@@ -54,17 +55,6 @@ export function serializeManifest(entries: ManifestEntry[], pieceLength: number)
   const w = new ManifestWriter(headerFor(entries, pieceLength), entries.length * 128)
   for (const e of entries) w.line(e.type, e.mode, e.size, e.mtime, e.sha256, 0, e.path, e.target)
   return w.finish()
-}
-
-const HEX = Buffer.from('0123456789abcdef', 'latin1')
-
-/** `src[from, from + n)` as lowercase hex digits into `buf` at `at`; returns the end. */
-export function writeHex(buf: Buffer, at: number, src: Uint8Array, from: number, n: number): number {
-  for (let i = from; i < from + n; i++) {
-    buf[at++] = HEX[src[i] >> 4]
-    buf[at++] = HEX[src[i] & 15]
-  }
-  return at
 }
 
 /** END line of a finished data.dsync whose lines were changed in place since (same length): the checksum again. */

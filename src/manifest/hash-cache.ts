@@ -1,7 +1,7 @@
 import { appendFileSync, closeSync, openSync, readFileSync, readSync } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 import { escapePath, unescapePath } from './escape.js'
-import { writeHex } from './format.js'
+import { base64Length, writeBase64, writeHex } from '../util/digits.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
 import { readDecimal } from '../util/decimal.js'
 
@@ -193,22 +193,35 @@ export class HashCacheWriter {
     this.at = this.buf.write(`${MAGIC} ${pieceLength}\n`, 0, 'latin1')
   }
 
+  /**
+   * One line; `path` as a string, or as its bytes already escaped (data.dsync's path field).
+   * Returns where its hex SHA-256 starts, for fill() once the digests are known.
+   */
   line(
-    path: string, id: { ino: number; size: number; mtimeMs: number; ctimeMs: number },
+    path: string | Uint8Array, id: { ino: number; size: number; mtimeMs: number; ctimeMs: number },
     sha256: Uint8Array, shaAt: number, pieces: Uint8Array, piecesFrom: number, piecesTo: number, tail: Uint8Array | undefined, tailAt: number,
-  ): void {
-    const b64 = Buffer.from(pieces.buffer, pieces.byteOffset + piecesFrom, piecesTo - piecesFrom).toString('base64')
-    this.reserve(path.length * 3 + b64.length + 240)
+  ): number {
+    this.reserve(path.length * 3 + base64Length(piecesTo - piecesFrom) + 240)
     const b = this.buf
     this.at += b.write(`${id.ino}\t${id.size}\t${id.mtimeMs}\t${id.ctimeMs}\t`, this.at, 'latin1')
-    this.at = writeHex(b, this.at, sha256, shaAt, 32)
+    const shaHexAt = this.at
+    this.fill(shaHexAt, sha256, shaAt, pieces, piecesFrom, piecesTo, tail, tailAt)
+    this.at += 64 + 1 + base64Length(piecesTo - piecesFrom) + 1 + (tail ? 40 : 0)
     b[this.at++] = 0x09
-    this.at += b.write(b64, this.at, 'latin1')
-    b[this.at++] = 0x09
-    if (tail) this.at = writeHex(b, this.at, tail, tailAt, 20)
-    b[this.at++] = 0x09
-    this.at += b.write(escapePath(path), this.at, 'utf8')
+    if (typeof path === 'string') this.at += b.write(escapePath(path), this.at, 'utf8')
+    else for (let i = 0; i < path.length; i++) b[this.at++] = path[i]
     b[this.at++] = 0x0a
+    return shaHexAt
+  }
+
+  /** The digest fields of the line whose hex SHA-256 starts at `at` (line()'s answer), written again. */
+  fill(at: number, sha256: Uint8Array, shaAt: number, pieces: Uint8Array, piecesFrom: number, piecesTo: number, tail: Uint8Array | undefined, tailAt: number): void {
+    const b = this.buf
+    at = writeHex(b, at, sha256, shaAt, 32)
+    b[at++] = 0x09
+    at = writeBase64(b, at, pieces, piecesFrom, piecesTo - piecesFrom)
+    b[at++] = 0x09
+    if (tail) writeHex(b, at, tail, tailAt, 20)
   }
 
   save(file: string): void {

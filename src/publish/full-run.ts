@@ -1,7 +1,8 @@
 import { join } from 'node:path'
 import { t } from '../i18n/index.js'
 import { comparePaths } from '../manifest/entry.js'
-import { ManifestWriter, resealManifest, writeHex } from '../manifest/format.js'
+import { ManifestWriter, resealManifest } from '../manifest/format.js'
+import { writeHex } from '../util/digits.js'
 import { HashCacheWriter, loadHashCache, type CachedDigest } from '../manifest/hash-cache.js'
 import { allocDigests, allocJobs, hashTable, type DigestTables, type TableJobs, type TableProgress } from '../manifest/hash-table.js'
 import { encodeShardInfos, sealShards, type PendingShard, type TorrentContent } from '../manifest/outputs.js'
@@ -72,15 +73,20 @@ export async function fullTables(scanned: ScannedEntry[], opts: FullRunOptions):
   let draft: Draft
   try {
     draft = draftOutputs(scanned, files, out, pieceLength, bytes, content, starts, opts.name)
+    if (plan.counts.hashed > 0 || plan.counts.dropped) draft.cache = draftCache(files, draft, out, hasTail, pieceLength, opts.racyAfterMs)
   } catch (err) {
     await hashing.catch(() => undefined)
     throw err
   }
   await hashing
   const manifest = draft.manifest
+  const cache = draft.cache
   for (let j = 0; j < plan.jobs.count; j++) {
     const s = plan.jobs.slot[j]
     writeHex(manifest, draft.hexAt[s], out.sha256, s * 32, 32)
+    if (cache && cache.at[s] >= 0) {
+      cache.writer.fill(cache.at[s], out.sha256, s * 32, out.pieces, out.pieceAt[s], out.pieceAt[s + 1], hasTail[s] ? out.tails : undefined, s * 20)
+    }
   }
   for (const [at, s] of draft.links) writeHex(manifest, at, out.sha256, s * 32, 32)
   resealManifest(manifest)
@@ -90,16 +96,7 @@ export async function fullTables(scanned: ScannedEntry[], opts: FullRunOptions):
   return {
     manifest, pieceLength, starts, files: files.length, bytes, ...d, content, shards,
     piecesOf: path => Buffer.from(out.pieces.subarray(pieceAt[slotOf(path)], pieceAt[slotOf(path) + 1])),
-    saveCache: file => {
-      if (d.hashed === 0 && !d.dropped) return
-      const w = new HashCacheWriter(pieceLength, files.length * 160 + Math.ceil(pieceAt[files.length] * 4 / 3))
-      for (let s = 0; s < files.length; s++) {
-        const e = files[s]
-        if (e.mtimeMs > opts.racyAfterMs) continue
-        w.line(e.path, e, out.sha256, s * 32, out.pieces, pieceAt[s], pieceAt[s + 1], hasTail[s] ? out.tails : undefined, s * 20)
-      }
-      w.save(file)
-    },
+    saveCache: file => cache?.writer.save(file),
   }
 }
 
@@ -203,6 +200,25 @@ interface Draft {
   hexAt: Float64Array
   links: [number, number][]
   shards?: PendingShard[]
+  /** The hash cache, when it is to be written: its lines, and where each file's digests are in it (-1: not cached). */
+  cache?: { writer: HashCacheWriter; at: Float64Array }
+}
+
+/** The hash cache's lines for the files not modified too recently (generate.ts, RACY_MS), digests as they are now. */
+function draftCache(files: ScannedEntry[], draft: Draft, out: DigestTables, hasTail: Uint8Array, pieceLength: number, racyAfterMs: number): Draft['cache'] {
+  const pieceAt = out.pieceAt
+  const writer = new HashCacheWriter(pieceLength, files.length * 160 + Math.ceil(pieceAt[files.length] * 4 / 3))
+  const at = new Float64Array(files.length).fill(-1)
+  const m = draft.manifest
+  for (let s = 0; s < files.length; s++) {
+    const e = files[s]
+    if (e.mtimeMs > racyAfterMs) continue
+    // data.dsync's path field, escaped as the cache writes it: after the hex digits and a tab.
+    const pathAt = draft.hexAt[s] + 65
+    const path = m.subarray(pathAt, m.indexOf(0x0a, pathAt))
+    at[s] = writer.line(path, e, out.sha256, s * 32, out.pieces, pieceAt[s], pieceAt[s + 1], hasTail[s] ? out.tails : undefined, s * 20)
+  }
+  return { writer, at }
 }
 
 /** data.dsync for the walked entries (a hardlink takes its file's size and SHA-256), and the shard info dicts. */
