@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
-import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
+import { createHash, randomBytes } from 'node:crypto'
+import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { test } from 'node:test'
 import { prepareHost, startHost } from '../testbed/host.js'
@@ -9,6 +10,7 @@ import { hasLibtorrent, pickPort, startLibtorrentSeeder } from '../testbed/seede
 import { StallProxy } from '../testbed/stall-proxy.js'
 import { stagingFiles, tempDir, writeTree } from '../testbed/tree.js'
 import { makeUpstream, pullCli } from '../testbed/upstream.js'
+import { stagedPath } from '../src/sync/part-writer.js'
 
 // SIGKILL while the client fetches the torrent (BEP 9 from a magnet link, or HTTP from a
 // dtp:// host) and while it stages a large file. The kill comes at a point the test knows
@@ -140,5 +142,25 @@ test('SIGKILL while a large file is being staged: the live tree is untouched, th
   // What the killed run had verified (its last progress event before the kill) is not fetched again.
   assert.ok(resumed.summary!.bytesReceived <= at.bytesTotal - at.bytesDone,
     `the resume fetched ${resumed.summary!.bytesReceived} bytes; at most ${at.bytesTotal - at.bytesDone} were not yet verified`)
+  assert.deepEqual(stagingFiles(dest), [])
+})
+
+test('a staged file cut short by a kill mid-write is fetched again, never placed', {
+  skip: hasLibtorrent ? false : 'python3-libtorrent is not installed', timeout: 180_000,
+}, async () => {
+  // A file of one piece is written straight under its staged name (no .part, no rename): a
+  // kill in the middle of that write leaves a short file there, which must not count as staged.
+  const small = randomBytes(3000)
+  const up = await makeUpstream({ 'pool/main/a/small.deb': small, 'pool/main/b/other.deb': randomBytes(2000), 'dists/Release': 'Suite: x\n' })
+  const seeder = await startLibtorrentSeeder(up.torrent, up.webroot, '127.0.8.12')
+  const dest = join(tempDir(), 'mirror')
+  const cut = stagedPath(join(dest, '.dsync', 'staging'), createHash('sha256').update(small).digest('hex'))
+  mkdirSync(join(cut, '..'), { recursive: true })
+  writeFileSync(cut, small.subarray(0, 1000))
+
+  const run = await pullCli(up.torrent, dest, [seeder.address])
+  assert.equal(run.code, 0, run.stderr)
+  await assertSameTree(up.save, dest)
+  assert.equal(run.summary!.bytesReceived, small.length + 2000 + 'Suite: x\n'.length, 'the short staged file was fetched again')
   assert.deepEqual(stagingFiles(dest), [])
 })

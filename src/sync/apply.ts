@@ -130,14 +130,19 @@ function placeFile(ctx: ApplyContext, f: ManifestEntry): void {
   guard(() => {
     // The last use takes the staged file itself (it is ours, inside staging); an earlier
     // use takes a copy made beside it. Mode and mtime are set before the one rename.
+    // The stage worker set them already on a file fetched in this run for this one path.
     let t = src
     if (left > 0) {
       t = ctx.tmp()
       copyFileSync(src, t, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE)
       syncFile(t)
     }
-    chmodSync(t, ctx.fileMode(f.mode))
-    utimesSync(t, f.mtime, f.mtime)
+    const mode = ctx.fileMode(f.mode) & 0o7777
+    const set = left === 0 ? ctx.staging.metaOf(h) : undefined
+    if (set?.mode !== mode || set.mtime !== f.mtime) {
+      chmodSync(t, mode)
+      utimesSync(t, f.mtime, f.mtime)
+    }
     renameSync(t, ctx.abs(f.path))
   }, ctx.abs(f.path))
 }

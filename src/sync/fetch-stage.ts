@@ -31,6 +31,7 @@ export async function fetchStage(dest: string, plan: Plan, route: Route): Promis
     items.push([hex, entry])
   }
   checkFreeSpace(staging.dir, dest, items.reduce((sum, [, e]) => sum + e.size, 0) + localBytes(plan, staging))
+  wantMeta(plan, staging)
   let filesCopiedLocally: number
   let transfer: Awaited<ReturnType<Route['fetch']>>
   try {
@@ -47,6 +48,23 @@ export async function fetchStage(dest: string, plan: Plan, route: Route): Promis
   return {
     staging, filesFetched: items.length, filesCopiedLocally,
     bytesReceived: transfer.bytesReceived, bytesPerHost: transfer.bytesPerPeer,
+  }
+}
+
+/**
+ * A content placed at one path only is staged with that path's mode (setuid/setgid dropped, as
+ * the apply drops them by default) and mtime; the apply skips its chmod and utimes when they
+ * match. Contents placed at several paths are left to the apply (its copies need a readable file).
+ */
+function wantMeta(plan: Plan, staging: Staging): void {
+  const uses = new Map<string, number>()
+  for (const f of plan.place) {
+    const hex = f.sha256!.toString('hex')
+    uses.set(hex, (uses.get(hex) ?? 0) + 1)
+  }
+  for (const f of plan.place) {
+    const hex = f.sha256!.toString('hex')
+    if (uses.get(hex) === 1) staging.wantMeta(hex, { mode: f.mode & 0o1777, mtime: f.mtime })
   }
 }
 

@@ -1,7 +1,8 @@
 import { createHash, type Hash } from 'node:crypto'
-import { closeSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs'
+import { closeSync, fchmodSync, futimesSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { PartFds } from './part-fds.js'
+import { ITEM_CHECKED, ITEM_LAST, type StagedMeta } from './stage-items.js'
 
 /** Out-of-order piece bytes held for hashing, all files together; beyond it a file is re-read. */
 const MAX_HELD = 32 << 20
@@ -55,29 +56,35 @@ export class PartWriter {
   }
 
   /**
-   * Writes `data` at `offset` of the file; `last` says no other piece of it is still to come
-   * (those written before are on disk), so the file is checked and finished.
+   * Writes `data` at `offset` of the file; ITEM_LAST in `flags` says no other piece of it is
+   * still to come (those written before are on disk), so the file is checked and finished,
+   * and given `meta` (mode, mtime) before it is closed: the apply then only renames it.
    */
-  write(hex: string, offset: number, data: Uint8Array, size: number, last: boolean): PartOutcome | undefined {
-    if (last && offset === 0 && data.length === size && !this.parts.has(hex)) return this.writeWhole(hex, data)
+  write(hex: string, offset: number, data: Uint8Array, size: number, flags: number, meta?: StagedMeta): PartOutcome | undefined {
+    const last = (flags & ITEM_LAST) !== 0
+    if (last && offset === 0 && data.length === size && !this.parts.has(hex)) return this.writeWhole(hex, data, (flags & ITEM_CHECKED) !== 0, meta)
     const st = this.state(hex)
     writeFully(this.fds.get(hex), data, offset)
     this.hashIn(st, offset, data)
     if (!last) return undefined
-    return this.finish(hex, st, size)
+    return this.finish(hex, st, size, meta)
   }
 
-  /** A file that is one piece: hashed from memory, written only if it matches. */
-  private writeWhole(hex: string, data: Uint8Array): PartOutcome {
-    if (createHash('sha256').update(data).digest('hex') !== hex) return 'mismatch'
-    const path = this.partPath(hex)
-    const fd = openSync(path, 'w', 0o644)
+  /**
+   * A file that is one piece: hashed from memory (unless the event loop did already), then
+   * written straight under its staged name, no `.part` and no rename (a rename in a folder of
+   * 100,000 names cost as much as creating the file). A run killed mid-write leaves a file
+   * shorter than its size, which `Staging.has` does not count as staged.
+   */
+  private writeWhole(hex: string, data: Uint8Array, checked: boolean, meta: StagedMeta | undefined): PartOutcome {
+    if (!checked && createHash('sha256').update(data).digest('hex') !== hex) return 'mismatch'
+    const fd = openSync(stagedPath(this.dir, hex), 'w', 0o644)
     try {
       writeFully(fd, data, 0)
+      if (meta) setMeta(fd, meta)
     } finally {
       closeSync(fd)
     }
-    renameSync(path, stagedPath(this.dir, hex))
     return 'verified'
   }
 
@@ -106,8 +113,9 @@ export class PartWriter {
     st.ahead.clear()
   }
 
-  private finish(hex: string, st: PartState, size: number): PartOutcome {
+  private finish(hex: string, st: PartState, size: number, meta: StagedMeta | undefined): PartOutcome {
     const digest = !st.reread && st.hashed === size ? st.hash.digest('hex') : sha256OfFd(this.fds.get(hex))
+    if (digest === hex && meta) setMeta(this.fds.get(hex), meta)
     this.forget(hex, st)
     if (digest !== hex) {
       unlinkSync(this.partPath(hex))
@@ -138,6 +146,12 @@ export class PartWriter {
     for (const st of this.parts.values()) this.giveUp(st)
     this.parts.clear()
   }
+}
+
+/** Mode, then mtime (atime the same, as the apply sets them): after the last write, or the write would move it. */
+function setMeta(fd: number, meta: StagedMeta): void {
+  fchmodSync(fd, meta.mode)
+  futimesSync(fd, meta.mtime, meta.mtime)
 }
 
 function writeFully(fd: number, data: Uint8Array, position: number): void {

@@ -1,20 +1,44 @@
 /**
  * A batch's pieces, packed for postMessage: the files' SHA-256 hex names end to end (64
  * characters each) and, per piece, ITEM_FIELDS numbers: offset in the file, start in the batch
- * buffer, length, the file's size, 1 if it is the file's last piece. An array of one object
- * per piece cost its structured clone: postMessage was 3.5% of a 200k-file pull's main thread.
+ * buffer, length, the file's size, flags (ITEM_LAST, ITEM_CHECKED), then the mode and mtime the
+ * staged file gets (mode -1: leave them to the apply). An array of one object per piece cost
+ * its structured clone: postMessage was 3.5% of a 200k-file pull's main thread.
  */
 export interface PackedItems {
   hexes: string
   numbers: Float64Array
 }
-export const ITEM_FIELDS = 5
+export const ITEM_FIELDS = 7
 export const HEX_CHARS = 64
+/** No other piece of the file is still to come. */
+export const ITEM_LAST = 1
+/** The piece is the whole file and already matched its SHA-256 (on the event loop). */
+export const ITEM_CHECKED = 2
+
+/** Mode and mtime (seconds) a staged file is given before it is closed. */
+export interface StagedMeta {
+  mode: number
+  mtime: number
+}
+
+export interface StageItem {
+  hex: string
+  offset: number
+  start: number
+  length: number
+  size: number
+  flags: number
+  meta: StagedMeta | undefined
+}
 
 /** The pieces of a packed batch, one by one. */
-export function* unpackItems(p: PackedItems): Generator<{ hex: string; offset: number; start: number; length: number; size: number; last: boolean }> {
+export function* unpackItems(p: PackedItems): Generator<StageItem> {
   const n = p.numbers
   for (let i = 0, j = 0; j < n.length; i++, j += ITEM_FIELDS) {
-    yield { hex: p.hexes.slice(i * HEX_CHARS, (i + 1) * HEX_CHARS), offset: n[j], start: n[j + 1], length: n[j + 2], size: n[j + 3], last: n[j + 4] === 1 }
+    yield {
+      hex: p.hexes.slice(i * HEX_CHARS, (i + 1) * HEX_CHARS), offset: n[j], start: n[j + 1], length: n[j + 2], size: n[j + 3], flags: n[j + 4],
+      meta: n[j + 5] >= 0 ? { mode: n[j + 5], mtime: n[j + 6] } : undefined,
+    }
   }
 }

@@ -7,6 +7,7 @@ import { fsError } from '../errors.js'
 import { DSYNC_DIR } from '../manifest/paths.js'
 import { PartFds } from './part-fds.js'
 import { sha256OfFd, STAGE_DIRS, stagedPath } from './part-writer.js'
+import type { StagedMeta } from './stage-items.js'
 
 /** From this many staged files on, one filesystem-wide sync beats an fsync per file. */
 const SYNCFS_MIN_FILES = 256
@@ -39,6 +40,10 @@ export class Staging {
    * instead of a failing stat per file of a bootstrap (200k files: 200k exceptions).
    */
   private readonly names: Set<string>
+  /** Mode and mtime the fetch gives a content's staged file (the one path that takes it). */
+  private readonly metaWanted = new Map<string, StagedMeta>()
+  /** Contents staged in this run with their `metaWanted` set. */
+  private readonly metaSet = new Set<string>()
 
   constructor(dest: string) {
     this.dir = join(dest, DSYNC_DIR, 'staging')
@@ -68,6 +73,28 @@ export class Staging {
 
   partPath(hex: string): string {
     return stagedPath(this.dir, hex, '.part')
+  }
+
+  /**
+   * The staged file of `hex` is to get this mode and mtime when it is written (the stage
+   * worker sets them on the open file), so that the apply only renames it.
+   */
+  wantMeta(hex: string, meta: StagedMeta): void {
+    this.metaWanted.set(hex, meta)
+  }
+
+  metaFor(hex: string): StagedMeta | undefined {
+    return this.metaWanted.get(hex)
+  }
+
+  /** The stage worker staged `hex` with `metaFor(hex)` set. */
+  markMetaSet(hex: string): void {
+    if (this.metaWanted.has(hex)) this.metaSet.add(hex)
+  }
+
+  /** The mode and mtime `hex`'s staged file has for sure (set in this run), if any. */
+  metaOf(hex: string): StagedMeta | undefined {
+    return this.metaSet.has(hex) ? this.metaWanted.get(hex) : undefined
   }
 
   /** A verified copy of this content is staged already. */

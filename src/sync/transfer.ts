@@ -6,6 +6,7 @@ import { Downloader } from '../swarm/downloader.js'
 import type { PeerConnection } from '../swarm/peer.js'
 import type { Swarm } from '../swarm/swarm.js'
 import { fileSpans, type PieceMap, type PieceSpan } from '../torrent/piece-map.js'
+import { ITEM_CHECKED, ITEM_LAST } from './stage-items.js'
 import { StageWriter } from './stage-writer.js'
 import type { Staging } from './staging.js'
 
@@ -62,22 +63,32 @@ export async function transferFiles(opts: TransferOptions): Promise<TransferResu
   staging.prepare()
   const writer = new StageWriter(staging.dir, {
     onWritten: bytes => { bytesDone += bytes; progress() },
-    onVerified: () => { filesDone++; progress() },
+    onVerified: hex => { staging.markMetaSet(hex); filesDone++; progress() },
     onMismatch: hex => storeFailed(mismatch(indexOf.get(hex)!)),
     onError: storeFailed,
     onBusy: busy => (busy ? downloader.pause() : downloader.resume()),
   })
+  // The piece whose whole file last matched its SHA-256 (the downloader hands it to onPiece
+  // right after the check): the stage worker need not hash it again.
+  let checked: PieceSpan | undefined
   const downloader: Downloader = new Downloader({
     pieces,
     hashes: opts.hashes,
     // A one-piece file (most of a mirror of small files): its SHA-256 checks the piece. A
     // mismatch falls back to the piece's SHA-1, so data the torrent vouches for but data.dsync
     // does not still ends as "content does not match its SHA-256", not as a bad peer.
-    wholeFileCheck: (span, data) => data.length === map.files[span.file].length && hash('sha256', data, 'hex') === opts.files.get(span.file),
+    wholeFileCheck: (span, data) => {
+      const ok = data.length === map.files[span.file].length && hash('sha256', data, 'hex') === opts.files.get(span.file)
+      checked = ok ? span : undefined
+      return ok
+    },
     onPiece: (span, data, from) => {
       const left = remainingPerFile.get(span.file)! - 1
       remainingPerFile.set(span.file, left)
-      writer.write(opts.files.get(span.file)!, span.fileOffset, data, map.files[span.file].length, left === 0)
+      const hex = opts.files.get(span.file)!
+      const flags = (left === 0 ? ITEM_LAST : 0) | (checked === span ? ITEM_CHECKED : 0)
+      checked = undefined
+      writer.write(hex, span.fileOffset, data, map.files[span.file].length, flags, left === 0 ? staging.metaFor(hex) : undefined)
       bytesPerPeer[from.label] = (bytesPerPeer[from.label] ?? 0) + span.dataLength
     },
   })
