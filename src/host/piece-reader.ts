@@ -91,7 +91,7 @@ export class PieceReader {
    * other segments, the file is big, or the disk is cold.
    */
   private fromSmallFile(seg: Segment, start: number, end: number): Buffer | undefined {
-    if (seg.source !== 'file' || seg.length > WHOLE_FILE_MAX || end > seg.offset + seg.length || this.small.cold) return undefined
+    if (seg.source !== 'file' || seg.length > WHOLE_FILE_MAX || end > seg.offset + seg.length || this.small.takeCold()) return undefined
     const known = this.stale.get(seg.path)
     if (known !== undefined) throw new StaleFileError(seg.path, known)
     try {

@@ -10,11 +10,13 @@ const KEEP_MS = 250
 /** A read slower than this may have come from the disk (see slowRead). */
 const COLD_READ_MS = 2
 /**
- * After a cold read, small files go through the asynchronous path for this long. Short: a few
- * files missing from the page cache (evicted under memory pressure) made every small file of a
- * pull take the asynchronous path (~50 µs of CPU a file against ~8) for 2 s at a time.
+ * After a cold read, this many small files go through the asynchronous path before the
+ * synchronous one is tried again. Counted in files, not time: a pause of 500 ms, set off by a
+ * few files (or their inodes) missing from the page cache, sent thousands of files of a
+ * 200,000-file pull down the asynchronous path (~50 µs of CPU a file against ~11) when the
+ * rest of the tree was cached; on a really cold disk one read in COLD_FILES + 1 still blocks.
  */
-const COLD_PAUSE_MS = 500
+const COLD_FILES = 64
 /** Device reads are sampled every this many whole-file reads (getrusage costs ~2-5 µs). */
 const SAMPLE_EVERY = 32
 
@@ -35,7 +37,8 @@ interface Kept {
 export class SmallFileReader {
   private readonly kept = new Map<string, Kept>()
   private keptBytes = 0
-  private coldUntil = 0
+  /** Small files still to send down the asynchronous path after a cold read. */
+  private coldLeft = 0
   /** Blocks this process had read from devices at the last sample, and the one before. */
   private deviceBlocks = process.resourceUsage().fsRead
   private deviceBlocksBefore = this.deviceBlocks
@@ -43,9 +46,14 @@ export class SmallFileReader {
   /** Files read whole since start. */
   filesRead = 0
 
-  /** True while small files should not be read on the event loop (the disk is cold). */
-  get cold(): boolean {
-    return this.coldUntil !== 0 && Date.now() < this.coldUntil
+  /**
+   * True while small files should not be read on the event loop (the disk is cold); each call
+   * that answers true counts one file sent down the asynchronous path.
+   */
+  takeCold(): boolean {
+    if (this.coldLeft === 0) return false
+    this.coldLeft--
+    return true
   }
 
   /** The whole file, checked against the size and mtime data.dsync records. */
@@ -73,7 +81,7 @@ export class SmallFileReader {
    */
   private slowRead(): void {
     const blocks = process.resourceUsage().fsRead
-    if (blocks > this.deviceBlocksBefore) this.coldUntil = Date.now() + COLD_PAUSE_MS
+    if (blocks > this.deviceBlocksBefore) this.coldLeft = COLD_FILES
     this.deviceBlocksBefore = this.deviceBlocks = blocks
     this.sinceSample = 0
   }
