@@ -34,6 +34,9 @@ const LOW_WATER_BYTES = 8 << 20
  */
 const SPARE_BATCHES = HIGH_WATER_BYTES / BATCH_BYTES + 2
 
+/** Batches with a worker (one being written, one waiting) before the next is held back to grow. */
+const QUEUED_BATCHES = 2
+
 export interface StageWriterEvents {
   /** This many more piece bytes are on disk (written, not yet fsynced). */
   onWritten: (bytes: number) => void
@@ -84,7 +87,7 @@ export class StageWriter {
       this.flushScheduled = true
       setImmediate(() => {
         this.flushScheduled = false
-        for (const lane of this.lanes) lane.flush()
+        for (const lane of this.lanes) lane.flushIfRoom()
       })
     }
   }
@@ -157,6 +160,16 @@ class StageLane {
     cur.used += data.length
   }
 
+  /**
+   * Sends the batch at the end of an event-loop turn only while the worker has fewer than
+   * QUEUED_BATCHES: beyond that the batch grows until a reply comes back (or it is full). A
+   * batch per turn of a few small files each made postMessage 3.6% of the event loop's time
+   * and as much again of the workers' on a 20,000-file pull.
+   */
+  flushIfRoom(): void {
+    if (this.inFlight < QUEUED_BATCHES) this.flush()
+  }
+
   async drain(): Promise<void> {
     this.flush()
     if (this.inFlight === 0) return
@@ -218,6 +231,7 @@ class StageLane {
     for (const hex of reply.verified!) this.events.onVerified(hex)
     for (const hex of reply.mismatched!) this.events.onMismatch(hex)
     this.events.onLoad()
+    this.flushIfRoom()
     if (this.inFlight === 0) this.release()
   }
 }
