@@ -10,6 +10,7 @@ import { hostopsMessages } from './areas/hostops.js'
 import { runnerMessages } from './areas/runner.js'
 import { seedMessages } from './areas/seed.js'
 import { shardsyncMessages } from './areas/shardsync.js'
+import { deltaplanMessages } from './areas/deltaplan.js'
 
 export const areaMessages = {
   ...runnerMessages,
@@ -19,4 +20,5 @@ export const areaMessages = {
   ...hostopsMessages,
   ...scaleMessages,
   ...shardsyncMessages,
+  ...deltaplanMessages,
 }

@@ -226,43 +226,14 @@ export class ManifestParser {
   }
 
   private pushEntry(line: number, text: string): void {
-    const f = text.split('\t')
-    if (f.length < 6 || f.length > 7) this.fail(line, `expected 6 or 7 fields, got ${f.length}`)
-    const type = f[0] as EntryType
-    if (!['f', 'd', 'l', 'h'].includes(type)) this.fail(line, `unknown entry type "${f[0]}"`)
-    if (!/^[0-7]{4}$/.test(f[1])) this.fail(line, 'bad mode')
-    if (!/^\d{1,16}$/.test(f[2]) || !Number.isSafeInteger(Number(f[2]))) this.fail(line, 'bad size')
-    if (!/^-?\d{1,16}$/.test(f[3])) this.fail(line, 'bad mtime')
-    const path = unescapePath(f[5])
-    if (path === undefined || !isSafeRelativePath(path)) this.fail(line, 'unsafe or malformed path')
-    // One spelling per path: the writer's escaping exactly, so equal trees give equal bytes.
-    if (escapePath(path) !== f[5]) this.fail(line, 'path not escaped as the format requires')
-    // .dsync/ holds the manifest itself (also the torrent's first file) and the host's lock
-    // and cache; a listed entry there would overwrite them.
-    if (path === DSYNC_DIR || path.startsWith(DSYNC_DIR + '/')) this.fail(line, `reserved path ${DSYNC_DIR}`)
-    const entry: ManifestEntry = { type, path, mode: parseInt(f[1], 8), size: Number(f[2]), mtime: Number(f[3]) }
-    const hashed = type === 'f' || type === 'h'
-    if (hashed) {
-      if (!/^[0-9a-f]{64}$/.test(f[4])) this.fail(line, 'bad SHA-256')
-      entry.sha256 = Buffer.from(f[4], 'hex')
-    } else if (f[4] !== '-') this.fail(line, 'only files carry a SHA-256')
-    const needsTarget = type === 'l' || type === 'h'
-    if (needsTarget !== (f.length === 7)) this.fail(line, needsTarget ? 'missing link target' : 'unexpected link target')
-    if (needsTarget) {
-      const target = unescapePath(f[6])
-      if (target === undefined || target === '' || target.includes('\0') || escapePath(target) !== f[6]) {
-        this.fail(line, 'malformed link target')
-      }
-      if (type === 'h') {
-        const file = this.byPath.get(target)
-        if (file?.type !== 'f') this.fail(line, 'hardlink to a file not listed before it')
-        if (file.size !== entry.size || !file.sha256!.equals(entry.sha256!)) this.fail(line, 'hardlink differs from its file in size or SHA-256')
-      }
-      if (type === 'l' && entry.size !== Buffer.byteLength(target)) this.fail(line, 'symlink size differs from its target length')
-      if (type === 'l' && entry.mode !== 0o777) this.fail(line, 'symlink mode must be 0777')
-      entry.target = target
+    const entry = parseEntryLine(text)
+    if (typeof entry === 'string') this.fail(line, entry)
+    if (entry.type === 'h') {
+      const file = this.byPath.get(entry.target!)
+      if (file?.type !== 'f') this.fail(line, 'hardlink to a file not listed before it')
+      if (file.size !== entry.size || !file.sha256!.equals(entry.sha256!)) this.fail(line, 'hardlink differs from its file in size or SHA-256')
     }
-    if (type === 'd' && entry.size !== 0) this.fail(line, 'directory with a size')
+    const path = entry.path
     const key = Buffer.from(path, 'utf8')
     if (this.previous && Buffer.compare(this.previous, key) >= 0) this.fail(line, 'entries not sorted or repeated')
     this.previous = key
@@ -283,4 +254,44 @@ export class ManifestParser {
     }
     return { header: h, entries: this.entries, digest: this.ended }
   }
+}
+
+/**
+ * One entry line by the rules that concern it alone (fields, mode, size, mtime, a safe path
+ * escaped as the writer escapes it, not under .dsync/, SHA-256, link target); a reason when it
+ * breaks one. The list's own rules (order, parents, hardlink targets) are ManifestParser's,
+ * and the delta plan's (src/sync/delta-plan.ts).
+ */
+export function parseEntryLine(text: string): ManifestEntry | string {
+  const f = text.split('\t')
+  if (f.length < 6 || f.length > 7) return `expected 6 or 7 fields, got ${f.length}`
+  const type = f[0] as EntryType
+  if (!['f', 'd', 'l', 'h'].includes(type)) return `unknown entry type "${f[0]}"`
+  if (!/^[0-7]{4}$/.test(f[1])) return 'bad mode'
+  if (!/^\d{1,16}$/.test(f[2]) || !Number.isSafeInteger(Number(f[2]))) return 'bad size'
+  if (!/^-?\d{1,16}$/.test(f[3])) return 'bad mtime'
+  const path = unescapePath(f[5])
+  if (path === undefined || !isSafeRelativePath(path)) return 'unsafe or malformed path'
+  // One spelling per path: the writer's escaping exactly, so equal trees give equal bytes.
+  if (escapePath(path) !== f[5]) return 'path not escaped as the format requires'
+  // .dsync/ holds the manifest itself (also the torrent's first file) and the host's lock
+  // and cache; a listed entry there would overwrite them.
+  if (path === DSYNC_DIR || path.startsWith(DSYNC_DIR + '/')) return `reserved path ${DSYNC_DIR}`
+  const entry: ManifestEntry = { type, path, mode: parseInt(f[1], 8), size: Number(f[2]), mtime: Number(f[3]) }
+  const hashed = type === 'f' || type === 'h'
+  if (hashed) {
+    if (!/^[0-9a-f]{64}$/.test(f[4])) return 'bad SHA-256'
+    entry.sha256 = Buffer.from(f[4], 'hex')
+  } else if (f[4] !== '-') return 'only files carry a SHA-256'
+  const needsTarget = type === 'l' || type === 'h'
+  if (needsTarget !== (f.length === 7)) return needsTarget ? 'missing link target' : 'unexpected link target'
+  if (needsTarget) {
+    const target = unescapePath(f[6])
+    if (target === undefined || target === '' || target.includes('\0') || escapePath(target) !== f[6]) return 'malformed link target'
+    if (type === 'l' && entry.size !== Buffer.byteLength(target)) return 'symlink size differs from its target length'
+    if (type === 'l' && entry.mode !== 0o777) return 'symlink mode must be 0777'
+    entry.target = target
+  }
+  if (type === 'd' && entry.size !== 0) return 'directory with a size'
+  return entry
 }

@@ -7,7 +7,8 @@ import { deltaFile, generationFiles } from '../generation/files.js'
 import type { DeltaRef, GenerationRecord } from '../generation/record.js'
 import { t } from '../i18n/index.js'
 import type { ManifestEntry } from '../manifest/entry.js'
-import { parseManifest } from '../manifest/format.js'
+import { parseManifest, type Manifest } from '../manifest/format.js'
+import { indexLines, type LineTable } from '../manifest/manifest-lines.js'
 import { repoFiles } from '../manifest/paths.js'
 import { pieceMap } from '../torrent/piece-map.js'
 import { readTorrentInfo, type TorrentInfo } from '../torrent/read.js'
@@ -17,9 +18,11 @@ import { deltaHosts, fetchShardTorrents, firstAnswer, offerDeltas } from './delt
 import { readOrUndefined, tryParse } from './metadata.js'
 import { layoutOf } from './torrent-check.js'
 import { openSwarm } from './open-swarm.js'
-import { executePlan } from './execute.js'
+import { executePlan, walkPlan } from './execute.js'
+import { headerCount, listEntry, planFromDeltas, type DeltaPlanInput } from './delta-plan.js'
+import type { Plan } from './plan.js'
 import type { PullContext, PullResult } from './types.js'
-import { mustMatch } from './record-gate.js'
+import { lastApplied, mustMatch } from './record-gate.js'
 import { dropStaleTorrent, rebuildRepoTorrent, type RebuildOptions } from './rebuild-torrent.js'
 import { rebuildIndex, rebuildShardTorrents } from './rebuild-shards.js'
 import { dropShards } from './shards.js'
@@ -40,7 +43,8 @@ export async function pullViaDeltas(ctx: PullContext, record: GenerationRecord, 
   const files = repoFiles(opts.dest, record.repo)
   const previousBytes = readOrUndefined(files.manifest)
   if (!previousBytes) return undefined // a bootstrap: the full generation is the only route
-  const chain = findChain(record, sha256Hex(previousBytes))
+  const previousSha = sha256Hex(previousBytes)
+  const chain = findChain(record, previousSha)
   if (typeof chain === 'string') {
     opts.onWarning?.(t('generation.offChain', { reason: chain }))
     return undefined
@@ -48,49 +52,93 @@ export async function pullViaDeltas(ctx: PullContext, record: GenerationRecord, 
   if (chain.length === 0 && !opts.rescan && !opts.dryRun && record.bytes.equals(readOrUndefined(generationFiles(opts.dest).record) ?? Buffer.alloc(0))) {
     return unchanged(ctx, record)
   }
-  let deltas: Delta[] = []
-  let raw: Buffer[] = []
-  let manifestBytes = previousBytes
-  if (chain.length > 0) {
-    let fetched
-    try {
-      fetched = await followChain(deltaHosts(ctx, baseUrl), chain, previousBytes, record, ctx.opts.localAddress)
-    } catch (err) {
-      if (!(err instanceof DeltaUnavailable)) throw err
-      opts.onWarning?.(t('generation.offChain', { reason: err.message }))
-      return undefined
-    }
-    opts.onWarning?.(t('generation.viaDeltas', { count: chain.length, to: record.seq }))
-    ctx.extraHttpBytes = (ctx.extraHttpBytes ?? 0) + fetched.bytes
-    deltas = fetched.deltas
-    raw = fetched.raw
-    manifestBytes = fetched.manifest
-  }
+  const followed = chain.length === 0 ? { deltas: [], raw: [], manifest: previousBytes } : await followDeltas(ctx, chain, previousBytes, record, baseUrl)
+  if (!followed) return undefined
+  const { deltas, raw, manifest: manifestBytes } = followed
+  const lists = { previous: lineTable(previousBytes, files.manifest), next: lineTable(manifestBytes, `${baseUrl} data.dsync (rebuilt from deltas)`) }
+  // DEST applied the previous generation: only the paths the deltas name can differ from the
+  // new list, and only those are looked at. Otherwise (or --rescan) DEST is walked whole.
+  const fromDeltas = chain.length > 0 && !opts.rescan && appliedHere(opts.dest, record.repo, previousSha)
+  let parsed: { manifest: Manifest; previous: Manifest } | undefined
+  const parse = () => (parsed ??= parseBoth(previousBytes, manifestBytes, files.manifest, lists.next.file))
   // Parsed after the deltas are in: at 200k entries a parse takes seconds, and the host's
   // HTTP connection should not sit idle meanwhile.
-  const previous = tryParse(previousBytes, files.manifest)
-  if (!previous) return undefined
-  const manifest = chain.length === 0 ? previous : parseManifest(manifestBytes, `${baseUrl} data.dsync (rebuilt from deltas)`)
+  if (!fromDeltas && !parse()) return undefined
   // The final entries of the paths the deltas' torrents carry: what sourcesFor looks up.
-  const carried = new Set(deltas.flatMap(d => deltaFiles(d).map(f => f.path)))
   const final = new Map<string, ManifestEntry>()
-  for (const e of manifest.entries) if (e.type === 'f' && carried.has(e.path)) final.set(e.path, e)
+  for (const d of deltas) for (const f of deltaFiles(d)) {
+    const e = listEntry(lists.next.table, f.path, lists.next.file)
+    if (e?.type === 'f') final.set(f.path, e)
+  }
   try {
     return await executePlan(ctx, {
-      repo: record.repo, infoHash: record.torrent, manifest, manifestBytes, previous,
+      repo: record.repo, infoHash: record.torrent, manifest: parsed?.manifest, manifestBytes, previous: parsed?.previous,
       sameGeneration: chain.length === 0, route: 'deltas', deltas: chain.length,
+      plan: fromDeltas ? () => deltaPlan(ctx, { dest: opts.dest, previous: lists.previous.table, next: lists.next.table, deltas, file: lists.next.file }, parse) : undefined,
       fetch: (items, staging) => fetchFromDeltas(ctx, baseUrl, chain, deltas, items, final, staging),
       beforeCommit: async () => {
         keepDeltas(opts.dest, chain, deltas, raw)
         await offerDeltas(ctx, record, deltaHosts(ctx, baseUrl))
       },
-      commit: () => chain.length > 0 ? commitTorrent(ctx, { dest: opts.dest, repo: record.repo, record, manifest, manifestBytes, previous, previousBytes }) : undefined,
+      commit: () => chain.length > 0 ? commitTorrent(ctx, {
+        dest: opts.dest, repo: record.repo, record, pieceLength: headerCount(lists.next.table, 'piece-length'), manifestBytes, previousBytes,
+        parsed: () => {
+          const both = parse()
+          if (!both) throw new Error(`${files.manifest} does not parse`)
+          return both
+        },
+      }) : undefined,
     })
   } catch (err) {
     if (!(err instanceof DeltaUnavailable)) throw err
     opts.onWarning?.(t('generation.offChain', { reason: err.message }))
     return undefined
   }
+}
+
+/** The deltas of the chain fetched, checked and applied; undefined when no host has one of them (the full route then). */
+async function followDeltas(ctx: PullContext, chain: DeltaRef[], previousBytes: Buffer, record: GenerationRecord, baseUrl: string): Promise<{ deltas: Delta[]; raw: Buffer[]; manifest: Buffer } | undefined> {
+  let fetched
+  try {
+    fetched = await followChain(deltaHosts(ctx, baseUrl), chain, previousBytes, record, ctx.opts.localAddress)
+  } catch (err) {
+    if (!(err instanceof DeltaUnavailable)) throw err
+    ctx.opts.onWarning?.(t('generation.offChain', { reason: err.message }))
+    return undefined
+  }
+  ctx.opts.onWarning?.(t('generation.viaDeltas', { count: chain.length, to: record.seq }))
+  ctx.extraHttpBytes = (ctx.extraHttpBytes ?? 0) + fetched.bytes
+  return fetched
+}
+
+/** The plan from the deltas; when DEST is not as its list says where it matters, the walk (and both lists parsed) instead. */
+async function deltaPlan(ctx: PullContext, input: DeltaPlanInput, parse: () => { manifest: Manifest; previous: Manifest } | undefined): Promise<Plan> {
+  const plan = await planFromDeltas(input)
+  if (typeof plan !== 'string') {
+    ctx.planned = 'deltas'
+    return plan
+  }
+  ctx.opts.onWarning?.(t('deltaplan.walk', { reason: plan }))
+  const both = parse()
+  return walkPlan(ctx, { manifest: both?.manifest ?? parseManifest(input.next.buf, input.file), previous: both?.previous })
+}
+
+/** DEST's record (written with its data.dsync at its last commit) names the data.dsync DEST holds. */
+function appliedHere(dest: string, repo: string, manifestSha: string): boolean {
+  const last = lastApplied(dest)
+  return last !== undefined && last.repo === repo && last.manifest.sha256 === manifestSha
+}
+
+/** Both lists parsed; undefined when DEST's own does not parse (the full route then). */
+function parseBoth(previousBytes: Buffer, manifestBytes: Buffer, previousFile: string, file: string): { manifest: Manifest; previous: Manifest } | undefined {
+  const previous = tryParse(previousBytes, previousFile)
+  return previous && { previous, manifest: parseManifest(manifestBytes, file) }
+}
+
+function lineTable(bytes: Buffer, file: string): { table: LineTable; file: string } {
+  const table = indexLines(bytes)
+  if (typeof table === 'string') throw new DsyncError(ExitCode.badData, 'manifest.corrupt', { file, line: 1, reason: table })
+  return { table, file }
 }
 
 /**

@@ -49,11 +49,18 @@ export async function executePlan(ctx: PullContext, r: Route): Promise<PullResul
 /** Stage 3, plan: DEST against the new data.dsync; --no-delete and the delete guard applied. */
 async function planStage(ctx: PullContext, r: Route): Promise<Plan> {
   const { opts } = ctx
-  const plan = await makePlan({ dest: opts.dest, upstream: r.manifest, previous: r.previous, onWarning: opts.onWarning })
+  const plan = r.plan ? await r.plan() : await walkPlan(ctx, r)
   if (opts.noDelete) plan.deletes = []
   // diff reports what a pull would do, the guard's refusal included; it does not refuse.
   if (!opts.dryRun) guardDeletes(plan, opts)
   return plan
+}
+
+/** The plan of every entry of DEST against the whole new list. */
+export async function walkPlan(ctx: PullContext, r: { manifest?: Route['manifest']; previous?: Route['previous'] }): Promise<Plan> {
+  if (!r.manifest) throw new Error('walkPlan: the route gave no list')
+  ctx.planned = 'walk'
+  return makePlan({ dest: ctx.opts.dest, upstream: r.manifest, previous: r.previous, onWarning: ctx.opts.onWarning })
 }
 
 function newResult(ctx: PullContext, r: Route, plan: Plan): PullResult {
@@ -75,5 +82,6 @@ function finish(ctx: PullContext, r: PullResult): PullResult {
   r.seconds = (Date.now() - ctx.started) / 1000
   r.metadataBytes = ctx.resolved.reduce((sum, s) => sum + s.httpBytes, 0) + (ctx.extraHttpBytes ?? 0)
   if (ctx.torrents) r.torrents = ctx.torrents
+  if (ctx.planned) r.planned = ctx.planned
   return r
 }

@@ -54,13 +54,35 @@ export async function makePlan(opts: PlanOptions): Promise<Plan> {
   const local = new Map<string, ScannedEntry>()
   for (const e of scanTree(opts.dest, { excludeTop: [DSYNC_DIR], onWarning: opts.onWarning })) local.set(e.path, e)
   const sha = await trustedHashes(opts, local)
+  const dirs = new Map(opts.upstream.entries.filter(e => e.type === 'd').map(e => [e.path, e]))
+  return planEntries({ dest: opts.dest, local, sha, upstream: opts.upstream.entries, folder: p => dirs.get(p), localEntries: local.size })
+}
+
+/** What planEntries weighs: the local entries at the paths planned, and the upstream ones. */
+export interface EntriesInput {
+  dest: string
+  /** Local entries by path: every one of DEST (makePlan), or those at the paths planned (delta-plan.ts). */
+  local: Map<string, ScannedEntry>
+  /** SHA-256 hex of the local files the plan may trust, by path. */
+  sha: Map<string, string>
+  /** Upstream entries to plan, in data.dsync order; a local entry of `local` not among them is deleted. */
+  upstream: Iterable<ManifestEntry>
+  /** Upstream's folder at a path (its mode and mtime are set back after the apply wrote into it). */
+  folder: (path: string) => ManifestEntry | undefined
+  /** How many entries DEST holds (the delete guard's base). */
+  localEntries: number
+}
+
+/** The plan of `upstream` against `local`; each entry by its kind's handler, then deletions and folder times. */
+export function planEntries(input: EntriesInput): Plan {
+  const { local, sha } = input
   const plan: Plan = {
     mkdirs: [], place: [], fetch: new Map(), local: new Map(), touch: [], links: [], conflicts: [], deletes: [], displaced: [], dirMeta: [],
-    localEntries: local.size, fetchBytes: 0, added: [], changed: [],
+    localEntries: input.localEntries, fetchBytes: 0, added: [], changed: [],
   }
-  for (const [path, hex] of sha) if (!plan.local.has(hex)) plan.local.set(hex, join(opts.dest, path))
+  for (const [path, hex] of sha) if (!plan.local.has(hex)) plan.local.set(hex, join(input.dest, path))
   const wanted = new Set<string>()
-  for (const u of opts.upstream.entries) {
+  for (const u of input.upstream) {
     wanted.add(u.path)
     const l = local.get(u.path)
     const sameType = l !== undefined && fileOr(l.type) === fileOr(u.type)
@@ -69,7 +91,7 @@ export async function makePlan(opts: PlanOptions): Promise<Plan> {
     PLAN_BY_KIND[u.type]({ plan, u, l: sameType ? l : undefined, local, sha })
   }
   planDeletes(plan, local, wanted)
-  planDirMeta(plan, opts.upstream)
+  planDirMeta(plan, input.folder)
   return plan
 }
 
@@ -81,22 +103,33 @@ export async function makePlan(opts: PlanOptions): Promise<Plan> {
 async function trustedHashes(opts: PlanOptions, local: Map<string, ScannedEntry>): Promise<Map<string, string>> {
   const vouched = new Map<string, ManifestEntry>()
   for (const e of opts.previous?.entries ?? []) if (e.type === 'f' || e.type === 'h') vouched.set(e.path, e)
-  const sha = new Map<string, string>()
-  const toHash: { job: HashJob; path: string }[] = []
   const upstreamFiles = new Map<string, ManifestEntry>()
   for (const e of opts.upstream.entries) if (e.type === 'f') upstreamFiles.set(e.path, e)
+  return hashesFor(opts.dest, local, p => vouched.get(p), p => upstreamFiles.get(p), opts.threads)
+}
+
+/**
+ * The trust rule of trustedHashes for any set of local entries: `vouched` is DEST's own list
+ * ('f' and 'h' entries), `upstreamFile` the new list's 'f' entries.
+ */
+export async function hashesFor(
+  dest: string, local: Map<string, ScannedEntry>, vouched: (path: string) => ManifestEntry | undefined,
+  upstreamFile: (path: string) => ManifestEntry | undefined, threads?: number,
+): Promise<Map<string, string>> {
+  const sha = new Map<string, string>()
+  const toHash: { job: HashJob; path: string }[] = []
   for (const [path, l] of local) {
     // The scan names the second and later paths of an inode 'h'; each is a file all the same.
     if (l.type !== 'f' && l.type !== 'h') continue
-    const v = vouched.get(path)
-    const u = upstreamFiles.get(path)
+    const v = vouched(path)
+    const u = upstreamFile(path)
     // Upstream's new content with the old size and mtime: only the bytes tell which one is
     // here (a run killed mid-apply may have placed the new one already).
     const ambiguous = u !== undefined && u.size === l.size && u.mtime === l.mtime && v !== undefined && !u.sha256!.equals(v.sha256!)
     if (v && v.size === l.size && v.mtime === l.mtime && !ambiguous) sha.set(path, v.sha256!.toString('hex'))
-    else if (u && u.size === l.size) toHash.push({ job: { id: toHash.length, path: join(opts.dest, path), size: l.size, mtimeMs: l.mtimeMs, ino: l.ino }, path })
+    else if (u && u.size === l.size) toHash.push({ job: { id: toHash.length, path: join(dest, path), size: l.size, mtimeMs: l.mtimeMs, ino: l.ino }, path })
   }
-  await hashFiles(toHash.map(x => x.job), 0, (job, d) => sha.set(toHash[job.id].path, d.sha256.toString('hex')), opts.threads)
+  await hashFiles(toHash.map(x => x.job), 0, (job, d) => sha.set(toHash[job.id].path, d.sha256.toString('hex')), threads)
   return sha
 }
 
@@ -158,12 +191,11 @@ function planHardlink({ plan, u, l, local, sha }: EntryCase): void {
  * Every folder the apply writes into gets a new mtime from the kernel; it is set back to
  * upstream's at the end, after the last rename or unlink inside it. Children before parents.
  */
-function planDirMeta(plan: Plan, upstream: Manifest): void {
-  const dirs = new Map(upstream.entries.filter(e => e.type === 'd').map(e => [e.path, e]))
+function planDirMeta(plan: Plan, folder: (path: string) => ManifestEntry | undefined): void {
   const inMeta = new Set(plan.dirMeta.map(d => d.path))
   const touched = [...plan.place, ...plan.links, ...plan.mkdirs, ...plan.conflicts, ...plan.deletes].map(e => parentOf(e.path))
   for (const parent of touched) {
-    const d = parent === '' ? undefined : dirs.get(parent)
+    const d = parent === '' ? undefined : folder(parent)
     if (d && !inMeta.has(d.path)) {
       inMeta.add(d.path)
       plan.dirMeta.push(d)
@@ -182,7 +214,7 @@ export function describePlan(p: Plan): { added: string[]; changed: string[]; rem
   return { added: p.added, changed: p.changed, removed: [...p.deletes, ...p.displaced].map(e => e.path) }
 }
 
-function fileOr(type: string): string {
+export function fileOr(type: string): string {
   return type === 'h' ? 'f' : type
 }
 

@@ -73,7 +73,7 @@ export function rebuildShardTorrents(opts: RebuildOptions): ShardRebuild {
  * hashed from DEST. A reason when the previous generation is not sharded the same way.
  */
 function splicedShards(opts: RebuildOptions, files: RepoFiles, trackers: string[]): BuiltTorrent[] | string {
-  const P = opts.manifest.header.pieceLength
+  const P = opts.pieceLength
   const old = readManifestLines(opts.previousBytes, files.manifest)
   const next = indexLines(opts.manifestBytes)
   if (typeof next === 'string') return next
@@ -140,7 +140,7 @@ function decodedShards(opts: RebuildOptions, files: RepoFiles, trackers: string[
     const existing = readOrUndefined(join(files.shards, `${ih}.torrent`))
     if (existing) return { infoHash: ih, torrent: existing }
     const end = s + 1 < digests.starts.length ? digests.starts[s + 1] : digests.content.length
-    return buildShards(opts.repo, opts.manifest.header.pieceLength, trackers, digests.content.slice(digests.starts[s], end), [0])[0]
+    return buildShards(opts.repo, opts.pieceLength, trackers, digests.content.slice(digests.starts[s], end), [0])[0]
   })
 }
 
@@ -161,7 +161,7 @@ export function rebuildIndex(opts: RebuildOptions): boolean {
 }
 
 function writeIndex(opts: RebuildOptions, files: RepoFiles, trackers: string[], shards: BuiltTorrent[]): boolean {
-  const index = buildIndexTorrent(opts.repo, opts.manifest.header.pieceLength, trackers, opts.manifestBytes, shards)
+  const index = buildIndexTorrent(opts.repo, opts.pieceLength, trackers, opts.manifestBytes, shards)
   if (index.infoHash !== opts.record.torrent) return false
   writeFileAtomic(files.torrent, index.torrent)
   writeFileAtomic(files.magnet, magnetLink(index.infoHash, opts.repo, trackers) + '\n')

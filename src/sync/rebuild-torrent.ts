@@ -14,11 +14,16 @@ export interface RebuildOptions {
   dest: string
   repo: string
   record: GenerationRecord
-  manifest: Manifest
+  /** The new generation's piece length (data.dsync's header). */
+  pieceLength: number
   manifestBytes: Buffer
-  /** DEST's data.dsync before this update (parsed, and as bytes): the old torrents' layout. */
-  previous: Manifest
+  /** DEST's data.dsync before this update: the old torrents' layout. */
   previousBytes: Buffer
+  /**
+   * Both lists parsed, on demand: only a rebuild that decodes the previous torrent uses them
+   * (one torrent: at most 32,768 files); the sharded splice works on the bytes.
+   */
+  parsed: () => { manifest: Manifest; previous: Manifest }
 }
 
 /**
@@ -31,7 +36,7 @@ export interface RebuildOptions {
  */
 export function rebuildRepoTorrent(opts: RebuildOptions): boolean {
   const files = repoFiles(opts.dest, opts.repo)
-  const pieceLength = opts.manifest.header.pieceLength
+  const pieceLength = opts.pieceLength
   const trackers = previousTrackers(files)
   let digests
   try {
@@ -70,12 +75,13 @@ export function previousTrackers(files: RepoFiles): string[] | undefined {
  * instead when the previous torrents do not fit.
  */
 export function generationDigests(opts: RebuildOptions, files: RepoFiles): ReturnType<typeof reuseDigests> {
-  const pieceLength = opts.manifest.header.pieceLength
+  const pieceLength = opts.pieceLength
+  const { manifest, previous } = opts.parsed()
   const before = new Map<string, Buffer>()
-  for (const e of opts.previous.entries) if (e.type === 'f' && e.sha256) before.set(e.path, e.sha256)
+  for (const e of previous.entries) if (e.type === 'f' && e.sha256) before.set(e.path, e.sha256)
   const content = []
   const digests = new Map<string, FileDigest>()
-  for (const e of opts.manifest.entries) {
+  for (const e of manifest.entries) {
     if (e.type !== 'f' || e.size === 0) continue
     const changed = !before.get(e.path)?.equals(e.sha256!)
     content.push({ path: e.path, length: e.size, changed })

@@ -2,6 +2,7 @@ import type { GenerationRecord } from '../generation/record.js'
 import type { ManifestEntry } from '../manifest/entry.js'
 import type { Manifest } from '../manifest/format.js'
 import type { PeerAddress, PeerConnection } from '../swarm/peer.js'
+import type { Plan } from './plan.js'
 import type { ResolvedSource } from './source.js'
 import type { Staging } from './staging.js'
 import type { TransferProgress } from './transfer.js'
@@ -77,6 +78,11 @@ export interface PullResult {
    * be rebuilt to the record's infohash.
    */
   torrents?: TorrentTally
+  /**
+   * How the plan saw DEST: 'deltas' = only the paths the deltas name were looked at (DEST
+   * applied the previous generation); 'walk' = every entry of DEST was (docs/SCALE.md).
+   */
+  planned?: 'deltas' | 'walk'
 }
 
 export interface TorrentTally {
@@ -96,13 +102,16 @@ export interface PullContext {
   extraHttpBytes?: number
   /** The delta route's torrents: rebuilt, kept or fetched (PullResult.torrents). */
   torrents?: TorrentTally
+  /** PullResult.planned. */
+  planned?: 'deltas' | 'walk'
 }
 
 /** One route's contribution to executePlan: the new list, how to fetch, what else to commit. */
 export interface Route {
   repo: string
   infoHash: string
-  manifest: Manifest
+  /** The new list parsed (the plan walks DEST against it); not needed when the route plans itself (`plan`). */
+  manifest?: Manifest
   manifestBytes: Buffer
   /** DEST's own data.dsync when it has a valid one (the plan trusts what it vouches for). */
   previous?: Manifest
@@ -110,6 +119,8 @@ export interface Route {
   sameGeneration: boolean
   route: 'full' | 'deltas'
   deltas?: number
+  /** The route's own plan (the delta route plans from the deltas); without it DEST is walked against `manifest`. */
+  plan?: () => Promise<Plan>
   /** Downloads these contents (SHA-256 hex, first entry) into staging. */
   fetch: (items: [string, ManifestEntry][], staging: Staging) => Promise<{ bytesReceived: number; bytesPerPeer: Record<string, number> }>
   /** Writes the route's own files under DEST/.dsync/ after data.dsync (the torrent, the magnet link). */
