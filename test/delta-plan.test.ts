@@ -1,9 +1,14 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { parseManifest } from '../src/manifest/format.js'
+import { applyDelta, parseDelta, serializeDelta } from '../src/generation/delta.js'
+import type { ManifestEntry } from '../src/manifest/entry.js'
+import { parseManifest, serializeManifest } from '../src/manifest/format.js'
+import { indexLines, type LineTable } from '../src/manifest/manifest-lines.js'
+import { planFromDeltas } from '../src/sync/delta-plan.js'
 import { runCli } from '../testbed/cli.js'
 import { HOST_PORT, prepareHost, startHost, type TestHost } from '../testbed/host.js'
 import { assertSameTree, settleDirMtimes } from '../testbed/same-tree.js'
@@ -161,4 +166,42 @@ test('a delta-planned update killed after each apply step: the re-run is planned
     await assertSameTree(repo, dest)
     t.diagnostic(`${fault}: re-run planned from the deltas, 0 bytes, converged`)
   }
+})
+
+test('a rebuilt list that breaks a whole-list rule at a delta\'s paths is refused with file and line, nothing planned', async () => {
+  const dest = tempDir('dsync-deltaplan-rules-')
+  writeTree(dest, { 'pool/a.deb': 'a', 'pool/sub/b.deb': 'b' })
+  const sha = (c: string) => Buffer.from(createHash('sha256').update(c).digest())
+  const t = 1700000000
+  const entries: ManifestEntry[] = [
+    { type: 'd', path: 'pool', mode: 0o755, size: 0, mtime: t },
+    { type: 'f', path: 'pool/a.deb', mode: 0o644, size: 1, mtime: t, sha256: sha('a') },
+    { type: 'd', path: 'pool/sub', mode: 0o755, size: 0, mtime: t },
+    { type: 'f', path: 'pool/sub/b.deb', mode: 0o644, size: 1, mtime: t, sha256: sha('b') },
+  ]
+  const previous = serializeManifest(entries, 16384)
+  const table = (b: Buffer) => indexLines(b) as LineTable
+  const plan = (lines: string[]) => {
+    const delta = parseDelta(serializeDelta({ seq: 2, from: '0'.repeat(64), to: '0'.repeat(64), pieceLength: 16384, upserts: lines.filter(l => !l.startsWith('-')).length, removals: lines.filter(l => l.startsWith('-')).length }, lines))
+    return planFromDeltas({ dest, previous: table(previous), next: table(applyDelta(previous, delta)), deltas: [delta], file: 'rebuilt data.dsync' })
+  }
+  const file = (path: string, c: string) => `f\t0644\t${c.length}\t${t}\t${sha(c).toString('hex')}\t${path}`
+  // A lawful delta plans: one file to fetch.
+  const ok = await plan([file('pool/c.deb', 'c')])
+  assert.ok(typeof ok !== 'string' && ok.fetch.size === 1 && ok.deletes.length === 0)
+  const refused = [
+    { lines: [file('pool/a.deb/inside', 'x')], reason: /rebuilt data\.dsync:\d+.*parent folder is not listed as a directory/ },
+    { lines: [file('pool/sub', 'now a file')], reason: /rebuilt data\.dsync:\d+.*parent folder is not listed as a directory/ },
+    { lines: [`h\t0644\t1\t${t}\t${sha('b').toString('hex')}\tpool/b-link\tpool/sub/b.deb`], reason: /hardlink to a file not listed before it/ },
+    { lines: [`h\t0644\t1\t${t}\t${sha('x').toString('hex')}\tpool/sub/z-link\tpool/a.deb`], reason: /hardlink differs from its file/ },
+    { lines: [file('pool/../../etc/passwd', 'x')], reason: /unsafe or malformed path/ },
+    { lines: ['-\t.dsync/data.dsync'], reason: /unsafe or malformed path/ },
+  ]
+  for (const r of refused) {
+    await assert.rejects(plan(r.lines), (err: Error) => {
+      assert.match(err.message, r.reason, r.lines[0])
+      return true
+    })
+  }
+  assert.ok(existsSync(join(dest, 'pool/sub/b.deb')))
 })

@@ -36,7 +36,7 @@ export function transferOptions(cmd: Command): Command {
     .option('--force', 'allow deleting more than the delete limit')
     .option('--bind <addr>', 'local address to connect from')
     .option('--dht', 'also look hosts up in the BitTorrent DHT (BEP 5), where hosts with dht=true announce')
-    .option('--rescan', 'walk DEST even when it already has the generation the host offers (finds local damage)')
+    .option('--rescan', 'walk all of DEST: an update is otherwise planned from the deltas\' paths alone and a no-change check looks at nothing (finds and repairs local damage)')
     .option('--dht-bootstrap <host:port>', 'a DHT node to start from for magnet:?xs=urn:btpk: sources (repeatable; default: the public ones)', collect, [])
     .option('--key <hex>', "the publisher's key (`dsync key` on the publisher): refuse generations it did not sign or older than the last applied", publicKeyArg)
 }

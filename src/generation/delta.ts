@@ -151,8 +151,13 @@ export function parseDelta(bytes: Buffer): Delta {
  * and parses it before trusting any of it.
  */
 export function applyDelta(oldBytes: Buffer, delta: Delta): Buffer {
-  const body = applyDeltaBody(oldBytes, delta)
-  return Buffer.concat([body, Buffer.from(`END\t${sha256Hex(body)}\n`)])
+  // Hashed piece by piece and joined once: at 1M entries the list is 150 MB, and a second
+  // copy of it (body, then body + END) was the client's peak.
+  const parts = spliceDelta(oldBytes, delta)
+  const hash = createHash('sha256')
+  for (const p of parts) hash.update(p)
+  parts.push(Buffer.from(`END\t${hash.digest('hex')}\n`))
+  return Buffer.concat(parts)
 }
 
 /**
@@ -160,6 +165,11 @@ export function applyDelta(oldBytes: Buffer, delta: Delta): Buffer {
  * END line is a function of the same bytes), sparing a SHA-256 of the whole list.
  */
 export function applyDeltaBody(oldBytes: Buffer, delta: Delta): Buffer {
+  return Buffer.concat(spliceDelta(oldBytes, delta))
+}
+
+/** The new list's bytes before its END line, as the header and runs of old and delta lines. */
+function spliceDelta(oldBytes: Buffer, delta: Delta): Buffer[] {
   const old = table(oldBytes)
   const count = (name: string) => Number(new RegExp(`\\n${name} (\\d+)\\n`).exec(oldBytes.toString('latin1', 0, old.bodyAt + 1))?.[1] ?? NaN)
   let entries = count('entries')
@@ -193,7 +203,7 @@ export function applyDeltaBody(oldBytes: Buffer, delta: Delta): Buffer {
   }
   chunks.push(old.buf.subarray(old.starts[cursor], old.starts[old.count]))
   const head = `${MANIFEST_MAGIC} ${MANIFEST_VERSION}\npiece-length ${delta.pieceLength}\nentries ${entries}\nfiles ${files}\nbytes ${bytes}\n\n`
-  return Buffer.concat([Buffer.from(head), ...chunks])
+  return [Buffer.from(head), ...chunks]
 }
 
 function sizeField(line: string): number {

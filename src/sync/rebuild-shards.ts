@@ -1,4 +1,4 @@
-import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { contentPathString, contentTable, tableCosts, type ContentTable } from '../manifest/content-table.js'
 import { hashFileSync, type FileDigest } from '../manifest/hash-file.js'
@@ -7,7 +7,7 @@ import { indexLines, readManifestLines, type Lines } from '../manifest/manifest-
 import { repoFiles, type RepoFiles } from '../manifest/paths.js'
 import { rebuildShards } from '../manifest/shard-rebuild.js'
 import { magnetLink, type BuiltTorrent } from '../torrent/build.js'
-import { buildIndexTorrent, buildShards, shardStartsOf } from '../torrent/shards.js'
+import { buildIndexTorrentFrom, buildShards, shardStartsOf } from '../torrent/shards.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
 import { readOrUndefined } from './metadata.js'
 import { generationDigests, previousTrackers, type RebuildOptions } from './rebuild-torrent.js'
@@ -43,16 +43,9 @@ export function rebuildShardTorrents(opts: RebuildOptions): ShardRebuild {
   const none = (reason: string): ShardRebuild => ({ rebuilt: 0, kept: 0, missing: named.filter(ih => !held(files, ih)), index: false, reason })
   const trackers = previousTrackers(files)
   if (!trackers) return none('no previous torrent')
-  let torrents: BuiltTorrent[] | string
-  try {
-    torrents = splicedShards(opts, files, trackers)
-    if (typeof torrents === 'string') torrents = decodedShards(opts, files, trackers)
-  } catch (err) {
-    return none((err as Error).message)
-  }
-  if (typeof torrents === 'string') return none(torrents)
-  const out: ShardRebuild = { rebuilt: 0, kept: 0, missing: [], index: false }
-  torrents.forEach((built, s) => {
+  let out: ShardRebuild = { rebuilt: 0, kept: 0, missing: [], index: false }
+  // Each shard is written (or found held, or found wrong) as it is made: one in memory at a time.
+  const place = (built: BuiltTorrent, s: number) => {
     const ih = named[s]
     if (held(files, ih)) out.kept++
     else if (built.infoHash !== ih) out.missing.push(ih)
@@ -61,8 +54,20 @@ export function rebuildShardTorrents(opts: RebuildOptions): ShardRebuild {
       writeFileAtomic(join(files.shards, `${ih}.torrent`), built.torrent)
       out.rebuilt++
     }
-  })
-  if (out.missing.length === 0) out.index = writeIndex(opts, files, trackers, torrents)
+  }
+  let torrents: BuiltTorrent[] | string
+  try {
+    torrents = splicedShards(opts, files, trackers, place)
+    if (typeof torrents === 'string') {
+      out = { rebuilt: 0, kept: 0, missing: [], index: false }
+      torrents = decodedShards(opts, files, trackers)
+      if (typeof torrents !== 'string') torrents.forEach(place)
+    }
+  } catch (err) {
+    return none((err as Error).message)
+  }
+  if (typeof torrents === 'string') return none(torrents)
+  if (out.missing.length === 0) out.index = rebuildIndex(opts)
   if (out.index) removeStaleShards(files, named)
   return out
 }
@@ -72,7 +77,7 @@ export function rebuildShardTorrents(opts: RebuildOptions): ShardRebuild {
  * path and SHA-256 a previous one has takes that one's entry and piece hashes; the others are
  * hashed from DEST. A reason when the previous generation is not sharded the same way.
  */
-function splicedShards(opts: RebuildOptions, files: RepoFiles, trackers: string[]): BuiltTorrent[] | string {
+function splicedShards(opts: RebuildOptions, files: RepoFiles, trackers: string[], onShard: (t: BuiltTorrent, s: number) => void): BuiltTorrent[] | string {
   const P = opts.pieceLength
   const old = readManifestLines(opts.previousBytes, files.manifest)
   const next = indexLines(opts.manifestBytes)
@@ -95,7 +100,7 @@ function splicedShards(opts: RebuildOptions, files: RepoFiles, trackers: string[
   const oldCosts = tableCosts(oldTable, P)
   return rebuildShards({
     save: opts.dest, shardsDir: files.shards, name: opts.repo, trackers, pieceLength: P, next: nextTable, starts, origin,
-    old: oldTable, oldStarts: shardStartsOf(oldCosts), oldEntry: oldCosts.entry, oldShards: previous.shards, digests,
+    old: oldTable, oldStarts: shardStartsOf(oldCosts), oldEntry: oldCosts.entry, oldShards: previous.shards, digests, onShard,
   })
 }
 
@@ -145,27 +150,26 @@ function decodedShards(opts: RebuildOptions, files: RepoFiles, trackers: string[
 }
 
 /**
- * The index torrent from data.dsync and the shard .torrent files DEST now holds, written
- * (with the magnet link) only when it has the record's infohash.
+ * The index torrent from data.dsync and the shard .torrent files DEST now holds (each read
+ * while it is hashed), written (with the magnet link) only when it has the record's infohash.
  */
 export function rebuildIndex(opts: RebuildOptions): boolean {
   const files = repoFiles(opts.dest, opts.repo)
   const trackers = previousTrackers(files)
   if (!trackers) return false
   try {
-    const torrents = opts.record.shards.map(ih => ({ infoHash: ih, torrent: readFileSync(join(files.shards, `${ih}.torrent`)) }))
-    return writeIndex(opts, files, trackers, torrents)
+    const shards = opts.record.shards.map(ih => {
+      const path = join(files.shards, `${ih}.torrent`)
+      return { infoHash: ih, length: statSync(path).size, read: () => readFileSync(path) }
+    })
+    const index = buildIndexTorrentFrom(opts.repo, opts.pieceLength, trackers, opts.manifestBytes, shards)
+    if (index.infoHash !== opts.record.torrent) return false
+    writeFileAtomic(files.torrent, index.torrent)
+    writeFileAtomic(files.magnet, magnetLink(index.infoHash, opts.repo, trackers) + '\n')
+    return true
   } catch {
     return false
   }
-}
-
-function writeIndex(opts: RebuildOptions, files: RepoFiles, trackers: string[], shards: BuiltTorrent[]): boolean {
-  const index = buildIndexTorrent(opts.repo, opts.pieceLength, trackers, opts.manifestBytes, shards)
-  if (index.infoHash !== opts.record.torrent) return false
-  writeFileAtomic(files.torrent, index.torrent)
-  writeFileAtomic(files.magnet, magnetLink(index.infoHash, opts.repo, trackers) + '\n')
-  return true
 }
 
 function held(files: RepoFiles, infoHash: string): boolean {

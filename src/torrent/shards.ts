@@ -150,9 +150,31 @@ export function buildShards(
 export function buildIndexTorrent(
   name: string, pieceLength: number, trackers: string[], manifest: Buffer, shards: BuiltTorrent[],
 ): BuiltTorrent {
-  const parts = [{ path: MANIFEST_TORRENT_PATH, data: manifest }, ...shards.map(s => ({ path: shardTorrentPath(s.infoHash), data: s.torrent }))]
-  const layout = layoutFiles(parts.map(p => ({ path: p.path, length: p.data.length })), pieceLength)
-  const digests = parts.map((p, i) => hashBuffer(p.data, pieceLength, i === parts.length - 1))
+  return buildIndexTorrentFrom(name, pieceLength, trackers, manifest, shards.map(s => ({ infoHash: s.infoHash, length: s.torrent.length, read: () => s.torrent })))
+}
+
+/** A shard .torrent the index holds, read when its turn comes. */
+export interface ShardFile {
+  infoHash: string
+  length: number
+  read: () => Buffer
+}
+
+/**
+ * buildIndexTorrent with each shard file read only while it is hashed: every file of the index
+ * starts on a piece boundary (BEP 47 pads), so its pieces are its own. At 1M files the shard
+ * torrents are ~150 MB together; a client rebuilding the index holds one at a time.
+ */
+export function buildIndexTorrentFrom(
+  name: string, pieceLength: number, trackers: string[], manifest: Buffer, shards: ShardFile[],
+): BuiltTorrent {
+  const parts = [{ path: MANIFEST_TORRENT_PATH, length: manifest.length, read: () => manifest }, ...shards.map(s => ({ path: shardTorrentPath(s.infoHash), length: s.length, read: s.read }))]
+  const layout = layoutFiles(parts.map(p => ({ path: p.path, length: p.length })), pieceLength)
+  const digests = parts.map((p, i) => {
+    const data = p.read()
+    if (data.length !== p.length) throw new Error(`${p.path}: ${data.length} bytes, ${p.length} expected`)
+    return hashBuffer(data, pieceLength, i === parts.length - 1)
+  })
   const pieces = Buffer.concat(digests.map(d => d.pieces))
   const last = digests[digests.length - 1]
   if (last.tail) last.tail.copy(pieces, pieces.length - 20)
