@@ -83,6 +83,17 @@ function bytesToFetch(have: Buffer, next: Buffer): number {
   return [...wanted.values()].reduce((a, b) => a + b, 0)
 }
 
+/** A host serving generation 1 of the test repository (a symlink among its files). */
+async function servedHost(address: string): Promise<{ host: TestHost; repo: string }> {
+  const host = await prepareHost(address, { deb: initialFiles() })
+  const repo = join(host.webroot, 'deb')
+  symlinkSync('pool/main/p0/pkg0.deb', join(repo, 'latest'))
+  settleDirMtimes(repo)
+  assert.equal((await host.cli('gendsync')).code, 0)
+  await startHost(host, ['deb'])
+  return { host, repo }
+}
+
 /** Removes a file DEST should not have, leaving its folder's mtime as it was. */
 function removeStray(path: string): void {
   const dir = join(path, '..')
@@ -92,12 +103,7 @@ function removeStray(path: string): void {
 }
 
 test('an update planned from the deltas: exact bytes, nothing else looked at; --rescan walks; fallback when DEST is not as its list says', async () => {
-  const host = await prepareHost(ADDR, { deb: initialFiles() })
-  const repo = join(host.webroot, 'deb')
-  symlinkSync('pool/main/p0/pkg0.deb', join(repo, 'latest'))
-  settleDirMtimes(repo)
-  assert.equal((await host.cli('gendsync')).code, 0)
-  await startHost(host, ['deb'])
+  const { host, repo } = await servedHost(ADDR)
   const key = (await host.cli('key')).stdout.trim()
   const dir = tempDir('dsync-deltaplan-')
   const [planned, rescanned, odd] = ['planned', 'rescanned', 'odd'].map(n => join(dir, n))
@@ -141,12 +147,7 @@ test('an update planned from the deltas: exact bytes, nothing else looked at; --
 
 test('a delta-planned update killed after each apply step: the re-run is planned from the deltas again and converges, fetching nothing', async t => {
   const addr = '127.0.3.72'
-  const host = await prepareHost(addr, { deb: initialFiles() })
-  const repo = join(host.webroot, 'deb')
-  symlinkSync('pool/main/p0/pkg0.deb', join(repo, 'latest'))
-  settleDirMtimes(repo)
-  assert.equal((await host.cli('gendsync')).code, 0)
-  await startHost(host, ['deb'])
+  const { host, repo } = await servedHost(addr)
   const dir = tempDir('dsync-deltaplan-kill-')
   const v1 = join(dir, 'v1')
   const source = `dtp://${addr}:${HOST_PORT}/deb`
