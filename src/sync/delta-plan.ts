@@ -210,7 +210,13 @@ function unexpected(dest: string, lists: Lookup, touched: Map<string, true>, loc
     const kinds = [lists.old(path), lists.next(path)].filter(e => e !== undefined).map(e => fileOr(e.type))
     if (!kinds.includes(fileOr(l.type))) return `${path} is a${l.type === 'd' ? ' folder' : l.type === 'l' ? ' symlink' : ' file'} in DEST, which the previous list does not say`
     if (l.type !== 'd' || lists.next(path)?.type === 'd') continue
-    for (const name of readdirSync(join(dest, path))) {
+    let names: string[]
+    try {
+      names = readdirSync(join(dest, path))
+    } catch (err) {
+      return `${path}: ${(err as Error).message}`
+    }
+    for (const name of names) {
       const child = `${path}/${name}`
       if (!touched.has(child) || lists.next(child)) return `${child} is in DEST but in no delta`
     }
