@@ -46,12 +46,16 @@ export function hashFileSync(path: string | Buffer, expect: FileIdentity, pieceL
     let digest: FileDigest
     if (expect.size <= READ_SIZE) {
       // Most mirror files: one read of size+1 bytes, whose shortness proves end of file.
+      // A read of a regular file comes back short only at its end, so a small file takes one
+      // read, not a second one that returns 0 (200k syscalls at mirror scale); a file that
+      // grows after it is caught by the fstat below.
       let total = 0
       for (;;) {
-        const n = readSync(fd, buf, total, expect.size + 1 - total, null)
-        if (n === 0) break
+        const want = expect.size + 1 - total
+        const n = readSync(fd, buf, total, want, null)
         total += n
         if (total > expect.size) throw new FileChangedError(path)
+        if (n === 0 || n < want) break
       }
       if (total !== expect.size) throw new FileChangedError(path)
       digest = digestReadBuffer(buf, total, pieceLength, wantTail)
