@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -9,8 +9,9 @@ import { eachArg } from './lib/args.js'
 
 /**
  * gendsync against the floor of reading and hashing the same bytes (`sha256sum`), on
- * generated mirror-like trees: full generation, incremental after 1% of files change,
- * a no-change rerun, peak RSS.
+ * generated mirror-like trees: full generation, a no-change rerun, and after 0.05% of files
+ * change both without and with the change hint (`--changed`, each from the same previous
+ * generation), peak RSS.
  *
  *   npm run bench -- gendsync [--dir /tmp/dsync-bench] [--fresh] [--runs 3] [--only mirror-20k|small-200k]
  *                             [--threads N] [--cpu-prof DIR] [--cli PATH/dist/cli/main.js]
@@ -27,7 +28,7 @@ const GIB = 1 << 30
 
 interface Dataset {
   spec: TreeSpec
-  /** Issue targets: full <= fullRatio x floor, incremental <= incrRatio x full, peak RSS under rssBytes. */
+  /** Issue targets: full <= fullRatio x floor, hinted run <= incrRatio x full, peak RSS under rssBytes. */
   targets: { fullRatio: number; incrRatio: number; rssBytes: number }
 }
 
@@ -38,8 +39,8 @@ const DATASETS: Dataset[] = [
     targets: { fullRatio: 1.5, incrRatio: 0.1, rssBytes: GIB },
   },
   {
-    // 200k small files, 0.5-8 KB.
-    spec: { name: 'small-200k', files: 200_000, medianBytes: 2 << 10, sigma: 0.7, minBytes: 512, maxBytes: 8 << 10, seed: 200 },
+    // 200k small files, 100-3000 bytes: bench/scale.ts's Debian-pool-shaped tree.
+    spec: { name: 'small-200k', files: 200_000, medianBytes: 1200, sigma: 0.8, minBytes: 100, maxBytes: 3000, seed: 2000 },
     targets: { fullRatio: 1.5, incrRatio: 0.1, rssBytes: GIB },
   },
 ]
@@ -105,8 +106,8 @@ async function benchDataset(ds: Dataset, opts: Options, log: (m: string) => void
   log(`[${ds.spec.name}] warming the page cache`)
   await timeChildOk('bash', ['-c', 'find . -path ./.dsync -prune -o -type f -print0 | xargs -0 cat > /dev/null'], { cwd: root })
 
-  const gendsync = async (label: string, extraNodeArgs: string[] = []): Promise<{ wall: number; json: GendsyncJson }> => {
-    const args = [...extraNodeArgs, opts.cli, '--home', home, 'gendsync', '--json']
+  const gendsync = async (label: string, extraNodeArgs: string[] = [], extraArgs: string[] = []): Promise<{ wall: number; json: GendsyncJson }> => {
+    const args = [...extraNodeArgs, opts.cli, '--home', home, 'gendsync', '--json', ...extraArgs]
     if (opts.threads) args.push('--threads', String(opts.threads))
     const r = await timeChildOk(process.execPath, args)
     const line = r.stdout.trim().split('\n').filter(l => l.startsWith('{')).pop()
@@ -141,14 +142,27 @@ async function benchDataset(ds: Dataset, opts: Options, log: (m: string) => void
     rss.push(g.json.maxRssBytes)
   }
 
-  const changeCount = Math.round(tree.files.length / 100)
+  // 0.05% of files rewritten; the same previous generation (a copy of .dsync/) before each of the two runs.
+  const changeCount = Math.max(1, Math.round(tree.files.length / 2000))
   const incr: number[] = []
+  const hinted: number[] = []
+  const previous = join(base, 'previous-dsync')
+  const hintFile = join(base, 'changed.txt')
   for (let i = 0; i < opts.runs; i++) {
+    rmSync(previous, { recursive: true, force: true })
+    cpSync(dsyncDir, previous, { recursive: true })
     const changed = changeFiles(root, tree.files, changeCount, Date.now() + i)
-    const g = await gendsync(`incremental #${i + 1} (${changed.length} changed)`)
-    if (g.json.hashedFiles !== changed.length) throw new Error(`incremental run hashed ${g.json.hashedFiles} files, expected ${changed.length}`)
+    writeFileSync(hintFile, changed.join('\n') + '\n')
+    const g = await gendsync(`no hint #${i + 1} (${changed.length} changed)`)
+    if (g.json.hashedFiles !== changed.length) throw new Error(`run without hint hashed ${g.json.hashedFiles} files, expected ${changed.length}`)
     incr.push(g.wall)
     rss.push(g.json.maxRssBytes)
+    rmSync(dsyncDir, { recursive: true, force: true })
+    cpSync(previous, dsyncDir, { recursive: true })
+    const h = await gendsync(`--changed #${i + 1}`, [], ['--changed', hintFile])
+    if (h.json.hashedFiles !== changed.length) throw new Error(`hinted run hashed ${h.json.hashedFiles} files, expected ${changed.length}`)
+    hinted.push(h.wall)
+    rss.push(h.json.maxRssBytes)
   }
 
   if (opts.cpuProf) {
@@ -157,7 +171,7 @@ async function benchDataset(ds: Dataset, opts: Options, log: (m: string) => void
     await gendsync('full, --cpu-prof', ['--cpu-prof', '--cpu-prof-dir', join(opts.cpuProf, ds.spec.name)])
   }
 
-  printTable(ds, tree, { floor, full, fullInProcess, incr, noChange, rss, changeCount }, opts)
+  printTable(ds, tree, { floor, full, fullInProcess, incr, hinted, noChange, rss, changeCount }, opts)
   console.log(`\nwhile measuring: ${await machineLoad()}\n`)
 }
 
@@ -171,27 +185,29 @@ function makeBenchHome(base: string, webroot: string): string {
 
 function printTable(
   ds: Dataset, tree: GeneratedTree,
-  m: { floor: number[]; full: number[]; fullInProcess: number[]; incr: number[]; noChange: number[]; rss: number[]; changeCount: number },
+  m: { floor: number[]; full: number[]; fullInProcess: number[]; incr: number[]; hinted: number[]; noChange: number[]; rss: number[]; changeCount: number },
   opts: Options,
 ): void {
   const floor = median(m.floor)
   const full = median(m.full)
   const incr = median(m.incr)
+  const hinted = median(m.hinted)
   const peak = Math.max(...m.rss)
   const ratio = full / floor
   const incrShare = incr / full
+  const hintedShare = hinted / full
   const t = ds.targets
   const met = [
     `full ${ratio <= t.fullRatio ? 'yes' : 'NO'}`,
-    `incr ${incrShare <= t.incrRatio ? 'yes' : 'NO'}`,
+    `hinted ${hintedShare <= t.incrRatio ? 'yes' : 'NO'}`,
     `RSS ${peak < t.rssBytes ? 'yes' : 'NO'}`,
   ].join(', ')
   console.log(`## ${ds.spec.name}\n`)
   console.log(markdownTable(
-    ['files', 'bytes', 'sha256sum s', 'gendsync full s', 'ratio', `incremental s (${m.changeCount} files)`, 'incr/full %', 'no-change s', 'peak RSS MiB', 'targets met'],
+    ['files', 'bytes', 'sha256sum s', 'gendsync full s', 'ratio', `${m.changeCount} changed, no hint s`, 'of full', '--changed s', 'of full', 'no-change s', 'peak RSS MiB', 'targets met'],
     [[
       tree.files.length, `${tree.bytes} (${fmtMiB(tree.bytes)} MiB)`, fmtSeconds(floor), fmtSeconds(full), `${ratio.toFixed(2)}x`,
-      fmtSeconds(incr), `${(incrShare * 100).toFixed(1)}%`, fmtSeconds(median(m.noChange)), fmtMiB(peak), met,
+      fmtSeconds(incr), `${(incrShare * 100).toFixed(1)}%`, fmtSeconds(hinted), `${(hintedShare * 100).toFixed(1)}%`, fmtSeconds(median(m.noChange)), fmtMiB(peak), met,
     ]],
   ))
   const list = (xs: number[]) => xs.map(fmtSeconds).join(', ')
@@ -199,6 +215,7 @@ function printTable(
 - Medians of ${opts.runs} runs, warm page cache on both sides (every file read once before measuring). Wall time around the child process, node start-up included.
 - sha256sum: one process, \`find -type f -print0 | xargs -0 sha256sum > /dev/null\` (xargs batches the names into few sha256sum invocations); runs: ${list(m.floor)}.
 - gendsync: \`node ${opts.cli === DEFAULT_CLI ? 'dist/cli/main.js' : opts.cli} --home H gendsync --json\`${opts.threads ? ` --threads ${opts.threads}` : ' (default threads: one per core)'}, full = .dsync/ deleted first; runs: ${list(m.full)} (in-process ${list(m.fullInProcess)}).
-- incremental: ${m.changeCount} files (1%) rewritten, same size, new old mtime; hashedFiles checked equal to that count; runs: ${list(m.incr)}. no-change runs: ${list(m.noChange)}.
-- peak RSS: largest process.resourceUsage().maxRSS over all gendsync runs (the full runs set it). Targets: full <= ${t.fullRatio}x floor, incremental <= ${t.incrRatio * 100}% of full, RSS < ${fmtMiB(t.rssBytes)} MiB (1 GiB).`)
+- changed: ${m.changeCount} files (0.05%) rewritten, same size, mtime an hour later; each round runs gendsync without the hint, then puts the previous .dsync/ back and runs \`gendsync --changed LIST\`; hashedFiles checked equal to that count; runs without hint: ${list(m.incr)}; with: ${list(m.hinted)}. no-change runs: ${list(m.noChange)}.
+- full/floor: ratio of the medians; per round: ${m.full.map((f, i) => (f / m.floor[i]).toFixed(2) + 'x').join(', ')}.
+- peak RSS: largest process.resourceUsage().maxRSS over all gendsync runs (the full runs set it). Targets: full <= ${t.fullRatio}x floor, --changed <= ${t.incrRatio * 100}% of full, RSS < ${fmtMiB(t.rssBytes)} MiB (1 GiB).`)
 }
