@@ -70,10 +70,14 @@ export function decimalLength(n: number): number {
   return n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 10000 ? 4 : String(n).length
 }
 
+const ENTRY_HEAD = Buffer.from('d6:lengthi', 'latin1')
+const ENTRY_PATH = Buffer.from('e4:pathl', 'latin1')
+
 /** An info dict written front to back: file entries, pad entries, runs of bytes already encoded. */
 export class InfoWriter {
   private buf: Buffer
   private at = 0
+  private readonly pads = new Map<number, Buffer>()
 
   constructor(size: number) {
     this.buf = Buffer.allocUnsafe(size)
@@ -82,19 +86,28 @@ export class InfoWriter {
 
   entry(path: Buffer, length: number): void {
     this.reserve(path.length * 2 + 64)
-    this.ascii('d6:lengthi').dec(length).ascii('e4:pathl')
+    this.bytes(ENTRY_HEAD).dec(length).bytes(ENTRY_PATH)
+    const b = this.buf
     let seg = 0
     for (let j = 0; j <= path.length; j++) {
       if (j < path.length && path[j] !== 0x2f) continue
-      this.dec(j - seg).byte(0x3a).copy(path, seg, j)
+      this.dec(j - seg).byte(0x3a)
+      for (let k = seg; k < j; k++) b[this.at++] = path[k]
       seg = j + 1
     }
-    this.ascii('ee')
+    this.byte(0x65).byte(0x65)
   }
 
   pad(length: number): void {
-    this.reserve(96)
-    this.ascii('d4:attr1:p6:lengthi').dec(length).ascii('e4:pathl4:.pad').dec(decimalLength(length)).byte(0x3a).dec(length).ascii('ee')
+    // A piece length has a few thousand pad lengths at most: each one's entry is encoded once.
+    let entry = this.pads.get(length)
+    if (!entry) {
+      const d = String(length)
+      entry = Buffer.from(`d4:attr1:p6:lengthi${d}e4:pathl4:.pad${d.length}:${d}ee`, 'latin1')
+      this.pads.set(length, entry)
+    }
+    this.reserve(entry.length)
+    this.bytes(entry)
   }
 
   /** Bytes of entries encoded before (a previous torrent's), copied as they are. */
@@ -131,7 +144,21 @@ export class InfoWriter {
   private dec(n: number): this {
     if (n < 10) return this.byte(0x30 + n)
     if (n < 100) return this.byte(0x30 + Math.floor(n / 10)).byte(0x30 + (n % 10))
+    if (n < 1e9) {
+      // Digits written from the right, no string per number.
+      const len = decimalLength(n)
+      for (let i = this.at + len - 1; i >= this.at; i--, n = Math.floor(n / 10)) this.buf[i] = 0x30 + (n % 10)
+      this.at += len
+      return this
+    }
     return this.ascii(String(n))
+  }
+
+  /** Short constant bytes, copied by hand (a native copy costs more than it moves here). */
+  private bytes(src: Buffer): this {
+    const b = this.buf
+    for (let i = 0; i < src.length; i++) b[this.at++] = src[i]
+    return this
   }
 
   private copy(src: Buffer, from: number, to: number): this {
