@@ -4,6 +4,16 @@
  * controls and DEL become C-style escapes. Everything else, UTF-8 included, stays as is.
  */
 export function escapePath(path: string): string {
+  // Nearly every path needs nothing: a scan of its units is cheaper than the replace's regex.
+  let plain = true
+  for (let i = 0; i < path.length; i++) {
+    const c = path.charCodeAt(i)
+    if (c < 0x20 || c === 0x5c || c === 0x7f) {
+      plain = false
+      break
+    }
+  }
+  if (plain) return path
   return path.replace(/[\\\x00-\x1f\x7f]/g, ch => {
     switch (ch) {
       case '\\': return '\\\\'

@@ -3,7 +3,7 @@ import { DsyncError, ExitCode } from '../errors.js'
 import { isSafeRelativePath, type EntryType, type ManifestEntry, type ManifestHeader } from './entry.js'
 import { escapePath, unescapePath } from './escape.js'
 import { DSYNC_DIR } from './paths.js'
-import { writeHex } from '../util/digits.js'
+import { writeDecimal, writeHex } from '../util/digits.js'
 
 /**
  * data.dsync, version 1 (docs/FORMAT.md is the specification; keep them in step):
@@ -83,7 +83,8 @@ export class ManifestWriter {
 
   /**
    * One entry; `sha256[shaAt, shaAt + 32)` is its SHA-256 (files and hardlinks), undefined for
-   * the rest. Returns where its hex digits start (-1: none), for a caller that writes them later.
+   * the rest; shaAt < 0: not known yet, 64 bytes left for the caller to fill in later. Returns
+   * where its hex digits start (-1: none).
    */
   line(type: EntryType, mode: number, size: number, mtime: number, sha256: Uint8Array | undefined, shaAt: number, path: string, target?: string): number {
     this.reserve(path.length * 3 + (target?.length ?? 0) * 3 + 160)
@@ -93,13 +94,17 @@ export class ManifestWriter {
     // mode.toString(8).padStart(4, '0') for modes up to 07777
     for (let shift = 9; shift >= 0; shift -= 3) b[this.at++] = 0x30 + ((mode >> shift) & 7)
     b[this.at++] = 0x09
-    this.at += b.write(String(size), this.at, 'latin1')
+    this.at = writeDecimal(b, this.at, size)
     b[this.at++] = 0x09
-    this.at += b.write(String(mtime), this.at, 'latin1')
+    this.at = writeDecimal(b, this.at, mtime)
     b[this.at++] = 0x09
     const hexAt = sha256 ? this.at : -1
-    if (sha256) this.at = writeHex(b, this.at, sha256, shaAt, 32)
-    else b[this.at++] = 0x2d
+    if (!sha256) b[this.at++] = 0x2d
+    else if (shaAt < 0) {
+      // '0's until the caller writes the digest: the lines stay lines meanwhile (shard torrents are encoded from them).
+      b.fill(0x30, this.at, this.at + 64)
+      this.at += 64
+    } else this.at = writeHex(b, this.at, sha256, shaAt, 32)
     b[this.at++] = 0x09
     this.at += b.write(escapePath(path), this.at, 'utf8')
     if (target !== undefined) {

@@ -1,8 +1,8 @@
 import { appendFileSync, closeSync, openSync, readFileSync, readSync } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 import { escapePath, unescapePath } from './escape.js'
-import { base64Length, writeBase64, writeHex } from '../util/digits.js'
-import { writeFileAtomic } from '../util/atomic-write.js'
+import { base64Length, writeBase64, writeDecimal, writeHex } from '../util/digits.js'
+import { writeFileAtomic, writeFileAtomicAsync } from '../util/atomic-write.js'
 import { readDecimal } from '../util/decimal.js'
 
 /**
@@ -195,7 +195,7 @@ export class HashCacheWriter {
 
   /**
    * One line; `path` as a string, or as its bytes already escaped (data.dsync's path field).
-   * Returns where its hex SHA-256 starts, for fill() once the digests are known.
+   * shaAt < 0: digests not known yet, their room left for fill(). Returns where its hex SHA-256 starts.
    */
   line(
     path: string | Uint8Array, id: { ino: number; size: number; mtimeMs: number; ctimeMs: number },
@@ -203,9 +203,16 @@ export class HashCacheWriter {
   ): number {
     this.reserve(path.length * 3 + base64Length(piecesTo - piecesFrom) + 240)
     const b = this.buf
-    this.at += b.write(`${id.ino}\t${id.size}\t${id.mtimeMs}\t${id.ctimeMs}\t`, this.at, 'latin1')
+    this.at = writeDecimal(b, this.at, id.ino)
+    b[this.at++] = 0x09
+    this.at = writeDecimal(b, this.at, id.size)
+    b[this.at++] = 0x09
+    this.at = writeDecimal(b, this.at, id.mtimeMs)
+    b[this.at++] = 0x09
+    this.at = writeDecimal(b, this.at, id.ctimeMs)
+    b[this.at++] = 0x09
     const shaHexAt = this.at
-    this.fill(shaHexAt, sha256, shaAt, pieces, piecesFrom, piecesTo, tail, tailAt)
+    if (shaAt >= 0) this.fill(shaHexAt, sha256, shaAt, pieces, piecesFrom, piecesTo, tail, tailAt)
     this.at += 64 + 1 + base64Length(piecesTo - piecesFrom) + 1 + (tail ? 40 : 0)
     b[this.at++] = 0x09
     if (typeof path === 'string') this.at += b.write(escapePath(path), this.at, 'utf8')
@@ -226,6 +233,10 @@ export class HashCacheWriter {
 
   save(file: string): void {
     writeFileAtomic(file, this.buf.subarray(0, this.at))
+  }
+
+  saveAsync(file: string): Promise<void> {
+    return writeFileAtomicAsync(file, this.buf.subarray(0, this.at))
   }
 
   private reserve(n: number): void {

@@ -33,8 +33,8 @@ export interface FullTables {
   reused: number
   /** Zero-padded piece hashes of the file at `path` (the delta torrent's files). */
   piecesOf(path: string): Buffer
-  /** Writes the hash cache when it changed (files hashed, or entries dropped). */
-  saveCache(file: string): void
+  /** Writes the hash cache when it changed (files hashed, or entries dropped), on libuv's threads. */
+  saveCache(file: string): Promise<void>
 }
 
 export interface FullRunOptions {
@@ -72,8 +72,8 @@ export async function fullTables(scanned: ScannedEntry[], opts: FullRunOptions):
   const hashing = hashTable(plan.jobs, out, pieceLength, plan.progress, opts.threads)
   let draft: Draft
   try {
-    draft = draftOutputs(scanned, files, out, pieceLength, bytes, content, starts, opts.name)
-    if (plan.counts.hashed > 0 || plan.counts.dropped) draft.cache = draftCache(files, draft, out, hasTail, pieceLength, opts.racyAfterMs)
+    draft = draftOutputs(scanned, files, out, plan.pending, pieceLength, bytes, content, starts, opts.name)
+    if (plan.counts.hashed > 0 || plan.counts.dropped) draft.cache = draftCache(files, draft, out, plan.pending, hasTail, pieceLength, opts.racyAfterMs)
   } catch (err) {
     await hashing.catch(() => undefined)
     throw err
@@ -96,7 +96,7 @@ export async function fullTables(scanned: ScannedEntry[], opts: FullRunOptions):
   return {
     manifest, pieceLength, starts, files: files.length, bytes, ...d, content, shards,
     piecesOf: path => Buffer.from(out.pieces.subarray(pieceAt[slotOf(path)], pieceAt[slotOf(path) + 1])),
-    saveCache: file => cache?.writer.save(file),
+    saveCache: async file => cache?.writer.saveAsync(file),
   }
 }
 
@@ -137,7 +137,7 @@ interface SlotDigests {
  */
 function planJobs(
   files: ScannedEntry[], ends: Set<number>, out: DigestTables, hasTail: Uint8Array, pieceLength: number, opts: FullRunOptions,
-): { jobs: TableJobs; counts: SlotDigests; progress: (p: TableProgress) => void } {
+): { jobs: TableJobs; pending: Uint8Array; counts: SlotDigests; progress: (p: TableProgress) => void } {
   const loaded = loadHashCache(opts.hashCache, pieceLength)
   if (loaded.previousPieceLength !== undefined) {
     opts.onWarning?.(t('gendsync.pieceLengthChanged', { repo: opts.name, from: loaded.previousPieceLength, to: pieceLength }))
@@ -163,6 +163,8 @@ function planJobs(
     pathBytes += baseBytes + Buffer.byteLength(e.path)
     bytesTotal += e.size
   }
+  const pending = new Uint8Array(files.length)
+  for (const s of todo) pending[s] = 1
   const jobs = allocJobs(todo.length, pathBytes)
   const paths = Buffer.from(jobs.paths.buffer, jobs.paths.byteOffset, jobs.paths.byteLength)
   let at = 0
@@ -181,7 +183,7 @@ function planJobs(
   const progress = (p: TableProgress) => opts.onHashProgress?.({ ...p, filesTotal: todo.length, bytesTotal })
   progress({ filesDone: 0, bytesDone: 0 })
   const counts = { hashed: todo.length, hashedBytes: bytesTotal, reused: files.length - todo.length, dropped: cacheable !== cache.size }
-  return { jobs, counts, progress }
+  return { jobs, pending, counts, progress }
 }
 
 function copyCached(old: CachedDigest, s: number, out: DigestTables, hasTail: Uint8Array): void {
@@ -205,7 +207,9 @@ interface Draft {
 }
 
 /** The hash cache's lines for the files not modified too recently (generate.ts, RACY_MS), digests as they are now. */
-function draftCache(files: ScannedEntry[], draft: Draft, out: DigestTables, hasTail: Uint8Array, pieceLength: number, racyAfterMs: number): Draft['cache'] {
+function draftCache(
+  files: ScannedEntry[], draft: Draft, out: DigestTables, pending: Uint8Array, hasTail: Uint8Array, pieceLength: number, racyAfterMs: number,
+): Draft['cache'] {
   const pieceAt = out.pieceAt
   const writer = new HashCacheWriter(pieceLength, files.length * 160 + Math.ceil(pieceAt[files.length] * 4 / 3))
   const at = new Float64Array(files.length).fill(-1)
@@ -216,14 +220,14 @@ function draftCache(files: ScannedEntry[], draft: Draft, out: DigestTables, hasT
     // data.dsync's path field, escaped as the cache writes it: after the hex digits and a tab.
     const pathAt = draft.hexAt[s] + 65
     const path = m.subarray(pathAt, m.indexOf(0x0a, pathAt))
-    at[s] = writer.line(path, e, out.sha256, s * 32, out.pieces, pieceAt[s], pieceAt[s + 1], hasTail[s] ? out.tails : undefined, s * 20)
+    at[s] = writer.line(path, e, out.sha256, pending[s] ? -1 : s * 32, out.pieces, pieceAt[s], pieceAt[s + 1], hasTail[s] ? out.tails : undefined, s * 20)
   }
   return { writer, at }
 }
 
 /** data.dsync for the walked entries (a hardlink takes its file's size and SHA-256), and the shard info dicts. */
 function draftOutputs(
-  scanned: ScannedEntry[], files: ScannedEntry[], out: DigestTables, pieceLength: number, bytes: number,
+  scanned: ScannedEntry[], files: ScannedEntry[], out: DigestTables, pending: Uint8Array, pieceLength: number, bytes: number,
   content: TorrentContent, starts: number[], name: string,
 ): Draft {
   const w = new ManifestWriter({ version: 1, pieceLength, entries: scanned.length, files: files.length, bytes }, scanned.length * 140)
@@ -235,11 +239,11 @@ function draftOutputs(
   for (const e of scanned) {
     if (e.type === 'f') {
       if (e.nlink > 1) linked.set(e.path, s)
-      hexAt[s] = w.line('f', e.mode, e.size, e.mtime, out.sha256, 32 * s, e.path)
+      hexAt[s] = w.line('f', e.mode, e.size, e.mtime, out.sha256, pending[s] ? -1 : 32 * s, e.path)
       s++
     } else if (e.type === 'h') {
       const target = linked.get(e.target!)!
-      links.push([w.line('h', e.mode, files[target].size, e.mtime, out.sha256, 32 * target, e.path, e.target), target])
+      links.push([w.line('h', e.mode, files[target].size, e.mtime, out.sha256, pending[target] ? -1 : 32 * target, e.path, e.target), target])
     } else {
       w.line(e.type, e.mode, e.size, e.mtime, undefined, 0, e.path, e.target)
     }

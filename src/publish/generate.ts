@@ -7,7 +7,7 @@ import { DEFAULT_KEEP_DELTAS, publishGeneration } from '../generation/publish.js
 import { appendHashCache } from '../manifest/hash-cache.js'
 import { generateHinted } from '../manifest/hinted.js'
 import { DSYNC_DIR, repoFiles, type RepoFiles } from '../manifest/paths.js'
-import { listContent, writeOutputs, writeShardOutputs, type ShardSummary } from '../manifest/outputs.js'
+import { listContent, writeOutputs, writeShardOutputs, type ShardSummary, type WrittenOutputs } from '../manifest/outputs.js'
 import { scanTreeParallel } from '../manifest/scan.js'
 import { fullTables } from './full-run.js'
 
@@ -117,9 +117,15 @@ async function fullRun(opts: GenerateOptions, files: RepoFiles, previous: Buffer
     save: opts.save, name: opts.name, trackers: opts.trackers, threads: opts.threads, hashCache: files.hashCache, racyAfterMs: started - RACY_MS, onWarning: opts.onWarning,
     onHashProgress: p => opts.onProgress?.({ phase: 'hash', entries: scanned.length, ...p }),
   })
+  // The hash cache is written while the outputs are: it only lets a later run skip reading files.
+  const saving = g.saveCache(files.hashCache)
   const common = { name: opts.name, trackers: opts.trackers, manifest: g.manifest, previous, pieceLength: g.pieceLength }
-  const published = g.shards ? writeShardOutputs(files, { ...common, shards: g.shards }) : writeOutputs(files, { ...common, starts: g.starts, content: g.content })
-  g.saveCache(files.hashCache)
+  let published: WrittenOutputs
+  try {
+    published = g.shards ? writeShardOutputs(files, { ...common, shards: g.shards }) : writeOutputs(files, { ...common, starts: g.starts, content: g.content })
+  } finally {
+    await saving
+  }
   const result: GenerateResult = {
     repo: opts.name, save: opts.save, changed: published.changed, infoHash: published.infoHash, magnet: published.magnet, pieceLength: g.pieceLength,
     entries: scanned.length, files: g.files, bytes: g.bytes, hashedFiles: g.hashed, hashedBytes: g.hashedBytes, reusedFiles: g.reused,

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs'
+import { closeSync, existsSync, fsync, fsyncSync, openSync, renameSync, unlinkSync, write, writeSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { fsError } from '../errors.js'
 
@@ -8,7 +8,7 @@ import { fsError } from '../errors.js'
  * is untouched and the temporary one removed.
  */
 export function writeFileAtomic(path: string, data: Buffer | string, mode = 0o644): void {
-  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`)
+  const tmp = tmpName(path)
   let fd: number | undefined
   try {
     fd = openSync(tmp, 'w', mode)
@@ -28,6 +28,47 @@ export function writeFileAtomic(path: string, data: Buffer | string, mode = 0o64
     }
     throw fsError(err, path, 'write')
   }
+}
+
+/**
+ * writeFileAtomic with the write and the fsync on a libuv thread: the write is handed over
+ * before this returns, so it runs while this thread goes on with synchronous work (gendsync
+ * writes its ~40 MB hash cache beside its other outputs).
+ */
+export async function writeFileAtomicAsync(path: string, data: Buffer): Promise<void> {
+  const tmp = tmpName(path)
+  let fd: number | undefined
+  try {
+    fd = openSync(tmp, 'w', 0o644)
+    await writeAll(fd, data)
+    await new Promise<void>((resolve, reject) => fsync(fd!, err => (err ? reject(err) : resolve())))
+    closeSync(fd)
+    fd = undefined
+    renameSync(tmp, path)
+  } catch (err) {
+    if (fd !== undefined) closeSync(fd)
+    try {
+      unlinkSync(tmp)
+    } catch {
+      // the temporary file may not exist; the original error is the one to report
+    }
+    throw fsError(err, path, 'write')
+  }
+}
+
+function writeAll(fd: number, data: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const from = (off: number) => write(fd, data, off, data.length - off, null, (err, n) => {
+      if (err) reject(err)
+      else if (off + n < data.length) from(off + n)
+      else resolve()
+    })
+    from(0)
+  })
+}
+
+function tmpName(path: string): string {
+  return join(dirname(path), `.${basename(path)}.tmp-${process.pid}`)
 }
 
 /** Writes each [path, text] whose path does not exist yet; never overwrites. Returns what it created. */

@@ -40,3 +40,12 @@ export function writeBase64(buf: Uint8Array, at: number, src: Uint8Array, from: 
 export function base64Length(n: number): number {
   return Math.ceil(n / 3) * 4
 }
+
+/** `n` in decimal, as String(n) writes it, into `buf` at `at`; returns the end. Digits by hand for integers in 0..2^53. */
+export function writeDecimal(buf: Buffer, at: number, n: number): number {
+  if (!Number.isSafeInteger(n) || n < 0) return at + buf.write(String(n), at, 'latin1')
+  let len = 1
+  for (let x = n; x >= 10; x = Math.floor(x / 10)) len++
+  for (let i = at + len - 1; i >= at; i--, n = Math.floor(n / 10)) buf[i] = 0x30 + (n % 10)
+  return at + len
+}
