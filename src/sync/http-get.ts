@@ -37,9 +37,11 @@ function getOnce(url: string, localAddress: string | undefined, timeoutMs: numbe
     req.on('error', err => {
       // A kept-alive connection the server closed while we were busy (parsing a 200k-entry
       // data.dsync takes seconds, past the host's 5 s keep-alive): the GET went out on a dead
-      // socket. Idempotent, so retried once on a fresh one (Node's documented pattern).
+      // socket. Idempotent, so retried once on a fresh one (Node's documented pattern). EPIPE
+      // is the same race when the host's FIN and then its RST for our GET land before the write
+      // (seen at 1M files: a delta torrent fetch failed so and the pull left the delta chain).
       const code = (err as NodeJS.ErrnoException).code
-      if (retry && req.reusedSocket && code === 'ECONNRESET') return resolve(getOnce(url, localAddress, timeoutMs, false))
+      if (retry && req.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE')) return resolve(getOnce(url, localAddress, timeoutMs, false))
       reject(new DsyncError(ExitCode.network, 'sync.fetchFailed', { url, reason: code ?? err.message }))
     })
     req.end()
