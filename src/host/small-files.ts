@@ -32,7 +32,7 @@ interface Kept {
  * 20,000 files of 0.1-3 KB), and a file of one block needs no descriptor kept open. A file of
  * several blocks stays in memory (bounded) for the requests that follow. A read that took
  * long (the disk, not the cache) would stall every peer, so after one the caller is told to
- * use the asynchronous path for a while.
+ * use the asynchronous path for the next COLD_FILES files.
  */
 export class SmallFileReader {
   private readonly kept = new Map<string, Kept>()
