@@ -37,6 +37,8 @@ export class PeerSession implements BudgetUser {
   private reading = 0
   private reads = 0
   private paused = false
+  /** Inside pump's loop: blocks answered at once leave the next ones to the loop. */
+  private pumping = false
   private stallTimer: NodeJS.Timeout | undefined
   private closed = false
   private readonly closeHandlers: (() => void)[] = []
@@ -125,9 +127,10 @@ export class PeerSession implements BudgetUser {
    * requests only while it does: a peer that never reads what we send stops being read.
    */
   private pump(): void {
-    if (this.closed) return
+    if (this.closed || this.pumping) return
+    this.pumping = true
     this.budget.set(this, this.queuedBytes())
-    while (this.pending.length > 0 && this.reads < READS_PER_PEER && this.budget.mayRead(this)) {
+    while (!this.closed && this.pending.length > 0 && this.reads < READS_PER_PEER && this.budget.mayRead(this)) {
       const req = this.pending.shift()!
       this.reading += req.length
       this.reads++
@@ -137,7 +140,8 @@ export class PeerSession implements BudgetUser {
       if (wait) void wait.then(() => this.read(req))
       else this.read(req)
     }
-    this.flowControl()
+    this.pumping = false
+    if (!this.closed) this.flowControl()
   }
 
   private flowControl(): void {
@@ -159,36 +163,48 @@ export class PeerSession implements BudgetUser {
     }
   }
 
+  /**
+   * A block inside one small file is read and answered right here (no promise, no second
+   * pump: the caller's loop goes on); others through the asynchronous read.
+   */
   private read(req: Pending): void {
     if (this.closed) return
-    const { piece, offset, length, respond } = req
-    this.seeder.reader.read(piece, offset, length).then(
-      buf => {
-        this.reading -= length
-        this.reads--
-        if (this.closed) return
-        this.cork()
-        respond(null, buf)
-        this.pump()
-      },
-      (err: Error) => {
-        this.reading -= length
-        this.reads--
-        if (this.closed) return
-        if (err instanceof BadRequestError) {
-          // Asking outside the torrent is a broken or hostile client.
-          this.abuse(err.message)
-          return
-        }
-        if (err instanceof StaleFileError) this.seeder.staleRejects++
-        else {
-          this.log.event('error', { peer: this.remote, repo: this.seeder.gen.repo, reason: err.message })
-        }
-        respond(err) // BEP 6 reject_request when the peer has the fast extension
-        if (!this.wire.hasFast) this.chokeForAWhile()
-        this.pump()
-      },
-    )
+    let now: Buffer | undefined
+    try {
+      now = this.seeder.reader.readNow(req.piece, req.offset, req.length)
+    } catch (err) {
+      this.failed(req, err as Error)
+      return
+    }
+    if (now) return this.answer(req, now)
+    this.seeder.reader.read(req.piece, req.offset, req.length).then(buf => this.answer(req, buf), (err: Error) => this.failed(req, err))
+  }
+
+  private answer(req: Pending, buf: Buffer): void {
+    this.reading -= req.length
+    this.reads--
+    if (this.closed) return
+    this.cork()
+    req.respond(null, buf)
+    if (!this.pumping) this.pump()
+  }
+
+  private failed(req: Pending, err: Error): void {
+    this.reading -= req.length
+    this.reads--
+    if (this.closed) return
+    if (err instanceof BadRequestError) {
+      // Asking outside the torrent is a broken or hostile client.
+      this.abuse(err.message)
+      return
+    }
+    if (err instanceof StaleFileError) this.seeder.staleRejects++
+    else {
+      this.log.event('error', { peer: this.remote, repo: this.seeder.gen.repo, reason: err.message })
+    }
+    req.respond(err) // BEP 6 reject_request when the peer has the fast extension
+    if (!this.wire.hasFast) this.chokeForAWhile()
+    if (!this.pumping) this.pump()
   }
 
   /**

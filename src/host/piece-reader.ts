@@ -31,6 +31,17 @@ export class PieceReader {
     return this.fds.opened + this.small.filesRead
   }
 
+  /**
+   * The block at once when no asynchronous read is needed (a block inside one small file, the
+   * disk not cold), else undefined: most requests of a mirror of small files are answered
+   * without a promise. Throws what `read` would reject with.
+   */
+  readNow(piece: number, offset: number, length: number): Buffer | undefined {
+    if (this.gen.inodesLoaded && !this.inodesLoaded) return undefined
+    const start = this.blockStart(piece, offset, length)
+    return this.fromSmallFile(this.gen.segments.get(this.segmentAt(start)), start, start + length)
+  }
+
   async read(piece: number, offset: number, length: number): Promise<Buffer> {
     const gen = this.gen
     // A host loading a big generation reads gendsync's inodes after it starts answering:
@@ -39,12 +50,7 @@ export class PieceReader {
       await gen.inodesLoaded
       this.inodesLoaded = true
     }
-    if (!Number.isInteger(piece) || piece < 0 || piece >= gen.pieceCount) throw new BadRequestError(`no piece ${piece}`)
-    const pieceSize = Math.min(gen.pieceLength, gen.totalLength - piece * gen.pieceLength)
-    if (length <= 0 || length > MAX_BLOCK || offset < 0 || offset + length > pieceSize) {
-      throw new BadRequestError(`bad range ${offset}+${length} in piece ${piece}`)
-    }
-    const start = piece * gen.pieceLength + offset
+    const start = this.blockStart(piece, offset, length)
     const end = start + length
     const first = this.segmentAt(start)
     const whole = this.fromSmallFile(gen.segments.get(first), start, end)
@@ -70,6 +76,17 @@ export class PieceReader {
     await Promise.all(reads)
     this.bytesRead += length
     return out
+  }
+
+  /** Where the block starts in the content; throws BadRequestError for a block outside the torrent. */
+  private blockStart(piece: number, offset: number, length: number): number {
+    const gen = this.gen
+    if (!Number.isInteger(piece) || piece < 0 || piece >= gen.pieceCount) throw new BadRequestError(`no piece ${piece}`)
+    const pieceSize = Math.min(gen.pieceLength, gen.totalLength - piece * gen.pieceLength)
+    if (length <= 0 || length > MAX_BLOCK || offset < 0 || offset + length > pieceSize) {
+      throw new BadRequestError(`bad range ${offset}+${length} in piece ${piece}`)
+    }
+    return piece * gen.pieceLength + offset
   }
 
   /** True when a request touching this piece would be refused (a file in it is stale). */
