@@ -138,8 +138,7 @@ function placeFile(ctx: ApplyContext, f: ManifestEntry): void {
       syncFile(t)
     }
     const mode = ctx.fileMode(f.mode) & 0o7777
-    const set = left === 0 ? ctx.staging.metaOf(h) : undefined
-    if (set?.mode !== mode || set.mtime !== f.mtime) {
+    if (left > 0 || !ctx.staging.hasMetaOf(f) || mode !== (f.mode & 0o1777)) {
       chmodSync(t, mode)
       utimesSync(t, f.mtime, f.mtime)
     }

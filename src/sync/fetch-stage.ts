@@ -52,20 +52,13 @@ export async function fetchStage(dest: string, plan: Plan, route: Route): Promis
 }
 
 /**
- * A content placed at one path only is staged with that path's mode (setuid/setgid dropped, as
- * the apply drops them by default) and mtime; the apply skips its chmod and utimes when they
- * match. Contents placed at several paths are left to the apply (its copies need a readable file).
+ * A fetched content is staged with the mode and mtime of the path the plan fetches it for (its
+ * first use; setuid/setgid dropped, as the apply drops them by default): the apply then skips
+ * chmod and utimes where that path takes the staged file itself. A mode without owner read is
+ * left to the apply (other paths' copies are made from the staged file).
  */
 function wantMeta(plan: Plan, staging: Staging): void {
-  const uses = new Map<string, number>()
-  for (const f of plan.place) {
-    const hex = f.sha256!.toString('hex')
-    uses.set(hex, (uses.get(hex) ?? 0) + 1)
-  }
-  for (const f of plan.place) {
-    const hex = f.sha256!.toString('hex')
-    if (uses.get(hex) === 1) staging.wantMeta(hex, { mode: f.mode & 0o1777, mtime: f.mtime })
-  }
+  for (const [hex, entry] of plan.fetch) if (entry.mode & 0o400) staging.wantMeta(hex, entry)
 }
 
 /** Bytes the local copies into staging will take (those not staged yet). */

@@ -114,14 +114,20 @@ export class PartWriter {
   }
 
   private finish(hex: string, st: PartState, size: number, meta: StagedMeta | undefined): PartOutcome {
-    const digest = !st.reread && st.hashed === size ? st.hash.digest('hex') : sha256OfFd(this.fds.get(hex))
-    if (digest === hex && meta) setMeta(this.fds.get(hex), meta)
-    this.forget(hex, st)
+    const fd = this.fds.get(hex)
+    const digest = !st.reread && st.hashed === size ? st.hash.digest('hex') : sha256OfFd(fd)
     if (digest !== hex) {
+      this.forget(hex, st)
       unlinkSync(this.partPath(hex))
       return 'mismatch'
     }
     renameSync(this.partPath(hex), stagedPath(this.dir, hex))
+    // After the rename: a .part never has a mode that could keep a later run from writing it.
+    try {
+      if (meta) setMeta(fd, meta)
+    } finally {
+      this.forget(hex, st)
+    }
     return 'verified'
   }
 

@@ -7,7 +7,7 @@ import { fsError } from '../errors.js'
 import { DSYNC_DIR } from '../manifest/paths.js'
 import { PartFds } from './part-fds.js'
 import { sha256OfFd, STAGE_DIRS, stagedPath } from './part-writer.js'
-import type { StagedMeta } from './stage-items.js'
+import type { ManifestEntry } from '../manifest/entry.js'
 
 /** From this many staged files on, one filesystem-wide sync beats an fsync per file. */
 const SYNCFS_MIN_FILES = 256
@@ -40,10 +40,10 @@ export class Staging {
    * instead of a failing stat per file of a bootstrap (200k files: 200k exceptions).
    */
   private readonly names: Set<string>
-  /** Mode and mtime the fetch gives a content's staged file (the one path that takes it). */
-  private readonly metaWanted = new Map<string, StagedMeta>()
-  /** Contents staged in this run with their `metaWanted` set. */
-  private readonly metaSet = new Set<string>()
+  /** Content -> the entry whose mode and mtime its staged file gets when fetched (see wantMeta). */
+  private readonly metaWanted = new Map<string, ManifestEntry>()
+  /** Entries whose mode and mtime a file staged in this run carries. */
+  private readonly metaSet = new Set<ManifestEntry>()
 
   constructor(dest: string) {
     this.dir = join(dest, DSYNC_DIR, 'staging')
@@ -76,25 +76,28 @@ export class Staging {
   }
 
   /**
-   * The staged file of `hex` is to get this mode and mtime when it is written (the stage
-   * worker sets them on the open file), so that the apply only renames it.
+   * The staged file of `hex` is to get this entry's mode and mtime when it is written (the
+   * stage worker sets them on the open file), so that the apply only renames it. Keyed by the
+   * plan's own hex strings, which the transfer looks up again: a lookup by another string of
+   * the same 64 characters compares them all (2 µs a lookup in a map of 200,000).
    */
-  wantMeta(hex: string, meta: StagedMeta): void {
-    this.metaWanted.set(hex, meta)
+  wantMeta(hex: string, entry: ManifestEntry): void {
+    this.metaWanted.set(hex, entry)
   }
 
-  metaFor(hex: string): StagedMeta | undefined {
+  /** The entry whose mode and mtime `hex`'s staged file is to get, if any. */
+  metaFor(hex: string): ManifestEntry | undefined {
     return this.metaWanted.get(hex)
   }
 
-  /** The stage worker staged `hex` with `metaFor(hex)` set. */
-  markMetaSet(hex: string): void {
-    if (this.metaWanted.has(hex)) this.metaSet.add(hex)
+  /** The stage worker was told to set `entry`'s mode and mtime (a failed write ends the run). */
+  markMetaSet(entry: ManifestEntry): void {
+    this.metaSet.add(entry)
   }
 
-  /** The mode and mtime `hex`'s staged file has for sure (set in this run), if any. */
-  metaOf(hex: string): StagedMeta | undefined {
-    return this.metaSet.has(hex) ? this.metaWanted.get(hex) : undefined
+  /** True when a file staged in this run already has this entry's mode and mtime. */
+  hasMetaOf(entry: ManifestEntry): boolean {
+    return this.metaSet.has(entry)
   }
 
   /** A verified copy of this content is staged already. */

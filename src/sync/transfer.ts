@@ -74,7 +74,7 @@ export async function transferFiles(opts: TransferOptions): Promise<TransferResu
   staging.prepare()
   const writer = new StageWriter(staging.dir, {
     onWritten: bytes => { bytesDone += bytes; progress() },
-    onVerified: hex => { staging.markMetaSet(hex); filesDone++; progress() },
+    onVerified: () => { filesDone++; progress() },
     onMismatch: hex => storeFailed(mismatch(indexOf.get(hex)!)),
     onError: storeFailed,
     onBusy: busy => (busy ? downloader.pause() : downloader.resume()),
@@ -99,7 +99,9 @@ export async function transferFiles(opts: TransferOptions): Promise<TransferResu
       const hex = opts.files.get(span.file)!
       const flags = (left === 0 ? ITEM_LAST : 0) | (checked === span ? ITEM_CHECKED : 0)
       checked = undefined
-      writer.write(hex, span.fileOffset, data, map.files[span.file].length, flags, left === 0 ? staging.metaFor(hex) : undefined)
+      const entry = left === 0 ? staging.metaFor(hex) : undefined
+      if (entry) staging.markMetaSet(entry)
+      writer.write(hex, span.fileOffset, data, map.files[span.file].length, flags, entry && { mode: entry.mode & 0o1777, mtime: entry.mtime })
       bytesPerPeer[from.label] = (bytesPerPeer[from.label] ?? 0) + span.dataLength
     },
   })
