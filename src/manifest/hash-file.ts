@@ -28,6 +28,8 @@ export class FileChangedError extends Error {
 
 const READ_SIZE = 1 << 20
 let readBuffer: Buffer | undefined
+/** Every byte of readBuffer from here on is zero: a small file's pad needs zeroing only up to it. */
+let dirtyEnd = 0
 
 /**
  * Reads `path` once and computes SHA-256 over the content and SHA-1 over each
@@ -42,7 +44,7 @@ let readBuffer: Buffer | undefined
 export function hashFileSync(path: string | Buffer, expect: FileIdentity, pieceLength: number, wantTail = false): FileDigest {
   const fd = openSync(path, 'r')
   try {
-    const buf = (readBuffer ??= Buffer.allocUnsafe(READ_SIZE + 1))
+    const buf = (readBuffer ??= Buffer.alloc(READ_SIZE + 1))
     let digest: FileDigest
     if (expect.size <= READ_SIZE) {
       // Most mirror files: one read of size+1 bytes, whose shortness proves end of file.
@@ -54,6 +56,7 @@ export function hashFileSync(path: string | Buffer, expect: FileIdentity, pieceL
         const want = expect.size + 1 - total
         const n = readSync(fd, buf, total, want, null)
         total += n
+        dirtyEnd = Math.max(dirtyEnd, total)
         if (total > expect.size) throw new FileChangedError(path)
         if (n === 0 || n < want) break
       }
@@ -64,6 +67,7 @@ export function hashFileSync(path: string | Buffer, expect: FileIdentity, pieceL
       let total = 0
       for (;;) {
         const n = readSync(fd, buf, 0, READ_SIZE, null)
+        dirtyEnd = Math.max(dirtyEnd, n)
         if (n === 0) break
         total += n
         if (total > expect.size) throw new FileChangedError(path)
@@ -119,7 +123,9 @@ function digestReadBuffer(buf: Buffer, size: number, pieceLength: number, wantTa
   const pieces = Buffer.allocUnsafe(count * 20)
   for (let i = 0; i < count - 1; i++) (oneShot('sha1', buf.subarray(i * pieceLength, (i + 1) * pieceLength), 'buffer') as Buffer).copy(pieces, i * 20)
   const tail = wantTail ? oneShot('sha1', buf.subarray(size - rest, size), 'buffer') as Buffer : undefined
-  buf.fill(0, size, end)
+  // Zero only what an earlier, longer file left there (a 1 KB file after 1 KB files: ~nothing).
+  if (dirtyEnd > size) buf.fill(0, size, Math.min(end, dirtyEnd))
+  if (dirtyEnd <= end) dirtyEnd = size
   ;(oneShot('sha1', buf.subarray(size - rest, end), 'buffer') as Buffer).copy(pieces, (count - 1) * 20)
   return tail ? { sha256, pieces, tail } : { sha256, pieces }
 }
