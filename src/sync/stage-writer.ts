@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads'
 import { fsError } from '../errors.js'
 import { STAGE_DIRS, stageShard } from './part-writer.js'
-import { HEX_CHARS, type PackedItems, type StagedMeta } from './stage-items.js'
+import { HEX_CHARS, type PackedItems } from './stage-items.js'
 
 export type StageRequest =
   | { type: 'batch'; id: number; buffer: ArrayBuffer; items: PackedItems }
@@ -77,12 +77,12 @@ export class StageWriter {
   }
 
   /**
-   * Queues a verified piece (`flags`: ITEM_LAST, ITEM_CHECKED); `meta` is given to the file
+   * Queues a verified piece (`flags`: ITEM_LAST, ITEM_CHECKED); `mode` (unless -1) and `mtime` are given to the file
    * once it is finished. `data` may be reused by the caller once this returns.
    */
-  write(hex: string, offset: number, data: Uint8Array, size: number, flags: number, meta?: StagedMeta): void {
+  write(hex: string, offset: number, data: Uint8Array, size: number, flags: number, mode = -1, mtime = 0): void {
     if (this.failed) return
-    this.lanes[stageShard(hex)].add(hex, offset, data, size, flags, meta)
+    this.lanes[stageShard(hex)].add(hex, offset, data, size, flags, mode, mtime)
     if (!this.flushScheduled) {
       this.flushScheduled = true
       setImmediate(() => {
@@ -146,7 +146,7 @@ class StageLane {
     this.worker.on('exit', code => { if (code !== 0) this.events.onError(new Error(`stage worker exited with code ${code}`)) })
   }
 
-  add(hex: string, offset: number, data: Uint8Array, size: number, flags: number, meta: StagedMeta | undefined): void {
+  add(hex: string, offset: number, data: Uint8Array, size: number, flags: number, mode: number, mtime: number): void {
     let cur = this.current
     if (cur && cur.used + data.length > cur.bytes.length) {
       this.flush()
@@ -156,7 +156,7 @@ class StageLane {
     if (hex.length !== HEX_CHARS) throw new Error(`not a SHA-256 hex name: ${hex}`)
     cur.bytes.set(data, cur.used)
     cur.hexes.push(hex)
-    cur.numbers.push(offset, cur.used, data.length, size, flags, meta ? meta.mode : -1, meta ? meta.mtime : 0)
+    cur.numbers.push(offset, cur.used, data.length, size, flags, mode, mtime)
     cur.used += data.length
   }
 

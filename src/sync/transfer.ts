@@ -101,7 +101,8 @@ export async function transferFiles(opts: TransferOptions): Promise<TransferResu
       checked = undefined
       const entry = left === 0 ? staging.metaFor(hex) : undefined
       if (entry) staging.markMetaSet(entry)
-      writer.write(hex, span.fileOffset, data, map.files[span.file].length, flags, entry && { mode: entry.mode & 0o1777, mtime: entry.mtime })
+      if (entry) writer.write(hex, span.fileOffset, data, map.files[span.file].length, flags, entry.mode & 0o1777, entry.mtime)
+      else writer.write(hex, span.fileOffset, data, map.files[span.file].length, flags)
       bytesPerPeer[from.label] = (bytesPerPeer[from.label] ?? 0) + span.dataLength
     },
   })
