@@ -15,16 +15,20 @@ import { readPid } from '../src/util/process.js'
  * Mirror-scale figures (issue 11), each beside `rsync -a` from one rsync daemon on the same
  * tree in the same run: gendsync (full against the sha256sum floor, after 0.05% of files
  * changed with and without the change hint), every .torrent loaded by libtorrent with its
- * default limits, host start to serving and its RSS, and a client one generation behind:
- * update bytes on the wire, no-change check, client peak RSS.
+ * default limits, host start to serving and its RSS, a client one generation behind (update
+ * bytes on the wire, no-change check, client peak RSS), and a bootstrap into an empty DEST.
  *
  *   npm run bench -- scale [--dir /work/scratch/dsync-scale] [--only small-200k,small-1m,debs-50k]
  *                          [--fresh] [--keep] [--cli PATH/cli/main.js]
+ *                          [--steps gendsync,update,nochange,bootstrap] [--work DIR]
  *
  * Trees are generated once under --dir and reused (1M files take a while); --keep leaves
  * them there at the end, otherwise they are deleted. The client's DEST starts as an rsync
  * copy of the tree plus the host's .dsync/ (a mirror at the previous generation); rsync's
- * DEST is the same copy without .dsync/.
+ * DEST is the same copy without .dsync/. --steps runs only some of the measurements (the
+ * hosts always start): without `gendsync` the tree is served as its .dsync/ already is and
+ * is not written to (`--steps bootstrap --work DIR` measures a bootstrap of a tree someone
+ * else prepared, with the hosts' homes and every DEST under DIR).
  */
 const DEFAULT_CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url))
 const SOCKET_BYTES = fileURLToPath(new URL('./lib/socket-bytes.js', import.meta.url))
@@ -35,6 +39,8 @@ const RSYNC_ADDRESS = '127.0.111.9'
 const CLIENT_ADDRESS = '127.0.111.20'
 const RSYNC_PORT = 47939
 const CHANGE_FRACTION = 0.0005
+const STEPS = ['gendsync', 'update', 'nochange', 'bootstrap'] as const
+type Step = (typeof STEPS)[number]
 
 const DATASETS: TreeSpec[] = [
   // Debian-pool-shaped, 100 B - 3 KB files (SCALE-NOTES' 200k and 1M trees).
@@ -50,18 +56,24 @@ interface Options {
   fresh: boolean
   keep: boolean
   cli: string
+  steps: Set<Step>
+  /** Where the hosts' homes, the DESTs and the rsync daemon's files go (default: beside the tree). */
+  work?: string
 }
 
 function parseArgs(args: string[]): Options {
-  const o: Options = { dir: '/work/scratch/dsync-scale', only: ['small-200k'], fresh: false, keep: false, cli: DEFAULT_CLI }
+  const o: Options = { dir: '/work/scratch/dsync-scale', only: ['small-200k'], fresh: false, keep: false, cli: DEFAULT_CLI, steps: new Set(STEPS) }
   eachArg(args, (a, value) => {
     if (a === '--dir') o.dir = value()
     else if (a === '--only') o.only = value().split(',')
     else if (a === '--fresh') o.fresh = true
     else if (a === '--keep') o.keep = true
     else if (a === '--cli') o.cli = value()
+    else if (a === '--work') o.work = value()
+    else if (a === '--steps') o.steps = new Set(value().split(',') as Step[])
     else throw new Error(`unknown argument ${a}`)
   })
+  for (const s of o.steps) if (!STEPS.includes(s)) throw new Error(`no step ${s} (${STEPS.join(', ')})`)
   for (const n of o.only) if (!DATASETS.some(d => d.name === n)) throw new Error(`no dataset ${n} (${DATASETS.map(d => d.name).join(', ')})`)
   return o
 }
@@ -77,7 +89,8 @@ export async function run(args: string[]): Promise<void> {
       await env.measure()
     } finally {
       await env.stop()
-      if (!opts.keep) rmSync(env.base, { recursive: true, force: true })
+      // A tree named by --dir with a separate --work is someone else's: only the work goes.
+      if (!opts.keep) rmSync(opts.work ? env.work : env.base, { recursive: true, force: true })
     }
   }
   console.log(`\nafter the runs: ${await machineLoad()}`)
@@ -87,6 +100,8 @@ type Row = (string | number)[]
 
 class Bed {
   readonly base: string
+  /** Everything but the tree: hosts' homes, DESTs, the rsync daemon's files. */
+  readonly work: string
   readonly webroot: string
   readonly root: string
   readonly homes: string[]
@@ -96,24 +111,28 @@ class Bed {
 
   constructor(readonly opts: Options, readonly spec: TreeSpec, readonly log: (m: string) => void) {
     this.base = join(opts.dir, spec.name)
+    this.work = opts.work ? join(opts.work, spec.name) : this.base
     this.webroot = join(this.base, 'web')
     this.root = join(this.webroot, REPO)
-    this.homes = HOSTS.map(addr => join(this.base, 'hosts', addr))
+    this.homes = HOSTS.map(addr => join(this.work, 'hosts', addr))
   }
 
   cli(home: string, ...a: string[]) {
-    return timeChildOk('/usr/bin/time', ['-f', '%M', '-o', join(this.base, 'time.out'), process.execPath, this.opts.cli, '--home', home, ...a])
+    return timeChildOk('/usr/bin/time', ['-f', '%M', '-o', join(this.work, 'time.out'), process.execPath, this.opts.cli, '--home', home, ...a])
   }
 
   /** Peak RSS in MiB of the last command run through /usr/bin/time. */
   lastRss(): number {
-    return Number(readFileSync(join(this.base, 'time.out'), 'utf8').trim().split('\n').pop()) / 1024
+    return Number(readFileSync(join(this.work, 'time.out'), 'utf8').trim().split('\n').pop()) / 1024
   }
 
   async measure(): Promise<void> {
+    const steps = this.opts.steps
     mkdirSync(this.base, { recursive: true })
+    mkdirSync(this.work, { recursive: true })
     this.tree = ensureTree(this.root, this.spec, this.opts.fresh, this.log)
-    writeIndexFiles(this.root, this.tree.files.length, 1)
+    // Without gendsync the tree is served as its .dsync/ describes it: nothing in it changes.
+    if (steps.has('gendsync')) writeIndexFiles(this.root, this.tree.files.length, 1)
     this.log(`${this.spec.name}: ${this.tree.created ? `generated in ${fmtSeconds(this.tree.seconds)} s` : 'reused'}: ${this.tree.files.length} files, ${fmtMiB(this.tree.bytes)} MiB`)
     for (const [i, home] of this.homes.entries()) {
       mkdirSync(join(home, 'repos'), { recursive: true })
@@ -121,15 +140,20 @@ class Bed {
       writeFileSync(join(home, 'repos', `${REPO}.conf`), `repo=${REPO}\nsave=${this.root}\ndsync=true\n`)
     }
     await timeChildOk('bash', ['-c', 'find . -type f -print0 | xargs -0 cat > /dev/null'], { cwd: this.root })
-    await this.gendsyncFull()
-    this.checkTorrents()
+    if (steps.has('gendsync')) {
+      await this.gendsyncFull()
+      this.checkTorrents()
+    }
     await this.startHosts()
-    this.rsyncd = await startRsyncd(this.base, this.root, RSYNC_ADDRESS, RSYNC_PORT)
-    await this.prepareDests()
+    this.rsyncd = await startRsyncd(this.work, this.root, RSYNC_ADDRESS, RSYNC_PORT)
     try {
-      await this.update('without the change hint', false, 1)
-      await this.update('with the change hint', true, 2)
-      await this.noChange()
+      if (steps.has('update') || steps.has('nochange')) await this.prepareDests()
+      if (steps.has('update')) {
+        await this.update('without the change hint', false, 1)
+        await this.update('with the change hint', true, 2)
+      }
+      if (steps.has('nochange')) await this.noChange()
+      if (steps.has('bootstrap')) await this.bootstrap()
     } catch (err) {
       // A failed step is a result too: the rows so far are printed with it.
       this.rows.push(['FAILED', (err as Error).message.split('\n').slice(-3).join(' ').slice(0, 300), '', '', '', 'NO'])
@@ -190,9 +214,9 @@ class Bed {
   }
 
   async prepareDests(): Promise<void> {
-    for (const d of ['dest-dsync', 'dest-rsync']) rmSync(join(this.base, d), { recursive: true, force: true })
-    await timeChildOk('rsync', ['-a', '--exclude=/.dsync', `${this.root}/`, `${join(this.base, 'dest-rsync')}/`])
-    await timeChildOk('rsync', ['-a', '--exclude=/.dsync/hashcache', '--exclude=/.dsync/lock', `${this.root}/`, `${join(this.base, 'dest-dsync')}/`])
+    for (const d of ['dest-dsync', 'dest-rsync']) rmSync(join(this.work, d), { recursive: true, force: true })
+    await timeChildOk('rsync', ['-a', '--exclude=/.dsync', `${this.root}/`, `${join(this.work, 'dest-rsync')}/`])
+    await timeChildOk('rsync', ['-a', '--exclude=/.dsync/hashcache', '--exclude=/.dsync/lock', `${this.root}/`, `${join(this.work, 'dest-dsync')}/`])
   }
 
   /** 0.05% of files and the index files change upstream; gendsync (timed); both clients follow. */
@@ -203,7 +227,7 @@ class Bed {
     const sizeOf = new Map(this.tree.files.map(f => [f.path, f.size]))
     const changedBytes = changed.reduce((s, p) => s + sizeOf.get(p)!, 0) + index.bytes
     const entries = changed.length + index.paths.length
-    const hint = join(this.base, 'changes')
+    const hint = join(this.work, 'changes')
     writeFileSync(hint, [...changed, ...index.paths].join('\n') + '\n')
     const g = await this.cli(this.homes[0], '--json', 'gendsync', ...(hinted ? ['--changed', hint] : []))
     this.rows.push([`gendsync after ${entries} entries changed, ${label}: seconds (vs full)`, fmtSeconds(g.seconds), fmtSeconds(this.fullSeconds),
@@ -230,18 +254,33 @@ class Bed {
     this.rows.push(['no-change check: client peak RSS MiB', d.rss.toFixed(0), r.rss.toFixed(0), ratio(d.rss, r.rss), '', ''])
   }
 
-  async dsyncPull(): Promise<{ seconds: number; wire: number; rss: number }> {
-    const bytesFile = join(this.base, 'socket-bytes.json')
-    rmSync(bytesFile, { force: true })
-    const r = await timeChildOk('/usr/bin/time', ['-f', '%M', '-o', join(this.base, 'time.out'), process.execPath, '--import', SOCKET_BYTES, this.opts.cli,
-      '--json', 'pull', `dtp://${HOSTS[0]}/${REPO}`, join(this.base, 'dest-dsync'), ...HOSTS.slice(1).flatMap(h => ['--peer', `${h}:${PORT}`])],
-    { env: { ...process.env, DSYNC_BENCH_SOCKET_BYTES: bytesFile } })
-    return { seconds: r.seconds, wire: (JSON.parse(readFileSync(bytesFile, 'utf8')) as { read: number }).read, rss: this.lastRss() }
+  /** Both clients into an empty DEST: the whole generation, once each (at 1M files this is minutes). */
+  async bootstrap(): Promise<void> {
+    const [dd, rd] = [join(this.work, 'boot-dsync'), join(this.work, 'boot-rsync')]
+    for (const d of [dd, rd]) rmSync(d, { recursive: true, force: true })
+    const d = await this.dsyncPull(dd)
+    const r = await this.rsyncPull(rd)
+    // --json prints progress events, one a line, then the summary.
+    const summary = JSON.parse(d.stdout.trim().split('\n').pop()!) as { added: number; bytesReceived: number }
+    const label = `bootstrap (${summary.added} entries, ${fmtMiB(summary.bytesReceived)} MiB fetched)`
+    this.rows.push([`${label}: seconds`, fmtSeconds(d.seconds), fmtSeconds(r.seconds), ratio(d.seconds, r.seconds), '', ''])
+    this.rows.push(['bootstrap: client peak RSS MiB', d.rss.toFixed(0), r.rss.toFixed(0), ratio(d.rss, r.rss), '<= 400 MB at 1M files', ok(d.rss * 2 ** 20 <= 400e6)])
+    this.rows.push(['bootstrap: bytes on the wire', d.wire, r.wire, ratio(d.wire, r.wire), '', ''])
+    for (const dir of [dd, rd]) rmSync(dir, { recursive: true, force: true })
   }
 
-  async rsyncPull(): Promise<{ seconds: number; wire: number; rss: number }> {
-    const r = await timeChildOk('/usr/bin/time', ['-f', '%M', '-o', join(this.base, 'time.out'), 'rsync', '-a', '--delete', '--stats',
-      `rsync://${RSYNC_ADDRESS}:${RSYNC_PORT}/mod/`, `${join(this.base, 'dest-rsync')}/`])
+  async dsyncPull(dest = join(this.work, 'dest-dsync')): Promise<{ seconds: number; wire: number; rss: number; stdout: string }> {
+    const bytesFile = join(this.work, 'socket-bytes.json')
+    rmSync(bytesFile, { force: true })
+    const r = await timeChildOk('/usr/bin/time', ['-f', '%M', '-o', join(this.work, 'time.out'), process.execPath, '--import', SOCKET_BYTES, this.opts.cli,
+      '--json', 'pull', `dtp://${HOSTS[0]}/${REPO}`, dest, ...HOSTS.slice(1).flatMap(h => ['--peer', `${h}:${PORT}`])],
+    { env: { ...process.env, DSYNC_BENCH_SOCKET_BYTES: bytesFile } })
+    return { seconds: r.seconds, wire: (JSON.parse(readFileSync(bytesFile, 'utf8')) as { read: number }).read, rss: this.lastRss(), stdout: r.stdout }
+  }
+
+  async rsyncPull(dest = join(this.work, 'dest-rsync')): Promise<{ seconds: number; wire: number; rss: number }> {
+    const r = await timeChildOk('/usr/bin/time', ['-f', '%M', '-o', join(this.work, 'time.out'), 'rsync', '-a', '--delete', '--stats',
+      `rsync://${RSYNC_ADDRESS}:${RSYNC_PORT}/mod/`, `${dest}/`])
     const m = /Total bytes received: ([\d,.]+)/.exec(r.stdout)
     return { seconds: r.seconds, wire: m ? Number(m[1].replace(/[,.]/g, '')) : NaN, rss: this.lastRss() }
   }

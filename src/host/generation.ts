@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { contentFiles, readManifestLines, type ManifestLines } from '../manifest/manifest-lines.js'
 import { MANIFEST_TORRENT_PATH, repoFiles } from '../manifest/paths.js'
 import { magnetLink } from '../torrent/build.js'
-import { indexedShardsAt, matchFileList, prefixed, type RunMatch } from '../torrent/file-list.js'
+import { indexedShardsAt, matchFileList, piecesFit, prefixed, readTorrentWalked, type RunMatch } from '../torrent/file-list.js'
 import { matchShardsToManifest, matchTorrentToManifest } from '../torrent/match.js'
 import { Reader, readTorrentInfo, type TorrentInfo } from '../torrent/read.js'
 import { indexedShards, shardTorrentPath } from '../torrent/shards.js'
@@ -199,21 +199,10 @@ function explain(loaded: Loaded): never {
   throw new GenerationError(`${paths.torrent}: ${reason ?? 'the torrent does not match data.dsync byte for byte'}`)
 }
 
-function piecesFit(info: TorrentInfo, pieceLength: number, run: RunMatch): boolean {
-  return info.pieceLength === pieceLength && info.pieces.length === Math.ceil(run.totalLength / pieceLength) * 20
-}
-
 /** `walk` reads the `files` list and says whether it read all of it; if not, the rest is skipped. */
 function parseTorrent(file: string, bytes: Buffer, walk?: (r: Reader) => boolean): TorrentInfo {
   try {
-    return readTorrentInfo(bytes, walk && {
-      onFiles: r => {
-        const at = r.pos
-        if (walk(r)) return
-        r.pos = at
-        r.skip()
-      },
-    })
+    return walk ? readTorrentWalked(bytes, walk) : readTorrentInfo(bytes)
   } catch (err) {
     throw new GenerationError(`${file}: malformed torrent (${(err as Error).message})`)
   }

@@ -154,6 +154,17 @@ export function parseManifest(data: Buffer, file: string): Manifest {
 }
 
 /**
+ * The path field (the sixth) decoded from the line's bytes on its own: a field of the split
+ * line is a slice that keeps the whole line's string alive, ~120 bytes more for each of a
+ * million entries a client holds. The fields before it are checked ASCII by then.
+ */
+function ownPath(raw: Buffer, f: string[]): string {
+  const at = f[0].length + f[1].length + f[2].length + f[3].length + f[4].length + 5
+  const end = f.length > 6 ? raw.indexOf(0x09, at) : raw.length
+  return raw.toString('utf8', at, end)
+}
+
+/**
  * Line-at-a-time validation, so that a reader can check a data.dsync as it streams in
  * (the format is sorted and each line stands alone; only the END checksum needs the whole).
  */
@@ -201,7 +212,7 @@ export class ManifestParser {
       return
     }
     if (this.inHeader) return this.pushHeader(line, text)
-    this.pushEntry(line, text)
+    this.pushEntry(line, text, raw)
   }
 
   private pushHeader(line: number, text: string): void {
@@ -230,8 +241,8 @@ export class ManifestParser {
     }
   }
 
-  private pushEntry(line: number, text: string): void {
-    const entry = parseEntryLine(text)
+  private pushEntry(line: number, text: string, raw: Buffer): void {
+    const entry = parseEntryLine(text, raw)
     if (typeof entry === 'string') this.fail(line, entry)
     if (entry.type === 'h') {
       const file = this.byPath.get(entry.target!)
@@ -267,7 +278,7 @@ export class ManifestParser {
  * breaks one. The list's own rules (order, parents, hardlink targets) are ManifestParser's,
  * and the delta plan's (src/sync/delta-plan.ts).
  */
-export function parseEntryLine(text: string): ManifestEntry | string {
+export function parseEntryLine(text: string, raw?: Buffer): ManifestEntry | string {
   const f = text.split('\t')
   if (f.length < 6 || f.length > 7) return `expected 6 or 7 fields, got ${f.length}`
   const type = f[0] as EntryType
@@ -282,7 +293,8 @@ export function parseEntryLine(text: string): ManifestEntry | string {
   // .dsync/ holds the manifest itself (also the torrent's first file) and the host's lock
   // and cache; a listed entry there would overwrite them.
   if (path === DSYNC_DIR || path.startsWith(DSYNC_DIR + '/')) return `reserved path ${DSYNC_DIR}`
-  const entry: ManifestEntry = { type, path, mode: parseInt(f[1], 8), size: Number(f[2]), mtime: Number(f[3]) }
+  const own = raw && path === f[5] ? ownPath(raw, f) : path
+  const entry: ManifestEntry = { type, path: own, mode: parseInt(f[1], 8), size: Number(f[2]), mtime: Number(f[3]) }
   const hashed = type === 'f' || type === 'h'
   if (hashed) {
     if (!/^[0-9a-f]{64}$/.test(f[4])) return 'bad SHA-256'

@@ -63,6 +63,8 @@ function wantMeta(plan: Plan, staging: Staging): void {
 
 /** Bytes the local copies into staging will take (those not staged yet). */
 function localBytes(plan: Plan, staging: Staging): number {
+  // A map of every placed content only when DEST has some to copy (never in a bootstrap).
+  if (plan.local.size === 0) return 0
   const placedSize = new Map(plan.place.map(f => [f.sha256!.toString('hex'), f.size]))
   let bytes = 0
   for (const [hex] of plan.local) {
@@ -74,6 +76,7 @@ function localBytes(plan: Plan, staging: Staging): number {
 
 /** Contents DEST holds under another path are copied into staging instead of fetched. */
 function copyLocal(plan: Plan, staging: Staging): number {
+  if (plan.local.size === 0) return 0
   let copied = 0
   const placedSize = new Map(plan.place.map(f => [f.sha256!.toString('hex'), f.size]))
   for (const [hex, from] of plan.local) {

@@ -81,16 +81,17 @@ export function planEntries(input: EntriesInput): Plan {
     localEntries: input.localEntries, fetchBytes: 0, added: [], changed: [],
   }
   for (const [path, hex] of sha) if (!plan.local.has(hex)) plan.local.set(hex, join(input.dest, path))
-  const wanted = new Set<string>()
+  // Into an empty DEST (a bootstrap) nothing is deleted: no set of every upstream path.
+  const wanted = local.size > 0 ? new Set<string>() : undefined
   for (const u of input.upstream) {
-    wanted.add(u.path)
-    const l = local.get(u.path)
+    wanted?.add(u.path)
+    const l = local.size > 0 ? local.get(u.path) : undefined
     const sameType = l !== undefined && fileOr(l.type) === fileOr(u.type)
     if (l && !sameType) plan.conflicts.push(l)
     if ((!l || !sameType) && u.type !== 'd') plan.added.push(u.path)
     PLAN_BY_KIND[u.type]({ plan, u, l: sameType ? l : undefined, local, sha })
   }
-  planDeletes(plan, local, wanted)
+  if (wanted) planDeletes(plan, local, wanted)
   planDirMeta(plan, input.folder)
   return plan
 }
@@ -101,6 +102,8 @@ export function planEntries(input: EntriesInput): Plan {
  * or a run killed mid-apply) are hashed.
  */
 async function trustedHashes(opts: PlanOptions, local: Map<string, ScannedEntry>): Promise<Map<string, string>> {
+  // No local file (a bootstrap): no map of every upstream file to compare with.
+  if (!hasFiles(local)) return new Map()
   const vouched = new Map<string, ManifestEntry>()
   for (const e of opts.previous?.entries ?? []) if (e.type === 'f' || e.type === 'h') vouched.set(e.path, e)
   const upstreamFiles = new Map<string, ManifestEntry>()
@@ -131,6 +134,11 @@ export async function hashesFor(
   }
   await hashFiles(toHash.map(x => x.job), 0, (job, d) => sha.set(toHash[job.id].path, d.sha256.toString('hex')), threads)
   return sha
+}
+
+function hasFiles(local: Map<string, ScannedEntry>): boolean {
+  for (const l of local.values()) if (l.type === 'f' || l.type === 'h') return true
+  return false
 }
 
 /** One upstream entry against what DEST has at its path (`l`: only when of the same kind). */
@@ -193,12 +201,15 @@ function planHardlink({ plan, u, l, local, sha }: EntryCase): void {
  */
 function planDirMeta(plan: Plan, folder: (path: string) => ManifestEntry | undefined): void {
   const inMeta = new Set(plan.dirMeta.map(d => d.path))
-  const touched = [...plan.place, ...plan.links, ...plan.mkdirs, ...plan.conflicts, ...plan.deletes].map(e => parentOf(e.path))
-  for (const parent of touched) {
-    const d = parent === '' ? undefined : folder(parent)
-    if (d && !inMeta.has(d.path)) {
-      inMeta.add(d.path)
-      plan.dirMeta.push(d)
+  // Each entry's parent looked up in turn: no list of a parent path per placed file.
+  for (const list of [plan.place, plan.links, plan.mkdirs, plan.conflicts, plan.deletes]) {
+    for (const e of list) {
+      const parent = parentOf(e.path)
+      const d = parent === '' ? undefined : folder(parent)
+      if (d && !inMeta.has(d.path)) {
+        inMeta.add(d.path)
+        plan.dirMeta.push(d)
+      }
     }
   }
   plan.dirMeta.sort((a, b) => depth(b.path) - depth(a.path))

@@ -6,21 +6,37 @@ import type { RepoFiles } from '../manifest/paths.js'
 import { Downloader } from '../swarm/downloader.js'
 import type { PeerConnection } from '../swarm/peer.js'
 import type { Swarm } from '../swarm/swarm.js'
-import { matchShardsToManifest } from '../torrent/match.js'
-import { fileSpans, pieceMap, type PieceMap } from '../torrent/piece-map.js'
+import { matchFileList, piecesFit, readTorrentWalked, type ExpectedFiles, type RunMatch } from '../torrent/file-list.js'
+import { matchIndexToShards, matchShardsToManifest } from '../torrent/match.js'
+import { fileSpans, type PieceMap } from '../torrent/piece-map.js'
 import { readTorrentInfo, type TorrentInfo } from '../torrent/read.js'
 import { shardTorrentPath } from '../torrent/shards.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
 import type { Staging } from './staging.js'
-import { layoutOf } from './torrent-check.js'
 import { transferFiles, watchDownload, type TransferProgress, type TransferResult } from './transfer.js'
 
-/** One shard of a sharded repository, as the client holds it (docs/SCALE.md, "Shards"). */
+/**
+ * One shard of a sharded repository, as the client holds it (docs/SCALE.md, "Shards"): its
+ * .torrent's bytes and where its files are, with no object per file (a 1M-file repository
+ * has ~60 shards; their parsed file lists cost more than everything else the client keeps).
+ */
 export interface ClientShard {
   infoHash: string
   torrent: Buffer
-  info: TorrentInfo
-  map: PieceMap
+  /** The piece hashes (a view into `torrent`). */
+  pieces: Buffer
+  pieceLength: number
+  /** Its files: data.dsync's content files (type f, size > 0) in order, this shard's range of them. */
+  files: readonly ContentFile[]
+  /** Each file's offset in the shard's piece space (the pads between them are implied). */
+  offsets: Float64Array
+  totalLength: number
+}
+
+/** What a shard needs of a data.dsync content entry. */
+export interface ContentFile {
+  path: string
+  size: number
 }
 
 export interface ShardContext {
@@ -36,9 +52,36 @@ export interface ShardContext {
  * The shard torrents an index names: those DEST kept from its last sync (same infohash)
  * are read from DEST/.dsync/shards/, the rest fetched at once from the index's swarm, every
  * piece verified, each then checked against its infohash. Together the shards must be
- * exactly data.dsync's files, or nothing goes further.
+ * exactly data.dsync's files, or nothing goes further. Each shard's files list is walked in
+ * place against data.dsync's entries (`matchFileList`, as a host loads a generation); only
+ * when that finds a difference is everything parsed, to name it.
  */
 export async function loadShards(named: string[], files: RepoFiles, ctx: ShardContext, manifest: Manifest, manifestLength: number): Promise<ClientShard[]> {
+  const torrents = await shardTorrents(named, files, ctx)
+  const pieceLength = manifest.header.pieceLength
+  const content = manifest.entries.filter(e => e.type === 'f' && e.size > 0)
+  const expected = expectedFiles(content)
+  const shards: ClientShard[] = []
+  let next = 0
+  for (const [s, ih] of named.entries()) {
+    const from = `${ctx.from} shard ${ih}`
+    let run: RunMatch | undefined
+    const info = readShard(from, () => readTorrentWalked(torrents[s], r => (run = matchFileList(r, pieceLength, expected, next, false)) !== undefined))
+    if (info.infoHash !== ih) throw new DsyncError(ExitCode.badData, 'sync.badTorrent', { from, reason: `infohash ${info.infoHash}` })
+    if (!run || !piecesFit(info, pieceLength, run)) explain(named, torrents, ctx, manifest, manifestLength)
+    shards.push({
+      infoHash: ih, torrent: torrents[s], pieces: info.pieces, pieceLength,
+      files: content.slice(next, next + run.count), offsets: run.offsets, totalLength: run.totalLength,
+    })
+    next += run.count
+  }
+  const index = matchIndexToShards(ctx.index, shards.map(sh => ({ infoHash: sh.infoHash, torrentLength: sh.torrent.length })), pieceLength, manifestLength)
+  if (next !== content.length || typeof index === 'string') explain(named, torrents, ctx, manifest, manifestLength)
+  return shards
+}
+
+/** The named shard torrents: kept in DEST, or fetched from the index's swarm. */
+async function shardTorrents(named: string[], files: RepoFiles, ctx: ShardContext): Promise<Buffer[]> {
   const torrents = named.map(ih => kept(files, ih))
   const missing = new Map<number, number>()
   const indexByPath = new Map(ctx.indexMap.files.map((f, i) => [f.path, i]))
@@ -49,20 +92,48 @@ export async function loadShards(named: string[], files: RepoFiles, ctx: ShardCo
     const fetched = await fetchIndexFiles(ctx, [...missing.keys()])
     for (const [index, s] of missing) torrents[s] = fetched.get(index)!
   }
-  const shards = named.map((ih, s): ClientShard => {
-    const info = readShard(torrents[s]!, `${ctx.from} shard ${ih}`)
-    if (info.infoHash !== ih) throw new DsyncError(ExitCode.badData, 'sync.badTorrent', { from: `${ctx.from} shard ${ih}`, reason: `infohash ${info.infoHash}` })
-    return { infoHash: ih, torrent: torrents[s]!, info, map: pieceMap(layoutOf(info), info.pieceLength) }
-  })
-  const shapes = shards.map(s => ({ ...s.info, torrentLength: s.torrent.length }))
-  const matched = matchShardsToManifest(ctx.index, shapes, manifest, manifestLength)
-  if (typeof matched === 'string') throw new DsyncError(ExitCode.badData, 'sync.manifestMismatch', { from: ctx.from, reason: matched })
-  return shards
+  return torrents as Buffer[]
 }
 
-function readShard(torrent: Buffer, from: string): TorrentInfo {
+/**
+ * Why the shards differ from data.dsync, found by the parsed check (an object per file:
+ * only once the walk found a difference). Always throws.
+ */
+function explain(named: string[], torrents: Buffer[], ctx: ShardContext, manifest: Manifest, manifestLength: number): never {
+  const shapes = named.map((ih, s) => {
+    const info = readShard(`${ctx.from} shard ${ih}`, () => readTorrentInfo(torrents[s]))
+    if (info.infoHash !== ih) throw new DsyncError(ExitCode.badData, 'sync.badTorrent', { from: `${ctx.from} shard ${ih}`, reason: `infohash ${info.infoHash}` })
+    return { ...info, torrentLength: torrents[s].length }
+  })
+  const matched = matchShardsToManifest(ctx.index, shapes, manifest, manifestLength)
+  const reason = typeof matched === 'string' ? matched : 'the shards do not match data.dsync byte for byte'
+  throw new DsyncError(ExitCode.badData, 'sync.manifestMismatch', { from: ctx.from, reason })
+}
+
+/** data.dsync's content entries as the walk expects them: each path's bytes made when it is compared. */
+function expectedFiles(content: readonly ContentFile[]): ExpectedFiles {
+  let at = -1
+  let bytes = Buffer.alloc(0)
+  const path = (i: number) => {
+    if (i !== at) {
+      at = i
+      bytes = Buffer.from(content[i].path, 'utf8')
+    }
+    return bytes
+  }
+  return { count: content.length, length: i => content[i].size, pathBuf: path, pathStart: () => 0, pathEnd: i => path(i).length }
+}
+
+/** A shard's piece map, made when its turn comes (one shard's files at a time). */
+export function shardMap(shard: ClientShard): PieceMap {
+  const P = shard.pieceLength
+  const files = shard.files.map((f, i) => ({ path: f.path, length: f.size, offset: shard.offsets[i], firstPiece: shard.offsets[i] / P, pieceCount: Math.ceil(f.size / P) }))
+  return { pieceLength: P, totalLength: shard.totalLength, pieceCount: Math.ceil(shard.totalLength / P), files }
+}
+
+function readShard(from: string, read: () => TorrentInfo): TorrentInfo {
   try {
-    return readTorrentInfo(torrent)
+    return read()
   } catch (err) {
     throw new DsyncError(ExitCode.badData, 'sync.badTorrent', { from, reason: (err as Error).message })
   }
@@ -106,27 +177,33 @@ export interface ShardTransferOptions {
 
 /**
  * Fetches files shard by shard: each shard is its own swarm (its own infohash) on the same
- * hosts. Shards with nothing wanted are not contacted.
+ * hosts. Shards with nothing wanted are not contacted. Only the shard being fetched has its
+ * piece map and file table made.
  */
 export async function transferFromShards(opts: ShardTransferOptions): Promise<TransferResult> {
   const total: TransferResult = { bytesReceived: 0, bytesPerPeer: {}, reusedPieces: 0 }
-  const work = opts.shards.map(shard => {
+  let bytesTotal = 0
+  let filesTotal = 0
+  for (const shard of opts.shards) {
+    for (const f of shard.files) {
+      if (!opts.wanted.has(f.path)) continue
+      bytesTotal += f.size
+      filesTotal++
+    }
+  }
+  let bytesBefore = 0
+  let filesBefore = 0
+  for (const shard of opts.shards) {
     const files = new Map<number, string>()
-    shard.map.files.forEach((f, i) => {
+    shard.files.forEach((f, i) => {
       const hex = opts.wanted.get(f.path)
       if (hex !== undefined) files.set(i, hex)
     })
-    return { shard, files }
-  }).filter(w => w.files.size > 0)
-  const bytesTotal = work.reduce((sum, w) => sum + [...w.files.keys()].reduce((s, i) => s + w.shard.map.files[i].length, 0), 0)
-  const filesTotal = work.reduce((sum, w) => sum + w.files.size, 0)
-  let bytesBefore = 0
-  let filesBefore = 0
-  for (const { shard, files } of work) {
+    if (files.size === 0) continue
     const { swarm, stop } = opts.open(shard.infoHash)
     try {
       const r = await transferFiles({
-        swarm, map: shard.map, hashes: shard.info.pieces, staging: opts.staging, files, onWarning: opts.onWarning, infoHash: shard.infoHash,
+        swarm, map: shardMap(shard), hashes: shard.pieces, staging: opts.staging, files, onWarning: opts.onWarning, infoHash: shard.infoHash,
         onProgress: p => opts.onProgress?.({ ...p, bytesDone: bytesBefore + p.bytesDone, bytesTotal, filesDone: filesBefore + p.filesDone, filesTotal }),
       })
       total.bytesReceived += r.bytesReceived

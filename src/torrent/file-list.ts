@@ -1,4 +1,4 @@
-import { Reader, TorrentFormatError } from './read.js'
+import { Reader, readTorrentInfo, TorrentFormatError, type TorrentInfo } from './read.js'
 import { shardInfoHashOf } from './shards.js'
 
 /**
@@ -184,4 +184,25 @@ function pathText(r: Reader, at: number): string {
   r.list(() => parts.push(r.bytes().toString('utf8')))
   r.pos = save
   return parts.join('/')
+}
+
+/**
+ * A torrent read with its `files` list walked by `walk` (which returns whether it read the
+ * whole list; if not, the rest of the list is skipped): `files` stays empty, nothing is
+ * made per file. Format errors are thrown as by readTorrentInfo.
+ */
+export function readTorrentWalked(torrent: Buffer, walk: (r: Reader) => boolean): TorrentInfo {
+  return readTorrentInfo(torrent, {
+    onFiles: r => {
+      const at = r.pos
+      if (walk(r)) return
+      r.pos = at
+      r.skip()
+    },
+  })
+}
+
+/** The torrent's piece length is `pieceLength` and it has one hash per piece of the walked run. */
+export function piecesFit(info: TorrentInfo, pieceLength: number, run: RunMatch): boolean {
+  return info.pieceLength === pieceLength && info.pieces.length === Math.ceil(run.totalLength / pieceLength) * 20
 }

@@ -46,9 +46,7 @@ export function matchShardsToManifest(
   index: TorrentShape, shards: ShardShape[], manifest: ManifestShape, manifestLength: number,
 ): ShardedLayout | string {
   const pieceLength = manifest.header.pieceLength
-  const indexLayout = matchFiles(index, pieceLength,
-    [{ path: MANIFEST_TORRENT_PATH, length: manifestLength }, ...shards.map(s => ({ path: shardTorrentPath(s.infoHash), length: s.torrentLength }))],
-    'the index torrent')
+  const indexLayout = matchIndexToShards(index, shards, pieceLength, manifestLength)
   if (typeof indexLayout === 'string') return indexLayout
   const content = manifest.entries.filter(e => e.type === 'f' && e.size > 0)
   const layouts: LayoutFile[][] = []
@@ -64,6 +62,15 @@ export function matchShardsToManifest(
   }
   if (next !== content.length) return `the shards hold ${next} files, data.dsync lists ${content.length}`
   return { index: indexLayout, shards: layouts }
+}
+
+/** The index torrent holds data.dsync, then exactly these shard .torrent files (named by their infohashes, in order). */
+export function matchIndexToShards(
+  index: TorrentShape, shards: { infoHash: string; torrentLength: number }[], pieceLength: number, manifestLength: number,
+): LayoutFile[] | string {
+  return matchFiles(index, pieceLength,
+    [{ path: MANIFEST_TORRENT_PATH, length: manifestLength }, ...shards.map(s => ({ path: shardTorrentPath(s.infoHash), length: s.torrentLength }))],
+    'the index torrent')
 }
 
 function matchFiles(info: TorrentShape, pieceLength: number, files: { path: string; length: number }[], what: string): LayoutFile[] | string {
