@@ -20,7 +20,7 @@ import { readPid } from '../src/util/process.js'
  *
  *   npm run bench -- scale [--dir /work/scratch/dsync-scale] [--only small-200k,small-1m,debs-50k]
  *                          [--fresh] [--keep] [--cli PATH/cli/main.js]
- *                          [--steps gendsync,update,nochange,bootstrap] [--work DIR]
+ *                          [--steps gendsync,update,nochange,bootstrap] [--work DIR] [--base-cli PATH/cli/main.js]
  *
  * Trees are generated once under --dir and reused (1M files take a while); --keep leaves
  * them there at the end, otherwise they are deleted. The client's DEST starts as an rsync
@@ -28,7 +28,8 @@ import { readPid } from '../src/util/process.js'
  * DEST is the same copy without .dsync/. --steps runs only some of the measurements (the
  * hosts always start): without `gendsync` the tree is served as its .dsync/ already is and
  * is not written to (`--steps bootstrap --work DIR` measures a bootstrap of a tree someone
- * else prepared, with the hosts' homes and every DEST under DIR).
+ * else prepared, with the hosts' homes and every DEST under DIR). --base-cli adds a bootstrap
+ * by another client build on the same hosts, in the same run (a before/after).
  */
 const DEFAULT_CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url))
 const SOCKET_BYTES = fileURLToPath(new URL('./lib/socket-bytes.js', import.meta.url))
@@ -57,6 +58,8 @@ interface Options {
   keep: boolean
   cli: string
   steps: Set<Step>
+  /** Another client build whose bootstrap is measured beside this one's. */
+  baseCli?: string
   /** Where the hosts' homes, the DESTs and the rsync daemon's files go (default: beside the tree). */
   work?: string
 }
@@ -70,6 +73,7 @@ function parseArgs(args: string[]): Options {
     else if (a === '--keep') o.keep = true
     else if (a === '--cli') o.cli = value()
     else if (a === '--work') o.work = value()
+    else if (a === '--base-cli') o.baseCli = value()
     else if (a === '--steps') o.steps = new Set(value().split(',') as Step[])
     else throw new Error(`unknown argument ${a}`)
   })
@@ -259,20 +263,27 @@ class Bed {
     const [dd, rd] = [join(this.work, 'boot-dsync'), join(this.work, 'boot-rsync')]
     for (const d of [dd, rd]) rmSync(d, { recursive: true, force: true })
     const d = await this.dsyncPull(dd)
+    rmSync(dd, { recursive: true, force: true })
+    const base = this.opts.baseCli ? await this.dsyncPull(dd, this.opts.baseCli) : undefined
+    rmSync(dd, { recursive: true, force: true })
     const r = await this.rsyncPull(rd)
+    rmSync(rd, { recursive: true, force: true })
     // --json prints progress events, one a line, then the summary.
     const summary = JSON.parse(d.stdout.trim().split('\n').pop()!) as { added: number; bytesReceived: number }
     const label = `bootstrap (${summary.added} entries, ${fmtMiB(summary.bytesReceived)} MiB fetched)`
     this.rows.push([`${label}: seconds`, fmtSeconds(d.seconds), fmtSeconds(r.seconds), ratio(d.seconds, r.seconds), '', ''])
     this.rows.push(['bootstrap: client peak RSS MiB', d.rss.toFixed(0), r.rss.toFixed(0), ratio(d.rss, r.rss), '<= 400 MB at 1M files', ok(d.rss * 2 ** 20 <= 400e6)])
     this.rows.push(['bootstrap: bytes on the wire', d.wire, r.wire, ratio(d.wire, r.wire), '', ''])
-    for (const dir of [dd, rd]) rmSync(dir, { recursive: true, force: true })
+    if (base) {
+      this.rows.push(['bootstrap, --base-cli build: seconds', fmtSeconds(base.seconds), fmtSeconds(d.seconds), `this build: ${ratio(d.seconds, base.seconds)} of base`, '', ''])
+      this.rows.push(['bootstrap, --base-cli build: client peak RSS MiB', base.rss.toFixed(0), d.rss.toFixed(0), `this build: ${ratio(d.rss, base.rss)} of base`, '', ''])
+    }
   }
 
-  async dsyncPull(dest = join(this.work, 'dest-dsync')): Promise<{ seconds: number; wire: number; rss: number; stdout: string }> {
+  async dsyncPull(dest = join(this.work, 'dest-dsync'), cli = this.opts.cli): Promise<{ seconds: number; wire: number; rss: number; stdout: string }> {
     const bytesFile = join(this.work, 'socket-bytes.json')
     rmSync(bytesFile, { force: true })
-    const r = await timeChildOk('/usr/bin/time', ['-f', '%M', '-o', join(this.work, 'time.out'), process.execPath, '--import', SOCKET_BYTES, this.opts.cli,
+    const r = await timeChildOk('/usr/bin/time', ['-f', '%M', '-o', join(this.work, 'time.out'), process.execPath, '--import', SOCKET_BYTES, cli,
       '--json', 'pull', `dtp://${HOSTS[0]}/${REPO}`, dest, ...HOSTS.slice(1).flatMap(h => ['--peer', `${h}:${PORT}`])],
     { env: { ...process.env, DSYNC_BENCH_SOCKET_BYTES: bytesFile } })
     return { seconds: r.seconds, wire: (JSON.parse(readFileSync(bytesFile, 'utf8')) as { read: number }).read, rss: this.lastRss(), stdout: r.stdout }

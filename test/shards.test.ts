@@ -1,11 +1,18 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
+import { DsyncError, ExitCode } from '../src/errors.js'
+import { parseManifest, serializeManifest } from '../src/manifest/format.js'
+import { repoFiles } from '../src/manifest/paths.js'
+import type { Swarm } from '../src/swarm/swarm.js'
+import { loadShards } from '../src/sync/shards.js'
+import { layoutOf } from '../src/sync/torrent-check.js'
+import { pieceMap } from '../src/torrent/piece-map.js'
 import { readTorrentInfo } from '../src/torrent/read.js'
-import { MAX_INFO_BYTES, shardStarts, SINGLE_MAX_FILES } from '../src/torrent/shards.js'
+import { indexedShards, MAX_INFO_BYTES, shardStarts, SINGLE_MAX_FILES } from '../src/torrent/shards.js'
 import { runCli } from '../testbed/cli.js'
 import { HOST_PORT, prepareHost, startHost } from '../testbed/host.js'
 import { libtorrentMissing } from '../testbed/leecher.js'
@@ -159,4 +166,45 @@ test('dsync pull bootstraps a sharded repository, then an update fetches the cha
   assert.deepEqual([r.added, r.changed, r.filesFetched], [1, 1, 2])
   assert.equal(r.bytesReceived, 'changed content\n'.length + 'file 40000\n'.length)
   assert.equal(sameTree(save, dest), 10_001)
+})
+
+test('a client checks the shard torrents against data.dsync without parsing their file lists, and names a difference', { timeout: 600_000 }, async () => {
+  const host = await prepareHost('127.0.3.114', {})
+  const save = join(host.webroot, 'walk10k')
+  writePool(save, 10_000, 200)
+  writeFileSync(join(host.home, 'repos', 'walk10k.conf'), `repo=walk10k\nsave=${save}\ndsync=true\n`)
+  assert.equal((await host.cli('gendsync')).code, 0)
+  const dotDsync = join(save, '.dsync')
+  const index = readTorrentInfo(readFileSync(join(dotDsync, 'walk10k.torrent')))
+  const named = indexedShards(index.files)!
+  assert.ok(named.length >= 2, 'the repository is sharded')
+  // DEST holds the shard torrents already (kept from a sync): nothing is fetched, no swarm is needed.
+  const dest = tempDir()
+  mkdirSync(join(dest, '.dsync', 'shards'), { recursive: true })
+  for (const ih of named) copyFileSync(join(dotDsync, 'shards', `${ih}.torrent`), join(dest, '.dsync', 'shards', `${ih}.torrent`))
+  const ctx = { index, indexMap: pieceMap(layoutOf(index), index.pieceLength), swarm: undefined as unknown as Swarm, stallMs: 1000, from: 'test' }
+  const bytes = readFileSync(join(dotDsync, 'data.dsync'))
+  // The index vouches for data.dsync's length: kept as the index says, so the shards are what differs.
+  const load = (manifestBytes: Buffer) => loadShards(named, repoFiles(dest, 'walk10k'), ctx, parseManifest(manifestBytes, 'data.dsync'), bytes.length)
+
+  const shards = await load(bytes)
+  const content = parseManifest(bytes, 'data.dsync').entries.filter(e => e.type === 'f' && e.size > 0)
+  assert.deepEqual(shards.flatMap(s => s.files.map(f => [f.path, f.size])), content.map(e => [e.path, e.size]))
+  for (const s of shards) {
+    const parsed = readTorrentInfo(readFileSync(join(dotDsync, 'shards', `${s.infoHash}.torrent`)))
+    assert.ok(s.pieces.equals(parsed.pieces))
+    const offsets = layoutOf(parsed).filter(f => !f.pad).map(f => f.offset)
+    assert.deepEqual([...s.offsets], offsets, `${s.infoHash}: offsets as the parsed layout says`)
+  }
+
+  // One file of the second shard one byte longer in data.dsync (re-serialised, so its END line is right).
+  const m = parseManifest(bytes, 'data.dsync')
+  const grown = shards[1].files[3].path
+  const entry = m.entries.find(e => e.path === grown)!
+  entry.size += 1
+  await assert.rejects(load(serializeManifest(m.entries, m.header.pieceLength)), (err: Error) => {
+    assert.ok(err instanceof DsyncError && err.exitCode === ExitCode.badData, String(err))
+    assert.match(err.message, new RegExp(`shard ${shards[1].infoHash}: file \\d+ is "${grown}"`))
+    return true
+  })
 })

@@ -44,7 +44,9 @@ export async function fetchStage(dest: string, plan: Plan, route: Route): Promis
     throw err
   }
   // Power loss, not only SIGKILL: staged data reaches the disk before the commit record.
-  await staging.syncAll(plan.place.map(f => f.sha256!.toString('hex')))
+  // Every placed content is one the plan fetches (or found staged); local copies were
+  // fsync'ed as they were made. The keys, not a new hex string per placed file.
+  await staging.syncAll(plan.fetch.keys())
   return {
     staging, filesFetched: items.length, filesCopiedLocally,
     bytesReceived: transfer.bytesReceived, bytesPerHost: transfer.bytesPerPeer,

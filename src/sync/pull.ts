@@ -7,7 +7,7 @@ import { executePlan } from './execute.js'
 import { manifestStage, torrentStage, type ManifestStage, type TorrentStage } from './metadata.js'
 import { openSwarm } from './open-swarm.js'
 import { resolveStage } from './resolve.js'
-import { dropShards, keepShards, transferFromShards } from './shards.js'
+import { dropShards, keepShards, storeShards, transferFromShards } from './shards.js'
 import { transferFiles } from './transfer.js'
 import type { PullContext, PullOptions, PullResult, Route } from './types.js'
 
@@ -61,6 +61,7 @@ function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentSta
     fetch: async (items, staging) => {
       if (m.shards) {
         swarm.close()
+        storeShards(m.files, m.shards)
         return transferFromShards({
           shards: m.shards, staging, wanted: new Map(items.map(([hex, entry]) => [entry.path, hex])),
           open: ih => openSwarm(ctx, ih, info.trackers), onWarning: opts.onWarning, onProgress: p => opts.onProgress?.({ ...p, phase: 'files' }),

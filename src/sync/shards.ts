@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { DsyncError, ExitCode, fsError } from '../errors.js'
 import type { Manifest } from '../manifest/format.js'
@@ -22,8 +22,9 @@ import { transferFiles, watchDownload, type TransferProgress, type TransferResul
  */
 export interface ClientShard {
   infoHash: string
-  torrent: Buffer
-  /** The piece hashes (a view into `torrent`). */
+  /** Its .torrent file, until `storeShards` has written it to DEST. */
+  torrent?: Buffer
+  /** The piece hashes (a view into `torrent` until then, a copy after). */
   pieces: Buffer
   pieceLength: number
   /** Its files: data.dsync's content files (type f, size > 0) in order, this shard's range of them. */
@@ -75,7 +76,7 @@ export async function loadShards(named: string[], files: RepoFiles, ctx: ShardCo
     })
     next += run.count
   }
-  const index = matchIndexToShards(ctx.index, shards.map(sh => ({ infoHash: sh.infoHash, torrentLength: sh.torrent.length })), pieceLength, manifestLength)
+  const index = matchIndexToShards(ctx.index, named.map((ih, s) => ({ infoHash: ih, torrentLength: torrents[s].length })), pieceLength, manifestLength)
   if (next !== content.length || typeof index === 'string') explain(named, torrents, ctx, manifest, manifestLength)
   return shards
 }
@@ -218,16 +219,33 @@ export async function transferFromShards(opts: ShardTransferOptions): Promise<Tr
   return total
 }
 
-/** After the commit: DEST keeps this generation's shard torrents (a host re-serving DEST needs them). */
-export function keepShards(files: RepoFiles, shards: ClientShard[]): void {
+/**
+ * Before the files are fetched (DEST's lock held, every check passed), the shard torrents go
+ * to DEST/.dsync/shards/ rather than at the commit, and only their piece hashes stay in
+ * memory: at 1M files that is 147 MB of torrents against 20 MB of hashes. A run killed later
+ * leaves them there, named by infohash: the next run reads them instead of fetching them, and
+ * a host serving DEST meanwhile reads only the shards its own index names.
+ */
+export function storeShards(files: RepoFiles, shards: ClientShard[]): void {
   try {
     mkdirSync(files.shards, { recursive: true })
   } catch (err) {
     throw fsError(err, files.shards, 'write')
   }
+  for (const s of shards) {
+    if (!s.torrent) continue
+    const file = join(files.shards, `${s.infoHash}.torrent`)
+    // A file named by its infohash with the right length was checked against that infohash when read.
+    if (statSync(file, { throwIfNoEntry: false })?.size !== s.torrent.length) writeFileAtomic(file, s.torrent)
+    s.pieces = Buffer.from(s.pieces)
+    s.torrent = undefined
+  }
+}
+
+/** After the commit: DEST keeps this generation's shard torrents (a host re-serving DEST needs them), and no other. */
+export function keepShards(files: RepoFiles, shards: ClientShard[]): void {
+  storeShards(files, shards)
   const keep = new Set(shards.map(s => `${s.infoHash}.torrent`))
-  // A file named by its infohash with the right length was checked against that infohash when read.
-  for (const s of shards) if (kept(files, s.infoHash)?.length !== s.torrent.length) writeFileAtomic(join(files.shards, `${s.infoHash}.torrent`), s.torrent)
   for (const name of readdirSync(files.shards)) {
     if (!keep.has(name) && /^[0-9a-f]{40}\.torrent$/.test(name)) unlinkSync(join(files.shards, name))
   }
