@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { closeSync, copyFileSync, constants, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs'
+import { closeSync, copyFileSync, constants, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmdirSync, rmSync, statSync, unlinkSync } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -218,7 +218,7 @@ export class Staging {
         const hex = inner.replace(/\.(part|copy)$/, '')
         if (!keep.has(hex) || inner.endsWith('.copy')) rmSync(join(sub, inner), { force: true, recursive: true })
       }
-      if (readdirSync(sub).length === 0) rmSync(sub, { force: true, recursive: true })
+      removeIfEmpty(sub)
     }
   }
 
@@ -232,6 +232,15 @@ export class Staging {
     } catch (err) {
       throw fsError(err, this.partPath(hex), 'write')
     }
+  }
+}
+
+/** rmdir, which refuses a folder that still holds something (kept contents): no second readdir of a big folder. */
+function removeIfEmpty(dir: string): void {
+  try {
+    rmdirSync(dir)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOTEMPTY' && (err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
   }
 }
 
