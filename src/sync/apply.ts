@@ -68,14 +68,28 @@ export interface ApplyContext {
   onStep?: (step: string, done?: number) => void
   /** How many paths still need each staged content: the last one takes the file itself. */
   uses: Map<string, number>
+  /**
+   * Each placed entry's content hex, made once: the same string object then keys `uses` (a
+   * lookup by a fresh string of 64 characters hashes and compares them all: 2 µs at 200,000).
+   */
+  hexOf: Map<ManifestEntry, string>
+  /** DEST with a trailing slash: a file path of the plan (checked safe and normal) is appended, not joined. */
+  root: string
 }
 
 function applyContext(opts: ApplyOptions): ApplyContext {
   let tmpCounter = 0
   const uses = new Map<string, number>()
-  for (const f of opts.plan.place) uses.set(hex(f), (uses.get(hex(f)) ?? 0) + 1)
+  const hexOf = new Map<ManifestEntry, string>()
+  for (const f of opts.plan.place) {
+    const h = hex(f)
+    hexOf.set(f, h)
+    uses.set(h, (uses.get(h) ?? 0) + 1)
+  }
+  const dest = join(opts.dest)
   return {
-    dest: opts.dest, plan: opts.plan, staging: opts.staging, indexFiles: opts.indexFiles, uses, guard, onStep: opts.onStep,
+    dest: opts.dest, plan: opts.plan, staging: opts.staging, indexFiles: opts.indexFiles, uses, hexOf, guard, onStep: opts.onStep,
+    root: dest.endsWith('/') ? dest : `${dest}/`,
     trash: join(opts.dest, DSYNC_DIR, 'trash'),
     abs: p => join(opts.dest, p),
     tmp: () => join(opts.staging.dir, `.apply-${process.pid}-${tmpCounter++}`),
@@ -122,10 +136,11 @@ function placeNewNames(ctx: ApplyContext): void {
 }
 
 function placeFile(ctx: ApplyContext, f: ManifestEntry): void {
-  const h = hex(f)
+  const h = ctx.hexOf.get(f)!
   const left = ctx.uses.get(h)! - 1
   ctx.uses.set(h, left)
   const src = ctx.staging.path(h)
+  const dst = ctx.root + f.path
   ctx.writable(f.path)
   guard(() => {
     // The last use takes the staged file itself (it is ours, inside staging); an earlier
@@ -142,8 +157,8 @@ function placeFile(ctx: ApplyContext, f: ManifestEntry): void {
       chmodSync(t, mode)
       utimesSync(t, f.mtime, f.mtime)
     }
-    renameSync(t, ctx.abs(f.path))
-  }, ctx.abs(f.path))
+    renameSync(t, dst)
+  }, dst)
 }
 
 function placeLink(ctx: ApplyContext, l: ManifestEntry): void {

@@ -1,6 +1,5 @@
 import { createHash, type Hash } from 'node:crypto'
 import { closeSync, fchmodSync, futimesSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs'
-import { join } from 'node:path'
 import { PartFds } from './part-fds.js'
 import { ITEM_CHECKED, ITEM_LAST, type StagedMeta } from './stage-items.js'
 
@@ -19,9 +18,13 @@ export function stageShard(hex: string): number {
   return parseInt(hex[0], 16) % STAGE_DIRS
 }
 
-/** Where content `hex` is staged (`suffix` '.part' while written). */
+/**
+ * Where content `hex` is staged (`suffix` '.part' while written). `dir` is the staging folder
+ * as `Staging` makes it (joined, so normal): appended to, not joined (path.join per file was
+ * ~1% of a 200,000-file pull's event loop).
+ */
 export function stagedPath(dir: string, hex: string, suffix = ''): string {
-  return join(dir, String(stageShard(hex)), `${hex}${suffix}`)
+  return `${dir}/${stageShard(hex)}/${hex}${suffix}`
 }
 
 interface PartState {
