@@ -62,8 +62,11 @@ function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentSta
       if (m.shards) {
         swarm.close()
         storeShards(m.files, m.shards)
+        // Filled in a loop: `new Map(items.map(...))` makes an array of a pair per file first.
+        const wanted = new Map<string, string>()
+        for (const [hex, entry] of items) wanted.set(entry.path, hex)
         return transferFromShards({
-          shards: m.shards, staging, wanted: new Map(items.map(([hex, entry]) => [entry.path, hex])),
+          shards: m.shards, staging, wanted,
           open: ih => openSwarm(ctx, ih, info.trackers), onWarning: opts.onWarning, onProgress: p => opts.onProgress?.({ ...p, phase: 'files' }),
         })
       }
