@@ -1,4 +1,4 @@
-import { entryByteLength } from '../torrent/encode-info.js'
+import { decimalLength, entryByteLength } from '../torrent/encode-info.js'
 import { costBytes, costTokens, pathHash, type ShardCosts } from '../torrent/shards.js'
 import { unescapePath } from './escape.js'
 import type { Lines } from './manifest-lines.js'
@@ -109,13 +109,20 @@ export function tableCosts(t: ContentTable, pieceLength: number, reuse?: { costs
     let ascii = true
     let escaped = false
     let h = 0x811c9dc5
+    // entryByteLength's segment sums in the same pass: decimal length + ':' + bytes per segment.
+    let segments = 0
+    let seg = from
     for (let i = from; i < to; i++) {
       const b = buf[i]
-      if (b === 0x2f) slashes++
-      else if (b > 0x7f) ascii = false
+      if (b === 0x2f) {
+        slashes++
+        segments += decimalLength(i - seg) + 1 + (i - seg)
+        seg = i + 1
+      } else if (b > 0x7f) ascii = false
       else if (b === 0x5c) escaped = true
       h = Math.imul(h ^ b, 0x01000193)
     }
+    const length = t.length[c]
     if (escaped) {
       // Escaped in data.dsync: measure the path itself.
       buf = contentPath(t, c)
@@ -124,12 +131,13 @@ export function tableCosts(t: ContentTable, pieceLength: number, reuse?: { costs
       slashes = 0
       for (let i = 0; i < to; i++) if (buf[i] === 0x2f) slashes++
       ascii = false
+      costs.entry[c] = entryByteLength(buf, from, to, length)
+    } else {
+      costs.entry[c] = 20 + decimalLength(length) + segments + decimalLength(to - seg) + 1 + (to - seg)
     }
-    const length = t.length[c]
     costs.bytes[c] = costBytes(to - from, slashes, length, pieceLength)
     costs.tokens[c] = costTokens(slashes, length, pieceLength)
     costs.hash[c] = ascii ? h >>> 0 : pathHash(buf.toString('utf8', from, to))
-    costs.entry[c] = entryByteLength(buf, from, to, length)
   }
   return costs
 }
