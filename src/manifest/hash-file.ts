@@ -93,7 +93,12 @@ export function hashBuffer(data: Buffer, pieceLength: number, wantTail = true): 
 
 function digestBuffer(data: Buffer, pieceLength: number, wantTail: boolean): FileDigest {
   const sha256 = oneShot('sha256', data, 'buffer') as Buffer
-  if (pieceLength === 0) return { sha256, pieces: Buffer.alloc(0) }
+  return { sha256, ...pieceHashes(data, pieceLength, wantTail) }
+}
+
+/** hashBuffer without the SHA-256: what a torrent built over bytes in memory needs (the index torrent). */
+export function pieceHashes(data: Buffer, pieceLength: number, wantTail = true): Omit<FileDigest, 'sha256'> {
+  if (pieceLength === 0) return { pieces: Buffer.alloc(0) }
   const count = Math.ceil(data.length / pieceLength)
   const pieces = Buffer.allocUnsafe(count * 20)
   let tail: Buffer | undefined
@@ -106,7 +111,7 @@ function digestBuffer(data: Buffer, pieceLength: number, wantTail: boolean): Fil
       createHash('sha1').update(slice).update(zeros(pieceLength - slice.length)).digest().copy(pieces, i * 20)
     }
   }
-  return tail ? { sha256, pieces, tail } : { sha256, pieces }
+  return tail ? { pieces, tail } : { pieces }
 }
 
 /**

@@ -1,4 +1,4 @@
-import { hashBuffer } from '../manifest/hash-file.js'
+import { pieceHashes } from '../manifest/hash-file.js'
 import { MANIFEST_TORRENT_PATH } from '../manifest/paths.js'
 import { buildTorrent, type BuiltTorrent } from './build.js'
 import { decimalLength } from './encode-info.js'
@@ -173,7 +173,7 @@ export function buildIndexTorrentFrom(
   const digests = parts.map((p, i) => {
     const data = p.read()
     if (data.length !== p.length) throw new Error(`${p.path}: ${data.length} bytes, ${p.length} expected`)
-    return hashBuffer(data, pieceLength, i === parts.length - 1)
+    return pieceHashes(data, pieceLength, i === parts.length - 1)
   })
   const pieces = Buffer.concat(digests.map(d => d.pieces))
   const last = digests[digests.length - 1]
