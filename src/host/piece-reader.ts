@@ -39,7 +39,7 @@ export class PieceReader {
   readNow(piece: number, offset: number, length: number): Buffer | undefined {
     if (this.gen.inodesLoaded && !this.inodesLoaded) return undefined
     const start = this.blockStart(piece, offset, length)
-    return this.fromSmallFile(this.gen.segments.get(this.segmentAt(start)), start, start + length)
+    return this.fromSmallFile(this.gen.segments.get(this.segmentAt(start)), start, start + length, false)
   }
 
   async read(piece: number, offset: number, length: number): Promise<Buffer> {
@@ -53,7 +53,7 @@ export class PieceReader {
     const start = this.blockStart(piece, offset, length)
     const end = start + length
     const first = this.segmentAt(start)
-    const whole = this.fromSmallFile(gen.segments.get(first), start, end)
+    const whole = this.fromSmallFile(gen.segments.get(first), start, end, true)
     if (whole) return whole
     const out = Buffer.allocUnsafe(length)
     const reads: Promise<void>[] = []
@@ -107,8 +107,10 @@ export class PieceReader {
    * read whole and the block is a view of it, no copy. Undefined when the request spans
    * other segments, the file is big, or the disk is cold.
    */
-  private fromSmallFile(seg: Segment, start: number, end: number): Buffer | undefined {
-    if (seg.source !== 'file' || seg.length > WHOLE_FILE_MAX || end > seg.offset + seg.length || this.small.takeCold()) return undefined
+  private fromSmallFile(seg: Segment, start: number, end: number, countCold: boolean): Buffer | undefined {
+    if (seg.source !== 'file' || seg.length > WHOLE_FILE_MAX || end > seg.offset + seg.length) return undefined
+    // A file sent down the asynchronous path while the disk is cold counts once, in read().
+    if (countCold ? this.small.takeCold() : this.small.cold) return undefined
     const known = this.stale.get(seg.path)
     if (known !== undefined) throw new StaleFileError(seg.path, known)
     try {

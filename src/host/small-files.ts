@@ -46,10 +46,12 @@ export class SmallFileReader {
   /** Files read whole since start. */
   filesRead = 0
 
-  /**
-   * True while small files should not be read on the event loop (the disk is cold); each call
-   * that answers true counts one file sent down the asynchronous path.
-   */
+  /** True while small files should not be read on the event loop (the disk is cold). */
+  get cold(): boolean {
+    return this.coldLeft > 0
+  }
+
+  /** `cold`, and if so one file more sent down the asynchronous path. */
   takeCold(): boolean {
     if (this.coldLeft === 0) return false
     this.coldLeft--
