@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
-import { hostileInfos, rawInfo } from '../testbed/craft.js'
+import { craftRepo, hostileInfos, rawInfo, sha256 } from '../testbed/craft.js'
 import { FakePeer } from '../testbed/fake-peer.js'
 import { hasLibtorrent, startLibtorrentSeeder } from '../testbed/seeders.js'
+import { assertSameTree } from '../testbed/same-tree.js'
+import { layoutFiles } from '../src/torrent/layout.js'
 import { tempDir } from '../testbed/tree.js'
 import { makeUpstream, pullCli, type PullRun } from '../testbed/upstream.js'
 
@@ -165,4 +167,38 @@ test('a peer that sends more than was asked (an unrequested 64 MiB piece) is cut
   assert.ok(flooder.floodCut, `the client closed the connection before the 64 MiB went out (${flooder.floodWritten} bytes written)`)
   assert.ok(flooder.floodWritten < 32 << 20, `${flooder.floodWritten} bytes written before the cut`)
   assert.deepEqual(Object.keys(r.summary!.bytesPerHost), [honest.address])
+})
+
+test('pieces of several blocks with wrong bytes (checked on the verifier thread) drop their peer; the sync completes from an honest one', {
+  skip: hasLibtorrent ? false : 'python3-libtorrent is not installed', timeout: 120_000,
+}, async () => {
+  // 64 KiB pieces (four blocks each): checked off the event loop. gendsync picks 16 KiB below
+  // 512 MiB of content, so the torrent is made by hand.
+  const PIECE = 65536
+  const files: Record<string, Buffer> = {}
+  for (let i = 0; i < 4; i++) files[`p${i}.bin`] = Buffer.from(Array.from({ length: 3 * PIECE + 5000 * (i + 1) }, (_, j) => (j * 7919 + i) & 0xff))
+  const lines = Object.entries(files).map(([path, data]) => `f\t0644\t${data.length}\t1700000000\t${sha256(data)}\t${path}`)
+  const honestBase = tempDir()
+  const rottenBase = tempDir()
+  const torrent = craftRepo(honestBase, 'repo', { entryLines: lines, torrentFiles: files, pieceLength: PIECE })
+  craftRepo(rottenBase, 'repo', { entryLines: lines, torrentFiles: files, pieceLength: PIECE })
+  // Same size, wrong bytes in every piece.
+  for (const path of Object.keys(files)) {
+    const p = join(rottenBase, 'repo', path)
+    const data = readFileSync(p)
+    for (let at = 100; at < data.length; at += PIECE) data[at] ^= 0xff
+    writeFileSync(p, data)
+  }
+  // Served as they are on disk: libtorrent's seed mode checks each piece on its first request.
+  const layout = layoutFiles(['.dsync/data.dsync', ...Object.keys(files)].map(path => ({ path, length: readFileSync(join(rottenBase, 'repo', path)).length })), PIECE)
+  const bytes = Buffer.concat(layout.map(f => (f.pad ? Buffer.alloc(f.length) : readFileSync(join(rottenBase, 'repo', f.path)))))
+  const rotten = await FakePeer.start('127.0.9.12', { content: { bytes, pieceLength: PIECE } })
+  const honest = await startLibtorrentSeeder(torrent, honestBase, '127.0.9.13')
+  const dest = join(tempDir(), 'mirror')
+  // The rotten one first, one connection at a time: it must be dropped before the honest one serves.
+  const r = await pullCli(torrent, dest, [rotten.address, honest.address], ['--connections', '1'])
+  assert.equal(r.code, 0, r.stderr)
+  assert.match(r.stderr, new RegExp(`dropped peer ${rotten.address.replace(/\./g, '\\.')}: .*hash check`))
+  await assertSameTree(join(honestBase, 'repo'), dest)
+  assert.ok(rotten.blocksServed >= 4, `the rotten peer served ${rotten.blocksServed} blocks`)
 })

@@ -10,13 +10,16 @@ import { metadataExtension } from '../src/host/wire-extensions.js'
  *   serving code), so a magnet link naming sha1(info) gets exactly these bytes;
  * - `claimSize`: a metadata_size to announce instead of the real one;
  * - `flood`: after the handshake, one piece message claiming `flood` bytes, streamed as
- *   fast as the socket takes them (never requested by anyone).
+ *   fast as the socket takes them (never requested by anyone);
+ * - `content`: the torrent's bytes (pads included) it answers block requests from, whatever
+ *   they are: a seeder that never checks what it serves (bit rot, a tampered copy).
  * Counts what it saw, so a test can say what the client asked for and what it let through.
  */
 export interface FakePeerOptions {
   info?: Buffer
   claimSize?: number
   flood?: number
+  content?: { bytes: Buffer; pieceLength: number }
 }
 
 export class FakePeer {
@@ -27,6 +30,8 @@ export class FakePeer {
   /** The flood was cut off by the client before all of it went out. */
   floodCut = false
   connections = 0
+  /** Block requests answered from `content`. */
+  blocksServed = 0
   private readonly sockets = new Set<Socket>()
 
   private constructor(private readonly server: Server, private readonly opts: FakePeerOptions) {}
@@ -74,8 +79,17 @@ export class FakePeer {
     wire.on('error', () => socket.destroy())
     wire.once('handshake', (infoHash: string) => {
       wire.handshake(infoHash, randomBytes(20), { dht: false, fast: true })
+      if (this.opts.content) wire.haveAll()
       wire.unchoke()
     })
+    const content = this.opts.content
+    if (content) {
+      wire.on('request', (piece: number, offset: number, length: number, respond: (err: Error | null, b?: Buffer) => void) => {
+        const start = piece * content.pieceLength + offset
+        this.blocksServed++
+        respond(null, content.bytes.subarray(start, start + length))
+      })
+    }
   }
 
   /** Answers the handshake, then streams one unrequested 'piece' message of `total` bytes. */

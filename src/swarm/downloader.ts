@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { PieceSpan } from '../torrent/piece-map.js'
 import type { PeerConnection } from './peer.js'
+import { PieceVerifier } from './piece-verifier.js'
+import { startTrace } from './trace.js'
 
 const BLOCK = 16 * 1024
 /**
@@ -50,6 +52,11 @@ export interface DownloaderOptions {
   pipeline?: number
   /** Requested bytes in flight per peer, at most. */
   pipelineBytes?: number
+  /**
+   * Multi-block pieces are checked on a worker thread (piece-verifier.ts) unless this is
+   * false: then every piece is hashed on the event loop, as it completes.
+   */
+  verifyOffThread?: boolean
 }
 
 interface Active {
@@ -101,6 +108,9 @@ export class Downloader extends EventEmitter {
   /** Zeros for hashing pad bytes. */
   private zeros = Buffer.alloc(0)
   private paused = false
+  /** Finished or failed: verdicts still arriving change nothing. */
+  private ended = false
+  private readonly verifier: PieceVerifier | undefined
   private readonly maxDataLength: number
   readonly total: number
 
@@ -111,11 +121,18 @@ export class Downloader extends EventEmitter {
     this.maxDataLength = opts.pieces.reduce((m, p) => Math.max(m, p.dataLength), 0)
     this.pipeline = opts.pipeline ?? PIPELINE_REQUESTS
     this.pipelineBytes = opts.pipelineBytes ?? PIPELINE_BYTES
+    this.verifier = opts.verifyOffThread === false ? undefined : new PieceVerifier()
     this.finished = new Promise((resolve, reject) => {
-      this.finish = resolve
-      this.fail = reject
+      this.finish = () => { this.end(); resolve() }
+      this.fail = err => { this.end(); reject(err) }
     })
     if (this.total === 0) this.finish!()
+    const stop = startTrace({
+      peers: () => [...this.inFlight].map(([p, f]) => ({ label: p.label, downloaded: p.downloaded, requests: f.requests, bytes: f.bytes, active: this.peers.get(p)?.length ?? 0 })),
+      paused: () => this.paused,
+      remaining: () => this.remaining,
+    })
+    if (stop) this.finished.then(stop, stop)
   }
 
   get remaining(): number {
@@ -194,7 +211,8 @@ export class Downloader extends EventEmitter {
     const active = this.peers.get(peer)
     const flight = this.inFlight.get(peer)
     if (!active || !flight || peer.closed || peer.wire.peerChoking || this.paused) return
-    if (flight.requests > this.pipeline * REFILL_SHARE && flight.bytes > this.pipelineBytes * REFILL_SHARE) return
+    // Full by whichever cap binds: bytes for blocks of 16 KiB (64 requests fill 1 MiB), requests for tiny files.
+    if (flight.requests > this.pipeline * REFILL_SHARE || flight.bytes > this.pipelineBytes * REFILL_SHARE) return
     if (flight.requests < this.pipeline && flight.bytes < this.pipelineBytes) peer.batch()
     while (flight.requests < this.pipeline && flight.bytes < this.pipelineBytes) {
       // Pieces are requested one after the other: only the newest can have blocks left to ask.
@@ -341,30 +359,74 @@ export class Downloader extends EventEmitter {
       this.release(a.span, peer)
       return
     }
-    const data = a.data!.subarray(0, a.span.dataLength)
-    if (!this.opts.wholeFileCheck?.(a.span, data) && !this.pieceHashMatches(a.span, data)) {
-      this.recycle(a)
-      a.failed = true
-      this.emit('hash-fail', peer, a.span.piece)
-      this.release(a.span, peer)
-      peer.close(`sent data failing the hash check (piece ${a.span.piece})`)
+    const span = a.span
+    const data = a.data!.subarray(0, span.dataLength)
+    if (this.opts.wholeFileCheck?.(span, data)) {
+      this.accept(peer, span, data)
+      return this.recycle(a)
+    }
+    if (a.pooled && this.verifier) {
+      // Off the event loop: the piece counts once its verdict is back (a copy of it from an
+      // endgame helper may be verified meanwhile; the first good one counts).
+      const buffer = a.data!
+      a.data = undefined
+      a.pooled = false
+      this.verifier.verify(buffer, span.dataLength, span.pieceLength - span.dataLength, this.expectedHash(span), (ok, back) => {
+        if (this.ended) return
+        if (ok === undefined) return this.lost(span, peer)
+        if (ok) this.accept(peer, span, back.subarray(0, span.dataLength))
+        else this.reject(peer, span)
+        this.recycleBuffer(back)
+      })
       return
     }
-    this.done.add(a.span.piece)
-    this.owners.delete(a.span.piece)
+    if (this.pieceHashMatches(span, data)) this.accept(peer, span, data)
+    else this.reject(peer, span)
+    this.recycle(a)
+  }
+
+  /** A verified piece: stored, counted (once: an endgame copy verified later is dropped). */
+  private accept(peer: PeerConnection, span: PieceSpan, data: Buffer): void {
+    if (this.ended || this.done.has(span.piece)) return
+    this.done.add(span.piece)
+    this.owners.delete(span.piece)
     try {
-      this.opts.onPiece(a.span, data, peer)
-      this.recycle(a)
+      this.opts.onPiece(span, data, peer)
     } catch (err) {
       // Storing failed (disk full, a file that does not match its SHA-256): the download fails.
       this.fail!(err as Error)
       return
     }
-    this.emit('piece', a.span, peer)
+    this.emit('piece', span, peer)
     if (this.remaining === 0) {
       this.finish!()
       this.peers.clear()
     }
+  }
+
+  /** A piece failing its hash: the peer that sent it is dropped, the piece goes to the others. */
+  private reject(peer: PeerConnection, span: PieceSpan): void {
+    this.emit('hash-fail', peer, span.piece)
+    this.release(span, peer)
+    const gone = !this.peers.has(peer)
+    peer.close(`sent data failing the hash check (piece ${span.piece})`)
+    // Dropping the peer wakes the others; a peer already gone does not, so wake them here.
+    if (gone) for (const other of this.peers.keys()) this.pump(other)
+  }
+
+  /** The verifier failed before its verdict (it should not): the piece is fetched again. */
+  private lost(span: PieceSpan, peer: PeerConnection): void {
+    this.release(span, peer)
+    for (const other of this.peers.keys()) this.pump(other)
+  }
+
+  private end(): void {
+    this.ended = true
+    this.verifier?.close()
+  }
+
+  private expectedHash(span: PieceSpan): Buffer {
+    return this.opts.hashes.subarray(span.piece * 20, span.piece * 20 + 20)
   }
 
   /** The piece's SHA-1 from the torrent, pad zeros included. */
@@ -375,14 +437,18 @@ export class Downloader extends EventEmitter {
       if (this.zeros.length < pad) this.zeros = Buffer.alloc(span.pieceLength)
       hash.update(this.zeros.subarray(0, pad))
     }
-    return hash.digest().equals(this.opts.hashes.subarray(span.piece * 20, span.piece * 20 + 20))
+    return hash.digest().equals(this.expectedHash(span))
   }
 
   /** Gives a finished piece's buffer back for the next piece (its blocks have all landed). */
   private recycle(a: Active): void {
-    if (a.pooled && this.spare.length * this.maxDataLength < SPARE_BYTES) this.spare.push(a.data!)
+    if (a.pooled) this.recycleBuffer(a.data!)
     a.data = undefined
     a.pooled = false
+  }
+
+  private recycleBuffer(buffer: Buffer): void {
+    if (buffer.length === this.maxDataLength && this.spare.length * this.maxDataLength < SPARE_BYTES) this.spare.push(buffer)
   }
 
   private retire(peer: PeerConnection, a: Active): void {
