@@ -68,3 +68,30 @@ test('a message announced longer than the limit is refused before its bytes arri
   assert.match(errors[0], /message of 67108864 bytes/)
   assert.ok(Buffer.concat(out).equals(hs))
 })
+
+test('borrowed chunks: messages the Wire keeps (handshake, bitfield, extended) come out as copies that outlive the chunk', () => {
+  const msg = (id: number, body: Buffer) => {
+    const m = Buffer.alloc(5 + body.length)
+    m.writeUInt32BE(1 + body.length)
+    m[4] = id
+    body.copy(m, 5)
+    return m
+  }
+  const hs = Buffer.concat([Buffer.from([19]), Buffer.from('BitTorrent protocol'), randomBytes(48)])
+  const kept = [hs, msg(5, randomBytes(40)), msg(20, randomBytes(300)), msg(99, randomBytes(3))]
+  const block = msg(7, randomBytes(16384 + 8))
+  const have = msg(4, Buffer.from([0, 0, 0, 9]))
+  const bytes = Buffer.concat([kept[0], block, kept[1], have, kept[2], block, kept[3], have])
+  for (const cut of [0, 30, 68, 100, 16500, bytes.length - 3]) {
+    // One read buffer, overwritten after every read, as the socket does with `onread`.
+    const readBuffer = Buffer.alloc(bytes.length)
+    const held: Buffer[] = []
+    const f = new MessageFramer(b => held.push(b), r => assert.fail(r), 1 << 20, true)
+    for (const [from, to] of [[0, cut], [cut, bytes.length]]) {
+      bytes.copy(readBuffer, 0, from, to)
+      f.push(readBuffer.subarray(0, to - from))
+      readBuffer.fill(0xee)
+    }
+    for (const k of kept) assert.ok(held.some(b => b.equals(k)), `a kept message (id ${k[4]}) was overwritten with the read buffer (cut at ${cut})`)
+  }
+})

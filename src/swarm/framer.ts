@@ -9,7 +9,20 @@
  * its 16 KiB high-water mark. Given whole messages it parses them in place: a block is a view
  * of the socket's own chunk. Only a message split between two chunks is copied, once, into a
  * buffer of its own size.
+ *
+ * With `borrowed` chunks (the socket reads into one buffer of its own, again and again: no
+ * allocation per read, which was most of the client's garbage) the messages whose bytes the
+ * Wire keeps beyond the call are handed on as copies: the handshake (peer id), bitfield and
+ * extended messages (metadata, peer exchange), and ids it does not know. Blocks, requests and
+ * the other fixed-size messages are parsed into numbers, or copied by the downloader, at once.
  */
+/**
+ * Message ids bittorrent-protocol reads into numbers or hands to a request's callback (a
+ * block), keeping no view of them: choke..have, request, piece, cancel, port, and the fast
+ * extension's suggest, have all/none, reject, allowed fast.
+ */
+const PARSED_AT_ONCE = new Set([0, 1, 2, 3, 4, 6, 7, 8, 9, 0x0d, 0x0e, 0x0f, 0x10, 0x11])
+
 export class MessageFramer {
   /** The next message is the handshake (its length is known from its first byte). */
   private handshake = true
@@ -30,15 +43,21 @@ export class MessageFramer {
     private readonly deliver: (bytes: Buffer) => void,
     private readonly onError: (reason: string) => void,
     private readonly maxMessage: number,
+    private readonly borrowed = false,
   ) {}
 
   push(chunk: Buffer): void {
     let pos = this.finishPending(chunk)
     if (pos < 0) return
-    const start = pos
+    let start = pos
     for (;;) {
       const len = this.lengthAt(chunk, pos)
       if (len < 0 || pos + len > chunk.length) break
+      if (this.borrowed && (this.handshake || (len > 4 && !PARSED_AT_ONCE.has(chunk[pos + 4])))) {
+        if (pos > start) this.deliver(chunk.subarray(start, pos))
+        this.deliver(Buffer.from(chunk.subarray(pos, pos + len)))
+        start = pos + len
+      }
       pos += len
       this.handshake = false
     }
