@@ -181,6 +181,7 @@ export class Downloader extends EventEmitter {
     this.peers.delete(peer)
     this.inFlight.delete(peer)
     this.refused.delete(peer)
+    this.endgameNotBefore.delete(peer)
     for (const a of active) this.release(a.span, peer)
     this.emit('peer-done', peer, reason)
     for (const other of this.peers.keys()) this.pump(other)
@@ -278,32 +279,57 @@ export class Downloader extends EventEmitter {
       this.owners.set(span.piece, new Set([peer]))
       return span
     }
-    // Endgame: help with a piece another peer has been fetching a while, at most two fetchers a piece.
+    return this.endgamePiece(peer)
+  }
+
+  /** When each peer's next look for endgame work is due (Date.now() ms). */
+  private readonly endgameNotBefore = new Map<PeerConnection, number>()
+  private endgameTimer: NodeJS.Timeout | undefined
+  private endgameTimerAt = Infinity
+
+  /**
+   * Endgame: help with a piece another peer has been fetching a while, at most two fetchers
+   * a piece. A look that finds nothing says when the next can (the youngest piece in flight
+   * becomes old enough at the earliest then; pieces taken later are younger still): until
+   * then a peer does not walk every piece in flight again. That walk, once per block
+   * received once the queue was empty, was 19% of the event loop's time in a 200,000-file pull.
+   */
+  private endgamePiece(peer: PeerConnection): PieceSpan | undefined {
     const now = Date.now()
+    if (now < (this.endgameNotBefore.get(peer) ?? 0)) return undefined
+    let due = now + ENDGAME_AFTER_MS
     for (const [piece, owners] of this.owners) {
       if (owners.size >= 2 || owners.has(peer) || this.done.has(piece) || !peer.hasPiece(piece) || this.refused.get(peer)?.has(piece)) continue
-      const other = [...owners][0]
+      const other = owners.values().next().value!
       const a = this.peers.get(other)?.find(x => x.span.piece === piece)
       if (!a) continue
       if (now - a.takenAt < ENDGAME_AFTER_MS) {
-        this.wakeForEndgame(a.takenAt + ENDGAME_AFTER_MS - now)
+        due = Math.min(due, a.takenAt + ENDGAME_AFTER_MS)
         continue
       }
       owners.add(peer)
       return a.span
     }
+    this.endgameNotBefore.set(peer, due)
+    this.wakeForEndgame(due)
     return undefined
   }
 
-  private endgameTimer: NodeJS.Timeout | undefined
-
   /** Idle peers look again once the oldest piece in flight is due for endgame help. */
-  private wakeForEndgame(ms: number): void {
-    if (this.endgameTimer) return
+  private wakeForEndgame(at: number): void {
+    if (this.endgameTimer && this.endgameTimerAt <= at) return
+    clearTimeout(this.endgameTimer)
+    this.endgameTimerAt = at
     this.endgameTimer = setTimeout(() => {
       this.endgameTimer = undefined
-      if (this.remaining > 0) for (const peer of this.peers.keys()) this.pump(peer)
-    }, Math.max(ms, 10))
+      this.endgameTimerAt = Infinity
+      if (this.remaining === 0) return
+      for (const peer of this.peers.keys()) this.pump(peer)
+      // Peers whose next look is due later still need waking then.
+      const now = Date.now()
+      const later = [...this.endgameNotBefore.values()].filter(t => t > now)
+      if (later.length > 0) this.wakeForEndgame(Math.min(...later))
+    }, Math.max(at - Date.now(), 10))
     this.endgameTimer.unref()
   }
 
