@@ -22,18 +22,26 @@ export interface VerifyReply {
 
 /** The worker stops after this long without a piece to check (a pull of a few files pays no thread). */
 const IDLE_MS = 2000
+/**
+ * Pieces sent to the worker together: a message costs the event loop ~10-30 µs (a piece's
+ * SHA-1 is 20-50 µs), so one message per turn of a few pieces each cost more than the
+ * hashing it saved (7.6% of the loop against ~7% on a 20,000-file pull). A batch leaves
+ * when this full, or BATCH_WAIT_MS after its first piece.
+ */
+const BATCH_PIECES = 16
+const BATCH_WAIT_MS = 4
 
 /**
  * Checks pieces' SHA-1 on a worker thread. The hash of every multi-block piece ran on the
  * event loop: 8.8% of a 20,000-file pull's main thread and 10.8% of one 2 GiB file's, while
  * that thread was 80-100% busy (it parses the wire, copies blocks, feeds the stage workers)
- * and the stage workers idled. Pieces finished in one turn of the event loop leave in one
- * message; their buffers travel to the worker and back (no copy). The caller learns the
- * verdict a little later, and counts a piece only then.
+ * and the stage workers idled. Pieces leave in batches; their buffers travel to the worker
+ * and back (no copy). The caller learns the verdict a few milliseconds later, and counts a
+ * piece only then.
  */
 export class PieceVerifier {
   private worker: Worker | undefined
-  private batch: { buffers: ArrayBuffer[]; sizes: number[]; expected: Uint8Array[]; verdicts: Verdict[] } | undefined
+  private batch: { buffers: ArrayBuffer[]; sizes: number[]; expected: Uint8Array[]; verdicts: Verdict[]; timer: NodeJS.Timeout } | undefined
   private readonly waiting = new Map<number, { verdicts: Verdict[] }>()
   private nextId = 0
   private idleTimer: NodeJS.Timeout | undefined
@@ -46,14 +54,12 @@ export class PieceVerifier {
    */
   verify(data: Buffer, length: number, pad: number, expected: Uint8Array, verdict: Verdict): void {
     if (data.byteOffset !== 0 || data.byteLength !== data.buffer.byteLength) throw new Error('a piece buffer must own its ArrayBuffer')
-    if (!this.batch) {
-      this.batch = { buffers: [], sizes: [], expected: [], verdicts: [] }
-      setImmediate(() => this.flush())
-    }
+    if (!this.batch) this.batch = { buffers: [], sizes: [], expected: [], verdicts: [], timer: setTimeout(() => this.flush(), BATCH_WAIT_MS) }
     this.batch.buffers.push(data.buffer as ArrayBuffer)
     this.batch.sizes.push(length, pad)
     this.batch.expected.push(expected)
     this.batch.verdicts.push(verdict)
+    if (this.batch.verdicts.length >= BATCH_PIECES) this.flush()
   }
 
   /** Stops the worker; checks not answered yet are reported lost. */
@@ -66,6 +72,7 @@ export class PieceVerifier {
     const b = this.batch
     this.batch = undefined
     if (!b) return
+    clearTimeout(b.timer)
     if (this.closed) return b.verdicts.forEach((v, i) => v(undefined, Buffer.from(b.buffers[i])))
     clearTimeout(this.idleTimer)
     const worker = this.start()
