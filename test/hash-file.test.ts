@@ -1,22 +1,12 @@
 import assert from 'node:assert/strict'
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { hashFileSync } from '../src/manifest/hash-file.js'
+import { referenceDigests } from '../testbed/digests.js'
 import { tempDir } from '../testbed/tree.js'
 
-/** The digests by their definition: SHA-256 of the file, SHA-1 of each piece zero-padded, the last one unpadded. */
-function reference(data: Buffer, pieceLength: number) {
-  const pieces: Buffer[] = []
-  let tail: Buffer | undefined
-  for (let at = 0; at < data.length; at += pieceLength) {
-    const slice = data.subarray(at, at + pieceLength)
-    pieces.push(createHash('sha1').update(slice).update(Buffer.alloc(pieceLength - slice.length)).digest())
-    if (slice.length < pieceLength) tail = createHash('sha1').update(slice).digest()
-  }
-  return { sha256: createHash('sha256').update(data).digest(), pieces: Buffer.concat(pieces), tail }
-}
 
 test('file digests equal their definition at every size around piece and read-buffer boundaries, large files first', () => {
   const dir = tempDir()
@@ -28,7 +18,7 @@ test('file digests equal their definition at every size around piece and read-bu
     const data = randomBytes(size)
     writeFileSync(file, data)
     const st = statSync(file)
-    const want = reference(data, P)
+    const want = referenceDigests(data, P)
     for (const wantTail of [false, true]) {
       const got = hashFileSync(file, { size, mtimeMs: st.mtimeMs, ino: st.ino }, P, wantTail)
       assert.ok(got.sha256.equals(want.sha256), `sha256 of ${size} bytes`)

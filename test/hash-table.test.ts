@@ -1,25 +1,15 @@
 import assert from 'node:assert/strict'
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { mkdirSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { DsyncError } from '../src/errors.js'
 import { allocDigests, allocJobs, hashTable, type TableJobs } from '../src/manifest/hash-table.js'
+import { referenceDigests } from '../testbed/digests.js'
 import { tempDir } from '../testbed/tree.js'
 
 const P = 16384
 
-/** Digests by their definition: SHA-256 of the file, SHA-1 of each zero-padded piece, the last one unpadded. */
-function reference(data: Buffer) {
-  const pieces: Buffer[] = []
-  let tail: Buffer | undefined
-  for (let at = 0; at < data.length; at += P) {
-    const slice = data.subarray(at, at + P)
-    pieces.push(createHash('sha1').update(slice).update(Buffer.alloc(P - slice.length)).digest())
-    if (slice.length < P) tail = createHash('sha1').update(slice).digest()
-  }
-  return { sha256: createHash('sha256').update(data).digest(), pieces: Buffer.concat(pieces), tail }
-}
 
 /** Files of many sizes (empty, around the piece length, one over the 1 MiB read buffer), jobs in reverse slot order. */
 function makeJobs(dir: string, count: number) {
@@ -55,7 +45,7 @@ function makeJobs(dir: string, count: number) {
 function check(jobs: TableJobs, datas: Buffer[], out: ReturnType<typeof allocDigests>) {
   for (let j = 0; j < jobs.count; j++) {
     const s = jobs.slot[j]
-    const want = reference(datas[s])
+    const want = referenceDigests(datas[s], P)
     assert.ok(Buffer.from(out.sha256.subarray(s * 32, s * 32 + 32)).equals(want.sha256), `sha256 of slot ${s}`)
     assert.ok(Buffer.from(out.pieces.subarray(out.pieceAt[s], out.pieceAt[s + 1])).equals(want.pieces), `pieces of slot ${s}`)
     if (jobs.tail[j] === 1 && want.tail) assert.ok(Buffer.from(out.tails.subarray(s * 20, s * 20 + 20)).equals(want.tail), `tail of slot ${s}`)

@@ -20,13 +20,7 @@ export function writeFileAtomic(path: string, data: Buffer | string, mode = 0o64
     fd = undefined
     renameSync(tmp, path)
   } catch (err) {
-    if (fd !== undefined) closeSync(fd)
-    try {
-      unlinkSync(tmp)
-    } catch {
-      // the temporary file may not exist; the original error is the one to report
-    }
-    throw fsError(err, path, 'write')
+    throw abandon(err, path, tmp, fd)
   }
 }
 
@@ -46,13 +40,7 @@ export async function writeFileAtomicAsync(path: string, data: Buffer): Promise<
     fd = undefined
     renameSync(tmp, path)
   } catch (err) {
-    if (fd !== undefined) closeSync(fd)
-    try {
-      unlinkSync(tmp)
-    } catch {
-      // the temporary file may not exist; the original error is the one to report
-    }
-    throw fsError(err, path, 'write')
+    throw abandon(err, path, tmp, fd)
   }
 }
 
@@ -65,6 +53,17 @@ function writeAll(fd: number, data: Buffer): Promise<void> {
     })
     from(0)
   })
+}
+
+/** After a failed write: the temporary file closed and removed, the error to throw (naming `path`). */
+function abandon(err: unknown, path: string, tmp: string, fd: number | undefined): Error {
+  if (fd !== undefined) closeSync(fd)
+  try {
+    unlinkSync(tmp)
+  } catch {
+    // the temporary file may not exist; the original error is the one to report
+  }
+  return fsError(err, path, 'write')
 }
 
 function tmpName(path: string): string {
