@@ -2,7 +2,7 @@ import { createHash, hash } from 'node:crypto'
 import { STALL_MS } from '../config/defaults.js'
 import { DsyncError, ExitCode } from '../errors.js'
 import { t } from '../i18n/index.js'
-import { Downloader } from '../swarm/downloader.js'
+import { Downloader, type DownloaderOptions } from '../swarm/downloader.js'
 import type { PeerConnection } from '../swarm/peer.js'
 import type { Swarm } from '../swarm/swarm.js'
 import { fileSpans, type PieceMap, type PieceSpan } from '../torrent/piece-map.js'
@@ -52,18 +52,8 @@ export async function transferFiles(opts: TransferOptions): Promise<TransferResu
     new DsyncError(ExitCode.badData, 'sync.manifestMismatch', { from: 'peers', reason: `${map.files[index].path}: content does not match its SHA-256` })
   const { pieces, remainingPerFile, reusedPieces, bytesTotal, filesStaged } = resumeFromParts(opts, mismatch)
   const bytesPerPeer: Record<string, number> = {}
-  let filesDone = filesStaged
-  let bytesDone = 0
-
-  // At most every PROGRESS_MS (and at the end): called per file, the events (two objects
-  // each, built before the printer's own throttle) were ~1% of a 20,000-file pull's time.
-  let progressAt = 0
-  const progress = () => {
-    const now = performance.now()
-    if (now - progressAt < PROGRESS_MS && bytesDone !== bytesTotal && filesDone !== opts.files.size) return
-    progressAt = now
-    opts.onProgress?.({ bytesDone, bytesTotal, filesDone, filesTotal: opts.files.size, peers: opts.swarm.connected.size })
-  }
+  const counts: Counts = { bytesDone: 0, filesDone: filesStaged }
+  const progress = throttledProgress(opts, counts, bytesTotal)
   const indexOf = new Map([...opts.files].map(([index, hex]) => [hex, index]))
   // A file that fails its SHA-256 or cannot be written ends the transfer, even after the last piece.
   let storeFailure: Error | undefined
@@ -73,18 +63,59 @@ export async function transferFiles(opts: TransferOptions): Promise<TransferResu
   }
   staging.prepare()
   const writer = new StageWriter(staging.dir, {
-    onWritten: bytes => { bytesDone += bytes; progress() },
-    onVerified: () => { filesDone++; progress() },
+    onWritten: bytes => { counts.bytesDone += bytes; progress() },
+    onVerified: () => { counts.filesDone++; progress() },
     onMismatch: hex => storeFailed(mismatch(indexOf.get(hex)!)),
     onError: storeFailed,
     onBusy: busy => (busy ? downloader.pause() : downloader.resume()),
   })
+  const downloader: Downloader = new Downloader({ pieces, hashes: opts.hashes, ...pieceSink(opts, remainingPerFile, writer, bytesPerPeer) })
+  downloader.on('hash-fail', (peer: PeerConnection, piece: number) =>
+    opts.onWarning?.(t('sync.peerDropped', { peer: peer.label, reason: `piece ${piece} failed its hash check` })))
+  const detach = attachPeers(opts.swarm, downloader)
+  progress()
+  try {
+    await watchDownload(downloader, {
+      swarm: opts.swarm, stallMs: opts.stallMs ?? STALL_MS, infoHash: opts.infoHash,
+      describe: missing => firstPaths(map, missing),
+    })
+    // Every piece is verified; the last files may still be being written and checked.
+    await writer.drain()
+    if (storeFailure) throw storeFailure
+  } finally {
+    detach()
+    await writer.close()
+    staging.closeAll()
+  }
+  return { bytesReceived: counts.bytesDone, bytesPerPeer, reusedPieces }
+}
+
+interface Counts {
+  bytesDone: number
+  filesDone: number
+}
+
+/**
+ * Progress at most every PROGRESS_MS (and at the end): called per file, the events (two
+ * objects each, built before the printer's own throttle) were ~1% of a 20,000-file pull's time.
+ */
+function throttledProgress(opts: TransferOptions, counts: Counts, bytesTotal: number): () => void {
+  let at = 0
+  return () => {
+    const now = performance.now()
+    if (now - at < PROGRESS_MS && counts.bytesDone !== bytesTotal && counts.filesDone !== opts.files.size) return
+    at = now
+    opts.onProgress?.({ bytesDone: counts.bytesDone, bytesTotal, filesDone: counts.filesDone, filesTotal: opts.files.size, peers: opts.swarm.connected.size })
+  }
+}
+
+/** Where the downloader's verified pieces go: the stage writer, with each file's last-piece and checked flags. */
+function pieceSink(opts: TransferOptions, remainingPerFile: Map<number, number>, writer: StageWriter, bytesPerPeer: Record<string, number>): Pick<DownloaderOptions, 'wholeFileCheck' | 'onPiece'> {
+  const { staging, map } = opts
   // The piece whose whole file last matched its SHA-256 (the downloader hands it to onPiece
   // right after the check): the stage worker need not hash it again.
   let checked: PieceSpan | undefined
-  const downloader: Downloader = new Downloader({
-    pieces,
-    hashes: opts.hashes,
+  return {
     // A one-piece file (most of a mirror of small files): its SHA-256 checks the piece. A
     // mismatch falls back to the piece's SHA-1, so data the torrent vouches for but data.dsync
     // does not still ends as "content does not match its SHA-256", not as a bad peer.
@@ -105,25 +136,7 @@ export async function transferFiles(opts: TransferOptions): Promise<TransferResu
       else writer.write(hex, span.fileOffset, data, map.files[span.file].length, flags)
       bytesPerPeer[from.label] = (bytesPerPeer[from.label] ?? 0) + span.dataLength
     },
-  })
-  downloader.on('hash-fail', (peer: PeerConnection, piece: number) =>
-    opts.onWarning?.(t('sync.peerDropped', { peer: peer.label, reason: `piece ${piece} failed its hash check` })))
-  const detach = attachPeers(opts.swarm, downloader)
-  progress()
-  try {
-    await watchDownload(downloader, {
-      swarm: opts.swarm, stallMs: opts.stallMs ?? STALL_MS, infoHash: opts.infoHash,
-      describe: missing => firstPaths(map, missing),
-    })
-    // Every piece is verified; the last files may still be being written and checked.
-    await writer.drain()
-    if (storeFailure) throw storeFailure
-  } finally {
-    detach()
-    await writer.close()
-    staging.closeAll()
   }
-  return { bytesReceived: bytesDone, bytesPerPeer, reusedPieces }
 }
 
 interface Resumed {
