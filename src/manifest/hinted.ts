@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { lstatSync, readFileSync, readlinkSync, type Stats } from 'node:fs'
+import { lstatSync, readFileSync, type Stats } from 'node:fs'
 import { join } from 'node:path'
 import { pieceLengthFor } from '../torrent/layout.js'
 import { readTorrentInfo } from '../torrent/read.js'
@@ -13,7 +13,7 @@ import { hashFiles, type HashJob } from './hash-pool.js'
 import { comparePathAt, entryAt, indexLines, lowerBound, readManifestLines, type LineTable, type ManifestLines } from './manifest-lines.js'
 import { lastPieceHashes, oldPieces } from './old-pieces.js'
 import { MANIFEST_TORRENT_PATH, type RepoFiles } from './paths.js'
-import { fromStats, scanTree, type ScannedEntry } from './scan.js'
+import { fromStats, readLinkTarget, scanTree, type ScannedEntry } from './scan.js'
 import { rebuildShards, type ShardOut } from './shard-rebuild.js'
 
 /**
@@ -165,7 +165,7 @@ function collectChanges(save: string, old: ManifestLines, changed: string[]): Ch
       continue
     }
     if (now.type === 'f' && now.nlink > 1) return 'the tree has hardlinks'
-    if (now.type === 'l') now.size = Buffer.byteLength((now.target = readlinkSync(join(save, p))))
+    if (now.type === 'l') readLinkTarget(now, join(save, p))
     targets.set(p, now)
     if (now.type !== 'd') {
       notFolders.add(p)

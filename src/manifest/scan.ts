@@ -73,11 +73,10 @@ export function scanTree(root: string, opts: ScanOptions = {}): ScannedEntry[] {
       }
       if (entry.type === 'l') {
         try {
-          entry.target = readlinkSync(abs)
+          readLinkTarget(entry, abs)
         } catch (err) {
           throw fsError(err, abs, 'read')
         }
-        entry.size = Buffer.byteLength(entry.target)
       } else if (entry.type === 'd') {
         stack.push(path)
       }
@@ -200,6 +199,12 @@ async function walkOnWorkers(walk: WalkState, threads: number): Promise<void> {
   } finally {
     await Promise.all(workers.map(w => w.terminate()))
   }
+}
+
+/** A symlink's entry takes its target, and as its size the target's length in bytes (as data.dsync lists it). */
+export function readLinkTarget(entry: ScannedEntry, abs: string): void {
+  entry.target = readlinkSync(abs)
+  entry.size = Buffer.byteLength(entry.target)
 }
 
 export function fromStats(path: string, st: Stats): ScannedEntry | undefined {

@@ -1,4 +1,4 @@
-import { lstatSync, readdirSync, readlinkSync } from 'node:fs'
+import { lstatSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { DsyncError, ExitCode } from '../errors.js'
 import type { Delta } from '../generation/delta.js'
@@ -7,7 +7,7 @@ import { unescapePath } from '../manifest/escape.js'
 import { parseEntryLine } from '../manifest/format.js'
 import { comparePathAt, lowerBound, pathKeyAt, type LineTable } from '../manifest/manifest-lines.js'
 import { DSYNC_DIR } from '../manifest/paths.js'
-import { fromStats, type ScannedEntry } from '../manifest/scan.js'
+import { fromStats, readLinkTarget, type ScannedEntry } from '../manifest/scan.js'
 import { fileOr, hashesFor, planEntries, type Plan } from './plan.js'
 import { parentOf } from './tree-paths.js'
 
@@ -193,10 +193,7 @@ function localEntry(dest: string, path: string): ScannedEntry | undefined | stri
   }
   const e = fromStats(path, st)
   if (!e) return `${path} is a special file in DEST`
-  if (e.type === 'l') {
-    e.target = readlinkSync(abs)
-    e.size = Buffer.byteLength(e.target)
-  }
+  if (e.type === 'l') readLinkTarget(e, abs)
   return e
 }
 
