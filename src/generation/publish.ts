@@ -1,7 +1,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { fsError } from '../errors.js'
-import { writeFileAtomic } from '../util/atomic-write.js'
+import type { DurableBatch } from '../util/durable-batch.js'
 import { applyDeltaBody, makeDelta, parseDelta, sha256Hex } from './delta.js'
 import { buildDeltaTorrent } from './delta-torrent.js'
 import type { PublisherKey } from './keys.js'
@@ -28,6 +28,8 @@ export interface PublishOptions {
   /** SHA-256s of `manifest` and `previous` when the caller has them already (gendsync --changed). */
   known?: { manifest: string; previous?: string }
   now?: number
+  /** Where the delta and the record are written (after the outputs: the record is renamed last). */
+  batch: DurableBatch
 }
 
 export interface PublishResult {
@@ -39,8 +41,8 @@ export interface PublishResult {
 
 /**
  * The last step of gendsync: the delta from the previous data.dsync (and its torrent), the
- * K newest deltas kept, and the signed record, written last so that a record on disk always
- * describes files that are already there. A tree the existing record describes keeps that
+ * K newest deltas kept, and the signed record, added last to the batch that holds the
+ * outputs, so that a record on disk always describes files that are already there. A tree the existing record describes keeps that
  * record byte for byte, whoever signed it: a host re-serving a pulled tree re-serves its
  * upstream's record.
  */
@@ -65,14 +67,15 @@ export function publishGeneration(opts: PublishOptions): PublishResult {
     kept.push(delta)
   }
   const deltas = kept.slice(Math.max(0, kept.length - opts.keepDeltas))
-  pruneDeltas(files.deltas, new Set(deltas.map(d => d.seq)))
+  // After the renames: the record that no longer lists them is on disk first.
+  opts.batch.then(() => pruneDeltas(files.deltas, new Set(deltas.map(d => d.seq))))
   const body: RecordBody = {
     repo: opts.repo, seq, time: Math.floor((opts.now ?? Date.now()) / 1000), key: opts.key.publicHex,
     manifest: { sha256: manifestSha, size: opts.manifest.length }, torrent: opts.infoHash, shards: opts.shards, deltas,
     dht: signBep44(opts.repo, seq, opts.infoHash, opts.key.privateKey),
   }
   const bytes = signRecord(body, opts.key.privateKey)
-  writeFileAtomic(files.record, bytes)
+  opts.batch.add(files.record, bytes)
   return { record: { ...body, bytes }, signed: true, delta }
 }
 
@@ -84,8 +87,8 @@ function writeDelta(opts: PublishOptions, dir: string, seq: number, known: { fro
     throw new Error('delta does not reproduce data.dsync')
   }
   const torrent = buildDeltaTorrent(opts.repo, delta, opts.save, opts.trackers, opts.piecesOf)
-  writeFileAtomic(join(dir, `${seq}.delta`), bytes)
-  if (torrent) writeFileAtomic(join(dir, `${seq}.torrent`), torrent.torrent)
+  opts.batch.add(join(dir, `${seq}.delta`), bytes)
+  if (torrent) opts.batch.add(join(dir, `${seq}.torrent`), torrent.torrent)
   return { seq, from: delta.from, to: delta.to, sha256: sha256Hex(bytes), size: bytes.length, infoHash: torrent?.infoHash }
 }
 

@@ -2,7 +2,8 @@ import { appendFileSync, closeSync, openSync, readFileSync, readSync } from 'nod
 import { open, type FileHandle } from 'node:fs/promises'
 import { escapePath, unescapePath } from './escape.js'
 import { base64Length, writeBase64, writeDecimal, writeHex } from '../util/digits.js'
-import { writeFileAtomic, writeFileAtomicAsync } from '../util/atomic-write.js'
+import { writeFileAtomic } from '../util/atomic-write.js'
+import type { DurableBatch } from '../util/durable-batch.js'
 import { readDecimal } from '../util/decimal.js'
 
 /**
@@ -235,8 +236,9 @@ export class HashCacheWriter {
     writeFileAtomic(file, this.buf.subarray(0, this.at))
   }
 
-  saveAsync(file: string): Promise<void> {
-    return writeFileAtomicAsync(file, this.buf.subarray(0, this.at))
+  /** Written beside gendsync's other outputs (durable-batch.ts). */
+  stage(batch: DurableBatch, file: string): void {
+    batch.add(file, this.buf.subarray(0, this.at))
   }
 
   private reserve(n: number): void {

@@ -7,7 +7,7 @@ import { encodeInfoRows } from '../torrent/encode-info.js'
 import { layoutFiles } from '../torrent/layout.js'
 import { readTorrentInfo } from '../torrent/read.js'
 import { buildIndexTorrent, buildShards, shardInfoHashOf, type ShardFileDigest } from '../torrent/shards.js'
-import { writeFileAtomic } from '../util/atomic-write.js'
+import type { DurableBatch } from '../util/durable-batch.js'
 import { contentPath, contentTable } from './content-table.js'
 import { hashBuffer } from './hash-file.js'
 import { indexLines } from './manifest-lines.js'
@@ -72,13 +72,14 @@ export interface WrittenOutputs {
 }
 
 /**
- * Writes a generation's outputs: data.dsync, then the shard torrents (only those not on
- * disk already: a shard's file name is its infohash), then the repository's .torrent (the
- * one torrent, or the index of a sharded repository), then the magnet link, each atomically;
- * shard files no longer named are removed last. data.dsync goes first so a host that
- * reloads in between finds a torrent that does not match and keeps the previous generation.
+ * Writes a generation's outputs into `batch` (durable-batch.ts): data.dsync, then the shard
+ * torrents (only those not on disk already: a shard's file name is its infohash), then the
+ * repository's .torrent (the one torrent, or the index of a sharded repository), then the
+ * magnet link, each atomically, renamed in that order when the caller commits; shard files
+ * no longer named are removed after. data.dsync goes first so a host that reloads in between
+ * finds a torrent that does not match and keeps the previous generation.
  */
-export function writeOutputs(files: RepoFiles, input: OutputsInput): WrittenOutputs {
+export function writeOutputs(files: RepoFiles, input: OutputsInput, batch: DurableBatch): WrittenOutputs {
   const expect = input.starts.length === 1 ? undefined : shardSizes(input.content, input.starts)
   const sameManifest = input.previous?.equals(input.manifest) ?? false
   const unchanged = sameManifest ? unchangedOutputs(files, input, expect) : undefined
@@ -86,13 +87,13 @@ export function writeOutputs(files: RepoFiles, input: OutputsInput): WrittenOutp
   if (input.starts.length === 1) {
     const { torrent, infoHash } = singleTorrent(input)
     const magnet = magnetLink(infoHash, input.name, input.trackers)
-    writeFileAtomic(files.manifest, input.manifest)
-    writeFileAtomic(files.torrent, torrent)
-    writeFileAtomic(files.magnet, magnet + '\n')
-    removeStaleShards(files, new Set())
+    batch.add(files.manifest, input.manifest)
+    batch.add(files.torrent, torrent)
+    batch.add(files.magnet, magnet + '\n')
+    batch.then(() => removeStaleShards(files, new Set()))
     return { changed: true, infoHash, magnet }
   }
-  return writeSharded(files, input, shardsFromManifest(input), sameManifest)
+  return writeSharded(files, input, shardsFromManifest(input), sameManifest, batch)
 }
 
 /**
@@ -159,17 +160,19 @@ export interface ShardedOutputsInput {
 }
 
 /** writeOutputs for a sharded generation whose shard torrents are already made (gendsync --changed). */
-export function writeShardOutputs(files: RepoFiles, input: ShardedOutputsInput): WrittenOutputs {
+export function writeShardOutputs(files: RepoFiles, input: ShardedOutputsInput, batch: DurableBatch): WrittenOutputs {
   const sameManifest = input.previous?.equals(input.manifest) ?? false
   const unchanged = sameManifest ? unchangedOutputs(files, input, input.shards) : undefined
   if (unchanged) return { changed: false, ...unchanged }
-  return writeSharded(files, input, input.shards, sameManifest)
+  return writeSharded(files, input, input.shards, sameManifest, batch)
 }
 
-function writeSharded(files: RepoFiles, input: ShardedOutputsInput | OutputsInput, shards: ShardOut[], sameManifest: boolean): WrittenOutputs {
+function writeSharded(
+  files: RepoFiles, input: ShardedOutputsInput | OutputsInput, shards: ShardOut[], sameManifest: boolean, batch: DurableBatch,
+): WrittenOutputs {
   const index = buildIndexTorrent(input.name, input.pieceLength, input.trackers, input.manifest, shards)
   const magnet = magnetLink(index.infoHash, input.name, input.trackers)
-  if (!sameManifest) writeFileAtomic(files.manifest, input.manifest)
+  if (!sameManifest) batch.add(files.manifest, input.manifest)
   try {
     mkdirSync(files.shards, { recursive: true })
   } catch (err) {
@@ -177,12 +180,12 @@ function writeSharded(files: RepoFiles, input: ShardedOutputsInput | OutputsInpu
   }
   const summaries = shards.map(s => {
     const file = join(files.shards, `${s.infoHash}.torrent`)
-    if (s.built && !holds(file, s.torrent)) writeFileAtomic(file, s.torrent)
+    if (s.built && !holds(file, s.torrent)) batch.add(file, s.torrent)
     return { infoHash: s.infoHash, file, files: s.count, bytes: s.bytes, built: s.built }
   })
-  writeFileAtomic(files.torrent, index.torrent)
-  writeFileAtomic(files.magnet, magnet + '\n')
-  removeStaleShards(files, new Set(shards.map(s => s.infoHash)))
+  batch.add(files.torrent, index.torrent)
+  batch.add(files.magnet, magnet + '\n')
+  batch.then(() => removeStaleShards(files, new Set(shards.map(s => s.infoHash))))
   return { changed: true, infoHash: index.infoHash, magnet, shards: summaries }
 }
 

@@ -3,6 +3,7 @@ import { t } from '../i18n/index.js'
 import { comparePaths } from '../manifest/entry.js'
 import { ManifestWriter, resealManifest } from '../manifest/format.js'
 import { writeHex } from '../util/digits.js'
+import type { DurableBatch } from '../util/durable-batch.js'
 import { HashCacheWriter, loadHashCache, type CachedDigest } from '../manifest/hash-cache.js'
 import { allocDigests, allocJobs, hashTable, type DigestTables, type TableJobs, type TableProgress } from '../manifest/hash-table.js'
 import { encodeShardInfos, sealShards, type PendingShard, type TorrentContent } from '../manifest/outputs.js'
@@ -33,8 +34,8 @@ export interface FullTables {
   reused: number
   /** Zero-padded piece hashes of the file at `path` (the delta torrent's files). */
   piecesOf(path: string): Buffer
-  /** Writes the hash cache when it changed (files hashed, or entries dropped), on libuv's threads. */
-  saveCache(file: string): Promise<void>
+  /** Adds the hash cache to the batch when it changed (files hashed, or entries dropped). */
+  saveCache(batch: DurableBatch, file: string): void
 }
 
 export interface FullRunOptions {
@@ -96,7 +97,7 @@ export async function fullTables(scanned: ScannedEntry[], opts: FullRunOptions):
   return {
     manifest, pieceLength, starts, files: files.length, bytes, ...d, content, shards,
     piecesOf: path => Buffer.from(out.pieces.subarray(pieceAt[slotOf(path)], pieceAt[slotOf(path) + 1])),
-    saveCache: async file => cache?.writer.saveAsync(file),
+    saveCache: (batch, file) => cache?.writer.stage(batch, file),
   }
 }
 

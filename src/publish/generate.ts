@@ -1,13 +1,14 @@
 import { mkdirSync, readFileSync } from 'node:fs'
 import { fsError } from '../errors.js'
 import { t } from '../i18n/index.js'
+import { DurableBatch } from '../util/durable-batch.js'
 import { acquireLock } from '../util/lock.js'
 import type { PublisherKey } from '../generation/keys.js'
 import { DEFAULT_KEEP_DELTAS, publishGeneration } from '../generation/publish.js'
 import { appendHashCache } from '../manifest/hash-cache.js'
 import { generateHinted } from '../manifest/hinted.js'
 import { DSYNC_DIR, repoFiles, type RepoFiles } from '../manifest/paths.js'
-import { listContent, writeOutputs, writeShardOutputs, type ShardSummary, type WrittenOutputs } from '../manifest/outputs.js'
+import { listContent, writeOutputs, writeShardOutputs, type ShardSummary } from '../manifest/outputs.js'
 import { scanTreeParallel } from '../manifest/scan.js'
 import { fullTables } from './full-run.js'
 
@@ -86,27 +87,39 @@ export async function generateRepo(opts: GenerateOptions): Promise<GenerateResul
   const lock = acquireLock(files.lock)
   try {
     const previous = readOrUndefined(files.manifest)
-    let run: Run | undefined
-    if (opts.changed) {
-      const hinted = previous ? await hintedRun(opts, files, previous, opts.changed, started) : 'no readable previous data.dsync'
-      if (typeof hinted === 'string') opts.onWarning?.(t('scale.hintFallback', { repo: opts.name, reason: hinted }))
-      else run = hinted
+    // Every output, the delta and the record: written and fsync'ed side by side, renamed in order at the end.
+    const batch = new DurableBatch()
+    try {
+      const run = await outputs(opts, files, previous, started, batch)
+      const published = opts.key && publishGeneration({
+        repo: opts.name, save: opts.save, trackers: opts.trackers, key: opts.key, keepDeltas: opts.keepDeltas ?? DEFAULT_KEEP_DELTAS,
+        previous, manifest: run.manifest, infoHash: run.result.infoHash, shards: run.result.shards?.map(s => s.infoHash) ?? [], piecesOf: run.piecesOf,
+        known: run.known, batch,
+      })
+      await batch.commit()
+      run.result.record = published ? { seq: published.record.seq, signed: published.signed, deltas: published.record.deltas.length } : undefined
+      run.result.seconds = (Date.now() - started) / 1000
+      return run.result
+    } catch (err) {
+      await batch.abort()
+      throw err
     }
-    run ??= await fullRun(opts, files, previous, started)
-    const published = opts.key && publishGeneration({
-      repo: opts.name, save: opts.save, trackers: opts.trackers, key: opts.key, keepDeltas: opts.keepDeltas ?? DEFAULT_KEEP_DELTAS,
-      previous, manifest: run.manifest, infoHash: run.result.infoHash, shards: run.result.shards?.map(s => s.infoHash) ?? [], piecesOf: run.piecesOf,
-      known: run.known,
-    })
-    run.result.record = published ? { seq: published.record.seq, signed: published.signed, deltas: published.record.deltas.length } : undefined
-    run.result.seconds = (Date.now() - started) / 1000
-    return run.result
   } finally {
     lock.release()
   }
 }
 
-async function fullRun(opts: GenerateOptions, files: RepoFiles, previous: Buffer | undefined, started: number): Promise<Run> {
+/** The hinted run when a hint is given and it can be right, else the full run. */
+async function outputs(opts: GenerateOptions, files: RepoFiles, previous: Buffer | undefined, started: number, batch: DurableBatch): Promise<Run> {
+  if (opts.changed) {
+    const hinted = previous ? await hintedRun(opts, files, previous, opts.changed, started, batch) : 'no readable previous data.dsync'
+    if (typeof hinted !== 'string') return hinted
+    opts.onWarning?.(t('scale.hintFallback', { repo: opts.name, reason: hinted }))
+  }
+  return fullRun(opts, files, previous, started, batch)
+}
+
+async function fullRun(opts: GenerateOptions, files: RepoFiles, previous: Buffer | undefined, started: number, batch: DurableBatch): Promise<Run> {
   const scanned = await scanTreeParallel(opts.save, {
     threads: opts.threads,
     excludeTop: [DSYNC_DIR],
@@ -118,14 +131,11 @@ async function fullRun(opts: GenerateOptions, files: RepoFiles, previous: Buffer
     onHashProgress: p => opts.onProgress?.({ phase: 'hash', entries: scanned.length, ...p }),
   })
   // The hash cache is written while the outputs are: it only lets a later run skip reading files.
-  const saving = g.saveCache(files.hashCache)
+  g.saveCache(batch, files.hashCache)
   const common = { name: opts.name, trackers: opts.trackers, manifest: g.manifest, previous, pieceLength: g.pieceLength }
-  let published: WrittenOutputs
-  try {
-    published = g.shards ? writeShardOutputs(files, { ...common, shards: g.shards }) : writeOutputs(files, { ...common, starts: g.starts, content: g.content })
-  } finally {
-    await saving
-  }
+  const published = g.shards
+    ? writeShardOutputs(files, { ...common, shards: g.shards }, batch)
+    : writeOutputs(files, { ...common, starts: g.starts, content: g.content }, batch)
   const result: GenerateResult = {
     repo: opts.name, save: opts.save, changed: published.changed, infoHash: published.infoHash, magnet: published.magnet, pieceLength: g.pieceLength,
     entries: scanned.length, files: g.files, bytes: g.bytes, hashedFiles: g.hashed, hashedBytes: g.hashedBytes, reusedFiles: g.reused,
@@ -135,13 +145,15 @@ async function fullRun(opts: GenerateOptions, files: RepoFiles, previous: Buffer
 }
 
 /** gendsync --changed: the previous generation edited where the hint says (hinted.ts). */
-async function hintedRun(opts: GenerateOptions, files: RepoFiles, previous: Buffer, changed: string[], started: number): Promise<Run | string> {
+async function hintedRun(
+  opts: GenerateOptions, files: RepoFiles, previous: Buffer, changed: string[], started: number, batch: DurableBatch,
+): Promise<Run | string> {
   const g = await generateHinted(opts.save, files, previous, changed, { name: opts.name, trackers: opts.trackers }, opts.threads)
   if (typeof g === 'string') return g
   const common = { name: opts.name, trackers: opts.trackers, manifest: g.manifest, previous, pieceLength: g.pieceLength }
   const published = 'shards' in g.torrents
-    ? writeShardOutputs(files, { ...common, shards: g.torrents.shards })
-    : writeOutputs(files, { ...common, starts: g.torrents.starts, content: listContent(g.torrents.content) })
+    ? writeShardOutputs(files, { ...common, shards: g.torrents.shards }, batch)
+    : writeOutputs(files, { ...common, starts: g.torrents.starts, content: listContent(g.torrents.content) }, batch)
   const racyAfterMs = started - RACY_MS
   appendHashCache(files.hashCache, g.pieceLength, g.hashed.filter(h => h.entry.mtimeMs <= racyAfterMs).map(h =>
     [h.path, { size: h.entry.size, mtimeMs: h.entry.mtimeMs, ctimeMs: h.entry.ctimeMs, ino: h.entry.ino, ...h.digest }]))

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fsync, fsyncSync, openSync, renameSync, unlinkSync, write, writeSync } from 'node:fs'
+import { closeSync, existsSync, fsyncSync, openSync, renameSync, unlinkSync, write, writeSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { fsError } from '../errors.js'
 
@@ -24,27 +24,8 @@ export function writeFileAtomic(path: string, data: Buffer | string, mode = 0o64
   }
 }
 
-/**
- * writeFileAtomic with the write and the fsync on a libuv thread: the write is handed over
- * before this returns, so it runs while this thread goes on with synchronous work (gendsync
- * writes its ~40 MB hash cache beside its other outputs).
- */
-export async function writeFileAtomicAsync(path: string, data: Buffer): Promise<void> {
-  const tmp = tmpName(path)
-  let fd: number | undefined
-  try {
-    fd = openSync(tmp, 'w', 0o644)
-    await writeAll(fd, data)
-    await new Promise<void>((resolve, reject) => fsync(fd!, err => (err ? reject(err) : resolve())))
-    closeSync(fd)
-    fd = undefined
-    renameSync(tmp, path)
-  } catch (err) {
-    throw abandon(err, path, tmp, fd)
-  }
-}
-
-function writeAll(fd: number, data: Buffer): Promise<void> {
+/** All of `data` written to `fd` on libuv's threads (a short write goes on from where it stopped). */
+export function writeAll(fd: number, data: Buffer): Promise<void> {
   return new Promise((resolve, reject) => {
     const from = (off: number) => write(fd, data, off, data.length - off, null, (err, n) => {
       if (err) reject(err)
@@ -66,7 +47,7 @@ function abandon(err: unknown, path: string, tmp: string, fd: number | undefined
   return fsError(err, path, 'write')
 }
 
-function tmpName(path: string): string {
+export function tmpName(path: string): string {
   return join(dirname(path), `.${basename(path)}.tmp-${process.pid}`)
 }
 
