@@ -70,11 +70,14 @@ function lineText(t: LineTable, i: number): string {
  * The delta from `oldBytes` to `newBytes` (two data.dsync files). Runs of identical lines are
  * skipped by comparing growing spans of bytes (1, 2, 4, ... lines), so the cost is the bytes
  * compared plus a few steps per changed line, not a parse of either list. `known` passes
- * SHA-256s the caller already has.
+ * SHA-256s the caller already has, `tables` the two lists' line offsets when it has them (a
+ * hinted gendsync: two passes over 30 MB at 200k files spared).
  */
-export function makeDelta(seq: number, oldBytes: Buffer, newBytes: Buffer, known?: { from: string; to: string }): Buffer {
-  const a = table(oldBytes)
-  const b = table(newBytes)
+export function makeDelta(
+  seq: number, oldBytes: Buffer, newBytes: Buffer, known?: { from: string; to: string }, tables?: { old: LineTable; new: LineTable },
+): Buffer {
+  const a = tables?.old ?? table(oldBytes)
+  const b = tables?.new ?? table(newBytes)
   const lines: string[] = []
   let upserts = 0
   let i = 0
@@ -164,13 +167,13 @@ export function applyDelta(oldBytes: Buffer, delta: Delta): Buffer {
  * applyDelta without the END line: what gendsync compares with the data.dsync it made (whose
  * END line is a function of the same bytes), sparing a SHA-256 of the whole list.
  */
-export function applyDeltaBody(oldBytes: Buffer, delta: Delta): Buffer {
-  return Buffer.concat(spliceDelta(oldBytes, delta))
+export function applyDeltaBody(oldBytes: Buffer, delta: Delta, oldLines?: LineTable): Buffer {
+  return Buffer.concat(spliceDelta(oldBytes, delta, oldLines))
 }
 
 /** The new list's bytes before its END line, as the header and runs of old and delta lines. */
-function spliceDelta(oldBytes: Buffer, delta: Delta): Buffer[] {
-  const old = table(oldBytes)
+function spliceDelta(oldBytes: Buffer, delta: Delta, oldLines?: LineTable): Buffer[] {
+  const old = oldLines ?? table(oldBytes)
   const count = (name: string) => Number(new RegExp(`\\n${name} (\\d+)\\n`).exec(oldBytes.toString('latin1', 0, old.bodyAt + 1))?.[1] ?? NaN)
   let entries = count('entries')
   let files = count('files')

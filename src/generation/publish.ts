@@ -1,6 +1,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { fsError } from '../errors.js'
+import type { LineTable } from '../manifest/manifest-lines.js'
 import type { DurableBatch } from '../util/durable-batch.js'
 import { applyDeltaBody, makeDelta, parseDelta, sha256Hex } from './delta.js'
 import { buildDeltaTorrent } from './delta-torrent.js'
@@ -27,6 +28,8 @@ export interface PublishOptions {
   piecesOf: (path: string) => Buffer
   /** SHA-256s of `manifest` and `previous` when the caller has them already (gendsync --changed). */
   known?: { manifest: string; previous?: string }
+  /** Line offsets of `previous` and `manifest` when the caller has them (gendsync --changed). */
+  lines?: { old: LineTable; new: LineTable }
   now?: number
   /** Where the delta and the record are written (after the outputs: the record is renamed last). */
   batch: DurableBatch
@@ -80,10 +83,10 @@ export function publishGeneration(opts: PublishOptions): PublishResult {
 }
 
 function writeDelta(opts: PublishOptions, dir: string, seq: number, known: { from: string; to: string }): DeltaRef {
-  const bytes = makeDelta(seq, opts.previous!, opts.manifest, known)
+  const bytes = makeDelta(seq, opts.previous!, opts.manifest, known, opts.lines)
   const delta = parseDelta(bytes)
   // The delta must reproduce this data.dsync exactly; anything else is a bug, not a tree change.
-  if (!applyDeltaBody(opts.previous!, delta).equals(opts.manifest.subarray(0, opts.manifest.lastIndexOf('\nEND\t') + 1))) {
+  if (!applyDeltaBody(opts.previous!, delta, opts.lines?.old).equals(opts.manifest.subarray(0, opts.manifest.lastIndexOf('\nEND\t') + 1))) {
     throw new Error('delta does not reproduce data.dsync')
   }
   const torrent = buildDeltaTorrent(opts.repo, delta, opts.save, opts.trackers, opts.piecesOf)

@@ -37,6 +37,8 @@ export interface HintedGeneration {
   hashed: { path: string; entry: ScannedEntry; digest: FileDigest }[]
   /** SHA-256 of the new data.dsync and of the previous one, as the record names them. */
   sha256: { manifest: string; previous: string }
+  /** Line offsets of the previous data.dsync and of the new one (the record step's delta uses them). */
+  lines: { old: LineTable; new: LineTable }
 }
 
 type Target = ScannedEntry | null
@@ -77,6 +79,7 @@ export async function generateHinted(
   return {
     manifest, entries, files: fileCount, bytes, pieceLength: old.pieceLength, torrents, hashed,
     sha256: { manifest: spliced.sha256, previous: old.fileSha256 },
+    lines: { old: { buf: old.buf, bodyAt: old.buf.indexOf('\n\n'), endAt: old.starts[old.count] - 1, starts: old.starts, count: old.count }, new: spliced.lines },
   }
 }
 

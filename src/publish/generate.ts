@@ -7,6 +7,7 @@ import type { PublisherKey } from '../generation/keys.js'
 import { DEFAULT_KEEP_DELTAS, publishGeneration } from '../generation/publish.js'
 import { appendHashCache } from '../manifest/hash-cache.js'
 import { generateHinted } from '../manifest/hinted.js'
+import type { LineTable } from '../manifest/manifest-lines.js'
 import { DSYNC_DIR, repoFiles, type RepoFiles } from '../manifest/paths.js'
 import { listContent, writeOutputs, writeShardOutputs, type ShardSummary } from '../manifest/outputs.js'
 import { scanTreeParallel } from '../manifest/scan.js'
@@ -66,6 +67,8 @@ interface Run {
   piecesOf: (path: string) => Buffer
   /** SHA-256s of data.dsync and of the previous one, when this run has them already. */
   known?: { manifest: string; previous?: string }
+  /** Both lists' line offsets, when this run has them already. */
+  lines?: { old: LineTable; new: LineTable }
 }
 
 /**
@@ -94,7 +97,7 @@ export async function generateRepo(opts: GenerateOptions): Promise<GenerateResul
       const published = opts.key && publishGeneration({
         repo: opts.name, save: opts.save, trackers: opts.trackers, key: opts.key, keepDeltas: opts.keepDeltas ?? DEFAULT_KEEP_DELTAS,
         previous, manifest: run.manifest, infoHash: run.result.infoHash, shards: run.result.shards?.map(s => s.infoHash) ?? [], piecesOf: run.piecesOf,
-        known: run.known, batch,
+        known: run.known, lines: run.lines, batch,
       })
       await batch.commit()
       run.result.record = published ? { seq: published.record.seq, signed: published.signed, deltas: published.record.deltas.length } : undefined
@@ -170,7 +173,7 @@ async function hintedRun(
     if (!pieces) throw new Error(`the delta names ${path}, which this run did not read`)
     return pieces
   }
-  return { result, manifest: g.manifest, piecesOf, known: g.sha256 }
+  return { result, manifest: g.manifest, piecesOf, known: g.sha256, lines: g.lines }
 }
 
 function readOrUndefined(file: string): Buffer | undefined {
