@@ -27,6 +27,7 @@ import { dropStaleTorrent, rebuildRepoTorrent, type RebuildOptions } from './reb
 import { rebuildIndex, rebuildShardTorrents } from './rebuild-shards.js'
 import { dropShards } from './shards.js'
 import { magnetLink } from '../torrent/build.js'
+import { unchanged } from './no-change.js'
 import type { Staging } from './staging.js'
 import { transferFiles } from './transfer.js'
 
@@ -139,21 +140,6 @@ function lineTable(bytes: Buffer, file: string): { table: LineTable; file: strin
   const table = indexLines(bytes)
   if (typeof table === 'string') throw new DsyncError(ExitCode.badData, 'manifest.corrupt', { file, line: 1, reason: table })
   return { table, file }
-}
-
-/**
- * The no-change check: DEST applied this very record (its data.dsync hashes as the record says),
- * so the answer is known without walking the tree: two small HTTP GETs, no scan. Damage done to
- * DEST by hand is not looked for here (`--rescan`, or `dsync verify`).
- */
-function unchanged(ctx: PullContext, record: GenerationRecord): PullResult {
-  return {
-    dest: ctx.opts.dest, repo: record.repo, infoHash: record.torrent, upToDate: true, dryRun: false,
-    added: 0, changed: 0, removed: 0, filesFetched: 0, filesCopiedLocally: 0, bytesToFetch: 0, bytesReceived: 0, bytesPerHost: {},
-    seconds: (Date.now() - ctx.started) / 1000, route: 'deltas', deltas: 0, seq: record.seq,
-    verified: (ctx.opts.key ?? ctx.resolved[0].key) !== undefined,
-    metadataBytes: ctx.resolved.reduce((sum, s) => sum + s.httpBytes, 0),
-  }
 }
 
 /**

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs'
 import { STALL_MS } from '../config/defaults.js'
 import { DsyncError, ExitCode } from '../errors.js'
 import { sha256Hex } from '../generation/delta.js'
@@ -18,6 +17,11 @@ import { TORRENT_CAP } from './source.js'
 import { layoutOf, parseTorrent } from './torrent-check.js'
 import { pieceVerifies, watchDownload } from './transfer.js'
 import type { PullContext, PullOptions } from './types.js'
+import { readOrUndefined } from '../util/read-file.js'
+
+// Kept importable from here (other stages read their files with it); it lives in a small module
+// so that the no-change check can use it without loading the fetch machinery.
+export { readOrUndefined }
 
 // Stage 2, metadata (the full route): the repository torrent, then data.dsync as its first
 // file, checked against the torrent and the signed record. src/sync/delta-route.ts is the
@@ -145,10 +149,3 @@ export function tryParse(bytes: Buffer, file: string): Manifest | undefined {
   }
 }
 
-export function readOrUndefined(file: string): Buffer | undefined {
-  try {
-    return readFileSync(file)
-  } catch {
-    return undefined
-  }
-}
