@@ -1,5 +1,4 @@
 import type { Command } from 'commander'
-import { runDemo } from '../../src/demo/demo.js'
 
 export function registerDemo(program: Command): void {
   program
@@ -7,6 +6,7 @@ export function registerDemo(program: Command): void {
     .description('run the embedded demo on loopback in a temporary folder (what `npm start` runs)')
     .option('--keep', 'keep the demo folder afterwards')
     .action(async (opts: { keep?: boolean }) => {
+      const { runDemo } = await import('../../src/demo/demo.js')
       await runDemo({ log: line => console.log(line), keep: opts.keep })
     })
 }

@@ -2,9 +2,6 @@ import type { Command } from 'commander'
 import { RANGES } from '../../src/config/defaults.js'
 import { publishedRepos, requireSaveDir } from '../../src/config/load.js'
 import { t } from '../../src/i18n/index.js'
-import { loadOrCreateKey } from '../../src/generation/keys.js'
-import { generateRepo } from '../../src/publish/generate.js'
-import { readChangeList } from '../../src/manifest/change-list.js'
 import { ProgressBar } from '../../src/ui/progress.js'
 import { formatBytes } from '../../src/ui/units.js'
 import { globals, intFlag, openHome, printJson, warn } from '../context.js'
@@ -18,6 +15,10 @@ export function registerGendsync(program: Command): void {
     .option('--changed <file>', "paths changed since the last run, one per line, or rsync --itemize-changes output ('-': stdin); only those are read")
     .action(async (names: string[], opts: { threads?: number; changed?: string }, cmd: Command) => {
       const g = globals(cmd)
+      // Loaded here, not at start-up: every other command (a pull, above all) would pay for them.
+      const [{ loadOrCreateKey }, { generateRepo }, { readChangeList }] = await Promise.all([
+        import('../../src/generation/keys.js'), import('../../src/publish/generate.js'), import('../../src/manifest/change-list.js'),
+      ])
       const home = openHome(g)
       const repos = publishedRepos(home, names)
       for (const repo of repos) requireSaveDir(repo)

@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
 import type { Command } from 'commander'
-import { initHome } from '../../src/config/init.js'
 import { resolveHome } from '../../src/config/home.js'
 import { t } from '../../src/i18n/index.js'
 import { globals, printJson, warn } from '../context.js'
@@ -11,8 +10,9 @@ export function registerInit(program: Command): void {
     .command('init')
     .description('create a dsync home (xync.conf, repos/, dtp/) with commented templates')
     .option('--webroot <dir>', 'folder holding the repositories', '/mirrors')
-    .action((opts: { webroot: string }, cmd: Command) => {
+    .action(async (opts: { webroot: string }, cmd: Command) => {
       const g = globals(cmd)
+      const { initHome } = await import('../../src/config/init.js')
       const home = resolveHome(g.home)
       const webroot = resolve(opts.webroot)
       const created = initHome(home, webroot)

@@ -2,7 +2,6 @@ import { resolve } from 'node:path'
 import type { Command } from 'commander'
 import { ExitCode } from '../../src/errors.js'
 import { t } from '../../src/i18n/index.js'
-import { verifyTree } from '../../src/manifest/verify.js'
 import { escapePath } from '../../src/manifest/escape.js'
 import { ProgressBar } from '../../src/ui/progress.js'
 import { formatBytes } from '../../src/ui/units.js'
@@ -15,6 +14,7 @@ export function registerVerify(program: Command): void {
     .argument('<dir>', 'the repository folder')
     .action(async (dir: string, _opts: unknown, cmd: Command) => {
       const g = globals(cmd)
+      const { verifyTree } = await import('../../src/manifest/verify.js')
       const bar = new ProgressBar(process.stderr, !g.json && process.stderr.isTTY === true)
       const result = await verifyTree(resolve(dir), {
         onWarning: warn,
