@@ -80,6 +80,11 @@ export async function resolveDtpHost(
 ): Promise<ResolvedSource> {
   // Every request leaves from --bind: a host may allow only that address.
   const get = (url: string, cap: number, what: string) => httpGet(url, cap, what, undefined, localAddress)
+  // The record is asked for at once with the info, at the path hosts serve it on: a pull needs
+  // it next, and a second round trip after the first is what a far host costs. A host without
+  // one answers 404, and the info then says so; any failure here is only a missed head start.
+  const recordUrl = new URL('generation', base).toString()
+  const early = get(recordUrl, RECORD_CAP, 'generation record').catch(() => undefined)
   const infoBody = await get(base, 1 << 20, 'repository info')
   const info = parseInfoJson(infoBody, base)
   const url = new URL(info.torrent ?? `${encodeURIComponent(repo)}.torrent`, base).toString()
@@ -87,7 +92,8 @@ export async function resolveDtpHost(
   // The other hosts this one knows (its peers= and what its peers told it): every one is dialled.
   const common = { source, peers: [addr, ...info.hosts], trackers: [], motd, repo, baseUrl: base }
   if (info.record && info.infoHash) {
-    const record = await get(new URL(info.record, base).toString(), RECORD_CAP, 'generation record')
+    const named = new URL(info.record, base).toString()
+    const record = (named === recordUrl ? await early : undefined) ?? await get(named, RECORD_CAP, 'generation record')
     const resolved: ResolvedSource = { ...common, infoHash: info.infoHash, record, httpBytes: infoBody.length + record.length }
     resolved.fetchTorrent = async () => {
       const torrent = await get(url, TORRENT_CAP, '.torrent')
