@@ -28,8 +28,10 @@ import { readPid } from '../src/util/process.js'
  * DEST is the same copy without .dsync/. --steps runs only some of the measurements (the
  * hosts always start): without `gendsync` the tree is served as its .dsync/ already is and
  * is not written to (`--steps bootstrap --work DIR` measures a bootstrap of a tree someone
- * else prepared, with the hosts' homes and every DEST under DIR). --base-cli adds a bootstrap
- * by another client build on the same hosts, in the same run (a before/after).
+ * else prepared, with the hosts' homes and every DEST under DIR). --base-cli adds the same
+ * pulls by another client build on the same hosts, in the same run (a before/after): each update
+ * and the no-change check into its own DEST (hard links of the first client's, its own
+ * .dsync/: a pull replaces a changed file by a rename, never in place), and a bootstrap.
  */
 const DEFAULT_CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url))
 const SOCKET_BYTES = fileURLToPath(new URL('./lib/socket-bytes.js', import.meta.url))
@@ -218,9 +220,22 @@ class Bed {
   }
 
   async prepareDests(): Promise<void> {
-    for (const d of ['dest-dsync', 'dest-rsync']) rmSync(join(this.work, d), { recursive: true, force: true })
+    for (const d of ['dest-dsync', 'dest-rsync', 'dest-base']) rmSync(join(this.work, d), { recursive: true, force: true })
     await timeChildOk('rsync', ['-a', '--exclude=/.dsync', `${this.root}/`, `${join(this.work, 'dest-rsync')}/`])
     await timeChildOk('rsync', ['-a', '--exclude=/.dsync/hashcache', '--exclude=/.dsync/lock', `${this.root}/`, `${join(this.work, 'dest-dsync')}/`])
+    if (this.opts.baseCli) {
+      // Hard links, not a third copy of the tree (6 GiB for debs-50k); .dsync/ is its own.
+      await timeChildOk('rsync', ['-a', `--link-dest=${join(this.work, 'dest-dsync')}`, '--exclude=/.dsync', `${join(this.work, 'dest-dsync')}/`, `${join(this.work, 'dest-base')}/`])
+      await timeChildOk('rsync', ['-a', `${join(this.work, 'dest-dsync', '.dsync')}/`, `${join(this.work, 'dest-base', '.dsync')}/`])
+    }
+  }
+
+  /** The --base-cli build's pull into its own DEST (dest-base), as a row beside this build's. */
+  async basePull(label: string, d: { seconds: number; rss: number }): Promise<void> {
+    if (!this.opts.baseCli) return
+    const b = await this.dsyncPull(join(this.work, 'dest-base'), this.opts.baseCli)
+    this.rows.push([`${label}, --base-cli build: seconds`, fmtSeconds(b.seconds), fmtSeconds(d.seconds), `this build: ${ratio(d.seconds, b.seconds)} of base`, '', ''])
+    this.rows.push([`${label}, --base-cli build: bytes on the wire / peak RSS MiB`, `${b.wire} / ${b.rss.toFixed(0)}`, '', '', '', ''])
   }
 
   /** 0.05% of files and the index files change upstream; gendsync (timed); both clients follow. */
@@ -248,6 +263,7 @@ class Bed {
     this.rows.push([`update #${round} (${entries} entries, ${fmtMiB(changedBytes)} MiB changed): bytes on the wire`, d.wire, r.wire, ratio(d.wire, r.wire), `<= ${limit.toFixed(0)}`, ok(d.wire <= limit)])
     this.rows.push([`update #${round}: seconds`, fmtSeconds(d.seconds), fmtSeconds(r.seconds), ratio(d.seconds, r.seconds), "<= rsync's", ok(d.seconds <= r.seconds)])
     this.rows.push([`update #${round}: client peak RSS MiB`, d.rss.toFixed(0), r.rss.toFixed(0), ratio(d.rss, r.rss), '<= 150 MB at 1M files', ok(d.rss <= 150)])
+    await this.basePull(`update #${round}`, d)
   }
 
   async noChange(): Promise<void> {
@@ -256,6 +272,7 @@ class Bed {
     this.rows.push(['no-change check: bytes on the wire', d.wire, r.wire, ratio(d.wire, r.wire), '<= 65536', ok(d.wire <= 65536)])
     this.rows.push(['no-change check: seconds', fmtSeconds(d.seconds), fmtSeconds(r.seconds), ratio(d.seconds, r.seconds), "<= 0.2x rsync's", ok(d.seconds <= 0.2 * r.seconds)])
     this.rows.push(['no-change check: client peak RSS MiB', d.rss.toFixed(0), r.rss.toFixed(0), ratio(d.rss, r.rss), '', ''])
+    await this.basePull('no-change check', d)
   }
 
   /** Both clients into an empty DEST: the whole generation, once each (at 1M files this is minutes). */
