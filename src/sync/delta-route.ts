@@ -198,7 +198,7 @@ async function repositoryTorrents(ctx: PullContext, opts: RebuildOptions): Promi
 
 /** Downloads each needed content from the newest delta torrent of the chain that has it. */
 async function fetchFromDeltas(
-  ctx: PullContext, baseUrl: string, chain: DeltaRef[], deltas: Delta[], items: [string, ManifestEntry][],
+  ctx: PullContext, baseUrl: string, chain: DeltaRef[], deltas: Delta[], items: ReadonlyMap<string, ManifestEntry>,
   final: Map<string, ManifestEntry>, staging: Staging,
 ): Promise<{ bytesReceived: number; bytesPerPeer: Record<string, number> }> {
   const wanted = new Map(items)

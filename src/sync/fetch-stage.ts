@@ -20,18 +20,14 @@ export interface Staged {
  */
 export async function fetchStage(dest: string, plan: Plan, route: Route): Promise<Staged> {
   const staging = new Staging(dest)
-  const items: [string, ManifestEntry][] = []
-  for (const [hex, entry] of plan.fetch) {
-    if (staging.has(hex, entry.size)) continue
-    // Empty files are in data.dsync only, not in any torrent: nothing to fetch.
-    if (entry.size === 0) {
-      staging.putEmpty(hex)
-      continue
-    }
-    items.push([hex, entry])
-  }
-  checkFreeSpace(staging.dir, dest, items.reduce((sum, [, e]) => sum + e.size, 0) + localBytes(plan, staging))
-  wantMeta(plan, staging)
+  const items = toFetch(plan, staging)
+  let bytes = 0
+  for (const e of items.values()) bytes += e.size
+  checkFreeSpace(staging.dir, dest, bytes + localBytes(plan, staging))
+  // A fetched content is staged with the mode and mtime of the path the plan fetches it for
+  // (its first use): the apply then skips chmod and utimes where that path takes the staged
+  // file itself. A mode without owner read is left to the apply (Staging.metaFor).
+  staging.wantMeta(plan.fetch)
   let filesCopiedLocally: number
   let transfer: Awaited<ReturnType<Route['fetch']>>
   try {
@@ -46,21 +42,35 @@ export async function fetchStage(dest: string, plan: Plan, route: Route): Promis
   // Power loss, not only SIGKILL: staged data reaches the disk before the commit record.
   // Every placed content is one the plan fetches (or found staged); local copies were
   // fsync'ed as they were made. The keys, not a new hex string per placed file.
-  await staging.syncAll(plan.fetch.keys())
+  await staging.syncAll(plan.fetch)
   return {
-    staging, filesFetched: items.length, filesCopiedLocally,
+    staging, filesFetched: items.size, filesCopiedLocally,
     bytesReceived: transfer.bytesReceived, bytesPerHost: transfer.bytesPerPeer,
   }
 }
 
 /**
- * A fetched content is staged with the mode and mtime of the path the plan fetches it for (its
- * first use; setuid/setgid dropped, as the apply drops them by default): the apply then skips
- * chmod and utimes where that path takes the staged file itself. A mode without owner read is
- * left to the apply (other paths' copies are made from the staged file).
+ * The contents the route downloads: those of plan.fetch not staged yet (empty ones are made
+ * here: they are in data.dsync only, in no torrent). Into an empty staging folder (a bootstrap)
+ * that is plan.fetch itself, not a copy of a million entries.
  */
-function wantMeta(plan: Plan, staging: Staging): void {
-  for (const [hex, entry] of plan.fetch) if (entry.mode & 0o400) staging.wantMeta(hex, entry)
+function toFetch(plan: Plan, staging: Staging): ReadonlyMap<string, ManifestEntry> {
+  const skip = new Uint8Array(plan.fetch.size)
+  let skipped = 0
+  let i = 0
+  for (const [hex, entry] of plan.fetch) {
+    if (staging.has(hex, entry.size)) skip[i] = 1
+    else if (entry.size === 0) {
+      staging.putEmpty(hex)
+      skip[i] = 1
+    }
+    skipped += skip[i++]
+  }
+  if (skipped === 0) return plan.fetch
+  const items = new Map<string, ManifestEntry>()
+  i = 0
+  for (const [hex, entry] of plan.fetch) if (!skip[i++]) items.set(hex, entry)
+  return items
 }
 
 /** Bytes the local copies into staging will take (those not staged yet). */

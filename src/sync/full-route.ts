@@ -5,7 +5,7 @@ import { deltaHosts, offerDeltas } from './delta-offer.js'
 import { executePlan } from './execute.js'
 import { manifestStage, torrentStage, type ManifestStage, type TorrentStage } from './metadata.js'
 import { openSwarm } from './open-swarm.js'
-import { dropShards, keepShards, storeShards, transferFromShards } from './shards.js'
+import { dropShards, keepShards, storeShards, transferFromShards, type ContentFile } from './shards.js'
 import { transferFiles } from './transfer.js'
 import type { PullContext, PullResult, Route } from './types.js'
 
@@ -39,15 +39,19 @@ function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentSta
       if (m.shards) {
         swarm.close()
         storeShards(m.files, m.shards)
-        // Filled in a loop: `new Map(items.map(...))` makes an array of a pair per file first.
-        const wanted = new Map<string, string>()
-        for (const [hex, entry] of items) wanted.set(entry.path, hex)
+        // A shard's file is fetched when it is the entry the plan fetches its content for
+        // (shards hold data.dsync's own entries): no map of a million paths to hex names.
+        const wanted = (f: ContentFile) => {
+          const hex = f.sha256!.toString('hex')
+          return items.get(hex) === f ? hex : undefined
+        }
         return transferFromShards({
           shards: m.shards, staging, wanted,
           open: ih => openSwarm(ctx, ih, info.trackers), onWarning: opts.onWarning, onProgress: p => opts.onProgress?.({ ...p, phase: 'files' }),
         })
       }
-      const toFetch = new Map(items.map(([hex, entry]) => [indexByPath.get(entry.path)!, hex]))
+      const toFetch = new Map<number, string>()
+      for (const [hex, entry] of items) toFetch.set(indexByPath.get(entry.path)!, hex)
       const transfer = await transferFiles({
         swarm, map: m.map, hashes: info.pieces, staging, files: toFetch, onWarning: opts.onWarning, infoHash: info.infoHash,
         onProgress: p => opts.onProgress?.({ ...p, phase: 'files' }),

@@ -38,6 +38,7 @@ export interface ClientShard {
 export interface ContentFile {
   path: string
   size: number
+  sha256?: Buffer
 }
 
 export interface ShardContext {
@@ -167,8 +168,11 @@ async function fetchIndexFiles(ctx: ShardContext, indexes: number[]): Promise<Ma
 
 export interface ShardTransferOptions {
   shards: ClientShard[]
-  /** Repository path -> SHA-256 hex (the staging name) of every file to fetch. */
-  wanted: Map<string, string>
+  /**
+   * The SHA-256 hex (the staging name) of a shard's file when it is to be fetched, else
+   * undefined: asked of each file as its shard's turn comes (no map of every path to fetch).
+   */
+  wanted: (file: ContentFile) => string | undefined
   staging: Staging
   /** A swarm for one shard's infohash on the repository's hosts (and trackers). */
   open: (infoHash: string) => { swarm: Swarm; stop: () => void }
@@ -187,7 +191,7 @@ export async function transferFromShards(opts: ShardTransferOptions): Promise<Tr
   let filesTotal = 0
   for (const shard of opts.shards) {
     for (const f of shard.files) {
-      if (!opts.wanted.has(f.path)) continue
+      if (opts.wanted(f) === undefined) continue
       bytesTotal += f.size
       filesTotal++
     }
@@ -197,7 +201,7 @@ export async function transferFromShards(opts: ShardTransferOptions): Promise<Tr
   for (const shard of opts.shards) {
     const files = new Map<number, string>()
     shard.files.forEach((f, i) => {
-      const hex = opts.wanted.get(f.path)
+      const hex = opts.wanted(f)
       if (hex !== undefined) files.set(i, hex)
     })
     if (files.size === 0) continue

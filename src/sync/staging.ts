@@ -40,8 +40,8 @@ export class Staging {
    * instead of a failing stat per file of a bootstrap (200k files: 200k exceptions).
    */
   private readonly names: Set<string>
-  /** Content -> the entry whose mode and mtime its staged file gets when fetched (see wantMeta). */
-  private readonly metaWanted = new Map<string, ManifestEntry>()
+  /** Content -> the entry whose mode and mtime its staged file gets when fetched (see wantMeta): the plan's own map. */
+  private metaWanted: ReadonlyMap<string, ManifestEntry> = new Map()
   /** Entries whose mode and mtime a file staged in this run carries. */
   private readonly metaSet = new Set<ManifestEntry>()
 
@@ -76,18 +76,19 @@ export class Staging {
   }
 
   /**
-   * The staged file of `hex` is to get this entry's mode and mtime when it is written (the
-   * stage worker sets them on the open file), so that the apply only renames it. Keyed by the
-   * plan's own hex strings, which the transfer looks up again: a lookup by another string of
-   * the same 64 characters compares them all (2 µs a lookup in a map of 200,000).
+   * The staged file of each content is to get the mode and mtime of the entry it is fetched
+   * for (the stage worker sets them on the open file), so that the apply only renames it. The
+   * plan's own map (content hex -> first entry), held, not copied: at 1M files a copy was a
+   * second Map of a million entries.
    */
-  wantMeta(hex: string, entry: ManifestEntry): void {
-    this.metaWanted.set(hex, entry)
+  wantMeta(fetch: ReadonlyMap<string, ManifestEntry>): void {
+    this.metaWanted = fetch
   }
 
-  /** The entry whose mode and mtime `hex`'s staged file is to get, if any. */
+  /** The entry whose mode and mtime `hex`'s staged file is to get, if any (not without owner read: see fetchStage). */
   metaFor(hex: string): ManifestEntry | undefined {
-    return this.metaWanted.get(hex)
+    const entry = this.metaWanted.get(hex)
+    return entry && entry.mode & 0o400 ? entry : undefined
   }
 
   /** The stage worker was told to set `entry`'s mode and mtime (a failed write ends the run). */
@@ -159,9 +160,10 @@ export class Staging {
    * eight at a time (each fsync of a new file is a journal commit). Few files, or no `sync`:
    * fsyncs on libuv's thread pool, several at once.
    */
-  async syncAll(hexes: Iterable<string>): Promise<void> {
-    const queue = [...new Set(hexes)]
-    if (queue.length >= SYNCFS_MIN_FILES && await syncFileSystem(this.dir)) return
+  async syncAll(contents: ReadonlyMap<string, unknown>): Promise<void> {
+    // The list of names only when each is to be fsync'ed (at 1M files an array of a million).
+    if (contents.size >= SYNCFS_MIN_FILES && await syncFileSystem(this.dir)) return
+    const queue = [...contents.keys()]
     const worker = async () => {
       for (let hex = queue.pop(); hex !== undefined; hex = queue.pop()) {
         let fh: FileHandle | undefined

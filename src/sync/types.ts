@@ -121,8 +121,8 @@ export interface Route {
   deltas?: number
   /** The route's own plan (the delta route plans from the deltas); without it DEST is walked against `manifest`. */
   plan?: () => Promise<Plan>
-  /** Downloads these contents (SHA-256 hex, first entry) into staging. */
-  fetch: (items: [string, ManifestEntry][], staging: Staging) => Promise<{ bytesReceived: number; bytesPerPeer: Record<string, number> }>
+  /** Downloads these contents (SHA-256 hex -> first entry; plan.fetch itself in a bootstrap) into staging. */
+  fetch: (items: ReadonlyMap<string, ManifestEntry>, staging: Staging) => Promise<{ bytesReceived: number; bytesPerPeer: Record<string, number> }>
   /** Writes the route's own files under DEST/.dsync/ after data.dsync (the torrent, the magnet link). */
   commit: () => void | Promise<void>
   /** Written before data.dsync (deltas a host re-serving DEST offers). */
