@@ -1,3 +1,5 @@
+import { renameSync } from 'node:fs'
+import { fsError } from '../errors.js'
 import { generationFiles } from '../generation/files.js'
 import { repoFiles } from '../manifest/paths.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
@@ -13,8 +15,19 @@ export async function commitStage(ctx: PullContext, route: Route, staging: Stagi
   const { opts, record } = ctx
   await route.beforeCommit?.()
   if (record) writeFileAtomic(generationFiles(opts.dest).record, record.bytes)
-  writeFileAtomic(repoFiles(opts.dest, route.repo).manifest, route.manifestBytes)
+  const manifest = repoFiles(opts.dest, route.repo).manifest
+  if (route.manifestBytes) writeFileAtomic(manifest, route.manifestBytes)
+  else commitParked(route.manifestFile!, manifest)
   opts.onApplyStep?.('commit')
   await route.commit()
   staging.prune(new Set())
+}
+
+/** A data.dsync the route parked (written and fsync'ed already) takes its place by one rename. */
+function commitParked(parked: string, manifest: string): void {
+  try {
+    renameSync(parked, manifest)
+  } catch (err) {
+    throw fsError(err, manifest, 'write')
+  }
 }

@@ -1,3 +1,4 @@
+import { join } from 'node:path'
 import type { Swarm } from '../swarm/swarm.js'
 import { magnetLink } from '../torrent/build.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
@@ -5,6 +6,7 @@ import { deltaHosts, offerDeltas } from './delta-offer.js'
 import { executePlan } from './execute.js'
 import { manifestStage, torrentStage, type ManifestStage, type TorrentStage } from './metadata.js'
 import { openSwarm } from './open-swarm.js'
+import type { Staging } from './staging.js'
 import { dropShards, keepShards, storeShards, transferFromShards, type ContentFile } from './shards.js'
 import { transferFiles } from './transfer.js'
 import type { PullContext, PullResult, Route } from './types.js'
@@ -21,21 +23,24 @@ export async function pullFull(ctx: PullContext): Promise<PullResult> {
   const session = { net: openSwarm(ctx, infoHash) }
   try {
     const torrent = await torrentStage(ctx, session, fromHost)
-    const manifest = await manifestStage(ctx, session.net.swarm, torrent)
-    return await executePlan(ctx, fullRoute(ctx, session.net.swarm, torrent, manifest))
+    // The stage is not kept in a local here: the route drops data.dsync's bytes (parkManifest).
+    return await executePlan(ctx, fullRoute(ctx, session.net.swarm, torrent, await manifestStage(ctx, session.net.swarm, torrent)))
   } finally {
     session.net.stop()
   }
 }
 
 /** The full route's part in executePlan: pieces from the repository torrent's swarm; the torrent and magnet link committed. */
-function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentStage, m: ManifestStage): Route {
+function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentStage, stage: ManifestStage): Route {
   const { opts } = ctx
+  // Not the whole stage: its data.dsync bytes are to go once parked (route.manifestBytes alone holds them).
+  const m = { map: stage.map, files: stage.files, shards: stage.shards }
   const indexByPath = new Map(m.map.files.map((f, i) => [f.path, i]))
-  return {
-    repo: info.name, infoHash: info.infoHash, manifest: m.manifest, manifestBytes: m.manifestBytes,
-    previous: m.previous, sameGeneration: m.sameGeneration, route: 'full',
+  const route: Route = {
+    repo: info.name, infoHash: info.infoHash, manifest: stage.manifest, manifestBytes: stage.manifestBytes,
+    previous: stage.previous, sameGeneration: stage.sameGeneration, route: 'full',
     fetch: async (items, staging) => {
+      parkManifest(route, staging)
       if (m.shards) {
         swarm.close()
         storeShards(m.files, m.shards)
@@ -68,4 +73,19 @@ function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentSta
       writeFileAtomic(m.files.magnet, magnetLink(info.infoHash, info.name, info.trackers) + '\n')
     },
   }
+  return route
+}
+
+/**
+ * While the files are fetched and applied (minutes, at 1M files), data.dsync waits on disk in
+ * staging, not in memory (153 MB at 1M files); the commit renames it into place. It is
+ * fsync'ed as the commit's own write would be; a killed run's copy goes with staging's
+ * other leftovers (Staging.prune drops every name at its top).
+ */
+function parkManifest(route: Route, staging: Staging): void {
+  if (!route.manifestBytes) return
+  const file = join(staging.dir, 'data.dsync.next')
+  writeFileAtomic(file, route.manifestBytes)
+  route.manifestFile = file
+  route.manifestBytes = undefined
 }

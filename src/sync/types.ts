@@ -112,7 +112,10 @@ export interface Route {
   infoHash: string
   /** The new list parsed (the plan walks DEST against it); not needed when the route plans itself (`plan`). */
   manifest?: Manifest
-  manifestBytes: Buffer
+  /** The new data.dsync's bytes, until the route parks them on disk (`manifestFile`) for the commit. */
+  manifestBytes?: Buffer
+  /** The new data.dsync, written and fsync'ed under staging: the commit renames it into place. */
+  manifestFile?: string
   /** DEST's own data.dsync when it has a valid one (the plan trusts what it vouches for). */
   previous?: Manifest
   /** DEST's data.dsync is already this generation's: nothing to commit when the plan is empty. */
