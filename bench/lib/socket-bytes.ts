@@ -19,14 +19,21 @@ if (out) {
     if (!open.has(this)) {
       open.add(this)
       connections++
-      this.once('close', () => {
-        open.delete(this)
-        closedRead += this.bytesRead
-        closedWritten += this.bytesWritten
-      })
     }
     return (connect as (...a: unknown[]) => Socket).apply(this, args)
   } as typeof Socket.prototype.connect
+  // Counted when the socket is destroyed (every way a socket ends goes through _destroy), not
+  // on its 'close' event: the client removes a peer socket's 'close' listeners after the
+  // handshake, and a socket left in `open` kept its peer's whole object graph alive (downloader,
+  // stage buffers, data.dsync's bytes) and inflated the client's measured peak RSS (docs/SCALE.md).
+  const destroy = Socket.prototype._destroy
+  Socket.prototype._destroy = function (this: Socket, err: Error | null, cb: (err?: Error | null) => void) {
+    if (open.delete(this)) {
+      closedRead += this.bytesRead
+      closedWritten += this.bytesWritten
+    }
+    return destroy.call(this, err, cb)
+  }
   process.on('exit', () => {
     let read = closedRead
     let written = closedWritten
