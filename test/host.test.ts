@@ -190,6 +190,30 @@ test('a DTP host seeds, gates, greets and reloads', { timeout: 240_000 }, async 
     assert.equal(status.repos.find(x => x.repo === 'rocky')!.staleFiles, 2)
   })
 
+  await t.test('a big file rewritten after one of its blocks was served: the next blocks of the same read are refused', { timeout: 90_000 }, async () => {
+    // The host reads 256 KiB of a big file for the blocks that follow (read-windows.ts); that
+    // copy is trusted only as briefly as an open handle is, so an upstream rsync --inplace is
+    // not answered from it.
+    const almaSave = join(host.webroot, 'alma')
+    const gen = loadGeneration('alma', almaSave)
+    const seg = gen.segments.list().find(x => x.path === 'images/disk.iso')!
+    const iso = join(almaSave, 'images/disk.iso')
+    const before = readFileSync(iso)
+    const user = new WireLeecher(A, HOST_PORT, '127.0.3.62', gen.infoHash)
+    await user.waitUnchoked()
+    const piece = seg.offset / gen.pieceLength
+    const block = 16384
+    const first = await user.request(piece, 0, block)
+    assert.ok(first.equals(before.subarray(0, block)), 'the first block is the file\'s')
+    // Its next block lies in the same 256 KiB read (pieces of this repo: 16 KiB).
+    assert.equal(gen.pieceLength, block)
+    writeFileSync(iso, randomBytes(before.length))
+    await new Promise(r => setTimeout(r, 600))
+    await assert.rejects(user.request(piece + 1, 0, block), /request was rejected/)
+    assert.equal(user.wire.downloaded, block, 'no byte of the rewritten file was sent')
+    user.close()
+  })
+
   await t.test('status shows generation, files, peers and bytes uploaded; stop-service stops it', { timeout: 90_000 }, async () => {
     const text = await host.cli('status')
     assert.equal(text.code, 0, text.stderr)

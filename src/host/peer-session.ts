@@ -68,6 +68,9 @@ export class PeerSession implements BudgetUser {
       this.serve({ piece, offset, length, respond }))
     // The socket took bytes: room for more blocks, maybe for other peers too.
     socket.on('drain', () => this.pump())
+    // What the Wire's pipe sends on 'drain' (it stopped when the socket was full) leaves in one
+    // writev at the end of the turn, with the blocks pump answers: not a send() per message.
+    socket.prependListener('drain', () => this.cork())
     wire.on('upload', (n: number) => {
       this.uploaded += n
       seeder.countUpload(n, remote)

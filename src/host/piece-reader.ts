@@ -1,6 +1,7 @@
 import { join } from 'node:path'
 import { FdCache, StaleFileError } from './fd-cache.js'
 import type { Generation, Segment } from './generation.js'
+import { ReadWindows, type WindowSpan } from './read-windows.js'
 import { SmallFileReader, WHOLE_FILE_MAX } from './small-files.js'
 
 /** Largest block a peer may ask for; BEP 3 clients use 16 KiB, some up to 128 KiB. */
@@ -18,6 +19,7 @@ export class PieceReader {
   readonly stale = new Map<string, string>()
   bytesRead = 0
   private readonly small = new SmallFileReader()
+  private readonly windows = new ReadWindows()
   private inodesLoaded = false
 
   constructor(
@@ -33,13 +35,20 @@ export class PieceReader {
 
   /**
    * The block at once when no asynchronous read is needed (a block inside one small file, the
-   * disk not cold), else undefined: most requests of a mirror of small files are answered
-   * without a promise. Throws what `read` would reject with.
+   * disk not cold; a block of a big file whose window was just read), else undefined: most
+   * requests are answered without a promise. Throws what `read` would reject with.
    */
   readNow(piece: number, offset: number, length: number): Buffer | undefined {
     if (this.gen.inodesLoaded && !this.inodesLoaded) return undefined
     const start = this.blockStart(piece, offset, length)
-    return this.fromSmallFile(this.gen.segments.get(this.segmentAt(start)), start, start + length, false)
+    const seg = this.gen.segments.get(this.segmentAt(start))
+    const small = this.fromSmallFile(seg, start, start + length, false)
+    if (small) return small
+    const w = this.windowOf(seg, start, length)
+    const data = w && this.windows.now(w)
+    if (!data) return undefined
+    this.bytesRead += length
+    return data.subarray(start - seg.offset - w.start, start - seg.offset - w.start + length)
   }
 
   async read(piece: number, offset: number, length: number): Promise<Buffer> {
@@ -53,8 +62,15 @@ export class PieceReader {
     const start = this.blockStart(piece, offset, length)
     const end = start + length
     const first = this.segmentAt(start)
-    const whole = this.fromSmallFile(gen.segments.get(first), start, end, true)
+    const firstSeg = gen.segments.get(first)
+    const whole = this.fromSmallFile(firstSeg, start, end, true)
     if (whole) return whole
+    const w = this.windowOf(firstSeg, start, length)
+    if (w) {
+      const data = await this.windows.get(w, () => this.readWindow(firstSeg, w))
+      this.bytesRead += length
+      return data.subarray(start - firstSeg.offset - w.start, start - firstSeg.offset - w.start + length)
+    }
     const out = Buffer.allocUnsafe(length)
     const reads: Promise<void>[] = []
     for (let i = first; i < gen.segments.count; i++) {
@@ -123,6 +139,27 @@ export class PieceReader {
       this.noteStale(seg, err)
       throw err
     }
+  }
+
+  /**
+   * The read window of a big file holding a block that lies inside that file (read-windows.ts
+   * says why); undefined for other blocks, and for a file known stale (refused by readFile).
+   */
+  private windowOf(seg: Segment, start: number, length: number): WindowSpan | undefined {
+    if (seg.source !== 'file' || seg.length <= WHOLE_FILE_MAX || start + length > seg.offset + seg.length) return undefined
+    if (this.stale.has(seg.path)) return undefined
+    return this.windows.span(seg.path, seg.length, start - seg.offset, length)
+  }
+
+  private async readWindow(seg: Segment, w: WindowSpan): Promise<Buffer> {
+    const out = Buffer.allocUnsafe(w.length)
+    try {
+      await this.readFile(seg, w.start, out, 0, w.length)
+    } catch (err) {
+      this.windows.forget(seg.path)
+      throw err
+    }
+    return out
   }
 
   private noteStale(seg: Segment, err: unknown): void {
