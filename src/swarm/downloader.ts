@@ -20,8 +20,11 @@ const PIPELINE_BYTES = 1 << 20
  * socket writes 17% of its profile on one 2 GiB file (a send per 16 KiB received).
  */
 const REFILL_SHARE = 0.75
-/** Piece buffers kept for reuse, at most (more pieces than that are rarely being assembled at once). */
-const SPARE_BYTES = 8 << 20
+/**
+ * Piece buffers kept for reuse, at most (more pieces than that are rarely being assembled or
+ * verified at once: 1 MiB in flight per peer, and the verifier's batches of up to 4 MiB).
+ */
+const SPARE_BYTES = 16 << 20
 const MAX_REFUSED = 64
 /**
  * Endgame helps only with a piece in flight at least this long: a host still sending it on
