@@ -1,14 +1,16 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync } from 'node:fs'
+import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { applyDelta, parseDelta, serializeDelta } from '../src/generation/delta.js'
+import { parseRecord } from '../src/generation/record.js'
 import type { ManifestEntry } from '../src/manifest/entry.js'
 import { parseManifest, serializeManifest } from '../src/manifest/format.js'
 import { indexLines, type LineTable } from '../src/manifest/manifest-lines.js'
 import { planFromDeltas } from '../src/sync/delta-plan.js'
+import { readTorrentInfo } from '../src/torrent/read.js'
 import { runCli } from '../testbed/cli.js'
 import { HOST_PORT, prepareHost, startHost, type TestHost } from '../testbed/host.js'
 import { assertSameTree, settleDirMtimes } from '../testbed/same-tree.js'
@@ -31,6 +33,8 @@ interface PullJson {
   bytesReceived: number
   filesFetched: number
   upToDate: boolean
+  infoHash: string
+  torrents?: { rebuilt: number; kept: number; fetched: number }
 }
 
 function initialFiles(): Record<string, string> {
@@ -64,7 +68,11 @@ function change(repo: string): void {
 }
 
 async function pull(dest: string, ...extra: string[]): Promise<{ json: PullJson; stderr: string }> {
-  const r = await runCli(['--json', 'pull', `dtp://${ADDR}:${HOST_PORT}/deb`, dest, ...extra])
+  return pullFrom(`dtp://${ADDR}:${HOST_PORT}/deb`, dest, ...extra)
+}
+
+async function pullFrom(source: string, dest: string, ...extra: string[]): Promise<{ json: PullJson; stderr: string }> {
+  const r = await runCli(['--json', 'pull', source, dest, ...extra])
   assert.equal(r.code, 0, r.stderr)
   const summary = r.stdout.trim().split('\n').map(l => JSON.parse(l) as PullJson & { event: string }).find(l => l.event === 'summary')!
   return { json: summary, stderr: r.stderr }
@@ -205,4 +213,43 @@ test('a rebuilt list that breaks a whole-list rule at a delta\'s paths is refuse
     })
   }
   assert.ok(existsSync(join(dest, 'pool/sub/b.deb')))
+})
+
+test('killed at apply:commit (data.dsync written, torrent not yet rebuilt): the re-run finishes the commit, and a host re-serving DEST serves the record\'s torrent', async () => {
+  const [addr, mirrorAddr] = ['127.0.3.78', '127.0.3.79']
+  const { host, repo } = await servedHost(addr)
+  // DEST is in a second host's webroot: that host re-serves it once the pull is done.
+  const mirror = await prepareHost(mirrorAddr, {})
+  const dest = join(mirror.webroot, 'deb')
+  const source = `dtp://${addr}:${HOST_PORT}/deb`
+  assert.equal((await runCli(['pull', source, dest])).code, 0)
+  change(repo)
+  await regenerate(host)
+  const killed = await runCli(['--json', 'pull', source, dest], { env: { ...process.env, DSYNC_FAULT: 'apply:commit' } })
+  assert.equal(killed.code, -1, `killed by the fault hook (exit ${killed.code}, ${killed.stderr})`)
+  const record = parseRecord(readFileSync(join(repo, '.dsync', 'generation')))
+  assert.ok(readFileSync(join(dest, '.dsync', 'generation')).equals(record.bytes), 'the kill came after the record was written')
+  assert.notEqual(readTorrentInfo(readFileSync(join(dest, '.dsync', 'deb.torrent'))).infoHash, record.torrent, 'the kill came before the torrent')
+
+  const r = await pullFrom(source, dest)
+  assert.equal(r.json.bytesReceived, 0)
+  assert.match(r.stderr, /an earlier run stopped before writing it/)
+  // Rebuilt here from the list DEST kept for that, not fetched.
+  assert.deepEqual(r.json.torrents, { rebuilt: 1, kept: 0, fetched: 0 })
+  assert.ok(!existsSync(join(dest, '.dsync', 'data.dsync.previous')), 'the kept list is gone once the torrent is written')
+  assert.equal(readTorrentInfo(readFileSync(join(dest, '.dsync', 'deb.torrent'))).infoHash, record.torrent, `DEST's torrent is the record's: ${r.stderr}`)
+  assert.match(readFileSync(join(dest, '.dsync', 'deb.magnet'), 'utf8'), new RegExp(`urn:btih:${record.torrent}`))
+  await assertSameTree(repo, dest)
+  // A second re-run has nothing left to finish.
+  assert.equal((await pullFrom(source, dest)).json.upToDate, true)
+
+  // A host re-serving DEST: a client pulling from it gets the record's generation.
+  writeFileSync(join(mirror.home, 'repos', 'deb.conf'), `repo=deb\nsave=${dest}\ndsync=true\n`)
+  const g = await mirror.cli('gendsync')
+  assert.equal(g.code, 0, g.stderr)
+  await startHost(mirror, ['deb'])
+  const fresh = join(tempDir('dsync-deltaplan-commit-'), 'fresh')
+  const f = await pullFrom(`dtp://${mirrorAddr}:${HOST_PORT}/deb`, fresh)
+  assert.equal(f.json.infoHash, record.torrent)
+  await assertSameTree(repo, fresh)
 })

@@ -11,6 +11,7 @@ import { runnerMessages } from './areas/runner.js'
 import { seedMessages } from './areas/seed.js'
 import { shardsyncMessages } from './areas/shardsync.js'
 import { deltaplanMessages } from './areas/deltaplan.js'
+import { unfinishedMessages } from './areas/unfinished.js'
 
 export const areaMessages = {
   ...runnerMessages,
@@ -21,4 +22,5 @@ export const areaMessages = {
   ...scaleMessages,
   ...shardsyncMessages,
   ...deltaplanMessages,
+  ...unfinishedMessages,
 }

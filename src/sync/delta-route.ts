@@ -30,6 +30,8 @@ import { magnetLink } from '../torrent/build.js'
 import { unchanged } from './no-change.js'
 import type { Staging } from './staging.js'
 import { transferFiles } from './transfer.js'
+import { dropPreviousList, keepPreviousList, previousListPath, torrentsCurrent } from './unfinished-commit.js'
+import { acquireLock } from '../util/lock.js'
 
 
 
@@ -50,8 +52,10 @@ export async function pullViaDeltas(ctx: PullContext, record: GenerationRecord, 
     opts.onWarning?.(t('generation.offChain', { reason: chain }))
     return undefined
   }
-  if (chain.length === 0 && !opts.rescan && !opts.dryRun && record.bytes.equals(readOrUndefined(generationFiles(opts.dest).record) ?? Buffer.alloc(0))) {
-    return unchanged(ctx, record)
+  if (chain.length === 0 && !opts.dryRun && record.bytes.equals(readOrUndefined(generationFiles(opts.dest).record) ?? Buffer.alloc(0))) {
+    // DEST applied this record; a run killed at apply:commit may not have written its torrents.
+    if (!torrentsCurrent(files, record)) await finishCommit(ctx, record, previousBytes)
+    if (!opts.rescan) return { ...unchanged(ctx, record), ...(ctx.torrents ? { torrents: ctx.torrents } : {}) }
   }
   const followed = chain.length === 0 ? { deltas: [], raw: [], manifest: previousBytes } : await followDeltas(ctx, chain, previousBytes, record, baseUrl)
   if (!followed) return undefined
@@ -78,6 +82,7 @@ export async function pullViaDeltas(ctx: PullContext, record: GenerationRecord, 
       plan: fromDeltas ? () => deltaPlan(ctx, { dest: opts.dest, previous: lists.previous.table, next: lists.next.table, deltas, file: lists.next.file }, parse) : undefined,
       fetch: (items, staging) => fetchFromDeltas(ctx, baseUrl, chain, deltas, items, final, staging),
       beforeCommit: async () => {
+        if (chain.length > 0) keepPreviousList(files)
         keepDeltas(opts.dest, chain, deltas, raw)
         await offerDeltas(ctx, record, deltaHosts(ctx, baseUrl))
       },
@@ -147,15 +152,46 @@ function lineTable(bytes: Buffer, file: string): { table: LineTable; file: strin
  * locally (no bytes on the wire), else fetched from the host, only what could not be rebuilt,
  * else removed so that a host never serves a torrent of another generation.
  */
-async function commitTorrent(ctx: PullContext, opts: RebuildOptions): Promise<void> {
-  await repositoryTorrents(ctx, opts)
+async function commitTorrent(ctx: PullContext, opts: RebuildOptions, rebuild = true): Promise<void> {
+  await repositoryTorrents(ctx, opts, rebuild)
+  const files = repoFiles(opts.dest, opts.repo)
   // One torrent again: shard files DEST kept (the rebuild read their piece hashes) are stale.
-  if (opts.record.shards.length === 0) dropShards(repoFiles(opts.dest, opts.repo))
+  if (opts.record.shards.length === 0) dropShards(files)
+  // The previous list was kept for this rebuild only (a re-run after a kill before here uses it).
+  dropPreviousList(files)
 }
 
-async function repositoryTorrents(ctx: PullContext, opts: RebuildOptions): Promise<void> {
+/**
+ * The torrents of the generation DEST applied, when an earlier run was killed after writing
+ * its data.dsync and before its torrents: rebuilt from the previous list kept for that (else
+ * fetched, as a rebuild that misses the record's infohash is), under DEST's lock.
+ */
+async function finishCommit(ctx: PullContext, record: GenerationRecord, manifestBytes: Buffer): Promise<void> {
+  const { opts } = ctx
+  const files = repoFiles(opts.dest, record.repo)
+  opts.onWarning?.(t('unfinished.torrents', { torrent: record.torrent }))
+  const releaseLock = opts.lockHeld ? undefined : acquireLock(files.lock).release
+  try {
+    const previous = readOrUndefined(previousListPath(files))
+    const next = lineTable(manifestBytes, files.manifest)
+    await commitTorrent(ctx, {
+      dest: opts.dest, repo: record.repo, record, pieceLength: headerCount(next.table, 'piece-length'), manifestBytes, previousBytes: previous ?? manifestBytes,
+      parsed: () => {
+        const both = previous && parseBoth(previous, manifestBytes, previousListPath(files), files.manifest)
+        if (!both) throw new Error(`${previousListPath(files)} does not parse`)
+        return both
+      },
+    }, previous !== undefined)
+  } finally {
+    releaseLock?.()
+  }
+}
+
+async function repositoryTorrents(ctx: PullContext, opts: RebuildOptions, rebuild: boolean): Promise<void> {
   const tally = (ctx.torrents ??= { rebuilt: 0, kept: 0, fetched: 0 })
-  if (opts.record.shards.length === 0) {
+  if (!rebuild) {
+    // Nothing to splice from: only what the host serves.
+  } else if (opts.record.shards.length === 0) {
     if (rebuildRepoTorrent(opts)) {
       tally.rebuilt++
       return
