@@ -4,7 +4,8 @@ import { createHash } from 'node:crypto'
 import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { applyDelta, parseDelta, serializeDelta } from '../src/generation/delta.js'
+import { parseDelta, serializeDelta } from '../src/generation/delta.js'
+import { applyDeltas, bufferReader } from '../src/generation/delta-apply.js'
 import { parseRecord } from '../src/generation/record.js'
 import type { ManifestEntry } from '../src/manifest/entry.js'
 import { parseManifest, serializeManifest } from '../src/manifest/format.js'
@@ -192,7 +193,8 @@ test('a rebuilt list that breaks a whole-list rule at a delta\'s paths is refuse
   const table = (b: Buffer) => indexLines(b) as LineTable
   const plan = (lines: string[]) => {
     const delta = parseDelta(serializeDelta({ seq: 2, from: '0'.repeat(64), to: '0'.repeat(64), pieceLength: 16384, upserts: lines.filter(l => !l.startsWith('-')).length, removals: lines.filter(l => l.startsWith('-')).length }, lines))
-    return planFromDeltas({ dest, previous: table(previous), next: table(applyDelta(previous, delta)), deltas: [delta], file: 'rebuilt data.dsync' })
+    const applied = applyDeltas(bufferReader(previous), [delta])
+    return planFromDeltas({ dest, before: applied.before, previousEntries: applied.previousEntries, next: table(applied.manifest), deltas: [delta], file: 'rebuilt data.dsync' })
   }
   const file = (path: string, c: string) => `f\t0644\t${c.length}\t${t}\t${sha(c).toString('hex')}\t${path}`
   // A lawful delta plans: one file to fetch.

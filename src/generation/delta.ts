@@ -48,7 +48,7 @@ function table(bytes: Buffer): LineTable {
 }
 
 /** The (unescaped) path of an entry line or a removal line, as UTF-8 bytes for sorting. */
-function pathKey(line: string): Buffer {
+export function pathKey(line: string): Buffer {
   const fields = line.split('\t')
   const escaped = fields[0] === '-' ? fields[1] : fields[5]
   const path = escaped === undefined ? undefined : unescapePath(escaped)

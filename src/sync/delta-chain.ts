@@ -1,5 +1,6 @@
 import { DsyncError, ExitCode } from '../errors.js'
-import { applyDelta, parseDelta, sha256Hex, type Delta } from '../generation/delta.js'
+import { parseDelta, sha256Hex, type Delta } from '../generation/delta.js'
+import { applyDeltas, type AppliedDeltas, type ListReader } from '../generation/delta-apply.js'
 import { deltaFiles } from '../generation/delta-torrent.js'
 import type { DeltaRef, GenerationRecord } from '../generation/record.js'
 import type { ManifestEntry } from '../manifest/entry.js'
@@ -33,40 +34,46 @@ export interface FetchedChain {
   deltas: Delta[]
   /** Each delta's bytes as fetched (kept under DEST/.dsync/deltas/ for re-serving). */
   raw: Buffer[]
-  /** The new data.dsync, rebuilt and checked against the record. */
-  manifest: Buffer
+  /** The new data.dsync, rebuilt and checked against the record, and DEST's lines at the deltas' paths. */
+  applied: AppliedDeltas
   /** Bytes fetched over HTTP for the deltas. */
   bytes: number
 }
 
 /**
  * Fetches each delta of the chain from a host's HTTP API, checks it against the record, and
- * applies them in order to DEST's data.dsync. The result must hash to the record's manifest.
+ * applies them to DEST's data.dsync, read as a stream (`previous`, whose SHA-256 must still be
+ * `fromSha`). The result must hash to the record's manifest.
  */
-export async function followChain(baseUrls: string[], chain: DeltaRef[], previous: Buffer, record: GenerationRecord, localAddress?: string): Promise<FetchedChain> {
+export async function followChain(baseUrls: string[], chain: DeltaRef[], previous: () => ListReader, fromSha: string, record: GenerationRecord, localAddress?: string): Promise<FetchedChain> {
   const deltas: Delta[] = []
   const raw: Buffer[] = []
-  let manifest = previous
   let bytes = 0
+  let url = baseUrls[0]
   for (const ref of chain) {
-    const { url, body } = await fetchDelta(baseUrls, ref, localAddress)
-    bytes += body.length
-    let delta: Delta
+    const got = await fetchDelta(baseUrls, ref, localAddress)
+    url = got.url
+    bytes += got.body.length
     try {
-      delta = parseDelta(body)
+      deltas.push(parseDelta(got.body))
     } catch (err) {
       throw new DsyncError(ExitCode.badData, 'generation.mismatch', { from: url, what: `delta ${ref.seq}`, reason: (err as Error).message })
     }
-    try {
-      manifest = applyDelta(manifest, delta)
-    } catch (err) {
-      throw new DsyncError(ExitCode.badData, 'generation.mismatch', { from: url, what: `delta ${ref.seq}`, reason: (err as Error).message })
-    }
-    deltas.push(delta)
-    raw.push(body)
+    raw.push(got.body)
   }
-  mustMatch(baseUrls[0], 'data.dsync rebuilt from the deltas', sha256Hex(manifest), record.manifest.sha256)
-  return { deltas, raw, manifest, bytes }
+  const src = previous()
+  let applied: AppliedDeltas
+  try {
+    applied = applyDeltas(src, deltas)
+  } catch (err) {
+    throw new DsyncError(ExitCode.badData, 'generation.mismatch', { from: url, what: `delta ${chain[chain.length - 1].seq}`, reason: (err as Error).message })
+  } finally {
+    src.close()
+  }
+  // DEST's list is read twice (hashed to find the chain, then applied): it must not have changed between.
+  mustMatch(url, 'DEST data.dsync (read again)', applied.fromSha256, fromSha)
+  mustMatch(baseUrls[0], 'data.dsync rebuilt from the deltas', applied.sha256, record.manifest.sha256)
+  return { deltas, raw, applied, bytes }
 }
 
 /** Where one needed content comes from: a delta of the chain and the file's index in its torrent. */

@@ -27,8 +27,13 @@ import { parentOf } from './tree-paths.js'
  */
 export interface DeltaPlanInput {
   dest: string
-  /** DEST's own data.dsync (it applied it) and the new one rebuilt from the deltas, checked against the record. */
-  previous: LineTable
+  /**
+   * DEST's own data.dsync (it applied it), as much of it as the plan needs: its line at each
+   * path the deltas name (undefined: no entry there; every other path's line is the new list's)
+   * and its entry count. The new list is rebuilt from the deltas, checked against the record.
+   */
+  before: Map<string, string | undefined>
+  previousEntries: number
   next: LineTable
   deltas: Delta[]
   /** Names the rebuilt list in errors. */
@@ -57,7 +62,7 @@ export async function planFromDeltas(input: DeltaPlanInput): Promise<Plan | stri
   return planEntries({
     dest: input.dest, local, sha, upstream,
     folder: p => (lists.next(p)?.type === 'd' ? lists.next(p) : undefined),
-    localEntries: headerCount(input.previous, 'entries'),
+    localEntries: input.previousEntries,
   })
 }
 
@@ -95,11 +100,20 @@ class Lookup {
     let hit = this.cache.get(path)
     if (!hit) {
       const key = Buffer.from(path, 'utf8')
-      hit = { old: entryIn(this.input.previous, key, 'DEST data.dsync'), next: entryIn(this.input.next, key, this.input.file) }
+      const next = entryIn(this.input.next, key, this.input.file)
+      hit = { old: this.input.before.has(path) ? beforeEntry(this.input.before.get(path)) : next, next }
       this.cache.set(path, hit)
     }
     return hit
   }
+}
+
+/** DEST's entry from its own line (the list it applied, whose END checksum held). */
+function beforeEntry(line: string | undefined): ManifestEntry | undefined {
+  if (line === undefined) return undefined
+  const e = parseEntryLine(line)
+  if (typeof e === 'string') throw new DsyncError(ExitCode.badData, 'manifest.corrupt', { file: 'DEST data.dsync', line: 0, reason: e })
+  return e
 }
 
 /** The entry at `key` in a list, parsed and checked by the line rules; undefined when the list has no such path. */

@@ -1,7 +1,7 @@
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
 import { STALL_MS } from '../config/defaults.js'
 import { DsyncError, ExitCode } from '../errors.js'
-import { sha256Hex, type Delta } from '../generation/delta.js'
+import type { Delta } from '../generation/delta.js'
 import { deltaFiles, matchTorrentToDelta } from '../generation/delta-torrent.js'
 import { deltaFile, generationFiles } from '../generation/files.js'
 import type { DeltaRef, GenerationRecord } from '../generation/record.js'
@@ -9,7 +9,9 @@ import { t } from '../i18n/index.js'
 import type { ManifestEntry } from '../manifest/entry.js'
 import { parseManifest, type Manifest } from '../manifest/format.js'
 import { indexLines, type LineTable } from '../manifest/manifest-lines.js'
-import { repoFiles } from '../manifest/paths.js'
+import { repoFiles, type RepoFiles } from '../manifest/paths.js'
+import { fileReader } from '../generation/delta-apply.js'
+import { fileSha256 } from '../util/file-sha256.js'
 import { pieceMap } from '../torrent/piece-map.js'
 import { readTorrentInfo, type TorrentInfo } from '../torrent/read.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
@@ -44,9 +46,9 @@ import { acquireLock } from '../util/lock.js'
 export async function pullViaDeltas(ctx: PullContext, record: GenerationRecord, baseUrl: string): Promise<PullResult | undefined> {
   const { opts } = ctx
   const files = repoFiles(opts.dest, record.repo)
-  const previousBytes = readOrUndefined(files.manifest)
-  if (!previousBytes) return undefined // a bootstrap: the full generation is the only route
-  const previousSha = sha256Hex(previousBytes)
+  // Hashed as a stream: the no-change check and the update never hold DEST's list whole.
+  const previousSha = fileSha256(files.manifest)
+  if (!previousSha) return undefined // a bootstrap: the full generation is the only route
   const chain = findChain(record, previousSha)
   if (typeof chain === 'string') {
     opts.onWarning?.(t('generation.offChain', { reason: chain }))
@@ -54,47 +56,13 @@ export async function pullViaDeltas(ctx: PullContext, record: GenerationRecord, 
   }
   if (chain.length === 0 && !opts.dryRun && record.bytes.equals(readOrUndefined(generationFiles(opts.dest).record) ?? Buffer.alloc(0))) {
     // DEST applied this record; a run killed at apply:commit may not have written its torrents.
-    if (!torrentsCurrent(files, record)) await finishCommit(ctx, record, previousBytes)
+    if (!torrentsCurrent(files, record)) await finishCommit(ctx, record, readFileSync(files.manifest))
     if (!opts.rescan) return { ...unchanged(ctx, record), ...(ctx.torrents ? { torrents: ctx.torrents } : {}) }
   }
-  const followed = chain.length === 0 ? { deltas: [], raw: [], manifest: previousBytes } : await followDeltas(ctx, chain, previousBytes, record, baseUrl)
+  const followed = chain.length === 0 ? sameList(files) : await followDeltas(ctx, chain, files, previousSha, record, baseUrl)
   if (!followed) return undefined
-  const { deltas, raw, manifest: manifestBytes } = followed
-  const lists = { previous: lineTable(previousBytes, files.manifest), next: lineTable(manifestBytes, `${baseUrl} data.dsync (rebuilt from deltas)`) }
-  // DEST applied the previous generation: only the paths the deltas name can differ from the
-  // new list, and only those are looked at. Otherwise (or --rescan) DEST is walked whole.
-  const fromDeltas = chain.length > 0 && !opts.rescan && appliedHere(opts.dest, record.repo, previousSha)
-  let parsed: { manifest: Manifest; previous: Manifest } | undefined
-  const parse = () => (parsed ??= parseBoth(previousBytes, manifestBytes, files.manifest, lists.next.file))
-  // Parsed after the deltas are in: at 200k entries a parse takes seconds, and the host's
-  // HTTP connection should not sit idle meanwhile.
-  if (!fromDeltas && !parse()) return undefined
-  // The final entries of the paths the deltas' torrents carry: what sourcesFor looks up.
-  const final = new Map<string, ManifestEntry>()
-  for (const d of deltas) for (const f of deltaFiles(d)) {
-    const e = listEntry(lists.next.table, f.path, lists.next.file)
-    if (e?.type === 'f') final.set(f.path, e)
-  }
   try {
-    return await executePlan(ctx, {
-      repo: record.repo, infoHash: record.torrent, manifest: parsed?.manifest, manifestBytes, previous: parsed?.previous,
-      sameGeneration: chain.length === 0, route: 'deltas', deltas: chain.length,
-      plan: fromDeltas ? () => deltaPlan(ctx, { dest: opts.dest, previous: lists.previous.table, next: lists.next.table, deltas, file: lists.next.file }, parse) : undefined,
-      fetch: (items, staging) => fetchFromDeltas(ctx, baseUrl, chain, deltas, items, final, staging),
-      beforeCommit: async () => {
-        if (chain.length > 0) keepPreviousList(files)
-        keepDeltas(opts.dest, chain, deltas, raw)
-        await offerDeltas(ctx, record, deltaHosts(ctx, baseUrl))
-      },
-      commit: () => chain.length > 0 ? commitTorrent(ctx, {
-        dest: opts.dest, repo: record.repo, record, pieceLength: headerCount(lists.next.table, 'piece-length'), manifestBytes, previousBytes,
-        parsed: () => {
-          const both = parse()
-          if (!both) throw new Error(`${files.manifest} does not parse`)
-          return both
-        },
-      }) : undefined,
-    })
+    return await deltaRoute(ctx, { record, baseUrl, chain, previousSha, files, ...followed })
   } catch (err) {
     if (!(err instanceof DeltaUnavailable)) throw err
     opts.onWarning?.(t('generation.offChain', { reason: err.message }))
@@ -102,11 +70,71 @@ export async function pullViaDeltas(ctx: PullContext, record: GenerationRecord, 
   }
 }
 
-/** The deltas of the chain fetched, checked and applied; undefined when no host has one of them (the full route then). */
-async function followDeltas(ctx: PullContext, chain: DeltaRef[], previousBytes: Buffer, record: GenerationRecord, baseUrl: string): Promise<{ deltas: Delta[]; raw: Buffer[]; manifest: Buffer } | undefined> {
+/** The deltas followed (none: DEST is at the record's list already) and what the plan needs of DEST's list. */
+interface Followed {
+  deltas: Delta[]
+  raw: Buffer[]
+  manifestBytes: Buffer
+  /** DEST's entry line at each path the deltas name (undefined: none there). */
+  before: Map<string, string | undefined>
+  previousEntries: number
+}
+
+function sameList(files: RepoFiles): Followed {
+  const manifestBytes = readFileSync(files.manifest)
+  return { deltas: [], raw: [], manifestBytes, before: new Map(), previousEntries: headerCount(lineTable(manifestBytes, files.manifest).table, 'entries') }
+}
+
+async function deltaRoute(ctx: PullContext, r: Followed & { record: GenerationRecord; baseUrl: string; chain: DeltaRef[]; previousSha: string; files: RepoFiles }): Promise<PullResult | undefined> {
+  const { opts } = ctx
+  const { record, chain, deltas, files, manifestBytes } = r
+  const next = lineTable(manifestBytes, `${r.baseUrl} data.dsync (rebuilt from deltas)`)
+  // DEST applied the previous generation: only the paths the deltas name can differ from the
+  // new list, and only those are looked at. Otherwise (or --rescan) DEST is walked whole.
+  const fromDeltas = chain.length > 0 && !opts.rescan && appliedHere(opts.dest, record.repo, r.previousSha)
+  let parsed: { manifest: Manifest; previous: Manifest } | undefined
+  let committed = false
+  // DEST's previous list is its data.dsync until the commit, then the link kept beside it.
+  const parse = () => (parsed ??= parseBoth(readFileSync(committed ? previousListPath(files) : files.manifest), manifestBytes, files.manifest, next.file))
+  // Parsed after the deltas are in: at 200k entries a parse takes seconds, and the host's
+  // HTTP connection should not sit idle meanwhile.
+  if (!fromDeltas && !parse()) return undefined
+  // The final entries of the paths the deltas' torrents carry: what sourcesFor looks up.
+  const final = new Map<string, ManifestEntry>()
+  for (const d of deltas) for (const f of deltaFiles(d)) {
+    const e = listEntry(next.table, f.path, next.file)
+    if (e?.type === 'f') final.set(f.path, e)
+  }
+  return executePlan(ctx, {
+    repo: record.repo, infoHash: record.torrent, manifest: parsed?.manifest, manifestBytes, previous: parsed?.previous,
+    sameGeneration: chain.length === 0, route: 'deltas', deltas: chain.length,
+    plan: fromDeltas ? () => deltaPlan(ctx, { dest: opts.dest, before: r.before, previousEntries: r.previousEntries, next: next.table, deltas, file: next.file }, parse) : undefined,
+    fetch: (items, staging) => fetchFromDeltas(ctx, r.baseUrl, chain, deltas, items, final, staging),
+    beforeCommit: async () => {
+      if (chain.length > 0) keepPreviousList(files)
+      keepDeltas(opts.dest, chain, deltas, r.raw)
+      await offerDeltas(ctx, record, deltaHosts(ctx, r.baseUrl))
+    },
+    commit: () => {
+      committed = true
+      return chain.length > 0 ? commitTorrent(ctx, {
+        dest: opts.dest, repo: record.repo, record, pieceLength: headerCount(next.table, 'piece-length'), manifestBytes,
+        previousList: () => readFileSync(previousListPath(files)),
+        parsed: () => {
+          const both = parse()
+          if (!both) throw new Error(`${previousListPath(files)} does not parse`)
+          return both
+        },
+      }) : undefined
+    },
+  })
+}
+
+/** The deltas of the chain fetched, checked and applied to DEST's list (read as a stream); undefined when no host has one of them (the full route then). */
+async function followDeltas(ctx: PullContext, chain: DeltaRef[], files: RepoFiles, previousSha: string, record: GenerationRecord, baseUrl: string): Promise<Followed | undefined> {
   let fetched
   try {
-    fetched = await followChain(deltaHosts(ctx, baseUrl), chain, previousBytes, record, ctx.opts.localAddress)
+    fetched = await followChain(deltaHosts(ctx, baseUrl), chain, () => fileReader(files.manifest), previousSha, record, ctx.opts.localAddress)
   } catch (err) {
     if (!(err instanceof DeltaUnavailable)) throw err
     ctx.opts.onWarning?.(t('generation.offChain', { reason: err.message }))
@@ -114,7 +142,8 @@ async function followDeltas(ctx: PullContext, chain: DeltaRef[], previousBytes: 
   }
   ctx.opts.onWarning?.(t('generation.viaDeltas', { count: chain.length, to: record.seq }))
   ctx.extraHttpBytes = (ctx.extraHttpBytes ?? 0) + fetched.bytes
-  return fetched
+  const { applied } = fetched
+  return { deltas: fetched.deltas, raw: fetched.raw, manifestBytes: applied.manifest, before: applied.before, previousEntries: applied.previousEntries }
 }
 
 /** The plan from the deltas; when DEST is not as its list says where it matters, the walk (and both lists parsed) instead. */
@@ -175,7 +204,7 @@ async function finishCommit(ctx: PullContext, record: GenerationRecord, manifest
     const previous = readOrUndefined(previousListPath(files))
     const next = lineTable(manifestBytes, files.manifest)
     await commitTorrent(ctx, {
-      dest: opts.dest, repo: record.repo, record, pieceLength: headerCount(next.table, 'piece-length'), manifestBytes, previousBytes: previous ?? manifestBytes,
+      dest: opts.dest, repo: record.repo, record, pieceLength: headerCount(next.table, 'piece-length'), manifestBytes, previousList: () => previous!,
       parsed: () => {
         const both = previous && parseBoth(previous, manifestBytes, previousListPath(files), files.manifest)
         if (!both) throw new Error(`${previousListPath(files)} does not parse`)

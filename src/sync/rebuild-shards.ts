@@ -79,7 +79,7 @@ export function rebuildShardTorrents(opts: RebuildOptions): ShardRebuild {
  */
 function splicedShards(opts: RebuildOptions, files: RepoFiles, trackers: string[], onShard: (t: BuiltTorrent, s: number) => void): BuiltTorrent[] | string {
   const P = opts.pieceLength
-  const old = readManifestLines(opts.previousBytes, files.manifest)
+  const old = readManifestLines(opts.previousList(), files.manifest)
   const next = indexLines(opts.manifestBytes)
   if (typeof next === 'string') return next
   const previous = previousShards(files, old)

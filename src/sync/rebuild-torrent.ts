@@ -17,8 +17,11 @@ export interface RebuildOptions {
   /** The new generation's piece length (data.dsync's header). */
   pieceLength: number
   manifestBytes: Buffer
-  /** DEST's data.dsync before this update: the old torrents' layout. */
-  previousBytes: Buffer
+  /**
+   * DEST's data.dsync before this update (the old torrents' layout), read when needed: after
+   * the commit it is the link kept beside the new one (src/sync/unfinished-commit.ts).
+   */
+  previousList: () => Buffer
   /**
    * Both lists parsed, on demand: only a rebuild that decodes the previous torrent uses them
    * (one torrent: at most 32,768 files); the sharded splice works on the bytes.

@@ -1,4 +1,4 @@
-import { linkSync, lstatSync, readFileSync, rmSync } from 'node:fs'
+import { copyFileSync, linkSync, lstatSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { GenerationRecord } from '../generation/record.js'
 import type { RepoFiles } from '../manifest/paths.js'
@@ -23,7 +23,8 @@ export function keepPreviousList(files: RepoFiles): void {
   try {
     linkSync(files.manifest, to)
   } catch {
-    // No hard links here: a re-run after a kill then fetches the torrents instead of rebuilding them.
+    // No hard links on this file system: a copy (once per update).
+    copyFileSync(files.manifest, to)
   }
 }
 
