@@ -28,7 +28,8 @@ export interface ShardRebuildInput {
   starts: number[]
   /** For each new content file: its index in the previous content table, or -1 when it was read now. */
   origin: Int32Array
-  old: ContentTable
+  /** The previous content files: how many, and their lengths (a ContentTable, or derived: src/sync/old-side.ts). */
+  old: { count: number; length: Float64Array }
   oldStarts: number[]
   /** Each previous content file's entry bytes in a files list, pad entry not counted (tableCosts). */
   oldEntry: Float64Array

@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync } from 'node:fs'
 import { STALL_MS } from '../config/defaults.js'
 import { DsyncError, ExitCode } from '../errors.js'
-import type { Delta } from '../generation/delta.js'
+import { makeDelta, parseDelta, type Delta } from '../generation/delta.js'
 import { deltaFiles, matchTorrentToDelta } from '../generation/delta-torrent.js'
 import { deltaFile, generationFiles } from '../generation/files.js'
 import type { DeltaRef, GenerationRecord } from '../generation/record.js'
@@ -10,7 +10,7 @@ import type { ManifestEntry } from '../manifest/entry.js'
 import { parseManifest, type Manifest } from '../manifest/format.js'
 import { indexLines, type LineTable } from '../manifest/manifest-lines.js'
 import { repoFiles, type RepoFiles } from '../manifest/paths.js'
-import { fileReader } from '../generation/delta-apply.js'
+import { applyDeltas, bufferReader, fileReader } from '../generation/delta-apply.js'
 import { fileSha256 } from '../util/file-sha256.js'
 import { pieceMap } from '../torrent/piece-map.js'
 import { readTorrentInfo, type TorrentInfo } from '../torrent/read.js'
@@ -119,7 +119,7 @@ async function deltaRoute(ctx: PullContext, r: Followed & { record: GenerationRe
       committed = true
       return chain.length > 0 ? commitTorrent(ctx, {
         dest: opts.dest, repo: record.repo, record, pieceLength: headerCount(next.table, 'piece-length'), manifestBytes,
-        previousList: () => readFileSync(previousListPath(files)),
+        previousList: previousListPath(files), before: r.before,
         parsed: () => {
           const both = parse()
           if (!both) throw new Error(`${previousListPath(files)} does not parse`)
@@ -204,7 +204,8 @@ async function finishCommit(ctx: PullContext, record: GenerationRecord, manifest
     const previous = readOrUndefined(previousListPath(files))
     const next = lineTable(manifestBytes, files.manifest)
     await commitTorrent(ctx, {
-      dest: opts.dest, repo: record.repo, record, pieceLength: headerCount(next.table, 'piece-length'), manifestBytes, previousList: () => previous!,
+      dest: opts.dest, repo: record.repo, record, pieceLength: headerCount(next.table, 'piece-length'), manifestBytes,
+      previousList: previousListPath(files), before: previous ? changedLines(previous, manifestBytes) : new Map(),
       parsed: () => {
         const both = previous && parseBoth(previous, manifestBytes, previousListPath(files), files.manifest)
         if (!both) throw new Error(`${previousListPath(files)} does not parse`)
@@ -214,6 +215,11 @@ async function finishCommit(ctx: PullContext, record: GenerationRecord, manifest
   } finally {
     releaseLock?.()
   }
+}
+
+/** DEST's previous lines at the paths where its two lists differ (what the deltas would name). */
+function changedLines(previous: Buffer, manifestBytes: Buffer): Map<string, string | undefined> {
+  return applyDeltas(bufferReader(previous), [parseDelta(makeDelta(0, previous, manifestBytes))]).before
 }
 
 async function repositoryTorrents(ctx: PullContext, opts: RebuildOptions, rebuild: boolean): Promise<void> {

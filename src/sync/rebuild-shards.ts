@@ -1,15 +1,15 @@
 import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import { contentPathString, contentTable, tableCosts, type ContentTable } from '../manifest/content-table.js'
+import { contentPathString, contentTable } from '../manifest/content-table.js'
 import { hashFileSync, type FileDigest } from '../manifest/hash-file.js'
-import { previousShards } from '../manifest/hinted.js'
-import { indexLines, readManifestLines, type Lines } from '../manifest/manifest-lines.js'
+import { indexLines } from '../manifest/manifest-lines.js'
 import { repoFiles, type RepoFiles } from '../manifest/paths.js'
 import { rebuildShards } from '../manifest/shard-rebuild.js'
 import { magnetLink, type BuiltTorrent } from '../torrent/build.js'
-import { buildIndexTorrentFrom, buildShards, shardStartsOf } from '../torrent/shards.js'
+import { buildIndexTorrentFrom, buildShards } from '../torrent/shards.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
 import { readOrUndefined } from './metadata.js'
+import { bothSides, previousShardsOf } from './old-side.js'
 import { generationDigests, previousTrackers, type RebuildOptions } from './rebuild-torrent.js'
 
 /** What became of a sharded generation's torrents after a delta update. */
@@ -75,64 +75,31 @@ export function rebuildShardTorrents(opts: RebuildOptions): ShardRebuild {
 /**
  * The shards spliced from the previous ones' bytes (rebuildShards): a new content file whose
  * path and SHA-256 a previous one has takes that one's entry and piece hashes; the others are
- * hashed from DEST. A reason when the previous generation is not sharded the same way.
+ * hashed from DEST. The previous content files come from the new list and DEST's lines at the
+ * paths the deltas name (oldSide), not from DEST's previous list, which is not read again. A
+ * reason when the previous generation is not sharded the same way.
  */
 function splicedShards(opts: RebuildOptions, files: RepoFiles, trackers: string[], onShard: (t: BuiltTorrent, s: number) => void): BuiltTorrent[] | string {
   const P = opts.pieceLength
-  const old = readManifestLines(opts.previousList(), files.manifest)
   const next = indexLines(opts.manifestBytes)
   if (typeof next === 'string') return next
-  const previous = previousShards(files, old)
+  const previous = previousShardsOf(files, opts.previousList, P)
   if (typeof previous === 'string') return previous
   const nextTable = contentTable(next)
-  const oldTable = contentTable(old)
-  const starts = shardStartsOf(tableCosts(nextTable, P))
+  const { starts, side } = bothSides(nextTable, opts.before, P)
   if (starts.length !== opts.record.shards.length) return `${starts.length} shards here, ${opts.record.shards.length} in the record`
-  const origin = sameContent(nextTable, oldTable)
   const digests = new Map<string, FileDigest>()
   for (let c = 0; c < nextTable.count; c++) {
-    if (origin[c] >= 0) continue
+    if (side.origin[c] >= 0) continue
     const path = contentPathString(nextTable, c)
     const abs = join(opts.dest, path)
     const st = lstatSync(abs)
     digests.set(path, hashFileSync(abs, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino }, P, true))
   }
-  const oldCosts = tableCosts(oldTable, P)
   return rebuildShards({
-    save: opts.dest, shardsDir: files.shards, name: opts.repo, trackers, pieceLength: P, next: nextTable, starts, origin,
-    old: oldTable, oldStarts: shardStartsOf(oldCosts), oldEntry: oldCosts.entry, oldShards: previous.shards, digests, onShard,
+    save: opts.dest, shardsDir: files.shards, name: opts.repo, trackers, pieceLength: P, next: nextTable, starts, origin: side.origin,
+    old: side.old, oldStarts: side.oldStarts, oldEntry: side.oldEntry, oldShards: previous.shards, digests, onShard,
   })
-}
-
-/**
- * For each new content file, the previous content file with the same path and the same
- * SHA-256 (same bytes, so the same piece hashes), or -1. Both lists are in data.dsync's order;
- * paths are compared as written (an escaped path that sorts otherwise only loses its match,
- * and is hashed again).
- */
-function sameContent(next: ContentTable, old: ContentTable): Int32Array {
-  const origin = new Int32Array(next.count).fill(-1)
-  const nb = next.lines.buf
-  const ob = old.lines.buf
-  let k = 0
-  for (let c = 0; c < next.count; c++) {
-    let cmp = 1
-    while (k < old.count && (cmp = ob.compare(nb, next.pathFrom[c], next.pathTo[c], old.pathFrom[k], old.pathTo[k])) < 0) k++
-    if (k >= old.count || cmp !== 0) continue
-    const [a, b] = [shaField(next.lines, next.line[c]), shaField(old.lines, old.line[k])]
-    if (a >= 0 && b >= 0 && ob.compare(nb, a, a + 64, b, b + 64) === 0) origin[c] = k
-  }
-  return origin
-}
-
-/** Offset of the SHA-256 field (the fifth) of entry line `i`, or -1. */
-function shaField(lines: Lines, i: number): number {
-  let at = lines.starts[i]
-  for (let f = 0; f < 4; f++) {
-    at = lines.buf.indexOf(0x09, at) + 1
-    if (at === 0 || at >= lines.starts[i + 1]) return -1
-  }
-  return at + 64 <= lines.starts[i + 1] ? at : -1
 }
 
 /** The shards from the previous torrents' decoded piece hashes; a shard DEST holds is read, not built. */

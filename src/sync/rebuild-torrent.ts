@@ -18,10 +18,13 @@ export interface RebuildOptions {
   pieceLength: number
   manifestBytes: Buffer
   /**
-   * DEST's data.dsync before this update (the old torrents' layout), read when needed: after
-   * the commit it is the link kept beside the new one (src/sync/unfinished-commit.ts).
+   * DEST's data.dsync before this update (the old torrents' layout): after the commit, the
+   * link kept beside the new one (src/sync/unfinished-commit.ts). Only its size and last
+   * piece are read (the previous index torrent must be its).
    */
-  previousList: () => Buffer
+  previousList: string
+  /** DEST's previous line at each path the deltas name (undefined: none): with the new list, all the splice needs of the previous one. */
+  before: Map<string, string | undefined>
   /**
    * Both lists parsed, on demand: only a rebuild that decodes the previous torrent uses them
    * (one torrent: at most 32,768 files); the sharded splice works on the bytes.
