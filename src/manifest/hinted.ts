@@ -115,9 +115,17 @@ function newTorrents(
  * The previous index torrent's shard list, when it is the index of the previous data.dsync:
  * same length, and the same hash for the piece holding its END line (that line's SHA-256
  * covers every byte before it). A reason otherwise (one torrent, or gendsync stopped between
- * writing data.dsync and the index). The client uses it too (src/sync/rebuild-shards.ts).
+ * writing data.dsync and the index).
  */
 export function previousShards(files: RepoFiles, old: ManifestLines): { shards: string[] } | string {
+  return shardsIndexing(files, { size: old.buf.length, pieceLength: old.pieceLength, lastPiece: P => old.buf.subarray((Math.ceil(old.buf.length / P) - 1) * P) })
+}
+
+/**
+ * previousShards for a list known by its size, piece length and last piece (the client keeps
+ * DEST's previous list on disk, not in memory: src/sync/old-side.ts).
+ */
+export function shardsIndexing(files: RepoFiles, list: { size: number; pieceLength: number; lastPiece: (pieceLength: number) => Buffer | undefined }): { shards: string[] } | string {
   let info
   try {
     info = readTorrentInfo(readFileSync(files.torrent))
@@ -127,12 +135,13 @@ export function previousShards(files: RepoFiles, old: ManifestLines): { shards: 
   const shards = indexedShards(info.files)
   if (!shards) return 'the previous generation is one torrent'
   const P = info.pieceLength
-  if (info.files[0]?.path !== MANIFEST_TORRENT_PATH || info.files[0].length !== old.buf.length || P !== old.pieceLength) {
+  if (info.files[0]?.path !== MANIFEST_TORRENT_PATH || info.files[0].length !== list.size || P !== list.pieceLength) {
     return 'the previous index torrent does not match data.dsync'
   }
-  const lastPiece = Math.ceil(old.buf.length / P) - 1
-  const padded = hashBuffer(old.buf.subarray(lastPiece * P), P, false).pieces
-  if (!padded.equals(info.pieces.subarray(lastPiece * 20, lastPiece * 20 + 20))) return 'the previous index torrent does not match data.dsync'
+  const lastPiece = Math.ceil(list.size / P) - 1
+  const tail = list.lastPiece(P)
+  const padded = tail && hashBuffer(tail, P, false).pieces
+  if (!padded?.equals(info.pieces.subarray(lastPiece * 20, lastPiece * 20 + 20))) return 'the previous index torrent does not match data.dsync'
   return { shards }
 }
 

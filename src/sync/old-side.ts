@@ -1,11 +1,10 @@
-import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs'
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { contentPath, tableCosts, type ContentTable, type TableCosts } from '../manifest/content-table.js'
-import { hashBuffer } from '../manifest/hash-file.js'
 import { parseEntryLine } from '../manifest/format.js'
-import { MANIFEST_TORRENT_PATH, type RepoFiles } from '../manifest/paths.js'
+import { shardsIndexing } from '../manifest/hinted.js'
+import type { RepoFiles } from '../manifest/paths.js'
 import { entryByteLength } from '../torrent/encode-info.js'
-import { readTorrentInfo } from '../torrent/read.js'
-import { costBytes, costTokens, indexedShards, pathHash, shardStartsOf } from '../torrent/shards.js'
+import { costBytes, costTokens, pathHash, shardStartsOf } from '../torrent/shards.js'
 
 /**
  * What the shard splice needs of the previous generation, without DEST's previous list in
@@ -109,38 +108,27 @@ export function bothSides(next: ContentTable, before: Map<string, string | undef
 }
 
 /**
- * The previous index torrent's shards, when it is the index of DEST's previous list (its
- * first file that list, at its length, its last piece hash matching the list's tail; read
- * from the list kept on disk, not whole), else a reason.
+ * The previous index torrent's shards, when it is the index of DEST's previous list (kept on
+ * disk: its size and its last piece are read, not the whole list), else a reason.
  */
 export function previousShardsOf(files: RepoFiles, previousList: string, pieceLength: number): { shards: string[] } | string {
-  let info
+  let fd: number
   try {
-    info = readTorrentInfo(readFileSync(files.torrent))
-  } catch {
-    return 'the previous torrent cannot be read'
-  }
-  const shards = indexedShards(info.files)
-  if (!shards) return 'the previous generation is one torrent'
-  const P = info.pieceLength
-  if (P !== pieceLength) return 'the piece length changed'
-  let tail: Buffer
-  let size: number
-  try {
-    const fd = openSync(previousList, 'r')
-    try {
-      size = fstatSync(fd).size
-      const from = Math.max(0, (Math.ceil(size / P) - 1) * P)
-      tail = Buffer.alloc(size - from)
-      readSync(fd, tail, 0, tail.length, from)
-    } finally {
-      closeSync(fd)
-    }
+    fd = openSync(previousList, 'r')
   } catch {
     return 'the previous data.dsync was not kept'
   }
-  const lastPiece = Math.ceil(size / P) - 1
-  if (info.files[0]?.path !== MANIFEST_TORRENT_PATH || info.files[0].length !== size) return 'the previous index torrent does not match data.dsync'
-  if (!hashBuffer(tail, P, false).pieces.equals(info.pieces.subarray(lastPiece * 20, lastPiece * 20 + 20))) return 'the previous index torrent does not match data.dsync'
-  return { shards }
+  try {
+    const size = fstatSync(fd).size
+    return shardsIndexing(files, {
+      size, pieceLength,
+      lastPiece: P => {
+        const from = Math.max(0, (Math.ceil(size / P) - 1) * P)
+        const tail = Buffer.alloc(size - from)
+        return readSync(fd, tail, 0, tail.length, from) === tail.length ? tail : undefined
+      },
+    })
+  } finally {
+    closeSync(fd)
+  }
 }
