@@ -137,6 +137,16 @@ function shardPieces(input: ShardRebuildInput, old: OldShardPieces, a: number, b
     const n = Math.ceil(length / P) * 20
     const ending = c === b - 1 && length % P !== 0
     const k = input.origin[c]
+    // Kept files in a row of the previous shard, none ending either shard: their hashes in one copy.
+    let run = 0
+    while (c + run < b - 1 && input.origin[c + run] === k + run && k >= 0 && !old.isLast(k + run)) run++
+    if (run > 1) {
+      const span = old.piecesRun(k, k + run)
+      if (typeof span === 'string') return span
+      at += span.torrent.copy(pieces, at, span.from, span.to)
+      c += run - 1
+      continue
+    }
     if (k < 0) {
       const d = input.digests.get(contentPathString(input.next, c))
       if (!d || d.pieces.length !== n || (ending && !d.tail)) return `${contentPathString(input.next, c)} has no digest`
@@ -225,6 +235,13 @@ class OldShardPieces {
     if (typeof got === 'string') return got
     const base = got.list - this.offset[this.input.oldStarts[t]]
     return { torrent: got.torrent, from: base + this.offset[k], to: base + this.offset[end] }
+  }
+
+  /** Where the piece hashes of previous files k..end-1 (one shard, none its last) are, in its torrent. */
+  piecesRun(k: number, end: number): { torrent: Buffer; from: number; to: number } | string {
+    const got = this.load(this.shardOfFile[k])
+    if (typeof got === 'string') return got
+    return { torrent: got.torrent, from: got.pieces + this.firstPiece[k] * 20, to: got.pieces + this.firstPiece[end] * 20 }
   }
 
   piecesOf(k: number): { pieces: Buffer; ended: boolean } | string {
