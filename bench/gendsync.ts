@@ -1,4 +1,4 @@
-import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -11,7 +11,7 @@ import { eachArg } from './lib/args.js'
  * gendsync against the floor of reading and hashing the same bytes (`sha256sum`), on
  * generated mirror-like trees: full generation, a no-change rerun, and after 0.05% of files
  * change both without and with the change hint (`--changed`, each from the same previous
- * generation), peak RSS.
+ * generation), peak RSS, and the CPU time (user + sys) of every run beside its wall time.
  *
  *   npm run bench -- gendsync [--dir /tmp/dsync-bench] [--fresh] [--runs 3] [--only mirror-20k|small-200k]
  *                             [--threads N] [--cpu-prof DIR] [--cli PATH/dist/cli/main.js]
@@ -106,30 +106,35 @@ async function benchDataset(ds: Dataset, opts: Options, log: (m: string) => void
   log(`[${ds.spec.name}] warming the page cache`)
   await timeChildOk('bash', ['-c', 'find . -path ./.dsync -prune -o -type f -print0 | xargs -0 cat > /dev/null'], { cwd: root })
 
-  const gendsync = async (label: string, extraNodeArgs: string[] = [], extraArgs: string[] = []): Promise<{ wall: number; json: GendsyncJson }> => {
+  const timed = cpuTimer(join(base, 'time.out'))
+  const gendsync = async (label: string, extraNodeArgs: string[] = [], extraArgs: string[] = []): Promise<{ wall: number; cpu: number; json: GendsyncJson }> => {
     const args = [...extraNodeArgs, opts.cli, '--home', home, 'gendsync', '--json', ...extraArgs]
     if (opts.threads) args.push('--threads', String(opts.threads))
-    const r = await timeChildOk(process.execPath, args)
+    const r = await timed(process.execPath, args)
     const line = r.stdout.trim().split('\n').filter(l => l.startsWith('{')).pop()
-    if (!line) throw new Error(`gendsync printed no JSON line: ${r.stdout}${r.stderr}`)
+    if (!line) throw new Error(`gendsync printed no JSON line: ${r.stdout}`)
     const json = JSON.parse(line) as GendsyncJson
-    log(`[${ds.spec.name}] ${label}: ${fmtSeconds(r.seconds)} s wall (${fmtSeconds(json.seconds)} s in-process), hashed ${json.hashedFiles}, RSS ${fmtMiB(json.maxRssBytes)} MiB`)
-    return { wall: r.seconds, json }
+    log(`[${ds.spec.name}] ${label}: ${fmtSeconds(r.wall)} s wall (${fmtSeconds(json.seconds)} s in-process, ${fmtSeconds(r.cpu)} s CPU), hashed ${json.hashedFiles}, RSS ${fmtMiB(json.maxRssBytes)} MiB`)
+    return { wall: r.wall, cpu: r.cpu, json }
   }
 
   // Floor and full runs alternate so a burst of load from elsewhere hits both alike.
   const floor: number[] = []
   const full: number[] = []
+  // CPU seconds (user + sys) of each run: steadier than wall time on a shared machine.
+  const cpu = { floor: [] as number[], full: [] as number[], incr: [] as number[], hinted: [] as number[] }
   const fullInProcess: number[] = []
   const rss: number[] = []
   for (let i = 0; i < opts.runs; i++) {
-    const f = await timeChildOk('bash', ['-c', floorCmd], { cwd: root })
-    floor.push(f.seconds)
-    log(`[${ds.spec.name}] sha256sum #${i + 1}: ${fmtSeconds(f.seconds)} s`)
+    const f = await timed('bash', ['-c', floorCmd], root)
+    floor.push(f.wall)
+    cpu.floor.push(f.cpu)
+    log(`[${ds.spec.name}] sha256sum #${i + 1}: ${fmtSeconds(f.wall)} s (${fmtSeconds(f.cpu)} s CPU)`)
     rmSync(dsyncDir, { recursive: true, force: true })
     const g = await gendsync(`full #${i + 1}`)
     if (g.json.hashedFiles !== tree.files.length) throw new Error(`full run hashed ${g.json.hashedFiles} files, expected ${tree.files.length}`)
     full.push(g.wall)
+    cpu.full.push(g.cpu)
     fullInProcess.push(g.json.seconds)
     rss.push(g.json.maxRssBytes)
   }
@@ -156,12 +161,14 @@ async function benchDataset(ds: Dataset, opts: Options, log: (m: string) => void
     const g = await gendsync(`no hint #${i + 1} (${changed.length} changed)`)
     if (g.json.hashedFiles !== changed.length) throw new Error(`run without hint hashed ${g.json.hashedFiles} files, expected ${changed.length}`)
     incr.push(g.wall)
+    cpu.incr.push(g.cpu)
     rss.push(g.json.maxRssBytes)
     rmSync(dsyncDir, { recursive: true, force: true })
     cpSync(previous, dsyncDir, { recursive: true })
     const h = await gendsync(`--changed #${i + 1}`, [], ['--changed', hintFile])
     if (h.json.hashedFiles !== changed.length) throw new Error(`hinted run hashed ${h.json.hashedFiles} files, expected ${changed.length}`)
     hinted.push(h.wall)
+    cpu.hinted.push(h.cpu)
     rss.push(h.json.maxRssBytes)
   }
 
@@ -172,7 +179,32 @@ async function benchDataset(ds: Dataset, opts: Options, log: (m: string) => void
   }
 
   printTable(ds, tree, { floor, full, fullInProcess, incr, hinted, noChange, rss, changeCount }, opts)
+  printCpu(cpu)
   console.log(`\nwhile measuring: ${await machineLoad()}\n`)
+}
+
+/**
+ * Runs a command under /usr/bin/time for its CPU seconds (user + sys, children included: the
+ * floor's find, xargs and sha256sum); CPU is NaN where /usr/bin/time is not installed.
+ */
+function cpuTimer(timeFile: string) {
+  const haveTime = existsSync('/usr/bin/time')
+  return async (cmd: string, args: string[], cwd?: string): Promise<{ wall: number; cpu: number; stdout: string }> => {
+    if (!haveTime) {
+      const r = await timeChildOk(cmd, args, { cwd })
+      return { wall: r.seconds, cpu: NaN, stdout: r.stdout }
+    }
+    const r = await timeChildOk('/usr/bin/time', ['-f', '%U %S', '-o', timeFile, cmd, ...args], { cwd })
+    const [user, sys] = readFileSync(timeFile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number)
+    return { wall: r.seconds, cpu: user + sys, stdout: r.stdout }
+  }
+}
+
+function printCpu(cpu: { floor: number[]; full: number[]; incr: number[]; hinted: number[] }): void {
+  const floor = median(cpu.floor)
+  const full = median(cpu.full)
+  const list = (xs: number[]) => xs.map(fmtSeconds).join(', ')
+  console.log(`- CPU (user + sys, medians): sha256sum ${fmtSeconds(floor)} s, full ${fmtSeconds(full)} s (${(full / floor).toFixed(2)}x the floor's CPU; gendsync spreads it over the cores, the floor is one process), no hint ${fmtSeconds(median(cpu.incr))} s (${(median(cpu.incr) / full * 100).toFixed(1)}% of full), --changed ${fmtSeconds(median(cpu.hinted))} s (${(median(cpu.hinted) / full * 100).toFixed(1)}% of full). Runs: sha256sum ${list(cpu.floor)}; full ${list(cpu.full)}; no hint ${list(cpu.incr)}; --changed ${list(cpu.hinted)}.`)
 }
 
 function makeBenchHome(base: string, webroot: string): string {
