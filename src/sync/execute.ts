@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { fsError } from '../errors.js'
 import { generationFiles } from '../generation/files.js'
@@ -23,6 +23,9 @@ export async function executePlan(ctx: PullContext, r: Route): Promise<PullResul
   // Two runs on one DEST would share staging and interleave their applies.
   const releaseLock = opts.lockHeld ? undefined : acquireLock(join(opts.dest, DSYNC_DIR, 'lock')).release
   try {
+    // What the route can put on disk now leaves memory before the plan is built (at 1M files the
+    // plan on top of data.dsync's bytes and the shard torrents was the run's peak).
+    if (!opts.dryRun) r.beforePlan?.()
     const plan = await planStage(ctx, r)
     const result = newResult(ctx, r, plan)
     if (opts.dryRun) {
@@ -41,6 +44,10 @@ export async function executePlan(ctx: PullContext, r: Route): Promise<PullResul
     applyPlan({ dest: opts.dest, plan, staging: staged.staging, indexFiles: opts.indexFiles, onStep: opts.onApplyStep })
     await commitStage(ctx, r, staged.staging)
     return finish(ctx, result)
+  } catch (err) {
+    // A failed run leaves no parked data.dsync behind (a refused pull leaves DEST as it was).
+    if (r.manifestFile) rmSync(r.manifestFile, { force: true })
+    throw err
   } finally {
     releaseLock?.()
   }

@@ -1,4 +1,7 @@
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
+import { fsError } from '../errors.js'
+import { DSYNC_DIR } from '../manifest/paths.js'
 import type { Swarm } from '../swarm/swarm.js'
 import { magnetLink } from '../torrent/build.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
@@ -6,7 +9,6 @@ import { deltaHosts, offerDeltas } from './delta-offer.js'
 import { executePlan } from './execute.js'
 import { manifestStage, torrentStage, type ManifestStage, type TorrentStage } from './metadata.js'
 import { openSwarm } from './open-swarm.js'
-import type { Staging } from './staging.js'
 import { dropShards, keepShards, storeShards, transferFromShards, type ContentFile } from './shards.js'
 import { transferFiles } from './transfer.js'
 import type { PullContext, PullResult, Route } from './types.js'
@@ -39,8 +41,14 @@ function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentSta
   const route: Route = {
     repo: info.name, infoHash: info.infoHash, manifest: stage.manifest, manifestBytes: stage.manifestBytes,
     previous: stage.previous, sameGeneration: stage.sameGeneration, route: 'full',
+    // data.dsync's bytes (unless DEST holds them already) go to disk before the plan. The shard
+    // torrents wait for the fetch: written before the free-space check, they would stay behind
+    // a pull refused for space.
+    beforePlan: () => {
+      if (!route.sameGeneration) parkManifest(route, join(opts.dest, DSYNC_DIR, 'staging'))
+    },
     fetch: async (items, staging) => {
-      parkManifest(route, staging)
+      parkManifest(route, staging.dir)
       if (m.shards) {
         swarm.close()
         storeShards(m.files, m.shards)
@@ -82,9 +90,14 @@ function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentSta
  * fsync'ed as the commit's own write would be; a killed run's copy goes with staging's
  * other leftovers (Staging.prune drops every name at its top).
  */
-function parkManifest(route: Route, staging: Staging): void {
+function parkManifest(route: Route, stagingDir: string): void {
   if (!route.manifestBytes) return
-  const file = join(staging.dir, 'data.dsync.next')
+  try {
+    mkdirSync(stagingDir, { recursive: true })
+  } catch (err) {
+    throw fsError(err, stagingDir, 'write')
+  }
+  const file = join(stagingDir, 'data.dsync.next')
   writeFileAtomic(file, route.manifestBytes)
   route.manifestFile = file
   route.manifestBytes = undefined
