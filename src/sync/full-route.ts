@@ -46,6 +46,9 @@ function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentSta
     // a pull refused for space.
     beforePlan: () => {
       if (!route.sameGeneration) parkManifest(route, join(opts.dest, DSYNC_DIR, 'staging'))
+      // A sharded repository's files come from the shards' swarms: the index's peers go now,
+      // and with them the downloaders attached to them, which still hold data.dsync's bytes.
+      if (m.shards) swarm.close()
     },
     fetch: async (items, staging) => {
       parkManifest(route, staging.dir)
