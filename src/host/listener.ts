@@ -21,15 +21,6 @@ export interface ListenerHandlers {
  * (the socket is accepted paused); a denied address sees its connection closed with no byte.
  * Then the first byte tells the two protocols apart.
  */
-/**
- * A peer socket takes this many bytes before write() says "wait" (Node's default is 16 KiB).
- * bittorrent-protocol's Wire writes through a stream pipe that stops at that answer and sends
- * the rest on 'drain', one write() (one send()) per 13-byte header and per block: at 16 KiB a
- * 16 KiB block filled the socket, and socket writes were the host's largest cost after reads.
- * The host's own budget (send-budget.ts) still bounds what a peer holds.
- */
-export const SOCKET_HIGH_WATER = 256 * 1024
-
 export class Listener {
   private readonly servers: Server[] = []
   readonly sockets = new Set<Socket>()
@@ -49,7 +40,7 @@ export class Listener {
     const hosts = addresses.length > 0 ? addresses : [undefined]
     const bound: string[] = []
     for (const host of hosts) {
-      const server = createServer({ pauseOnConnect: true, noDelay: true, highWaterMark: SOCKET_HIGH_WATER }, socket => this.accept(socket))
+      const server = createServer({ pauseOnConnect: true, noDelay: true }, socket => this.accept(socket))
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject)
         server.listen({ host, port }, () => {
