@@ -229,23 +229,7 @@ type Piece = { from: number; to: number } | Buffer
  * nothing passes over the 30 MB (at 200k files) again to copy or index it.
  */
 function splice(old: ManifestLines, found: Changes, digests: Map<string, FileDigest>) {
-  const edits: Edit[] = []
-  for (const [path, now] of found.targets) {
-    const key = Buffer.from(path, 'utf8')
-    const at = lowerBound(old, key)
-    const exists = at < old.count && comparePathAt(old, at, key) === 0
-    const edit: Edit = { from: at, to: exists ? at + 1 : at, key }
-    if (now) {
-      edit.entry = now
-      edit.line = formatEntry(toEntry(now, digests))
-    }
-    edits.push(edit)
-  }
-  for (const dir of found.removedTrees) {
-    const from = lowerBound(old, Buffer.from(dir + '/', 'utf8'))
-    edits.push({ from, to: lowerBound(old, Buffer.from(dir + '0', 'utf8')), key: Buffer.from(dir + '/', 'utf8') })
-  }
-  edits.sort((a, b) => a.from - b.from || Buffer.compare(a.key, b.key))
+  const edits = editsOf(old, found, digests)
   const pieces: Piece[] = []
   const runs: Run[] = []
   let entries = old.entries
@@ -286,6 +270,11 @@ function splice(old: ManifestLines, found: Changes, digests: Map<string, FileDig
   }
   keepRun(cursor, old.count)
   const head = Buffer.from(`${MAGIC} ${VERSION}\npiece-length ${old.pieceLength}\nentries ${entries}\nfiles ${fileCount}\nbytes ${bytes}\n\n`)
+  return { ...assemble(old, head, pieces, bodyBytes, newLine), runs, entries, files: fileCount, bytes }
+}
+
+/** The spliced list written once at its final size: head, pieces (old runs and new lines), END; its line offsets beside it. */
+function assemble(old: ManifestLines, head: Buffer, pieces: Piece[], bodyBytes: number, newLine: number) {
   const endLength = 'END\t'.length + 64 + 1
   const manifest = Buffer.allocUnsafe(head.length + bodyBytes + endLength)
   const starts = new Uint32Array(newLine + 1)
@@ -306,7 +295,28 @@ function splice(old: ManifestLines, found: Changes, digests: Map<string, FileDig
   const hash = createHash('sha256').update(manifest.subarray(0, at))
   manifest.write(`END\t${hash.copy().digest('hex')}\n`, at, 'latin1')
   const lines: LineTable = { buf: manifest, bodyAt: head.length - 2, endAt: at - 1, starts, count: newLine }
-  return { manifest, lines, sha256: hash.update(manifest.subarray(at)).digest('hex'), runs, entries, files: fileCount, bytes }
+  return { manifest, lines, sha256: hash.update(manifest.subarray(at)).digest('hex') }
+}
+
+/** The old lines each changed path or removed tree replaces (or the place it goes), in order. */
+function editsOf(old: ManifestLines, found: Changes, digests: Map<string, FileDigest>): Edit[] {
+  const edits: Edit[] = []
+  for (const [path, now] of found.targets) {
+    const key = Buffer.from(path, 'utf8')
+    const at = lowerBound(old, key)
+    const exists = at < old.count && comparePathAt(old, at, key) === 0
+    const edit: Edit = { from: at, to: exists ? at + 1 : at, key }
+    if (now) {
+      edit.entry = now
+      edit.line = formatEntry(toEntry(now, digests))
+    }
+    edits.push(edit)
+  }
+  for (const dir of found.removedTrees) {
+    const from = lowerBound(old, Buffer.from(dir + '/', 'utf8'))
+    edits.push({ from, to: lowerBound(old, Buffer.from(dir + '0', 'utf8')), key: Buffer.from(dir + '/', 'utf8') })
+  }
+  return edits.sort((a, b) => a.from - b.from || Buffer.compare(a.key, b.key))
 }
 
 /** For each new content file, its index in the previous content table when its line was kept; -1 when edited. */
