@@ -115,6 +115,12 @@ export class Downloader extends EventEmitter {
   private ended = false
   private readonly verifier: PieceVerifier | undefined
   private readonly maxDataLength: number
+  /**
+   * What addPeer hung on each peer, taken off again when the peer is dropped or the download
+   * ends: a finished downloader must not live as long as the connections it used (the pull
+   * runs several on the same peers: manifest, shard torrents, files; each holds its buffers).
+   */
+  private readonly hooks = new Map<PeerConnection, { close: (reason: string) => void; unchoke: () => void }>()
   readonly total: number
 
   constructor(private readonly opts: DownloaderOptions) {
@@ -168,17 +174,28 @@ export class Downloader extends EventEmitter {
   }
 
   addPeer(peer: PeerConnection): void {
-    if (this.remaining === 0 || peer.closed) return
+    if (this.ended || this.remaining === 0 || peer.closed || this.peers.has(peer)) return
     this.peers.set(peer, [])
     this.inFlight.set(peer, { requests: 0, bytes: 0 })
     this.refused.set(peer, new Set())
-    peer.once('close', (reason: string) => this.dropPeer(peer, reason))
     // A host may choke us for a while (load, reload); requests resume when it unchokes.
-    peer.wire.on('unchoke', () => this.pump(peer))
+    const hooks = { close: (reason: string) => this.dropPeer(peer, reason), unchoke: () => this.pump(peer) }
+    this.hooks.set(peer, hooks)
+    peer.once('close', hooks.close)
+    peer.wire.on('unchoke', hooks.unchoke)
     this.pump(peer)
   }
 
+  private unhook(peer: PeerConnection): void {
+    const hooks = this.hooks.get(peer)
+    if (!hooks) return
+    this.hooks.delete(peer)
+    peer.off('close', hooks.close)
+    peer.wire.off('unchoke', hooks.unchoke)
+  }
+
   private dropPeer(peer: PeerConnection, reason: string): void {
+    this.unhook(peer)
     const active = this.peers.get(peer)
     if (!active) return
     this.peers.delete(peer)
@@ -214,7 +231,7 @@ export class Downloader extends EventEmitter {
   private pump(peer: PeerConnection): void {
     const active = this.peers.get(peer)
     const flight = this.inFlight.get(peer)
-    if (!active || !flight || peer.closed || peer.wire.peerChoking || this.paused) return
+    if (!active || !flight || this.ended || peer.closed || peer.wire.peerChoking || this.paused) return
     // Full by whichever cap binds: bytes for blocks of 16 KiB (64 requests fill 1 MiB), requests for tiny files.
     if (flight.requests > this.pipeline * REFILL_SHARE || flight.bytes > this.pipelineBytes * REFILL_SHARE) return
     if (flight.requests < this.pipeline && flight.bytes < this.pipelineBytes) peer.batch()
@@ -363,7 +380,7 @@ export class Downloader extends EventEmitter {
   /** `block` is valid only during the call (a view of the received bytes): kept bytes are copied. */
   private onBlock(peer: PeerConnection, a: Active, offset: number, block: Buffer): void {
     a.pending--
-    if (this.done.has(a.span.piece) || a.failed) {
+    if (this.ended || this.done.has(a.span.piece) || a.failed) {
       this.retire(peer, a)
       return this.pump(peer)
     }
@@ -427,10 +444,7 @@ export class Downloader extends EventEmitter {
       return
     }
     this.emit('piece', span, peer)
-    if (this.remaining === 0) {
-      this.finish!()
-      this.peers.clear()
-    }
+    if (this.remaining === 0) this.finish!()
   }
 
   /** A piece failing its hash: the peer that sent it is dropped, the piece goes to the others. */
@@ -449,9 +463,18 @@ export class Downloader extends EventEmitter {
     for (const other of this.peers.keys()) this.pump(other)
   }
 
+  /**
+   * Finished or failed: the peers keep no reference to this downloader, apart from the
+   * callbacks of requests still in flight (endgame copies), which land or fail with their
+   * connection and find nothing to do.
+   */
   private end(): void {
     this.ended = true
     this.verifier?.close()
+    for (const peer of [...this.hooks.keys()]) this.unhook(peer)
+    this.peers.clear()
+    clearTimeout(this.endgameTimer)
+    this.endgameTimer = undefined
   }
 
   private expectedHash(span: PieceSpan): Buffer {

@@ -139,10 +139,20 @@ export class PeerConnection extends EventEmitter {
   async ready(timeoutMs = 15_000): Promise<void> {
     this.wire.interested()
     if (!this.wire.peerChoking) return
+    // Both listeners come off once either fires: the connection outlives this wait.
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('peer kept us choked')), timeoutMs)
-      this.wire.once('unchoke', () => { clearTimeout(timer); resolve() })
-      this.once('close', (reason: string) => { clearTimeout(timer); reject(new Error(reason)) })
+      const settle = (err?: Error) => {
+        clearTimeout(timer)
+        this.wire.off('unchoke', unchoked)
+        this.off('close', closed)
+        if (err) reject(err)
+        else resolve()
+      }
+      const unchoked = () => settle()
+      const closed = (reason: string) => settle(new Error(reason))
+      const timer = setTimeout(() => settle(new Error('peer kept us choked')), timeoutMs)
+      this.wire.once('unchoke', unchoked)
+      this.once('close', closed)
     })
   }
 
