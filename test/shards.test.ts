@@ -192,7 +192,7 @@ test('a client checks the shard torrents against data.dsync without parsing thei
   assert.deepEqual(shards.flatMap(s => s.files.map(f => [f.path, f.size])), content.map(e => [e.path, e.size]))
   for (const s of shards) {
     const parsed = readTorrentInfo(readFileSync(join(dotDsync, 'shards', `${s.infoHash}.torrent`)))
-    assert.ok(s.pieces.equals(parsed.pieces))
+    assert.ok(s.pieces!.equals(parsed.pieces))
     const offsets = layoutOf(parsed).filter(f => !f.pad).map(f => f.offset)
     assert.deepEqual([...s.offsets], offsets, `${s.infoHash}: offsets as the parsed layout says`)
   }

@@ -47,6 +47,7 @@ export async function executePlan(ctx: PullContext, r: Route): Promise<PullResul
   } catch (err) {
     // A failed run leaves no parked data.dsync behind (a refused pull leaves DEST as it was).
     if (r.manifestFile) rmSync(r.manifestFile, { force: true })
+    r.abandon?.()
     throw err
   } finally {
     releaseLock?.()

@@ -1,6 +1,6 @@
 import { DsyncError, ExitCode } from '../errors.js'
-import type { ManifestEntry } from '../manifest/entry.js'
 import { checkFreeSpace, spaceIsLow } from './disk-space.js'
+import { FetchList } from './fetch-list.js'
 import type { Plan } from './plan.js'
 import { Staging } from './staging.js'
 import type { Route } from './types.js'
@@ -54,7 +54,7 @@ export async function fetchStage(dest: string, plan: Plan, route: Route): Promis
  * here: they are in data.dsync only, in no torrent). Into an empty staging folder (a bootstrap)
  * that is plan.fetch itself, not a copy of a million entries.
  */
-function toFetch(plan: Plan, staging: Staging): ReadonlyMap<string, ManifestEntry> {
+function toFetch(plan: Plan, staging: Staging): FetchList {
   const skip = new Uint8Array(plan.fetch.size)
   let skipped = 0
   let i = 0
@@ -67,9 +67,9 @@ function toFetch(plan: Plan, staging: Staging): ReadonlyMap<string, ManifestEntr
     skipped += skip[i++]
   }
   if (skipped === 0) return plan.fetch
-  const items = new Map<string, ManifestEntry>()
+  const items = new FetchList(plan.fetch.size - skipped)
   i = 0
-  for (const [hex, entry] of plan.fetch) if (!skip[i++]) items.set(hex, entry)
+  for (const entry of plan.fetch.values()) if (!skip[i++]) items.add(entry)
   return items
 }
 

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { fsError } from '../errors.js'
 import { DSYNC_DIR } from '../manifest/paths.js'
@@ -7,6 +7,7 @@ import { magnetLink } from '../torrent/build.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
 import { deltaHosts, offerDeltas } from './delta-offer.js'
 import { executePlan } from './execute.js'
+import { FetchList } from './fetch-list.js'
 import { manifestStage, torrentStage, type ManifestStage, type TorrentStage } from './metadata.js'
 import { openSwarm } from './open-swarm.js'
 import { dropShards, keepShards, storeShards, transferFromShards, type ContentFile } from './shards.js'
@@ -38,31 +39,39 @@ function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentSta
   // Not the whole stage: its data.dsync bytes are to go once parked (route.manifestBytes alone holds them).
   const m = { map: stage.map, files: stage.files, shards: stage.shards }
   const indexByPath = new Map(m.map.files.map((f, i) => [f.path, i]))
+  let newShardFiles: string[] = []
   const route: Route = {
     repo: info.name, infoHash: info.infoHash, manifest: stage.manifest, manifestBytes: stage.manifestBytes,
     previous: stage.previous, sameGeneration: stage.sameGeneration, route: 'full',
-    // data.dsync's bytes (unless DEST holds them already) go to disk before the plan. The shard
-    // torrents wait for the fetch: written before the free-space check, they would stay behind
-    // a pull refused for space.
+    // data.dsync's bytes (unless DEST holds them already) and the shard torrents go to disk
+    // before the plan. A run refused before its fetch (no room, the delete guard) removes the
+    // shard torrents it wrote (`abandon`); from the fetch on they stay for the next run.
     beforePlan: () => {
       if (!route.sameGeneration) parkManifest(route, join(opts.dest, DSYNC_DIR, 'staging'))
       // A sharded repository's files come from the shards' swarms: the index's peers go now,
       // and with them the downloaders attached to them, which still hold data.dsync's bytes.
-      if (m.shards) swarm.close()
+      if (m.shards) {
+        swarm.close()
+        newShardFiles = storeShards(m.files, m.shards)
+      }
+    },
+    abandon: () => {
+      for (const file of newShardFiles) rmSync(file, { force: true })
     },
     fetch: async (items, staging) => {
       parkManifest(route, staging.dir)
+      newShardFiles = []
       if (m.shards) {
         swarm.close()
         storeShards(m.files, m.shards)
         // A shard's file is fetched when it is the entry the plan fetches its content for
         // (shards hold data.dsync's own entries): no map of a million paths to hex names.
         const wanted = (f: ContentFile) => {
-          const hex = f.sha256!.toString('hex')
-          return items.get(hex) === f ? hex : undefined
+          const first = items instanceof FetchList ? items.entryOf(f.sha256!) : items.get(f.sha256!.toString('hex'))
+          return first === f ? f.sha256!.toString('hex') : undefined
         }
         return transferFromShards({
-          shards: m.shards, staging, wanted,
+          shards: m.shards, staging, wanted, dir: m.files.shards,
           open: ih => openSwarm(ctx, ih, info.trackers), onWarning: opts.onWarning, onProgress: p => opts.onProgress?.({ ...p, phase: 'files' }),
         })
       }

@@ -5,6 +5,7 @@ import { hashFiles, type HashJob } from '../manifest/hash-pool.js'
 import { DSYNC_DIR } from '../manifest/paths.js'
 import { scanTree, type ScannedEntry } from '../manifest/scan.js'
 import { planDeletes } from './deletes.js'
+import { FetchList } from './fetch-list.js'
 import { depth, parentOf } from './tree-paths.js'
 
 /**
@@ -17,8 +18,8 @@ export interface Plan {
   mkdirs: ManifestEntry[]
   /** Upstream 'f' entries whose content must be placed (fetched, copied or staged already). */
   place: ManifestEntry[]
-  /** Contents to download: SHA-256 hex -> the first entry holding it. */
-  fetch: Map<string, ManifestEntry>
+  /** Contents to download: SHA-256 hex -> the first entry holding it (read as a Map; no hex string kept). */
+  fetch: FetchList
   /** Contents DEST holds under some path: SHA-256 hex -> absolute path of a verified copy. */
   local: Map<string, string>
   /** Files whose content is right but whose mode or mtime is not. */
@@ -77,7 +78,7 @@ export interface EntriesInput {
 export function planEntries(input: EntriesInput): Plan {
   const { local, sha } = input
   const plan: Plan = {
-    mkdirs: [], place: [], fetch: new Map(), local: new Map(), touch: [], links: [], conflicts: [], deletes: [], displaced: [], dirMeta: [],
+    mkdirs: [], place: [], fetch: new FetchList(), local: new Map(), touch: [], links: [], conflicts: [], deletes: [], displaced: [], dirMeta: [],
     localEntries: input.localEntries, fetchBytes: 0, added: [], changed: [],
   }
   for (const [path, hex] of sha) if (!plan.local.has(hex)) plan.local.set(hex, join(input.dest, path))
@@ -165,17 +166,15 @@ function planDir({ plan, u, l }: EntryCase): void {
 
 /** Content is addressed by SHA-256: fetched once however many paths hold it, copied when DEST has it elsewhere. */
 function planFile({ plan, u, l, sha }: EntryCase): void {
-  const hex = u.sha256!.toString('hex')
+  // The hex name only when there is something local to compare it with (none in a bootstrap).
+  const hex = l || plan.local.size > 0 ? u.sha256!.toString('hex') : undefined
   if (l && sha.get(u.path) === hex) {
     if (l.mode !== u.mode || l.mtime !== u.mtime) plan.touch.push(u)
     return
   }
   if (l) plan.changed.push(u.path)
   plan.place.push(u)
-  if (!plan.local.has(hex) && !plan.fetch.has(hex)) {
-    plan.fetch.set(hex, u)
-    plan.fetchBytes += u.size
-  }
+  if ((hex === undefined || !plan.local.has(hex)) && plan.fetch.add(u)) plan.fetchBytes += u.size
 }
 
 function planSymlink({ plan, u, l }: EntryCase): void {

@@ -24,8 +24,8 @@ export interface ClientShard {
   infoHash: string
   /** Its .torrent file, until `storeShards` has written it to DEST. */
   torrent?: Buffer
-  /** The piece hashes (a view into `torrent` until then, a copy after). */
-  pieces: Buffer
+  /** The piece hashes (a view into `torrent`) until then; after, read again from DEST at the shard's turn. */
+  pieces?: Buffer
   pieceLength: number
   /** Its files: data.dsync's content files (type f, size > 0) in order, this shard's range of them. */
   files: readonly ContentFile[]
@@ -174,6 +174,8 @@ export interface ShardTransferOptions {
    */
   wanted: (file: ContentFile) => string | undefined
   staging: Staging
+  /** DEST/.dsync/shards/: where `storeShards` put the shard torrents. */
+  dir: string
   /** A swarm for one shard's infohash on the repository's hosts (and trackers). */
   open: (infoHash: string) => { swarm: Swarm; stop: () => void }
   onProgress?: (p: TransferProgress) => void
@@ -208,7 +210,7 @@ export async function transferFromShards(opts: ShardTransferOptions): Promise<Tr
     const { swarm, stop } = opts.open(shard.infoHash)
     try {
       const r = await transferFiles({
-        swarm, map: shardMap(shard), hashes: shard.pieces, staging: opts.staging, files, onWarning: opts.onWarning, infoHash: shard.infoHash,
+        swarm, map: shardMap(shard), hashes: shard.pieces ?? storedPieces(opts.dir, shard), staging: opts.staging, files, onWarning: opts.onWarning, infoHash: shard.infoHash,
         onProgress: p => opts.onProgress?.({ ...p, bytesDone: bytesBefore + p.bytesDone, bytesTotal, filesDone: filesBefore + p.filesDone, filesTotal }),
       })
       total.bytesReceived += r.bytesReceived
@@ -224,26 +226,48 @@ export async function transferFromShards(opts: ShardTransferOptions): Promise<Tr
 }
 
 /**
- * Before the files are fetched (DEST's lock held, every check passed), the shard torrents go
- * to DEST/.dsync/shards/ rather than at the commit, and only their piece hashes stay in
- * memory: at 1M files that is 147 MB of torrents against 20 MB of hashes. A run killed later
- * leaves them there, named by infohash: the next run reads them instead of fetching them, and
- * a host serving DEST meanwhile reads only the shards its own index names.
+ * Before the plan (DEST's lock held, not on a dry run) the shard torrents go to
+ * DEST/.dsync/shards/ rather than at the commit, and leave memory: at 1M files that is 147 MB
+ * of torrents (and 20 MB of piece hashes, read again from the file when the shard's turn
+ * comes). A run killed later leaves them there, named by infohash: the next run reads them
+ * instead of fetching them, and a host serving DEST meanwhile reads only the shards its own
+ * index names. Returns the files written (a run refused before its fetch removes them).
  */
-export function storeShards(files: RepoFiles, shards: ClientShard[]): void {
+export function storeShards(files: RepoFiles, shards: ClientShard[]): string[] {
   try {
     mkdirSync(files.shards, { recursive: true })
   } catch (err) {
     throw fsError(err, files.shards, 'write')
   }
+  const written: string[] = []
   for (const s of shards) {
     if (!s.torrent) continue
     const file = join(files.shards, `${s.infoHash}.torrent`)
     // A file named by its infohash with the right length was checked against that infohash when read.
-    if (statSync(file, { throwIfNoEntry: false })?.size !== s.torrent.length) writeFileAtomic(file, s.torrent)
-    s.pieces = Buffer.from(s.pieces)
+    if (statSync(file, { throwIfNoEntry: false })?.size !== s.torrent.length) {
+      writeFileAtomic(file, s.torrent)
+      written.push(file)
+    }
+    s.pieces = undefined
     s.torrent = undefined
   }
+  return written
+}
+
+/** A stored shard torrent's piece hashes, read when its turn comes; it must still be the torrent checked before. */
+function storedPieces(dir: string, shard: ClientShard): Buffer {
+  const file = join(dir, `${shard.infoHash}.torrent`)
+  let bytes: Buffer
+  try {
+    bytes = readFileSync(file)
+  } catch (err) {
+    throw fsError(err, file, 'read')
+  }
+  const info = readShard(file, () => readTorrentWalked(bytes, () => false))
+  if (info.infoHash !== shard.infoHash || !piecesFit(info, shard.pieceLength, { count: shard.files.length, offsets: shard.offsets, totalLength: shard.totalLength })) {
+    throw new DsyncError(ExitCode.badData, 'sync.badTorrent', { from: file, reason: `infohash ${info.infoHash}` })
+  }
+  return info.pieces
 }
 
 /** After the commit: DEST keeps this generation's shard torrents (a host re-serving DEST needs them), and no other. */

@@ -8,6 +8,7 @@ import { DSYNC_DIR } from '../manifest/paths.js'
 import { PartFds } from './part-fds.js'
 import { sha256OfFd, STAGE_DIRS, stagedPath } from './part-writer.js'
 import type { ManifestEntry } from '../manifest/entry.js'
+import { FetchList } from './fetch-list.js'
 
 /** From this many staged files on, one filesystem-wide sync beats an fsync per file. */
 const SYNCFS_MIN_FILES = 256
@@ -40,10 +41,8 @@ export class Staging {
    * instead of a failing stat per file of a bootstrap (200k files: 200k exceptions).
    */
   private readonly names: Set<string>
-  /** Content -> the entry whose mode and mtime its staged file gets when fetched (see wantMeta): the plan's own map. */
-  private metaWanted: ReadonlyMap<string, ManifestEntry> = new Map()
-  /** Entries whose mode and mtime a file staged in this run carries. */
-  private readonly metaSet = new Set<ManifestEntry>()
+  /** Content -> the entry whose mode and mtime its staged file gets when fetched (see wantMeta): the plan's own list. */
+  private metaWanted = new FetchList()
 
   constructor(dest: string) {
     this.dir = join(dest, DSYNC_DIR, 'staging')
@@ -78,10 +77,10 @@ export class Staging {
   /**
    * The staged file of each content is to get the mode and mtime of the entry it is fetched
    * for (the stage worker sets them on the open file), so that the apply only renames it. The
-   * plan's own map (content hex -> first entry), held, not copied: at 1M files a copy was a
-   * second Map of a million entries.
+   * plan's own list, held, not copied; it also records which staged files got them (a byte per
+   * content, not a Set of a million entries).
    */
-  wantMeta(fetch: ReadonlyMap<string, ManifestEntry>): void {
+  wantMeta(fetch: FetchList): void {
     this.metaWanted = fetch
   }
 
@@ -93,12 +92,12 @@ export class Staging {
 
   /** The stage worker was told to set `entry`'s mode and mtime (a failed write ends the run). */
   markMetaSet(entry: ManifestEntry): void {
-    this.metaSet.add(entry)
+    this.metaWanted.markMeta(entry)
   }
 
   /** True when a file staged in this run already has this entry's mode and mtime. */
   hasMetaOf(entry: ManifestEntry): boolean {
-    return this.metaSet.has(entry)
+    return this.metaWanted.hasMetaOf(entry)
   }
 
   /** A verified copy of this content is staged already. */

@@ -124,6 +124,8 @@ export interface Route {
   deltas?: number
   /** Under DEST's lock, before the plan (not on a dry run): writes what it can keep on disk instead of in memory. */
   beforePlan?: () => void
+  /** The run failed: removes what beforePlan wrote that the fetch has not begun to use (a refused pull leaves DEST as it was). */
+  abandon?: () => void
   /** The route's own plan (the delta route plans from the deltas); without it DEST is walked against `manifest`. */
   plan?: () => Promise<Plan>
   /** Downloads these contents (SHA-256 hex -> first entry; plan.fetch itself in a bootstrap) into staging. */

@@ -1,0 +1,87 @@
+import type { ManifestEntry } from '../manifest/entry.js'
+import { ContentIds } from './content-ids.js'
+
+/**
+ * The contents a plan downloads: each distinct SHA-256 once, with the first entry holding it
+ * (whose mode and mtime its staged file gets). Read like a Map keyed by SHA-256 hex (what the
+ * routes, staging and the delta chain ask), but no hex string is kept: contents are numbered
+ * by their digests' bytes (ContentIds, over the entries' own digest Buffers) and a hex name is
+ * made only when one is asked for. At 1M files the Map of 64-character keys was ~110 MB of the
+ * client's heap, and the Set of entries whose mode the stage worker set another ~40 MB; here
+ * they are ~20 bytes and one byte per content (docs/SCALE.md, "Memory").
+ */
+export class FetchList implements ReadonlyMap<string, ManifestEntry> {
+  private readonly ids: ContentIds
+  private readonly firsts: ManifestEntry[] = []
+  /** By content number: 1 when the staged file carries its first entry's mode and mtime. */
+  private metaSet = new Uint8Array(0)
+  readonly [Symbol.toStringTag] = 'FetchList'
+
+  constructor(expected?: number) {
+    this.ids = new ContentIds(expected)
+  }
+
+  get size(): number {
+    return this.firsts.length
+  }
+
+  /** Lists `entry`'s content (a file or hardlink with its digest); false when it was listed already. */
+  add(entry: ManifestEntry): boolean {
+    const id = this.ids.add(entry.sha256!)
+    if (id < this.firsts.length) return false
+    this.firsts.push(entry)
+    return true
+  }
+
+  /** The entry the content is fetched for, by its digest's bytes (no hex string made). */
+  entryOf(digest: Uint8Array): ManifestEntry | undefined {
+    const id = this.ids.get(digest)
+    return id < 0 ? undefined : this.firsts[id]
+  }
+
+  get(hex: string): ManifestEntry | undefined {
+    return hex.length === 64 ? this.entryOf(Buffer.from(hex, 'hex')) : undefined
+  }
+
+  has(hex: string): boolean {
+    return this.get(hex) !== undefined
+  }
+
+  /** The stage worker set this entry's mode and mtime on its content's staged file. */
+  markMeta(entry: ManifestEntry): void {
+    const id = this.ids.get(entry.sha256!)
+    if (id < 0) return
+    if (this.metaSet.length <= id) {
+      const grown = new Uint8Array(Math.max(this.firsts.length, id + 1))
+      grown.set(this.metaSet)
+      this.metaSet = grown
+    }
+    this.metaSet[id] = 1
+  }
+
+  /** True when a file staged in this run already has this entry's mode and mtime. */
+  hasMetaOf(entry: ManifestEntry): boolean {
+    const id = this.ids.get(entry.sha256!)
+    return id >= 0 && this.metaSet[id] === 1 && this.firsts[id] === entry
+  }
+
+  *entries(): MapIterator<[string, ManifestEntry]> {
+    for (const e of this.firsts) yield [e.sha256!.toString('hex'), e]
+  }
+
+  *keys(): MapIterator<string> {
+    for (const e of this.firsts) yield e.sha256!.toString('hex')
+  }
+
+  *values(): MapIterator<ManifestEntry> {
+    yield* this.firsts
+  }
+
+  [Symbol.iterator](): MapIterator<[string, ManifestEntry]> {
+    return this.entries()
+  }
+
+  forEach(fn: (value: ManifestEntry, key: string, map: ReadonlyMap<string, ManifestEntry>) => void): void {
+    for (const [hex, e] of this.entries()) fn(e, hex, this)
+  }
+}
