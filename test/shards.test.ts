@@ -208,3 +208,38 @@ test('a client checks the shard torrents against data.dsync without parsing thei
     return true
   })
 })
+
+test('a pull of a sharded repository refused before its fetch leaves no shard torrent in DEST; the next one stores them before its plan and reads each back at its turn', { timeout: 600_000 }, async () => {
+  const host = await prepareHost('127.0.3.116', {})
+  const save = join(host.webroot, 'guard10k')
+  writePool(save, 10_000, 200)
+  writeFileSync(join(host.home, 'repos', 'guard10k.conf'), `repo=guard10k\nsave=${save}\ndsync=true\n`)
+  const g = await host.cli('--json', 'gendsync')
+  assert.equal(g.code, 0, g.stderr)
+  const named = (JSON.parse(g.stdout) as { shards?: { infoHash: string }[] }).shards!.map(s => `${s.infoHash}.torrent`)
+  assert.ok(named.length >= 2, 'the repository is sharded')
+  await startHost(host, ['guard10k'])
+  // DEST holds 20 files upstream does not have: deleting them all is refused by the delete guard,
+  // after the shard torrents were written (before the plan) and before anything is fetched.
+  const dest = join(tempDir(), 'mirror')
+  mkdirSync(dest)
+  for (let i = 0; i < 20; i++) writeFileSync(join(dest, `local${i}.txt`), `local ${i}\n`)
+  const pull = (...extra: string[]) => runCli(['--json', 'pull', `dtp://127.0.3.116:${HOST_PORT}/guard10k`, dest, '--bind', '127.0.3.117', ...extra])
+  const shardsInDest = () => {
+    try {
+      return readdirSync(join(dest, '.dsync', 'shards')).filter(n => n.endsWith('.torrent')).sort()
+    } catch {
+      return []
+    }
+  }
+  const refused = await pull()
+  assert.notEqual(refused.code, 0)
+  assert.match(refused.stderr, /refusing to delete 20 of 20 entries/)
+  assert.deepEqual(shardsInDest(), [], 'a refused pull leaves no shard torrent behind')
+  assert.equal(readFileSync(join(dest, 'local7.txt'), 'utf8'), 'local 7\n')
+
+  const forced = await pull('--force')
+  assert.equal(forced.code, 0, forced.stderr)
+  assert.equal(sameTree(save, dest), 10_000)
+  assert.deepEqual(shardsInDest(), [...named].sort())
+})

@@ -1,0 +1,34 @@
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { test } from 'node:test'
+import type { ManifestEntry } from '../src/manifest/entry.js'
+import { FetchList } from '../src/sync/fetch-list.js'
+
+const file = (path: string, content: string): ManifestEntry =>
+  ({ type: 'f', path, mode: 0o644, size: content.length, mtime: 1_700_000_000, sha256: createHash('sha256').update(content).digest() })
+
+test('the contents to fetch: each digest once with its first entry, read as a Map by hex, and the staged mode marked for that entry only', () => {
+  const list = new FetchList(2)
+  const entries = Array.from({ length: 5000 }, (_, i) => file(`pool/f${i}.deb`, `content ${i % 3000}`))
+  // 3000 distinct contents; the second path of a content is not listed again.
+  const added = entries.map(e => list.add(e))
+  assert.equal(list.size, 3000)
+  assert.deepEqual(added.map((a, i) => a === i < 3000), entries.map(() => true))
+  const hex = (e: ManifestEntry) => e.sha256!.toString('hex')
+  // Read by hex as the routes and staging read it: the first entry of each content.
+  assert.equal(list.get(hex(entries[4321])), entries[1321])
+  assert.ok(list.has(hex(entries[17])))
+  assert.equal(list.get(createHash('sha256').update('elsewhere').digest('hex')), undefined)
+  assert.equal(list.entryOf(Buffer.from(entries[2999].sha256!)), entries[2999])
+  // Iterated in the order listed, with the hex names a Map would hold.
+  assert.deepEqual([...list.keys()], entries.slice(0, 3000).map(hex))
+  assert.deepEqual(new Map(list), new Map(entries.slice(0, 3000).map(e => [hex(e), e])))
+  // The stage worker set the first entry's mode on the staged file: another path of the same
+  // content, or an entry equal in every field, still needs its own chmod.
+  assert.equal(list.hasMetaOf(entries[5]), false)
+  list.markMeta(entries[5])
+  assert.equal(list.hasMetaOf(entries[5]), true)
+  assert.equal(list.hasMetaOf(entries[3005]), false)
+  assert.equal(list.hasMetaOf({ ...entries[5] }), false)
+  assert.equal(list.hasMetaOf(entries[6]), false)
+})
