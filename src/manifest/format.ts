@@ -196,8 +196,12 @@ export class ManifestParser {
   private inHeader = true
   private ended: Buffer | undefined
   private readonly entries: ManifestEntry[] = []
-  /** Every entry by path: parents must be 'd', a hardlink's target an 'f' with the same content. */
-  private readonly byPath = new Map<string, ManifestEntry>()
+  /**
+   * The directories' paths: every parent must be one. Not a map of every entry (at 1M files a
+   * Map of a million paths while the list is parsed); a hardlink's target, rare, is found by
+   * a binary search of the sorted entries (`listed`).
+   */
+  private readonly dirs = new Set<string>()
   private readonly seenHeader = new Set<string>()
   private previous: Buffer | undefined
 
@@ -266,7 +270,7 @@ export class ManifestParser {
     const entry = parseEntryLine(text, raw)
     if (typeof entry === 'string') this.fail(line, entry)
     if (entry.type === 'h') {
-      const file = this.byPath.get(entry.target!)
+      const file = this.listed(entry.target!)
       if (file?.type !== 'f') this.fail(line, 'hardlink to a file not listed before it')
       if (file.size !== entry.size || !file.sha256!.equals(entry.sha256!)) this.fail(line, 'hardlink differs from its file in size or SHA-256')
     }
@@ -277,9 +281,24 @@ export class ManifestParser {
     const slash = path.lastIndexOf('/')
     // Every ancestor must be a directory listed in the manifest: no path can pass through a
     // symlink or a file, so a client never follows a link while writing.
-    if (slash > 0 && this.byPath.get(path.slice(0, slash))?.type !== 'd') this.fail(line, 'parent folder is not listed as a directory')
-    this.byPath.set(path, entry)
+    if (slash > 0 && !this.dirs.has(path.slice(0, slash))) this.fail(line, 'parent folder is not listed as a directory')
+    if (entry.type === 'd') this.dirs.add(path)
     this.entries.push(entry)
+  }
+
+  /** The entry listed before at `path` (entries are in strict UTF-8 byte order by then). */
+  private listed(path: string): ManifestEntry | undefined {
+    const key = Buffer.from(path, 'utf8')
+    let lo = 0
+    let hi = this.entries.length - 1
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1
+      const c = Buffer.compare(Buffer.from(this.entries[mid].path, 'utf8'), key)
+      if (c === 0) return this.entries[mid]
+      if (c < 0) lo = mid + 1
+      else hi = mid - 1
+    }
+    return undefined
   }
 
   finish(): Manifest {
@@ -315,12 +334,14 @@ export function parseEntryLine(text: string, raw?: Buffer): ManifestEntry | stri
   // and cache; a listed entry there would overwrite them.
   if (path === DSYNC_DIR || path.startsWith(DSYNC_DIR + '/')) return `reserved path ${DSYNC_DIR}`
   const own = raw && path === f[5] ? ownPath(raw, f) : path
-  const entry: ManifestEntry = { type, path: own, mode: parseInt(f[1], 8), size: Number(f[2]), mtime: Number(f[3]) }
   const hashed = type === 'f' || type === 'h'
-  if (hashed) {
-    if (!/^[0-9a-f]{64}$/.test(f[4])) return 'bad SHA-256'
-    entry.sha256 = digestOf(f[4])
-  } else if (f[4] !== '-') return 'only files carry a SHA-256'
+  if (hashed && !/^[0-9a-f]{64}$/.test(f[4])) return 'bad SHA-256'
+  if (!hashed && f[4] !== '-') return 'only files carry a SHA-256'
+  // A file's digest is in the literal: added after it, it went to a separate property store
+  // (~40 bytes more for each of a million entries a client holds).
+  const entry: ManifestEntry = hashed
+    ? { type, path: own, mode: parseInt(f[1], 8), size: Number(f[2]), mtime: Number(f[3]), sha256: digestOf(f[4]) }
+    : { type, path: own, mode: parseInt(f[1], 8), size: Number(f[2]), mtime: Number(f[3]) }
   const needsTarget = type === 'l' || type === 'h'
   if (needsTarget !== (f.length === 7)) return needsTarget ? 'missing link target' : 'unexpected link target'
   if (needsTarget) {
