@@ -164,3 +164,22 @@ test('a staged file cut short by a kill mid-write is fetched again, never placed
   assert.equal(run.summary!.bytesReceived, small.length + 2000 + 'Suite: x\n'.length, 'the short staged file was fetched again')
   assert.deepEqual(stagingFiles(dest), [])
 })
+
+test('folders a killed run made ahead for another generation never reach DEST', {
+  skip: hasLibtorrent ? false : 'python3-libtorrent is not installed', timeout: 180_000,
+}, async () => {
+  // The new folders are made inside staging while the transfer runs and moved into DEST at
+  // the apply (new-folders.ts). A run killed after making them leaves them there; the next
+  // run, maybe of another generation, must not carry them into the live tree.
+  const up = await makeUpstream({ 'pool/main/a/small.deb': randomBytes(3000), 'pool/main/b/other.deb': randomBytes(2000), 'dists/Release': 'Suite: x\n' })
+  const seeder = await startLibtorrentSeeder(up.torrent, up.webroot, '127.0.8.13')
+  const dest = join(tempDir(), 'mirror')
+  const ahead = join(dest, '.dsync', 'staging', 'folders')
+  mkdirSync(join(ahead, 'pool', 'main', 'gone-upstream', 'deeper'), { recursive: true })
+  mkdirSync(join(ahead, 'pool', 'main', 'a', 'stale'), { recursive: true })
+
+  const run = await pullCli(up.torrent, dest, [seeder.address])
+  assert.equal(run.code, 0, run.stderr)
+  await assertSameTree(up.save, dest)
+  assert.deepEqual(readdirSync(join(dest, '.dsync', 'staging')), [], 'staging is emptied, the folders made ahead included')
+})

@@ -5,6 +5,7 @@ import type { ManifestEntry } from '../manifest/entry.js'
 import { DSYNC_DIR } from '../manifest/paths.js'
 import { ContentIds } from './content-ids.js'
 import { applyDeletes } from './deletes.js'
+import { moveFoldersIn } from './new-folders.js'
 import { indexMatcher, type Plan } from './plan.js'
 import type { Staging } from './staging.js'
 import { depth } from './tree-paths.js'
@@ -21,6 +22,8 @@ export interface ApplyOptions {
    * (without); tests use it to kill the process at a chosen point.
    */
   onStep?: (step: string, done?: number) => void
+  /** Where the plan's new folders were made ahead (new-folders.ts prepareFolders): moved in, not made. */
+  folders?: string
 }
 
 /**
@@ -38,9 +41,11 @@ export interface ApplyOptions {
 export function applyPlan(opts: ApplyOptions): void {
   const ctx = applyContext(opts)
   moveConflictsAside(ctx)
-  for (const d of ctx.plan.mkdirs) {
-    ctx.writable(d.path)
-    guard(() => mkdirSync(ctx.abs(d.path), { recursive: true, mode: 0o755 }), ctx.abs(d.path))
+  if (!opts.folders || !moveFoldersIn(opts.folders, ctx.plan.mkdirs, ctx.abs, ctx.writable)) {
+    for (const d of ctx.plan.mkdirs) {
+      ctx.writable(d.path)
+      guard(() => mkdirSync(ctx.abs(d.path), { recursive: true, mode: 0o755 }), ctx.abs(d.path))
+    }
   }
   ctx.onStep?.('mkdirs')
   placeNewNames(ctx)

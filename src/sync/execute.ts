@@ -8,6 +8,7 @@ import { applyPlan } from './apply.js'
 import { commitStage } from './commit.js'
 import { guardDeletes } from './deletes.js'
 import { fetchStage } from './fetch-stage.js'
+import { prepareFolders } from './new-folders.js'
 import { readOrUndefined } from './metadata.js'
 import { describePlan, isEmpty, makePlan, type Plan } from './plan.js'
 import type { PullContext, PullResult, Route } from './types.js'
@@ -33,6 +34,8 @@ export async function executePlan(ctx: PullContext, r: Route): Promise<PullResul
       return finish(ctx, result)
     }
     if (result.upToDate && r.sameGeneration && sameRecord(ctx)) return finish(ctx, result)
+    // The new folders are made inside staging while the transfer runs (moved in at the apply).
+    const folders = prepareFolders(join(opts.dest, DSYNC_DIR, 'staging'), plan.mkdirs)
     const staged = await fetchStage(opts.dest, plan, r)
     // Every content DEST holds, by SHA-256: needed for local copies only, and at 200,000 files
     // tens of MB that apply and commit (a torrent rebuild) would otherwise carry.
@@ -41,7 +44,7 @@ export async function executePlan(ctx: PullContext, r: Route): Promise<PullResul
     result.filesCopiedLocally = staged.filesCopiedLocally
     result.bytesReceived = staged.bytesReceived
     result.bytesPerHost = staged.bytesPerHost
-    applyPlan({ dest: opts.dest, plan, staging: staged.staging, indexFiles: opts.indexFiles, onStep: opts.onApplyStep })
+    applyPlan({ dest: opts.dest, plan, staging: staged.staging, indexFiles: opts.indexFiles, onStep: opts.onApplyStep, folders: await folders })
     await commitStage(ctx, r, staged.staging)
     return finish(ctx, result)
   } catch (err) {
