@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
+import { readTorrentInfo } from '../src/torrent/read.js'
 import { runCli } from '../testbed/cli.js'
 import { hasRsync } from '../testbed/rsyncd.js'
 import { tempDir } from '../testbed/tree.js'
@@ -62,6 +64,8 @@ async function hintRoundTrip(t: { diagnostic(s: string): void }, files: number):
   }
   const first = await gendsync()
   t.diagnostic(`${files} files: ${first.shards ? `${first.shards.length} shards` : 'one torrent'}`)
+  // The first run's torrents are the reference every later comparison uses: checked against the files themselves.
+  assertTorrentsHashFiles(save)
 
   changeUpstream(src)
   // What a mirror's update script has at hand: rsync's own list of what it changed.
@@ -98,6 +102,32 @@ async function hintRoundTrip(t: { diagnostic(s: string): void }, files: number):
   assert.equal((await gendsync()).changed, false, 'a full run after the plain hint changed the outputs')
   assert.deepEqual(outputs(), afterPlain)
   if (first.shards) await damagedShard(save, base, gendsync, outputs, afterPlain)
+}
+
+/**
+ * Every piece of the repository's torrent and of every shard torrent under `save` is the
+ * SHA-1 of the files' bytes as the torrent lays them out (pad entries as zeros, its last piece
+ * short): what a BitTorrent client checks. The last piece is the unpadded hash of the last
+ * file, which a full run reads apart from the rest (src/publish/full-run.ts, readTails).
+ */
+function assertTorrentsHashFiles(save: string): void {
+  const dir = join(save, '.dsync')
+  let shards: string[] = []
+  try {
+    shards = readdirSync(join(dir, 'shards')).map(n => join('shards', n))
+  } catch {
+    // one torrent: no shards folder
+  }
+  for (const name of ['pool.torrent', ...shards]) {
+    const info = readTorrentInfo(readFileSync(join(dir, name)))
+    const P = info.pieceLength
+    const all = Buffer.concat(info.files.map(f => (f.pad ? Buffer.alloc(f.length) : readFileSync(join(save, f.path)))))
+    assert.equal(info.pieces.length, Math.ceil(all.length / P) * 20, name)
+    for (let i = 0; i * P < all.length; i++) {
+      const piece = createHash('sha1').update(all.subarray(i * P, (i + 1) * P)).digest()
+      assert.ok(piece.equals(info.pieces.subarray(i * 20, i * 20 + 20)), `${name}: piece ${i} of ${info.pieces.length / 20} differs from the files`)
+    }
+  }
 }
 
 /** data.dsync, the torrent, the magnet link and the shard files under `save`/.dsync, by name. */

@@ -80,26 +80,40 @@ function shared<T extends Uint8Array | Int32Array | Float64Array | BigInt64Array
   return new Kind(new SharedArrayBuffer(Math.max(1, n) * Kind.BYTES_PER_ELEMENT))
 }
 
+/** More files than this are always hashed on workers (hashTable), whatever their size. */
+export const WORKERS_ABOVE_FILES = INLINE_FILES
+
+const defaultThreads = () => Math.max(1, Math.min(availableParallelism(), 8))
+
 /**
- * Hashes every job into `out`, on worker threads (one per core, at most 8), reporting
- * progress about ten times a second. Rejects with a DsyncError naming the first file that
- * could not be read, or that changed while it was read.
+ * Hash workers started before their jobs are known, for hashTable's `started`: a worker's
+ * start-up (module loading, ~0.05-0.1 s of CPU) then runs while the caller still plans the
+ * jobs on one core (a full gendsync, between the walk and the hashing), not after.
+ */
+export function startHashWorkers(threads = defaultThreads()): Worker[] {
+  return Array.from({ length: threads }, () => new Worker(new URL('./hash-worker.js', import.meta.url)))
+}
+
+/**
+ * Hashes every job into `out`, on worker threads (one per core, at most 8; or the `started`
+ * ones, which it then owns and terminates), reporting progress about ten times a second.
+ * Rejects with a DsyncError naming the first file that could not be read, or that changed
+ * while it was read.
  */
 export async function hashTable(
   jobs: TableJobs, out: DigestTables, pieceLength: number, onProgress?: (p: TableProgress) => void,
-  threads = Math.max(1, Math.min(availableParallelism(), 8)),
+  threads = defaultThreads(), started?: Worker[],
 ): Promise<void> {
-  if (jobs.count === 0) return
   let bytes = 0
   for (let j = 0; j < jobs.count; j++) bytes += jobs.size[j]
   const counters = shared(BigInt64Array, 3)
-  if (jobs.count <= INLINE_FILES && bytes <= INLINE_BYTES) {
-    const failed = hashClaimed(jobs, out, pieceLength, counters)
+  if (jobs.count === 0 || (jobs.count <= INLINE_FILES && bytes <= INLINE_BYTES)) {
+    if (started) await Promise.all(started.map(w => w.terminate()))
+    const failed = jobs.count > 0 ? hashClaimed(jobs, out, pieceLength, counters) : undefined
     if (failed) throw tableError(jobs, failed)
     return
   }
-  const n = Math.min(threads, jobs.count)
-  const workers = Array.from({ length: n }, () => new Worker(new URL('./hash-worker.js', import.meta.url)))
+  const workers = started ?? startHashWorkers(Math.min(threads, jobs.count))
   const report = () => onProgress?.({ filesDone: Number(Atomics.load(counters, 1)), bytesDone: Number(Atomics.load(counters, 2)) })
   const timer = onProgress ? setInterval(report, 100) : undefined
   try {

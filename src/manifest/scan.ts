@@ -126,19 +126,18 @@ class WalkState {
       const name = d.names[i]
       if (d.rel === '' && this.exclude.has(name)) continue
       const path = d.rel === '' ? name : d.rel + '/' + name
-      const abs = this.base + path
       if (name.includes('\uFFFD') && !Buffer.from(name).equals(Buffer.from(name, 'utf8'))) {
-        this.opts.onWarning?.(t('scan.badName', { path: abs }))
+        this.opts.onWarning?.(t('scan.badName', { path: this.base + path }))
         continue
       }
       const f = i * FIELDS
       const kind = d.stats[f]
       if (kind === KIND.vanished) {
-        this.opts.onWarning?.(t('scan.vanished', { path: abs }))
+        this.opts.onWarning?.(t('scan.vanished', { path: this.base + path }))
         continue
       }
       if (kind === KIND.special) {
-        this.opts.onWarning?.(t('scan.special', { path: abs }))
+        this.opts.onWarning?.(t('scan.special', { path: this.base + path }))
         continue
       }
       const type: EntryType = kind === KIND.file ? 'f' : kind === KIND.dir ? 'd' : 'l'
@@ -148,8 +147,8 @@ class WalkState {
         ino: d.stats[f + 5], dev: d.stats[f + 6], nlink: d.stats[f + 7],
       }
       if (type === 'l') {
-        const target = d.targets[i]
-        if (typeof target !== 'string') throw fsError(errno(target?.error ?? 'EIO'), abs, 'read')
+        const target = d.targets?.[i]
+        if (typeof target !== 'string') throw fsError(errno(target?.error ?? 'EIO'), this.base + path, 'read')
         entry.target = target
         entry.size = Buffer.byteLength(target)
       } else if (type === 'd') {

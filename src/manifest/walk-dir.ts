@@ -20,8 +20,8 @@ export interface WalkedDir {
   error?: string
   names: string[]
   stats: Float64Array
-  /** A symlink's target, or `{error}` when it could not be read. */
-  targets: (string | { error: string } | undefined)[]
+  /** A symlink's target, or `{error}` when it could not be read; undefined when the folder has no symlink. */
+  targets?: (string | { error: string } | undefined)[]
   /** lstat failed with something other than ENOENT: name and code. */
   statError?: { name: string; code: string }
 }
@@ -32,22 +32,31 @@ export function walkOne(root: string, rel: string): WalkedDir {
   try {
     names = readdirSync(dir)
   } catch (err) {
-    return { rel, error: code(err), names: [], stats: new Float64Array(0), targets: [] }
+    return { rel, error: code(err), names: [], stats: new Float64Array(0) }
   }
   const stats = new Float64Array(names.length * FIELDS)
-  const targets: WalkedDir['targets'] = []
+  let targets: WalkedDir['targets']
   const prefix = dir.endsWith('/') ? dir : dir + '/'
   for (let i = 0; i < names.length; i++) {
     let st
     try {
-      st = lstatSync(prefix + names[i])
+      st = lstatSync(prefix + names[i], { throwIfNoEntry: false })
     } catch (err) {
-      if (code(err) === 'ENOENT') continue // kind stays 0: vanished
       return { rel, names, stats, targets, statError: { name: names[i], code: code(err) } }
     }
+    if (!st) continue // kind stays 0: vanished
     const kind = st.isFile() ? KIND.file : st.isDirectory() ? KIND.dir : st.isSymbolicLink() ? KIND.link : KIND.special
-    stats.set([kind, st.mode & 0o7777, st.size, st.mtimeMs, st.ctimeMs, st.ino, st.dev, st.nlink], i * FIELDS)
+    const f = i * FIELDS
+    stats[f] = kind
+    stats[f + 1] = st.mode & 0o7777
+    stats[f + 2] = st.size
+    stats[f + 3] = st.mtimeMs
+    stats[f + 4] = st.ctimeMs
+    stats[f + 5] = st.ino
+    stats[f + 6] = st.dev
+    stats[f + 7] = st.nlink
     if (kind === KIND.link) {
+      targets ??= []
       try {
         targets[i] = readlinkSync(prefix + names[i])
       } catch (err) {

@@ -1,12 +1,15 @@
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
+import { DsyncError, ExitCode, fsError } from '../errors.js'
 import { t } from '../i18n/index.js'
 import { comparePaths } from '../manifest/entry.js'
 import { ManifestWriter, resealManifest } from '../manifest/format.js'
 import { writeHex } from '../util/digits.js'
 import type { DurableBatch } from '../util/durable-batch.js'
 import { HashCacheWriter, loadHashCache, type CachedDigest } from '../manifest/hash-cache.js'
-import { allocDigests, allocJobs, hashTable, type DigestTables, type TableJobs, type TableProgress } from '../manifest/hash-table.js'
+import { allocDigests, allocJobs, hashTable, startHashWorkers, WORKERS_ABOVE_FILES, type DigestTables, type TableJobs, type TableProgress } from '../manifest/hash-table.js'
 import { encodeShardInfos, sealShards, type PendingShard, type TorrentContent } from '../manifest/outputs.js'
+import { lastPieceHashes } from '../manifest/old-pieces.js'
 import type { ShardOut } from '../manifest/shard-rebuild.js'
 import type { ScannedEntry } from '../manifest/scan.js'
 import { pieceLengthFor, piecesOf } from '../torrent/layout.js'
@@ -53,42 +56,54 @@ export interface FullRunOptions {
 /** Hashes what the cache does not hold and writes data.dsync for the walked (sorted) entries. */
 export async function fullTables(scanned: ScannedEntry[], opts: FullRunOptions): Promise<FullTables> {
   const files = scanned.filter(e => e.type === 'f')
+  // No cache (a first run): every file is read, so the workers start now, while this thread plans.
+  const started = files.length > WORKERS_ABOVE_FILES && !existsSync(opts.hashCache) ? startHashWorkers(opts.threads) : undefined
   let bytes = 0
   for (const e of files) bytes += e.size
   const pieceLength = pieceLengthFor(bytes)
   const pieceAt = new Float64Array(files.length + 1)
   for (let s = 0; s < files.length; s++) pieceAt[s + 1] = pieceAt[s] + piecesOf(files[s].size, pieceLength) * 20
-  // Empty files take no pieces; data.dsync alone recreates them.
-  const inTorrent = new Int32Array(files.length)
-  let n = 0
-  for (let s = 0; s < files.length; s++) if (files[s].size > 0) inTorrent[n++] = s
-  const torrent = inTorrent.subarray(0, n)
-  const starts = shardStartsOf(costsOf(files, torrent, pieceLength))
   const out = allocDigests(files.length, pieceAt)
   const hasTail = new Uint8Array(files.length)
-  const content = tableContent(files, torrent, out, hasTail)
-  const plan = planJobs(files, endsOfTorrents(torrent, starts), out, hasTail, pieceLength, opts)
-  // The workers hash on their own; meanwhile this thread writes data.dsync (digests still
-  // to come as placeholders) and encodes the shard torrents, then fills in what they found.
-  const hashing = hashTable(plan.jobs, out, pieceLength, plan.progress, opts.threads)
-  let draft: Draft
+  let plan: ReturnType<typeof planJobs>
   try {
-    draft = draftOutputs(scanned, files, out, plan.pending, pieceLength, bytes, content, starts, opts.name)
-    if (plan.counts.hashed > 0 || plan.counts.dropped) draft.cache = draftCache(files, draft, out, plan.pending, hasTail, pieceLength, opts.racyAfterMs)
+    plan = planJobs(files, out, hasTail, pieceLength, opts)
+  } catch (err) {
+    await Promise.all(started?.map(w => w.terminate()) ?? [])
+    throw err
+  }
+  // The workers hash on their own; meanwhile this thread places the shards, writes data.dsync
+  // (digests still to come as placeholders) and encodes the shard torrents, then fills in
+  // what they found. The few files ending a torrent have their last piece read again after.
+  const hashing = hashTable(plan.jobs, out, pieceLength, plan.progress, opts.threads, started)
+  let draft: Draft
+  let layout: ReturnType<typeof torrentLayout>
+  try {
+    layout = torrentLayout(files, out, hasTail, pieceLength)
+    draft = draftOutputs(scanned, files, out, plan.pending, pieceLength, bytes, layout.content, layout.starts, opts.name)
+    if (plan.counts.hashed > 0 || plan.counts.dropped || layout.tailsToRead.length > 0) {
+      draft.cache = draftCache(files, draft, out, plan.pending, hasTail, pieceLength, opts.racyAfterMs)
+    }
   } catch (err) {
     await hashing.catch(() => undefined)
     throw err
   }
   await hashing
+  readTails(join(opts.save, '/'), files, layout.tailsToRead, out, pieceLength)
+  const { starts, content } = layout
   const manifest = draft.manifest
   const cache = draft.cache
-  for (let j = 0; j < plan.jobs.count; j++) {
-    const s = plan.jobs.slot[j]
-    writeHex(manifest, draft.hexAt[s], out.sha256, s * 32, 32)
+  const fillCache = (s: number) => {
     if (cache && cache.at[s] >= 0) {
       cache.writer.fill(cache.at[s], out.sha256, s * 32, out.pieces, out.pieceAt[s], out.pieceAt[s + 1], hasTail[s] ? out.tails : undefined, s * 20)
     }
   }
+  for (let j = 0; j < plan.jobs.count; j++) {
+    const s = plan.jobs.slot[j]
+    writeHex(manifest, draft.hexAt[s], out.sha256, s * 32, 32)
+    fillCache(s)
+  }
+  for (const s of layout.tailsToRead) fillCache(s)
   for (const [at, s] of draft.links) writeHex(manifest, at, out.sha256, s * 32, 32)
   resealManifest(manifest)
   const shards = draft.shards && sealShards(draft.shards, content, pieceLength, opts.trackers)
@@ -101,6 +116,25 @@ export async function fullTables(scanned: ScannedEntry[], opts: FullRunOptions):
   }
 }
 
+/**
+ * The torrent's content files (size > 0: empty files take no pieces, data.dsync alone
+ * recreates them), its shard starts, and the slots of the files that end a torrent without
+ * an unpadded last-piece hash yet (marked in hasTail; readTails reads them).
+ */
+function torrentLayout(files: ScannedEntry[], out: DigestTables, hasTail: Uint8Array, pieceLength: number) {
+  const inTorrent = new Int32Array(files.length)
+  let n = 0
+  for (let s = 0; s < files.length; s++) if (files[s].size > 0) inTorrent[n++] = s
+  const torrent = inTorrent.subarray(0, n)
+  const starts = shardStartsOf(costsOf(files, torrent, pieceLength))
+  const tailsToRead: number[] = []
+  for (const s of endsOfTorrents(torrent, starts)) {
+    if (files[s].size % pieceLength === 0 || hasTail[s]) continue
+    hasTail[s] = 1
+    tailsToRead.push(s)
+  }
+  return { starts, content: tableContent(files, torrent, out, hasTail), tailsToRead }
+}
 /** shardStarts' inputs for the torrent's files (fileCost and pathHash of each). */
 function costsOf(files: ScannedEntry[], torrent: Int32Array, pieceLength: number): ShardCosts {
   const costs: ShardCosts = { bytes: new Float64Array(torrent.length), tokens: new Float64Array(torrent.length), hash: new Uint32Array(torrent.length) }
@@ -113,6 +147,28 @@ function costsOf(files: ScannedEntry[], torrent: Int32Array, pieceLength: number
     costs.hash[i] = pathHash(e.path)
   }
   return costs
+}
+
+/**
+ * The unpadded last-piece hash of each file in `slots` (files ending a torrent), from one
+ * read of that piece. Its padded hash must be the one the workers found, so the bytes are
+ * those hashed: a file changed since is refused as the workers refuse it.
+ */
+function readTails(base: string, files: ScannedEntry[], slots: number[], out: DigestTables, pieceLength: number): void {
+  for (const s of slots) {
+    const path = base + files[s].path
+    let last
+    try {
+      last = lastPieceHashes(path, files[s].size, pieceLength)
+    } catch (err) {
+      throw fsError(err, path, 'read')
+    }
+    const end = out.pieceAt[s + 1]
+    if (!last || !last.padded.equals(out.pieces.subarray(end - 20, end))) {
+      throw new DsyncError(ExitCode.io, 'scan.changedWhileHashing', { path })
+    }
+    out.tails.set(last.tail, s * 20)
+  }
 }
 
 /** Slots of the files that end a torrent (the last of each shard, of the one torrent unsharded). */
@@ -133,11 +189,12 @@ interface SlotDigests {
 }
 
 /**
- * Fills `out` for every file the hash cache holds (size, mtime, ctime and inode match, and it
- * has the unpadded last-piece hash a file ending a torrent needs); the rest become jobs.
+ * Fills `out` for every file the hash cache holds (size, mtime, ctime and inode match); the
+ * rest become jobs. No job asks for a tail hash: the shards are placed while the workers
+ * hash, and readTails reads the last piece of the few files that end one.
  */
 function planJobs(
-  files: ScannedEntry[], ends: Set<number>, out: DigestTables, hasTail: Uint8Array, pieceLength: number, opts: FullRunOptions,
+  files: ScannedEntry[], out: DigestTables, hasTail: Uint8Array, pieceLength: number, opts: FullRunOptions,
 ): { jobs: TableJobs; pending: Uint8Array; counts: SlotDigests; progress: (p: TableProgress) => void } {
   const loaded = loadHashCache(opts.hashCache, pieceLength)
   if (loaded.previousPieceLength !== undefined) {
@@ -153,13 +210,11 @@ function planJobs(
   for (let s = 0; s < files.length; s++) {
     const e = files[s]
     if (e.mtimeMs <= opts.racyAfterMs) cacheable++
-    const needsTail = ends.has(s) && e.size % pieceLength !== 0
     const old = cache.size > 0 ? cache.get(e.path) : undefined
-    if (old && old.size === e.size && old.mtimeMs === e.mtimeMs && old.ctimeMs === e.ctimeMs && old.ino === e.ino && (!needsTail || old.tail)) {
+    if (old && old.size === e.size && old.mtimeMs === e.mtimeMs && old.ctimeMs === e.ctimeMs && old.ino === e.ino) {
       copyCached(old, s, out, hasTail)
       continue
     }
-    hasTail[s] = needsTail ? 1 : 0
     todo.push(s)
     pathBytes += baseBytes + Buffer.byteLength(e.path)
     bytesTotal += e.size
@@ -178,7 +233,7 @@ function planJobs(
     jobs.mtimeMs[j] = e.mtimeMs
     jobs.ino[j] = e.ino
     jobs.slot[j] = s
-    jobs.tail[j] = hasTail[s]
+    jobs.tail[j] = 0
   })
   jobs.pathAt[todo.length] = at
   const progress = (p: TableProgress) => opts.onHashProgress?.({ ...p, filesTotal: todo.length, bytesTotal })
