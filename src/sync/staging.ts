@@ -11,11 +11,11 @@ import type { ManifestEntry } from '../manifest/entry.js'
 import { FetchList } from './fetch-list.js'
 
 /** From this many staged files on, one filesystem-wide sync beats an fsync per file. */
-const SYNCFS_MIN_FILES = 256
+export const SYNCFS_MIN_FILES = 256
 const execFileAsync = promisify(execFile)
 
 /** syncfs(2) of the filesystem holding `dir`, through coreutils' `sync -f`; false when that failed. */
-async function syncFileSystem(dir: string): Promise<boolean> {
+export async function syncFileSystem(dir: string): Promise<boolean> {
   try {
     await execFileAsync('sync', ['-f', dir])
     return true

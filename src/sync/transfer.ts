@@ -8,7 +8,8 @@ import type { Swarm } from '../swarm/swarm.js'
 import { fileSpans, type PieceMap, type PieceSpan } from '../torrent/piece-map.js'
 import { ITEM_CHECKED, ITEM_LAST } from './stage-items.js'
 import { StageWriter } from './stage-writer.js'
-import type { Staging } from './staging.js'
+import { SYNCFS_MIN_FILES, type Staging } from './staging.js'
+import { backgroundWriteback } from './writeback.js'
 
 /** Progress events at most this often (the CLI prints at most 4 a second). */
 const PROGRESS_MS = 50
@@ -73,6 +74,8 @@ export async function transferFiles(opts: TransferOptions): Promise<TransferResu
   downloader.on('hash-fail', (peer: PeerConnection, piece: number) =>
     opts.onWarning?.(t('sync.peerDropped', { peer: peer.label, reason: `piece ${piece} failed its hash check` })))
   const detach = attachPeers(opts.swarm, downloader)
+  // Staged data leaves for the disk during the transfer, not all in the final sync (writeback.ts).
+  const stopWriteback = opts.files.size >= SYNCFS_MIN_FILES ? backgroundWriteback(staging.dir) : undefined
   progress()
   try {
     await watchDownload(downloader, {
@@ -83,6 +86,7 @@ export async function transferFiles(opts: TransferOptions): Promise<TransferResu
     await writer.drain()
     if (storeFailure) throw storeFailure
   } finally {
+    stopWriteback?.()
     detach()
     await writer.close()
     staging.closeAll()
