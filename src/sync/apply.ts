@@ -93,7 +93,7 @@ function applyContext(opts: ApplyOptions): ApplyContext {
     trash: join(opts.dest, DSYNC_DIR, 'trash'),
     abs: p => join(opts.dest, p),
     tmp: () => join(opts.staging.dir, `.apply-${process.pid}-${tmpCounter++}`),
-    writable: makeWritableParents(opts.dest),
+    writable: makeWritableParents(opts.dest, opts.plan.mkdirs),
     fileMode: mode => (opts.keepSetid ? mode : mode & ~0o6000),
   }
 }
@@ -197,8 +197,10 @@ function touchFile(ctx: ApplyContext, f: ManifestEntry): void {
  * writing into one it gets u+wx, and the final folder pass (plan.dirMeta, which lists every
  * folder the apply touches) sets its real mode back.
  */
-function makeWritableParents(dest: string): (path: string) => void {
-  const done = new Set<string>()
+function makeWritableParents(dest: string, made: readonly ManifestEntry[]): (path: string) => void {
+  // The folders the apply makes are 0755 until the folder pass: no lstat per folder (a
+  // 200,000-file bootstrap into 36,662 new folders: lstat 0.25 s of its event loop).
+  const done = new Set<string>(made.map(d => d.path))
   return path => {
     const parent = dirname(path)
     if (parent === '.' || done.has(parent)) return
