@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { applyDelta, makeDelta, parseDelta } from '../src/generation/delta.js'
-import { applyDeltas, bufferReader, fileReader } from '../src/generation/delta-apply.js'
+import { applyDeltas, applyDeltasToFile, bufferReader, fileReader } from '../src/generation/delta-apply.js'
+import { fileLines, keyAt, lowerBoundIn } from '../src/sync/list-lines.js'
 import { fileSha256 } from '../src/util/file-sha256.js'
 import type { ManifestEntry } from '../src/manifest/entry.js'
 import { serializeManifest } from '../src/manifest/format.js'
@@ -76,6 +77,24 @@ test('a chain of deltas applied as a stream gives the list byte for byte, and DE
     assert.deepEqual([...got.before.keys()].sort(), [...named].sort())
     const old = linesByPath(lists[from])
     for (const [path, line] of got.before) assert.equal(line, old.get(escape(path)), `DEST's line at ${path}`)
+    // Into a file (the client's update: the new list never in memory), with its line offsets.
+    const out = join(file, '..', `next-${from}-${to}`)
+    const onDisk = applyDeltasToFile(() => (from === 0 ? fileReader(file) : bufferReader(lists[from])), deltas.slice(from, to), out)
+    assert.ok(readFileSync(out).equals(lists[to]), `generation ${from} -> ${to} into a file: the list gendsync wrote`)
+    assert.equal(onDisk.sha256, got.sha256)
+    assert.equal(onDisk.fromSha256, got.fromSha256)
+    assert.equal(onDisk.size, lists[to].length)
+    assert.deepEqual(onDisk.before, got.before)
+    const t = indexLines(lists[to]) as LineTable
+    assert.equal(onDisk.count, t.count)
+    assert.deepEqual([...onDisk.starts], [...t.starts.subarray(0, t.count + 1)], 'each line\'s offset in the file')
+    assert.equal(onDisk.header, lists[to].toString('latin1', 0, t.bodyAt + 2))
+    assert.deepEqual(onDisk.hardlinks, [...Array(t.count).keys()].filter(i => lists[to][t.starts[i]] === 0x68))
+    const lines = fileLines(onDisk)
+    for (const i of [0, 1, 4000, t.count - 1]) assert.ok(lines.line(i).equals(lists[to].subarray(t.starts[i], t.starts[i + 1])), `line ${i} read back`)
+    const key = Buffer.from('pool/d07/tab\there')
+    assert.ok(keyAt(lines, lowerBoundIn(lines, key)).equals(key), 'an escaped path found by its bytes')
+    lines.close()
   }
   assert.equal(fileSha256(file), createHash('sha256').update(lists[0]).digest('hex'))
   assert.equal(fileSha256(join(file, '..', 'missing')), undefined)
@@ -87,4 +106,13 @@ test('a delta whose lines are out of order, or DEST\'s list cut short, is refuse
   const swapped = { ...delta, lines: [delta.lines[1], delta.lines[0], ...delta.lines.slice(2)] }
   assert.throws(() => applyDeltas(bufferReader(lists[0]), [swapped]), /lines not sorted by path/)
   assert.throws(() => applyDeltas(bufferReader(lists[0].subarray(0, lists[0].length - 200)), [delta]), /not a complete data\.dsync/)
+  // Into a file: refused the same way, and no half-written list left behind.
+  const out = join(tempDir('dsync-delta-apply-'), 'next')
+  assert.throws(() => applyDeltasToFile(() => bufferReader(lists[0]), [swapped], out), /lines not sorted by path/)
+  assert.throws(() => applyDeltasToFile(() => bufferReader(lists[0].subarray(0, lists[0].length - 200)), [delta], out), /not a complete data\.dsync/)
+  let reads = 0
+  // DEST's list changed between the counting pass and the writing one (five entries fewer).
+  const shorter = serializeManifest(generation(0).slice(0, -5), 65536)
+  assert.throws(() => applyDeltasToFile(() => bufferReader(reads++ === 0 ? lists[0] : shorter), [delta], out), /changed while it was read/)
+  assert.equal(existsSync(out), false, 'no list left behind')
 })

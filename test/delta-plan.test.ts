@@ -11,6 +11,7 @@ import type { ManifestEntry } from '../src/manifest/entry.js'
 import { parseManifest, serializeManifest } from '../src/manifest/format.js'
 import { indexLines, type LineTable } from '../src/manifest/manifest-lines.js'
 import { planFromDeltas } from '../src/sync/delta-plan.js'
+import { tableLines } from '../src/sync/list-lines.js'
 import { readTorrentInfo } from '../src/torrent/read.js'
 import { runCli } from '../testbed/cli.js'
 import { HOST_PORT, prepareHost, startHost, type TestHost } from '../testbed/host.js'
@@ -194,7 +195,7 @@ test('a rebuilt list that breaks a whole-list rule at a delta\'s paths is refuse
   const plan = (lines: string[]) => {
     const delta = parseDelta(serializeDelta({ seq: 2, from: '0'.repeat(64), to: '0'.repeat(64), pieceLength: 16384, upserts: lines.filter(l => !l.startsWith('-')).length, removals: lines.filter(l => l.startsWith('-')).length }, lines))
     const applied = applyDeltas(bufferReader(previous), [delta])
-    return planFromDeltas({ dest, before: applied.before, previousEntries: applied.previousEntries, next: table(applied.manifest), deltas: [delta], file: 'rebuilt data.dsync' })
+    return planFromDeltas({ dest, before: applied.before, previousEntries: applied.previousEntries, next: tableLines(table(applied.manifest)), deltas: [delta], file: 'rebuilt data.dsync' })
   }
   const file = (path: string, c: string) => `f\t0644\t${c.length}\t${t}\t${sha(c).toString('hex')}\t${path}`
   // A lawful delta plans: one file to fetch.

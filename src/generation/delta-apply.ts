@@ -1,5 +1,5 @@
-import { createHash, type Hash } from 'node:crypto'
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { closeSync, fstatSync, fsyncSync, openSync, readSync, rmSync, writeSync } from 'node:fs'
 import { MAGIC as MANIFEST_MAGIC, VERSION as MANIFEST_VERSION } from '../manifest/format.js'
 import { comparePathAt, lowerBound, type Lines } from '../manifest/manifest-lines.js'
 import { DeltaError, pathKey, type Delta } from './delta.js'
@@ -54,18 +54,186 @@ export function applyDeltas(src: ListReader, deltas: Delta[]): AppliedDeltas {
   if (deltas.length === 0) throw new DeltaError('no delta to apply')
   const changes = compose(deltas)
   const room = changes.reduce((n, c) => n + Buffer.byteLength(c.line) + 1, 0)
-  const m = new Merge(Buffer.allocUnsafe(HEAD_ROOM + src.size + room + 128), changes)
+  const sink = new BufferSink(Buffer.allocUnsafe(HEAD_ROOM + src.size + room + 128))
+  const m = new Merge(sink, changes)
   const fromHash = createHash('sha256')
-  readLines(src, fromHash, m)
+  readListRuns(src, { header: text => m.header(text), bytes: chunk => fromHash.update(chunk), run: lines => m.region(lines) })
   m.rest()
-  const head = Buffer.from(`${MANIFEST_MAGIC} ${MANIFEST_VERSION}\npiece-length ${deltas[deltas.length - 1].pieceLength}\nentries ${m.entries}\nfiles ${m.files}\nbytes ${m.bytes}\n\n`)
+  const head = Buffer.from(headText(deltas, m))
   const start = HEAD_ROOM - head.length
-  head.copy(m.out, start)
-  const hash = createHash('sha256').update(m.out.subarray(start, m.w))
+  head.copy(sink.out, start)
+  const hash = createHash('sha256').update(sink.out.subarray(start, sink.w))
   const end = Buffer.from(`END\t${hash.copy().digest('hex')}\n`)
-  end.copy(m.out, m.w)
-  const manifest = m.out.subarray(start, m.w + end.length)
+  end.copy(sink.out, sink.w)
+  const manifest = sink.out.subarray(start, sink.w + end.length)
   return { manifest, sha256: hash.update(end).digest('hex'), fromSha256: fromHash.digest('hex'), before: m.before, previousEntries: m.previousEntries }
+}
+
+function headText(deltas: Delta[], m: Merge): string {
+  return `${MANIFEST_MAGIC} ${MANIFEST_VERSION}\npiece-length ${deltas[deltas.length - 1].pieceLength}\nentries ${m.entries}\nfiles ${m.files}\nbytes ${m.bytes}\n\n`
+}
+
+/** The new list applied to a file (`applyDeltasToFile`): where it is and what the plan needs to read it by line. */
+export interface AppliedToFile extends Omit<AppliedDeltas, 'manifest'> {
+  file: string
+  size: number
+  /** The header's text, blank line included. */
+  header: string
+  /** Offset of each entry line in the file, then of the END line: `count + 1` values. */
+  starts: Uint32Array
+  count: number
+  /** The entry lines that are hardlinks, by number (few in any repository). */
+  hardlinks: number[]
+}
+
+/**
+ * The deltas applied as a stream into a file (docs/SCALE.md, "Update memory"): the new list
+ * is written as it is merged and never held in memory, only its line offsets (4 bytes a
+ * line). Its header counts come first in the file and are known only once every old line was
+ * seen, so DEST's list is read twice: a counting pass (which also hashes it), then the
+ * writing one, which hashes what it writes. The file is fsync'ed; the caller checks the
+ * SHA-256 against the record before anything reads it, and removes the file on a refusal.
+ */
+export function applyDeltasToFile(list: () => ListReader, deltas: Delta[], path: string): AppliedToFile {
+  if (deltas.length === 0) throw new DeltaError('no delta to apply')
+  const changes = compose(deltas)
+  const counted = new Merge(new NullSink(), changes)
+  const fromHash = createHash('sha256')
+  readWhole(list, { header: text => counted.header(text), bytes: chunk => fromHash.update(chunk), run: lines => counted.region(lines) })
+  counted.rest()
+  const header = headText(deltas, counted)
+  const sink = new FileSink(path, header)
+  try {
+    const m = new Merge(sink, changes)
+    readWhole(list, { header: text => m.header(text), run: lines => m.region(lines) })
+    m.rest()
+    if (m.entries !== counted.entries || m.bytes !== counted.bytes) throw new DeltaError('DEST data.dsync changed while it was read')
+    const { sha256, size } = sink.end()
+    return { file: path, size, header, sha256, fromSha256: fromHash.digest('hex'), before: counted.before, previousEntries: counted.previousEntries, starts: sink.starts(), count: sink.count, hardlinks: sink.hardlinks }
+  } catch (err) {
+    sink.abandon()
+    throw err
+  }
+}
+
+function readWhole(list: () => ListReader, on: ListRuns): void {
+  const src = list()
+  try {
+    readListRuns(src, on)
+  } finally {
+    src.close()
+  }
+}
+
+/** Where the merge puts the new list's entry lines. */
+interface Sink {
+  /** Old lines [from, to) of a run, unchanged. */
+  copy(t: Lines, from: number, to: number): void
+  /** One new line (its newline added). */
+  line(text: string): void
+}
+
+class BufferSink implements Sink {
+  w = HEAD_ROOM
+  constructor(readonly out: Buffer) {}
+  copy(t: Lines, from: number, to: number): void {
+    this.w += t.buf.copy(this.out, this.w, t.starts[from], t.starts[to])
+  }
+  line(text: string): void {
+    this.w += this.out.write(text + '\n', this.w)
+  }
+}
+
+/** The counting pass: nothing kept. */
+class NullSink implements Sink {
+  copy(): void {}
+  line(): void {}
+}
+
+/** The new list into a file through one reused 1 MiB buffer, hashed as written; each line's offset kept. */
+class FileSink implements Sink {
+  private readonly fd: number
+  private readonly buf = Buffer.allocUnsafe(CHUNK)
+  private used = 0
+  private written = 0
+  private readonly hash = createHash('sha256')
+  private offsets = new Uint32Array(1 << 16)
+  count = 0
+  readonly hardlinks: number[] = []
+
+  constructor(private readonly path: string, header: string) {
+    this.fd = openSync(path, 'w', 0o644)
+    this.put(Buffer.from(header), 0, Buffer.byteLength(header))
+  }
+
+  copy(t: Lines, from: number, to: number): void {
+    const base = this.written + this.used - t.starts[from]
+    for (let i = from; i < to; i++) this.offset(base + t.starts[i], t.buf[t.starts[i]])
+    this.put(t.buf, t.starts[from], t.starts[to])
+  }
+
+  line(text: string): void {
+    const bytes = Buffer.from(text + '\n')
+    this.offset(this.written + this.used, bytes[0])
+    this.put(bytes, 0, bytes.length)
+  }
+
+  /** The END line, then fsync: the file is complete. */
+  end(): { sha256: string; size: number } {
+    this.flush()
+    this.offset(this.written, 0)
+    this.count--
+    const end = Buffer.from(`END\t${this.hash.copy().digest('hex')}\n`)
+    this.put(end, 0, end.length)
+    this.flush()
+    fsyncSync(this.fd)
+    closeSync(this.fd)
+    return { sha256: this.hash.digest('hex'), size: this.written }
+  }
+
+  starts(): Uint32Array {
+    return this.offsets.subarray(0, this.count + 1)
+  }
+
+  /** A failed merge: no half list left behind. */
+  abandon(): void {
+    try {
+      closeSync(this.fd)
+    } catch {
+      // closed by end()
+    }
+    rmSync(this.path, { force: true })
+  }
+
+  private offset(at: number, first: number): void {
+    if (this.count + 1 >= this.offsets.length) {
+      const grown = new Uint32Array(this.offsets.length * 2)
+      grown.set(this.offsets)
+      this.offsets = grown
+    }
+    if (first === 0x68) this.hardlinks.push(this.count) // 'h'
+    this.offsets[this.count++] = at
+  }
+
+  private put(src: Buffer, from: number, to: number): void {
+    if (this.used + (to - from) > this.buf.length) this.flush()
+    if (to - from > this.buf.length) {
+      this.out(src.subarray(from, to))
+      return
+    }
+    this.used += src.copy(this.buf, this.used, from, to)
+  }
+
+  private flush(): void {
+    if (this.used > 0) this.out(this.buf.subarray(0, this.used))
+    this.used = 0
+  }
+
+  private out(bytes: Buffer): void {
+    this.hash.update(bytes)
+    for (let at = 0; at < bytes.length;) at += writeSync(this.fd, bytes, at, bytes.length - at)
+    this.written += bytes.length
+  }
 }
 
 /** Each delta's lines in path order (checked), the newest line for a path winning. */
@@ -83,13 +251,21 @@ function compose(deltas: Delta[]): Change[] {
   return [...byKey.values()].sort((a, b) => Buffer.compare(a.key, b.key))
 }
 
+/** What a pass over a data.dsync's bytes is told: its header, every byte read (to hash), each run of whole entry lines. */
+export interface ListRuns {
+  header(text: string): void
+  bytes?(chunk: Buffer): void
+  /** Entry lines in order, in a buffer reused for the next run: copy what is kept. */
+  run(lines: Lines): void
+}
+
 /**
- * The old list chunk by chunk into one reused buffer (the partial line at a chunk's end is
- * moved to its start): its header read once, then each run of whole entry lines handed to the
- * merge. No buffer per chunk: at 1M entries that was ~160 MB of garbage the GC took its time
- * to collect.
+ * A data.dsync chunk by chunk into one reused buffer (the partial line at a chunk's end is
+ * moved to its start): its header read once, then each run of whole entry lines handed on,
+ * up to the END line. No buffer per chunk: at 1M entries that was ~160 MB of garbage the GC
+ * took its time to collect.
  */
-function readLines(src: ListReader, fromHash: Hash, m: Merge): void {
+export function readListRuns(src: ListReader, on: ListRuns): void {
   let buf = Buffer.allocUnsafe(2 * CHUNK)
   let have = 0
   let position = 0
@@ -104,7 +280,7 @@ function readLines(src: ListReader, fromHash: Hash, m: Merge): void {
     const n = src.read(buf.subarray(have, have + CHUNK), position)
     if (n === 0) throw new DeltaError('DEST data.dsync: not a complete data.dsync')
     position += n
-    fromHash.update(buf.subarray(have, have + n))
+    on.bytes?.(buf.subarray(have, have + n))
     const end = have + n
     let from = 0
     if (!inBody) {
@@ -113,17 +289,18 @@ function readLines(src: ListReader, fromHash: Hash, m: Merge): void {
         have = end
         continue
       }
-      m.header(buf.toString('latin1', 0, bodyAt + 1))
+      on.header(buf.toString('latin1', 0, bodyAt + 1))
       from = bodyAt + 2
       inBody = true
     }
     const last = buf.subarray(0, end).lastIndexOf(0x0a)
-    const lines = lineStarts(buf.subarray(from, Math.max(from, last + 1)))
-    m.region(lines)
+    const lines = lineStarts(buf.subarray(from, Math.max(from, last + 1)), runStarts)
+    on.run(lines)
     if (lines.ended) {
       // Whatever follows the END line is not read: it would only be hashed.
+      if (!on.bytes) return
       const chunk = buf.subarray(0, CHUNK)
-      for (let more = src.read(chunk, position); more > 0; position += more, more = src.read(chunk, position)) fromHash.update(chunk.subarray(0, more))
+      for (let more = src.read(chunk, position); more > 0; position += more, more = src.read(chunk, position)) on.bytes(chunk.subarray(0, more))
       return
     }
     const rest = Math.max(from, last + 1)
@@ -132,10 +309,15 @@ function readLines(src: ListReader, fromHash: Hash, m: Merge): void {
   }
 }
 
-let startsBuf = new Uint32Array(1 << 14)
+/** A growable offsets array, reused from one run to the next. */
+export interface StartsHolder {
+  starts: Uint32Array
+}
+
+const runStarts: StartsHolder = { starts: new Uint32Array(1 << 14) }
 
 /** Offsets of the entry lines of a run of whole lines, up to an END line (then `ended`). */
-function lineStarts(buf: Buffer): Lines & { ended: boolean } {
+export function lineStarts(buf: Buffer, holder: StartsHolder): Lines & { ended: boolean } {
   let count = 0
   let at = 0
   let ended = false
@@ -144,21 +326,20 @@ function lineStarts(buf: Buffer): Lines & { ended: boolean } {
       ended = true
       break
     }
-    if (count + 2 >= startsBuf.length) {
-      const grown = new Uint32Array(startsBuf.length * 2)
-      grown.set(startsBuf)
-      startsBuf = grown
+    if (count + 2 >= holder.starts.length) {
+      const grown = new Uint32Array(holder.starts.length * 2)
+      grown.set(holder.starts)
+      holder.starts = grown
     }
-    startsBuf[count++] = at
+    holder.starts[count++] = at
     at = buf.indexOf(0x0a, at) + 1
   }
-  startsBuf[count] = at
-  return { buf, starts: startsBuf, count, ended }
+  holder.starts[count] = at
+  return { buf, starts: holder.starts, count, ended }
 }
 
 /** The merge of the old lines with the changes into `out`, keeping the header's counts. */
 class Merge {
-  w = HEAD_ROOM
   entries = 0
   files = 0
   bytes = 0
@@ -166,7 +347,7 @@ class Merge {
   readonly before = new Map<string, string | undefined>()
   private ci = 0
 
-  constructor(readonly out: Buffer, private readonly changes: Change[]) {}
+  constructor(private readonly out: Sink, private readonly changes: Change[]) {}
 
   header(text: string): void {
     if (!text.startsWith(`${MANIFEST_MAGIC} ${MANIFEST_VERSION}\n`)) throw new DeltaError('DEST data.dsync: not a data.dsync file')
@@ -206,7 +387,7 @@ class Merge {
   }
 
   private copy(t: Lines, from: number, to: number): void {
-    if (to > from) this.w += t.buf.copy(this.out, this.w, t.starts[from], t.starts[to])
+    if (to > from) this.out.copy(t, from, to)
   }
 
   private remember(c: Change, line: string | undefined): void {
@@ -226,7 +407,7 @@ class Merge {
   private put(c: Change): void {
     this.ci++
     if (c.line.startsWith('-\t')) return
-    this.w += this.out.write(c.line + '\n', this.w)
+    this.out.line(c.line)
     this.entries++
     if (c.line.startsWith('f\t')) {
       this.files++

@@ -1,6 +1,7 @@
 import { DsyncError, ExitCode } from '../errors.js'
 import { parseDelta, sha256Hex, type Delta } from '../generation/delta.js'
-import { applyDeltas, type AppliedDeltas, type ListReader } from '../generation/delta-apply.js'
+import { rmSync } from 'node:fs'
+import { applyDeltasToFile, type AppliedToFile, type ListReader } from '../generation/delta-apply.js'
 import { deltaFiles } from '../generation/delta-torrent.js'
 import type { DeltaRef, GenerationRecord } from '../generation/record.js'
 import type { ManifestEntry } from '../manifest/entry.js'
@@ -34,8 +35,8 @@ export interface FetchedChain {
   deltas: Delta[]
   /** Each delta's bytes as fetched (kept under DEST/.dsync/deltas/ for re-serving). */
   raw: Buffer[]
-  /** The new data.dsync, rebuilt and checked against the record, and DEST's lines at the deltas' paths. */
-  applied: AppliedDeltas
+  /** The new data.dsync, rebuilt into a file and checked against the record, and DEST's lines at the deltas' paths. */
+  applied: AppliedToFile
   /** Bytes fetched over HTTP for the deltas. */
   bytes: number
 }
@@ -43,9 +44,10 @@ export interface FetchedChain {
 /**
  * Fetches each delta of the chain from a host's HTTP API, checks it against the record, and
  * applies them to DEST's data.dsync, read as a stream (`previous`, whose SHA-256 must still be
- * `fromSha`). The result must hash to the record's manifest.
+ * `fromSha`), into the file `into`. The result must hash to the record's manifest; when it
+ * does not, the file is removed and the pull refused.
  */
-export async function followChain(baseUrls: string[], chain: DeltaRef[], previous: () => ListReader, fromSha: string, record: GenerationRecord, localAddress?: string): Promise<FetchedChain> {
+export async function followChain(baseUrls: string[], chain: DeltaRef[], previous: () => ListReader, fromSha: string, record: GenerationRecord, into: string, localAddress?: string): Promise<FetchedChain> {
   const deltas: Delta[] = []
   const raw: Buffer[] = []
   let bytes = 0
@@ -61,18 +63,21 @@ export async function followChain(baseUrls: string[], chain: DeltaRef[], previou
     }
     raw.push(got.body)
   }
-  const src = previous()
-  let applied: AppliedDeltas
+  let applied: AppliedToFile
   try {
-    applied = applyDeltas(src, deltas)
+    applied = applyDeltasToFile(previous, deltas, into)
   } catch (err) {
+    if (err instanceof DsyncError) throw err
     throw new DsyncError(ExitCode.badData, 'generation.mismatch', { from: url, what: `delta ${chain[chain.length - 1].seq}`, reason: (err as Error).message })
-  } finally {
-    src.close()
   }
-  // DEST's list is read twice (hashed to find the chain, then applied): it must not have changed between.
-  mustMatch(url, 'DEST data.dsync (read again)', applied.fromSha256, fromSha)
-  mustMatch(baseUrls[0], 'data.dsync rebuilt from the deltas', applied.sha256, record.manifest.sha256)
+  try {
+    // DEST's list is read again (hashed to find the chain, then applied): it must not have changed between.
+    mustMatch(url, 'DEST data.dsync (read again)', applied.fromSha256, fromSha)
+    mustMatch(baseUrls[0], 'data.dsync rebuilt from the deltas', applied.sha256, record.manifest.sha256)
+  } catch (err) {
+    rmSync(into, { force: true })
+    throw err
+  }
   return { deltas, raw, applied, bytes }
 }
 

@@ -5,11 +5,11 @@ import type { Delta } from '../generation/delta.js'
 import { isSafeRelativePath, type ManifestEntry } from '../manifest/entry.js'
 import { unescapePath } from '../manifest/escape.js'
 import { parseEntryLine } from '../manifest/format.js'
-import { comparePathAt, lowerBound, pathKeyAt, type LineTable } from '../manifest/manifest-lines.js'
 import { DSYNC_DIR } from '../manifest/paths.js'
 import { fromStats, readLinkTarget, type ScannedEntry } from '../manifest/scan.js'
 import { fileOr, hashesFor, planEntries, type Plan } from './plan.js'
 import { parentOf } from './tree-paths.js'
+import { headerValue, keyAt, lowerBoundIn, type ListLines } from './list-lines.js'
 
 /**
  * The update's plan from the deltas alone (docs/SCALE.md, "Planning an update from the
@@ -34,7 +34,8 @@ export interface DeltaPlanInput {
    */
   before: Map<string, string | undefined>
   previousEntries: number
-  next: LineTable
+  /** The new list (on disk: only the lines looked up are read). */
+  next: ListLines
   deltas: Delta[]
   /** Names the rebuilt list in errors. */
   file: string
@@ -117,19 +118,20 @@ function beforeEntry(line: string | undefined): ManifestEntry | undefined {
 }
 
 /** The entry at `key` in a list, parsed and checked by the line rules; undefined when the list has no such path. */
-function entryIn(t: LineTable, key: Buffer, file: string): ManifestEntry | undefined {
-  const i = lowerBound(t, key)
-  if (i >= t.count || comparePathAt(t, i, key) !== 0) return undefined
+function entryIn(t: ListLines, key: Buffer, file: string): ManifestEntry | undefined {
+  const i = lowerBoundIn(t, key)
+  if (i >= t.count || !keyAt(t, i).equals(key)) return undefined
   return lineEntry(t, i, file)
 }
 
 /** The entry at `path` in a list (parsed and checked by the line rules), or undefined. */
-export function listEntry(t: LineTable, path: string, file: string): ManifestEntry | undefined {
+export function listEntry(t: ListLines, path: string, file: string): ManifestEntry | undefined {
   return entryIn(t, Buffer.from(path, 'utf8'), file)
 }
 
-function lineEntry(t: LineTable, i: number, file: string): ManifestEntry {
-  const e = parseEntryLine(t.buf.toString('utf8', t.starts[i], t.starts[i + 1] - 1))
+function lineEntry(t: ListLines, i: number, file: string): ManifestEntry {
+  const line = t.line(i)
+  const e = parseEntryLine(line.toString('utf8', 0, line.length - 1))
   if (typeof e === 'string') throw corrupt(file, i, e)
   return e
 }
@@ -166,9 +168,9 @@ function checkNewList(lists: Lookup, touched: Map<string, true>): void {
   const input = lists.input
   const next = input.next
   function fail(path: string, reason: string): never {
-    throw corrupt(input.file, lowerBound(next, Buffer.from(path, 'utf8')), reason)
+    throw corrupt(input.file, lowerBoundIn(next, Buffer.from(path, 'utf8')), reason)
   }
-  const pieceLength = headerCount(next, 'piece-length')
+  const pieceLength = headerValue(next, 'piece-length')
   if (pieceLength < 16384 || (pieceLength & (pieceLength - 1)) !== 0) throw corrupt(input.file, -HEADER_LINES + 1, 'piece length must be a power of two >= 16384')
   for (const p of touched.keys()) {
     const u = lists.next(p)
@@ -181,12 +183,11 @@ function checkNewList(lists: Lookup, touched: Map<string, true>): void {
     }
     if (o?.type === 'd' && u?.type !== 'd') {
       const below = Buffer.from(p + '/', 'utf8')
-      const i = lowerBound(next, below)
-      if (i < next.count && pathKeyAt(next, i).subarray(0, below.length).equals(below)) throw corrupt(input.file, i, 'parent folder is not listed as a directory')
+      const i = lowerBoundIn(next, below)
+      if (i < next.count && keyAt(next, i).subarray(0, below.length).equals(below)) throw corrupt(input.file, i, 'parent folder is not listed as a directory')
     }
   }
-  for (let i = 0; i < next.count; i++) {
-    if (next.buf[next.starts[i]] !== 0x68) continue // 'h': few in any repository
+  for (const i of next.hardlinks()) {
     const h = lineEntry(next, i, input.file)
     if (!touched.has(h.target!)) continue
     const file = lists.next(h.target!)
@@ -237,9 +238,4 @@ function unexpected(dest: string, lists: Lookup, touched: Map<string, true>, loc
 
 function fileEntry(e: ManifestEntry | undefined): ManifestEntry | undefined {
   return e && (e.type === 'f' || e.type === 'h') ? e : undefined
-}
-
-/** A count from a data.dsync's header ("entries", "files", "bytes"). */
-export function headerCount(t: LineTable, name: string): number {
-  return Number(new RegExp(`\\n${name} (\\d+)\\n`).exec(t.buf.toString('latin1', 0, t.bodyAt + 1))?.[1] ?? 0)
 }

@@ -1,6 +1,9 @@
-import { mkdirSync, readFileSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
 import { STALL_MS } from '../config/defaults.js'
-import { DsyncError, ExitCode } from '../errors.js'
+import { DsyncError, ExitCode, fsError } from '../errors.js'
 import { makeDelta, parseDelta, type Delta } from '../generation/delta.js'
 import { deltaFiles, matchTorrentToDelta } from '../generation/delta-torrent.js'
 import { deltaFile, generationFiles } from '../generation/files.js'
@@ -10,7 +13,7 @@ import type { ManifestEntry } from '../manifest/entry.js'
 import { parseManifest, type Manifest } from '../manifest/format.js'
 import { indexLines, type LineTable } from '../manifest/manifest-lines.js'
 import { repoFiles, type RepoFiles } from '../manifest/paths.js'
-import { applyDeltas, bufferReader, fileReader } from '../generation/delta-apply.js'
+import { applyDeltas, bufferReader, fileReader, type AppliedToFile } from '../generation/delta-apply.js'
 import { fileSha256 } from '../util/file-sha256.js'
 import { pieceMap } from '../torrent/piece-map.js'
 import { readTorrentInfo, type TorrentInfo } from '../torrent/read.js'
@@ -21,7 +24,8 @@ import { readOrUndefined, tryParse } from './metadata.js'
 import { layoutOf } from './torrent-check.js'
 import { openSwarm } from './open-swarm.js'
 import { executePlan, walkPlan } from './execute.js'
-import { headerCount, listEntry, planFromDeltas, type DeltaPlanInput } from './delta-plan.js'
+import { listEntry, planFromDeltas, type DeltaPlanInput } from './delta-plan.js'
+import { fileLines, headerValue, tableLines, type ListLines } from './list-lines.js'
 import type { Plan } from './plan.js'
 import type { PullContext, PullResult } from './types.js'
 import { lastApplied, mustMatch } from './record-gate.js'
@@ -67,6 +71,9 @@ export async function pullViaDeltas(ctx: PullContext, record: GenerationRecord, 
     if (!(err instanceof DeltaUnavailable)) throw err
     opts.onWarning?.(t('generation.offChain', { reason: err.message }))
     return undefined
+  } finally {
+    // Renamed into place by the commit; anything else (a refusal, a dry run, the fallback) leaves no copy.
+    if (followed.applied) rmSync(opts.dryRun ? dirname(followed.applied.file) : followed.applied.file, { force: true, recursive: true })
   }
 }
 
@@ -74,7 +81,9 @@ export async function pullViaDeltas(ctx: PullContext, record: GenerationRecord, 
 interface Followed {
   deltas: Delta[]
   raw: Buffer[]
-  manifestBytes: Buffer
+  /** The new list: DEST's own (in memory), or the one the deltas were applied into (on disk, checked). */
+  manifestBytes?: Buffer
+  applied?: AppliedToFile
   /** DEST's entry line at each path the deltas name (undefined: none there). */
   before: Map<string, string | undefined>
   previousEntries: number
@@ -82,20 +91,31 @@ interface Followed {
 
 function sameList(files: RepoFiles): Followed {
   const manifestBytes = readFileSync(files.manifest)
-  return { deltas: [], raw: [], manifestBytes, before: new Map(), previousEntries: headerCount(lineTable(manifestBytes, files.manifest).table, 'entries') }
+  return { deltas: [], raw: [], manifestBytes, before: new Map(), previousEntries: headerValue(tableLines(lineTable(manifestBytes, files.manifest).table), 'entries') }
 }
 
 async function deltaRoute(ctx: PullContext, r: Followed & { record: GenerationRecord; baseUrl: string; chain: DeltaRef[]; previousSha: string; files: RepoFiles }): Promise<PullResult | undefined> {
+  const { manifestBytes, applied } = r
+  const file = `${r.baseUrl} data.dsync (rebuilt from deltas)`
+  const lines: ListLines & { close?: () => void } = applied ? fileLines(applied) : tableLines(lineTable(manifestBytes!, file).table)
+  try {
+    return await routeOver(ctx, r, { table: lines, file })
+  } finally {
+    lines.close?.()
+  }
+}
+
+async function routeOver(ctx: PullContext, r: Followed & { record: GenerationRecord; baseUrl: string; chain: DeltaRef[]; previousSha: string; files: RepoFiles }, next: { table: ListLines; file: string }): Promise<PullResult | undefined> {
   const { opts } = ctx
-  const { record, chain, deltas, files, manifestBytes } = r
-  const next = lineTable(manifestBytes, `${r.baseUrl} data.dsync (rebuilt from deltas)`)
+  const { record, chain, deltas, files, manifestBytes, applied } = r
   // DEST applied the previous generation: only the paths the deltas name can differ from the
   // new list, and only those are looked at. Otherwise (or --rescan) DEST is walked whole.
   const fromDeltas = chain.length > 0 && !opts.rescan && appliedHere(opts.dest, record.repo, r.previousSha)
   let parsed: { manifest: Manifest; previous: Manifest } | undefined
   let committed = false
   // DEST's previous list is its data.dsync until the commit, then the link kept beside it.
-  const parse = () => (parsed ??= parseBoth(readFileSync(committed ? previousListPath(files) : files.manifest), manifestBytes, files.manifest, next.file))
+  const nextBytes = () => manifestBytes ?? readFileSync(committed ? files.manifest : applied!.file)
+  const parse = () => (parsed ??= parseBoth(readFileSync(committed ? previousListPath(files) : files.manifest), nextBytes(), files.manifest, next.file))
   // Parsed after the deltas are in: at 200k entries a parse takes seconds, and the host's
   // HTTP connection should not sit idle meanwhile.
   if (!fromDeltas && !parse()) return undefined
@@ -106,9 +126,9 @@ async function deltaRoute(ctx: PullContext, r: Followed & { record: GenerationRe
     if (e?.type === 'f') final.set(f.path, e)
   }
   return executePlan(ctx, {
-    repo: record.repo, infoHash: record.torrent, manifest: parsed?.manifest, manifestBytes, previous: parsed?.previous,
+    repo: record.repo, infoHash: record.torrent, manifest: parsed?.manifest, manifestBytes, manifestFile: applied?.file, previous: parsed?.previous,
     sameGeneration: chain.length === 0, route: 'deltas', deltas: chain.length,
-    plan: fromDeltas ? () => deltaPlan(ctx, { dest: opts.dest, before: r.before, previousEntries: r.previousEntries, next: next.table, deltas, file: next.file }, parse) : undefined,
+    plan: fromDeltas ? () => deltaPlan(ctx, { dest: opts.dest, before: r.before, previousEntries: r.previousEntries, next: next.table, deltas, file: next.file }, parse, () => parseManifest(nextBytes(), next.file)) : undefined,
     fetch: (items, staging) => fetchFromDeltas(ctx, r.baseUrl, chain, deltas, items, final, staging),
     beforeCommit: async () => {
       if (chain.length > 0) keepPreviousList(files)
@@ -118,7 +138,7 @@ async function deltaRoute(ctx: PullContext, r: Followed & { record: GenerationRe
     commit: () => {
       committed = true
       return chain.length > 0 ? commitTorrent(ctx, {
-        dest: opts.dest, repo: record.repo, record, pieceLength: headerCount(next.table, 'piece-length'), manifestBytes,
+        dest: opts.dest, repo: record.repo, record, pieceLength: headerValue(next.table, 'piece-length'), manifest: files.manifest,
         previousList: previousListPath(files), before: r.before,
         parsed: () => {
           const both = parse()
@@ -134,7 +154,7 @@ async function deltaRoute(ctx: PullContext, r: Followed & { record: GenerationRe
 async function followDeltas(ctx: PullContext, chain: DeltaRef[], files: RepoFiles, previousSha: string, record: GenerationRecord, baseUrl: string): Promise<Followed | undefined> {
   let fetched
   try {
-    fetched = await followChain(deltaHosts(ctx, baseUrl), chain, () => fileReader(files.manifest), previousSha, record, ctx.opts.localAddress)
+    fetched = await followChain(deltaHosts(ctx, baseUrl), chain, () => fileReader(files.manifest), previousSha, record, mergeTarget(ctx, files), ctx.opts.localAddress)
   } catch (err) {
     if (!(err instanceof DeltaUnavailable)) throw err
     ctx.opts.onWarning?.(t('generation.offChain', { reason: err.message }))
@@ -143,11 +163,28 @@ async function followDeltas(ctx: PullContext, chain: DeltaRef[], files: RepoFile
   ctx.opts.onWarning?.(t('generation.viaDeltas', { count: chain.length, to: record.seq }))
   ctx.extraHttpBytes = (ctx.extraHttpBytes ?? 0) + fetched.bytes
   const { applied } = fetched
-  return { deltas: fetched.deltas, raw: fetched.raw, manifestBytes: applied.manifest, before: applied.before, previousEntries: applied.previousEntries }
+  return { deltas: fetched.deltas, raw: fetched.raw, applied, before: applied.before, previousEntries: applied.previousEntries }
+}
+
+/**
+ * Where the deltas are applied into: under DEST's staging, as the full route parks its
+ * data.dsync (the commit renames it into place; a killed run's copy goes with staging's other
+ * leftovers), by a name of this run's own (DEST's lock is not taken yet). A dry run writes
+ * nothing into DEST: a temporary folder, removed with the file.
+ */
+function mergeTarget(ctx: PullContext, files: RepoFiles): string {
+  const name = `data.dsync.merged-${process.pid}-${randomBytes(4).toString('hex')}`
+  const dir = ctx.opts.dryRun ? mkdtempSync(join(tmpdir(), 'dsync-diff-')) : join(files.dir, 'staging')
+  try {
+    mkdirSync(dir, { recursive: true })
+  } catch (err) {
+    throw fsError(err, dir, 'write')
+  }
+  return join(dir, name)
 }
 
 /** The plan from the deltas; when DEST is not as its list says where it matters, the walk (and both lists parsed) instead. */
-async function deltaPlan(ctx: PullContext, input: DeltaPlanInput, parse: () => { manifest: Manifest; previous: Manifest } | undefined): Promise<Plan> {
+async function deltaPlan(ctx: PullContext, input: DeltaPlanInput, parse: () => { manifest: Manifest; previous: Manifest } | undefined, nextList: () => Manifest): Promise<Plan> {
   const plan = await planFromDeltas(input)
   if (typeof plan !== 'string') {
     ctx.planned = 'deltas'
@@ -155,7 +192,7 @@ async function deltaPlan(ctx: PullContext, input: DeltaPlanInput, parse: () => {
   }
   ctx.opts.onWarning?.(t('deltaplan.walk', { reason: plan }))
   const both = parse()
-  return walkPlan(ctx, { manifest: both?.manifest ?? parseManifest(input.next.buf, input.file), previous: both?.previous })
+  return walkPlan(ctx, { manifest: both?.manifest ?? nextList(), previous: both?.previous })
 }
 
 /** DEST's record (written with its data.dsync at its last commit) names the data.dsync DEST holds. */
@@ -202,9 +239,9 @@ async function finishCommit(ctx: PullContext, record: GenerationRecord, manifest
   const releaseLock = opts.lockHeld ? undefined : acquireLock(files.lock).release
   try {
     const previous = readOrUndefined(previousListPath(files))
-    const next = lineTable(manifestBytes, files.manifest)
+    const next = tableLines(lineTable(manifestBytes, files.manifest).table)
     await commitTorrent(ctx, {
-      dest: opts.dest, repo: record.repo, record, pieceLength: headerCount(next.table, 'piece-length'), manifestBytes,
+      dest: opts.dest, repo: record.repo, record, pieceLength: headerValue(next, 'piece-length'), manifest: files.manifest,
       previousList: previousListPath(files), before: previous ? changedLines(previous, manifestBytes) : new Map(),
       parsed: () => {
         const both = previous && parseBoth(previous, manifestBytes, previousListPath(files), files.manifest)

@@ -1,10 +1,10 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
-import { contentPath, tableCosts, type ContentTable, type TableCosts } from '../manifest/content-table.js'
+import { contentPath, type ContentTable, type TableCosts } from '../manifest/content-table.js'
 import { parseEntryLine } from '../manifest/format.js'
 import { shardsIndexing } from '../manifest/hinted.js'
 import type { RepoFiles } from '../manifest/paths.js'
 import { entryByteLength } from '../torrent/encode-info.js'
-import { costBytes, costTokens, pathHash, shardStartsOf } from '../torrent/shards.js'
+import { costBytes, costTokens, pathHash, type ShardCosts } from '../torrent/shards.js'
 
 /**
  * What the shard splice needs of the previous generation, without DEST's previous list in
@@ -18,47 +18,70 @@ export interface OldSide {
   old: { count: number; length: Float64Array }
   /** For each new content file, the previous one with the same path and SHA-256, or -1. */
   origin: Int32Array
-  oldStarts: number[]
   /** Each previous content file's entry bytes in a files list, pad entry not counted. */
   oldEntry: Float64Array
+  /** Each previous content file's shard costs (for its generation's shard boundaries). */
+  costs: ShardCosts
+  /** Where each previous content file's path is: new content file c (>= 0, the same line), or -1 - j: `changed[j]`. */
+  source: Int32Array
 }
 
-interface Before {
+/** DEST's previous line at a path a delta names, as the splice needs it. */
+export interface Before {
   key: Buffer
   /** The previous content file there (type f, size > 0), if any. */
   length?: number
   sha?: string
 }
 
-export function oldSide(next: ContentTable, nextCosts: TableCosts, before: Map<string, string | undefined>, pieceLength: number): OldSide {
-  const changed = [...before].map(([path, line]) => beforeAt(path, line))
+/** DEST's lines at the paths the deltas name, in path order. */
+export function beforeList(before: Map<string, string | undefined>): Before[] {
+  return [...before].map(([path, line]) => beforeAt(path, line)).sort((a, b) => Buffer.compare(a.key, b.key))
+}
+
+/** The path of previous content file k. */
+export function oldKey(side: OldSide, next: ContentTable, changed: Before[], k: number): Buffer {
+  const s = side.source[k]
+  return s >= 0 ? contentPath(next, s) : changed[-1 - s].key
+}
+
+/**
+ * The previous content files among the new list's content files `next` (all of it, or one run
+ * of its lines) and DEST's previous lines `changed` at the paths the deltas name that fall in
+ * the same range of paths.
+ */
+export function oldSide(next: ContentTable, nextCosts: TableCosts, changed: Before[], pieceLength: number): OldSide {
   const previous = changed.filter(b => b.length !== undefined)
   const count = next.count - changedContent(next, changed) + previous.length
   const length = new Float64Array(count)
   const oldEntry = new Float64Array(count)
   const costs = { bytes: new Float64Array(count), tokens: new Float64Array(count), hash: new Uint32Array(count) }
+  const source = new Int32Array(count)
   const origin = new Int32Array(next.count).fill(-1)
   let k = 0
   let j = 0
   // A previous content file at a path a delta names: its costs from its line.
-  const fromLine = (b: Before) => {
+  const fromLine = (at: number) => {
+    const b = changed[at]
     const slashes = b.key.reduce((n, x) => n + (x === 0x2f ? 1 : 0), 0)
     length[k] = b.length!
     oldEntry[k] = entryByteLength(b.key, 0, b.key.length, b.length!)
     costs.bytes[k] = costBytes(b.key.length, slashes, b.length!, pieceLength)
     costs.tokens[k] = costTokens(slashes, b.length!, pieceLength)
     costs.hash[k] = pathHash(b.key.toString('utf8'))
+    source[k] = -1 - at
     return k++
   }
   for (let c = 0; c < next.count; c++) {
     const key = contentPath(next, c)
-    for (; j < changed.length && Buffer.compare(changed[j].key, key) < 0; j++) if (changed[j].length !== undefined) fromLine(changed[j])
+    for (; j < changed.length && Buffer.compare(changed[j].key, key) < 0; j++) if (changed[j].length !== undefined) fromLine(j)
     if (j < changed.length && changed[j].key.equals(key)) {
-      const b = changed[j++]
+      const b = changed[j]
       if (b.length !== undefined) {
-        const at = fromLine(b)
+        const at = fromLine(j)
         if (b.sha === shaOf(next, c)) origin[c] = at
       }
+      j++
       continue
     }
     // Untouched: the same line in both lists.
@@ -67,11 +90,12 @@ export function oldSide(next: ContentTable, nextCosts: TableCosts, before: Map<s
     costs.bytes[k] = nextCosts.bytes[c]
     costs.tokens[k] = nextCosts.tokens[c]
     costs.hash[k] = nextCosts.hash[c]
+    source[k] = c
     origin[c] = k++
   }
-  for (; j < changed.length; j++) if (changed[j].length !== undefined) fromLine(changed[j])
+  for (; j < changed.length; j++) if (changed[j].length !== undefined) fromLine(j)
   if (k !== count) throw new Error(`previous content files: ${k}, expected ${count}`)
-  return { old: { count, length }, origin, oldStarts: shardStartsOf(costs), oldEntry }
+  return { old: { count, length }, origin, oldEntry, costs, source }
 }
 
 function beforeAt(path: string, line: string | undefined): Before {
@@ -99,12 +123,6 @@ function shaOf(next: ContentTable, c: number): string {
   const { buf, starts } = next.lines
   const line = buf.toString('latin1', starts[next.line[c]], starts[next.line[c] + 1] - 1)
   return line.split('\t', 5)[4]
-}
-
-/** The new list's content costs (for its shard boundaries) and, from them, the previous side. */
-export function bothSides(next: ContentTable, before: Map<string, string | undefined>, pieceLength: number): { starts: number[]; side: OldSide } {
-  const nextCosts = tableCosts(next, pieceLength)
-  return { starts: shardStartsOf(nextCosts), side: oldSide(next, nextCosts, before, pieceLength) }
 }
 
 /**

@@ -1,15 +1,14 @@
 import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import { contentPathString, contentTable } from '../manifest/content-table.js'
-import { hashFileSync, type FileDigest } from '../manifest/hash-file.js'
-import { indexLines } from '../manifest/manifest-lines.js'
 import { repoFiles, type RepoFiles } from '../manifest/paths.js'
-import { rebuildShards } from '../manifest/shard-rebuild.js'
 import { magnetLink, type BuiltTorrent } from '../torrent/build.js'
 import { buildIndexTorrentFrom, buildShards } from '../torrent/shards.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
 import { readOrUndefined } from './metadata.js'
-import { bothSides, previousShardsOf } from './old-side.js'
+import { beforeList, previousShardsOf } from './old-side.js'
+import { windowedSplice } from './shard-windows.js'
+import { fileReader } from '../generation/delta-apply.js'
+import { hashFileSync } from '../manifest/hash-file.js'
 import { generationDigests, previousTrackers, type RebuildOptions } from './rebuild-torrent.js'
 
 /** What became of a sharded generation's torrents after a delta update. */
@@ -73,32 +72,19 @@ export function rebuildShardTorrents(opts: RebuildOptions): ShardRebuild {
 }
 
 /**
- * The shards spliced from the previous ones' bytes (rebuildShards): a new content file whose
- * path and SHA-256 a previous one has takes that one's entry and piece hashes; the others are
- * hashed from DEST. The previous content files come from the new list and DEST's lines at the
- * paths the deltas name (oldSide), not from DEST's previous list, which is not read again. A
- * reason when the previous generation is not sharded the same way.
+ * The shards spliced from the previous ones' bytes (rebuildShards, window by window:
+ * shard-windows.ts): a new content file whose path and SHA-256 a previous one has takes that
+ * one's entry and piece hashes; the others are hashed from DEST. The previous content files
+ * come from the new list and DEST's lines at the paths the deltas name (oldSide), not from
+ * DEST's previous list, which is not read again. A reason when the previous generation is not
+ * sharded the same way.
  */
 function splicedShards(opts: RebuildOptions, files: RepoFiles, trackers: string[], onShard: (t: BuiltTorrent, s: number) => void): BuiltTorrent[] | string {
-  const P = opts.pieceLength
-  const next = indexLines(opts.manifestBytes)
-  if (typeof next === 'string') return next
-  const previous = previousShardsOf(files, opts.previousList, P)
+  const previous = previousShardsOf(files, opts.previousList, opts.pieceLength)
   if (typeof previous === 'string') return previous
-  const nextTable = contentTable(next)
-  const { starts, side } = bothSides(nextTable, opts.before, P)
-  if (starts.length !== opts.record.shards.length) return `${starts.length} shards here, ${opts.record.shards.length} in the record`
-  const digests = new Map<string, FileDigest>()
-  for (let c = 0; c < nextTable.count; c++) {
-    if (side.origin[c] >= 0) continue
-    const path = contentPathString(nextTable, c)
-    const abs = join(opts.dest, path)
-    const st = lstatSync(abs)
-    digests.set(path, hashFileSync(abs, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino }, P, true))
-  }
-  return rebuildShards({
-    save: opts.dest, shardsDir: files.shards, name: opts.repo, trackers, pieceLength: P, next: nextTable, starts, origin: side.origin,
-    old: side.old, oldStarts: side.oldStarts, oldEntry: side.oldEntry, oldShards: previous.shards, digests, onShard,
+  return windowedSplice({
+    list: () => fileReader(opts.manifest), changed: beforeList(opts.before), pieceLength: opts.pieceLength,
+    save: opts.dest, shardsDir: files.shards, name: opts.repo, trackers, named: opts.record.shards.length, oldShards: previous.shards, onShard,
   })
 }
 
@@ -129,7 +115,10 @@ export function rebuildIndex(opts: RebuildOptions): boolean {
       const path = join(files.shards, `${ih}.torrent`)
       return { infoHash: ih, length: statSync(path).size, read: () => readFileSync(path) }
     })
-    const index = buildIndexTorrentFrom(opts.repo, opts.pieceLength, trackers, opts.manifestBytes, shards)
+    // data.dsync's pieces hashed as it is read (153 MB at 1M files, never in memory whole).
+    const st = lstatSync(opts.manifest)
+    const list = { length: st.size, ...hashFileSync(opts.manifest, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino }, opts.pieceLength, true) }
+    const index = buildIndexTorrentFrom(opts.repo, opts.pieceLength, trackers, list, shards)
     if (index.infoHash !== opts.record.torrent) return false
     writeFileAtomic(files.torrent, index.torrent)
     writeFileAtomic(files.magnet, magnetLink(index.infoHash, opts.repo, trackers) + '\n')

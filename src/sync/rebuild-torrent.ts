@@ -16,7 +16,8 @@ export interface RebuildOptions {
   record: GenerationRecord
   /** The new generation's piece length (data.dsync's header). */
   pieceLength: number
-  manifestBytes: Buffer
+  /** The new data.dsync (DEST's, once committed): read as a stream, or whole for a one-torrent repository. */
+  manifest: string
   /**
    * DEST's data.dsync before this update (the old torrents' layout): after the commit, the
    * link kept beside the new one (src/sync/unfinished-commit.ts). Only its size and last
@@ -52,12 +53,14 @@ export function rebuildRepoTorrent(opts: RebuildOptions): boolean {
   }
   if (!trackers || typeof digests !== 'object' || digests.starts.length !== 1) return false
   const content = digests.content
-  const head = hashBuffer(opts.manifestBytes, pieceLength, content.length === 0)
+  // One torrent: at most 32,768 files, so the list is small enough to read whole.
+  const manifestBytes = readFileSync(opts.manifest)
+  const head = hashBuffer(manifestBytes, pieceLength, content.length === 0)
   const pieces = Buffer.concat([head.pieces, ...content.map(f => f.pieces)])
   // The torrent's last piece is short, not padded: it takes the unpadded hash.
   const tail = content.length > 0 ? content[content.length - 1].tail : head.tail
   tail?.copy(pieces, pieces.length - 20)
-  const layout = layoutFiles([{ path: MANIFEST_TORRENT_PATH, length: opts.manifestBytes.length }, ...content.map(f => ({ path: f.path, length: f.length }))], pieceLength)
+  const layout = layoutFiles([{ path: MANIFEST_TORRENT_PATH, length: manifestBytes.length }, ...content.map(f => ({ path: f.path, length: f.length }))], pieceLength)
   const built = buildTorrent({ name: opts.repo, pieceLength, files: layout, pieces, trackers })
   if (built.infoHash !== opts.record.torrent) return false
   writeFileAtomic(files.torrent, built.torrent)

@@ -81,30 +81,52 @@ export function shardStarts(files: ShardInput[], pieceLength: number): number[] 
 
 /** shardStarts over costs already computed (gendsync computes them from data.dsync's bytes). */
 export function shardStartsOf(costs: ShardCosts): number[] {
-  const n = costs.hash.length
-  let totalBytes = 0
-  let totalTokens = 0
-  for (let i = 0; i < n; i++) {
-    totalBytes += costs.bytes[i]
-    totalTokens += costs.tokens[i]
-  }
-  if (n <= SINGLE_MAX_FILES && totalBytes <= MAX_INFO_BYTES && totalTokens <= MAX_TOKENS) return [0]
-  const starts = [0]
-  let bytes = 0
-  let tokens = 0
-  for (let i = 0; i < n; i++) {
-    const count = i - starts[starts.length - 1]
+  const stream = new ShardStartsStream()
+  for (let i = 0; i < costs.hash.length; i++) stream.add(costs, i)
+  return stream.finish()
+}
+
+/**
+ * shardStartsOf one file at a time, for a caller that never holds every file's costs (the
+ * client's shard splice at 1M files reads data.dsync in runs of lines). `add` returns true
+ * when file i starts a shard (file 0 included); `finish` gives the starts, or [0] when the
+ * whole generation fits one torrent.
+ */
+export class ShardStartsStream {
+  readonly starts = [0]
+  private n = 0
+  private bytes = 0
+  private tokens = 0
+  private totalBytes = 0
+  private totalTokens = 0
+
+  add(costs: ShardCosts, i: number): boolean {
+    const count = this.n - this.starts[this.starts.length - 1]
     const natural = count >= MIN_FILES && costs.hash[i] % AVG_FILES === 0
-    const forced = count > 0 && (bytes + costs.bytes[i] > MAX_INFO_BYTES || tokens + costs.tokens[i] > MAX_TOKENS)
-    if (natural || forced) {
-      starts.push(i)
-      bytes = 0
-      tokens = 0
+    const forced = count > 0 && (this.bytes + costs.bytes[i] > MAX_INFO_BYTES || this.tokens + costs.tokens[i] > MAX_TOKENS)
+    const starts = this.n === 0 || natural || forced
+    if (this.n > 0 && starts) {
+      this.starts.push(this.n)
+      this.bytes = 0
+      this.tokens = 0
     }
-    bytes += costs.bytes[i]
-    tokens += costs.tokens[i]
+    this.bytes += costs.bytes[i]
+    this.tokens += costs.tokens[i]
+    this.totalBytes += costs.bytes[i]
+    this.totalTokens += costs.tokens[i]
+    this.n++
+    return starts
   }
-  return starts
+
+  /** Files added so far. */
+  get count(): number {
+    return this.n
+  }
+
+  finish(): number[] {
+    if (this.n <= SINGLE_MAX_FILES && this.totalBytes <= MAX_INFO_BYTES && this.totalTokens <= MAX_TOKENS) return [0]
+    return this.starts
+  }
 }
 
 export interface ShardFileDigest {
@@ -166,12 +188,14 @@ export interface ShardFile {
  * torrents are ~150 MB together; a client rebuilding the index holds one at a time.
  */
 export function buildIndexTorrentFrom(
-  name: string, pieceLength: number, trackers: string[], manifest: Buffer, shards: ShardFile[],
+  name: string, pieceLength: number, trackers: string[], manifest: Buffer | HashedPart, shards: ShardFile[],
 ): BuiltTorrent {
-  const parts = [{ path: MANIFEST_TORRENT_PATH, length: manifest.length, read: () => manifest }, ...shards.map(s => ({ path: shardTorrentPath(s.infoHash), length: s.length, read: s.read }))]
+  const head = Buffer.isBuffer(manifest) ? { path: MANIFEST_TORRENT_PATH, length: manifest.length, read: () => manifest } : { path: MANIFEST_TORRENT_PATH, length: manifest.length, hashed: manifest }
+  const parts: { path: string; length: number; read?: () => Buffer; hashed?: HashedPart }[] = [head, ...shards.map(s => ({ path: shardTorrentPath(s.infoHash), length: s.length, read: s.read }))]
   const layout = layoutFiles(parts.map(p => ({ path: p.path, length: p.length })), pieceLength)
   const digests = parts.map((p, i) => {
-    const data = p.read()
+    if (p.hashed) return p.hashed
+    const data = p.read!()
     if (data.length !== p.length) throw new Error(`${p.path}: ${data.length} bytes, ${p.length} expected`)
     return pieceHashes(data, pieceLength, i === parts.length - 1)
   })
@@ -179,6 +203,13 @@ export function buildIndexTorrentFrom(
   const last = digests[digests.length - 1]
   if (last.tail) last.tail.copy(pieces, pieces.length - 20)
   return buildTorrent({ name, pieceLength, files: layout, pieces, trackers })
+}
+
+/** A part hashed already (data.dsync read from disk as a stream): its padded piece hashes, and the unpadded last one. */
+export interface HashedPart {
+  length: number
+  pieces: Buffer
+  tail?: Buffer
 }
 
 /** The path of a shard's .torrent inside the index torrent (and under the repository). */
