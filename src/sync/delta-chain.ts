@@ -47,7 +47,11 @@ export interface FetchedChain {
  * `fromSha`), into the file `into`. The result must hash to the record's manifest; when it
  * does not, the file is removed and the pull refused.
  */
-export async function followChain(baseUrls: string[], chain: DeltaRef[], previous: () => ListReader, fromSha: string, record: GenerationRecord, into: string, localAddress?: string): Promise<FetchedChain> {
+export async function followChain(
+  baseUrls: string[], chain: DeltaRef[], previous: () => ListReader, fromSha: string, record: GenerationRecord, into: () => string,
+  opts: { localAddress?: string; beforeApply?: (deltas: Delta[]) => Promise<void> } = {},
+): Promise<FetchedChain> {
+  const { localAddress } = opts
   const deltas: Delta[] = []
   const raw: Buffer[] = []
   let bytes = 0
@@ -63,9 +67,12 @@ export async function followChain(baseUrls: string[], chain: DeltaRef[], previou
     }
     raw.push(got.body)
   }
+  // What else is fetched before the apply is, so that a kill while fetching writes nothing.
+  await opts.beforeApply?.(deltas)
+  const file = into()
   let applied: AppliedToFile
   try {
-    applied = applyDeltasToFile(previous, deltas, into)
+    applied = applyDeltasToFile(previous, deltas, file)
   } catch (err) {
     if (err instanceof DsyncError) throw err
     throw new DsyncError(ExitCode.badData, 'generation.mismatch', { from: url, what: `delta ${chain[chain.length - 1].seq}`, reason: (err as Error).message })
@@ -75,7 +82,7 @@ export async function followChain(baseUrls: string[], chain: DeltaRef[], previou
     mustMatch(url, 'DEST data.dsync (read again)', applied.fromSha256, fromSha)
     mustMatch(baseUrls[0], 'data.dsync rebuilt from the deltas', applied.sha256, record.manifest.sha256)
   } catch (err) {
-    rmSync(into, { force: true })
+    rmSync(file, { force: true })
     throw err
   }
   return { deltas, raw, applied, bytes }

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { STALL_MS } from '../config/defaults.js'
 import { DsyncError, ExitCode, fsError } from '../errors.js'
-import { makeDelta, parseDelta, type Delta } from '../generation/delta.js'
+import { makeDelta, parseDelta, pathKey, type Delta } from '../generation/delta.js'
 import { deltaFiles, matchTorrentToDelta } from '../generation/delta-torrent.js'
 import { deltaFile, generationFiles } from '../generation/files.js'
 import type { DeltaRef, GenerationRecord } from '../generation/record.js'
@@ -154,7 +154,10 @@ async function routeOver(ctx: PullContext, r: Followed & { record: GenerationRec
 async function followDeltas(ctx: PullContext, chain: DeltaRef[], files: RepoFiles, previousSha: string, record: GenerationRecord, baseUrl: string): Promise<Followed | undefined> {
   let fetched
   try {
-    fetched = await followChain(deltaHosts(ctx, baseUrl), chain, () => fileReader(files.manifest), previousSha, record, mergeTarget(ctx, files), ctx.opts.localAddress)
+    fetched = await followChain(deltaHosts(ctx, baseUrl), chain, () => fileReader(files.manifest), previousSha, record, () => mergeTarget(ctx, files), {
+      localAddress: ctx.opts.localAddress,
+      beforeApply: deltas => prefetchTorrents(ctx, deltaHosts(ctx, baseUrl), chain, deltas),
+    })
   } catch (err) {
     if (!(err instanceof DeltaUnavailable)) throw err
     ctx.opts.onWarning?.(t('generation.offChain', { reason: err.message }))
@@ -339,9 +342,26 @@ async function fetchFromDeltas(
 }
 
 const fetchedTorrents = new WeakMap<Delta, Buffer>()
+const torrentInfos = new WeakMap<Delta, TorrentInfo>()
+
+/**
+ * The torrents of the deltas that carry the newest line of some path, fetched before the new
+ * list is written under DEST's staging: a run killed while fetching metadata leaves DEST as it
+ * was (test/sync-kill.test.ts). A delta whose every file a later one names again is skipped.
+ */
+async function prefetchTorrents(ctx: PullContext, baseUrls: string[], chain: DeltaRef[], deltas: Delta[]): Promise<void> {
+  const later = new Set<string>()
+  for (let d = deltas.length - 1; d >= 0; d--) {
+    const files = deltaFiles(deltas[d])
+    if (chain[d].infoHash && files.some(f => !later.has(f.path))) torrentInfos.set(deltas[d], await deltaTorrent(ctx, baseUrls, chain[d], deltas[d]))
+    for (const line of deltas[d].lines) later.add(pathKey(line).toString('utf8'))
+  }
+}
 
 /** A delta's torrent over HTTP, checked against the record's infohash and the delta's file list. */
 async function deltaTorrent(ctx: PullContext, baseUrls: string[], ref: DeltaRef, delta: Delta): Promise<TorrentInfo> {
+  const known = torrentInfos.get(delta)
+  if (known) return known
   const { url, bytes } = await firstAnswer(baseUrls, `deltas/${ref.seq}.torrent`, ctx.opts.localAddress)
   ctx.extraHttpBytes = (ctx.extraHttpBytes ?? 0) + bytes.length
   let info: TorrentInfo
