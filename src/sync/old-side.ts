@@ -73,9 +73,10 @@ export function oldSide(next: ContentTable, nextCosts: TableCosts, changed: Befo
     return k++
   }
   for (let c = 0; c < next.count; c++) {
-    const key = contentPath(next, c)
-    for (; j < changed.length && Buffer.compare(changed[j].key, key) < 0; j++) if (changed[j].length !== undefined) fromLine(j)
-    if (j < changed.length && changed[j].key.equals(key)) {
+    // Past DEST's last changed line every file is untouched: no path to compare (most runs of lines).
+    const key = j < changed.length ? contentPath(next, c) : undefined
+    for (; key && j < changed.length && Buffer.compare(changed[j].key, key) < 0; j++) if (changed[j].length !== undefined) fromLine(j)
+    if (key && j < changed.length && changed[j].key.equals(key)) {
       const b = changed[j]
       if (b.length !== undefined) {
         const at = fromLine(j)
