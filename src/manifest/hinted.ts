@@ -93,9 +93,8 @@ function newTorrents(
   save: string, files: RepoFiles, naming: TorrentNaming, old: ManifestLines, next: LineTable, runs: Run[], digests: Map<string, FileDigest>,
 ): HintedGeneration['torrents'] | string {
   const P = old.pieceLength
-  const nextTable = contentTable(next)
   const oldTable = contentTable(old)
-  const origin = originsOf(nextTable, oldTable, runs)
+  const { table: nextTable, origin } = nextContentTable(oldTable, next, runs)
   const oldCosts = tableCosts(oldTable, P)
   const starts = shardStartsOf(tableCosts(nextTable, P, { costs: oldCosts, origin }))
   const previous = previousShards(files, old)
@@ -319,21 +318,54 @@ function editsOf(old: ManifestLines, found: Changes, digests: Map<string, FileDi
   return edits.sort((a, b) => a.from - b.from || Buffer.compare(a.key, b.key))
 }
 
-/** For each new content file, its index in the previous content table when its line was kept; -1 when edited. */
-function originsOf(next: ContentTable, old: ContentTable, runs: Run[]): Int32Array {
-  const origin = new Int32Array(next.count).fill(-1)
-  let r = 0
-  let k = 0
-  for (let c = 0; c < next.count; c++) {
-    const line = next.line[c]
-    while (r < runs.length && runs[r].newFrom + runs[r].count <= line) r++
-    if (r === runs.length || runs[r].newFrom > line) continue
-    const oldLine = runs[r].oldFrom + (line - runs[r].newFrom)
-    // Kept lines keep their order, so the old content index only moves forward.
-    while (k < old.count && old.line[k] < oldLine) k++
-    if (k < old.count && old.line[k] === oldLine) origin[c] = k
+/**
+ * The new list's content table, and for each of its files the index in the previous table
+ * when its line was kept (-1: edited): kept runs of lines take the previous table's rows,
+ * shifted, and only the edited lines are parsed. The same table contentTable(next) gives,
+ * without a second pass over the 30 MB (at 200k files) of the new list.
+ */
+function nextContentTable(old: ContentTable, next: LineTable, runs: Run[]): { table: ContentTable; origin: Int32Array } {
+  let kept = 0
+  for (const r of runs) kept += r.count
+  const cap = old.count + next.count - kept
+  const t: ContentTable = {
+    lines: next, count: 0, line: new Uint32Array(cap), length: new Float64Array(cap), pathFrom: new Uint32Array(cap), pathTo: new Uint32Array(cap),
   }
-  return origin
+  const origin = new Int32Array(cap)
+  const parse = (from: number, to: number) => {
+    if (to <= from) return
+    const edited = contentTable({ buf: next.buf, starts: next.starts.subarray(from), count: to - from })
+    for (let i = 0; i < edited.count; i++) {
+      const n = t.count++
+      t.line[n] = edited.line[i] + from
+      t.length[n] = edited.length[i]
+      t.pathFrom[n] = edited.pathFrom[i]
+      t.pathTo[n] = edited.pathTo[i]
+      origin[n] = -1
+    }
+  }
+  let k = 0
+  let line = 0
+  for (const r of runs) {
+    parse(line, r.newFrom)
+    while (k < old.count && old.line[k] < r.oldFrom) k++
+    const shift = next.starts[r.newFrom] - old.lines.starts[r.oldFrom]
+    for (; k < old.count && old.line[k] < r.oldFrom + r.count; k++) {
+      const n = t.count++
+      t.line[n] = old.line[k] - r.oldFrom + r.newFrom
+      t.length[n] = old.length[k]
+      t.pathFrom[n] = old.pathFrom[k] + shift
+      t.pathTo[n] = old.pathTo[k] + shift
+      origin[n] = k
+    }
+    line = r.newFrom + r.count
+  }
+  parse(line, next.count)
+  const n = t.count
+  return {
+    table: { ...t, line: t.line.subarray(0, n), length: t.length.subarray(0, n), pathFrom: t.pathFrom.subarray(0, n), pathTo: t.pathTo.subarray(0, n) },
+    origin: origin.subarray(0, n),
+  }
 }
 
 function toEntry(e: ScannedEntry, digests: Map<string, FileDigest>): ManifestEntry {
