@@ -34,6 +34,8 @@ export interface WindowedInput {
   /** The previous index torrent's shards, in order. */
   oldShards: string[]
   onShard: (shard: ShardOut, s: number) => void
+  /** Filled in: how many windows the list was cut into (tests). */
+  stats?: { windows: number }
 }
 
 /** One side's shard boundaries as placed in the first pass, and the path each starts at. */
@@ -55,6 +57,7 @@ export function windowedSplice(input: WindowedInput): ShardOut[] | string {
   if (next.starts.length !== input.named) return `${next.starts.length} shards here, ${input.named} in the record`
   if (old.starts.length !== input.oldShards.length) return 'the previous shards do not match data.dsync'
   const bounds = windowsOf(next, old)
+  if (input.stats) input.stats.windows = bounds.length
   const out: ShardOut[] = []
   const acc = new WindowLines()
   let w = 0
