@@ -179,7 +179,9 @@ export function buildIndexTorrent(
 export interface ShardFile {
   infoHash: string
   length: number
-  read: () => Buffer
+  read?: () => Buffer
+  /** Instead of `read`: its piece hashes, the file read as a stream (no buffer of its size). */
+  hash?: (last: boolean) => { pieces: Buffer; tail?: Buffer }
 }
 
 /**
@@ -190,19 +192,30 @@ export interface ShardFile {
 export function buildIndexTorrentFrom(
   name: string, pieceLength: number, trackers: string[], manifest: Buffer | HashedPart, shards: ShardFile[],
 ): BuiltTorrent {
-  const head = Buffer.isBuffer(manifest) ? { path: MANIFEST_TORRENT_PATH, length: manifest.length, read: () => manifest } : { path: MANIFEST_TORRENT_PATH, length: manifest.length, hashed: manifest }
-  const parts: { path: string; length: number; read?: () => Buffer; hashed?: HashedPart }[] = [head, ...shards.map(s => ({ path: shardTorrentPath(s.infoHash), length: s.length, read: s.read }))]
+  const head: IndexPart = Buffer.isBuffer(manifest)
+    ? { path: MANIFEST_TORRENT_PATH, length: manifest.length, read: () => manifest }
+    : { path: MANIFEST_TORRENT_PATH, length: manifest.length, hash: () => manifest }
+  const parts: IndexPart[] = [head, ...shards.map(s => ({ path: shardTorrentPath(s.infoHash), length: s.length, read: s.read, hash: s.hash }))]
   const layout = layoutFiles(parts.map(p => ({ path: p.path, length: p.length })), pieceLength)
   const digests = parts.map((p, i) => {
-    if (p.hashed) return p.hashed
+    const last = i === parts.length - 1
+    if (p.hash) return p.hash(last)
     const data = p.read!()
     if (data.length !== p.length) throw new Error(`${p.path}: ${data.length} bytes, ${p.length} expected`)
-    return pieceHashes(data, pieceLength, i === parts.length - 1)
+    return pieceHashes(data, pieceLength, last)
   })
   const pieces = Buffer.concat(digests.map(d => d.pieces))
   const last = digests[digests.length - 1]
   if (last.tail) last.tail.copy(pieces, pieces.length - 20)
   return buildTorrent({ name, pieceLength, files: layout, pieces, trackers })
+}
+
+/** A file of the index torrent: its bytes, or its piece hashes read from disk as a stream (`last`: it ends the torrent). */
+interface IndexPart {
+  path: string
+  length: number
+  read?: () => Buffer
+  hash?: (last: boolean) => { pieces: Buffer; tail?: Buffer }
 }
 
 /** A part hashed already (data.dsync read from disk as a stream): its padded piece hashes, and the unpadded last one. */
