@@ -14,13 +14,14 @@ import { eachArg } from './lib/args.js'
  * generation), peak RSS, and the CPU time (user + sys) of every run beside its wall time.
  *
  *   npm run bench -- gendsync [--dir /tmp/dsync-bench] [--fresh] [--runs 3] [--only mirror-20k|small-200k]
- *                             [--threads N] [--cpu-prof DIR] [--cli PATH/dist/cli/main.js]
+ *                             [--threads N] [--cpu-prof DIR] [--cli PATH/dist/cli/main.js] [--base-cli PATH/dist/cli/main.js]
  *
  * Trees live outside the repo (default /tmp/dsync-bench) and are reused when their shape
  * matches, so reruns skip generation; --fresh regenerates. Both sides are measured with a
  * warm page cache (everything read once first): the fair comparison, since a cold cache
  * measures the disk, not us. --cli runs another build (a snapshot of dist/, so that a
- * rebuild of the shared tree mid-run cannot break or change the program being measured).
+ * rebuild of the shared tree mid-run cannot break or change the program being measured);
+ * --base-cli runs a second build by turns with it, step by step, and prints both and their ratios.
  */
 const DEFAULT_CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url))
 const REPO = 'bench'
@@ -61,6 +62,8 @@ interface Options {
   threads?: number
   cpuProf?: string
   cli: string
+  /** Also run this build, by turns with --cli (or this checkout's), and print both. */
+  baseCli?: string
 }
 
 function parseArgs(args: string[]): Options {
@@ -73,6 +76,7 @@ function parseArgs(args: string[]): Options {
     else if (a === '--threads') o.threads = Number(value())
     else if (a === '--cpu-prof') o.cpuProf = value()
     else if (a === '--cli') o.cli = value()
+    else if (a === '--base-cli') o.baseCli = value()
     else throw new Error(`unknown argument ${a}`)
   })
   if (!(o.runs >= 1)) throw new Error('--runs must be at least 1')
@@ -107,80 +111,109 @@ async function benchDataset(ds: Dataset, opts: Options, log: (m: string) => void
   await timeChildOk('bash', ['-c', 'find . -path ./.dsync -prune -o -type f -print0 | xargs -0 cat > /dev/null'], { cwd: root })
 
   const timed = cpuTimer(join(base, 'time.out'))
-  const gendsync = async (label: string, extraNodeArgs: string[] = [], extraArgs: string[] = []): Promise<{ wall: number; cpu: number; json: GendsyncJson }> => {
-    const args = [...extraNodeArgs, opts.cli, '--home', home, 'gendsync', '--json', ...extraArgs]
+  // One build, or the base build and this one run by turns (--base-cli), each step of each round
+  // for both before the next, so a burst of load from elsewhere hits both alike.
+  const sides: Side[] = (opts.baseCli ? [['base', opts.baseCli], ['new', opts.cli]] : [['', opts.cli]]).map(([label, cli]) => ({ label, cli, m: newMeasures() }))
+  const gendsync = async (side: Side, label: string, extraNodeArgs: string[] = [], extraArgs: string[] = []): Promise<{ wall: number; cpu: number; json: GendsyncJson }> => {
+    const args = [...extraNodeArgs, side.cli, '--home', home, 'gendsync', '--json', ...extraArgs]
     if (opts.threads) args.push('--threads', String(opts.threads))
     const r = await timed(process.execPath, args)
     const line = r.stdout.trim().split('\n').filter(l => l.startsWith('{')).pop()
     if (!line) throw new Error(`gendsync printed no JSON line: ${r.stdout}`)
     const json = JSON.parse(line) as GendsyncJson
-    log(`[${ds.spec.name}] ${label}: ${fmtSeconds(r.wall)} s wall (${fmtSeconds(json.seconds)} s in-process, ${fmtSeconds(r.cpu)} s CPU), hashed ${json.hashedFiles}, RSS ${fmtMiB(json.maxRssBytes)} MiB`)
+    side.m.rss.push(json.maxRssBytes)
+    log(`[${ds.spec.name}]${side.label ? ` ${side.label}` : ''} ${label}: ${fmtSeconds(r.wall)} s wall (${fmtSeconds(json.seconds)} s in-process, ${fmtSeconds(r.cpu)} s CPU), hashed ${json.hashedFiles}, RSS ${fmtMiB(json.maxRssBytes)} MiB`)
     return { wall: r.wall, cpu: r.cpu, json }
   }
 
-  // Floor and full runs alternate so a burst of load from elsewhere hits both alike.
+  // Floor and full runs alternate; each build's no-change run follows its own full run.
   const floor: number[] = []
-  const full: number[] = []
-  // CPU seconds (user + sys) of each run: steadier than wall time on a shared machine.
-  const cpu = { floor: [] as number[], full: [] as number[], incr: [] as number[], hinted: [] as number[] }
-  const fullInProcess: number[] = []
-  const rss: number[] = []
+  const floorCpu: number[] = []
   for (let i = 0; i < opts.runs; i++) {
     const f = await timed('bash', ['-c', floorCmd], root)
     floor.push(f.wall)
-    cpu.floor.push(f.cpu)
+    floorCpu.push(f.cpu)
     log(`[${ds.spec.name}] sha256sum #${i + 1}: ${fmtSeconds(f.wall)} s (${fmtSeconds(f.cpu)} s CPU)`)
-    rmSync(dsyncDir, { recursive: true, force: true })
-    const g = await gendsync(`full #${i + 1}`)
-    if (g.json.hashedFiles !== tree.files.length) throw new Error(`full run hashed ${g.json.hashedFiles} files, expected ${tree.files.length}`)
-    full.push(g.wall)
-    cpu.full.push(g.cpu)
-    fullInProcess.push(g.json.seconds)
-    rss.push(g.json.maxRssBytes)
+    for (const side of sides) {
+      rmSync(dsyncDir, { recursive: true, force: true })
+      const g = await gendsync(side, `full #${i + 1}`)
+      if (g.json.hashedFiles !== tree.files.length) throw new Error(`full run hashed ${g.json.hashedFiles} files, expected ${tree.files.length}`)
+      side.m.full.push(g.wall)
+      side.m.cpu.full.push(g.cpu)
+      side.m.fullInProcess.push(g.json.seconds)
+      const n = await gendsync(side, `no-change #${i + 1}`)
+      if (n.json.hashedFiles !== 0 || n.json.changed) throw new Error(`no-change run hashed ${n.json.hashedFiles} files (changed=${n.json.changed})`)
+      side.m.noChange.push(n.wall)
+    }
   }
 
-  const noChange: number[] = []
-  for (let i = 0; i < opts.runs; i++) {
-    const g = await gendsync(`no-change #${i + 1}`)
-    if (g.json.hashedFiles !== 0 || g.json.changed) throw new Error(`no-change run hashed ${g.json.hashedFiles} files (changed=${g.json.changed})`)
-    noChange.push(g.wall)
-    rss.push(g.json.maxRssBytes)
-  }
-
-  // 0.05% of files rewritten; the same previous generation (a copy of .dsync/) before each of the two runs.
+  // 0.05% of files rewritten; the same previous generation (a copy of .dsync/) before each run.
   const changeCount = Math.max(1, Math.round(tree.files.length / 2000))
-  const incr: number[] = []
-  const hinted: number[] = []
   const previous = join(base, 'previous-dsync')
   const hintFile = join(base, 'changed.txt')
+  const restore = () => {
+    rmSync(dsyncDir, { recursive: true, force: true })
+    cpSync(previous, dsyncDir, { recursive: true })
+  }
   for (let i = 0; i < opts.runs; i++) {
     rmSync(previous, { recursive: true, force: true })
     cpSync(dsyncDir, previous, { recursive: true })
     const changed = changeFiles(root, tree.files, changeCount, Date.now() + i)
     writeFileSync(hintFile, changed.join('\n') + '\n')
-    const g = await gendsync(`no hint #${i + 1} (${changed.length} changed)`)
-    if (g.json.hashedFiles !== changed.length) throw new Error(`run without hint hashed ${g.json.hashedFiles} files, expected ${changed.length}`)
-    incr.push(g.wall)
-    cpu.incr.push(g.cpu)
-    rss.push(g.json.maxRssBytes)
-    rmSync(dsyncDir, { recursive: true, force: true })
-    cpSync(previous, dsyncDir, { recursive: true })
-    const h = await gendsync(`--changed #${i + 1}`, [], ['--changed', hintFile])
-    if (h.json.hashedFiles !== changed.length) throw new Error(`hinted run hashed ${h.json.hashedFiles} files, expected ${changed.length}`)
-    hinted.push(h.wall)
-    cpu.hinted.push(h.cpu)
-    rss.push(h.json.maxRssBytes)
+    for (const side of sides) {
+      restore()
+      const g = await gendsync(side, `no hint #${i + 1} (${changed.length} changed)`)
+      if (g.json.hashedFiles !== changed.length) throw new Error(`run without hint hashed ${g.json.hashedFiles} files, expected ${changed.length}`)
+      side.m.incr.push(g.wall)
+      side.m.cpu.incr.push(g.cpu)
+      restore()
+      const h = await gendsync(side, `--changed #${i + 1}`, [], ['--changed', hintFile])
+      if (h.json.hashedFiles !== changed.length) throw new Error(`hinted run hashed ${h.json.hashedFiles} files, expected ${changed.length}`)
+      side.m.hinted.push(h.wall)
+      side.m.cpu.hinted.push(h.cpu)
+    }
   }
 
   if (opts.cpuProf) {
     mkdirSync(opts.cpuProf, { recursive: true })
     rmSync(dsyncDir, { recursive: true, force: true })
-    await gendsync('full, --cpu-prof', ['--cpu-prof', '--cpu-prof-dir', join(opts.cpuProf, ds.spec.name)])
+    await gendsync(sides[sides.length - 1], 'full, --cpu-prof', ['--cpu-prof', '--cpu-prof-dir', join(opts.cpuProf, ds.spec.name)])
   }
 
-  printTable(ds, tree, { floor, full, fullInProcess, incr, hinted, noChange, rss, changeCount }, opts)
-  printCpu(cpu)
+  for (const side of sides) {
+    printTable(ds, tree, { ...side.m, floor, changeCount }, opts, side)
+    printCpu({ ...side.m.cpu, floor: floorCpu })
+  }
+  if (sides.length === 2) printVersus(sides[0].m, sides[1].m)
   console.log(`\nwhile measuring: ${await machineLoad()}\n`)
+}
+
+interface Measures {
+  full: number[]
+  fullInProcess: number[]
+  incr: number[]
+  hinted: number[]
+  noChange: number[]
+  rss: number[]
+  /** CPU seconds (user + sys) of each run: steadier than wall time on a shared machine. */
+  cpu: { full: number[]; incr: number[]; hinted: number[] }
+}
+
+interface Side {
+  /** '' when only one build is measured. */
+  label: string
+  cli: string
+  m: Measures
+}
+
+function newMeasures(): Measures {
+  return { full: [], fullInProcess: [], incr: [], hinted: [], noChange: [], rss: [], cpu: { full: [], incr: [], hinted: [] } }
+}
+
+/** The new build's medians over the base build's, measured by turns in the same run. */
+function printVersus(b: Measures, n: Measures): void {
+  const r = (x: number[], y: number[]) => `${(median(y) / median(x)).toFixed(2)}x`
+  console.log(`- new / base (medians, same run): full ${r(b.full, n.full)} wall, ${r(b.cpu.full, n.cpu.full)} CPU; no hint ${r(b.incr, n.incr)} wall, ${r(b.cpu.incr, n.cpu.incr)} CPU; --changed ${r(b.hinted, n.hinted)} wall, ${r(b.cpu.hinted, n.cpu.hinted)} CPU; no-change ${r(b.noChange, n.noChange)} wall.`)
 }
 
 /**
@@ -218,7 +251,7 @@ function makeBenchHome(base: string, webroot: string): string {
 function printTable(
   ds: Dataset, tree: GeneratedTree,
   m: { floor: number[]; full: number[]; fullInProcess: number[]; incr: number[]; hinted: number[]; noChange: number[]; rss: number[]; changeCount: number },
-  opts: Options,
+  opts: Options, side: Side,
 ): void {
   const floor = median(m.floor)
   const full = median(m.full)
@@ -234,7 +267,7 @@ function printTable(
     `hinted ${hintedShare <= t.incrRatio ? 'yes' : 'NO'}`,
     `RSS ${peak < t.rssBytes ? 'yes' : 'NO'}`,
   ].join(', ')
-  console.log(`## ${ds.spec.name}\n`)
+  console.log(`## ${ds.spec.name}${side.label ? ` (${side.label}: ${side.cli})` : ''}\n`)
   console.log(markdownTable(
     ['files', 'bytes', 'sha256sum s', 'gendsync full s', 'ratio', `${m.changeCount} changed, no hint s`, 'of full', '--changed s', 'of full', 'no-change s', 'peak RSS MiB', 'targets met'],
     [[
@@ -246,7 +279,7 @@ function printTable(
   console.log(`
 - Medians of ${opts.runs} runs, warm page cache on both sides (every file read once before measuring). Wall time around the child process, node start-up included.
 - sha256sum: one process, \`find -type f -print0 | xargs -0 sha256sum > /dev/null\` (xargs batches the names into few sha256sum invocations); runs: ${list(m.floor)}.
-- gendsync: \`node ${opts.cli === DEFAULT_CLI ? 'dist/cli/main.js' : opts.cli} --home H gendsync --json\`${opts.threads ? ` --threads ${opts.threads}` : ' (default threads: one per core)'}, full = .dsync/ deleted first; runs: ${list(m.full)} (in-process ${list(m.fullInProcess)}).
+- gendsync: \`node ${side.cli === DEFAULT_CLI ? 'dist/cli/main.js' : side.cli} --home H gendsync --json\`${opts.threads ? ` --threads ${opts.threads}` : ' (default threads: one per core)'}, full = .dsync/ deleted first; runs: ${list(m.full)} (in-process ${list(m.fullInProcess)}).
 - changed: ${m.changeCount} files (0.05%) rewritten, same size, mtime an hour later; each round runs gendsync without the hint, then puts the previous .dsync/ back and runs \`gendsync --changed LIST\`; hashedFiles checked equal to that count; runs without hint: ${list(m.incr)}; with: ${list(m.hinted)}. no-change runs: ${list(m.noChange)}.
 - full/floor: ratio of the medians; per round: ${m.full.map((f, i) => (f / m.floor[i]).toFixed(2) + 'x').join(', ')}.
 - peak RSS: largest process.resourceUsage().maxRSS over all gendsync runs (the full runs set it). Targets: full <= ${t.fullRatio}x floor, --changed <= ${t.incrRatio * 100}% of full, RSS < ${fmtMiB(t.rssBytes)} MiB (1 GiB).`)
