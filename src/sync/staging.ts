@@ -15,7 +15,7 @@ export const SYNCFS_MIN_FILES = 256
 const execFileAsync = promisify(execFile)
 
 /** syncfs(2) of the filesystem holding `dir`, through coreutils' `sync -f`; false when that failed. */
-export async function syncFileSystem(dir: string): Promise<boolean> {
+async function syncFileSystem(dir: string): Promise<boolean> {
   try {
     await execFileAsync('sync', ['-f', dir])
     return true
