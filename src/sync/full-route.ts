@@ -5,6 +5,7 @@ import { DSYNC_DIR } from '../manifest/paths.js'
 import type { Swarm } from '../swarm/swarm.js'
 import { magnetLink } from '../torrent/build.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
+import { collectNow } from '../util/release-memory.js'
 import { deltaHosts, offerDeltas } from './delta-offer.js'
 import { executePlan } from './execute.js'
 import { FetchList } from './fetch-list.js'
@@ -16,6 +17,9 @@ import type { PullContext, PullResult, Route } from './types.js'
 
 // The full route (stage 2 from the repository torrent, then executePlan): used when the host
 // has no signed record, DEST is not on its delta chain, or DEST is empty (a bootstrap).
+
+/** Below this many bytes written out before the plan, V8's own collections are soon enough. */
+const RELEASE_MIN_BYTES = 32 << 20
 
 /** The route every source supports: the repository torrent, then data.dsync as its first file. */
 export async function pullFull(ctx: PullContext): Promise<PullResult> {
@@ -47,13 +51,20 @@ function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentSta
     // before the plan. A run refused before its fetch (no room, the delete guard) removes the
     // shard torrents it wrote (`abandon`); from the fetch on they stay for the next run.
     beforePlan: () => {
-      if (!route.sameGeneration) parkManifest(route, join(opts.dest, DSYNC_DIR, 'staging'))
+      let dropped = 0
+      for (const s of m.shards ?? []) dropped += s.torrent?.length ?? 0
+      if (!route.sameGeneration) {
+        dropped += route.manifestBytes?.length ?? 0
+        parkManifest(route, join(opts.dest, DSYNC_DIR, 'staging'))
+      }
       // A sharded repository's files come from the shards' swarms: the index's peers go now,
       // and with them the downloaders attached to them, which still hold data.dsync's bytes.
       if (m.shards) {
         swarm.close()
         newShardFiles = storeShards(m.files, m.shards)
       }
+      // What went to disk leaves memory now, not at V8's next full collection (after the plan).
+      if (dropped >= RELEASE_MIN_BYTES) collectNow()
     },
     abandon: () => {
       for (const file of newShardFiles) rmSync(file, { force: true })
