@@ -6,8 +6,15 @@ import type { PeerAddress } from './address.js'
 export const UT_PEX = 'ut_pex'
 /** BEP 11: at most 50 added peers per message; more than that from a peer is ignored. */
 const MAX_ADDED = 50
-/** BEP 11: no more than one message a minute per connection. */
+/** BEP 11: a message a minute per connection; the timer checks for changes this often. */
 const RESEND_MS = 60_000
+/**
+ * Messages a connection may send in any minute, the first and the updates pushed by
+ * `changed()` together: a swarm being set up connects its hosts within a second or two,
+ * and a host told the list before the others answered would otherwise hear of them a
+ * minute later (after a short pull, never). libtorrent drops a peer for more than six a minute.
+ */
+const MAX_PER_MINUTE = 3
 /** added.f flags: 0x02 seed (upload only), 0x10 reachable (accepts incoming connections). */
 const FLAG_SEED_REACHABLE = 0x02 | 0x10
 
@@ -15,15 +22,17 @@ const FLAG_SEED_REACHABLE = 0x02 | 0x10
  * BEP 11 peer exchange, both directions, for host and client (one class per connection, so
  * `known` can leave out the peer itself): tells the other side the
  * addresses in `known()` (hosts that accept connections) once its extended handshake shows
- * ut_pex, then again at most once a minute when the list changed; hands what the other
+ * ut_pex, then again when the list changed (`changed()`, or the minute's check), at most
+ * MAX_PER_MINUTE times in any minute; hands what the other
  * side tells us to `onPeers`, capped and with nonsense (port 0, unspecified or multicast
  * addresses) dropped. Only IP addresses travel (compact form); host names stay in the
  * HTTP info.
  */
 export function pexExtension(known: () => PeerAddress[], onPeers: (peers: PeerAddress[]) => void): WireExtensionClass {
-  class UtPex implements WireExtension {
+  class UtPex implements WireExtension, PexChanged {
     private supported = false
     private lastSent = ''
+    private sentAt: number[] = []
     private timer: NodeJS.Timeout | undefined
 
     constructor(private readonly wire: Wire) {
@@ -43,17 +52,35 @@ export function pexExtension(known: () => PeerAddress[], onPeers: (peers: PeerAd
       if (peers.length > 0) onPeers(peers)
     }
 
+    changed(): void {
+      if (this.supported) this.send()
+    }
+
     private send(): void {
       if ((this.wire as unknown as { destroyed?: boolean }).destroyed) return clearInterval(this.timer)
       const list = known().filter(p => isIP(p.host) !== 0).slice(0, MAX_ADDED)
       const key = list.map(p => `${p.host}:${p.port}`).sort().join(',')
       if (key === this.lastSent) return
+      const now = Date.now()
+      this.sentAt = this.sentAt.filter(t => now - t < RESEND_MS)
+      if (this.sentAt.length >= MAX_PER_MINUTE) return // the minute's check sends it
+      this.sentAt.push(now)
       this.lastSent = key
       this.wire.extended(UT_PEX, encodePex(list))
     }
   }
   ;(UtPex.prototype as WireExtension).name = UT_PEX
   return UtPex
+}
+
+/** What a connection's ut_pex extension offers its owner: the list `known()` returns may have changed. */
+export interface PexChanged {
+  changed(): void
+}
+
+/** The ut_pex extension `pexExtension` put on `wire`, if any. */
+export function pexOf(wire: Wire): PexChanged | undefined {
+  return (wire as unknown as Record<string, PexChanged | undefined>)[UT_PEX]
 }
 
 export function encodePex(peers: PeerAddress[]): Uint8Array {

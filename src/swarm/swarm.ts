@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { formatAddress, PeerConnection, type PeerAddress } from './peer.js'
+import { pexOf } from './pex.js'
 
 export interface SwarmOptions {
   infoHash: string
@@ -94,6 +95,8 @@ export class Swarm extends EventEmitter {
         }
         k.state = 'up'
         this.connected.add(peer)
+        // The hosts already connected hear of this one now, not at their next minute.
+        for (const other of this.connected) if (other !== peer) pexOf(other.wire)?.changed()
         peer.once('close', (reason: string) => {
           this.connected.delete(peer)
           this.emit('lost', label, reason)
