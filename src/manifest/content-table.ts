@@ -141,3 +141,38 @@ export function tableCosts(t: ContentTable, pieceLength: number, reuse?: { costs
   }
   return costs
 }
+
+/**
+ * Each content file's entry bytes in a torrent's files list (`tableCosts(t).entry`) and nothing
+ * else: the client's second splice pass (src/sync/shard-windows.ts) has its shard boundaries
+ * from the first and needs only these, so no path hash and no shard costs per file again.
+ * The path's separators are found with indexOf, not byte by byte.
+ */
+export function tableEntries(t: ContentTable): Float64Array {
+  const n = t.count
+  const entry = new Float64Array(n)
+  const buf = t.lines.buf
+  // The next escaped byte at or after a path's start: one search per escaped path, not per path.
+  let escape = -1
+  for (let c = 0; c < n; c++) {
+    const from = t.pathFrom[c]
+    const to = t.pathTo[c]
+    if (escape < from) {
+      const at = buf.indexOf(0x5c, from)
+      escape = at < 0 ? Infinity : at
+    }
+    if (escape < to) {
+      const path = contentPath(t, c)
+      entry[c] = entryByteLength(path, 0, path.length, t.length[c])
+      continue
+    }
+    let bytes = 20 + decimalLength(t.length[c])
+    let seg = from
+    for (let j = buf.indexOf(0x2f, seg); j >= 0 && j < to; j = buf.indexOf(0x2f, seg)) {
+      bytes += decimalLength(j - seg) + 1 + (j - seg)
+      seg = j + 1
+    }
+    entry[c] = bytes + decimalLength(to - seg) + 1 + (to - seg)
+  }
+  return entry
+}

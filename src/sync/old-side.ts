@@ -20,8 +20,8 @@ export interface OldSide {
   origin: Int32Array
   /** Each previous content file's entry bytes in a files list, pad entry not counted. */
   oldEntry: Float64Array
-  /** Each previous content file's shard costs (for its generation's shard boundaries). */
-  costs: ShardCosts
+  /** Each previous content file's shard costs (for its generation's shard boundaries), when the new ones were given. */
+  costs?: ShardCosts
   /** Where each previous content file's path is: new content file c (>= 0, the same line), or -1 - j: `changed[j]`. */
   source: Int32Array
 }
@@ -48,14 +48,16 @@ export function oldKey(side: OldSide, next: ContentTable, changed: Before[], k: 
 /**
  * The previous content files among the new list's content files `next` (all of it, or one run
  * of its lines) and DEST's previous lines `changed` at the paths the deltas name that fall in
- * the same range of paths.
+ * the same range of paths. Their shard costs only when `nextCosts` has the new files' (the
+ * splice's first pass); the second pass knows the boundaries and gives entry bytes alone.
  */
-export function oldSide(next: ContentTable, nextCosts: TableCosts, changed: Before[], pieceLength: number): OldSide {
+export function oldSide(next: ContentTable, nextCosts: TableCosts | Pick<TableCosts, 'entry'>, changed: Before[], pieceLength: number): OldSide {
   const previous = changed.filter(b => b.length !== undefined)
   const count = next.count - changedContent(next, changed) + previous.length
   const length = new Float64Array(count)
   const oldEntry = new Float64Array(count)
-  const costs = { bytes: new Float64Array(count), tokens: new Float64Array(count), hash: new Uint32Array(count) }
+  const given = 'bytes' in nextCosts ? nextCosts : undefined
+  const costs = given && { bytes: new Float64Array(count), tokens: new Float64Array(count), hash: new Uint32Array(count) }
   const source = new Int32Array(count)
   const origin = new Int32Array(next.count).fill(-1)
   let k = 0
@@ -66,9 +68,11 @@ export function oldSide(next: ContentTable, nextCosts: TableCosts, changed: Befo
     const slashes = b.key.reduce((n, x) => n + (x === 0x2f ? 1 : 0), 0)
     length[k] = b.length!
     oldEntry[k] = entryByteLength(b.key, 0, b.key.length, b.length!)
-    costs.bytes[k] = costBytes(b.key.length, slashes, b.length!, pieceLength)
-    costs.tokens[k] = costTokens(slashes, b.length!, pieceLength)
-    costs.hash[k] = pathHash(b.key.toString('utf8'))
+    if (costs) {
+      costs.bytes[k] = costBytes(b.key.length, slashes, b.length!, pieceLength)
+      costs.tokens[k] = costTokens(slashes, b.length!, pieceLength)
+      costs.hash[k] = pathHash(b.key.toString('utf8'))
+    }
     source[k] = -1 - at
     return k++
   }
@@ -88,9 +92,11 @@ export function oldSide(next: ContentTable, nextCosts: TableCosts, changed: Befo
     // Untouched: the same line in both lists.
     length[k] = next.length[c]
     oldEntry[k] = nextCosts.entry[c]
-    costs.bytes[k] = nextCosts.bytes[c]
-    costs.tokens[k] = nextCosts.tokens[c]
-    costs.hash[k] = nextCosts.hash[c]
+    if (costs) {
+      costs.bytes[k] = given!.bytes[c]
+      costs.tokens[k] = given!.tokens[c]
+      costs.hash[k] = given!.hash[c]
+    }
     source[k] = c
     origin[c] = k++
   }

@@ -1,7 +1,7 @@
 import { lstatSync } from 'node:fs'
 import { join } from 'node:path'
 import { lineStarts, readListRuns, type ListReader, type StartsHolder } from '../generation/delta-apply.js'
-import { contentPath, contentPathString, contentTable, tableCosts, type ContentTable } from '../manifest/content-table.js'
+import { contentPath, contentPathString, contentTable, tableCosts, tableEntries, type ContentTable } from '../manifest/content-table.js'
 import { hashFileSync, type FileDigest } from '../manifest/hash-file.js'
 import { lowerBound, pathKeyAt, type Lines } from '../manifest/manifest-lines.js'
 import { rebuildShards, type ShardOut } from '../manifest/shard-rebuild.js'
@@ -109,7 +109,7 @@ function boundaries(input: WindowedInput): { next: Side; old: Side } {
     const part = input.changed.slice(from, j)
     const o = oldSide(ct, costs, part, P)
     for (let c = 0; c < ct.count; c++) if (next.stream.add(costs, c)) next.keys.push(Buffer.from(contentPath(ct, c)))
-    for (let k = 0; k < o.old.count; k++) if (old.stream.add(o.costs, k)) old.keys.push(Buffer.from(oldKey(o, ct, part, k)))
+    for (let k = 0; k < o.old.count; k++) if (old.stream.add(o.costs!, k)) old.keys.push(Buffer.from(oldKey(o, ct, part, k)))
   }
   readListRuns(input.list(), { header: () => {}, run: lines => run(lines) })
   run({ buf: Buffer.alloc(0), starts: new Uint32Array(1), count: 0 }, true)
@@ -133,7 +133,8 @@ function windowsOf(next: Side, old: Side): Bound[] {
 function spliceWindow(input: WindowedInput, lines: Lines, changed: Before[], at: { next: Side; old: Side; from: Bound; to?: Bound }): ShardOut[] | string {
   const P = input.pieceLength
   const ct = contentTable(lines)
-  const side = oldSide(ct, tableCosts(ct, P), changed, P)
+  // The boundaries are the first pass's: entry bytes are all this pass needs of each file.
+  const side = oldSide(ct, { entry: tableEntries(ct) }, changed, P)
   const range = (s: Side, a: number, b: number) => {
     const base = s.starts[a]
     const end = b < s.starts.length ? s.starts[b] : s.stream.count
