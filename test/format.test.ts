@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { test } from 'node:test'
 import { comparePaths, isSafeRelativePath, sortEntries, type ManifestEntry } from '../src/manifest/entry.js'
 import { escapePath, unescapePath } from '../src/manifest/escape.js'
-import { ManifestParser, parseManifest, serializeManifest } from '../src/manifest/format.js'
+import { ManifestParser, parseManifest, parseManifestFile, serializeManifest } from '../src/manifest/format.js'
 import { DsyncError, ExitCode } from '../src/errors.js'
 
 const FILE = '/srv/web/rocky/.dsync/data.dsync'
@@ -279,4 +282,29 @@ test('a version-1 reader ignores header fields it does not know', () => {
     header: ['piece-length 16384', 'entries 1', 'generator-hint 7', 'files 1', 'bytes 1'], entries: [F('a')],
   }), FILE)
   assert.equal(m.entries.length, 1)
+})
+
+test('parseManifestFile reads a list a chunk at a time: the same entries as parseManifest; a cut or overlong line refused with its line', () => {
+  // ~40,000 entries with paths of varied length: lines cross the 1 MiB read boundaries at many offsets.
+  const entries: ManifestEntry[] = [dir('pool')]
+  for (let i = 0; i < 40_000; i++) entries.push(file(`pool/${'x'.repeat(i % 97)}-${i}.deb`, `content ${i}`))
+  const sorted = sortEntries(entries)
+  const data = serializeManifest(sorted, 32768)
+  assert.ok(data.length > 3 << 20, `the list spans several chunks (${data.length} bytes)`)
+  const dir_ = mkdtempSync(join(tmpdir(), 'dsync-format-'))
+  try {
+    const path = join(dir_, 'data.dsync')
+    writeFileSync(path, data)
+    const fromFile = parseManifestFile(path, FILE)
+    assert.deepEqual(fromFile.entries, parseManifest(data, FILE).entries)
+    assert.deepEqual(fromFile.entries, sorted)
+    // Cut inside the last entry line, then a line far over the limit: each refused, naming the line.
+    const lines = data.toString('utf8').split('\n')
+    writeFileSync(path, data.subarray(0, data.length - lines[lines.length - 2].length - 10))
+    assert.throws(() => parseManifestFile(path, FILE), (err: DsyncError) => err.exitCode === ExitCode.badData && /missing END line/.test(err.message) && err.message.includes(FILE))
+    writeFileSync(path, Buffer.concat([data.subarray(0, 200), Buffer.alloc(3 << 20, 0x61)]))
+    assert.throws(() => parseManifestFile(path, FILE), (err: DsyncError) => err.exitCode === ExitCode.badData && /line too long/.test(err.message))
+  } finally {
+    rmSync(dir_, { recursive: true, force: true })
+  }
 })

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
@@ -236,6 +236,7 @@ test('a pull of a sharded repository refused before its fetch leaves no shard to
   assert.notEqual(refused.code, 0)
   assert.match(refused.stderr, /refusing to delete 20 of 20 entries/)
   assert.deepEqual(shardsInDest(), [], 'a refused pull leaves no shard torrent behind')
+  assert.equal(existsSync(join(dest, '.dsync', 'staging', 'data.dsync.next')), false, 'nor the data.dsync it parked')
   assert.equal(readFileSync(join(dest, 'local7.txt'), 'utf8'), 'local 7\n')
 
   const forced = await pull('--force')

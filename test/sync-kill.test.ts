@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { test } from 'node:test'
 import { prepareHost, startHost } from '../testbed/host.js'
@@ -8,8 +8,9 @@ import { pullWatched } from '../testbed/pull-watch.js'
 import { assertSameTree, settleDirMtimes } from '../testbed/same-tree.js'
 import { hasLibtorrent, pickPort, startLibtorrentSeeder } from '../testbed/seeders.js'
 import { StallProxy } from '../testbed/stall-proxy.js'
-import { stagingFiles, tempDir, writeTree } from '../testbed/tree.js'
+import { stagingFiles, tempDir, writePool, writeTree } from '../testbed/tree.js'
 import { makeUpstream, pullCli } from '../testbed/upstream.js'
+import { repoFiles } from '../src/manifest/paths.js'
 import { stagedPath } from '../src/sync/part-writer.js'
 
 // SIGKILL while the client fetches the torrent (BEP 9 from a magnet link, or HTTP from a
@@ -182,4 +183,61 @@ test('folders a killed run made ahead for another generation never reach DEST', 
   assert.equal(run.code, 0, run.stderr)
   await assertSameTree(up.save, dest)
   assert.deepEqual(readdirSync(join(dest, '.dsync', 'staging')), [], 'staging is emptied, the folders made ahead included')
+})
+
+test('SIGKILL while the shard torrents are fetched: data.dsync and each shard torrent already on disk, the live tree untouched; the re-run converges', { timeout: 600_000 }, async () => {
+  // DEST's lock is taken once the index torrent is checked; from there data.dsync is parked in
+  // staging and each shard torrent is written to DEST/.dsync/shards/ as it arrives (the run does
+  // not hold them all: docs/SCALE.md, "Bootstrap memory"). A kill then leaves those, and nothing
+  // outside .dsync/; the next run keeps what it can use and converges.
+  const host = await prepareHost('127.0.8.20', {}, '', pickPort())
+  const save = join(host.webroot, 'shardkill')
+  // 10,000 files with 450-byte paths: two shards of ~2.5 MB of .torrent each.
+  writePool(save, 10_000, 200)
+  writeFileSync(join(host.home, 'repos', 'shardkill.conf'), `repo=shardkill\nsave=${save}\ndsync=true\n`)
+  const g = await host.cli('--json', 'gendsync')
+  assert.equal(g.code, 0, g.stderr)
+  const gen = JSON.parse(g.stdout) as { infoHash: string; shards?: { infoHash: string }[] }
+  assert.ok(gen.shards && gen.shards.length >= 2, 'the repository is sharded')
+  await startHost(host, ['shardkill'])
+  const up = repoFiles(save, 'shardkill')
+  const shardBytes = gen.shards.map(s => readFileSync(join(up.shards, `${s.infoHash}.torrent`)))
+  const totalShards = shardBytes.reduce((n, b) => n + b.length, 0)
+
+  const proxy = await StallProxy.start('127.0.8.200', { host: '127.0.8.20', port: host.port })
+  // Over the one peer connection come the index's info dict (BEP 9), data.dsync, then the shard
+  // torrents in order: held once the first shard torrent and part of the next have come.
+  proxy.stallAfter = statSync(up.torrent).size + statSync(up.manifest).size + shardBytes[0].length + Math.floor(shardBytes[1].length / 2)
+  proxy.match = first => first[0] === 0x13
+  const dest = join(tempDir(), 'mirror')
+  writeTree(dest, { 'local/keep.txt': 'a file of the operator\n' })
+  const before = snapshot(dest)
+  const phases = new Set<string>()
+  const source = `magnet:?xt=urn:btih:${gen.infoHash}&dn=shardkill`
+  const killed = await pullWatched(source, dest, [proxy.address], {
+    onEvent: e => { if (e.phase) phases.add(e.phase) },
+    onChild: child => proxy.once('stalled', () => child.kill('SIGKILL')),
+  })
+  assert.equal(killed.signal, 'SIGKILL', `killed mid-fetch: ${killed.stderr}`)
+  assert.ok(phases.has('manifest') && !phases.has('files'), `killed while the metadata was fetched (phases seen: ${[...phases].join(', ')})`)
+  const after = snapshot(dest)
+  for (const rel of [...after.keys()]) if (rel.startsWith('.dsync')) after.delete(rel)
+  assert.deepEqual(after, before, 'nothing outside DEST/.dsync/ changed')
+  assert.equal(existsSync(join(dest, '.dsync', 'data.dsync')), false, 'no data.dsync committed')
+  assert.ok(readFileSync(join(dest, '.dsync', 'staging', 'data.dsync.next')).equals(readFileSync(up.manifest)), 'data.dsync was parked in staging before the shard torrents came')
+  const stored = readdirSync(join(dest, '.dsync', 'shards')).filter(n => n.endsWith('.torrent'))
+  assert.ok(stored.length >= 1 && stored.length < shardBytes.length, `the first shard torrent was on disk, not all (${stored.join(' ')}; ${totalShards} bytes in all)`)
+  for (const name of stored) {
+    const s = gen.shards.findIndex(x => `${x.infoHash}.torrent` === name)
+    assert.ok(s >= 0 && readFileSync(join(dest, '.dsync', 'shards', name)).equals(shardBytes[s]), `${name} is the whole shard torrent`)
+  }
+
+  proxy.stallAfter = undefined
+  const resumed = await pullCli(source, dest, [proxy.address], ['--force'])
+  assert.equal(resumed.code, 0, resumed.stderr)
+  assert.equal(resumed.summary!.infoHash, gen.infoHash)
+  await assertSameTree(save, dest)
+  assert.deepEqual(readdirSync(join(dest, '.dsync', 'shards')).sort(), gen.shards.map(s => `${s.infoHash}.torrent`).sort())
+  assert.deepEqual(stagingFiles(dest), [])
+  proxy.close()
 })

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { closeSync, openSync, readSync } from 'node:fs'
 import { DsyncError, ExitCode } from '../errors.js'
 import { isSafeRelativePath, type EntryType, type ManifestEntry, type ManifestHeader } from './entry.js'
 import { escapePath, unescapePath } from './escape.js'
@@ -142,15 +143,55 @@ export class ManifestWriter {
  */
 export function parseManifest(data: Buffer, file: string): Manifest {
   const parser = new ManifestParser(file)
+  if (pushLines(parser, data) < data.length) unterminated(parser)
+  return parser.finish()
+}
+
+/**
+ * parseManifest over a file read a chunk at a time: a client that parked a checked data.dsync
+ * on disk parses it without holding its bytes (153 MB at 1M files) beside the entries it builds.
+ */
+export function parseManifestFile(path: string, file: string): Manifest {
+  const parser = new ManifestParser(file)
+  const fd = openSync(path, 'r')
+  try {
+    const chunk = Buffer.allocUnsafe(READ_CHUNK)
+    let held = 0
+    for (;;) {
+      const n = readSync(fd, chunk, held, chunk.length - held, null)
+      const data = chunk.subarray(0, held + n)
+      const used = pushLines(parser, data)
+      if (n === 0) {
+        if (used < data.length) unterminated(parser)
+        return parser.finish()
+      }
+      // A line longer than what is left of the chunk once its start moved to the front is too long.
+      if (used === 0 && data.length === chunk.length) parser.fail(parser.lineNo + 1, 'line too long')
+      held = data.copy(chunk, 0, used)
+    }
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** Bytes read at a time by parseManifestFile: many lines, each at most MAX_LINE. */
+const READ_CHUNK = 1 << 20
+
+/** Hands each whole line of `data` to the parser; returns where the unfinished last line starts. */
+function pushLines(parser: ManifestParser, data: Buffer): number {
   let start = 0
   while (start < data.length) {
     const end = data.indexOf(0x0a, start)
-    if (end === -1) parser.fail(parser.lineNo + 1, parser.hasEnded ? 'data after END line' : 'missing END line (file truncated?)')
+    if (end === -1) return start
     if (end - start > MAX_LINE) parser.fail(parser.lineNo + 1, 'line too long')
     parser.push(data.subarray(start, end))
     start = end + 1
   }
-  return parser.finish()
+  return start
+}
+
+function unterminated(parser: ManifestParser): never {
+  parser.fail(parser.lineNo + 1, parser.hasEnded ? 'data after END line' : 'missing END line (file truncated?)')
 }
 
 /**

@@ -5,11 +5,12 @@ import { DSYNC_DIR } from '../manifest/paths.js'
 import type { Swarm } from '../swarm/swarm.js'
 import { magnetLink } from '../torrent/build.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
-import { collectNow } from '../util/release-memory.js'
+import { acquireLock } from '../util/lock.js'
+import { collectNow, RELEASE_MIN_BYTES } from '../util/release-memory.js'
 import { deltaHosts, offerDeltas } from './delta-offer.js'
 import { executePlan } from './execute.js'
 import { FetchList } from './fetch-list.js'
-import { manifestStage, torrentStage, type ManifestStage, type TorrentStage } from './metadata.js'
+import { manifestStage, parkManifest, torrentStage, type ManifestStage, type MetadataPark, type TorrentStage } from './metadata.js'
 import { openSwarm } from './open-swarm.js'
 import { dropShards, keepShards, storeShards, transferFromShards, type ContentFile } from './shards.js'
 import { transferFiles } from './transfer.js'
@@ -18,34 +19,60 @@ import type { PullContext, PullResult, Route } from './types.js'
 // The full route (stage 2 from the repository torrent, then executePlan): used when the host
 // has no signed record, DEST is not on its delta chain, or DEST is empty (a bootstrap).
 
-/** Below this many bytes written out before the plan, V8's own collections are soon enough. */
-const RELEASE_MIN_BYTES = 32 << 20
-
-/** The route every source supports: the repository torrent, then data.dsync as its first file. */
+/**
+ * The route every source supports: the repository torrent, then data.dsync as its first file.
+ * DEST's lock is taken once the torrent, data.dsync and the shard list passed the signed
+ * record's checks (a run killed or refused before that leaves DEST as it was): from there
+ * data.dsync and each shard torrent go to disk as soon as they are checked, and the run never
+ * holds them all at once (docs/SCALE.md, "Bootstrap memory").
+ */
 export async function pullFull(ctx: PullContext): Promise<PullResult> {
   const infoHash = ctx.resolved[0].infoHash
   // Over HTTP first when a host offers it: a refused torrent then leaves no peer dialled.
   const withTorrent = ctx.resolved.find(r => r.infoHash === infoHash && (r.torrent || r.fetchTorrent))
   const fromHost = withTorrent?.torrent ?? await withTorrent?.fetchTorrent?.()
   const session = { net: openSwarm(ctx, infoHash) }
+  let park: MetadataPark | undefined
+  let lock: { release(): void } | undefined
   try {
     const torrent = await torrentStage(ctx, session, fromHost)
+    if (!ctx.opts.dryRun) {
+      const hold = () => { if (!lock && !ctx.opts.lockHeld) lock = lockDest(ctx.opts.dest) }
+      park = { stagingDir: join(ctx.opts.dest, DSYNC_DIR, 'staging'), written: [], hold }
+    }
+    const locked = park ? { ...ctx, opts: { ...ctx.opts, lockHeld: true } } : ctx
     // The stage is not kept in a local here: the route drops data.dsync's bytes (parkManifest).
-    return await executePlan(ctx, fullRoute(ctx, session.net.swarm, torrent, await manifestStage(ctx, session.net.swarm, torrent)))
+    return await executePlan(locked, fullRoute(locked, session.net.swarm, torrent, await manifestStage(locked, session.net.swarm, torrent, park), park))
+  } catch (err) {
+    // Refused or failed before executePlan took over: what the metadata stage wrote goes.
+    if (park?.manifestFile) rmSync(park.manifestFile, { force: true })
+    for (const file of park?.written ?? []) rmSync(file, { force: true })
+    throw err
   } finally {
+    lock?.release()
     session.net.stop()
   }
 }
 
+function lockDest(dest: string): { release(): void } {
+  try {
+    mkdirSync(join(dest, DSYNC_DIR), { recursive: true })
+  } catch (err) {
+    throw fsError(err, dest, 'write')
+  }
+  return acquireLock(join(dest, DSYNC_DIR, 'lock'))
+}
+
 /** The full route's part in executePlan: pieces from the repository torrent's swarm; the torrent and magnet link committed. */
-function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentStage, stage: ManifestStage): Route {
+function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentStage, stage: ManifestStage, park?: MetadataPark): Route {
   const { opts } = ctx
   // Not the whole stage: its data.dsync bytes are to go once parked (route.manifestBytes alone holds them).
   const m = { map: stage.map, files: stage.files, shards: stage.shards }
   const indexByPath = new Map(m.map.files.map((f, i) => [f.path, i]))
-  let newShardFiles: string[] = []
+  // The shard torrents this run wrote (as they arrived, or before the plan): a run refused before its fetch removes them.
+  const newShardFiles: string[] = park?.written ?? []
   const route: Route = {
-    repo: info.name, infoHash: info.infoHash, manifest: stage.manifest, manifestBytes: stage.manifestBytes,
+    repo: info.name, infoHash: info.infoHash, manifest: stage.manifest, manifestBytes: stage.manifestBytes, manifestFile: stage.manifestFile,
     previous: stage.previous, sameGeneration: stage.sameGeneration, route: 'full',
     // data.dsync's bytes (unless DEST holds them already) and the shard torrents go to disk
     // before the plan. A run refused before its fetch (no room, the delete guard) removes the
@@ -55,13 +82,13 @@ function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentSta
       for (const s of m.shards ?? []) dropped += s.torrent?.length ?? 0
       if (!route.sameGeneration) {
         dropped += route.manifestBytes?.length ?? 0
-        parkManifest(route, join(opts.dest, DSYNC_DIR, 'staging'))
+        parkBytes(route, join(opts.dest, DSYNC_DIR, 'staging'))
       }
       // A sharded repository's files come from the shards' swarms: the index's peers go now,
       // and with them the downloaders attached to them, which still hold data.dsync's bytes.
       if (m.shards) {
         swarm.close()
-        newShardFiles = storeShards(m.files, m.shards)
+        newShardFiles.push(...storeShards(m.files, m.shards))
       }
       // What went to disk leaves memory now, not at V8's next full collection (after the plan).
       if (dropped >= RELEASE_MIN_BYTES) collectNow()
@@ -70,8 +97,8 @@ function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentSta
       for (const file of newShardFiles) rmSync(file, { force: true })
     },
     fetch: async (items, staging) => {
-      parkManifest(route, staging.dir)
-      newShardFiles = []
+      parkBytes(route, staging.dir)
+      newShardFiles.length = 0
       if (m.shards) {
         swarm.close()
         storeShards(m.files, m.shards)
@@ -107,21 +134,9 @@ function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentSta
   return route
 }
 
-/**
- * While the files are fetched and applied (minutes, at 1M files), data.dsync waits on disk in
- * staging, not in memory (153 MB at 1M files); the commit renames it into place. It is
- * fsync'ed as the commit's own write would be; a killed run's copy goes with staging's
- * other leftovers (Staging.prune drops every name at its top).
- */
-function parkManifest(route: Route, stagingDir: string): void {
+/** Parks data.dsync's bytes under staging (see metadata.ts's parkManifest) when the route still holds them. */
+function parkBytes(route: Route, stagingDir: string): void {
   if (!route.manifestBytes) return
-  try {
-    mkdirSync(stagingDir, { recursive: true })
-  } catch (err) {
-    throw fsError(err, stagingDir, 'write')
-  }
-  const file = join(stagingDir, 'data.dsync.next')
-  writeFileAtomic(file, route.manifestBytes)
-  route.manifestFile = file
+  route.manifestFile = parkManifest(route.manifestBytes, stagingDir)
   route.manifestBytes = undefined
 }

@@ -1,7 +1,9 @@
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
 import { STALL_MS } from '../config/defaults.js'
-import { DsyncError, ExitCode } from '../errors.js'
+import { DsyncError, ExitCode, fsError } from '../errors.js'
 import { sha256Hex } from '../generation/delta.js'
-import { parseManifest, type Manifest } from '../manifest/format.js'
+import { parseManifest, parseManifestFile, type Manifest } from '../manifest/format.js'
 import { MANIFEST_TORRENT_PATH, repoFiles, type RepoFiles } from '../manifest/paths.js'
 import { Downloader } from '../swarm/downloader.js'
 import type { PeerConnection } from '../swarm/peer.js'
@@ -12,12 +14,14 @@ import { fileSpans, pieceMap, type PieceMap } from '../torrent/piece-map.js'
 import type { TorrentInfo } from '../torrent/read.js'
 import { openSwarm, type SwarmSession } from './open-swarm.js'
 import { mustMatch } from './record-gate.js'
-import { loadShards, type ClientShard } from './shards.js'
+import { loadShards, type ClientShard, type ShardStore } from './shards.js'
 import { TORRENT_CAP } from './source.js'
 import { layoutOf, parseTorrent } from './torrent-check.js'
 import { pieceVerifies, watchDownload } from './transfer.js'
 import type { PullContext, PullOptions } from './types.js'
 import { readOrUndefined } from '../util/read-file.js'
+import { writeFileAtomic } from '../util/atomic-write.js'
+import { collectNow, RELEASE_MIN_BYTES } from '../util/release-memory.js'
 
 // Kept importable from here (other stages read their files with it); it lives in a small module
 // so that the no-change check can use it without loading the fetch machinery.
@@ -36,7 +40,10 @@ export interface ManifestStage {
   map: PieceMap & { infoHash: string }
   files: RepoFiles
   manifest: Manifest
-  manifestBytes: Buffer
+  /** data.dsync's bytes, unless they were parked on disk (`manifestFile`) as soon as checked. */
+  manifestBytes?: Buffer
+  /** The new data.dsync, parked under DEST/.dsync/staging (a `park` run, not the same generation). */
+  manifestFile?: string
   /** DEST's own data.dsync when it has a valid one (the plan trusts what it vouches for). */
   previous?: Manifest
   /** DEST's data.dsync is already this generation's. */
@@ -62,25 +69,67 @@ export async function torrentStage(ctx: PullContext, session: { net: SwarmSessio
   return { torrent, info }
 }
 
+/**
+ * What a run that holds DEST's lock (and is not a dry run) writes as soon as each piece of the
+ * metadata is checked, instead of holding it: data.dsync parked in staging, the shard torrents
+ * in DEST/.dsync/shards/ (docs/SCALE.md, "Bootstrap memory"). `written` lists the shard torrents
+ * this run created; `manifestFile` the parked data.dsync (both removed by a run refused before its fetch).
+ */
+export interface MetadataPark extends ShardStore {
+  stagingDir: string
+  manifestFile?: string
+  /** Takes DEST's lock (unless the caller holds it): called once the record's checks passed, before the first write. */
+  hold: () => void
+}
+
 /** data.dsync: DEST's own when it is already this generation's, else fetched from the swarm. */
-export async function manifestStage(ctx: PullContext, swarm: Swarm, { info }: TorrentStage): Promise<ManifestStage> {
+export async function manifestStage(ctx: PullContext, swarm: Swarm, { info }: TorrentStage, park?: MetadataPark): Promise<ManifestStage> {
   const { opts, resolved, record } = ctx
   const map = { ...pieceMap(layoutOf(info), info.pieceLength), infoHash: info.infoHash }
   const files = repoFiles(opts.dest, info.name)
   const previousBytes = readOrUndefined(files.manifest)
   const sameGeneration = previousBytes !== undefined && previousBytes.length === map.files[0].length &&
     fileSpans(map, 0).every(s => pieceVerifies(previousBytes.subarray(s.fileOffset, s.fileOffset + s.dataLength), s, info.pieces))
-  const manifestBytes = sameGeneration ? previousBytes : await fetchManifest(swarm, map, info.pieces, opts)
+  let manifestBytes: Buffer | undefined = sameGeneration ? previousBytes : await fetchManifest(swarm, map, info.pieces, opts)
   if (record) mustMatch(resolved[0].source, 'data.dsync', sha256Hex(manifestBytes), record.manifest.sha256)
-  const manifest = parseManifest(manifestBytes, `${resolved[0].source} data.dsync`)
+  const manifestLength = manifestBytes.length
+  const label = `${resolved[0].source} data.dsync`
   // A sharded repository's torrent is its index: data.dsync and the shard torrents.
   const named = indexedShards(info.files)
   if (named && record) mustMatch(resolved[0].source, 'shard list', named.join(' '), record.shards.join(' '))
-  const shards = named && await loadShards(named, files, { index: info, indexMap: map, swarm, stallMs: STALL_MS, from: resolved[0].source }, manifest, manifestBytes.length)
-  const matched = shards ? [] : matchTorrentToManifest(info, manifest, manifestBytes.length)
+  // What the record vouches for is checked: from here DEST's lock is held and things are written.
+  park?.hold()
+  let manifest: Manifest
+  if (park && !sameGeneration) {
+    // Verified piece by piece (and by the record): its bytes (153 MB at 1M files) wait on disk
+    // from here to the commit, and are parsed from there, never beside the entries they make.
+    park.manifestFile = parkManifest(manifestBytes, park.stagingDir)
+    manifestBytes = undefined
+    if (manifestLength >= RELEASE_MIN_BYTES) collectNow()
+    manifest = parseManifestFile(park.manifestFile, label)
+  } else manifest = parseManifest(manifestBytes, label)
+  const shards = named && await loadShards(named, files, { index: info, indexMap: map, swarm, stallMs: STALL_MS, from: resolved[0].source }, manifest, manifestLength, park)
+  const matched = shards ? [] : matchTorrentToManifest(info, manifest, manifestLength)
   if (typeof matched === 'string') throw new DsyncError(ExitCode.badData, 'sync.manifestMismatch', { from: resolved[0].source, reason: matched })
   const previous = previousBytes && !sameGeneration ? tryParse(previousBytes, files.manifest) : sameGeneration ? manifest : undefined
-  return { map, files, manifest, manifestBytes, previous, sameGeneration, shards: shards || undefined }
+  return { map, files, manifest, manifestBytes, manifestFile: park?.manifestFile, previous, sameGeneration, shards: shards || undefined }
+}
+
+/**
+ * While the files are fetched and applied (minutes, at 1M files), data.dsync waits on disk in
+ * staging, not in memory (153 MB at 1M files); the commit renames it into place. It is
+ * fsync'ed as the commit's own write would be; a killed run's copy goes with staging's
+ * other leftovers (Staging.prune drops every name at its top).
+ */
+export function parkManifest(bytes: Buffer, stagingDir: string): string {
+  try {
+    mkdirSync(stagingDir, { recursive: true })
+  } catch (err) {
+    throw fsError(err, stagingDir, 'write')
+  }
+  const file = join(stagingDir, 'data.dsync.next')
+  writeFileAtomic(file, bytes)
+  return file
 }
 
 async function metadataFromPeers(swarm: Swarm, infoHash: string): Promise<Buffer> {
@@ -128,7 +177,10 @@ async function metadataFromPeers(swarm: Swarm, infoHash: string): Promise<Buffer
 async function fetchManifest(swarm: Swarm, map: PieceMap & { infoHash: string }, hashes: Buffer, opts: PullOptions): Promise<Buffer> {
   const spans = fileSpans(map, 0)
   const out = Buffer.alloc(map.files[0].length)
-  const d = new Downloader({ pieces: spans, hashes, onPiece: (span, data) => data.copy(out, span.fileOffset) })
+  // Through a holder emptied on return: the swarm's peers keep the downloader (and this closure)
+  // until they close, and data.dsync's bytes are to leave memory as soon as they are parked.
+  const into: { out?: Buffer } = { out }
+  const d = new Downloader({ pieces: spans, hashes, onPiece: (span, data) => { if (into.out) data.copy(into.out, span.fileOffset) } })
   const onPeer = (peer: PeerConnection) => { peer.ready().then(() => d.addPeer(peer), (err: Error) => peer.close(err.message)) }
   swarm.on('peer', onPeer)
   for (const p of swarm.connected) onPeer(p)
@@ -137,6 +189,7 @@ async function fetchManifest(swarm: Swarm, map: PieceMap & { infoHash: string },
     await watchDownload(d, { swarm, stallMs: STALL_MS, infoHash: map.infoHash, describe: () => MANIFEST_TORRENT_PATH })
   } finally {
     swarm.off('peer', onPeer)
+    into.out = undefined
   }
   return out
 }

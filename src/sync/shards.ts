@@ -8,7 +8,7 @@ import type { PeerConnection } from '../swarm/peer.js'
 import type { Swarm } from '../swarm/swarm.js'
 import { matchFileList, piecesFit, readTorrentWalked, type ExpectedFiles, type RunMatch } from '../torrent/file-list.js'
 import { matchIndexToShards, matchShardsToManifest } from '../torrent/match.js'
-import { fileSpans, type PieceMap } from '../torrent/piece-map.js'
+import { fileSpans, type PieceMap, type PieceSpan } from '../torrent/piece-map.js'
 import { readTorrentInfo, type TorrentInfo } from '../torrent/read.js'
 import { shardTorrentPath } from '../torrent/shards.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
@@ -51,15 +51,33 @@ export interface ShardContext {
 }
 
 /**
+ * Where the shard torrents go as each one arrives (a run that holds DEST's lock and is not a
+ * dry run): DEST/.dsync/shards/, named by infohash, so that the run never holds them all (147 MB
+ * at 1M files). `written` lists the files this run created (a run refused before its fetch removes them).
+ */
+export interface ShardStore {
+  written: string[]
+}
+
+/** The shard torrents' bytes, read one at a time: from memory (a dry run) or from DEST/.dsync/shards/. */
+interface ShardBytes {
+  read(s: number): Buffer
+  lengths: number[]
+  /** Stored: each ClientShard's torrent and piece hashes are read again when needed. */
+  stored: boolean
+}
+
+/**
  * The shard torrents an index names: those DEST kept from its last sync (same infohash)
  * are read from DEST/.dsync/shards/, the rest fetched at once from the index's swarm, every
  * piece verified, each then checked against its infohash. Together the shards must be
  * exactly data.dsync's files, or nothing goes further. Each shard's files list is walked in
  * place against data.dsync's entries (`matchFileList`, as a host loads a generation); only
- * when that finds a difference is everything parsed, to name it.
+ * when that finds a difference is everything parsed, to name it. With `store`, each fetched
+ * torrent is written to DEST/.dsync/shards/ as it completes and only one is in memory at a time.
  */
-export async function loadShards(named: string[], files: RepoFiles, ctx: ShardContext, manifest: Manifest, manifestLength: number): Promise<ClientShard[]> {
-  const torrents = await shardTorrents(named, files, ctx)
+export async function loadShards(named: string[], files: RepoFiles, ctx: ShardContext, manifest: Manifest, manifestLength: number, store?: ShardStore): Promise<ClientShard[]> {
+  const torrents = store ? await storedShardTorrents(named, files, ctx, store) : await shardTorrents(named, files, ctx)
   const pieceLength = manifest.header.pieceLength
   const content = manifest.entries.filter(e => e.type === 'f' && e.size > 0)
   const expected = expectedFiles(content)
@@ -68,44 +86,77 @@ export async function loadShards(named: string[], files: RepoFiles, ctx: ShardCo
   for (const [s, ih] of named.entries()) {
     const from = `${ctx.from} shard ${ih}`
     let run: RunMatch | undefined
-    const info = readShard(from, () => readTorrentWalked(torrents[s], r => (run = matchFileList(r, pieceLength, expected, next, false)) !== undefined))
+    const torrent = torrents.read(s)
+    const info = readShard(from, () => readTorrentWalked(torrent, r => (run = matchFileList(r, pieceLength, expected, next, false)) !== undefined))
     if (info.infoHash !== ih) throw new DsyncError(ExitCode.badData, 'sync.badTorrent', { from, reason: `infohash ${info.infoHash}` })
     if (!run || !piecesFit(info, pieceLength, run)) explain(named, torrents, ctx, manifest, manifestLength)
     shards.push({
-      infoHash: ih, torrent: torrents[s], pieces: info.pieces, pieceLength,
+      infoHash: ih, torrent: torrents.stored ? undefined : torrent, pieces: torrents.stored ? undefined : info.pieces, pieceLength,
       files: content.slice(next, next + run.count), offsets: run.offsets, totalLength: run.totalLength,
     })
     next += run.count
   }
-  const index = matchIndexToShards(ctx.index, named.map((ih, s) => ({ infoHash: ih, torrentLength: torrents[s].length })), pieceLength, manifestLength)
+  const index = matchIndexToShards(ctx.index, named.map((ih, s) => ({ infoHash: ih, torrentLength: torrents.lengths[s] })), pieceLength, manifestLength)
   if (next !== content.length || typeof index === 'string') explain(named, torrents, ctx, manifest, manifestLength)
   return shards
 }
 
-/** The named shard torrents: kept in DEST, or fetched from the index's swarm. */
-async function shardTorrents(named: string[], files: RepoFiles, ctx: ShardContext): Promise<Buffer[]> {
+/** The named shard torrents in memory: kept in DEST, or fetched from the index's swarm. */
+async function shardTorrents(named: string[], files: RepoFiles, ctx: ShardContext): Promise<ShardBytes> {
   const torrents = named.map(ih => kept(files, ih))
+  const missing = missingShards(named, ctx, s => torrents[s] !== undefined)
+  if (missing.size > 0) await fetchIndexFiles(ctx, [...missing.keys()], (index, bytes) => { torrents[missing.get(index)!] = bytes })
+  return { read: s => torrents[s]!, lengths: torrents.map(t => t!.length), stored: false }
+}
+
+/** The named shard torrents on disk: each fetched one written to DEST/.dsync/shards/ as it completes. */
+async function storedShardTorrents(named: string[], files: RepoFiles, ctx: ShardContext, store: ShardStore): Promise<ShardBytes> {
+  const path = (s: number) => join(files.shards, `${named[s]}.torrent`)
+  const lengths = named.map((_, s) => statSync(path(s), { throwIfNoEntry: false })?.size ?? -1)
+  const missing = missingShards(named, ctx, s => lengths[s] >= 0)
+  if (missing.size > 0) {
+    try {
+      mkdirSync(files.shards, { recursive: true })
+    } catch (err) {
+      throw fsError(err, files.shards, 'write')
+    }
+    await fetchIndexFiles(ctx, [...missing.keys()], (index, bytes) => {
+      const s = missing.get(index)!
+      // Verified piece by piece against the index torrent; its infohash is checked at its turn below.
+      writeFileAtomic(path(s), bytes)
+      store.written.push(path(s))
+      lengths[s] = bytes.length
+    })
+  }
+  const read = (s: number) => {
+    try {
+      return readFileSync(path(s))
+    } catch (err) {
+      throw fsError(err, path(s), 'read')
+    }
+  }
+  return { read, lengths, stored: true }
+}
+
+/** Index torrent file number -> shard number, for each shard DEST does not have. */
+function missingShards(named: string[], ctx: ShardContext, have: (s: number) => boolean): Map<number, number> {
   const missing = new Map<number, number>()
   const indexByPath = new Map(ctx.indexMap.files.map((f, i) => [f.path, i]))
   named.forEach((ih, s) => {
-    if (!torrents[s]) missing.set(indexByPath.get(shardTorrentPath(ih))!, s)
+    if (!have(s)) missing.set(indexByPath.get(shardTorrentPath(ih))!, s)
   })
-  if (missing.size > 0) {
-    const fetched = await fetchIndexFiles(ctx, [...missing.keys()])
-    for (const [index, s] of missing) torrents[s] = fetched.get(index)!
-  }
-  return torrents as Buffer[]
+  return missing
 }
 
 /**
  * Why the shards differ from data.dsync, found by the parsed check (an object per file:
  * only once the walk found a difference). Always throws.
  */
-function explain(named: string[], torrents: Buffer[], ctx: ShardContext, manifest: Manifest, manifestLength: number): never {
+function explain(named: string[], torrents: ShardBytes, ctx: ShardContext, manifest: Manifest, manifestLength: number): never {
   const shapes = named.map((ih, s) => {
-    const info = readShard(`${ctx.from} shard ${ih}`, () => readTorrentInfo(torrents[s]))
+    const info = readShard(`${ctx.from} shard ${ih}`, () => readTorrentInfo(torrents.read(s)))
     if (info.infoHash !== ih) throw new DsyncError(ExitCode.badData, 'sync.badTorrent', { from: `${ctx.from} shard ${ih}`, reason: `infohash ${info.infoHash}` })
-    return { ...info, torrentLength: torrents[s].length }
+    return { ...info, torrentLength: torrents.lengths[s] }
   })
   const matched = matchShardsToManifest(ctx.index, shapes, manifest, manifestLength)
   const reason = typeof matched === 'string' ? matched : 'the shards do not match data.dsync byte for byte'
@@ -150,11 +201,25 @@ function kept(files: RepoFiles, infoHash: string): Buffer | undefined {
   }
 }
 
-/** Whole files of the index torrent (shard .torrent files) into memory, from every peer at once. */
-async function fetchIndexFiles(ctx: ShardContext, indexes: number[]): Promise<Map<number, Buffer>> {
-  const out = new Map(indexes.map(i => [i, Buffer.alloc(ctx.indexMap.files[i].length)]))
+/**
+ * Whole files of the index torrent (shard .torrent files), from every peer at once: each
+ * handed to `done` when its last piece is verified (pieces are asked for in order, so only the
+ * few files in flight are in memory at once).
+ */
+async function fetchIndexFiles(ctx: ShardContext, indexes: number[], done: (index: number, bytes: Buffer) => void): Promise<void> {
+  const open = new Map<number, { bytes: Buffer; left: number }>()
   const spans = indexes.flatMap(i => fileSpans(ctx.indexMap, i))
-  const d = new Downloader({ pieces: spans, hashes: ctx.index.pieces, onPiece: (span, data) => data.copy(out.get(span.file)!, span.fileOffset) })
+  const onPiece = (span: PieceSpan, data: Buffer) => {
+    const length = ctx.indexMap.files[span.file].length
+    let f = open.get(span.file)
+    if (!f) open.set(span.file, f = { bytes: Buffer.alloc(length), left: length })
+    data.copy(f.bytes, span.fileOffset, 0, span.dataLength)
+    f.left -= span.dataLength
+    if (f.left > 0) return
+    open.delete(span.file)
+    done(span.file, f.bytes)
+  }
+  const d = new Downloader({ pieces: spans, hashes: ctx.index.pieces, onPiece })
   const onPeer = (peer: PeerConnection) => { peer.ready().then(() => d.addPeer(peer), (err: Error) => peer.close(err.message)) }
   ctx.swarm.on('peer', onPeer)
   for (const p of ctx.swarm.connected) onPeer(p)
@@ -163,7 +228,6 @@ async function fetchIndexFiles(ctx: ShardContext, indexes: number[]): Promise<Ma
   } finally {
     ctx.swarm.off('peer', onPeer)
   }
-  return out
 }
 
 export interface ShardTransferOptions {

@@ -9,6 +9,9 @@ import { runInNewContext } from 'node:vm'
  * One full collection at that point; V8 frees the backing stores on a background thread.
  * `gc` is exposed the documented way (the flag, then a new context that has the function).
  */
+/** Below this many bytes dropped, V8's own collections are soon enough. */
+export const RELEASE_MIN_BYTES = 32 << 20
+
 let gc: (() => void) | undefined
 
 export function collectNow(): void {
