@@ -40,6 +40,18 @@ const LOW_WATER_BYTES = 8 << 20
  */
 const SPARE_BATCHES = HIGH_WATER_BYTES / BATCH_BYTES + 2
 
+/**
+ * Empty batch buffers a closed writer leaves for the next one, and how long they wait for it. A
+ * sharded pull (docs/SCALE.md) runs one transfer, so one writer, per shard: each allocated its
+ * buffers afresh (4 MiB each), which was 0.34 s of the 200,000-file bootstrap's event loop
+ * (`newBatch`, 17 shards, quiet run after session 6). Kept only briefly: the next shard's
+ * transfer starts at once, and nothing should hold them through the apply.
+ */
+const HANDED_ON = 2 * STAGE_DIRS + 2
+const HAND_ON_MS = 1000
+const handedOn: ArrayBuffer[] = []
+let handOnTimer: NodeJS.Timeout | undefined
+
 /** Batches with a worker (one being written, one waiting) before the next is held back to grow. */
 const QUEUED_BATCHES = 2
 /**
@@ -220,10 +232,20 @@ class StageLane {
       await closed
     }
     await this.worker.terminate()
+    this.handOn()
+  }
+
+  /** Leaves this lane's empty buffers to the next writer, for a moment (HAND_ON_MS). */
+  private handOn(): void {
+    for (const b of this.free.splice(0)) if (handedOn.length < HANDED_ON) handedOn.push(b)
+    clearTimeout(handOnTimer)
+    if (handedOn.length === 0) return
+    handOnTimer = setTimeout(() => { handedOn.length = 0 }, HAND_ON_MS)
+    handOnTimer.unref()
   }
 
   private newBatch(minBytes: number) {
-    const buffer = minBytes <= BATCH_BYTES ? (this.free.pop() ?? new ArrayBuffer(BATCH_BYTES)) : new ArrayBuffer(minBytes)
+    const buffer = minBytes <= BATCH_BYTES ? (this.free.pop() ?? handedOn.pop() ?? new ArrayBuffer(BATCH_BYTES)) : new ArrayBuffer(minBytes)
     return { buffer, bytes: new Uint8Array(buffer), used: 0, hexes: [] as string[], numbers: [] as number[], at: performance.now(), timer: undefined as NodeJS.Timeout | undefined }
   }
 
