@@ -58,10 +58,12 @@ const QUEUED_BATCHES = 2
  * A batch smaller than this waits up to HOLD_MS for more pieces even when its worker is idle:
  * sent every turn, batches of 200,000 small files held a few files each, and postMessage (a
  * wake-up of the worker each) was 3% of the event loop (200 ms at 20,000 files) after the
- * QUEUED_BATCHES change.
+ * QUEUED_BATCHES change. At 64 KiB / 2 ms a `mirror` pull (1 GiB) still sent 790-1,060 batches
+ * (each ~0.8 ms of the event loop in the quiet run's profile); at 1 MiB / 8 ms, 530-910 (counting
+ * preload, alternating pulls, load 12-14).
  */
-const MIN_SEND_BYTES = 64 << 10
-const HOLD_MS = 2
+const MIN_SEND_BYTES = 1 << 20
+const HOLD_MS = 8
 
 export interface StageWriterEvents {
   /** This many more piece bytes are on disk (written, not yet fsynced). */
