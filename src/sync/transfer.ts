@@ -55,7 +55,8 @@ export async function transferFiles(opts: TransferOptions): Promise<TransferResu
   const bytesPerPeer: Record<string, number> = {}
   const counts: Counts = { bytesDone: 0, filesDone: filesStaged }
   const progress = throttledProgress(opts, counts, bytesTotal)
-  const indexOf = new Map([...opts.files].map(([index, hex]) => [hex, index]))
+  // Which file a mismatching content is, looked up only then (a Map of every file per transfer was not).
+  const indexOf = (hex: string) => [...opts.files].find(([, h]) => h === hex)![0]
   // A file that fails its SHA-256 or cannot be written ends the transfer, even after the last piece.
   let storeFailure: Error | undefined
   const storeFailed = (err: Error) => {
@@ -66,7 +67,7 @@ export async function transferFiles(opts: TransferOptions): Promise<TransferResu
   const writer = new StageWriter(staging.dir, {
     onWritten: bytes => { counts.bytesDone += bytes; progress() },
     onVerified: () => { counts.filesDone++; progress() },
-    onMismatch: hex => storeFailed(mismatch(indexOf.get(hex)!)),
+    onMismatch: hex => storeFailed(mismatch(indexOf(hex))),
     onError: storeFailed,
     onBusy: busy => (busy ? downloader.pause() : downloader.resume()),
   })
