@@ -73,7 +73,7 @@ export interface ApplyContext {
   guard: (fn: () => void, path: string) => void
   onStep?: (step: string, done?: number) => void
   /** Each placed content's number, found by its digest's bytes (no hex string kept per file). */
-  ids: ContentIds
+  idOf: (digest: Uint8Array) => number
   /** How many paths still need each staged content, by its number: the last one takes the file itself. */
   uses: Uint32Array
   /** DEST with a trailing slash: a file path of the plan (checked safe and normal) is appended, not joined. */
@@ -82,13 +82,12 @@ export interface ApplyContext {
 
 function applyContext(opts: ApplyOptions): ApplyContext {
   let tmpCounter = 0
-  const ids = new ContentIds(opts.plan.fetch.size)
-  const placed = opts.plan.place.map(f => ids.add(f.sha256!))
-  const uses = new Uint32Array(ids.size)
-  for (const id of placed) uses[id]++
+  const { idOf, count } = placedIds(opts.plan)
+  const uses = new Uint32Array(count)
+  for (const f of opts.plan.place) uses[idOf(f.sha256!)]++
   const dest = join(opts.dest)
   return {
-    dest: opts.dest, plan: opts.plan, staging: opts.staging, indexFiles: opts.indexFiles, ids, uses, guard, onStep: opts.onStep,
+    dest: opts.dest, plan: opts.plan, staging: opts.staging, indexFiles: opts.indexFiles, idOf, uses, guard, onStep: opts.onStep,
     root: dest.endsWith('/') ? dest : `${dest}/`,
     trash: join(opts.dest, DSYNC_DIR, 'trash'),
     abs: p => join(opts.dest, p),
@@ -96,6 +95,21 @@ function applyContext(opts: ApplyOptions): ApplyContext {
     writable: makeWritableParents(opts.dest, opts.plan.mkdirs),
     fileMode: mode => (opts.keepSetid ? mode : mode & ~0o6000),
   }
+}
+
+/**
+ * The placed contents numbered: a fetched one by its number in plan.fetch (every content of a
+ * bootstrap: no second table over a million digests), one copied from DEST after those.
+ */
+function placedIds(plan: Plan): { idOf: (digest: Uint8Array) => number; count: number } {
+  const others = new ContentIds()
+  for (const f of plan.place) if (plan.fetch.idOf(f.sha256!) < 0) others.add(f.sha256!)
+  const fetched = plan.fetch.size
+  const idOf = (digest: Uint8Array) => {
+    const id = plan.fetch.idOf(digest)
+    return id >= 0 ? id : fetched + others.get(digest)
+  }
+  return { idOf, count: fetched + others.size }
 }
 
 /** An entry of another type in the way (a file where a folder now goes) is moved aside, not deleted, until the end. */
@@ -146,7 +160,7 @@ function placeNewNames(ctx: ApplyContext): void {
 }
 
 function placeFile(ctx: ApplyContext, f: ManifestEntry): void {
-  const left = --ctx.uses[ctx.ids.get(f.sha256!)]
+  const left = --ctx.uses[ctx.idOf(f.sha256!)]
   // The staged file's name, made when it is moved (a string kept per file was ~80 bytes each).
   const src = ctx.staging.path(f.sha256!.toString('hex'))
   const dst = ctx.root + f.path

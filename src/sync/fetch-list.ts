@@ -33,6 +33,11 @@ export class FetchList implements ReadonlyMap<string, ManifestEntry> {
     return true
   }
 
+  /** The content's number in this list (0 .. size - 1, in the order added), -1 when it is not listed. */
+  idOf(digest: Uint8Array): number {
+    return this.ids.get(digest)
+  }
+
   /** The entry the content is fetched for, by its digest's bytes (no hex string made). */
   entryOf(digest: Uint8Array): ManifestEntry | undefined {
     const id = this.ids.get(digest)
