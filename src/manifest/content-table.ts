@@ -22,7 +22,8 @@ export interface ContentTable {
 
 export function contentTable(lines: Lines): ContentTable {
   const buf = lines.buf
-  let t = alloc(lines, 1 << 16)
+  // Never more content files than lines: a few edited lines (gendsync --changed) allocate a few rows, not 64k.
+  let t = alloc(lines, Math.max(1, Math.min(1 << 16, lines.count)))
   let count = 0
   for (let i = 0; i < lines.count; i++) {
     const at = lines.starts[i]

@@ -15,6 +15,7 @@ import { lastPieceHashes, oldPieces } from './old-pieces.js'
 import { MANIFEST_TORRENT_PATH, type RepoFiles } from './paths.js'
 import { fromStats, readLinkTarget, scanTree, type ScannedEntry } from './scan.js'
 import { rebuildShards, type ShardOut } from './shard-rebuild.js'
+import { loadTables, type CachedTables } from './table-cache.js'
 
 /**
  * gendsync with a change hint: the previous data.dsync is edited where the hint says the
@@ -39,6 +40,8 @@ export interface HintedGeneration {
   sha256: { manifest: string; previous: string }
   /** Line offsets of the previous data.dsync and of the new one (the record step's delta uses them). */
   lines: { old: LineTable; new: LineTable }
+  /** The new list's content table and costs (sharded only): what the next hinted run starts from (table-cache.ts). */
+  tables?: CachedTables
 }
 
 type Target = ScannedEntry | null
@@ -73,11 +76,12 @@ export async function generateHinted(
   const digests = new Map(hashed.map(h => [h.path, h.digest]))
   const spliced = splice(old, found, digests)
   if (pieceLengthFor(spliced.bytes) !== old.pieceLength) return 'the piece length changes'
-  const torrents = newTorrents(save, files, naming, old, spliced.lines, spliced.runs, digests)
-  if (typeof torrents === 'string') return torrents
+  const built = newTorrents(save, files, naming, old, spliced.lines, spliced.runs, digests)
+  if (typeof built === 'string') return built
+  const { torrents, tables } = built
   const { manifest, entries, files: fileCount, bytes } = spliced
   return {
-    manifest, entries, files: fileCount, bytes, pieceLength: old.pieceLength, torrents, hashed,
+    manifest, entries, files: fileCount, bytes, pieceLength: old.pieceLength, torrents, tables, hashed,
     sha256: { manifest: spliced.sha256, previous: old.fileSha256 },
     lines: { old: { buf: old.buf, bodyAt: old.buf.indexOf('\n\n'), endAt: old.starts[old.count] - 1, starts: old.starts, count: old.count }, new: spliced.lines },
   }
@@ -91,23 +95,27 @@ export async function generateHinted(
  */
 function newTorrents(
   save: string, files: RepoFiles, naming: TorrentNaming, old: ManifestLines, next: LineTable, runs: Run[], digests: Map<string, FileDigest>,
-): HintedGeneration['torrents'] | string {
+): { torrents: HintedGeneration['torrents']; tables?: CachedTables } | string {
   const P = old.pieceLength
-  const oldTable = contentTable(old)
+  // The previous hinted run's tables for this very list, when it left them (else one pass over it each).
+  const cached = loadTables(files.tables, old, old.fileSha256, P)
+  const oldTable = cached?.table ?? contentTable(old)
   const { table: nextTable, origin } = nextContentTable(oldTable, next, runs)
-  const oldCosts = tableCosts(oldTable, P)
-  const starts = shardStartsOf(tableCosts(nextTable, P, { costs: oldCosts, origin }))
+  const oldCosts = cached?.costs ?? tableCosts(oldTable, P)
+  const nextCosts = tableCosts(nextTable, P, { costs: oldCosts, origin })
+  const starts = shardStartsOf(nextCosts)
   const previous = previousShards(files, old)
   if (starts.length === 1 || typeof previous === 'string') {
     const content: ContentChange[] = []
     for (let c = 0; c < nextTable.count; c++) content.push({ path: contentPathString(nextTable, c), length: nextTable.length[c], changed: origin[c] < 0 })
-    return reuseDigests(save, files, content, digests, P)
+    const torrents = reuseDigests(save, files, content, digests, P)
+    return typeof torrents === 'string' ? torrents : { torrents }
   }
   const shards = rebuildShards({
     save, shardsDir: files.shards, name: naming.name, trackers: naming.trackers, pieceLength: P, next: nextTable, starts, origin,
     old: oldTable, oldStarts: shardStartsOf(oldCosts), oldEntry: oldCosts.entry, oldShards: previous.shards, digests,
   })
-  return typeof shards === 'string' ? shards : { shards }
+  return typeof shards === 'string' ? shards : { torrents: { shards }, tables: { table: nextTable, costs: nextCosts } }
 }
 
 /**

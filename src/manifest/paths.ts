@@ -12,6 +12,8 @@ export interface RepoFiles {
   torrent: string
   magnet: string
   hashCache: string
+  /** The content table and shard costs of data.dsync, a cache for the next hinted run (table-cache.ts). */
+  tables: string
   lock: string
   /** Shard torrents of a sharded repository, one `<infohash>.torrent` each. */
   shards: string
@@ -25,6 +27,7 @@ export function repoFiles(save: string, repo: string): RepoFiles {
     torrent: join(dir, `${repo}.torrent`),
     magnet: join(dir, `${repo}.magnet`),
     hashCache: join(dir, 'hashcache'),
+    tables: join(dir, 'tables'),
     lock: join(dir, 'lock'),
     shards: join(dir, 'shards'),
   }

@@ -11,6 +11,7 @@ import type { LineTable } from '../manifest/manifest-lines.js'
 import { DSYNC_DIR, repoFiles, type RepoFiles } from '../manifest/paths.js'
 import { listContent, writeOutputs, writeShardOutputs, type ShardSummary } from '../manifest/outputs.js'
 import { scanTreeParallel } from '../manifest/scan.js'
+import { saveTables } from '../manifest/table-cache.js'
 import { fullTables } from './full-run.js'
 
 export interface GenerateOptions {
@@ -67,6 +68,8 @@ interface Run {
   piecesOf: (path: string) => Buffer
   /** SHA-256s of data.dsync and of the previous one, when this run has them already. */
   known?: { manifest: string; previous?: string }
+  /** What to do once the outputs are committed (caches of this generation). */
+  afterCommit?: () => void
   /** Both lists' line offsets, when this run has them already. */
   lines?: { old: LineTable; new: LineTable }
 }
@@ -100,6 +103,7 @@ export async function generateRepo(opts: GenerateOptions): Promise<GenerateResul
         known: run.known, lines: run.lines, batch,
       })
       await batch.commit()
+      run.afterCommit?.()
       run.result.record = published ? { seq: published.record.seq, signed: published.signed, deltas: published.record.deltas.length } : undefined
       run.result.seconds = (Date.now() - started) / 1000
       return run.result
@@ -173,7 +177,9 @@ async function hintedRun(
     if (!pieces) throw new Error(`the delta names ${path}, which this run did not read`)
     return pieces
   }
-  return { result, manifest: g.manifest, piecesOf, known: g.sha256, lines: g.lines }
+  const tables = g.tables
+  const afterCommit = tables && (() => saveTables(files.tables, g.sha256.manifest, g.pieceLength, tables))
+  return { result, manifest: g.manifest, piecesOf, known: g.sha256, lines: g.lines, afterCommit }
 }
 
 function readOrUndefined(file: string): Buffer | undefined {

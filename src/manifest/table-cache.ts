@@ -1,0 +1,87 @@
+import { createHash } from 'node:crypto'
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import type { ContentTable, TableCosts } from './content-table.js'
+import type { Lines } from './manifest-lines.js'
+
+/**
+ * The content table and shard costs of a data.dsync (content-table.ts), kept beside it in
+ * `.dsync/tables` by a hinted gendsync so the next hinted run starts from them instead of
+ * parsing every line of the previous list again (at 200k files ~35 ms for the table and
+ * ~90 ms for the costs, one sixth of a hinted run: docs/SCALE.md). It is only a cache: named
+ * after the SHA-256 of the data.dsync it describes and sealed by its own SHA-256, so a stale,
+ * torn or damaged file is ignored and the tables are computed from data.dsync as before.
+ *
+ * Layout: a 128-byte head (`DSYNC-TABLES 1 <list sha256> <piece length> <count>`, padded with
+ * spaces, ending in a newline), then per field one array of `count` values: length, bytes,
+ * tokens, entry (float64); line, pathFrom, pathTo, hash (uint32); then the SHA-256 of
+ * everything before it.
+ */
+const MAGIC = 'DSYNC-TABLES 1'
+const HEAD = 128
+const F64 = ['length', 'bytes', 'tokens', 'entry'] as const
+const U32 = ['line', 'pathFrom', 'pathTo', 'hash'] as const
+const ROW = F64.length * 8 + U32.length * 4
+
+export interface CachedTables {
+  table: ContentTable
+  costs: TableCosts
+}
+
+/**
+ * Writes the tables of the data.dsync whose SHA-256 is `listSha256`. Not fsync'ed: after a
+ * crash the file is torn or names another list, and the next run computes the tables itself.
+ */
+export function saveTables(file: string, listSha256: string, pieceLength: number, t: CachedTables): void {
+  const n = t.table.count
+  const out = Buffer.alloc(HEAD + n * ROW + 32)
+  out.write(`${MAGIC} ${listSha256} ${pieceLength} ${n}`.padEnd(HEAD - 1, ' ') + '\n', 0, 'latin1')
+  let at = HEAD
+  const put = (a: Float64Array | Uint32Array) => {
+    at += Buffer.from(a.buffer, a.byteOffset, a.byteLength).copy(out, at)
+  }
+  put(t.table.length)
+  put(t.costs.bytes)
+  put(t.costs.tokens)
+  put(t.costs.entry)
+  put(t.table.line)
+  put(t.table.pathFrom)
+  put(t.table.pathTo)
+  put(t.costs.hash)
+  createHash('sha256').update(out.subarray(0, at)).digest().copy(out, at)
+  try {
+    writeFileSync(`${file}.tmp`, out)
+    renameSync(`${file}.tmp`, file)
+  } catch {
+    // Only a cache: without it the next hinted run parses data.dsync, as it did before.
+    rmSync(`${file}.tmp`, { force: true })
+  }
+}
+
+/** The tables saved for `lines` (the data.dsync whose SHA-256 is `listSha256`), or undefined. */
+export function loadTables(file: string, lines: Lines, listSha256: string, pieceLength: number): CachedTables | undefined {
+  let buf: Buffer
+  try {
+    buf = readFileSync(file)
+  } catch {
+    return undefined
+  }
+  if (buf.length < HEAD + 32) return undefined
+  const head = buf.toString('latin1', 0, HEAD).trimEnd().split(' ')
+  const n = Number(head[4])
+  if (`${head[0]} ${head[1]}` !== MAGIC || head[2] !== listSha256 || Number(head[3]) !== pieceLength) return undefined
+  if (!Number.isSafeInteger(n) || buf.length !== HEAD + n * ROW + 32) return undefined
+  const end = buf.length - 32
+  if (!createHash('sha256').update(buf.subarray(0, end)).digest().equals(buf.subarray(end))) return undefined
+  let at = HEAD
+  const take = <T extends Float64Array | Uint32Array>(a: T): T => {
+    at += buf.copy(Buffer.from(a.buffer, a.byteOffset, a.byteLength), 0, at, at + a.byteLength)
+    return a
+  }
+  const [length, bytes, tokens, entry] = F64.map(() => take(new Float64Array(n)))
+  const [line, pathFrom, pathTo, hash] = U32.map(() => take(new Uint32Array(n)))
+  // The checksum proves the bytes are those written; this, that they fit this list.
+  for (let c = 0; c < n; c++) {
+    if (line[c] >= lines.count || pathFrom[c] < lines.starts[line[c]] || pathTo[c] < pathFrom[c] || pathTo[c] >= lines.starts[line[c] + 1]) return undefined
+  }
+  return { table: { lines, count: n, line, length, pathFrom, pathTo }, costs: { bytes, tokens, hash, entry } }
+}
