@@ -164,11 +164,19 @@ export function applyDelta(oldBytes: Buffer, delta: Delta): Buffer {
 }
 
 /**
- * applyDelta without the END line: what gendsync compares with the data.dsync it made (whose
- * END line is a function of the same bytes), sparing a SHA-256 of the whole list.
+ * True when `delta` applied to `oldBytes` gives `target` (a data.dsync) up to its END line:
+ * gendsync's check of each delta it writes (the END line is a function of the same bytes, so
+ * no SHA-256 of the whole list). The pieces are compared with `target` where they land, not
+ * joined first: a 30 MB buffer at 200k files, whose fresh pages alone cost ~20 ms.
  */
-export function applyDeltaBody(oldBytes: Buffer, delta: Delta, oldLines?: LineTable): Buffer {
-  return Buffer.concat(spliceDelta(oldBytes, delta, oldLines))
+export function deltaReproduces(oldBytes: Buffer, delta: Delta, target: Buffer, oldLines?: LineTable): boolean {
+  const end = target.lastIndexOf('\nEND\t') + 1
+  let at = 0
+  for (const piece of spliceDelta(oldBytes, delta, oldLines)) {
+    if (at + piece.length > end || piece.compare(target, at, at + piece.length) !== 0) return false
+    at += piece.length
+  }
+  return end > 0 && at === end
 }
 
 /** The new list's bytes before its END line, as the header and runs of old and delta lines. */

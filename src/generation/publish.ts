@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { fsError } from '../errors.js'
 import type { LineTable } from '../manifest/manifest-lines.js'
 import type { DurableBatch } from '../util/durable-batch.js'
-import { applyDeltaBody, makeDelta, parseDelta, sha256Hex } from './delta.js'
+import { deltaReproduces, makeDelta, parseDelta, sha256Hex } from './delta.js'
 import { buildDeltaTorrent } from './delta-torrent.js'
 import type { PublisherKey } from './keys.js'
 import { parseRecord, signBep44, signRecord, type DeltaRef, type GenerationRecord, type RecordBody } from './record.js'
@@ -86,7 +86,7 @@ function writeDelta(opts: PublishOptions, dir: string, seq: number, known: { fro
   const bytes = makeDelta(seq, opts.previous!, opts.manifest, known, opts.lines)
   const delta = parseDelta(bytes)
   // The delta must reproduce this data.dsync exactly; anything else is a bug, not a tree change.
-  if (!applyDeltaBody(opts.previous!, delta, opts.lines?.old).equals(opts.manifest.subarray(0, opts.manifest.lastIndexOf('\nEND\t') + 1))) {
+  if (!deltaReproduces(opts.previous!, delta, opts.manifest, opts.lines?.old)) {
     throw new Error('delta does not reproduce data.dsync')
   }
   const torrent = buildDeltaTorrent(opts.repo, delta, opts.save, opts.trackers, opts.piecesOf)
