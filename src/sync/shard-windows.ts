@@ -5,7 +5,6 @@ import { contentPath, contentPathString, contentTable, tableCosts, tableEntries,
 import { hashFileSync, type FileDigest } from '../manifest/hash-file.js'
 import { lowerBound, pathKeyAt, type Lines } from '../manifest/manifest-lines.js'
 import { rebuildShards, type ShardOut } from '../manifest/shard-rebuild.js'
-import { collectNow } from '../util/release-memory.js'
 import { ShardStartsStream } from '../torrent/shards.js'
 import { oldKey, oldSide, type Before } from './old-side.js'
 
@@ -64,7 +63,6 @@ export function windowedSplice(input: WindowedInput): ShardOut[] | string {
   let w = 0
   let j = 0
   let failed: string | undefined
-  const pile = new Pile()
   const close = () => {
     if (failed) return
     const hi = bounds[w + 1]?.key
@@ -75,7 +73,6 @@ export function windowedSplice(input: WindowedInput): ShardOut[] | string {
     else out.push(...got)
     acc.clear()
     w++
-    pile.check()
   }
   readListRuns(input.list(), {
     header: () => {},
@@ -92,23 +89,6 @@ export function windowedSplice(input: WindowedInput): ShardOut[] | string {
   close()
   if (failed) return failed
   return w === bounds.length ? out : 'data.dsync changed during the splice'
-}
-
-/**
- * Each window drops a few MB of buffers (the previous shard files it read, the new shard's
- * files list, pieces and torrent) that V8 gives back only at a full collection, scheduled by
- * its own heuristics. One full collection whenever the buffers held grow PILE_BYTES past what
- * they were when the windows began (at 1M files, 77 windows: one every few windows; in the
- * 1M update's timeline, with 32 MiB, they stayed within 22-57 MiB: docs/SCALE.md, "where the peak is").
- */
-const PILE_BYTES = 16 << 20
-
-class Pile {
-  private readonly floor = process.memoryUsage().arrayBuffers
-
-  check(): void {
-    if (process.memoryUsage().arrayBuffers > this.floor + PILE_BYTES) collectNow()
-  }
 }
 
 /** First pass: both generations' shard starts, and each start's path. */
