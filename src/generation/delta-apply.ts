@@ -102,7 +102,8 @@ export function applyDeltasToFile(list: () => ListReader, deltas: Delta[], path:
   readWhole(list, { header: text => counted.header(text), bytes: chunk => fromHash.update(chunk), run: lines => counted.region(lines) })
   counted.rest()
   const header = headText(deltas, counted)
-  const sink = new FileSink(path, header)
+  // Its line count is known from the counting pass: the offsets are one array of that size.
+  const sink = new FileSink(path, header, counted.entries + 2)
   try {
     const m = new Merge(sink, changes)
     readWhole(list, { header: text => m.header(text), run: lines => m.region(lines) })
@@ -157,11 +158,13 @@ class FileSink implements Sink {
   private used = 0
   private written = 0
   private readonly hash = createHash('sha256')
-  private offsets = new Uint32Array(1 << 16)
+  private offsets: Uint32Array
   count = 0
   readonly hardlinks: number[] = []
 
-  constructor(private readonly path: string, header: string) {
+  /** `lines`: the lines expected (entries and the END line); more grow the table. */
+  constructor(private readonly path: string, header: string, lines: number) {
+    this.offsets = new Uint32Array(Math.max(16, lines))
     this.fd = openSync(path, 'w', 0o644)
     this.put(Buffer.from(header), 0, Buffer.byteLength(header))
   }
