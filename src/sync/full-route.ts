@@ -19,6 +19,9 @@ import type { PullContext, PullResult, Route } from './types.js'
 // The full route (stage 2 from the repository torrent, then executePlan): used when the host
 // has no signed record, DEST is not on its delta chain, or DEST is empty (a bootstrap).
 
+/** From this many entries on, a full collection before the plan and before the transfer costs less than the garbage it frees. */
+const LARGE_LIST = 100_000
+
 /**
  * The route every source supports: the repository torrent, then data.dsync as its first file.
  * DEST's lock is taken once the torrent, data.dsync and the shard list passed the signed
@@ -71,6 +74,7 @@ function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentSta
   const indexByPath = new Map(m.map.files.map((f, i) => [f.path, i]))
   // The shard torrents this run wrote (as they arrived, or before the plan): a run refused before its fetch removes them.
   const newShardFiles: string[] = park?.written ?? []
+  const largeList = stage.manifest.entries.length >= LARGE_LIST
   const route: Route = {
     repo: info.name, infoHash: info.infoHash, manifest: stage.manifest, manifestBytes: stage.manifestBytes, manifestFile: stage.manifestFile,
     previous: stage.previous, sameGeneration: stage.sameGeneration, route: 'full',
@@ -90,14 +94,18 @@ function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentSta
         swarm.close()
         newShardFiles.push(...storeShards(m.files, m.shards))
       }
-      // What went to disk leaves memory now, not at V8's next full collection (after the plan).
-      if (dropped >= RELEASE_MIN_BYTES) collectNow()
+      // What went to disk leaves memory now, not at V8's next full collection (after the plan);
+      // so does a long list's parse and shard walk garbage (at 1M files the plan was built
+      // on top of ~130 MB of it: the run's peak, h11b7's 1M log).
+      if (dropped >= RELEASE_MIN_BYTES || largeList) collectNow()
     },
     abandon: () => {
       for (const file of newShardFiles) rmSync(file, { force: true })
     },
     fetch: async (items, staging) => {
       parkBytes(route, staging.dir)
+      // The plan's own garbage goes before the transfer's buffers and workers come.
+      if (largeList) collectNow()
       newShardFiles.length = 0
       if (m.shards) {
         swarm.close()
