@@ -28,3 +28,12 @@ export function startTrace(src: TraceSource): (() => void) | undefined {
   const timer = setInterval(tick, 250)
   return () => { clearInterval(timer); tick() }
 }
+
+/**
+ * Diagnostic: with DSYNC_SWARM_TRACE set, one line naming a phase of the pull and the process's
+ * uptime in ms (where the time outside the transfer goes: see ARCHITECTURE "Swarm, session 7").
+ */
+export function traceMark(mark: string): void {
+  const file = process.env.DSYNC_SWARM_TRACE
+  if (file) appendFileSync(file, JSON.stringify({ mark, up: Math.round(process.uptime() * 1000) }) + '\n')
+}

@@ -4,6 +4,7 @@ import { fsError } from '../errors.js'
 import { generationFiles } from '../generation/files.js'
 import { DSYNC_DIR } from '../manifest/paths.js'
 import { acquireLock } from '../util/lock.js'
+import { traceMark } from '../swarm/trace.js'
 import { applyPlan } from './apply.js'
 import { commitStage } from './commit.js'
 import { guardDeletes } from './deletes.js'
@@ -27,7 +28,9 @@ export async function executePlan(ctx: PullContext, r: Route): Promise<PullResul
     // What the route can put on disk now leaves memory before the plan is built (at 1M files the
     // plan on top of data.dsync's bytes and the shard torrents was the run's peak).
     if (!opts.dryRun) r.beforePlan?.()
+    traceMark('plan-start')
     const plan = await planStage(ctx, r)
+    traceMark('plan-done')
     const result = newResult(ctx, r, plan)
     if (opts.dryRun) {
       result.plan = describePlan(plan)
@@ -39,13 +42,16 @@ export async function executePlan(ctx: PullContext, r: Route): Promise<PullResul
     const staged = await fetchStage(opts.dest, plan, r)
     // Every content DEST holds, by SHA-256: needed for local copies only, and at 200,000 files
     // tens of MB that apply and commit (a torrent rebuild) would otherwise carry.
+    traceMark('fetched-and-synced')
     plan.local.clear()
     result.filesFetched = staged.filesFetched
     result.filesCopiedLocally = staged.filesCopiedLocally
     result.bytesReceived = staged.bytesReceived
     result.bytesPerHost = staged.bytesPerHost
     applyPlan({ dest: opts.dest, plan, staging: staged.staging, indexFiles: opts.indexFiles, onStep: opts.onApplyStep, folders: await folders })
+    traceMark('applied')
     await commitStage(ctx, r, staged.staging)
+    traceMark('committed')
     return finish(ctx, result)
   } catch (err) {
     // A failed run leaves no parked data.dsync behind (a refused pull leaves DEST as it was).

@@ -3,6 +3,7 @@ import { STALL_MS } from '../config/defaults.js'
 import { DsyncError, ExitCode } from '../errors.js'
 import { t } from '../i18n/index.js'
 import { Downloader, type DownloaderOptions } from '../swarm/downloader.js'
+import { traceMark } from '../swarm/trace.js'
 import type { PeerConnection } from '../swarm/peer.js'
 import type { Swarm } from '../swarm/swarm.js'
 import { fileSpans, type PieceMap, type PieceSpan } from '../torrent/piece-map.js'
@@ -91,7 +92,9 @@ export async function transferFiles(opts: TransferOptions): Promise<TransferResu
       describe: missing => firstPaths(map, missing),
     })
     // Every piece is verified; the last files may still be being written and checked.
+    traceMark('last-piece')
     await writer.drain()
+    traceMark('staged')
     if (storeFailure) throw storeFailure
   } finally {
     stopWriteback?.()
