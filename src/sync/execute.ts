@@ -14,16 +14,22 @@ import { readOrUndefined } from './metadata.js'
 import { describePlan, isEmpty, makePlan, type Plan } from './plan.js'
 import type { PullContext, PullResult, Route } from './types.js'
 
+/** DEST's lock (DEST/.dsync/lock), making DEST/.dsync/ first: held from the first write to DEST to the run's end. */
+export function lockDest(dest: string): { release(): void } {
+  try {
+    mkdirSync(join(dest, DSYNC_DIR), { recursive: true })
+  } catch (err) {
+    throw fsError(err, dest, 'write')
+  }
+  return acquireLock(join(dest, DSYNC_DIR, 'lock'))
+}
+
 /** Stages 3-6 under DEST's lock, the same for both routes: plan → guard → stage/fetch → apply → commit. */
 export async function executePlan(ctx: PullContext, r: Route): Promise<PullResult> {
   const { opts } = ctx
-  try {
-    mkdirSync(join(opts.dest, DSYNC_DIR), { recursive: true })
-  } catch (err) {
-    throw fsError(err, opts.dest, 'write')
-  }
-  // Two runs on one DEST would share staging and interleave their applies.
-  const releaseLock = opts.lockHeld ? undefined : acquireLock(join(opts.dest, DSYNC_DIR, 'lock')).release
+  // Two runs on one DEST would share staging and interleave their applies. A caller that
+  // holds the lock has DEST/.dsync/ already (the lock file is in it).
+  const releaseLock = opts.lockHeld ? undefined : lockDest(opts.dest).release
   try {
     // What the route can put on disk now leaves memory before the plan is built (at 1M files the
     // plan on top of data.dsync's bytes and the shard torrents was the run's peak).

@@ -1,14 +1,12 @@
-import { mkdirSync, rmSync } from 'node:fs'
+import { rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { fsError } from '../errors.js'
 import { DSYNC_DIR } from '../manifest/paths.js'
 import type { Swarm } from '../swarm/swarm.js'
 import { magnetLink } from '../torrent/build.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
-import { acquireLock } from '../util/lock.js'
 import { collectNow, RELEASE_MIN_BYTES } from '../util/release-memory.js'
 import { deltaHosts, offerDeltas } from './delta-offer.js'
-import { executePlan } from './execute.js'
+import { executePlan, lockDest } from './execute.js'
 import { FetchList } from './fetch-list.js'
 import { manifestStage, parkManifest, torrentStage, type ManifestStage, type MetadataPark, type TorrentStage } from './metadata.js'
 import { openSwarm } from './open-swarm.js'
@@ -55,15 +53,6 @@ export async function pullFull(ctx: PullContext): Promise<PullResult> {
     lock?.release()
     session.net.stop()
   }
-}
-
-function lockDest(dest: string): { release(): void } {
-  try {
-    mkdirSync(join(dest, DSYNC_DIR), { recursive: true })
-  } catch (err) {
-    throw fsError(err, dest, 'write')
-  }
-  return acquireLock(join(dest, DSYNC_DIR, 'lock'))
 }
 
 /** The full route's part in executePlan: pieces from the repository torrent's swarm; the torrent and magnet link committed. */
