@@ -144,6 +144,25 @@ test('a DTP host holds against hostile peers', async t => {
     good.close()
   })
 
+  await t.test('an opening that is not plain BitTorrent is closed, and the same address is served in plain text', async () => {
+    // libtorrent's encrypted opening (MSE) is random bytes: one time in 256 the first is 0x13,
+    // the peer wire's first byte. Here the bytes after the 68 a handshake takes claim a 2 GB
+    // message, so a host that only counts the handshake's bytes reads them as an attack.
+    const opening = Buffer.concat([Buffer.from([0x13]), randomBytes(67), Buffer.from([0x7f, 0xff, 0xff, 0xff, 7]), randomBytes(600)])
+    opening.write('X', 1) // never "BitTorrent protocol", whatever the random bytes are
+    const mse = await open('127.0.3.78')
+    mse.write(opening)
+    assert.ok(await closedWithin(mse, 5000), 'an opening that is not BitTorrent was not closed')
+    // libtorrent's plain-text retry from the same address.
+    const plain = new WireLeecher(H, HOST_PORT, '127.0.3.78', infoHash)
+    try {
+      await plain.waitUnchoked()
+      assert.equal((await plain.request(0, 0, 16384)).length, 16384)
+    } finally {
+      plain.close()
+    }
+  })
+
   await t.test('a peer that requests without reading does not grow host memory, and is dropped', async t => {
     const before = rssOf(pid)
     const s = await open('127.0.3.72')

@@ -1,5 +1,7 @@
 /** A BitTorrent handshake: pstrlen, "BitTorrent protocol", reserved, infohash, peer id. */
 const HANDSHAKE_BYTES = 68
+/** The handshake's first 20 bytes, the same in every plain (unencrypted) BitTorrent connection. */
+const PROTOCOL_PREFIX = Buffer.from('\x13BitTorrent protocol', 'latin1')
 /** A block (16 KiB, BEP 3) plus the piece message's id, index and offset. */
 export const MAX_MESSAGE = 16 * 1024 + 9
 /**
@@ -10,6 +12,18 @@ export const MAX_MESSAGE = 16 * 1024 + 9
 export const MAX_EXTENDED = 64 * 1024
 const ID_BITFIELD = 5
 const ID_EXTENDED = 20
+
+/** Why a connection must close, and whether its address should be kept out a while. */
+export interface FrameProblem {
+  reason: string
+  /**
+   * False for an opening that is not plain BitTorrent: libtorrent opens with an encrypted
+   * handshake (MSE) by default and retries in plain text when that is closed. Its random
+   * bytes start with 0x13 one time in 256 and so reach the peer wire; keeping the address
+   * out then refused the plain retry too (a libtorrent leecher waited 30 s for nothing).
+   */
+  penalize: boolean
+}
 
 /**
  * Follows the framing of the bytes a peer sends, without buffering them, to refuse a
@@ -31,10 +45,14 @@ export class FrameGuard {
   constructor(private readonly bitfieldMax: () => number) {}
 
   /** Feeds one chunk; returns why the connection must close, or undefined. */
-  feed(chunk: Buffer): string | undefined {
+  feed(chunk: Buffer): FrameProblem | undefined {
     let i = 0
     if (this.handshakeLeft > 0) {
       const n = Math.min(this.handshakeLeft, chunk.length)
+      const seen = HANDSHAKE_BYTES - this.handshakeLeft
+      for (let k = 0; seen + k < PROTOCOL_PREFIX.length && k < n; k++) {
+        if (chunk[k] !== PROTOCOL_PREFIX[seen + k]) return { reason: 'not a plain BitTorrent handshake (encrypted?)', penalize: false }
+      }
       this.handshakeLeft -= n
       i = n
     }
@@ -45,7 +63,7 @@ export class FrameGuard {
         i += n
       } else if (this.bodyLeft === -1) {
         const problem = this.check(chunk[i])
-        if (problem) return problem
+        if (problem) return { reason: problem, penalize: true }
         this.bodyLeft = this.length - 1
         i++
       } else {

@@ -339,8 +339,8 @@ export class DtpHost {
     socket.on('data', (chunk: Buffer) => {
       const problem = guard.feed(chunk)
       if (problem) {
-        this.onLimited(socket.remoteAddress ?? '', problem)
-        this.listener.watch.penalize(socket.remoteAddress ?? '')
+        this.onLimited(socket.remoteAddress ?? '', problem.reason)
+        if (problem.penalize) this.listener.watch.penalize(socket.remoteAddress ?? '')
         socket.destroy()
         return
       }
