@@ -110,41 +110,49 @@ test('SIGKILL while fetching the torrent from a dtp:// host over HTTP leaves DES
   await killedWhileFetchingMetadata('127.0.8.3', 'dtp')
 })
 
-test('SIGKILL while a large file is being staged: the live tree is untouched, the re-run fetches at most what was not yet verified', {
-  skip: hasLibtorrent ? false : 'python3-libtorrent is not installed', timeout: 180_000,
-}, async () => {
-  const big = Buffer.alloc(6 << 20)
-  for (let i = 0; i < big.length; i += 4096) big.writeUInt32BE(i, i)
-  const up = await makeUpstream({ 'images/big.iso': big, 'dists/Release': 'Suite: x\n', 'README': 'readme\n' })
-  // Two hosts at 1 MB/s each: the 6 MiB file takes a few seconds to arrive.
-  const seeders = await Promise.all(['127.0.8.10', '127.0.8.11'].map(h => startLibtorrentSeeder(up.torrent, up.webroot, h, { uploadLimit: 1_000_000 })))
-  const dest = join(tempDir(), 'mirror')
-  writeTree(dest, { 'old-file.txt': 'from the previous generation' })
-  let at: { bytesDone: number; bytesTotal: number } | undefined
-  const killed = await pullWatched(up.torrent, dest, seeders.map(s => s.address), {
-    onEvent: (e, child) => {
-      if (!at && e.event === 'progress' && e.phase === 'files' && e.bytesDone >= e.bytesTotal * 0.4) {
-        at = { bytesDone: e.bytesDone, bytesTotal: e.bytesTotal }
-        child.kill('SIGKILL')
-      }
-    },
-  })
-  assert.equal(killed.signal, 'SIGKILL', killed.stderr)
-  assert.ok(at && at.bytesDone < at.bytesTotal, `killed mid-transfer: ${JSON.stringify(at)}`)
-  // The big file was half-staged: its .part is there, nothing reached the live tree.
-  const staged = stagingFiles(dest)
-  assert.ok(staged.some(n => n.endsWith('.part')), `a .part in staging: ${staged.join(' ')}`)
-  assert.deepEqual(readdirSync(dest).sort(), ['.dsync', 'old-file.txt'])
-  assert.equal(readFileSync(join(dest, 'old-file.txt'), 'utf8'), 'from the previous generation')
+// A pull this small is staged on the event loop (stage-inline.ts); DSYNC_STAGE_THREADS=1 runs the
+// same kill against the stage worker threads a bigger pull uses. Second pair of addresses: 127.0.8.14-15.
+for (const [how, env, hosts] of [
+  ['on the event loop', {}, ['127.0.8.10', '127.0.8.11']],
+  ['by the stage worker threads', { DSYNC_STAGE_THREADS: '1' }, ['127.0.8.14', '127.0.8.15']],
+] as const) {
+  test(`SIGKILL while a large file is being staged ${how}: the live tree is untouched, the re-run fetches at most what was not yet verified`, {
+    skip: hasLibtorrent ? false : 'python3-libtorrent is not installed', timeout: 180_000,
+  }, async () => {
+    const big = Buffer.alloc(6 << 20)
+    for (let i = 0; i < big.length; i += 4096) big.writeUInt32BE(i, i)
+    const up = await makeUpstream({ 'images/big.iso': big, 'dists/Release': 'Suite: x\n', 'README': 'readme\n' })
+    // Two hosts at 1 MB/s each: the 6 MiB file takes a few seconds to arrive.
+    const seeders = await Promise.all(hosts.map(h => startLibtorrentSeeder(up.torrent, up.webroot, h, { uploadLimit: 1_000_000 })))
+    const dest = join(tempDir(), 'mirror')
+    writeTree(dest, { 'old-file.txt': 'from the previous generation' })
+    let at: { bytesDone: number; bytesTotal: number } | undefined
+    const killed = await pullWatched(up.torrent, dest, seeders.map(s => s.address), {
+      env,
+      onEvent: (e, child) => {
+        if (!at && e.event === 'progress' && e.phase === 'files' && e.bytesDone >= e.bytesTotal * 0.4) {
+          at = { bytesDone: e.bytesDone, bytesTotal: e.bytesTotal }
+          child.kill('SIGKILL')
+        }
+      },
+    })
+    assert.equal(killed.signal, 'SIGKILL', killed.stderr)
+    assert.ok(at && at.bytesDone < at.bytesTotal, `killed mid-transfer: ${JSON.stringify(at)}`)
+    // The big file was half-staged: its .part is there, nothing reached the live tree.
+    const staged = stagingFiles(dest)
+    assert.ok(staged.some(n => n.endsWith('.part')), `a .part in staging: ${staged.join(' ')}`)
+    assert.deepEqual(readdirSync(dest).sort(), ['.dsync', 'old-file.txt'])
+    assert.equal(readFileSync(join(dest, 'old-file.txt'), 'utf8'), 'from the previous generation')
 
-  const resumed = await pullCli(up.torrent, dest, seeders.map(s => s.address))
-  assert.equal(resumed.code, 0, resumed.stderr)
-  await assertSameTree(up.save, dest)
-  // What the killed run had verified (its last progress event before the kill) is not fetched again.
-  assert.ok(resumed.summary!.bytesReceived <= at.bytesTotal - at.bytesDone,
-    `the resume fetched ${resumed.summary!.bytesReceived} bytes; at most ${at.bytesTotal - at.bytesDone} were not yet verified`)
-  assert.deepEqual(stagingFiles(dest), [])
-})
+    const resumed = await pullCli(up.torrent, dest, seeders.map(s => s.address), [], env)
+    assert.equal(resumed.code, 0, resumed.stderr)
+    await assertSameTree(up.save, dest)
+    // What the killed run had verified (its last progress event before the kill) is not fetched again.
+    assert.ok(resumed.summary!.bytesReceived <= at.bytesTotal - at.bytesDone,
+      `the resume fetched ${resumed.summary!.bytesReceived} bytes; at most ${at.bytesTotal - at.bytesDone} were not yet verified`)
+    assert.deepEqual(stagingFiles(dest), [])
+  })
+}
 
 test('a staged file cut short by a kill mid-write is fetched again, never placed', {
   skip: hasLibtorrent ? false : 'python3-libtorrent is not installed', timeout: 180_000,

@@ -8,7 +8,8 @@ import type { PeerConnection } from '../swarm/peer.js'
 import type { Swarm } from '../swarm/swarm.js'
 import { fileSpans, type PieceMap, type PieceSpan } from '../torrent/piece-map.js'
 import { ITEM_CHECKED, ITEM_LAST } from './stage-items.js'
-import { StageWriter } from './stage-writer.js'
+import { InlineStager, stagesInline, type Stager } from './stage-inline.js'
+import { StageWriter, type StageWriterEvents } from './stage-writer.js'
 import { SYNCFS_MIN_FILES, type Staging } from './staging.js'
 import { backgroundWriteback } from './writeback.js'
 
@@ -72,14 +73,19 @@ export async function transferFiles(opts: TransferOptions): Promise<TransferResu
     downloader.abort(err)
   }
   staging.prepare()
-  const writer = new StageWriter(staging.dir, {
+  const events: StageWriterEvents = {
     onWritten: bytes => { counts.bytesDone += bytes; progress() },
     onVerified: () => { counts.filesDone++; progress() },
     onMismatch: hex => storeFailed(mismatch(indexOf(hex))),
     onError: storeFailed,
     onBusy: busy => (busy ? downloader.pause() : downloader.resume()),
+  }
+  // A small pull (an update's few hundred files) starts no thread: stage-inline.ts says why.
+  const inline = stagesInline(opts.files.size - filesStaged, bytesTotal)
+  const writer: Stager = inline ? new InlineStager(staging.dir, events) : new StageWriter(staging.dir, events)
+  const downloader: Downloader = new Downloader({
+    pieces, hashes: opts.hashes, verifyOffThread: !inline, ...pieceSink(opts, remainingPerFile, writer, bytesPerPeer),
   })
-  const downloader: Downloader = new Downloader({ pieces, hashes: opts.hashes, ...pieceSink(opts, remainingPerFile, writer, bytesPerPeer) })
   downloader.on('hash-fail', (peer: PeerConnection, piece: number) =>
     opts.onWarning?.(t('sync.peerDropped', { peer: peer.label, reason: `piece ${piece} failed its hash check` })))
   const detach = attachPeers(opts.swarm, downloader)
@@ -125,7 +131,7 @@ function throttledProgress(opts: TransferOptions, counts: Counts, bytesTotal: nu
 }
 
 /** Where the downloader's verified pieces go: the stage writer, with each file's last-piece and checked flags. */
-function pieceSink(opts: TransferOptions, remainingPerFile: Map<number, number>, writer: StageWriter, bytesPerPeer: Record<string, number>): Pick<DownloaderOptions, 'wholeFileCheck' | 'onPiece'> {
+function pieceSink(opts: TransferOptions, remainingPerFile: Map<number, number>, writer: Stager, bytesPerPeer: Record<string, number>): Pick<DownloaderOptions, 'wholeFileCheck' | 'onPiece'> {
   const { staging, map } = opts
   // The piece whose whole file last matched its SHA-256 (the downloader hands it to onPiece
   // right after the check): the stage worker need not hash it again.
