@@ -23,3 +23,19 @@ test('content numbers: one per distinct digest, found again by its bytes, throug
   assert.equal(ids.get(digest(n + 1)), -1)
   assert.equal(ids.size, n + twins.length)
 })
+
+test('content numbers keep their own copy of each digest: a caller may reuse or drop the Buffer it passed', () => {
+  // The client's entries make a new view of their digest at each read (format.ts, SlabEntry):
+  // the table must not depend on the bytes it was handed staying where they were.
+  const ids = new ContentIds(4)
+  const scratch = Buffer.alloc(32)
+  const n = 5_000
+  for (let i = 0; i < n; i++) {
+    digest(i).copy(scratch)
+    assert.equal(ids.add(scratch), i)
+    scratch.fill(0)
+  }
+  for (let i = 0; i < n; i++) assert.equal(ids.get(digest(i)), i, `digest ${i} found by its bytes`)
+  assert.equal(ids.get(Buffer.alloc(32)), -1)
+  assert.equal(ids.size, n)
+})

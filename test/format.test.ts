@@ -21,6 +21,12 @@ const link = (path: string, target: string): ManifestEntry =>
 const hard = (path: string, target: string, content: string): ManifestEntry =>
   ({ type: 'h', path, mode: 0o644, size: Buffer.byteLength(content), mtime: 1_700_000_000, sha256: sha(content), target })
 
+/** An entry as a plain object (the client parser's files are SlabEntry objects, whose digest is a getter). */
+const plain = (e: ManifestEntry): ManifestEntry => ({
+  type: e.type, path: e.path, mode: e.mode, size: e.size, mtime: e.mtime,
+  ...(e.sha256 ? { sha256: Buffer.from(e.sha256) } : {}), ...(e.target !== undefined ? { target: e.target } : {}),
+})
+
 function roundTrip(entries: ManifestEntry[], pieceLength = 32768): ManifestEntry[] {
   const sorted = sortEntries(entries)
   const data = serializeManifest(sorted, pieceLength)
@@ -284,7 +290,7 @@ test('a version-1 reader ignores header fields it does not know', () => {
   assert.equal(m.entries.length, 1)
 })
 
-test('parseManifestFile reads a list a chunk at a time: the same entries as parseManifest; a cut or overlong line refused with its line', () => {
+test('parseManifestFile reads a list a chunk at a time: the same entries as parseManifest, digests read from their slabs; a cut or overlong line refused with its line', () => {
   // ~40,000 entries with paths of varied length: lines cross the 1 MiB read boundaries at many offsets.
   const entries: ManifestEntry[] = [dir('pool')]
   for (let i = 0; i < 40_000; i++) entries.push(file(`pool/${'x'.repeat(i % 97)}-${i}.deb`, `content ${i}`))
@@ -296,8 +302,17 @@ test('parseManifestFile reads a list a chunk at a time: the same entries as pars
     const path = join(dir_, 'data.dsync')
     writeFileSync(path, data)
     const fromFile = parseManifestFile(path, FILE)
-    assert.deepEqual(fromFile.entries, parseManifest(data, FILE).entries)
-    assert.deepEqual(fromFile.entries, sorted)
+    assert.deepEqual(fromFile.entries.map(plain), parseManifest(data, FILE).entries)
+    assert.deepEqual(fromFile.entries.map(plain), sorted)
+    // The client's entries keep no digest view of their own (96 bytes each): each read makes
+    // one over the slab the digest was decoded into, and reads the same bytes every time,
+    // across the slabs' boundaries (2,048 digests each).
+    for (const [i, e] of fromFile.entries.entries()) {
+      if (e.type !== 'f') continue
+      assert.equal(Object.hasOwn(e, 'sha256'), false, `${e.path} holds no digest view`)
+      assert.ok(e.sha256!.equals(sorted[i].sha256!), `${e.path}'s digest`)
+      assert.notEqual(e.sha256, e.sha256)
+    }
     // Cut inside the last entry line, then a line far over the limit: each refused, naming the line.
     const lines = data.toString('utf8').split('\n')
     writeFileSync(path, data.subarray(0, data.length - lines[lines.length - 2].length - 10))

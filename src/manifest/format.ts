@@ -152,7 +152,7 @@ export function parseManifest(data: Buffer, file: string): Manifest {
  * on disk parses it without holding its bytes (153 MB at 1M files) beside the entries it builds.
  */
 export function parseManifestFile(path: string, file: string): Manifest {
-  const parser = new ManifestParser(file)
+  const parser = new ManifestParser(file, true)
   const fd = openSync(path, 'r')
   try {
     const chunk = Buffer.allocUnsafe(READ_CHUNK)
@@ -204,15 +204,34 @@ const SLAB = 1 << 16
 let slab = Buffer.allocUnsafeSlow(SLAB)
 let slabAt = 0
 
-function digestOf(hex: string): Buffer {
+/** Decodes a digest into the current slab (`slab`); returns where it starts there. */
+function digestAt(hex: string): number {
   if (slabAt + 32 > SLAB) {
     slab = Buffer.allocUnsafeSlow(SLAB)
     slabAt = 0
   }
-  const d = slab.subarray(slabAt, slabAt + 32)
-  d.write(hex, 'hex')
+  slab.write(hex, slabAt, 32, 'hex')
   slabAt += 32
-  return d
+  return slabAt - 32
+}
+
+/**
+ * A file's or hardlink's entry as the client's parser makes it (parseManifestFile): its digest
+ * stays in the slab it was decoded into, and a Buffer view of it is made each time `sha256` is
+ * read. A view kept per entry was 96 bytes of heap beside the 32 of its bytes: ~92 MB of a 1M
+ * bootstrap's peak (docs/SCALE.md, "Bootstrap memory"). Read-only: a client never rewrites an
+ * upstream entry's digest; users that copy entries (`{ ...e }`) must not be given these.
+ */
+export class SlabEntry implements ManifestEntry {
+  declare target?: string
+  constructor(
+    readonly type: 'f' | 'h', readonly path: string, readonly mode: number, readonly size: number, readonly mtime: number,
+    private readonly slab: Buffer, private readonly at: number,
+  ) {}
+
+  get sha256(): Buffer {
+    return this.slab.subarray(this.at, this.at + 32)
+  }
 }
 
 /**
@@ -246,7 +265,8 @@ export class ManifestParser {
   private readonly seenHeader = new Set<string>()
   private previous: Buffer | undefined
 
-  constructor(readonly file: string) {}
+  /** `compact`: files and hardlinks as SlabEntry objects (parseManifestFile: the client's list). */
+  constructor(readonly file: string, private readonly compact = false) {}
 
   get hasEnded(): boolean {
     return this.ended !== undefined
@@ -308,7 +328,7 @@ export class ManifestParser {
   }
 
   private pushEntry(line: number, text: string, raw: Buffer): void {
-    const entry = parseEntryLine(text, raw)
+    const entry = parseEntryLine(text, raw, this.compact)
     if (typeof entry === 'string') this.fail(line, entry)
     if (entry.type === 'h') {
       const file = this.listed(entry.target!)
@@ -359,7 +379,7 @@ export class ManifestParser {
  * breaks one. The list's own rules (order, parents, hardlink targets) are ManifestParser's,
  * and the delta plan's (src/sync/delta-plan.ts).
  */
-export function parseEntryLine(text: string, raw?: Buffer): ManifestEntry | string {
+export function parseEntryLine(text: string, raw?: Buffer, compact = false): ManifestEntry | string {
   const f = text.split('\t')
   if (f.length < 6 || f.length > 7) return `expected 6 or 7 fields, got ${f.length}`
   const type = f[0] as EntryType
@@ -379,10 +399,14 @@ export function parseEntryLine(text: string, raw?: Buffer): ManifestEntry | stri
   if (hashed && !/^[0-9a-f]{64}$/.test(f[4])) return 'bad SHA-256'
   if (!hashed && f[4] !== '-') return 'only files carry a SHA-256'
   // A file's digest is in the literal: added after it, it went to a separate property store
-  // (~40 bytes more for each of a million entries a client holds).
-  const entry: ManifestEntry = hashed
-    ? { type, path: own, mode: parseInt(f[1], 8), size: Number(f[2]), mtime: Number(f[3]), sha256: digestOf(f[4]) }
-    : { type, path: own, mode: parseInt(f[1], 8), size: Number(f[2]), mtime: Number(f[3]) }
+  // (~40 bytes more for each of a million entries a client holds). digestAt may start a new
+  // slab: which one holds the digest is read after it.
+  const at = hashed ? digestAt(f[4]) : -1
+  const entry: ManifestEntry = !hashed
+    ? { type, path: own, mode: parseInt(f[1], 8), size: Number(f[2]), mtime: Number(f[3]) }
+    : compact
+      ? new SlabEntry(type as 'f' | 'h', own, parseInt(f[1], 8), Number(f[2]), Number(f[3]), slab, at)
+      : { type, path: own, mode: parseInt(f[1], 8), size: Number(f[2]), mtime: Number(f[3]), sha256: slab.subarray(at, at + 32) }
   const needsTarget = type === 'l' || type === 'h'
   if (needsTarget !== (f.length === 7)) return needsTarget ? 'missing link target' : 'unexpected link target'
   if (needsTarget) {

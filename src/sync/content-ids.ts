@@ -1,14 +1,18 @@
 /**
  * A number for each distinct SHA-256 a list holds, found by the digest's own bytes: an
- * open-addressing table of Int32 slots over the digests (the entries' own Buffers, not copies).
- * What the apply counts per content (how many paths still need it) is then an array indexed by
- * that number, not a Map keyed by a 64-character hex string made per file: at 1M files the
- * strings and the Map's entries were ~150 MB of the client's heap (docs/SCALE.md, "Memory").
+ * open-addressing table of Int32 slots over the digests, which are copied into chunks of their
+ * own (32 bytes each). What the apply counts per content (how many paths still need it) is then
+ * an array indexed by that number, not a Map keyed by a 64-character hex string made per file:
+ * at 1M files the strings and the Map's entries were ~150 MB of the client's heap. The bytes
+ * are copied, not referenced: a client entry makes its digest's Buffer view when asked
+ * (format.ts, SlabEntry), and keeping a million of those views was ~92 MB (docs/SCALE.md, "Memory").
  */
 export class ContentIds {
   /** Slot -> id + 1 (0: empty). Kept at most half full. */
   private slots: Int32Array
-  private readonly digests: Uint8Array[] = []
+  /** Digest `id` is chunk id >> CHUNK_BITS, at byte ((id & CHUNK_MASK) * 32). */
+  private readonly chunks: Buffer[] = []
+  private count = 0
 
   constructor(expected = 1024) {
     let size = 1024
@@ -17,17 +21,20 @@ export class ContentIds {
   }
 
   get size(): number {
-    return this.digests.length
+    return this.count
   }
 
   /** The id of this digest, given the next free one when it is new. */
   add(digest: Uint8Array): number {
     const at = this.find(digest)
     if (this.slots[at] !== 0) return this.slots[at] - 1
-    this.digests.push(digest)
-    this.slots[at] = this.digests.length
-    if (this.digests.length * 2 > this.slots.length) this.grow()
-    return this.digests.length - 1
+    const id = this.count++
+    if ((id & CHUNK_MASK) === 0) this.chunks.push(Buffer.allocUnsafeSlow(CHUNK_BYTES))
+    const chunk = this.chunks[id >> CHUNK_BITS]
+    chunk.set(digest.subarray(0, 32), (id & CHUNK_MASK) * 32)
+    this.slots[at] = id + 1
+    if (this.count * 2 > this.slots.length) this.grow()
+    return id
   }
 
   /** The id of this digest, -1 when it was never added. */
@@ -39,12 +46,20 @@ export class ContentIds {
   private find(digest: Uint8Array): number {
     const mask = this.slots.length - 1
     // SHA-256 bytes are uniform: the first four are as good a hash as any.
-    let at = (digest[0] | (digest[1] << 8) | (digest[2] << 16) | (digest[3] << 24)) & mask
+    let at = slotHash(digest, 0) & mask
     for (;;) {
       const id = this.slots[at]
-      if (id === 0 || sameDigest(this.digests[id - 1], digest)) return at
+      if (id === 0 || this.holds(id - 1, digest)) return at
       at = (at + 1) & mask
     }
+  }
+
+  /** Digest number `id`'s bytes equal `digest`'s. */
+  private holds(id: number, digest: Uint8Array): boolean {
+    const chunk = this.chunks[id >> CHUNK_BITS]
+    const off = (id & CHUNK_MASK) * 32
+    for (let i = 0; i < 32; i++) if (chunk[off + i] !== digest[i]) return false
+    return true
   }
 
   private grow(): void {
@@ -53,15 +68,18 @@ export class ContentIds {
     const mask = this.slots.length - 1
     for (const id of old) {
       if (id === 0) continue
-      const d = this.digests[id - 1]
-      let at = (d[0] | (d[1] << 8) | (d[2] << 16) | (d[3] << 24)) & mask
+      let at = slotHash(this.chunks[(id - 1) >> CHUNK_BITS], ((id - 1) & CHUNK_MASK) * 32) & mask
       while (this.slots[at] !== 0) at = (at + 1) & mask
       this.slots[at] = id
     }
   }
 }
 
-function sameDigest(a: Uint8Array, b: Uint8Array): boolean {
-  for (let i = 0; i < 32; i++) if (a[i] !== b[i]) return false
-  return true
+/** 2048 digests (64 KiB) a chunk: allocated whole, out of Node's shared 8 KiB pool. */
+const CHUNK_BITS = 11
+const CHUNK_MASK = (1 << CHUNK_BITS) - 1
+const CHUNK_BYTES = 32 << CHUNK_BITS
+
+function slotHash(b: Uint8Array, at: number): number {
+  return b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)
 }
