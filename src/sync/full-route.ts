@@ -4,7 +4,7 @@ import { DSYNC_DIR } from '../manifest/paths.js'
 import type { Swarm } from '../swarm/swarm.js'
 import { magnetLink } from '../torrent/build.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
-import { collectNow, RELEASE_MIN_BYTES } from '../util/release-memory.js'
+import { boundHeapGrowth, collectNow, RELEASE_MIN_BYTES, unboundHeapGrowth } from '../util/release-memory.js'
 import { deltaHosts, offerDeltas } from './delta-offer.js'
 import { executePlan, lockDest } from './execute.js'
 import { FetchList } from './fetch-list.js'
@@ -19,6 +19,9 @@ import type { PullContext, PullResult, Route } from './types.js'
 
 /** From this many entries on, a full collection before the plan and before the transfer costs less than the garbage it frees. */
 const LARGE_LIST = 100_000
+
+/** For such a list, V8's old generation may grow by this percentage of its live size between full collections (release-memory.ts). */
+const HEAP_GROWTH_PERCENT = 20
 
 /**
  * The route every source supports: the repository torrent, then data.dsync as its first file.
@@ -50,6 +53,7 @@ export async function pullFull(ctx: PullContext): Promise<PullResult> {
     for (const file of park?.written ?? []) rmSync(file, { force: true })
     throw err
   } finally {
+    unboundHeapGrowth()
     lock?.release()
     session.net.stop()
   }
@@ -86,6 +90,8 @@ function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentSta
       // What went to disk leaves memory now, not at V8's next full collection (after the plan);
       // so does a long list's parse and shard walk garbage (at 1M files the plan was built
       // on top of ~130 MB of it: the run's peak, h11b7's 1M log).
+      // From here to the commit the long list is live: the garbage beside it is bounded too.
+      if (largeList) boundHeapGrowth(HEAP_GROWTH_PERCENT)
       if (dropped >= RELEASE_MIN_BYTES || largeList) collectNow()
     },
     abandon: () => {

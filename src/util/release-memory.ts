@@ -21,3 +21,25 @@ export function collectNow(): void {
   }
   gc()
 }
+
+let bounded = false
+
+/**
+ * V8 lets the old generation grow by a factor of its live size between full collections,
+ * chosen from its own speed figures: with a bootstrap's long list live (200-300 MB at 1M
+ * files) that is 100+ MB of dead transfer and plan objects before the next collection, and
+ * the client's RSS follows heapTotal. A fixed factor of 1 + percent/100 bounds that garbage
+ * (a heap of 220 MB live with promoted churn: peak heapTotal 785 MB by default, 281 at 10%,
+ * 313 at 25%; docs/SCALE.md, "Bootstrap memory"). Read by V8 at each collection, so it holds
+ * from the next one; `unboundHeapGrowth` gives V8 its own choice back.
+ */
+export function boundHeapGrowth(percent: number): void {
+  setFlagsFromString(`--heap-growing-percent=${percent}`)
+  bounded = true
+}
+
+export function unboundHeapGrowth(): void {
+  if (!bounded) return
+  setFlagsFromString('--heap-growing-percent=0')
+  bounded = false
+}
