@@ -1,20 +1,22 @@
 /**
  * A number for each distinct SHA-256 a list holds, found by the digest's own bytes: an
- * open-addressing table of Int32 slots over the digests, which are copied into chunks of their
- * own (32 bytes each). What the apply counts per content (how many paths still need it) is then
- * an array indexed by that number, not a Map keyed by a 64-character hex string made per file:
- * at 1M files the strings and the Map's entries were ~150 MB of the client's heap. The bytes
- * are copied, not referenced: a client entry makes its digest's Buffer view when asked
- * (format.ts, SlabEntry), and keeping a million of those views was ~92 MB (docs/SCALE.md, "Memory").
+ * open-addressing table of Int32 slots over the digests. What the apply counts per content
+ * (how many paths still need it) is then an array indexed by that number, not a Map keyed by a
+ * 64-character hex string made per file: at 1M files the strings and the Map's entries were
+ * ~150 MB of the client's heap. The digests are read from the caller when it keeps them
+ * (`digestOf`: FetchList's first entries), else copied into chunks of their own (32 bytes
+ * each); never kept as the Buffers handed in: a client entry makes its digest's view when
+ * asked (format.ts, SlabEntry), and a million such views was ~92 MB (docs/SCALE.md, "Memory").
  */
 export class ContentIds {
   /** Slot -> id + 1 (0: empty). Kept at most half full. */
   private slots: Int32Array
-  /** Digest `id` is chunk id >> CHUNK_BITS, at byte ((id & CHUNK_MASK) * 32). */
+  /** Without `digestOf`: digest `id` is chunk id >> CHUNK_BITS, at byte ((id & CHUNK_MASK) * 32). */
   private readonly chunks: Buffer[] = []
   private count = 0
 
-  constructor(expected = 1024) {
+  /** `digestOf(id)`: the caller's digest for each id given out (asked only for ids already added). */
+  constructor(expected = 1024, private readonly digestOf?: (id: number) => Uint8Array) {
     let size = 1024
     while (size < expected * 2) size *= 2
     this.slots = new Int32Array(size)
@@ -26,14 +28,18 @@ export class ContentIds {
 
   /** The id of this digest, given the next free one when it is new. */
   add(digest: Uint8Array): number {
-    const at = this.find(digest)
+    let at = this.find(digest)
     if (this.slots[at] !== 0) return this.slots[at] - 1
+    if ((this.count + 1) * 2 > this.slots.length) {
+      this.grow()
+      at = this.find(digest)
+    }
     const id = this.count++
-    if ((id & CHUNK_MASK) === 0) this.chunks.push(Buffer.allocUnsafeSlow(CHUNK_BYTES))
-    const chunk = this.chunks[id >> CHUNK_BITS]
-    chunk.set(digest.subarray(0, 32), (id & CHUNK_MASK) * 32)
+    if (!this.digestOf) {
+      if ((id & CHUNK_MASK) === 0) this.chunks.push(Buffer.allocUnsafeSlow(CHUNK_BYTES))
+      this.chunks[id >> CHUNK_BITS].set(digest.subarray(0, 32), (id & CHUNK_MASK) * 32)
+    }
     this.slots[at] = id + 1
-    if (this.count * 2 > this.slots.length) this.grow()
     return id
   }
 
@@ -56,10 +62,14 @@ export class ContentIds {
 
   /** Digest number `id`'s bytes equal `digest`'s. */
   private holds(id: number, digest: Uint8Array): boolean {
-    const chunk = this.chunks[id >> CHUNK_BITS]
-    const off = (id & CHUNK_MASK) * 32
-    for (let i = 0; i < 32; i++) if (chunk[off + i] !== digest[i]) return false
+    const [bytes, off] = this.bytesOf(id)
+    for (let i = 0; i < 32; i++) if (bytes[off + i] !== digest[i]) return false
     return true
+  }
+
+  /** Where digest number `id`'s bytes are: the caller's, or a chunk of this table's. */
+  private bytesOf(id: number): [Uint8Array, number] {
+    return this.digestOf ? [this.digestOf(id), 0] : [this.chunks[id >> CHUNK_BITS], (id & CHUNK_MASK) * 32]
   }
 
   private grow(): void {
@@ -68,7 +78,7 @@ export class ContentIds {
     const mask = this.slots.length - 1
     for (const id of old) {
       if (id === 0) continue
-      let at = slotHash(this.chunks[(id - 1) >> CHUNK_BITS], ((id - 1) & CHUNK_MASK) * 32) & mask
+      let at = slotHash(...this.bytesOf(id - 1)) & mask
       while (this.slots[at] !== 0) at = (at + 1) & mask
       this.slots[at] = id
     }

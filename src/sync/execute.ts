@@ -37,6 +37,10 @@ export async function executePlan(ctx: PullContext, r: Route): Promise<PullResul
     traceMark('plan-start')
     const plan = await planStage(ctx, r)
     traceMark('plan-done')
+    // The lists were for the plan: what the run still needs of them, the plan holds (at 1M
+    // files the list's array alone is 8 MB beside the plan's through the transfer).
+    r.manifest = undefined
+    r.previous = undefined
     const result = newResult(ctx, r, plan)
     if (opts.dryRun) {
       result.plan = describePlan(plan)

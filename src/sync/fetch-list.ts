@@ -5,7 +5,7 @@ import { ContentIds } from './content-ids.js'
  * The contents a plan downloads: each distinct SHA-256 once, with the first entry holding it
  * (whose mode and mtime its staged file gets). Read like a Map keyed by SHA-256 hex (what the
  * routes, staging and the delta chain ask), but no hex string is kept: contents are numbered
- * by their digests' bytes (ContentIds, over the entries' own digest Buffers) and a hex name is
+ * by their digests' bytes (ContentIds, reading the first entries' digests) and a hex name is
  * made only when one is asked for. At 1M files the Map of 64-character keys was ~110 MB of the
  * client's heap, and the Set of entries whose mode the stage worker set another ~40 MB; here
  * they are ~20 bytes and one byte per content (docs/SCALE.md, "Memory").
@@ -18,7 +18,8 @@ export class FetchList implements ReadonlyMap<string, ManifestEntry> {
   readonly [Symbol.toStringTag] = 'FetchList'
 
   constructor(expected?: number) {
-    this.ids = new ContentIds(expected)
+    // The digests are the first entries' own (no copy of 32 MB at 1M files).
+    this.ids = new ContentIds(expected, id => this.firsts[id].sha256!)
   }
 
   get size(): number {
@@ -27,9 +28,11 @@ export class FetchList implements ReadonlyMap<string, ManifestEntry> {
 
   /** Lists `entry`'s content (a file or hardlink with its digest); false when it was listed already. */
   add(entry: ManifestEntry): boolean {
-    const id = this.ids.add(entry.sha256!)
-    if (id < this.firsts.length) return false
+    // ids.add reads the digests of the entries listed so far: this one is listed first.
+    const digest = entry.sha256!
+    if (this.ids.get(digest) >= 0) return false
     this.firsts.push(entry)
+    this.ids.add(digest)
     return true
   }
 

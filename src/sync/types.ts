@@ -110,7 +110,7 @@ export interface PullContext {
 export interface Route {
   repo: string
   infoHash: string
-  /** The new list parsed (the plan walks DEST against it); not needed when the route plans itself (`plan`). */
+  /** The new list parsed (the plan walks DEST against it; executePlan drops it, and `previous`, once the plan is made); not needed when the route plans itself (`plan`). */
   manifest?: Manifest
   /** The new data.dsync's bytes, until the route parks them on disk (`manifestFile`) for the commit. */
   manifestBytes?: Buffer
