@@ -21,6 +21,7 @@ import { readPid } from '../src/util/process.js'
  *   npm run bench -- scale [--dir /work/scratch/dsync-scale] [--only small-200k,small-1m,debs-50k]
  *                          [--fresh] [--keep] [--cli PATH/cli/main.js]
  *                          [--steps gendsync,update,nochange,bootstrap] [--work DIR] [--base-cli PATH/cli/main.js]
+ *                          [--no-rsync-bootstrap]
  *
  * Trees are generated once under --dir and reused (1M files take a while); --keep leaves
  * them there at the end, otherwise they are deleted. The client's DEST starts as an rsync
@@ -32,6 +33,8 @@ import { readPid } from '../src/util/process.js'
  * pulls by another client build on the same hosts, in the same run (a before/after): each update
  * and the no-change check into its own DEST (hard links of the first client's, its own
  * .dsync/: a pull replaces a changed file by a rename, never in place), and a bootstrap.
+ * --no-rsync-bootstrap leaves out rsync's bootstrap (minutes at 1M files) when the run is a
+ * before/after of two builds (--base-cli) under the bench lock: its rows then have no rsync column.
  */
 const DEFAULT_CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url))
 const SOCKET_BYTES = fileURLToPath(new URL('./lib/socket-bytes.js', import.meta.url))
@@ -64,6 +67,8 @@ interface Options {
   baseCli?: string
   /** Where the hosts' homes, the DESTs and the rsync daemon's files go (default: beside the tree). */
   work?: string
+  /** No rsync bootstrap beside dsync's. */
+  noRsyncBootstrap?: boolean
 }
 
 function parseArgs(args: string[]): Options {
@@ -76,6 +81,7 @@ function parseArgs(args: string[]): Options {
     else if (a === '--cli') o.cli = value()
     else if (a === '--work') o.work = value()
     else if (a === '--base-cli') o.baseCli = value()
+    else if (a === '--no-rsync-bootstrap') o.noRsyncBootstrap = true
     else if (a === '--steps') o.steps = new Set(value().split(',') as Step[])
     else throw new Error(`unknown argument ${a}`)
   })
@@ -288,13 +294,14 @@ class Bed {
     rmSync(dd, { recursive: true, force: true })
     const base = this.opts.baseCli ? await this.dsyncPull(dd, this.opts.baseCli) : undefined
     rmSync(dd, { recursive: true, force: true })
-    const r = await this.rsyncPull(rd)
+    const r = this.opts.noRsyncBootstrap ? undefined : await this.rsyncPull(rd)
     rmSync(rd, { recursive: true, force: true })
     const summary = summaryOf(d.stdout)
     const label = `bootstrap (${summary.added} entries, ${fmtMiB(summary.bytesReceived)} MiB fetched)`
-    this.rows.push([`${label}: seconds`, fmtSeconds(d.seconds), fmtSeconds(r.seconds), ratio(d.seconds, r.seconds), '', ''])
-    this.rows.push(['bootstrap: client peak RSS MiB', d.rss.toFixed(0), r.rss.toFixed(0), ratio(d.rss, r.rss), '<= 400 MB at 1M files', ok(d.rss * 2 ** 20 <= 400e6)])
-    this.rows.push(['bootstrap: bytes on the wire', d.wire, r.wire, ratio(d.wire, r.wire), '', ''])
+    const beside = (ours: number, theirs: number | undefined, text: string | number) => theirs === undefined ? ['', ''] : [text, ratio(ours, theirs)]
+    this.rows.push([`${label}: seconds`, fmtSeconds(d.seconds), ...beside(d.seconds, r?.seconds, fmtSeconds(r?.seconds ?? 0)), '', ''])
+    this.rows.push(['bootstrap: client peak RSS MiB', d.rss.toFixed(0), ...beside(d.rss, r?.rss, (r?.rss ?? 0).toFixed(0)), '<= 400 MB at 1M files', ok(d.rss * 2 ** 20 <= 400e6)])
+    this.rows.push(['bootstrap: bytes on the wire', d.wire, ...beside(d.wire, r?.wire, r?.wire ?? 0), '', ''])
     if (base) {
       this.rows.push(['bootstrap, --base-cli build: seconds', fmtSeconds(base.seconds), fmtSeconds(d.seconds), `this build: ${ratio(d.seconds, base.seconds)} of base`, '', ''])
       this.rows.push(['bootstrap, --base-cli build: client peak RSS MiB', base.rss.toFixed(0), d.rss.toFixed(0), `this build: ${ratio(d.rss, base.rss)} of base`, '', ''])
