@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import bencode from 'bencode'
 import { parseManifest } from '../src/manifest/format.js'
+import { referenceDigests } from '../testbed/digests.js'
 import { runCli } from '../testbed/cli.js'
 import { settleDirMtimes } from '../testbed/same-tree.js'
 import { makeHome, OLD_MTIME, tempDir, writeTree } from '../testbed/tree.js'
@@ -225,4 +226,31 @@ test('a file rewritten with the same size and mtime is still hashed again (ctime
   const [second] = await gendsync(h.home)
   assert.equal(second.hashedFiles, 1)
   assert.notEqual(second.infoHash, first.infoHash)
+})
+
+test('a tree walked and hashed on worker threads: every digest in data.dsync and the hash cache is its file\'s', { timeout: 120_000 }, async () => {
+  // Past the entries the main thread lists itself (5,000) and the files it hashes itself
+  // (1,000): one set of threads walks, then hashes, and data.dsync and the hash cache are
+  // filled in while they hash (src/publish/full-run.ts).
+  const files: Record<string, Buffer> = {}
+  for (let i = 0; i < 6000; i++) files[`pool/p${i % 37}/pkg${i % 211}/f${i}.deb`] = Buffer.alloc(i % 500 === 0 ? 40_000 + i : 1 + ((i * 7919) % 5000), i % 251)
+  // Big files last in data.dsync order, so the last ones are still being hashed after the
+  // rest are filled in: their digests must not be left out.
+  for (let i = 0; i < 3; i++) files[`zz/big${i}.iso`] = Buffer.alloc((16 << 20) + i, 100 + i)
+  const h = makeHome(tempDir(), { rocky: files })
+  const [r] = await gendsync(h.home)
+  assert.equal(r.hashedFiles, 6003)
+  const dsync = join(h.webroot, 'rocky', '.dsync')
+  const listed = parseManifest(readFileSync(join(dsync, 'data.dsync')), 'data.dsync').entries.filter(e => e.type === 'f')
+  assert.equal(listed.length, 6003)
+  for (const e of listed) assert.equal(e.sha256?.toString('hex'), referenceDigests(files[e.path], r.pieceLength).sha256.toString('hex'), e.path)
+  // Hash cache lines: inode, size, mtime, ctime, SHA-256, piece hashes (base64), tail, path.
+  const lines = readFileSync(join(dsync, 'hashcache'), 'utf8').trim().split('\n').slice(1)
+  assert.equal(lines.length, 6003)
+  for (const line of lines) {
+    const f = line.split('\t')
+    const want = referenceDigests(files[f[7]], r.pieceLength)
+    assert.equal(f[4], want.sha256.toString('hex'), f[7])
+    assert.equal(f[5], want.pieces.toString('base64'), f[7])
+  }
 })

@@ -25,6 +25,11 @@ export interface TableJobs {
   slot: Int32Array
   /** 1: also the unpadded hash of the last piece (the file ends a torrent). */
   tail: Uint8Array
+  /**
+   * Set to 1 (Atomics.store) once job j's digests are in the output tables: the caller can use
+   * them while the rest are still being hashed (full-run.ts fills data.dsync as they come).
+   */
+  done: Uint8Array
 }
 
 /** Output tables, indexed by slot (the caller sizes them; shared memory when workers write them). */
@@ -64,6 +69,7 @@ export function allocJobs(count: number, pathBytes: number): TableJobs {
   return {
     count, paths: shared(Uint8Array, pathBytes), pathAt: shared(Float64Array, count + 1), size: shared(Float64Array, count),
     mtimeMs: shared(Float64Array, count), ino: shared(Float64Array, count), slot: shared(Int32Array, count), tail: shared(Uint8Array, count),
+    done: shared(Uint8Array, count),
   }
 }
 
@@ -154,6 +160,7 @@ export function hashClaimed(jobs: TableJobs, out: DigestTables, pieceLength: num
       d.sha256.copy(sha, s * 32)
       d.pieces.copy(pieces, out.pieceAt[s])
       d.tail?.copy(tails, s * 20)
+      Atomics.store(jobs.done, j, 1)
     } catch (err) {
       const e = err as NodeJS.ErrnoException
       return { job: j, code: err instanceof FileChangedError ? 'CHANGED' : (e.code ?? e.message) }

@@ -2,12 +2,19 @@ import { parentPort } from 'node:worker_threads'
 import { FileChangedError, hashFileSync } from './hash-file.js'
 import type { HashBatch, HashBatchResult } from './hash-pool.js'
 import { hashClaimed, type TableAnswer, type TableRequest } from './hash-table.js'
+import { answerWalk, type WalkRequest } from './walk-dir.js'
 
 // One worker thread of the hash pool: takes a batch of files, answers with their digests.
 // Errors travel back per file as a code; the pool turns them into messages naming the path.
 // Digests travel packed in one buffer per batch (HashBatchResult).
 // A table request (hash-table.ts) is answered once, when no job is left to claim.
-parentPort!.on('message', (batch: HashBatch | TableRequest) => {
+// A walk request (scan.ts) is answered as walk-worker.ts answers it: a full gendsync walks the
+// tree on the threads that then hash it, rather than starting a second set (full-run.ts).
+parentPort!.on('message', (batch: HashBatch | TableRequest | WalkRequest) => {
+  if ('dirs' in batch) {
+    answerWalk(parentPort!, batch)
+    return
+  }
   if ('table' in batch) {
     const error = hashClaimed(batch.jobs, batch.out, batch.pieceLength, batch.counters)
     parentPort!.postMessage((error ? { error } : {}) satisfies TableAnswer)

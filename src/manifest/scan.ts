@@ -88,6 +88,16 @@ export function scanTree(root: string, opts: ScanOptions = {}): ScannedEntry[] {
   return groupHardlinks(sortEntries(out))
 }
 
+export interface ParallelScanOptions extends ScanOptions {
+  threads?: number
+  /**
+   * Threads that answer walk requests (hash-worker.ts), started on the first call when the walk
+   * needs them; the caller owns them (a full gendsync hashes on them next). Without it the walk
+   * starts walk-worker.ts threads of its own and ends them.
+   */
+  workers?: () => Worker[]
+}
+
 /** Folders the main thread lists itself before starting the walk's workers (a small tree never needs them). */
 const SYNC_ENTRIES = 5000
 /** Folders per message to a walk worker, at most. */
@@ -98,12 +108,16 @@ const WALK_BATCH = 32
  * entries, warnings and errors, in data.dsync order. A tree of a few thousand entries is
  * walked here without starting a worker.
  */
-export async function scanTreeParallel(root: string, opts: ScanOptions & { threads?: number } = {}): Promise<ScannedEntry[]> {
+export async function scanTreeParallel(root: string, opts: ParallelScanOptions = {}): Promise<ScannedEntry[]> {
   const rootStat = statOrThrow(root)
   if (!rootStat.isDirectory()) throw new DsyncError(ExitCode.io, 'scan.notDirectory', { path: root })
   const walk = new WalkState(root, join(root, '/'), opts)
   while (walk.queue.length > 0 && walk.out.length < SYNC_ENTRIES) walk.add(walkOne(walk.base, walk.queue.pop()!))
-  if (walk.queue.length > 0) await walkOnWorkers(walk, Math.max(1, Math.min(opts.threads ?? availableParallelism(), 8)))
+  if (walk.queue.length > 0) {
+    const threads = Math.max(1, Math.min(opts.threads ?? availableParallelism(), 8))
+    const borrowed = opts.workers?.()
+    await walkOnWorkers(walk, borrowed ?? Array.from({ length: threads }, () => new Worker(new URL('./walk-worker.js', import.meta.url))), borrowed === undefined)
+  }
   opts.onEntry?.(walk.out.length)
   return groupHardlinks(sortEntries(walk.out))
 }
@@ -164,10 +178,20 @@ function errno(code: string): NodeJS.ErrnoException {
   return Object.assign(new Error(code), { code })
 }
 
-/** The rest of the walk on worker threads: each takes up to WALK_BATCH folders, two messages in flight. */
-async function walkOnWorkers(walk: WalkState, threads: number): Promise<void> {
-  const workers = Array.from({ length: threads }, () => new Worker(new URL('./walk-worker.js', import.meta.url)))
+type WorkerListener = Parameters<Worker['on']>[1]
+
+/**
+ * The rest of the walk on worker threads: each takes up to WALK_BATCH folders, two messages in
+ * flight. `own`: the walk started them and ends them; else it only takes its listeners off.
+ */
+async function walkOnWorkers(walk: WalkState, workers: Worker[], own: boolean): Promise<void> {
+  const threads = workers.length
   const inflight = workers.map(() => 0)
+  const listeners: [Worker, 'message' | 'error' | 'exit', WorkerListener][] = []
+  const listen = (w: Worker, event: 'message' | 'error' | 'exit', fn: WorkerListener) => {
+    w.on(event, fn)
+    listeners.push([w, event, fn])
+  }
   try {
     await new Promise<void>((resolve, reject) => {
       const feedAll = () => {
@@ -181,7 +205,7 @@ async function walkOnWorkers(walk: WalkState, threads: number): Promise<void> {
         if (walk.queue.length === 0 && inflight.every(n => n === 0)) resolve()
       }
       workers.forEach((w, i) => {
-        w.on('message', (dirs: WalkedDir[]) => {
+        listen(w, 'message', (dirs: WalkedDir[]) => {
           inflight[i]--
           try {
             for (const d of dirs) walk.add(d)
@@ -190,13 +214,14 @@ async function walkOnWorkers(walk: WalkState, threads: number): Promise<void> {
           }
           feedAll()
         })
-        w.on('error', reject)
-        w.on('exit', code => { if (code !== 0) reject(new Error(`walk worker exited with code ${code}`)) })
+        listen(w, 'error', reject)
+        listen(w, 'exit', (code: number) => { if (code !== 0) reject(new Error(`walk worker exited with code ${code}`)) })
       })
       feedAll()
     })
   } finally {
-    await Promise.all(workers.map(w => w.terminate()))
+    for (const [w, event, fn] of listeners) w.off(event, fn)
+    if (own) await Promise.all(workers.map(w => w.terminate()))
   }
 }
 

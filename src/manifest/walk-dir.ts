@@ -1,4 +1,5 @@
 import { lstatSync, readdirSync, readlinkSync } from 'node:fs'
+import type { MessagePort } from 'node:worker_threads'
 
 /**
  * One folder of the parallel walk (scan.ts; walk-worker.ts runs it on a worker thread): its
@@ -65,6 +66,12 @@ export function walkOne(root: string, rel: string): WalkedDir {
     }
   }
   return { rel, names, stats, targets }
+}
+
+/** A worker's answer to a walk request (walk-worker.ts, hash-worker.ts): the folders listed, their numbers' buffers moved, not copied. */
+export function answerWalk(port: MessagePort, req: WalkRequest): void {
+  const out: WalkedDir[] = req.dirs.map(rel => walkOne(req.root, rel))
+  port.postMessage(out, out.map(d => d.stats.buffer as ArrayBuffer))
 }
 
 function code(err: unknown): string {

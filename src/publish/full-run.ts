@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
+import type { Worker } from 'node:worker_threads'
 import { DsyncError, ExitCode, fsError } from '../errors.js'
 import { t } from '../i18n/index.js'
 import { comparePaths } from '../manifest/entry.js'
@@ -51,13 +52,16 @@ export interface FullRunOptions {
   racyAfterMs: number
   onWarning?: (message: string) => void
   onHashProgress?: (p: { filesDone: number; filesTotal: number; bytesDone: number; bytesTotal: number }) => void
+  /** Hash workers already running (the walk's, scan.ts): used, or ended when nothing is left to hash on them. */
+  workers?: Worker[]
 }
 
 /** Hashes what the cache does not hold and writes data.dsync for the walked (sorted) entries. */
 export async function fullTables(scanned: ScannedEntry[], opts: FullRunOptions): Promise<FullTables> {
   const files = scanned.filter(e => e.type === 'f')
-  // No cache (a first run): every file is read, so the workers start now, while this thread plans.
-  const started = files.length > WORKERS_ABOVE_FILES && !existsSync(opts.hashCache) ? startHashWorkers(opts.threads) : undefined
+  // No cache (a first run): every file is read, so the workers start now, while this thread
+  // plans, unless the walk's are there already (hashTable ends them if the jobs are few).
+  const started = opts.workers ?? (files.length > WORKERS_ABOVE_FILES && !existsSync(opts.hashCache) ? startHashWorkers(opts.threads) : undefined)
   let bytes = 0
   for (const e of files) bytes += e.size
   const pieceLength = pieceLengthFor(bytes)
@@ -88,8 +92,6 @@ export async function fullTables(scanned: ScannedEntry[], opts: FullRunOptions):
     await hashing.catch(() => undefined)
     throw err
   }
-  await hashing
-  readTails(join(opts.save, '/'), files, layout.tailsToRead, out, pieceLength)
   const { starts, content } = layout
   const manifest = draft.manifest
   const cache = draft.cache
@@ -98,11 +100,20 @@ export async function fullTables(scanned: ScannedEntry[], opts: FullRunOptions):
       cache.writer.fill(cache.at[s], out.sha256, s * 32, out.pieces, out.pieceAt[s], out.pieceAt[s + 1], hasTail[s] ? out.tails : undefined, s * 20)
     }
   }
-  for (let j = 0; j < plan.jobs.count; j++) {
-    const s = plan.jobs.slot[j]
-    writeHex(manifest, draft.hexAt[s], out.sha256, s * 32, 32)
-    fillCache(s)
+  // Each file's digests go into data.dsync and the hash cache as soon as they are in the
+  // tables, while the workers hash the rest, rather than all after the last one.
+  const jobs = plan.jobs
+  let filled = 0
+  const fillDone = () => {
+    for (; filled < jobs.count && Atomics.load(jobs.done, filled) === 1; filled++) {
+      const s = jobs.slot[filled]
+      writeHex(manifest, draft.hexAt[s], out.sha256, s * 32, 32)
+      fillCache(s)
+    }
   }
+  await whileHashing(hashing, fillDone)
+  readTails(join(opts.save, '/'), files, layout.tailsToRead, out, pieceLength)
+  // Their cache lines again, now with the tails (a file hashed now was filled above without).
   for (const s of layout.tailsToRead) fillCache(s)
   for (const [at, s] of draft.links) writeHex(manifest, at, out.sha256, s * 32, 32)
   resealManifest(manifest)
@@ -114,6 +125,23 @@ export async function fullTables(scanned: ScannedEntry[], opts: FullRunOptions):
     piecesOf: path => Buffer.from(out.pieces.subarray(pieceAt[slotOf(path)], pieceAt[slotOf(path) + 1])),
     saveCache: (batch, file) => cache?.writer.stage(batch, file),
   }
+}
+
+/** How often the main thread takes the digests found so far (whileHashing). */
+const FILL_EVERY_MS = 10
+
+/** Runs `step` every FILL_EVERY_MS until `hashing` settles (rejecting as it does), and once after. */
+async function whileHashing(hashing: Promise<void>, step: () => void): Promise<void> {
+  let settled = false
+  const end = hashing.finally(() => { settled = true })
+  while (!settled) {
+    step()
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([end, new Promise<void>(resolve => { timer = setTimeout(resolve, FILL_EVERY_MS) })]).catch(() => undefined)
+    clearTimeout(timer)
+  }
+  await end
+  step()
 }
 
 /**

@@ -1,4 +1,5 @@
 import { mkdirSync, readFileSync } from 'node:fs'
+import type { Worker } from 'node:worker_threads'
 import { fsError } from '../errors.js'
 import { t } from '../i18n/index.js'
 import { DurableBatch } from '../util/durable-batch.js'
@@ -10,7 +11,8 @@ import { generateHinted } from '../manifest/hinted.js'
 import type { LineTable } from '../manifest/manifest-lines.js'
 import { DSYNC_DIR, repoFiles, type RepoFiles } from '../manifest/paths.js'
 import { listContent, writeOutputs, writeShardOutputs, type ShardSummary } from '../manifest/outputs.js'
-import { scanTreeParallel } from '../manifest/scan.js'
+import { scanTreeParallel, type ScannedEntry } from '../manifest/scan.js'
+import { startHashWorkers } from '../manifest/hash-table.js'
 import { saveTables } from '../manifest/table-cache.js'
 import { fullTables } from './full-run.js'
 
@@ -127,15 +129,24 @@ async function outputs(opts: GenerateOptions, files: RepoFiles, previous: Buffer
 }
 
 async function fullRun(opts: GenerateOptions, files: RepoFiles, previous: Buffer | undefined, started: number, batch: DurableBatch): Promise<Run> {
-  const scanned = await scanTreeParallel(opts.save, {
-    threads: opts.threads,
-    excludeTop: [DSYNC_DIR],
-    onWarning: opts.onWarning,
-    onEntry: n => opts.onProgress?.({ phase: 'scan', entries: n, filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0 }),
-  })
+  // A tree big enough to be walked on threads is hashed on the same ones (fullTables ends them).
+  let workers: Worker[] | undefined
+  let scanned: ScannedEntry[]
+  try {
+    scanned = await scanTreeParallel(opts.save, {
+      threads: opts.threads,
+      workers: () => (workers ??= startHashWorkers(opts.threads)),
+      excludeTop: [DSYNC_DIR],
+      onWarning: opts.onWarning,
+      onEntry: n => opts.onProgress?.({ phase: 'scan', entries: n, filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0 }),
+    })
+  } catch (err) {
+    await Promise.all(workers?.map(w => w.terminate()) ?? [])
+    throw err
+  }
   const g = await fullTables(scanned, {
     save: opts.save, name: opts.name, trackers: opts.trackers, threads: opts.threads, hashCache: files.hashCache, racyAfterMs: started - RACY_MS, onWarning: opts.onWarning,
-    onHashProgress: p => opts.onProgress?.({ phase: 'hash', entries: scanned.length, ...p }),
+    onHashProgress: p => opts.onProgress?.({ phase: 'hash', entries: scanned.length, ...p }), workers,
   })
   // The hash cache is written while the outputs are: it only lets a later run skip reading files.
   g.saveCache(batch, files.hashCache)
