@@ -28,12 +28,15 @@ export interface CachedTables {
 }
 
 /**
- * Writes the tables of the data.dsync whose SHA-256 is `listSha256`. Not fsync'ed: after a
- * crash the file is torn or names another list, and the next run computes the tables itself.
+ * Writes the tables of the data.dsync whose SHA-256 is `listSha256`. Not fsync'ed, and written
+ * while that data.dsync is still being committed (generate.ts): after a crash, or a commit
+ * that fails, the file is torn or names a list that is not data.dsync, and the next run
+ * computes the tables itself.
  */
 export function saveTables(file: string, listSha256: string, pieceLength: number, t: CachedTables): void {
   const n = t.table.count
-  const out = Buffer.alloc(HEAD + n * ROW + 32)
+  // Every byte is written below: the head (padded), the arrays, the seal.
+  const out = Buffer.allocUnsafe(HEAD + n * ROW + 32)
   out.write(`${MAGIC} ${listSha256} ${pieceLength} ${n}`.padEnd(HEAD - 1, ' ') + '\n', 0, 'latin1')
   let at = HEAD
   const put = (a: Float64Array | Uint32Array) => {

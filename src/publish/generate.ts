@@ -70,8 +70,11 @@ interface Run {
   piecesOf: (path: string) => Buffer
   /** SHA-256s of data.dsync and of the previous one, when this run has them already. */
   known?: { manifest: string; previous?: string }
-  /** What to do once the outputs are committed (caches of this generation). */
-  afterCommit?: () => void
+  /**
+   * Caches of this generation, written while the batch's files are fsync'ed rather than after:
+   * they name the new data.dsync's SHA-256, so if the commit does not happen they are ignored.
+   */
+  caches?: () => void
   /** Both lists' line offsets, when this run has them already. */
   lines?: { old: LineTable; new: LineTable }
 }
@@ -104,8 +107,8 @@ export async function generateRepo(opts: GenerateOptions): Promise<GenerateResul
         previous, manifest: run.manifest, infoHash: run.result.infoHash, shards: run.result.shards?.map(s => s.infoHash) ?? [], piecesOf: run.piecesOf,
         known: run.known, lines: run.lines, batch,
       })
+      run.caches?.()
       await batch.commit()
-      run.afterCommit?.()
       run.result.record = published ? { seq: published.record.seq, signed: published.signed, deltas: published.record.deltas.length } : undefined
       run.result.seconds = (Date.now() - started) / 1000
       return run.result
@@ -189,8 +192,8 @@ async function hintedRun(
     return pieces
   }
   const tables = g.tables
-  const afterCommit = tables && (() => saveTables(files.tables, g.sha256.manifest, g.pieceLength, tables))
-  return { result, manifest: g.manifest, piecesOf, known: g.sha256, lines: g.lines, afterCommit }
+  const caches = tables && (() => saveTables(files.tables, g.sha256.manifest, g.pieceLength, tables))
+  return { result, manifest: g.manifest, piecesOf, known: g.sha256, lines: g.lines, caches }
 }
 
 function readOrUndefined(file: string): Buffer | undefined {
