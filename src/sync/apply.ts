@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, copyFileSync, fsyncSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, utimesSync, constants } from 'node:fs'
+import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, utimesSync, constants } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fsError } from '../errors.js'
 import type { ManifestEntry } from '../manifest/entry.js'
@@ -6,6 +6,7 @@ import { DSYNC_DIR } from '../manifest/paths.js'
 import { ContentIds } from './content-ids.js'
 import { applyDeletes } from './deletes.js'
 import { moveFoldersIn } from './new-folders.js'
+import { aheadPath } from './part-writer.js'
 import { indexMatcher, type Plan } from './plan.js'
 import type { Staging } from './staging.js'
 import { depth } from './tree-paths.js'
@@ -41,7 +42,8 @@ export interface ApplyOptions {
 export function applyPlan(opts: ApplyOptions): void {
   const ctx = applyContext(opts)
   moveConflictsAside(ctx)
-  if (!opts.folders || !moveFoldersIn(opts.folders, ctx.plan.mkdirs, ctx.abs, ctx.writable)) {
+  ctx.foldersIn = opts.folders !== undefined && moveFoldersIn(opts.folders, ctx.plan.mkdirs, ctx.abs, ctx.writable)
+  if (!ctx.foldersIn) {
     for (const d of ctx.plan.mkdirs) {
       ctx.writable(d.path)
       guard(() => mkdirSync(ctx.abs(d.path), { recursive: true, mode: 0o755 }), ctx.abs(d.path))
@@ -78,6 +80,8 @@ export interface ApplyContext {
   uses: Uint32Array
   /** DEST with a trailing slash: a file path of the plan (checked safe and normal) is appended, not joined. */
   root: string
+  /** Every new folder made ahead went in, with the files placed ahead in it (new-folders.ts). */
+  foldersIn: boolean
 }
 
 function applyContext(opts: ApplyOptions): ApplyContext {
@@ -88,7 +92,7 @@ function applyContext(opts: ApplyOptions): ApplyContext {
   const dest = join(opts.dest)
   return {
     dest: opts.dest, plan: opts.plan, staging: opts.staging, indexFiles: opts.indexFiles, idOf, uses, guard, onStep: opts.onStep,
-    root: dest.endsWith('/') ? dest : `${dest}/`,
+    root: dest.endsWith('/') ? dest : `${dest}/`, foldersIn: false,
     trash: join(opts.dest, DSYNC_DIR, 'trash'),
     abs: p => join(opts.dest, p),
     tmp: () => join(opts.staging.dir, `.apply-${process.pid}-${tmpCounter++}`),
@@ -160,27 +164,46 @@ function placeNewNames(ctx: ApplyContext): void {
 }
 
 function placeFile(ctx: ApplyContext, f: ManifestEntry): void {
-  const left = --ctx.uses[ctx.idOf(f.sha256!)]
-  // The staged file's name, made when it is moved (a string kept per file was ~80 bytes each).
-  const src = ctx.staging.path(f.sha256!.toString('hex'))
+  const id = ctx.idOf(f.sha256!)
+  const left = --ctx.uses[id]
+  // A file the stage worker placed ahead at its own path (new-folders.ts) is in DEST already.
+  const ahead = ctx.plan.fetch.placedAt(id)
   const dst = ctx.root + f.path
+  if (ahead === f) return ctx.foldersIn ? undefined : placeAheadAlone(ctx, f, dst)
+  // The staged file's name, made when it is moved (a string kept per file was ~80 bytes each);
+  // another path of a content placed ahead copies the one placed (in DEST: placed before it).
+  const src = ahead ? ctx.root + ahead.path : ctx.staging.path(f.sha256!.toString('hex'))
+  const copy = left > 0 || ahead !== undefined
   ctx.writable(f.path)
   guard(() => {
     // The last use takes the staged file itself (it is ours, inside staging); an earlier
     // use takes a copy made beside it. Mode and mtime are set before the one rename.
     // The stage worker set them already on a file fetched in this run for this one path.
     let t = src
-    if (left > 0) {
+    if (copy) {
       t = ctx.tmp()
       copyFileSync(src, t, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE)
       syncFile(t)
     }
     const mode = ctx.fileMode(f.mode) & 0o7777
-    if (left > 0 || !ctx.staging.hasMetaOf(f) || mode !== (f.mode & 0o1777)) {
+    if (copy || !ctx.staging.hasMetaOf(f) || mode !== (f.mode & 0o1777)) {
       chmodSync(t, mode)
       utimesSync(t, f.mtime, f.mtime)
     }
     renameSync(t, dst)
+  }, dst)
+}
+
+/**
+ * A file placed ahead whose folder did not go in whole (the folders made ahead could not all be
+ * moved, so the apply made them in place): it goes in by itself, unless it went with a folder
+ * moved before the failure.
+ */
+function placeAheadAlone(ctx: ApplyContext, f: ManifestEntry, dst: string): void {
+  const src = aheadPath(ctx.staging.dir, f.path)
+  ctx.writable(f.path)
+  guard(() => {
+    if (existsSync(src)) renameSync(src, dst)
   }, dst)
 }
 

@@ -9,7 +9,7 @@ import { applyPlan } from './apply.js'
 import { commitStage } from './commit.js'
 import { guardDeletes } from './deletes.js'
 import { fetchStage } from './fetch-stage.js'
-import { prepareFolders } from './new-folders.js'
+import { aheadFilter, prepareFolders, recoverAhead } from './new-folders.js'
 import { readOrUndefined } from './metadata.js'
 import { describePlan, isEmpty, makePlan, type Plan } from './plan.js'
 import type { PullContext, PullResult, Route } from './types.js'
@@ -47,9 +47,12 @@ export async function executePlan(ctx: PullContext, r: Route): Promise<PullResul
       return finish(ctx, result)
     }
     if (result.upToDate && r.sameGeneration && sameRecord(ctx)) return finish(ctx, result)
-    // The new folders are made inside staging while the transfer runs (moved in at the apply).
-    const folders = prepareFolders(join(opts.dest, DSYNC_DIR, 'staging'), plan.mkdirs)
-    const staged = await fetchStage(opts.dest, plan, r)
+    // The new folders are made inside staging while the transfer runs, and fetched files are
+    // placed ahead in them (moved in at the apply): new-folders.ts.
+    const stagingDir = join(opts.dest, DSYNC_DIR, 'staging')
+    recoverAhead(stagingDir)
+    const folders = prepareFolders(stagingDir, plan.mkdirs)
+    const staged = await fetchStage(opts.dest, plan, r, aheadFilter(plan.mkdirs, opts.indexFiles))
     // Every content DEST holds, by SHA-256: needed for local copies only, and at 200,000 files
     // tens of MB that apply and commit (a torrent rebuild) would otherwise carry.
     traceMark('fetched-and-synced')

@@ -55,22 +55,32 @@ export class FetchList implements ReadonlyMap<string, ManifestEntry> {
     return this.get(hex) !== undefined
   }
 
-  /** The stage worker set this entry's mode and mtime on its content's staged file. */
-  markMeta(entry: ManifestEntry): void {
+  /**
+   * The stage worker set this entry's mode and mtime on its content's staged file (`how` 1), or
+   * also placed that file ahead at the entry's path (`how` 2: new-folders.ts). False when the
+   * content is not listed (nothing recorded).
+   */
+  markMeta(entry: ManifestEntry, how: 1 | 2 = 1): boolean {
     const id = this.ids.get(entry.sha256!)
-    if (id < 0) return
+    if (id < 0) return false
     if (this.metaSet.length <= id) {
       const grown = new Uint8Array(Math.max(this.firsts.length, id + 1))
       grown.set(this.metaSet)
       this.metaSet = grown
     }
-    this.metaSet[id] = 1
+    this.metaSet[id] = how
+    return true
   }
 
   /** True when a file staged in this run already has this entry's mode and mtime. */
   hasMetaOf(entry: ManifestEntry): boolean {
     const id = this.ids.get(entry.sha256!)
-    return id >= 0 && this.metaSet[id] === 1 && this.firsts[id] === entry
+    return id >= 0 && (this.metaSet[id] ?? 0) > 0 && this.firsts[id] === entry
+  }
+
+  /** The entry at whose path content number `id`'s file was placed ahead (markMeta's `how` 2), if it was. */
+  placedAt(id: number): ManifestEntry | undefined {
+    return this.metaSet[id] === 2 ? this.firsts[id] : undefined
   }
 
   *entries(): MapIterator<[string, ManifestEntry]> {

@@ -1,14 +1,14 @@
-import { mkdirSync, rmSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import { parentPort, workerData } from 'node:worker_threads'
 
-// The folders worker (new-folders.ts prepareFolders): removes a killed run's leftover
-// `<staging>/folders/`, then makes the plan's new folders under it, one mkdirSync after another
-// on this thread. Answers true when every one was made, false on any failure.
+// The folders worker (new-folders.ts prepareFolders): makes the plan's new folders under
+// `<staging>/folders/` (a killed run's leftover was taken apart before: recoverAhead), one
+// mkdirSync after another on this thread. Answers true when every one was made, false on any
+// failure. The stage workers may make some first (a file placed ahead): EEXIST is fine.
 const { root, paths } = workerData as { root: string; paths: string[] }
 
 function makeAll(): boolean {
   try {
-    rmSync(root, { recursive: true, force: true })
     for (const path of paths) makeOne(`${root}/${path}`)
     return true
   } catch {

@@ -1,5 +1,5 @@
 import { createHash, type Hash } from 'node:crypto'
-import { closeSync, fchmodSync, futimesSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs'
+import { closeSync, fchmodSync, futimesSync, mkdirSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs'
 import { PartFds } from './part-fds.js'
 import { ITEM_CHECKED, ITEM_LAST, type StagedMeta } from './stage-items.js'
 
@@ -25,6 +25,28 @@ export function stageShard(hex: string): number {
  */
 export function stagedPath(dir: string, hex: string, suffix = ''): string {
   return `${dir}/${stageShard(hex)}/${hex}${suffix}`
+}
+
+/**
+ * Where a finished file placed ahead goes: `<staging>/folders/<path>`, inside the new folders
+ * made ahead there (new-folders.ts), which the apply moves into DEST whole.
+ */
+export function aheadPath(dir: string, path: string): string {
+  return `${dir}/folders/${path}`
+}
+
+/**
+ * Runs `fn` (which makes a name at `path`); when `path`'s folder is not there yet (the folders
+ * worker has not reached it), makes it and runs `fn` again.
+ */
+function withParent<T>(path: string, fn: () => T): T {
+  try {
+    return fn()
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    mkdirSync(path.slice(0, path.lastIndexOf('/')), { recursive: true, mode: 0o755 })
+    return fn()
+  }
 }
 
 interface PartState {
@@ -61,16 +83,19 @@ export class PartWriter {
   /**
    * Writes `data` at `offset` of the file; ITEM_LAST in `flags` says no other piece of it is
    * still to come (those written before are on disk), so the file is checked and finished,
-   * and given `meta` (mode, mtime) before it is closed: the apply then only renames it.
+   * and given `meta` (mode, mtime) before it is closed: the apply then only renames it. With
+   * `ahead` (a path of the plan) it ends at aheadPath(dir, ahead) instead of its staged name, and the
+   * apply does not even rename it (new-folders.ts).
    */
-  write(hex: string, offset: number, data: Uint8Array, size: number, flags: number, meta?: StagedMeta): PartOutcome | undefined {
+  write(hex: string, offset: number, data: Uint8Array, size: number, flags: number, meta?: StagedMeta, ahead?: string): PartOutcome | undefined {
     const last = (flags & ITEM_LAST) !== 0
-    if (last && offset === 0 && data.length === size && !this.parts.has(hex)) return this.writeWhole(hex, data, (flags & ITEM_CHECKED) !== 0, meta)
+    const to = ahead === undefined ? stagedPath(this.dir, hex) : aheadPath(this.dir, ahead)
+    if (last && offset === 0 && data.length === size && !this.parts.has(hex)) return this.writeWhole(hex, to, data, (flags & ITEM_CHECKED) !== 0, meta)
     const st = this.state(hex)
     writeFully(this.fds.get(hex), data, offset)
     this.hashIn(st, offset, data)
     if (!last) return undefined
-    return this.finish(hex, st, size, meta)
+    return this.finish(hex, to, st, size, meta)
   }
 
   /**
@@ -79,9 +104,9 @@ export class PartWriter {
    * 100,000 names cost as much as creating the file). A run killed mid-write leaves a file
    * shorter than its size, which `Staging.has` does not count as staged.
    */
-  private writeWhole(hex: string, data: Uint8Array, checked: boolean, meta: StagedMeta | undefined): PartOutcome {
+  private writeWhole(hex: string, to: string, data: Uint8Array, checked: boolean, meta: StagedMeta | undefined): PartOutcome {
     if (!checked && createHash('sha256').update(data).digest('hex') !== hex) return 'mismatch'
-    const { fd, mode } = createStaged(stagedPath(this.dir, hex), meta)
+    const { fd, mode } = withParent(to, () => createStaged(to, meta))
     try {
       writeFully(fd, data, 0)
       if (meta) setMeta(fd, meta, mode !== meta.mode)
@@ -116,7 +141,7 @@ export class PartWriter {
     st.ahead.clear()
   }
 
-  private finish(hex: string, st: PartState, size: number, meta: StagedMeta | undefined): PartOutcome {
+  private finish(hex: string, to: string, st: PartState, size: number, meta: StagedMeta | undefined): PartOutcome {
     const fd = this.fds.get(hex)
     const digest = !st.reread && st.hashed === size ? st.hash.digest('hex') : sha256OfFd(fd)
     if (digest !== hex) {
@@ -124,7 +149,7 @@ export class PartWriter {
       unlinkSync(this.partPath(hex))
       return 'mismatch'
     }
-    renameSync(this.partPath(hex), stagedPath(this.dir, hex))
+    withParent(to, () => renameSync(this.partPath(hex), to))
     // After the rename: a .part never has a mode that could keep a later run from writing it.
     try {
       if (meta) setMeta(fd, meta)

@@ -1,5 +1,6 @@
 import { fsError } from '../errors.js'
 import { PartWriter } from './part-writer.js'
+import { ITEM_AHEAD } from './stage-items.js'
 import type { StageWriterEvents } from './stage-writer.js'
 
 /**
@@ -27,7 +28,8 @@ export function stagesInline(files: number, bytes: number, env: NodeJS.ProcessEn
 
 /** What the transfer hands its verified pieces to: the stage writer (threads) or InlineStager. */
 export interface Stager {
-  write(hex: string, offset: number, data: Uint8Array, size: number, flags: number, mode?: number, mtime?: number): void
+  /** `ahead`, with ITEM_AHEAD in `flags`: the path the finished file is placed ahead at (new-folders.ts). */
+  write(hex: string, offset: number, data: Uint8Array, size: number, flags: number, mode?: number, mtime?: number, ahead?: string): void
   drain(): Promise<void>
   close(): Promise<void>
 }
@@ -51,10 +53,10 @@ export class InlineStager implements Stager {
     this.part = new PartWriter(dir)
   }
 
-  write(hex: string, offset: number, data: Uint8Array, size: number, flags: number, mode = -1, mtime = 0): void {
+  write(hex: string, offset: number, data: Uint8Array, size: number, flags: number, mode = -1, mtime = 0, ahead = ''): void {
     if (this.failed) return
     try {
-      const outcome = this.part.write(hex, offset, data, size, flags, mode >= 0 ? { mode, mtime } : undefined)
+      const outcome = this.part.write(hex, offset, data, size, flags, mode >= 0 ? { mode, mtime } : undefined, flags & ITEM_AHEAD ? ahead : undefined)
       if (outcome === 'verified') this.verified.push(hex)
       else if (outcome === 'mismatch') this.mismatched.push(hex)
     } catch (err) {

@@ -8,6 +8,8 @@
 export interface PackedItems {
   hexes: string
   numbers: Float64Array
+  /** The paths of the items flagged ITEM_AHEAD, in order, each followed by a NUL (no path holds one). */
+  ahead: string
 }
 export const ITEM_FIELDS = 7
 export const HEX_CHARS = 64
@@ -15,6 +17,8 @@ export const HEX_CHARS = 64
 export const ITEM_LAST = 1
 /** The piece is the whole file and already matched its SHA-256 (on the event loop). */
 export const ITEM_CHECKED = 2
+/** The finished file goes to `<staging>/folders/<path>` (new-folders.ts), not under its SHA-256. */
+export const ITEM_AHEAD = 4
 
 /** Mode and mtime (seconds) a staged file is given before it is closed. */
 export interface StagedMeta {
@@ -30,15 +34,24 @@ export interface StageItem {
   size: number
   flags: number
   meta: StagedMeta | undefined
+  /** Where the finished file goes under `<staging>/folders/` (ITEM_AHEAD), if anywhere. */
+  ahead: string | undefined
 }
 
 /** The pieces of a packed batch, one by one. */
 export function* unpackItems(p: PackedItems): Generator<StageItem> {
   const n = p.numbers
+  let at = 0
   for (let i = 0, j = 0; j < n.length; i++, j += ITEM_FIELDS) {
+    let ahead: string | undefined
+    if (n[j + 4] & ITEM_AHEAD) {
+      const end = p.ahead.indexOf('\0', at)
+      ahead = p.ahead.slice(at, end)
+      at = end + 1
+    }
     yield {
       hex: p.hexes.slice(i * HEX_CHARS, (i + 1) * HEX_CHARS), offset: n[j], start: n[j + 1], length: n[j + 2], size: n[j + 3], flags: n[j + 4],
-      meta: n[j + 5] >= 0 ? { mode: n[j + 5], mtime: n[j + 6] } : undefined,
+      meta: n[j + 5] >= 0 ? { mode: n[j + 5], mtime: n[j + 6] } : undefined, ahead,
     }
   }
 }

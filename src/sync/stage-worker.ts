@@ -20,7 +20,7 @@ parentPort!.on('message', (msg: StageRequest) => {
   const bytes = new Uint8Array(msg.buffer)
   for (const it of unpackItems(msg.items)) {
     try {
-      const outcome = writer.write(it.hex, it.offset, bytes.subarray(it.start, it.start + it.length), it.size, it.flags, it.meta)
+      const outcome = writer.write(it.hex, it.offset, bytes.subarray(it.start, it.start + it.length), it.size, it.flags, it.meta, it.ahead)
       if (outcome === 'verified') verified.push(it.hex)
       else if (outcome === 'mismatch') mismatched.push(it.hex)
     } catch (err) {

@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads'
 import { fsError } from '../errors.js'
 import { STAGE_DIRS, stageShard } from './part-writer.js'
-import { HEX_CHARS, type PackedItems } from './stage-items.js'
+import { HEX_CHARS, ITEM_AHEAD, type PackedItems } from './stage-items.js'
 
 export type StageRequest =
   | { type: 'batch'; id: number; buffer: ArrayBuffer; items: PackedItems }
@@ -106,11 +106,12 @@ export class StageWriter {
 
   /**
    * Queues a verified piece (`flags`: ITEM_LAST, ITEM_CHECKED); `mode` (unless -1) and `mtime` are given to the file
-   * once it is finished. `data` may be reused by the caller once this returns.
+   * once it is finished, and `ahead` (with ITEM_AHEAD) is where it then goes under `<staging>/folders/`.
+   * `data` may be reused by the caller once this returns.
    */
-  write(hex: string, offset: number, data: Uint8Array, size: number, flags: number, mode = -1, mtime = 0): void {
+  write(hex: string, offset: number, data: Uint8Array, size: number, flags: number, mode = -1, mtime = 0, ahead = ''): void {
     if (this.failed) return
-    this.lanes[stageShard(hex)].add(hex, offset, data, size, flags, mode, mtime)
+    this.lanes[stageShard(hex)].add(hex, offset, data, size, flags, mode, mtime, ahead)
     if (!this.flushScheduled) {
       this.flushScheduled = true
       setImmediate(() => {
@@ -158,7 +159,7 @@ interface LaneEvents extends StageWriterEvents {
 class StageLane {
   private readonly worker: Worker
   private readonly free: ArrayBuffer[] = []
-  private current: { buffer: ArrayBuffer; bytes: Uint8Array; used: number; hexes: string[]; numbers: number[]; at: number; timer?: NodeJS.Timeout } | undefined
+  private current: { buffer: ArrayBuffer; bytes: Uint8Array; used: number; hexes: string[]; numbers: number[]; ahead: string; at: number; timer?: NodeJS.Timeout } | undefined
   /** Piece bytes of each batch with the worker, by batch id. */
   private readonly sent = new Map<number, number>()
   private nextId = 0
@@ -174,7 +175,7 @@ class StageLane {
     this.worker.on('exit', code => { if (code !== 0) this.events.onError(new Error(`stage worker exited with code ${code}`)) })
   }
 
-  add(hex: string, offset: number, data: Uint8Array, size: number, flags: number, mode: number, mtime: number): void {
+  add(hex: string, offset: number, data: Uint8Array, size: number, flags: number, mode: number, mtime: number, ahead: string): void {
     let cur = this.current
     if (cur && cur.used + data.length > cur.bytes.length) {
       this.flush()
@@ -185,6 +186,7 @@ class StageLane {
     cur.bytes.set(data, cur.used)
     cur.hexes.push(hex)
     cur.numbers.push(offset, cur.used, data.length, size, flags, mode, mtime)
+    if (flags & ITEM_AHEAD) cur.ahead += `${ahead}\0`
     cur.used += data.length
   }
 
@@ -248,7 +250,7 @@ class StageLane {
 
   private newBatch(minBytes: number) {
     const buffer = minBytes <= BATCH_BYTES ? (this.free.pop() ?? handedOn.pop() ?? new ArrayBuffer(BATCH_BYTES)) : new ArrayBuffer(minBytes)
-    return { buffer, bytes: new Uint8Array(buffer), used: 0, hexes: [] as string[], numbers: [] as number[], at: performance.now(), timer: undefined as NodeJS.Timeout | undefined }
+    return { buffer, bytes: new Uint8Array(buffer), used: 0, hexes: [] as string[], numbers: [] as number[], ahead: '', at: performance.now(), timer: undefined as NodeJS.Timeout | undefined }
   }
 
   flush(): void {
@@ -259,7 +261,7 @@ class StageLane {
     this.inFlight++
     this.bytesInFlight += cur.buffer.byteLength
     this.sent.set(this.nextId, cur.used)
-    const items: PackedItems = { hexes: cur.hexes.join(''), numbers: Float64Array.from(cur.numbers) }
+    const items: PackedItems = { hexes: cur.hexes.join(''), numbers: Float64Array.from(cur.numbers), ahead: cur.ahead }
     this.worker.postMessage({ type: 'batch', id: this.nextId++, buffer: cur.buffer, items } satisfies StageRequest, [cur.buffer])
     this.events.onLoad()
   }

@@ -6,7 +6,7 @@ import { promisify } from 'node:util'
 import { fsError } from '../errors.js'
 import { DSYNC_DIR } from '../manifest/paths.js'
 import { PartFds } from './part-fds.js'
-import { sha256OfFd, STAGE_DIRS, stagedPath } from './part-writer.js'
+import { aheadPath, sha256OfFd, STAGE_DIRS, stagedPath } from './part-writer.js'
 import type { ManifestEntry } from '../manifest/entry.js'
 import { FetchList } from './fetch-list.js'
 
@@ -43,6 +43,8 @@ export class Staging {
   private readonly names: Set<string>
   /** Content -> the entry whose mode and mtime its staged file gets when fetched (see wantMeta): the plan's own list. */
   private metaWanted = new FetchList()
+  /** Which fetched files the stage workers place ahead, at their path under `folders/` (new-folders.ts); none when unset. */
+  private ahead?: (entry: ManifestEntry) => boolean
 
   constructor(dest: string) {
     this.dir = join(dest, DSYNC_DIR, 'staging')
@@ -90,9 +92,18 @@ export class Staging {
     return entry && entry.mode & 0o400 ? entry : undefined
   }
 
-  /** The stage worker was told to set `entry`'s mode and mtime (a failed write ends the run). */
-  markMetaSet(entry: ManifestEntry): void {
-    this.metaWanted.markMeta(entry)
+  /** Fetched files for which `wants` is true go ahead to their own path (see placeAhead in new-folders.ts). */
+  placeAhead(wants: (entry: ManifestEntry) => boolean): void {
+    this.ahead = wants
+  }
+
+  /**
+   * The stage worker is told to set `entry`'s mode and mtime (a failed write ends the run);
+   * returns the path it is also told to place the file ahead at, if any (recorded here first).
+   */
+  markMetaSet(entry: ManifestEntry): string | undefined {
+    const ahead = this.ahead?.(entry) === true
+    return this.metaWanted.markMeta(entry, ahead ? 2 : 1) && ahead ? entry.path : undefined
   }
 
   /** True when a file staged in this run already has this entry's mode and mtime. */
@@ -159,21 +170,14 @@ export class Staging {
    * eight at a time (each fsync of a new file is a journal commit). Few files, or no `sync`:
    * fsyncs on libuv's thread pool, several at once.
    */
-  async syncAll(contents: ReadonlyMap<string, unknown>): Promise<void> {
+  async syncAll(contents: ReadonlyMap<string, { path: string }>): Promise<void> {
     // The list of names only when each is to be fsync'ed (at 1M files an array of a million).
     if (contents.size >= SYNCFS_MIN_FILES && await syncFileSystem(this.dir)) return
-    const queue = [...contents.keys()]
+    const queue = [...contents]
     const worker = async () => {
-      for (let hex = queue.pop(); hex !== undefined; hex = queue.pop()) {
-        let fh: FileHandle | undefined
-        try {
-          fh = await open(this.path(hex), 'r')
-          await fh.sync()
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(err, this.path(hex), 'write')
-        } finally {
-          await fh?.close()
-        }
+      for (let item = queue.pop(); item !== undefined; item = queue.pop()) {
+        // A file placed ahead is at its path under folders/, not under its name.
+        for (const path of [this.path(item[0]), aheadPath(this.dir, item[1].path)]) if (await syncIfThere(path)) break
       }
     }
     await Promise.all(Array.from({ length: 8 }, worker))
@@ -233,6 +237,21 @@ export class Staging {
     } catch (err) {
       throw fsError(err, this.partPath(hex), 'write')
     }
+  }
+}
+
+/** fsync(2) of `path`; false when there is no such file. */
+async function syncIfThere(path: string): Promise<boolean> {
+  let fh: FileHandle | undefined
+  try {
+    fh = await open(path, 'r')
+    await fh.sync()
+    return true
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(err, path, 'write')
+    return false
+  } finally {
+    await fh?.close()
   }
 }
 

@@ -7,7 +7,7 @@ import { traceMark } from '../swarm/trace.js'
 import type { PeerConnection } from '../swarm/peer.js'
 import type { Swarm } from '../swarm/swarm.js'
 import { fileSpans, type PieceMap, type PieceSpan } from '../torrent/piece-map.js'
-import { ITEM_CHECKED, ITEM_LAST } from './stage-items.js'
+import { ITEM_AHEAD, ITEM_CHECKED, ITEM_LAST } from './stage-items.js'
 import { InlineStager, stagesInline, type Stager } from './stage-inline.js'
 import { StageWriter, type StageWriterEvents } from './stage-writer.js'
 import { SYNCFS_MIN_FILES, type Staging } from './staging.js'
@@ -152,8 +152,9 @@ function pieceSink(opts: TransferOptions, remainingPerFile: Map<number, number>,
       const flags = (left === 0 ? ITEM_LAST : 0) | (checked === span ? ITEM_CHECKED : 0)
       checked = undefined
       const entry = left === 0 ? staging.metaFor(hex) : undefined
-      if (entry) staging.markMetaSet(entry)
-      if (entry) writer.write(hex, span.fileOffset, data, map.files[span.file].length, flags, entry.mode & 0o1777, entry.mtime)
+      const ahead = entry && staging.markMetaSet(entry)
+      if (ahead !== undefined) writer.write(hex, span.fileOffset, data, map.files[span.file].length, flags | ITEM_AHEAD, entry!.mode & 0o1777, entry!.mtime, ahead)
+      else if (entry) writer.write(hex, span.fileOffset, data, map.files[span.file].length, flags, entry.mode & 0o1777, entry.mtime)
       else writer.write(hex, span.fileOffset, data, map.files[span.file].length, flags)
       bytesPerPeer[from.label] = (bytesPerPeer[from.label] ?? 0) + span.dataLength
     },
