@@ -48,28 +48,41 @@ export class FetchList implements ReadonlyMap<string, ManifestEntry> {
   }
 
   get(hex: string): ManifestEntry | undefined {
-    return hex.length === 64 ? this.entryOf(Buffer.from(hex, 'hex')) : undefined
+    const id = this.idOfHex(hex)
+    return id < 0 ? undefined : this.firsts[id]
+  }
+
+  /** The content's number by its hex name, -1 when it is not listed. */
+  idOfHex(hex: string): number {
+    return hex.length === 64 ? this.ids.get(Buffer.from(hex, 'hex')) : -1
   }
 
   has(hex: string): boolean {
     return this.get(hex) !== undefined
   }
 
-  /**
-   * The stage worker set this entry's mode and mtime on its content's staged file (`how` 1), or
-   * also placed that file ahead at the entry's path (`how` 2: new-folders.ts). False when the
-   * content is not listed (nothing recorded).
-   */
-  markMeta(entry: ManifestEntry, how: 1 | 2 = 1): boolean {
+  /** The stage worker set this entry's mode and mtime on its content's staged file. */
+  markMeta(entry: ManifestEntry): void {
     const id = this.ids.get(entry.sha256!)
-    if (id < 0) return false
+    if (id >= 0) this.markMetaAt(id, 1)
+  }
+
+  /**
+   * The stage worker sets the mode and mtime of content number `id`'s first entry on its staged
+   * file (`how` 1), or also places that file ahead at the entry's path (`how` 2: new-folders.ts).
+   */
+  markMetaAt(id: number, how: 1 | 2): void {
     if (this.metaSet.length <= id) {
       const grown = new Uint8Array(Math.max(this.firsts.length, id + 1))
       grown.set(this.metaSet)
       this.metaSet = grown
     }
     this.metaSet[id] = how
-    return true
+  }
+
+  /** The entry content number `id` is fetched for (0 <= id < size). */
+  entryAt(id: number): ManifestEntry {
+    return this.firsts[id]
   }
 
   /** True when a file staged in this run already has this entry's mode and mtime. */

@@ -29,7 +29,7 @@ export async function fetchStage(dest: string, plan: Plan, route: Route, ahead?:
   checkFreeSpace(staging.dir, dest, bytes + localBytes(plan, staging))
   // A fetched content is staged with the mode and mtime of the path the plan fetches it for
   // (its first use): the apply then skips chmod and utimes where that path takes the staged
-  // file itself. A mode without owner read is left to the apply (Staging.metaFor).
+  // file itself. A mode without owner read is left to the apply (Staging.metaIdFor).
   staging.wantMeta(plan.fetch)
   let filesCopiedLocally: number
   let transfer: Awaited<ReturnType<Route['fetch']>>

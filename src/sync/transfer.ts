@@ -151,11 +151,15 @@ function pieceSink(opts: TransferOptions, remainingPerFile: Map<number, number>,
       const hex = opts.files.get(span.file)!
       const flags = (left === 0 ? ITEM_LAST : 0) | (checked === span ? ITEM_CHECKED : 0)
       checked = undefined
-      const entry = left === 0 ? staging.metaFor(hex) : undefined
-      const ahead = entry && staging.markMetaSet(entry)
-      if (ahead !== undefined) writer.write(hex, span.fileOffset, data, map.files[span.file].length, flags | ITEM_AHEAD, entry!.mode & 0o1777, entry!.mtime, ahead)
-      else if (entry) writer.write(hex, span.fileOffset, data, map.files[span.file].length, flags, entry.mode & 0o1777, entry.mtime)
-      else writer.write(hex, span.fileOffset, data, map.files[span.file].length, flags)
+      const id = left === 0 ? staging.metaIdFor(hex) : -1
+      const size = map.files[span.file].length
+      if (id < 0) writer.write(hex, span.fileOffset, data, size, flags)
+      else {
+        const entry = staging.metaEntry(id)
+        const ahead = staging.markMetaSet(id)
+        if (ahead === undefined) writer.write(hex, span.fileOffset, data, size, flags, entry.mode & 0o1777, entry.mtime)
+        else writer.write(hex, span.fileOffset, data, size, flags | ITEM_AHEAD, entry.mode & 0o1777, entry.mtime, ahead)
+      }
       bytesPerPeer[from.label] = (bytesPerPeer[from.label] ?? 0) + span.dataLength
     },
   }
