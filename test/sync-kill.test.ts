@@ -154,43 +154,50 @@ for (const [how, env, hosts] of [
   })
 }
 
-test('SIGKILL after files were placed ahead in the new folders: none is in the live tree, the re-run fetches none of them again', {
-  skip: hasLibtorrent ? false : 'python3-libtorrent is not installed', timeout: 180_000,
-}, async () => {
-  // Verified files whose folder is new are written at their own path inside
-  // .dsync/staging/folders/ (new-folders.ts aheadFilter), not under their SHA-256. A kill
-  // leaves them there; the next run must keep them (not fetch them again) and not let them
-  // into DEST before its apply. The torrent lists aa/ first: the small files arrive before
-  // the big one, which two hosts at 1 MB/s each take seconds to send.
-  const files: Record<string, Buffer | string> = { 'dists/Release': 'Suite: x\n', 'zz/big.iso': randomBytes(6 << 20) }
-  const small = 40
-  for (let i = 0; i < small; i++) files[`aa/p${i % 4}/small-${i}.deb`] = randomBytes(1000 + i)
-  const up = await makeUpstream(files)
-  const seeders = await Promise.all(['127.0.8.14', '127.0.8.15'].map(h => startLibtorrentSeeder(up.torrent, up.webroot, h, { uploadLimit: 1_000_000 })))
-  const dest = join(tempDir(), 'mirror')
-  writeTree(dest, { 'old-file.txt': 'from the previous generation' })
-  let at: { bytesDone: number; bytesTotal: number; filesDone: number } | undefined
-  const killed = await pullWatched(up.torrent, dest, seeders.map(s => s.address), {
-    onEvent: (e, child) => {
-      if (!at && e.event === 'progress' && e.phase === 'files' && (e.filesDone as number) >= small && e.bytesDone < e.bytesTotal) {
-        at = { bytesDone: e.bytesDone, bytesTotal: e.bytesTotal, filesDone: e.filesDone as number }
-        child.kill('SIGKILL')
-      }
-    },
-  })
-  assert.equal(killed.signal, 'SIGKILL', killed.stderr)
-  assert.ok(at, 'killed once the small files were verified, before the big one')
-  const ahead = stagingFiles(dest).filter(n => n.startsWith('folders/'))
-  assert.ok(ahead.length >= small, `the small files were placed ahead: ${stagingFiles(dest).join(' ')}`)
-  assert.deepEqual(readdirSync(dest).sort(), ['.dsync', 'old-file.txt'])
+// Both ways again: on the event loop (a pull this small) and by the stage worker threads.
+for (const [how, env, hosts] of [
+  ['on the event loop', {}, ['127.0.8.16', '127.0.8.17']],
+  ['by the stage worker threads', { DSYNC_STAGE_THREADS: '1' }, ['127.0.8.18', '127.0.8.19']],
+] as const) {
+  test(`SIGKILL after files were placed ahead in the new folders ${how}: none is in the live tree, the re-run fetches none of them again`, {
+    skip: hasLibtorrent ? false : 'python3-libtorrent is not installed', timeout: 180_000,
+  }, async () => {
+    // Verified files whose folder is new are written at their own path inside
+    // .dsync/staging/folders/ (new-folders.ts aheadFilter), not under their SHA-256. A kill
+    // leaves them there; the next run must keep them (not fetch them again) and not let them
+    // into DEST before its apply. The torrent lists aa/ first: the small files arrive before
+    // the big one, which two hosts at 1 MB/s each take seconds to send.
+    const files: Record<string, Buffer | string> = { 'dists/Release': 'Suite: x\n', 'zz/big.iso': randomBytes(6 << 20) }
+    const small = 40
+    for (let i = 0; i < small; i++) files[`aa/p${i % 4}/small-${i}.deb`] = randomBytes(1000 + i)
+    const up = await makeUpstream(files)
+    const seeders = await Promise.all(hosts.map(h => startLibtorrentSeeder(up.torrent, up.webroot, h, { uploadLimit: 1_000_000 })))
+    const dest = join(tempDir(), 'mirror')
+    writeTree(dest, { 'old-file.txt': 'from the previous generation' })
+    let at: { bytesDone: number; bytesTotal: number; filesDone: number } | undefined
+    const killed = await pullWatched(up.torrent, dest, seeders.map(s => s.address), {
+      env,
+      onEvent: (e, child) => {
+        if (!at && e.event === 'progress' && e.phase === 'files' && (e.filesDone as number) >= small && e.bytesDone < e.bytesTotal) {
+          at = { bytesDone: e.bytesDone, bytesTotal: e.bytesTotal, filesDone: e.filesDone as number }
+          child.kill('SIGKILL')
+        }
+      },
+    })
+    assert.equal(killed.signal, 'SIGKILL', killed.stderr)
+    assert.ok(at, 'killed once the small files were verified, before the big one')
+    const ahead = stagingFiles(dest).filter(n => n.startsWith('folders/'))
+    assert.ok(ahead.length >= small, `the small files were placed ahead: ${stagingFiles(dest).join(' ')}`)
+    assert.deepEqual(readdirSync(dest).sort(), ['.dsync', 'old-file.txt'])
 
-  const resumed = await pullCli(up.torrent, dest, seeders.map(s => s.address))
-  assert.equal(resumed.code, 0, resumed.stderr)
-  await assertSameTree(up.save, dest)
-  assert.ok(resumed.summary!.bytesReceived <= at.bytesTotal - at.bytesDone,
-    `the resume fetched ${resumed.summary!.bytesReceived} bytes; at most ${at.bytesTotal - at.bytesDone} were not yet verified`)
-  assert.deepEqual(stagingFiles(dest), [])
-})
+    const resumed = await pullCli(up.torrent, dest, seeders.map(s => s.address), [], env)
+    assert.equal(resumed.code, 0, resumed.stderr)
+    await assertSameTree(up.save, dest)
+    assert.ok(resumed.summary!.bytesReceived <= at.bytesTotal - at.bytesDone,
+      `the resume fetched ${resumed.summary!.bytesReceived} bytes; at most ${at.bytesTotal - at.bytesDone} were not yet verified`)
+    assert.deepEqual(stagingFiles(dest), [])
+  })
+}
 
 test('a staged file cut short by a kill mid-write is fetched again, never placed', {
   skip: hasLibtorrent ? false : 'python3-libtorrent is not installed', timeout: 180_000,
