@@ -2,10 +2,10 @@ import type { Socket } from 'node:net'
 import type { Wire } from 'bittorrent-protocol'
 import { StaleFileError } from './fd-cache.js'
 import type { HostLog } from './log.js'
-import { BadRequestError } from './piece-reader.js'
+import { BadRequestError, MAX_BLOCK } from './piece-reader.js'
 import type { Seeder } from './seeder.js'
 import type { BudgetUser, SendBudget } from './send-budget.js'
-import { MOTD_EXTENSION } from '../shared/wire-protocol.js'
+import { MAX_BLOCK_KEY, MOTD_EXTENSION } from '../shared/wire-protocol.js'
 import { corkUntilNextTurn } from '../shared/cork.js'
 
 /** How long a peer without the fast extension stays choked after asking for a stale block. */
@@ -68,6 +68,7 @@ export class PeerSession implements BudgetUser {
     wire.use(seeder.metadataExt)
     wire.use(seeder.motdExt)
     if (seeder.pex) wire.use(seeder.pex(remote))
+    wire.extendedHandshake[MAX_BLOCK_KEY] = MAX_BLOCK
     wire.handshake(seeder.gen.infoHash, seeder.peerId, { dht: false, fast: true })
     if (wire.hasFast) wire.haveAll()
     else wire.bitfield(seeder.bitfield)

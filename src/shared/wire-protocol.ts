@@ -8,3 +8,9 @@ export const METADATA_BLOCK = 16 * 1024
 export const UT_METADATA = 'ut_metadata'
 /** The welcome message (DSYNC's motd), bencoded `{motd: text}`. */
 export const MOTD_EXTENSION = 'dsync_motd'
+/**
+ * Extended-handshake key: the longest block request a dsync host answers (bytes). A client
+ * asks such a host for blocks longer than BitTorrent's usual 16 KiB (fewer requests and
+ * messages on both sides); a peer that does not say so is only ever asked for 16 KiB.
+ */
+export const MAX_BLOCK_KEY = 'dsync_max_block'

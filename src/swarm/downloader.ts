@@ -1,11 +1,17 @@
 import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { PieceSpan } from '../torrent/piece-map.js'
-import type { PeerConnection } from './peer.js'
+import { STANDARD_BLOCK, type PeerConnection } from './peer.js'
 import { PieceVerifier } from './piece-verifier.js'
 import { startTrace } from './trace.js'
 
-const BLOCK = 16 * 1024
+/**
+ * The longest block asked of a peer that answers more than 16 KiB (a dsync host, MAX_BLOCK_KEY):
+ * a piece of a 32 KiB-piece repository in one request instead of two, one of 64 KiB instead of
+ * four. Each request is a message to parse and a block to look up and send on the host, a
+ * message to parse and a callback on the client.
+ */
+const LONG_BLOCK = 64 * 1024
 /**
  * In flight per peer: enough bytes to fill a fast link (64 blocks of 16 KiB), and enough
  * requests that a mirror of 1-3 KB files keeps the same bytes in flight (64 requests of
@@ -79,6 +85,8 @@ interface Flight {
   bytes: number
   /** Block bytes this peer delivered in this download (DEEP_AFTER_BYTES). */
   received: number
+  /** The block length asked of this peer. */
+  block: number
 }
 
 interface Active {
@@ -195,7 +203,7 @@ export class Downloader extends EventEmitter {
   addPeer(peer: PeerConnection): void {
     if (this.ended || this.remaining === 0 || peer.closed || this.peers.has(peer)) return
     this.peers.set(peer, [])
-    this.inFlight.set(peer, { requests: 0, bytes: 0, received: 0 })
+    this.inFlight.set(peer, { requests: 0, bytes: 0, received: 0, block: Math.min(peer.maxBlock, LONG_BLOCK) })
     this.refused.set(peer, new Set())
     // A host may choke us for a while (load, reload); requests resume when it unchokes.
     const hooks = { close: (reason: string) => this.dropPeer(peer, reason), unchoke: () => this.pump(peer) }
@@ -266,7 +274,7 @@ export class Downloader extends EventEmitter {
         active.push(a)
       }
       const offset = a.nextOffset
-      const length = Math.min(BLOCK, a.span.dataLength - offset)
+      const length = Math.min(flight.block, a.span.dataLength - offset)
       a.nextOffset += length
       a.pending++
       flight.requests++
@@ -432,6 +440,14 @@ export class Downloader extends EventEmitter {
     if (this.opts.wholeFileCheck?.(span, data)) {
       this.accept(peer, span, data)
       return this.recycle(a)
+    }
+    // A piece that came as one long block is a view of the socket's buffer: copied to be
+    // checked off the event loop, as its blocks would have been (a 16 KiB one is hashed here).
+    if (!a.pooled && this.verifier && span.dataLength > STANDARD_BLOCK) {
+      const copy = this.spare.pop() ?? Buffer.allocUnsafeSlow(this.maxDataLength)
+      data.copy(copy)
+      a.data = copy
+      a.pooled = true
     }
     if (a.pooled && this.verifier) {
       // Off the event loop: the piece counts once its verdict is back (a copy of it from an

@@ -7,6 +7,7 @@ import { MessageFramer } from './framer.js'
 import { metadataFetcher, motdReceiver, type MetadataFetcher } from './extensions.js'
 import { pexExtension } from './pex.js'
 import { corkUntilNextTurn } from '../shared/cork.js'
+import { MAX_BLOCK_KEY } from '../shared/wire-protocol.js'
 
 export { formatAddress, parseAddress, type PeerAddress } from './address.js'
 
@@ -22,6 +23,9 @@ export interface PeerOptions {
   /** BEP 11: what we tell the peer (hosts we know), and what to do with the hosts it names. */
   pex?: { known: () => PeerAddress[]; onPeers: (peers: PeerAddress[]) => void }
 }
+
+/** The block length every BitTorrent peer answers. */
+export const STANDARD_BLOCK = 16 * 1024
 
 /** Slack on top of what we asked for: protocol messages, haves, a metadata exchange. */
 const RECEIVE_SLACK = 4 << 20
@@ -154,6 +158,15 @@ export class PeerConnection extends EventEmitter {
       this.wire.once('unchoke', unchoked)
       this.once('close', closed)
     })
+  }
+
+  /**
+   * The longest block this peer says it answers: a dsync host names it in its extended
+   * handshake (MAX_BLOCK_KEY, which arrives before its unchoke); any other peer, 16 KiB.
+   */
+  get maxBlock(): number {
+    const said = this.wire.peerExtendedHandshake[MAX_BLOCK_KEY]
+    return typeof said === 'number' && Number.isInteger(said) && said > STANDARD_BLOCK ? said : STANDARD_BLOCK
   }
 
   hasPiece(index: number): boolean {
