@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs'
 import { join } from 'node:path'
 import { torrentHead, wrapInfo, type BuiltTorrent } from '../torrent/build.js'
 import { InfoWriter, padEntryByteLength } from '../torrent/encode-info.js'
@@ -42,6 +42,25 @@ export interface ShardRebuildInput {
   onShard?: (shard: ShardOut, s: number) => void
   /** Digests of the files read now, by path. */
   digests: Map<string, FileDigest>
+  /**
+   * Buffers reused from shard to shard and, passed again, from call to call (the client's
+   * windows: shard-windows.ts). Only with onShard: the previous shards' bytes are read into
+   * them, so a kept shard's torrent is valid only during its onShard call.
+   */
+  scratch?: SpliceScratch
+}
+
+/**
+ * A splice's transient buffers, reused: the files list being encoded, the piece hashes, the
+ * previous shard files read. Allocated afresh per shard (and per window at 1M files: 77), each
+ * a few MB of ArrayBuffers that only a garbage collection gives back, they piled up to 57 MiB
+ * between collections (docs/SCALE.md, "Update memory at 1M").
+ */
+export interface SpliceScratch {
+  files?: Buffer
+  pieces?: Buffer
+  /** Buffers of previous shard files no longer held, to read the next ones into. */
+  reads: Buffer[]
 }
 
 /**
@@ -56,8 +75,16 @@ export interface ShardRebuildInput {
  */
 export function rebuildShards(input: ShardRebuildInput): ShardOut[] | string {
   if (input.oldStarts.length !== input.oldShards.length) return 'the previous shards do not match data.dsync'
-  const P = input.pieceLength
   const oldPieces = new OldShardPieces(input)
+  try {
+    return spliceShards(input, oldPieces)
+  } finally {
+    oldPieces.release()
+  }
+}
+
+function spliceShards(input: ShardRebuildInput, oldPieces: OldShardPieces): ShardOut[] | string {
+  const P = input.pieceLength
   const head = Buffer.concat([torrentHead(input.trackers), Buffer.from('d5:filesl')])
   const out: ShardOut[] = []
   for (let s = 0; s < input.starts.length; s++) {
@@ -80,6 +107,8 @@ export function rebuildShards(input: ShardRebuildInput): ShardOut[] | string {
     const files = shardFiles(input, oldPieces, a, b)
     if (typeof files === 'string') return files
     out.push(handOver(input, { ...wrapInfo(files.finish(input.name, P, pieces), input.trackers), built: true, count: b - a, bytes }, s))
+    // wrapInfo copied the files list out: its buffer serves the next shard.
+    if (input.scratch) input.scratch.files = files.buffer
   }
   return out
 }
@@ -106,7 +135,7 @@ function keptShard(input: ShardRebuildInput, a: number, b: number): number | und
 /** The files list of new shard [a, b): runs of previous entries copied, the rest encoded. */
 function shardFiles(input: ShardRebuildInput, old: OldShardPieces, a: number, b: number): InfoWriter | string {
   const P = input.pieceLength
-  const w = new InfoWriter((b - a) * 96 + 1024)
+  const w = new InfoWriter((b - a) * 96 + 1024, input.scratch?.files)
   const padded = (length: number, last: boolean) => length % P !== 0 && !last
   for (let c = a; c < b;) {
     const k = input.origin[c]
@@ -130,7 +159,10 @@ function shardPieces(input: ShardRebuildInput, old: OldShardPieces, a: number, b
   const P = input.pieceLength
   let total = 0
   for (let c = a; c < b; c++) total += Math.ceil(input.next.length[c] / P)
-  const pieces = Buffer.allocUnsafe(total * 20)
+  const scratch = input.scratch
+  // Copied into the files list by its finish(): free for the next shard's afterwards.
+  if (scratch && !(scratch.pieces && scratch.pieces.length >= total * 20)) scratch.pieces = Buffer.allocUnsafe(total * 20)
+  const pieces = scratch ? scratch.pieces!.subarray(0, total * 20) : Buffer.allocUnsafe(total * 20)
   let at = 0
   for (let c = a; c < b; c++) {
     const length = input.next.length[c]
@@ -187,8 +219,16 @@ function shardOf(starts: number[], c: number): number {
  * and its entry are found by offset: the hashes are the file's last bytes (`6:pieces<N>:…ee`),
  * the files list starts after `4:infod5:filesl` and must end with `e4:name` where the sums say.
  */
+interface OldShard {
+  torrent: Buffer
+  list: number
+  pieces: number
+  /** The buffer `torrent` was read into (its start), back to the scratch pool when no longer held. */
+  backing: Buffer
+}
+
 class OldShardPieces {
-  private readonly files = new Map<number, { torrent: Buffer; list: number; pieces: number } | string>()
+  private readonly files = new Map<number, OldShard | string>()
   /** Pieces before each previous content file within its shard. */
   private readonly firstPiece: Float64Array
   /** Entry bytes before each previous content file, over all shards (pad entries counted). */
@@ -251,24 +291,46 @@ class OldShardPieces {
     return { pieces: got.torrent.subarray(from, from + Math.ceil(this.input.old.length[k] / this.input.pieceLength) * 20), ended: this.isLast(k) }
   }
 
-  private load(t: number): { torrent: Buffer; list: number; pieces: number } | string {
+  /** The shards held go back to the scratch pool (the splice is done with them). */
+  release(): void {
+    for (const got of this.files.values()) this.recycle(got)
+    this.files.clear()
+  }
+
+  private load(t: number): OldShard | string {
     let got = this.files.get(t)
     if (got === undefined) {
       got = this.read(t)
       this.files.set(t, got)
       // Shards are made in order and read the previous ones in order: the few last ones are
-      // enough (one read again costs a read, not a wrong result).
-      if (this.files.size > KEEP_OLD_SHARDS) this.files.delete(Math.min(...this.files.keys()))
+      // enough (one read again costs a read, not a wrong result). The one dropped is not in
+      // use: every caller copies what it takes before the next load.
+      if (this.files.size > KEEP_OLD_SHARDS) {
+        const first = Math.min(...this.files.keys())
+        this.recycle(this.files.get(first)!)
+        this.files.delete(first)
+      }
     }
     return got
   }
 
-  private read(t: number): { torrent: Buffer; list: number; pieces: number } | string {
+  private recycle(got: OldShard | string): void {
+    const pool = this.pool()
+    if (pool && typeof got !== 'string' && pool.length <= KEEP_OLD_SHARDS) pool.push(got.backing)
+  }
+
+  /** Where previous shard files are read into: reused buffers only when the caller holds no torrent past onShard. */
+  private pool(): Buffer[] | undefined {
+    return this.input.onShard ? this.input.scratch?.reads : undefined
+  }
+
+  private read(t: number): OldShard | string {
     const { oldStarts, old, oldShards } = this.input
     const file = join(this.input.shardsDir, `${oldShards[t]}.torrent`)
     let torrent: Buffer
+    let backing: Buffer
     try {
-      torrent = readFileSync(file)
+      ;({ torrent, backing } = readInto(file, this.pool()))
     } catch {
       return `${file} cannot be read`
     }
@@ -284,6 +346,32 @@ class OldShardPieces {
     // Its bytes are copied into the new generation: they must still be the infohash they are named by.
     const info = torrent.subarray(list - 'd5:filesl'.length, torrent.length - 1)
     if (createHash('sha1').update(info).digest('hex') !== oldShards[t]) return `${file} is not the torrent its name says`
-    return { torrent, list, pieces }
+    return { torrent, list, pieces, backing }
+  }
+}
+
+/**
+ * A file's bytes, read into a buffer of `pool` big enough (taken out of it) or a new one with
+ * room to spare (shard files of one generation differ by a little); `backing` is that buffer.
+ */
+function readInto(file: string, pool: Buffer[] | undefined): { torrent: Buffer; backing: Buffer } {
+  if (!pool) {
+    const torrent = readFileSync(file)
+    return { torrent, backing: torrent }
+  }
+  const fd = openSync(file, 'r')
+  try {
+    const size = fstatSync(fd).size
+    const fit = pool.findIndex(b => b.length >= size)
+    const backing = fit >= 0 ? pool.splice(fit, 1)[0] : Buffer.allocUnsafe(Math.ceil(size * 1.25))
+    let at = 0
+    while (at < size) {
+      const n = readSync(fd, backing, at, size - at, at)
+      if (n === 0) break
+      at += n
+    }
+    return { torrent: backing.subarray(0, at), backing }
+  } finally {
+    closeSync(fd)
   }
 }

@@ -4,7 +4,7 @@ import { lineStarts, readListRuns, type ListReader, type StartsHolder } from '..
 import { contentPath, contentPathString, contentTable, tableCosts, tableEntries, type ContentTable } from '../manifest/content-table.js'
 import { hashFileSync, type FileDigest } from '../manifest/hash-file.js'
 import { lowerBound, pathKeyAt, type Lines } from '../manifest/manifest-lines.js'
-import { rebuildShards, type ShardOut } from '../manifest/shard-rebuild.js'
+import { rebuildShards, type ShardOut, type SpliceScratch } from '../manifest/shard-rebuild.js'
 import { ShardStartsStream } from '../torrent/shards.js'
 import { oldKey, oldSide, type Before } from './old-side.js'
 
@@ -60,6 +60,8 @@ export function windowedSplice(input: WindowedInput): ShardOut[] | string {
   if (input.stats) input.stats.windows = bounds.length
   const out: ShardOut[] = []
   const acc = new WindowLines()
+  // The splice's encoding and read buffers, reused from window to window (shard-rebuild.ts).
+  const scratch: SpliceScratch = { reads: [] }
   let w = 0
   let j = 0
   let failed: string | undefined
@@ -68,7 +70,7 @@ export function windowedSplice(input: WindowedInput): ShardOut[] | string {
     const hi = bounds[w + 1]?.key
     const from = j
     while (j < input.changed.length && (hi === undefined || Buffer.compare(input.changed[j].key, hi) < 0)) j++
-    const got = spliceWindow(input, acc.lines(), input.changed.slice(from, j), { next, old, from: bounds[w], to: bounds[w + 1] })
+    const got = spliceWindow(input, acc.lines(), input.changed.slice(from, j), { next, old, from: bounds[w], to: bounds[w + 1], scratch })
     if (typeof got === 'string') failed = got
     else out.push(...got)
     acc.clear()
@@ -130,7 +132,7 @@ function windowsOf(next: Side, old: Side): Bound[] {
 }
 
 /** One window's shards: its lines, DEST's lines in its range of paths, and its shards' starts from the first pass. */
-function spliceWindow(input: WindowedInput, lines: Lines, changed: Before[], at: { next: Side; old: Side; from: Bound; to?: Bound }): ShardOut[] | string {
+function spliceWindow(input: WindowedInput, lines: Lines, changed: Before[], at: { next: Side; old: Side; from: Bound; to?: Bound; scratch: SpliceScratch }): ShardOut[] | string {
   const P = input.pieceLength
   const ct = contentTable(lines)
   // The boundaries are the first pass's: entry bytes are all this pass needs of each file.
@@ -149,7 +151,7 @@ function spliceWindow(input: WindowedInput, lines: Lines, changed: Before[], at:
     save: input.save, shardsDir: input.shardsDir, name: input.name, trackers: input.trackers, pieceLength: P,
     next: ct, starts: next.starts, origin: side.origin, old: side.old, oldStarts: old.starts, oldEntry: side.oldEntry,
     oldShards: input.oldShards.slice(at.from.t, tEnd), digests: readNow(input.save, ct, side.origin, P),
-    onShard: (shard, s) => input.onShard(shard, at.from.s + s),
+    onShard: (shard, s) => input.onShard(shard, at.from.s + s), scratch: at.scratch,
   })
 }
 

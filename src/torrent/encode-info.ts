@@ -79,9 +79,15 @@ export class InfoWriter {
   private at = 0
   private readonly pads = new Map<number, Buffer>()
 
-  constructor(size: number) {
-    this.buf = Buffer.allocUnsafe(size)
+  /** `scratch`: a buffer to write into when it is big enough (a caller encoding many shards reuses one). */
+  constructor(size: number, scratch?: Buffer) {
+    this.buf = scratch && scratch.length >= size ? scratch : Buffer.allocUnsafe(size)
     this.ascii('d5:filesl')
+  }
+
+  /** The buffer written into (grown or not): free for the next writer once finish()'s bytes are copied out. */
+  get buffer(): Buffer {
+    return this.buf
   }
 
   entry(path: Buffer, length: number): void {
