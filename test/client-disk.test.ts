@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs'
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
@@ -16,6 +16,8 @@ import { stagingFiles } from '../testbed/tree.js'
  */
 const H = '127.0.3.89'
 const ME = '127.0.3.90'
+/** A second host, slower, for the last-file case. */
+const SLOW = '127.0.3.94'
 
 function mountTmpfs(sizeMiB: number): string | undefined {
   if (process.getuid?.() !== 0) return undefined
@@ -94,4 +96,38 @@ test('a pull that does not fit, or a disk that fills up mid-fetch, leaves the fi
     assert.deepEqual(stagingFiles(dest), [], 'partial or staged data left on a full disk')
     assert.equal(readFileSync(join(dest, 'live.txt'), 'utf8'), 'the live tree\n')
   })
+})
+
+test('the disk fills up as the last file of a small pull arrives: the pull fails, no cut-short file enters DEST', { skip: canMount }, async t => {
+  // One-piece files (16 KiB, the smallest piece) at the root (no new folder: none placed
+  // ahead), 1 Mbit/s: a file every ~130 ms, time to fill the disk between the last two.
+  const N = 24
+  const files: Record<string, Buffer> = {}
+  for (let i = 0; i < N; i++) files[`f${String(i).padStart(2, '0')}.bin`] = randomBytes(16 << 10)
+  const host = await prepareHost(SLOW, { tiny: files }, 'upload-limit=1\n')
+  await startHost(host, ['tiny'])
+  const small = mountTmpfs(4)
+  if (!small) return t.skip('mount -t tmpfs failed')
+  const dest = join(small, 'mirror')
+  mkdirSync(dest)
+  writeFileSync(join(dest, 'live.txt'), 'the live tree\n')
+  const running = pull(`dtp://${SLOW}:${HOST_PORT}/tiny`, dest)
+  const staged = () => stagingFiles(dest).filter(n => /^\d+\/[0-9a-f]{64}$/.test(n)).length
+  for (let i = 0; i < 3000 && staged() < N - 1; i++) await new Promise(r => setTimeout(r, 2))
+  const filler = openSync(join(small, 'filler'), 'w')
+  try {
+    for (;;) writeSync(filler, Buffer.alloc(64 << 10))
+  } catch (err) {
+    assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC')
+  } finally {
+    closeSync(filler)
+  }
+  const stagedAtFill = staged()
+  const r = await running
+  if (stagedAtFill !== N - 1) return t.skip(`the disk filled with ${stagedAtFill} of ${N} files staged, not just before the last`)
+  assert.notEqual(r.code, 0, `the pull reported success with its last file not written:\n${r.stderr}`)
+  assert.match(r.stderr, /no space left on device/)
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace')
+  for (const name of Object.keys(files)) assert.ok(!existsSync(join(dest, name)), `${name} entered DEST from a failed pull`)
+  assert.equal(readFileSync(join(dest, 'live.txt'), 'utf8'), 'the live tree\n')
 })

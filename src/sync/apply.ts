@@ -204,7 +204,18 @@ function placeAheadAlone(ctx: ApplyContext, f: ManifestEntry, dst: string): void
   ctx.writable(f.path)
   guard(() => {
     if (existsSync(src)) renameSync(src, dst)
+    // Else it went in with a folder moved before the failure: it must be there, whole.
+    else if (!isFileOfSize(dst, f.size)) throw Object.assign(new Error('a file placed ahead is missing'), { code: 'ENOENT' })
   }, dst)
+}
+
+function isFileOfSize(path: string, size: number): boolean {
+  try {
+    const st = lstatSync(path)
+    return st.isFile() && st.size === size
+  } catch {
+    return false
+  }
 }
 
 function placeLink(ctx: ApplyContext, l: ManifestEntry): void {

@@ -82,11 +82,23 @@ export function recoverAhead(stagingDir: string): void {
     for (const d of readdirSync(dir, { withFileTypes: true })) {
       const path = `${dir}/${d.name}`
       if (d.isDirectory()) walk(path)
-      else if (d.isFile()) renameSync(path, stagedPath(stagingDir, hashOf(path)))
+      else if (d.isFile()) recoverOne(stagingDir, path)
     }
   }
   walk(root)
   rmSync(root, { recursive: true, force: true })
+}
+
+/**
+ * One placed file back under its SHA-256; one that cannot be read or moved is removed (it is
+ * fetched again) rather than stopping this run and every later one at the same file.
+ */
+function recoverOne(stagingDir: string, path: string): void {
+  try {
+    renameSync(path, stagedPath(stagingDir, hashOf(path)))
+  } catch {
+    rmSync(path, { force: true })
+  }
 }
 
 function hashOf(path: string): string {

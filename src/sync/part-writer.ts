@@ -110,9 +110,14 @@ export class PartWriter {
     try {
       writeFully(fd, data, 0)
       if (meta) setMeta(fd, meta, mode !== meta.mode)
-    } finally {
+    } catch (err) {
+      // The name is the staged (or placed-ahead) one: a file cut short (disk full) must not
+      // stay under it, where the apply would take it as verified.
       closeSync(fd)
+      unlinkSync(to)
+      throw err
     }
+    closeSync(fd)
     return 'verified'
   }
 

@@ -72,9 +72,13 @@ export class InlineStager implements Stager {
     }
   }
 
-  /** Everything written is reported by then. */
+  /**
+   * Everything written is reported by then, a failed write too: its report was queued first
+   * (setImmediate runs in order). A write that failed in the last piece's turn was otherwise
+   * reported after the transfer had returned, and the pull went on to apply a truncated file.
+   */
   async drain(): Promise<void> {
-    if (this.reportScheduled) await new Promise<void>(resolve => setImmediate(resolve))
+    if (this.reportScheduled || this.failed) await new Promise<void>(resolve => setImmediate(resolve))
   }
 
   /** Closes the open part files (they stay, to be resumed by a later run). */
