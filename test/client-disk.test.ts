@@ -49,6 +49,18 @@ function pull(source: string, dest: string): Promise<{ code: number; stderr: str
 }
 
 
+/** Another writer takes every free byte of the filesystem at `dir` (until ENOSPC). */
+function fillUp(dir: string): void {
+  const filler = openSync(join(dir, 'filler'), 'w')
+  try {
+    for (;;) writeSync(filler, Buffer.alloc(64 << 10))
+  } catch (err) {
+    assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC')
+  } finally {
+    closeSync(filler)
+  }
+}
+
 const canMount = process.getuid?.() === 0 ? undefined : 'needs root to mount a small tmpfs'
 
 test('a pull that does not fit, or a disk that fills up mid-fetch, leaves the filesystem as it was', { skip: canMount }, async t => {
@@ -81,14 +93,7 @@ test('a pull that does not fit, or a disk that fills up mid-fetch, leaves the fi
     const running = pull(source, dest)
     // Another writer fills the disk as soon as the first block is being staged.
     for (let i = 0; i < 500 && !stagingFiles(dest).some(n => n.endsWith('.part')); i++) await new Promise(r => setTimeout(r, 10))
-    const filler = openSync(join(small, 'filler'), 'w')
-    try {
-      for (;;) writeSync(filler, Buffer.alloc(64 << 10))
-    } catch (err) {
-      assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC')
-    } finally {
-      closeSync(filler)
-    }
+    fillUp(small)
     const r = await running
     assert.notEqual(r.code, 0, 'the pull cannot have completed on a full disk')
     assert.match(r.stderr, /no space left on device|not enough free space/)
@@ -114,14 +119,7 @@ test('the disk fills up as the last file of a small pull arrives: the pull fails
   const running = pull(`dtp://${SLOW}:${HOST_PORT}/tiny`, dest)
   const staged = () => stagingFiles(dest).filter(n => /^\d+\/[0-9a-f]{64}$/.test(n)).length
   for (let i = 0; i < 3000 && staged() < N - 1; i++) await new Promise(r => setTimeout(r, 2))
-  const filler = openSync(join(small, 'filler'), 'w')
-  try {
-    for (;;) writeSync(filler, Buffer.alloc(64 << 10))
-  } catch (err) {
-    assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC')
-  } finally {
-    closeSync(filler)
-  }
+  fillUp(small)
   const stagedAtFill = staged()
   const r = await running
   if (stagedAtFill !== N - 1) return t.skip(`the disk filled with ${stagedAtFill} of ${N} files staged, not just before the last`)
