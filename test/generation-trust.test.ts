@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { createHash } from 'node:crypto'
+import { createHash, generateKeyPairSync } from 'node:crypto'
 import { execFileSync } from 'node:child_process'
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
@@ -7,7 +7,8 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
 import { parseDelta, serializeDelta } from '../src/generation/delta.js'
-import { parseRecord } from '../src/generation/record.js'
+import { publicHexOf } from '../src/generation/keys.js'
+import { parseRecord, signBep44, signRecord } from '../src/generation/record.js'
 import { runCli } from '../testbed/cli.js'
 import { HOST_PORT, prepareHost, startHost } from '../testbed/host.js'
 import { tempDir, writeTree } from '../testbed/tree.js'
@@ -149,6 +150,23 @@ test('a pinned key refuses wrong signers, rollbacks and tampered deltas, torrent
   const forged = Buffer.from(record1.bytes.toString().replace(`seq ${record1.seq}`, `seq ${record1.seq + 1}`))
   const evilRecord = await evilHost(new Map([...routes, ['/deb/generation', forged]]))
   await refused(await pull(evilRecord, fresh, '--key', key), /generation record refused: bad signature/, fresh, 'absent')
+  // Unpinned, a host signing its own record that names the real delta but another result: the
+  // list rebuilt from the delta is refused, and a dry run leaves no temporary folder behind.
+  const evil = generateKeyPairSync('ed25519')
+  const fake = 'f'.repeat(64)
+  const wrongResult = signRecord({
+    ...record1, key: publicHexOf(evil.publicKey), manifest: { ...record1.manifest, sha256: fake },
+    deltas: [{ ...record1.deltas[0], to: fake }], dht: signBep44(record1.repo, record1.seq, record1.torrent, evil.privateKey),
+  }, evil.privateKey)
+  const evilResult = await evilHost(new Map([...routes, ['/deb/generation', wrongResult]]))
+  const tmp = tempDir('dsync-trust-tmp-')
+  before = snapshot(atGen0)
+  const dry = await runCli(['pull', evilResult, atGen0, '--dry-run'], { env: { TMPDIR: tmp } })
+  assert.equal(dry.code, 4, dry.stderr)
+  assert.match(dry.stderr, /data\.dsync rebuilt from the deltas/)
+  assert.equal(snapshot(atGen0), before, 'nothing written')
+  assert.deepEqual(readdirSync(tmp), [], 'no temporary folder left in TMPDIR')
+
   mkdirSync(fresh)
   assert.equal((await pull(src, fresh, '--key', key)).code, 0, 'the real host, for contrast')
 })

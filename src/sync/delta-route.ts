@@ -153,12 +153,15 @@ async function routeOver(ctx: PullContext, r: Followed & { record: GenerationRec
 /** The deltas of the chain fetched, checked and applied to DEST's list (read as a stream); undefined when no host has one of them (the full route then). */
 async function followDeltas(ctx: PullContext, chain: DeltaRef[], files: RepoFiles, previousSha: string, record: GenerationRecord, baseUrl: string): Promise<Followed | undefined> {
   let fetched
+  let target: string | undefined
   try {
-    fetched = await followChain(deltaHosts(ctx, baseUrl), chain, () => fileReader(files.manifest), previousSha, record, () => mergeTarget(ctx, files), {
+    fetched = await followChain(deltaHosts(ctx, baseUrl), chain, () => fileReader(files.manifest), previousSha, record, () => (target = mergeTarget(ctx, files)), {
       localAddress: ctx.opts.localAddress,
       beforeApply: deltas => prefetchTorrents(ctx, deltaHosts(ctx, baseUrl), chain, deltas),
     })
   } catch (err) {
+    // A dry run's temporary folder goes with the refusal (followChain removes only the file).
+    if (ctx.opts.dryRun && target) rmSync(dirname(target), { force: true, recursive: true })
     if (!(err instanceof DeltaUnavailable)) throw err
     ctx.opts.onWarning?.(t('generation.offChain', { reason: err.message }))
     return undefined
