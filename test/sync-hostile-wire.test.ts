@@ -169,6 +169,38 @@ test('a peer that sends more than was asked (an unrequested 64 MiB piece) is cut
   assert.deepEqual(Object.keys(r.summary!.bytesPerHost), [honest.address])
 })
 
+/**
+ * Pulls `files` (torrent made by hand with `pieceLength`) from a peer serving them with one
+ * byte wrong in every piece, dialled first, and an honest libtorrent seeder: the rotten one must
+ * be dropped for its hash checks and the tree must come whole from the honest one.
+ */
+async function pullPastRottenPeer(files: Record<string, Buffer>, pieceLength: number, addresses: [string, string], env: Record<string, string> = {}): Promise<void> {
+  const lines = Object.entries(files).map(([path, data]) => `f\t0644\t${data.length}\t1700000000\t${sha256(data)}\t${path}`)
+  const honestBase = tempDir()
+  const rottenBase = tempDir()
+  const torrent = craftRepo(honestBase, 'repo', { entryLines: lines, torrentFiles: files, pieceLength })
+  craftRepo(rottenBase, 'repo', { entryLines: lines, torrentFiles: files, pieceLength })
+  // Same size, wrong bytes in every piece.
+  for (const path of Object.keys(files)) {
+    const p = join(rottenBase, 'repo', path)
+    const data = readFileSync(p)
+    for (let at = 100 % data.length; at < data.length; at += pieceLength) data[at] ^= 0xff
+    writeFileSync(p, data)
+  }
+  // Served as they are on disk: libtorrent's seed mode checks each piece on its first request.
+  const layout = layoutFiles(['.dsync/data.dsync', ...Object.keys(files)].map(path => ({ path, length: readFileSync(join(rottenBase, 'repo', path)).length })), pieceLength)
+  const bytes = Buffer.concat(layout.map(f => (f.pad ? Buffer.alloc(f.length) : readFileSync(join(rottenBase, 'repo', f.path)))))
+  const rotten = await FakePeer.start(addresses[0], { content: { bytes, pieceLength } })
+  const honest = await startLibtorrentSeeder(torrent, honestBase, addresses[1])
+  const dest = join(tempDir(), 'mirror')
+  // The rotten one first, one connection at a time: it must be dropped before the honest one serves.
+  const r = await pullCli(torrent, dest, [rotten.address, honest.address], ['--connections', '1'], env)
+  assert.equal(r.code, 0, r.stderr)
+  assert.match(r.stderr, new RegExp(`dropped peer ${rotten.address.replace(/\./g, '\\.')}: .*hash check`))
+  await assertSameTree(join(honestBase, 'repo'), dest)
+  assert.ok(rotten.blocksServed >= 4, `the rotten peer served ${rotten.blocksServed} blocks`)
+}
+
 test('pieces of several blocks with wrong bytes (checked on the verifier thread) drop their peer; the sync completes from an honest one', {
   skip: hasLibtorrent ? false : 'python3-libtorrent is not installed', timeout: 120_000,
 }, async () => {
@@ -177,28 +209,15 @@ test('pieces of several blocks with wrong bytes (checked on the verifier thread)
   const PIECE = 65536
   const files: Record<string, Buffer> = {}
   for (let i = 0; i < 4; i++) files[`p${i}.bin`] = Buffer.from(Array.from({ length: 3 * PIECE + 5000 * (i + 1) }, (_, j) => (j * 7919 + i) & 0xff))
-  const lines = Object.entries(files).map(([path, data]) => `f\t0644\t${data.length}\t1700000000\t${sha256(data)}\t${path}`)
-  const honestBase = tempDir()
-  const rottenBase = tempDir()
-  const torrent = craftRepo(honestBase, 'repo', { entryLines: lines, torrentFiles: files, pieceLength: PIECE })
-  craftRepo(rottenBase, 'repo', { entryLines: lines, torrentFiles: files, pieceLength: PIECE })
-  // Same size, wrong bytes in every piece.
-  for (const path of Object.keys(files)) {
-    const p = join(rottenBase, 'repo', path)
-    const data = readFileSync(p)
-    for (let at = 100; at < data.length; at += PIECE) data[at] ^= 0xff
-    writeFileSync(p, data)
-  }
-  // Served as they are on disk: libtorrent's seed mode checks each piece on its first request.
-  const layout = layoutFiles(['.dsync/data.dsync', ...Object.keys(files)].map(path => ({ path, length: readFileSync(join(rottenBase, 'repo', path)).length })), PIECE)
-  const bytes = Buffer.concat(layout.map(f => (f.pad ? Buffer.alloc(f.length) : readFileSync(join(rottenBase, 'repo', f.path)))))
-  const rotten = await FakePeer.start('127.0.9.12', { content: { bytes, pieceLength: PIECE } })
-  const honest = await startLibtorrentSeeder(torrent, honestBase, '127.0.9.13')
-  const dest = join(tempDir(), 'mirror')
-  // The rotten one first, one connection at a time: it must be dropped before the honest one serves.
-  const r = await pullCli(torrent, dest, [rotten.address, honest.address], ['--connections', '1'])
-  assert.equal(r.code, 0, r.stderr)
-  assert.match(r.stderr, new RegExp(`dropped peer ${rotten.address.replace(/\./g, '\\.')}: .*hash check`))
-  await assertSameTree(join(honestBase, 'repo'), dest)
-  assert.ok(rotten.blocksServed >= 4, `the rotten peer served ${rotten.blocksServed} blocks`)
+  await pullPastRottenPeer(files, PIECE, ['127.0.9.12', '127.0.9.13'])
+})
+
+// A pull this small checks one-piece files' SHA-256 on the event loop (stage-inline.ts);
+// DSYNC_STAGE_THREADS=1 sends them to the verifier thread in packed batches, as a bigger pull does.
+test('one-piece files with wrong bytes, checked by their SHA-256 on the verifier thread, drop their peer; the sync completes from an honest one', {
+  skip: hasLibtorrent ? false : 'python3-libtorrent is not installed', timeout: 120_000,
+}, async () => {
+  const files: Record<string, Buffer> = {}
+  for (let i = 0; i < 12; i++) files[`s${String(i).padStart(2, '0')}.deb`] = Buffer.from(Array.from({ length: 900 + 250 * i }, (_, j) => (j * 131 + i) & 0xff))
+  await pullPastRottenPeer(files, 16384, ['127.0.9.14', '127.0.9.15'], { DSYNC_STAGE_THREADS: '1' })
 })

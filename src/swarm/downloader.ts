@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { createHash, hash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { PieceSpan } from '../torrent/piece-map.js'
 import { STANDARD_BLOCK, type PeerConnection } from './peer.js'
@@ -61,14 +61,16 @@ export interface DownloaderOptions {
    * Called with each piece's file bytes (pads stripped) once its hash is verified. `data` is
    * only valid during the call: its memory is reused for the next pieces.
    */
-  onPiece: (span: PieceSpan, data: Buffer, from: PeerConnection) => void
+  onPiece: (span: PieceSpan, data: Buffer, from: PeerConnection, wholeChecked?: boolean) => void
   /**
-   * A check of a piece that holds a whole file against that file's own hash (SHA-256 from
-   * data.dsync, stronger than the piece's SHA-1): true accepts the piece without its SHA-1,
-   * which would hash the pad zeros too (15 KB of them for a 1.2 KB file at 16 KiB pieces).
-   * False falls back to the SHA-1, so a piece the torrent vouches for still reaches onPiece.
+   * For a piece that holds a whole file: that file's own hash (SHA-256 hex from data.dsync,
+   * stronger than the piece's SHA-1), else undefined. A match accepts the piece without its
+   * SHA-1, which would hash the pad zeros too (15 KB of them for a 1.2 KB file at 16 KiB pieces),
+   * and onPiece learns it (`wholeChecked`). A mismatch falls back to the SHA-1, so a piece the
+   * torrent vouches for still reaches onPiece. Checked on the verifier thread with the
+   * multi-block pieces (verifyOffThread), else on the event loop.
    */
-  wholeFileCheck?: (span: PieceSpan, data: Buffer) => boolean
+  wholeFileHash?: (span: PieceSpan) => string | undefined
   /** Requests in flight per peer, at most. */
   pipeline?: number
   /** Requested bytes in flight per peer, at most. */
@@ -437,8 +439,9 @@ export class Downloader extends EventEmitter {
     }
     const span = a.span
     const data = a.data!.subarray(0, span.dataLength)
-    if (this.opts.wholeFileCheck?.(span, data)) {
-      this.accept(peer, span, data)
+    const sha256 = this.opts.wholeFileHash?.(span)
+    if (sha256 !== undefined) {
+      this.checkWhole(peer, span, data, sha256)
       return this.recycle(a)
     }
     // A piece that came as one long block is a view of the socket's buffer: copied to be
@@ -469,13 +472,30 @@ export class Downloader extends EventEmitter {
     this.recycle(a)
   }
 
+  /**
+   * A piece that is a whole file, checked by its SHA-256: on the verifier thread (which copies
+   * it: one buffer per batch of files, the SHA-256 off the event loop) or here. A mismatch is
+   * checked by the piece's SHA-1 (rare: a bad peer, or data.dsync disagreeing with the torrent).
+   */
+  private checkWhole(peer: PeerConnection, span: PieceSpan, data: Buffer, sha256: string): void {
+    const verdict = (ok: boolean | undefined, kept: Buffer) => {
+      if (this.ended) return
+      if (ok === undefined) return this.lost(span, peer)
+      if (ok) this.accept(peer, span, kept, true)
+      else if (this.pieceHashMatches(span, kept)) this.accept(peer, span, kept)
+      else this.reject(peer, span)
+    }
+    if (this.verifier) this.verifier.checkWhole(data, sha256, verdict)
+    else verdict(hash('sha256', data, 'hex') === sha256, data)
+  }
+
   /** A verified piece: stored, counted (once: an endgame copy verified later is dropped). */
-  private accept(peer: PeerConnection, span: PieceSpan, data: Buffer): void {
+  private accept(peer: PeerConnection, span: PieceSpan, data: Buffer, wholeChecked = false): void {
     if (this.ended || this.done.has(span.piece)) return
     this.done.add(span.piece)
     this.owners.delete(span.piece)
     try {
-      this.opts.onPiece(span, data, peer)
+      this.opts.onPiece(span, data, peer, wholeChecked)
     } catch (err) {
       // Storing failed (disk full, a file that does not match its SHA-256): the download fails.
       this.fail!(err as Error)

@@ -4,6 +4,7 @@ import { Worker } from 'node:worker_threads'
 export type Verdict = (ok: boolean | undefined, data: Buffer) => void
 
 export interface VerifyRequest {
+  kind: 'pieces'
   id: number
   /** One per piece, each the whole ArrayBuffer of a piece buffer (transferred, sent back). */
   buffers: ArrayBuffer[]
@@ -14,9 +15,29 @@ export interface VerifyRequest {
 }
 
 export interface VerifyReply {
+  kind: 'pieces'
   id: number
   buffers: ArrayBuffer[]
   /** 1 where the piece matched. */
+  ok: Uint8Array
+}
+
+/** Whole files (one piece each) checked against their SHA-256, packed end to end in one buffer. */
+export interface WholeRequest {
+  kind: 'whole'
+  id: number
+  buffer: ArrayBuffer
+  /** Per file: start in `buffer`, length. */
+  spans: Float64Array
+  /** Per file, its SHA-256 in hex (64 characters), end to end. */
+  hexes: string
+}
+
+export interface WholeReply {
+  kind: 'whole'
+  id: number
+  buffer: ArrayBuffer
+  /** 1 where the file matched. */
   ok: Uint8Array
 }
 
@@ -37,6 +58,15 @@ const IDLE_MS = 2000
 const BATCH_PIECES = 64
 const BATCH_BYTES = 4 << 20
 const BATCH_WAIT_MS = 16
+/**
+ * Whole files (one piece each: most files of a mirror of small files) are copied end to end into
+ * one buffer of this size per batch, not one buffer each: a batch of 64 buffers was one message
+ * per 64 files, ~3,000 messages for 200,000 files. A file bigger than this gets a buffer of its own.
+ */
+const WHOLE_BATCH_BYTES = 2 << 20
+const WHOLE_BATCH_FILES = 4096
+/** Empty whole-file batch buffers kept for the next batches. */
+const WHOLE_SPARE = 4
 
 /**
  * Checks pieces' SHA-1 on a worker thread. The hash of every multi-block piece ran on the
@@ -50,6 +80,9 @@ export class PieceVerifier {
   private worker: Worker | undefined
   private batch: { buffers: ArrayBuffer[]; sizes: number[]; expected: Uint8Array[]; verdicts: Verdict[]; bytes: number; timer: NodeJS.Timeout } | undefined
   private readonly waiting = new Map<number, { verdicts: Verdict[] }>()
+  private whole: WholeBatch | undefined
+  private readonly waitingWhole = new Map<number, { spans: Float64Array; verdicts: Verdict[] }>()
+  private readonly wholeSpare: ArrayBuffer[] = []
   private nextId = 0
   private idleTimer: NodeJS.Timeout | undefined
   private closed = false
@@ -70,10 +103,46 @@ export class PieceVerifier {
     if (this.batch.verdicts.length >= BATCH_PIECES || this.batch.bytes >= BATCH_BYTES) this.flush()
   }
 
+  /**
+   * Queues a check of a whole file's bytes against its SHA-256 (`sha256`, hex). `data` is copied
+   * (it may be reused once this returns); the verdict hands a view of the copy, valid only during
+   * the call.
+   */
+  checkWhole(data: Uint8Array, sha256: string, verdict: Verdict): void {
+    let b = this.whole
+    if (b && (b.used + data.length > b.bytes.length || b.verdicts.length >= WHOLE_BATCH_FILES)) {
+      this.flushWhole()
+      b = undefined
+    }
+    if (!b) {
+      const buffer = data.length <= WHOLE_BATCH_BYTES ? (this.wholeSpare.pop() ?? new ArrayBuffer(WHOLE_BATCH_BYTES)) : new ArrayBuffer(data.length)
+      b = this.whole = { buffer, bytes: new Uint8Array(buffer), used: 0, spans: [], hexes: [], verdicts: [], timer: setTimeout(() => this.flushWhole(), BATCH_WAIT_MS) }
+    }
+    b.bytes.set(data, b.used)
+    b.spans.push(b.used, data.length)
+    b.hexes.push(sha256)
+    b.verdicts.push(verdict)
+    b.used += data.length
+  }
+
   /** Stops the worker; checks not answered yet are reported lost. */
   close(): void {
     this.closed = true
     this.stop()
+  }
+
+  private flushWhole(): void {
+    const b = this.whole
+    this.whole = undefined
+    if (!b) return
+    clearTimeout(b.timer)
+    if (this.closed) return b.verdicts.forEach(v => v(undefined, Buffer.alloc(0)))
+    clearTimeout(this.idleTimer)
+    const worker = this.start()
+    const id = this.nextId++
+    const spans = Float64Array.from(b.spans)
+    this.waitingWhole.set(id, { spans, verdicts: b.verdicts })
+    worker.postMessage({ kind: 'whole', id, buffer: b.buffer, spans, hexes: b.hexes.join('') } satisfies WholeRequest, [b.buffer])
   }
 
   private flush(): void {
@@ -88,7 +157,7 @@ export class PieceVerifier {
     this.waiting.set(id, { verdicts: b.verdicts })
     const expected = new Uint8Array(20 * b.expected.length)
     b.expected.forEach((e, i) => expected.set(e, i * 20))
-    const msg: VerifyRequest = { id, buffers: b.buffers, sizes: Float64Array.from(b.sizes), expected }
+    const msg: VerifyRequest = { kind: 'pieces', id, buffers: b.buffers, sizes: Float64Array.from(b.sizes), expected }
     worker.postMessage(msg, b.buffers)
   }
 
@@ -96,7 +165,7 @@ export class PieceVerifier {
     if (this.worker) return this.worker
     const worker = new Worker(new URL('./verify-worker.js', import.meta.url))
     worker.unref()
-    worker.on('message', (reply: VerifyReply) => this.onReply(reply))
+    worker.on('message', (reply: VerifyReply | WholeReply) => (reply.kind === 'whole' ? this.onWholeReply(reply) : this.onReply(reply)))
     // A worker that fails (it should not) loses the pieces it held: they are fetched again.
     const lost = () => { if (this.worker === worker) this.stop() }
     worker.on('error', lost)
@@ -110,7 +179,21 @@ export class PieceVerifier {
     if (!w) return
     this.waiting.delete(reply.id)
     w.verdicts.forEach((v, i) => v(reply.ok[i] === 1, Buffer.from(reply.buffers[i])))
-    if (this.waiting.size === 0 && !this.batch) {
+    this.idleSoon()
+  }
+
+  private onWholeReply(reply: WholeReply): void {
+    const w = this.waitingWhole.get(reply.id)
+    if (!w) return
+    this.waitingWhole.delete(reply.id)
+    w.verdicts.forEach((v, i) => v(reply.ok[i] === 1, Buffer.from(reply.buffer, w.spans[2 * i], w.spans[2 * i + 1])))
+    if (reply.buffer.byteLength === WHOLE_BATCH_BYTES && this.wholeSpare.length < WHOLE_SPARE) this.wholeSpare.push(reply.buffer)
+    this.idleSoon()
+  }
+
+  /** Nothing left to check: the worker stops unless more comes within IDLE_MS. */
+  private idleSoon(): void {
+    if (this.waiting.size === 0 && this.waitingWhole.size === 0 && !this.batch && !this.whole) {
       this.idleTimer = setTimeout(() => this.stop(), IDLE_MS)
       this.idleTimer.unref()
     }
@@ -120,9 +203,20 @@ export class PieceVerifier {
     clearTimeout(this.idleTimer)
     const worker = this.worker
     this.worker = undefined
-    const lost = [...this.waiting.values()]
+    const lost = [...this.waiting.values(), ...this.waitingWhole.values()]
     this.waiting.clear()
+    this.waitingWhole.clear()
     void worker?.terminate()
     for (const w of lost) for (const v of w.verdicts) v(undefined, Buffer.alloc(0))
   }
+}
+
+interface WholeBatch {
+  buffer: ArrayBuffer
+  bytes: Uint8Array
+  used: number
+  spans: number[]
+  hexes: string[]
+  verdicts: Verdict[]
+  timer: NodeJS.Timeout
 }

@@ -10,7 +10,7 @@ import type { StageWriterEvents } from './stage-writer.js'
  * the 1M-file update's 503 files / 20 MiB rose the client from 84 to 166 MiB in half a second
  * (two stage workers ~18 MiB, ~20 MiB of batches in flight; docs/SCALE.md, "Update memory").
  * A small pull costs the event loop little this way: creating and writing a file ~0.1 ms,
- * the SHA-256 of one-piece files is done there anyway (wholeFileCheck). Measured: see
+ * the SHA-256 of one-piece files is done there anyway (wholeFileHash: no verifier thread). Measured: see
  * docs/SCALE.md "Small pulls stage on the event loop" (h11u8).
  */
 export const INLINE_MAX_FILES = 4096

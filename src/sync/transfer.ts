@@ -1,4 +1,4 @@
-import { createHash, hash } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { STALL_MS } from '../config/defaults.js'
 import { DsyncError, ExitCode } from '../errors.js'
 import { t } from '../i18n/index.js'
@@ -131,26 +131,19 @@ function throttledProgress(opts: TransferOptions, counts: Counts, bytesTotal: nu
 }
 
 /** Where the downloader's verified pieces go: the stage writer, with each file's last-piece and checked flags. */
-function pieceSink(opts: TransferOptions, remainingPerFile: Map<number, number>, writer: Stager, bytesPerPeer: Record<string, number>): Pick<DownloaderOptions, 'wholeFileCheck' | 'onPiece'> {
+function pieceSink(opts: TransferOptions, remainingPerFile: Map<number, number>, writer: Stager, bytesPerPeer: Record<string, number>): Pick<DownloaderOptions, 'wholeFileHash' | 'onPiece'> {
   const { staging, map } = opts
-  // The piece whose whole file last matched its SHA-256 (the downloader hands it to onPiece
-  // right after the check): the stage worker need not hash it again.
-  let checked: PieceSpan | undefined
   return {
-    // A one-piece file (most of a mirror of small files): its SHA-256 checks the piece. A
+    // A one-piece file (most of a mirror of small files): its SHA-256 checks the piece (on the
+    // verifier thread, or here for a small pull), and the stage worker need not hash it again. A
     // mismatch falls back to the piece's SHA-1, so data the torrent vouches for but data.dsync
     // does not still ends as "content does not match its SHA-256", not as a bad peer.
-    wholeFileCheck: (span, data) => {
-      const ok = data.length === map.files[span.file].length && hash('sha256', data, 'hex') === opts.files.get(span.file)
-      checked = ok ? span : undefined
-      return ok
-    },
-    onPiece: (span, data, from) => {
+    wholeFileHash: span => (span.dataLength === map.files[span.file].length ? opts.files.get(span.file) : undefined),
+    onPiece: (span, data, from, wholeChecked) => {
       const left = remainingPerFile.get(span.file)! - 1
       remainingPerFile.set(span.file, left)
       const hex = opts.files.get(span.file)!
-      const flags = (left === 0 ? ITEM_LAST : 0) | (checked === span ? ITEM_CHECKED : 0)
-      checked = undefined
+      const flags = (left === 0 ? ITEM_LAST : 0) | (wholeChecked ? ITEM_CHECKED : 0)
       const id = left === 0 ? staging.metaIdFor(hex) : -1
       const size = map.files[span.file].length
       if (id < 0) writer.write(hex, span.fileOffset, data, size, flags)
