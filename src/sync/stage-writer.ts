@@ -60,10 +60,13 @@ const QUEUED_BATCHES = 2
  * wake-up of the worker each) was 3% of the event loop (200 ms at 20,000 files) after the
  * QUEUED_BATCHES change. At 64 KiB / 2 ms a `mirror` pull (1 GiB) still sent 790-1,060 batches
  * (each ~0.8 ms of the event loop in the quiet run's profile); at 1 MiB / 8 ms, 530-910 (counting
- * preload, alternating pulls, load 12-14).
+ * preload, alternating pulls, load 12-14), and postMessage was still the event loop's largest
+ * item in a loaded `mirror` profile (session 9: 1.99 s of 12.6 s, a bit over half of it the stage
+ * writer's; waking a worker on a busy 2-core machine hands it the core). Hence a full batch, or
+ * 24 ms: a 100 MB/s lane fills its 4 MiB in ~40 ms, a lane of small files sends ~40 a second.
  */
-const MIN_SEND_BYTES = 1 << 20
-const HOLD_MS = 8
+const MIN_SEND_BYTES = BATCH_BYTES
+const HOLD_MS = 24
 
 export interface StageWriterEvents {
   /** This many more piece bytes are on disk (written, not yet fsynced). */
