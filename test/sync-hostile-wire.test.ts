@@ -218,6 +218,7 @@ test('one-piece files with wrong bytes, checked by their SHA-256 on the verifier
   skip: hasLibtorrent ? false : 'python3-libtorrent is not installed', timeout: 120_000,
 }, async () => {
   const files: Record<string, Buffer> = {}
-  for (let i = 0; i < 12; i++) files[`s${String(i).padStart(2, '0')}.deb`] = Buffer.from(Array.from({ length: 900 + 250 * i }, (_, j) => (j * 131 + i) & 0xff))
+  // 9-16 KB: big enough to be sent to the verifier (WHOLE_OFF_THREAD_BYTES), one 16 KiB piece each.
+  for (let i = 0; i < 12; i++) files[`s${String(i).padStart(2, '0')}.deb`] = Buffer.from(Array.from({ length: 9000 + 600 * i }, (_, j) => (j * 131 + i) & 0xff))
   await pullPastRottenPeer(files, 16384, ['127.0.9.14', '127.0.9.15'], { DSYNC_STAGE_THREADS: '1' })
 })

@@ -2,7 +2,7 @@ import { createHash, hash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { PieceSpan } from '../torrent/piece-map.js'
 import { STANDARD_BLOCK, type PeerConnection } from './peer.js'
-import { PieceVerifier } from './piece-verifier.js'
+import { PieceVerifier, WHOLE_OFF_THREAD_BYTES } from './piece-verifier.js'
 import { startTrace } from './trace.js'
 
 /**
@@ -474,7 +474,8 @@ export class Downloader extends EventEmitter {
 
   /**
    * A piece that is a whole file, checked by its SHA-256: on the verifier thread (which copies
-   * it: one buffer per batch of files, the SHA-256 off the event loop) or here. A mismatch is
+   * it: one buffer per batch of files, the SHA-256 off the event loop) or here (a small pull; a
+   * file under WHOLE_OFF_THREAD_BYTES). A mismatch is
    * checked by the piece's SHA-1 (rare: a bad peer, or data.dsync disagreeing with the torrent).
    */
   private checkWhole(peer: PeerConnection, span: PieceSpan, data: Buffer, sha256: string): void {
@@ -485,7 +486,7 @@ export class Downloader extends EventEmitter {
       else if (this.pieceHashMatches(span, kept)) this.accept(peer, span, kept)
       else this.reject(peer, span)
     }
-    if (this.verifier) this.verifier.checkWhole(data, sha256, verdict)
+    if (this.verifier && data.length >= WHOLE_OFF_THREAD_BYTES) this.verifier.checkWhole(data, sha256, verdict)
     else verdict(hash('sha256', data, 'hex') === sha256, data)
   }
 
