@@ -479,15 +479,17 @@ export class Downloader extends EventEmitter {
    * checked by the piece's SHA-1 (rare: a bad peer, or data.dsync disagreeing with the torrent).
    */
   private checkWhole(peer: PeerConnection, span: PieceSpan, data: Buffer, sha256: string): void {
-    const verdict = (ok: boolean | undefined, kept: Buffer) => {
-      if (this.ended) return
-      if (ok === undefined) return this.lost(span, peer)
-      if (ok) this.accept(peer, span, kept, true)
-      else if (this.pieceHashMatches(span, kept)) this.accept(peer, span, kept)
-      else this.reject(peer, span)
-    }
-    if (this.verifier && data.length >= WHOLE_OFF_THREAD_BYTES) this.verifier.checkWhole(data, sha256, verdict)
-    else verdict(hash('sha256', data, 'hex') === sha256, data)
+    if (this.verifier && data.length >= WHOLE_OFF_THREAD_BYTES) {
+      this.verifier.checkWhole(data, sha256, (ok, kept) => { if (!this.ended) this.wholeVerdict(peer, span, kept, ok) })
+    } else this.wholeVerdict(peer, span, data, hash('sha256', data, 'hex') === sha256)
+  }
+
+  /** `ok`: the whole file matched its SHA-256 (undefined: the verifier failed before its verdict). */
+  private wholeVerdict(peer: PeerConnection, span: PieceSpan, data: Buffer, ok: boolean | undefined): void {
+    if (ok === undefined) this.lost(span, peer)
+    else if (ok) this.accept(peer, span, data, true)
+    else if (this.pieceHashMatches(span, data)) this.accept(peer, span, data)
+    else this.reject(peer, span)
   }
 
   /** A verified piece: stored, counted (once: an endgame copy verified later is dropped). */
