@@ -168,7 +168,7 @@ test('dsync pull bootstraps a sharded repository, then an update fetches the cha
   assert.equal(sameTree(save, dest), 10_001)
 })
 
-test('a client checks the shard torrents against data.dsync without parsing their file lists, and names a difference', { timeout: 600_000 }, async () => {
+test('a client checks the shard torrents against data.dsync without parsing their file lists (held, or read back one buffer at a time), and names a difference', { timeout: 600_000 }, async () => {
   const host = await prepareHost('127.0.3.114', {})
   const save = join(host.webroot, 'walk10k')
   writePool(save, 10_000, 200)
@@ -196,6 +196,11 @@ test('a client checks the shard torrents against data.dsync without parsing thei
     const offsets = layoutOf(parsed).filter(f => !f.pad).map(f => f.offset)
     assert.deepEqual([...s.offsets], offsets, `${s.infoHash}: offsets as the parsed layout says`)
   }
+  // Read back from DEST, as a pull holding DEST's lock does (every shard read into one reused buffer): the same walk.
+  const stored = await loadShards(named, repoFiles(dest, 'walk10k'), ctx, parseManifest(bytes, 'data.dsync'), bytes.length, { written: [] })
+  const shape = (list: typeof shards) => list.map(s => [s.infoHash, s.files.map(f => f.path), [...s.offsets], s.totalLength])
+  assert.deepEqual(shape(stored), shape(shards))
+  assert.ok(stored.every(s => s.torrent === undefined && s.pieces === undefined), 'stored shards keep neither torrent nor piece hashes')
 
   // One file of the second shard one byte longer in data.dsync (re-serialised, so its END line is right).
   const m = parseManifest(bytes, 'data.dsync')

@@ -3,6 +3,8 @@ import { randomBytes } from 'node:crypto'
 import { test } from 'node:test'
 import bencode from 'bencode'
 import { encodeInfo, encodeInfoRows, entryByteLength, padEntryByteLength } from '../src/torrent/encode-info.js'
+import { matchFileList, type ExpectedFiles } from '../src/torrent/file-list.js'
+import { Reader } from '../src/torrent/read.js'
 import { layoutFiles, pieceLengthFor } from '../src/torrent/layout.js'
 import { fileSpans, pieceMap } from '../src/torrent/piece-map.js'
 
@@ -52,4 +54,26 @@ test('the piece map gives each piece to one file and marks the pad tail', () => 
   assert.deepEqual(fileSpans(map, 0).map(s => [s.piece, s.dataLength, s.pieceLength]), [[0, 16384, 16384], [1, 3616, 16384]])
   // The torrent's last piece is short and has no pad.
   assert.deepEqual(fileSpans(map, 2).map(s => [s.piece, s.dataLength, s.pieceLength]), [[3, 5, 5]])
+})
+
+test('a file-list walk keeps its own offsets: a later walk (which reuses its working array) changes no earlier result', () => {
+  // Two lists of whole-piece files (no pads between them), with different offsets, walked one after the other.
+  const pieceLength = 16
+  const list = (files: [string, number][]) => Buffer.from(`l${files.map(([p, n]) => `d6:lengthi${n}e4:pathl${p.length}:${p}ee`).join('')}e`)
+  const expected = (files: [string, number][]): ExpectedFiles => ({
+    count: files.length, length: i => files[i][1], pathBuf: i => Buffer.from(files[i][0]), pathStart: () => 0, pathEnd: i => Buffer.byteLength(files[i][0]),
+  })
+  const a: [string, number][] = [['a', 16], ['b', 32], ['c', 16]]
+  const b: [string, number][] = [['d', 48], ['e', 64], ['f', 16]]
+  const first = matchFileList(new Reader(list(a)), pieceLength, expected(a), 0, true)!
+  assert.deepEqual([...first.offsets], [0, 16, 48])
+  const second = matchFileList(new Reader(list(b)), pieceLength, expected(b), 0, true)!
+  assert.deepEqual([...second.offsets], [0, 48, 112])
+  assert.deepEqual([...first.offsets], [0, 16, 48], 'the first walk\'s offsets are its own')
+  // A list longer than the working array's first size (4,096) grows it, and still leaves earlier results alone.
+  const long: [string, number][] = Array.from({ length: 5000 }, (_, i) => [`f${i}`, 16 * (1 + (i % 3))])
+  const third = matchFileList(new Reader(list(long)), pieceLength, expected(long), 0, true)!
+  assert.equal(third.offsets.length, 5000)
+  assert.equal(third.offsets[4999], long.slice(0, 4999).reduce((s, [, n]) => s + n, 0))
+  assert.deepEqual([...second.offsets], [0, 48, 112])
 })

@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { DsyncError, ExitCode, fsError } from '../errors.js'
 import type { Manifest } from '../manifest/format.js'
@@ -14,6 +14,7 @@ import { shardTorrentPath } from '../torrent/shards.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
 import type { Staging } from './staging.js'
 import { transferFiles, watchDownload, type TransferProgress, type TransferResult } from './transfer.js'
+import { traceMark } from '../swarm/trace.js'
 
 /**
  * One shard of a sharded repository, as the client holds it (docs/SCALE.md, "Shards"): its
@@ -62,6 +63,8 @@ export interface ShardStore {
 /** The shard torrents' bytes, read one at a time: from memory (a dry run) or from DEST/.dsync/shards/. */
 interface ShardBytes {
   read(s: number): Buffer
+  /** The same bytes for one walk only: a stored shard's are read into one buffer that the next call reuses. */
+  scan(s: number): Buffer
   lengths: number[]
   /** Stored: each ClientShard's torrent and piece hashes are read again when needed. */
   stored: boolean
@@ -78,6 +81,7 @@ interface ShardBytes {
  */
 export async function loadShards(named: string[], files: RepoFiles, ctx: ShardContext, manifest: Manifest, manifestLength: number, store?: ShardStore): Promise<ClientShard[]> {
   const torrents = store ? await storedShardTorrents(named, files, ctx, store) : await shardTorrents(named, files, ctx)
+  traceMark('shards-fetched')
   const pieceLength = manifest.header.pieceLength
   const content = manifest.entries.filter(e => e.type === 'f' && e.size > 0)
   const expected = expectedFiles(content)
@@ -86,7 +90,7 @@ export async function loadShards(named: string[], files: RepoFiles, ctx: ShardCo
   for (const [s, ih] of named.entries()) {
     const from = `${ctx.from} shard ${ih}`
     let run: RunMatch | undefined
-    const torrent = torrents.read(s)
+    const torrent = torrents.scan(s)
     const info = readShard(from, () => readTorrentWalked(torrent, r => (run = matchFileList(r, pieceLength, expected, next, false)) !== undefined))
     if (info.infoHash !== ih) throw new DsyncError(ExitCode.badData, 'sync.badTorrent', { from, reason: `infohash ${info.infoHash}` })
     if (!run || !piecesFit(info, pieceLength, run)) explain(named, torrents, ctx, manifest, manifestLength)
@@ -106,7 +110,8 @@ async function shardTorrents(named: string[], files: RepoFiles, ctx: ShardContex
   const torrents = named.map(ih => kept(files, ih))
   const missing = missingShards(named, ctx, s => torrents[s] !== undefined)
   if (missing.size > 0) await fetchIndexFiles(ctx, [...missing.keys()], (index, bytes) => { torrents[missing.get(index)!] = bytes })
-  return { read: s => torrents[s]!, lengths: torrents.map(t => t!.length), stored: false }
+  const read = (s: number) => torrents[s]!
+  return { read, scan: read, lengths: torrents.map(t => t!.length), stored: false }
 }
 
 /** The named shard torrents on disk: each fetched one written to DEST/.dsync/shards/ as it completes. */
@@ -135,7 +140,34 @@ async function storedShardTorrents(named: string[], files: RepoFiles, ctx: Shard
       throw fsError(err, path(s), 'read')
     }
   }
-  return { read, lengths, stored: true }
+  return { read, scan: scanner(path, Math.max(...lengths)), lengths, stored: true }
+}
+
+/**
+ * Reads each stored shard torrent into one buffer of the largest one's size, for the walk.
+ *
+ * Why: a fresh buffer per shard (77 of 0.4-3.8 MB at 1M files), freed after its walk while
+ * the walk's lasting allocations (each shard's offsets) were made beside it, left holes in
+ * glibc's heap that it keeps resident: smaps of a 1M bootstrap showed that heap ([heap], where
+ * glibc puts a freed-size buffer once a bigger one was unmapped) at 140 MiB beside 50-100 MiB
+ * of ArrayBuffers, and 35 -> 76 MiB over the shard walk alone in process (docs/SCALE.md).
+ */
+function scanner(path: (s: number) => string, largest: number): (s: number) => Buffer {
+  let buf: Buffer | undefined
+  return s => {
+    buf ??= Buffer.allocUnsafeSlow(largest)
+    let fd: number | undefined
+    try {
+      fd = openSync(path(s), 'r')
+      let got = 0
+      for (let n = -1; n !== 0 && got < buf.length; got += n) n = readSync(fd, buf, got, buf.length - got, got)
+      return buf.subarray(0, got)
+    } catch (err) {
+      throw fsError(err, path(s), 'read')
+    } finally {
+      if (fd !== undefined) closeSync(fd)
+    }
+  }
 }
 
 /** Index torrent file number -> shard number, for each shard DEST does not have. */
@@ -166,15 +198,19 @@ function explain(named: string[], torrents: ShardBytes, ctx: ShardContext, manif
 /** data.dsync's content entries as the walk expects them: each path's bytes made when it is compared. */
 function expectedFiles(content: readonly ContentFile[]): ExpectedFiles {
   let at = -1
-  let bytes = Buffer.alloc(0)
+  let end = 0
+  // One buffer for every path, not a Buffer per file (1M of them at 1M files: garbage in glibc's heap, see scanner).
+  let bytes = Buffer.allocUnsafeSlow(4096)
   const path = (i: number) => {
     if (i !== at) {
+      const p = content[i].path
+      if (p.length * 3 > bytes.length) bytes = Buffer.allocUnsafeSlow(p.length * 3)
       at = i
-      bytes = Buffer.from(content[i].path, 'utf8')
+      end = bytes.write(p, 0, 'utf8')
     }
     return bytes
   }
-  return { count: content.length, length: i => content[i].size, pathBuf: path, pathStart: () => 0, pathEnd: i => path(i).length }
+  return { count: content.length, length: i => content[i].size, pathBuf: path, pathStart: () => 0, pathEnd: i => (path(i), end) }
 }
 
 /** A shard's piece map, made when its turn comes (one shard's files at a time). */
@@ -271,6 +307,7 @@ export async function transferFromShards(opts: ShardTransferOptions): Promise<Tr
       if (hex !== undefined) files.set(i, hex)
     })
     if (files.size === 0) continue
+    traceMark('shard-transfer')
     const { swarm, stop } = opts.open(shard.infoHash)
     try {
       const r = await transferFiles({

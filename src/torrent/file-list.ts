@@ -49,10 +49,17 @@ export function matchFileList(r: Reader, pieceLength: number, expected: Expected
   }
 }
 
+/**
+ * The offsets of the walk in progress, grown as needed and reused by the next walk: only the
+ * result's own copy is kept. A client walks one list per shard (77 at 1M files), and an array
+ * grown by doubling per walk left freed blocks in glibc's heap between the kept ones.
+ */
+let walkOffsets = new Float64Array(4096)
+
 function walk(r: Reader, pieceLength: number, expected: ExpectedFiles, from: number, exact: boolean): RunMatch | undefined {
   if (r.peek() !== 0x6c) return undefined
   r.pos++
-  let offsets = new Float64Array(Math.max(1, Math.min(expected.count - from, 4096)))
+  let offsets = walkOffsets
   let i = from
   let offset = 0
   let padNeeded = 0
@@ -73,7 +80,7 @@ function walk(r: Reader, pieceLength: number, expected: ExpectedFiles, from: num
     if (n === offsets.length) {
       const grown = new Float64Array(offsets.length * 2)
       grown.set(offsets)
-      offsets = grown
+      offsets = walkOffsets = grown
     }
     offsets[n] = offset
     offset += e.length
