@@ -10,7 +10,7 @@ import type { PeerConnection } from '../swarm/peer.js'
 import type { Swarm } from '../swarm/swarm.js'
 import { matchTorrentToManifest } from '../torrent/match.js'
 import { indexedShards } from '../torrent/shards.js'
-import { fileSpans, pieceMap, type PieceMap } from '../torrent/piece-map.js'
+import { fileSpans, pieceMap, type PieceMap, type PieceSpan } from '../torrent/piece-map.js'
 import type { TorrentInfo } from '../torrent/read.js'
 import { openSwarm, type SwarmSession } from './open-swarm.js'
 import { mustMatch } from './record-gate.js'
@@ -18,6 +18,7 @@ import { loadShards, type ClientShard, type ShardStore } from './shards.js'
 import { TORRENT_CAP } from './source.js'
 import { layoutOf, parseTorrent } from './torrent-check.js'
 import { pieceVerifies, watchDownload } from './transfer.js'
+import { traceMark } from '../swarm/trace.js'
 import type { PullContext, PullOptions } from './types.js'
 import { readOrUndefined } from '../util/read-file.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
@@ -84,35 +85,55 @@ export interface MetadataPark extends ShardStore {
 
 /** data.dsync: DEST's own when it is already this generation's, else fetched from the swarm. */
 export async function manifestStage(ctx: PullContext, swarm: Swarm, { info }: TorrentStage, park?: MetadataPark): Promise<ManifestStage> {
-  const { opts, resolved, record } = ctx
+  const { opts, resolved } = ctx
   const map = { ...pieceMap(layoutOf(info), info.pieceLength), infoHash: info.infoHash }
   const files = repoFiles(opts.dest, info.name)
   const previousBytes = readOrUndefined(files.manifest)
   const sameGeneration = previousBytes !== undefined && previousBytes.length === map.files[0].length &&
     fileSpans(map, 0).every(s => pieceVerifies(previousBytes.subarray(s.fileOffset, s.fileOffset + s.dataLength), s, info.pieces))
-  let manifestBytes: Buffer | undefined = sameGeneration ? previousBytes : await fetchManifest(swarm, map, info.pieces, opts)
-  if (record) mustMatch(resolved[0].source, 'data.dsync', sha256Hex(manifestBytes), record.manifest.sha256)
-  const manifestLength = manifestBytes.length
-  const label = `${resolved[0].source} data.dsync`
   // A sharded repository's torrent is its index: data.dsync and the shard torrents.
   const named = indexedShards(info.files)
+  const got = await checkedManifest(ctx, swarm, map, info, named, sameGeneration ? previousBytes : undefined, park)
+  const label = `${resolved[0].source} data.dsync`
+  let manifest: Manifest
+  if (got.file) {
+    // Verified piece by piece (and by the record): its bytes (153 MB at 1M files) wait on disk
+    // from here to the commit, and are parsed from there, never beside the entries they make.
+    if (got.length >= RELEASE_MIN_BYTES) collectNow()
+    manifest = parseManifestFile(got.file, label)
+  } else manifest = parseManifest(got.bytes!, label)
+  traceMark('manifest-parsed')
+  const shards = named && await loadShards(named, files, { index: info, indexMap: map, swarm, stallMs: STALL_MS, from: resolved[0].source }, manifest, got.length, park)
+  traceMark('shards-loaded')
+  const matched = shards ? [] : matchTorrentToManifest(info, manifest, got.length)
+  if (typeof matched === 'string') throw new DsyncError(ExitCode.badData, 'sync.manifestMismatch', { from: resolved[0].source, reason: matched })
+  const previous = previousBytes && !sameGeneration ? tryParse(previousBytes, files.manifest) : sameGeneration ? manifest : undefined
+  return { map, files, manifest, manifestBytes: got.bytes, manifestFile: got.file, previous, sameGeneration, shards: shards || undefined }
+}
+
+/**
+ * data.dsync's bytes (`own`: DEST's, else fetched), checked against the signed record with the
+ * shard list; then DEST's lock is taken (`park.hold`) and, on a `park` run that fetched them,
+ * they are parked on disk and only the file's name is returned.
+ *
+ * Why a function of its own: an async function's frame keeps the value an `await` gave it in
+ * a register until the frame suspends again, whatever its variables say, so the bytes dropped
+ * in manifestStage itself stayed alive through the parse that followed (synchronous, seconds
+ * at 1M files): 146 MiB of ArrayBuffers beside the parsed list, the 1M bootstrap's peak (h11b9's
+ * trace marks: 542 MiB RSS at the parse's end, the collection before it freed nothing). This
+ * frame is gone when the parse starts.
+ */
+async function checkedManifest(ctx: PullContext, swarm: Swarm, map: PieceMap & { infoHash: string }, info: TorrentInfo, named: string[] | undefined, own: Buffer | undefined, park?: MetadataPark): Promise<{ bytes?: Buffer; file?: string; length: number }> {
+  const { opts, resolved, record } = ctx
+  const bytes = own ?? await fetchManifest(swarm, map, info.pieces, opts)
+  traceMark('manifest-fetched')
+  if (record) mustMatch(resolved[0].source, 'data.dsync', sha256Hex(bytes), record.manifest.sha256)
   if (named && record) mustMatch(resolved[0].source, 'shard list', named.join(' '), record.shards.join(' '))
   // What the record vouches for is checked: from here DEST's lock is held and things are written.
   park?.hold()
-  let manifest: Manifest
-  if (park && !sameGeneration) {
-    // Verified piece by piece (and by the record): its bytes (153 MB at 1M files) wait on disk
-    // from here to the commit, and are parsed from there, never beside the entries they make.
-    park.manifestFile = parkManifest(manifestBytes, park.stagingDir)
-    manifestBytes = undefined
-    if (manifestLength >= RELEASE_MIN_BYTES) collectNow()
-    manifest = parseManifestFile(park.manifestFile, label)
-  } else manifest = parseManifest(manifestBytes, label)
-  const shards = named && await loadShards(named, files, { index: info, indexMap: map, swarm, stallMs: STALL_MS, from: resolved[0].source }, manifest, manifestLength, park)
-  const matched = shards ? [] : matchTorrentToManifest(info, manifest, manifestLength)
-  if (typeof matched === 'string') throw new DsyncError(ExitCode.badData, 'sync.manifestMismatch', { from: resolved[0].source, reason: matched })
-  const previous = previousBytes && !sameGeneration ? tryParse(previousBytes, files.manifest) : sameGeneration ? manifest : undefined
-  return { map, files, manifest, manifestBytes, manifestFile: park?.manifestFile, previous, sameGeneration, shards: shards || undefined }
+  if (!park || own) return { bytes, length: bytes.length }
+  park.manifestFile = parkManifest(bytes, park.stagingDir)
+  return { file: park.manifestFile, length: bytes.length }
 }
 
 /**
@@ -180,7 +201,18 @@ async function fetchManifest(swarm: Swarm, map: PieceMap & { infoHash: string },
   // Through a holder emptied on return: the swarm's peers keep the downloader (and this closure)
   // until they close, and data.dsync's bytes are to leave memory as soon as they are parked.
   const into: { out?: Buffer } = { out }
-  const d = new Downloader({ pieces: spans, hashes, onPiece: (span, data) => { if (into.out) data.copy(into.out, span.fileOffset) } })
+  // A collection every RELEASE_MIN_BYTES received: the wire's buffers of each piece are garbage
+  // at once, and at loopback speed V8 let them pile up (as external memory) beside data.dsync
+  // before collecting; glibc's heap keeps the pages they took for the rest of the run (1M
+  // bootstrap: 64 MiB of dead ArrayBuffers and that heap at 130 MiB when data.dsync was in).
+  let sinceCollect = 0
+  const onPiece = (span: PieceSpan, data: Buffer) => {
+    if (into.out) data.copy(into.out, span.fileOffset)
+    if ((sinceCollect += span.dataLength) < RELEASE_MIN_BYTES) return
+    sinceCollect = 0
+    collectNow()
+  }
+  const d = new Downloader({ pieces: spans, hashes, onPiece })
   const onPeer = (peer: PeerConnection) => { peer.ready().then(() => d.addPeer(peer), (err: Error) => peer.close(err.message)) }
   swarm.on('peer', onPeer)
   for (const p of swarm.connected) onPeer(p)
