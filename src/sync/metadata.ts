@@ -22,7 +22,7 @@ import { traceMark } from '../swarm/trace.js'
 import type { PullContext, PullOptions } from './types.js'
 import { readOrUndefined } from '../util/read-file.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
-import { collectNow, RELEASE_MIN_BYTES } from '../util/release-memory.js'
+import { COLLECT_EVERY, collectNow, collectYoung, RELEASE_MIN_BYTES } from '../util/release-memory.js'
 
 // Kept importable from here (other stages read their files with it); it lives in a small module
 // so that the no-change check can use it without loading the fetch machinery.
@@ -201,16 +201,13 @@ async function fetchManifest(swarm: Swarm, map: PieceMap & { infoHash: string },
   // Through a holder emptied on return: the swarm's peers keep the downloader (and this closure)
   // until they close, and data.dsync's bytes are to leave memory as soon as they are parked.
   const into: { out?: Buffer } = { out }
-  // A collection every RELEASE_MIN_BYTES received: the wire's buffers of each piece are garbage
-  // at once, and at loopback speed V8 let them pile up (as external memory) beside data.dsync
-  // before collecting; glibc's heap keeps the pages they took for the rest of the run (1M
-  // bootstrap: 64 MiB of dead ArrayBuffers and that heap at 130 MiB when data.dsync was in).
+  // A scavenge every COLLECT_EVERY bytes received (collectYoung says why).
   let sinceCollect = 0
   const onPiece = (span: PieceSpan, data: Buffer) => {
     if (into.out) data.copy(into.out, span.fileOffset)
-    if ((sinceCollect += span.dataLength) < RELEASE_MIN_BYTES) return
+    if ((sinceCollect += span.dataLength) < COLLECT_EVERY) return
     sinceCollect = 0
-    collectNow()
+    collectYoung()
   }
   const d = new Downloader({ pieces: spans, hashes, onPiece })
   const onPeer = (peer: PeerConnection) => { peer.ready().then(() => d.addPeer(peer), (err: Error) => peer.close(err.message)) }

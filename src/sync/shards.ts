@@ -12,6 +12,7 @@ import { fileSpans, type PieceMap, type PieceSpan } from '../torrent/piece-map.j
 import { readTorrentInfo, type TorrentInfo } from '../torrent/read.js'
 import { shardTorrentPath } from '../torrent/shards.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
+import { COLLECT_EVERY, collectYoung } from '../util/release-memory.js'
 import type { Staging } from './staging.js'
 import { transferFiles, watchDownload, type TransferProgress, type TransferResult } from './transfer.js'
 import { traceMark } from '../swarm/trace.js'
@@ -131,7 +132,7 @@ async function storedShardTorrents(named: string[], files: RepoFiles, ctx: Shard
       writeFileAtomic(path(s), bytes)
       store.written.push(path(s))
       lengths[s] = bytes.length
-    })
+    }, true)
   }
   const read = (s: number) => {
     try {
@@ -242,18 +243,32 @@ function kept(files: RepoFiles, infoHash: string): Buffer | undefined {
  * handed to `done` when its last piece is verified (pieces are asked for in order, so only the
  * few files in flight are in memory at once).
  */
-async function fetchIndexFiles(ctx: ShardContext, indexes: number[], done: (index: number, bytes: Buffer) => void): Promise<void> {
-  const open = new Map<number, { bytes: Buffer; left: number }>()
+async function fetchIndexFiles(ctx: ShardContext, indexes: number[], done: (index: number, bytes: Buffer) => void, reuse = false): Promise<void> {
+  const open = new Map<number, { bytes: Buffer; whole: Buffer; left: number }>()
   const spans = indexes.flatMap(i => fileSpans(ctx.indexMap, i))
+  // `reuse`: `done` keeps nothing of the bytes (it writes them to disk), so a finished file's
+  // buffer takes a later one: a few buffers of the largest size, not one per shard (see scanner).
+  const spare: Buffer[] = []
+  const largest = reuse ? Math.max(...indexes.map(i => ctx.indexMap.files[i].length)) : 0
+  let sinceCollect = 0
   const onPiece = (span: PieceSpan, data: Buffer) => {
     const length = ctx.indexMap.files[span.file].length
     let f = open.get(span.file)
-    if (!f) open.set(span.file, f = { bytes: Buffer.alloc(length), left: length })
+    if (!f) {
+      const whole = reuse ? spare.pop() ?? Buffer.allocUnsafeSlow(largest) : Buffer.alloc(length)
+      open.set(span.file, f = { bytes: whole.subarray(0, length), whole, left: length })
+    }
     data.copy(f.bytes, span.fileOffset, 0, span.dataLength)
     f.left -= span.dataLength
+    // A scavenge every COLLECT_EVERY bytes received (collectYoung says why).
+    if ((sinceCollect += span.dataLength) >= COLLECT_EVERY) {
+      sinceCollect = 0
+      collectYoung()
+    }
     if (f.left > 0) return
     open.delete(span.file)
     done(span.file, f.bytes)
+    if (reuse) spare.push(f.whole)
   }
   const d = new Downloader({ pieces: spans, hashes: ctx.index.pieces, onPiece })
   const onPeer = (peer: PeerConnection) => { peer.ready().then(() => d.addPeer(peer), (err: Error) => peer.close(err.message)) }
