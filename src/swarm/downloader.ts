@@ -27,17 +27,19 @@ const PIPELINE_BYTES = 1 << 20
  */
 const REFILL_SHARE = 0.75
 /**
- * A peer that has delivered this much of the download gets a deeper pipeline by bytes (twice
- * PIPELINE_BYTES, topped up once half of it has landed: 1 MiB of requests a send, never less
- * than 1 MiB in flight). Each top-up is a send() that wakes the host; with 1 MiB topped up at
- * three quarters they were 14% of the client's event loop on bench swarm `many` (writev, the
- * woken host preempting the client on 2 cores). Not from the first request: a peer that
- * connects first would take the whole of a small pull in its first round and leave the other
- * hosts nothing (test/sync-hosts "bootstraps from all of them").
+ * A peer that has delivered this much of the download gets a deeper pipeline by bytes
+ * (DEEP_FACTOR times PIPELINE_BYTES), topped up only once no more than PIPELINE_BYTES is left
+ * in flight: never less than 1 MiB in flight, as before, and 3 MiB of requests a send. Each
+ * top-up is a send() that wakes the host; they were the client's largest item on bench swarm
+ * `many` (writev 24% of a loaded profile with 2 MiB topped up at half: the woken host
+ * preempting the client on 2 cores, its TCP receive done in our send). Not from the first
+ * request: a peer that connects first would take the whole of a small pull in its first round
+ * and leave the other hosts nothing (test/sync-hosts "bootstraps from all of them"). Not for
+ * the last pieces either: once fewer bytes are left to hand out than every peer's deep
+ * pipeline, peers go back to PIPELINE_BYTES, so a slow host does not hold 4 MiB of the end.
  */
 const DEEP_AFTER_BYTES = 4 << 20
-const DEEP_FACTOR = 2
-const DEEP_REFILL_SHARE = 0.5
+const DEEP_FACTOR = 4
 /**
  * Piece buffers kept for reuse, at most (more pieces than that are rarely being assembled or
  * verified at once: 1 MiB in flight per peer, and the verifier's batches of up to 4 MiB).
@@ -120,6 +122,8 @@ export class Downloader extends EventEmitter {
   /** Pieces never handed out, in order; `head` is the next one. */
   private readonly queue: PieceSpan[]
   private head = 0
+  /** Data bytes of the queue's pieces never handed out (DEEP_FACTOR's end). */
+  private unassigned = 0
   /** Pieces handed back (peer gone, rejected, bad data): taken before the queue. */
   private readonly retry: PieceSpan[] = []
   private readonly done = new Set<number>()
@@ -155,6 +159,7 @@ export class Downloader extends EventEmitter {
   constructor(private readonly opts: DownloaderOptions) {
     super()
     this.queue = [...opts.pieces]
+    for (const p of opts.pieces) this.unassigned += p.dataLength
     this.total = opts.pieces.length
     this.maxDataLength = opts.pieces.reduce((m, p) => Math.max(m, p.dataLength), 0)
     this.pipeline = opts.pipeline ?? PIPELINE_REQUESTS
@@ -262,9 +267,11 @@ export class Downloader extends EventEmitter {
     const flight = this.inFlight.get(peer)
     if (!active || !flight || this.ended || peer.closed || peer.wire.peerChoking || this.paused) return
     // Full by whichever cap binds: bytes for blocks of 16 KiB (64 requests fill 1 MiB), requests for tiny files.
-    const deep = flight.received >= DEEP_AFTER_BYTES
-    const maxBytes = deep ? this.pipelineBytes * DEEP_FACTOR : this.pipelineBytes
-    if (flight.requests > this.pipeline * REFILL_SHARE || flight.bytes > maxBytes * (deep ? DEEP_REFILL_SHARE : REFILL_SHARE)) return
+    const deepBytes = this.pipelineBytes * DEEP_FACTOR
+    const deep = flight.received >= DEEP_AFTER_BYTES && this.unassigned >= deepBytes * this.peers.size
+    const maxBytes = deep ? deepBytes : this.pipelineBytes
+    const refillAt = deep ? this.pipelineBytes : maxBytes * REFILL_SHARE
+    if (flight.requests > this.pipeline * REFILL_SHARE || flight.bytes > refillAt) return
     if (flight.requests < this.pipeline && flight.bytes < maxBytes) peer.batch()
     while (flight.requests < this.pipeline && flight.bytes < maxBytes) {
       // Pieces are requested one after the other: only the newest can have blocks left to ask.
@@ -320,7 +327,10 @@ export class Downloader extends EventEmitter {
     for (let i = this.head; i < this.queue.length; i++) {
       const span = this.queue[i]
       if (!usable(span)) {
-        if (i === this.head && (this.done.has(span.piece) || this.owners.has(span.piece))) this.head++
+        if (i === this.head && (this.done.has(span.piece) || this.owners.has(span.piece))) {
+          this.head++
+          this.unassigned -= span.dataLength
+        }
         continue
       }
       if (i === this.head) this.head++
@@ -328,6 +338,7 @@ export class Downloader extends EventEmitter {
         // Rare (hosts have every piece): this peer lacks the head piece, it takes a later one.
         this.queue.splice(i, 1)
       }
+      this.unassigned -= span.dataLength
       this.owners.set(span.piece, new Set([peer]))
       return span
     }
