@@ -104,6 +104,7 @@ async function hintRoundTrip(t: { diagnostic(s: string): void }, files: number):
   if (first.shards) await damagedTables(save, base, gendsync, outputs)
   if (first.shards) await uncommittedTables(save, base, gendsync, outputs)
   if (first.shards) await damagedShard(save, base, gendsync, outputs, afterPlain)
+  if (first.shards) await laterShardDamaged(save, base, gendsync, outputs)
 }
 
 /**
@@ -239,6 +240,34 @@ async function damagedShard(
   await gendsync()
   assert.deepEqual(outputs(), afterRelease)
   assert.notDeepEqual(afterRelease, good)
+}
+
+/**
+ * The last shard (in the index's order) damaged while the change is in the first: a hinted run
+ * stages data.dsync and the first shard as soon as each is made (EarlyOutputs), finds the
+ * damage only when it reads the last one, and falls back to a full run. What it staged must be
+ * dropped: the full run's outputs are committed (those of a first run of a copy) and no
+ * temporary file is left in .dsync/.
+ */
+async function laterShardDamaged(
+  save: string, base: string, gendsync: (...args: string[]) => Promise<{ stderr: string }>, outputs: () => Record<string, string>,
+): Promise<void> {
+  const dsync = join(save, '.dsync')
+  const index = readTorrentInfo(readFileSync(join(dsync, 'pool.torrent')))
+  const shardFiles = index.files.filter(f => !f.pad).slice(1).map(f => f.path.split('/').pop()!)
+  assert.ok(shardFiles.length >= 2, 'two shards at least')
+  const file = join(dsync, 'shards', shardFiles[shardFiles.length - 1])
+  const bytes = readFileSync(file)
+  const at = bytes.indexOf('4:pathl') + 12
+  bytes[at] = bytes[at] === 0x61 ? 0x62 : 0x61
+  writeFileSync(file, bytes)
+  writeFileSync(join(save, 'dists', 'stable', 'Release'), 'release 4, staged then dropped\n')
+  writeFileSync(join(base, 'release4'), 'dists/stable/Release\n')
+  const hinted = await gendsync('--changed', join(base, 'release4'))
+  assert.match(hinted.stderr, /change hint not used \(.*is not the torrent its name says\)/)
+  const left = [...readdirSync(dsync), ...readdirSync(join(dsync, 'shards'))].filter(n => n.includes('.tmp-'))
+  assert.deepEqual(left, [], 'temporary files left in .dsync/')
+  assert.deepEqual(await fromScratch(save, base), outputs())
 }
 
 test('gendsync --changed with rsync --itemize-changes output: only changed files are read, outputs equal a full run', { timeout: 120_000 }, async t => {

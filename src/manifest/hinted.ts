@@ -52,8 +52,14 @@ export interface TorrentNaming {
   trackers: string[]
 }
 
+/** Where each output goes as soon as it is made (EarlyOutputs in outputs.ts), before the run is done. */
+export interface HintedStaging {
+  manifest(manifest: Buffer): void
+  shard(shard: ShardOut): void
+}
+
 export async function generateHinted(
-  save: string, files: RepoFiles, previous: Buffer, changed: string[], naming: TorrentNaming, threads?: number,
+  save: string, files: RepoFiles, previous: Buffer, changed: string[], naming: TorrentNaming, threads?: number, stage?: HintedStaging,
 ): Promise<HintedGeneration | string> {
   let old: ManifestLines
   try {
@@ -76,7 +82,8 @@ export async function generateHinted(
   const digests = new Map(hashed.map(h => [h.path, h.digest]))
   const spliced = splice(old, found, digests)
   if (pieceLengthFor(spliced.bytes) !== old.pieceLength) return 'the piece length changes'
-  const built = newTorrents(save, files, naming, old, spliced.lines, spliced.runs, digests)
+  stage?.manifest(spliced.manifest)
+  const built = newTorrents(save, files, naming, old, spliced.lines, spliced.runs, digests, stage)
   if (typeof built === 'string') return built
   const { torrents, tables } = built
   const { manifest, entries, files: fileCount, bytes } = spliced
@@ -95,6 +102,7 @@ export async function generateHinted(
  */
 function newTorrents(
   save: string, files: RepoFiles, naming: TorrentNaming, old: ManifestLines, next: LineTable, runs: Run[], digests: Map<string, FileDigest>,
+  stage?: HintedStaging,
 ): { torrents: HintedGeneration['torrents']; tables?: CachedTables } | string {
   const P = old.pieceLength
   // The previous hinted run's tables for this very list, when it left them (else one pass over it each).
@@ -111,11 +119,17 @@ function newTorrents(
     const torrents = reuseDigests(save, files, content, digests, P)
     return typeof torrents === 'string' ? torrents : { torrents }
   }
+  // Each shard staged as it is made (its bytes kept here: with onShard the list returned holds none).
+  const made: ShardOut[] = []
   const shards = rebuildShards({
     save, shardsDir: files.shards, name: naming.name, trackers: naming.trackers, pieceLength: P, next: nextTable, starts, origin,
     old: oldTable, oldStarts: shardStartsOf(oldCosts), oldEntry: oldCosts.entry, oldShards: previous.shards, digests,
+    onShard: stage && (shard => {
+      made.push(shard)
+      stage.shard(shard)
+    }),
   })
-  return typeof shards === 'string' ? shards : { torrents: { shards }, tables: { table: nextTable, costs: nextCosts } }
+  return typeof shards === 'string' ? shards : { torrents: { shards: stage ? made : shards }, tables: { table: nextTable, costs: nextCosts } }
 }
 
 /**

@@ -10,7 +10,7 @@ import { appendHashCache } from '../manifest/hash-cache.js'
 import { generateHinted } from '../manifest/hinted.js'
 import type { LineTable } from '../manifest/manifest-lines.js'
 import { DSYNC_DIR, repoFiles, type RepoFiles } from '../manifest/paths.js'
-import { listContent, writeOutputs, writeShardOutputs, type ShardSummary } from '../manifest/outputs.js'
+import { EarlyOutputs, listContent, writeOutputs, writeShardOutputs, type ShardSummary } from '../manifest/outputs.js'
 import { scanTreeParallel, type ScannedEntry } from '../manifest/scan.js'
 import { startHashWorkers } from '../manifest/hash-table.js'
 import { saveTables } from '../manifest/table-cache.js'
@@ -124,8 +124,11 @@ export async function generateRepo(opts: GenerateOptions): Promise<GenerateResul
 /** The hinted run when a hint is given and it can be right, else the full run. */
 async function outputs(opts: GenerateOptions, files: RepoFiles, previous: Buffer | undefined, started: number, batch: DurableBatch): Promise<Run> {
   if (opts.changed) {
+    const mark = batch.size
     const hinted = previous ? await hintedRun(opts, files, previous, opts.changed, started, batch) : 'no readable previous data.dsync'
     if (typeof hinted !== 'string') return hinted
+    // What the hinted run staged before it found it could not be right.
+    await batch.dropFrom(mark)
     opts.onWarning?.(t('scale.hintFallback', { repo: opts.name, reason: hinted }))
   }
   return fullRun(opts, files, previous, started, batch)
@@ -169,9 +172,10 @@ async function fullRun(opts: GenerateOptions, files: RepoFiles, previous: Buffer
 async function hintedRun(
   opts: GenerateOptions, files: RepoFiles, previous: Buffer, changed: string[], started: number, batch: DurableBatch,
 ): Promise<Run | string> {
-  const g = await generateHinted(opts.save, files, previous, changed, { name: opts.name, trackers: opts.trackers }, opts.threads)
+  const early = new EarlyOutputs(files, batch, previous)
+  const g = await generateHinted(opts.save, files, previous, changed, { name: opts.name, trackers: opts.trackers }, opts.threads, early)
   if (typeof g === 'string') return g
-  const common = { name: opts.name, trackers: opts.trackers, manifest: g.manifest, previous, pieceLength: g.pieceLength }
+  const common = { name: opts.name, trackers: opts.trackers, manifest: g.manifest, previous, pieceLength: g.pieceLength, staged: early.staged }
   const published = 'shards' in g.torrents
     ? writeShardOutputs(files, { ...common, shards: g.torrents.shards }, batch)
     : writeOutputs(files, { ...common, starts: g.torrents.starts, content: listContent(g.torrents.content) }, batch)

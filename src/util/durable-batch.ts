@@ -43,6 +43,29 @@ export class DurableBatch {
     this.staged.push(s)
   }
 
+  /** How many files are staged: a point to go back to with dropFrom(). */
+  get size(): number {
+    return this.staged.length
+  }
+
+  /**
+   * Forgets the files staged since `mark` (their writes awaited, temporaries removed): a hinted
+   * gendsync stages its outputs as each is made, and falls back to a full run that stages its own.
+   */
+  async dropFrom(mark: number): Promise<void> {
+    const dropped = this.staged.splice(mark)
+    await Promise.all(dropped.map(s => s.done))
+    for (const s of dropped) {
+      try {
+        if (s.fd !== undefined) closeSync(s.fd)
+      } catch {
+        // dropped: its file goes below whatever closing it said
+      }
+      s.fd = undefined
+    }
+    removeAll(dropped)
+  }
+
   /** Runs `fn` after the renames (removing files the new ones no longer name). */
   then(fn: () => void): void {
     this.afterCommit.push(fn)
@@ -90,12 +113,16 @@ export class DurableBatch {
   }
 
   private removeTemporaries(from: number): void {
-    for (let i = from; i < this.staged.length; i++) {
-      try {
-        unlinkSync(this.staged[i].tmp)
-      } catch {
-        // already gone; the error being reported is the one that matters
-      }
+    removeAll(this.staged.slice(from))
+  }
+}
+
+function removeAll(staged: Staged[]): void {
+  for (const s of staged) {
+    try {
+      unlinkSync(s.tmp)
+    } catch {
+      // already gone; the error being reported is the one that matters
     }
   }
 }
