@@ -115,6 +115,32 @@ export function pieceHashes(data: Buffer, pieceLength: number, wantTail = true):
 }
 
 /**
+ * pieceHashes of bytes whose previous version's piece hashes are known: a whole piece equal,
+ * byte for byte, to the previous version's at the same offset keeps its hash. A hinted gendsync's
+ * data.dsync differs from the previous one in a few lines; hashing all of it for the index torrent
+ * (30 MB at 200k files) costs ~10x the compare. `previous.pieces`: the previous bytes' (padded) hashes.
+ */
+export function pieceHashesReusing(
+  data: Buffer, previous: { data: Buffer; pieces: Buffer }, pieceLength: number, wantTail = true,
+): Omit<FileDigest, 'sha256'> {
+  if (pieceLength === 0) return { pieces: Buffer.alloc(0) }
+  const count = Math.ceil(data.length / pieceLength)
+  const full = Math.floor(data.length / pieceLength)
+  const known = Math.min(full, Math.floor(previous.data.length / pieceLength), Math.floor(previous.pieces.length / 20))
+  const pieces = Buffer.allocUnsafe(count * 20)
+  for (let i = 0; i < full; i++) {
+    const from = i * pieceLength
+    const to = from + pieceLength
+    if (i < known && data.compare(previous.data, from, to, from, to) === 0) previous.pieces.copy(pieces, i * 20, i * 20, i * 20 + 20)
+    else (oneShot('sha1', data.subarray(from, to), 'buffer') as Buffer).copy(pieces, i * 20)
+  }
+  if (full === count) return { pieces }
+  const last = pieceHashes(data.subarray(full * pieceLength), pieceLength, wantTail)
+  last.pieces.copy(pieces, full * 20)
+  return last.tail ? { pieces, tail: last.tail } : { pieces }
+}
+
+/**
  * digestBuffer for the read buffer, which this module owns: the last piece is zero-padded in
  * place and hashed in one call. At 200k small files that replaced a hasher object and three
  * calls per file (the padded piece is 16 KiB of hashing for a 1 KB file either way).

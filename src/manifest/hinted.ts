@@ -3,12 +3,12 @@ import { lstatSync, readFileSync, type Stats } from 'node:fs'
 import { join } from 'node:path'
 import { pieceLengthFor } from '../torrent/layout.js'
 import { readTorrentInfo } from '../torrent/read.js'
-import { indexedShards, shardStarts, shardStartsOf, type ShardFileDigest } from '../torrent/shards.js'
+import { indexedShards, shardStarts, shardStartsOf, type HashedPart, type ShardFileDigest } from '../torrent/shards.js'
 import { contentPathString, contentTable, tableCosts, type ContentTable } from './content-table.js'
 import type { ManifestEntry } from './entry.js'
 import { MAGIC, VERSION, formatEntry } from './format.js'
 import type { FileDigest } from './hash-file.js'
-import { hashBuffer } from './hash-file.js'
+import { hashBuffer, pieceHashesReusing } from './hash-file.js'
 import { hashFiles, type HashJob } from './hash-pool.js'
 import { comparePathAt, entryAt, lowerBound, readManifestLines, type LineTable, type ManifestLines } from './manifest-lines.js'
 import { lastPieceHashes, oldPieces } from './old-pieces.js'
@@ -30,7 +30,7 @@ export interface HintedGeneration {
   manifest: Buffer
   pieceLength: number
   /** The torrents: one (content digests, for writeOutputs), or shards built or kept (shard-rebuild.ts). */
-  torrents: { content: ShardFileDigest[]; starts: number[] } | { shards: ShardOut[] }
+  torrents: { content: ShardFileDigest[]; starts: number[] } | { shards: ShardOut[]; listPieces?: HashedPart }
   entries: number
   files: number
   bytes: number
@@ -129,7 +129,8 @@ function newTorrents(
       stage.shard(shard)
     }),
   })
-  return typeof shards === 'string' ? shards : { torrents: { shards: stage ? made : shards }, tables: { table: nextTable, costs: nextCosts } }
+  if (typeof shards === 'string') return shards
+  return { torrents: { shards: stage ? made : shards, listPieces: listPieces(files, old, previous, next.buf) }, tables: { table: nextTable, costs: nextCosts } }
 }
 
 /**
@@ -138,7 +139,7 @@ function newTorrents(
  * covers every byte before it). A reason otherwise (one torrent, or gendsync stopped between
  * writing data.dsync and the index).
  */
-export function previousShards(files: RepoFiles, old: ManifestLines): { shards: string[] } | string {
+export function previousShards(files: RepoFiles, old: ManifestLines): IndexedShards | string {
   return shardsIndexing(files, { size: old.buf.length, pieceLength: old.pieceLength, lastPiece: P => old.buf.subarray((Math.ceil(old.buf.length / P) - 1) * P) })
 }
 
@@ -146,7 +147,7 @@ export function previousShards(files: RepoFiles, old: ManifestLines): { shards: 
  * previousShards for a list known by its size, piece length and last piece (the client keeps
  * DEST's previous list on disk, not in memory: src/sync/old-side.ts).
  */
-export function shardsIndexing(files: RepoFiles, list: { size: number; pieceLength: number; lastPiece: (pieceLength: number) => Buffer | undefined }): { shards: string[] } | string {
+export function shardsIndexing(files: RepoFiles, list: { size: number; pieceLength: number; lastPiece: (pieceLength: number) => Buffer | undefined }): IndexedShards | string {
   let info
   try {
     info = readTorrentInfo(readFileSync(files.torrent))
@@ -163,7 +164,31 @@ export function shardsIndexing(files: RepoFiles, list: { size: number; pieceLeng
   const tail = list.lastPiece(P)
   const padded = tail && hashBuffer(tail, P, false).pieces
   if (!padded?.equals(info.pieces.subarray(lastPiece * 20, lastPiece * 20 + 20))) return 'the previous index torrent does not match data.dsync'
-  return { shards }
+  return { shards, infoHash: info.infoHash, listPieces: info.pieces.subarray(0, (lastPiece + 1) * 20) }
+}
+
+/** The previous index torrent: its shards in order, its infohash, and the piece hashes of the list (data.dsync) it holds first. */
+export interface IndexedShards {
+  shards: string[]
+  infoHash: string
+  listPieces: Buffer
+}
+
+/**
+ * data.dsync's piece hashes for the new index torrent, the previous index's kept where the new
+ * list's piece is byte for byte the previous one's (pieceHashesReusing). Only when that index is
+ * the one the magnet link names (its infohash covers those hashes: a damaged file is not
+ * copied from) ; undefined otherwise, and the index hashes the whole list.
+ */
+function listPieces(files: RepoFiles, old: ManifestLines, previous: IndexedShards, next: Buffer): HashedPart | undefined {
+  let magnet: string
+  try {
+    magnet = readFileSync(files.magnet, 'latin1')
+  } catch {
+    return undefined
+  }
+  if (!magnet.startsWith(`magnet:?xt=urn:btih:${previous.infoHash}&`)) return undefined
+  return { length: next.length, ...pieceHashesReusing(next, { data: old.buf, pieces: previous.listPieces }, old.pieceLength, false) }
 }
 
 interface Changes {

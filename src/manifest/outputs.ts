@@ -6,7 +6,7 @@ import { buildTorrent, magnetLink, wrapInfo } from '../torrent/build.js'
 import { encodeInfoRows } from '../torrent/encode-info.js'
 import { layoutFiles } from '../torrent/layout.js'
 import { readTorrentInfo } from '../torrent/read.js'
-import { buildIndexTorrent, buildShards, shardInfoHashOf, type ShardFileDigest } from '../torrent/shards.js'
+import { buildIndexTorrent, buildIndexTorrentFrom, buildShards, shardInfoHashOf, type HashedPart, type ShardFileDigest } from '../torrent/shards.js'
 import type { DurableBatch } from '../util/durable-batch.js'
 import { contentPath, contentTable } from './content-table.js'
 import { hashBuffer } from './hash-file.js'
@@ -161,6 +161,8 @@ export interface ShardedOutputsInput {
   shards: ShardOut[]
   /** Files already in the batch (EarlyOutputs). */
   staged?: ReadonlySet<string>
+  /** data.dsync's piece hashes, when the run has them already (the index torrent hashes it otherwise). */
+  listPieces?: HashedPart
 }
 
 /**
@@ -215,7 +217,10 @@ export function writeShardOutputs(files: RepoFiles, input: ShardedOutputsInput, 
 function writeSharded(
   files: RepoFiles, input: ShardedOutputsInput | OutputsInput, shards: ShardOut[], sameManifest: boolean, batch: DurableBatch,
 ): WrittenOutputs {
-  const index = buildIndexTorrent(input.name, input.pieceLength, input.trackers, input.manifest, shards)
+  const listPieces = 'listPieces' in input ? input.listPieces : undefined
+  const index = listPieces
+    ? buildIndexTorrentFrom(input.name, input.pieceLength, input.trackers, listPieces, shards.map(s => ({ infoHash: s.infoHash, length: s.torrent.length, read: () => s.torrent })))
+    : buildIndexTorrent(input.name, input.pieceLength, input.trackers, input.manifest, shards)
   const magnet = magnetLink(index.infoHash, input.name, input.trackers)
   const staged = input.staged
   if (!sameManifest && !staged?.has(files.manifest)) batch.add(files.manifest, input.manifest)

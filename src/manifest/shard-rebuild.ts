@@ -85,7 +85,8 @@ export function rebuildShards(input: ShardRebuildInput): ShardOut[] | string {
 
 function spliceShards(input: ShardRebuildInput, oldPieces: OldShardPieces): ShardOut[] | string {
   const P = input.pieceLength
-  const head = Buffer.concat([torrentHead(input.trackers), Buffer.from('d5:filesl')])
+  const torrentStart = torrentHead(input.trackers)
+  const head = Buffer.concat([torrentStart, Buffer.from('d5:filesl')])
   const out: ShardOut[] = []
   for (let s = 0; s < input.starts.length; s++) {
     const a = input.starts[s]
@@ -104,10 +105,12 @@ function spliceShards(input: ShardRebuildInput, oldPieces: OldShardPieces): Shar
     }
     const pieces = shardPieces(input, oldPieces, a, b)
     if (typeof pieces === 'string') return pieces
-    const files = shardFiles(input, oldPieces, a, b)
+    // Without scratch buffers (gendsync) the shard is written after the torrent's head, in its
+    // final buffer; with them (the client) it is copied out so that buffer serves the next shard.
+    const files = shardFiles(input, oldPieces, a, b, input.scratch ? undefined : { head: torrentStart, pieces: pieces.length })
     if (typeof files === 'string') return files
-    out.push(handOver(input, { ...wrapInfo(files.finish(input.name, P, pieces), input.trackers), built: true, count: b - a, bytes }, s))
-    // wrapInfo copied the files list out: its buffer serves the next shard.
+    const torrent = input.scratch ? wrapInfo(files.finish(input.name, P, pieces), input.trackers) : files.torrent(input.name, P, pieces)
+    out.push(handOver(input, { ...torrent, built: true, count: b - a, bytes }, s))
     if (input.scratch) input.scratch.files = files.buffer
   }
   return out
@@ -132,10 +135,16 @@ function keptShard(input: ShardRebuildInput, a: number, b: number): number | und
   return t
 }
 
-/** The files list of new shard [a, b): runs of previous entries copied, the rest encoded. */
-function shardFiles(input: ShardRebuildInput, old: OldShardPieces, a: number, b: number): InfoWriter | string {
+/**
+ * The files list of new shard [a, b): runs of previous entries copied, the rest encoded.
+ * `whole`: the writer also holds the torrent's head and room for the pieces (InfoWriter.torrent),
+ * sized from the previous shards' mean entry so that it does not grow (a copy of it all) midway.
+ */
+function shardFiles(input: ShardRebuildInput, old: OldShardPieces, a: number, b: number, whole?: { head: Buffer; pieces: number }): InfoWriter | string {
   const P = input.pieceLength
-  const w = new InfoWriter((b - a) * 96 + 1024, input.scratch?.files)
+  const w = whole
+    ? new InfoWriter(Math.ceil((b - a) * (old.meanEntryBytes() + 16)) + whole.pieces + 1024, undefined, whole.head)
+    : new InfoWriter((b - a) * 96 + 1024, input.scratch?.files)
   const padded = (length: number, last: boolean) => length % P !== 0 && !last
   for (let c = a; c < b;) {
     const k = input.origin[c]
@@ -256,6 +265,11 @@ class OldShardPieces {
       this.shardPieceCount.push(n)
     }
     this.offset[old.count] = at
+  }
+
+  /** Mean bytes of a previous file's entry in a files list, its pad entry counted. */
+  meanEntryBytes(): number {
+    return this.input.old.count === 0 ? 96 : this.offset[this.input.old.count] / this.input.old.count
   }
 
   isLast(k: number): boolean {

@@ -177,7 +177,7 @@ async function hintedRun(
   if (typeof g === 'string') return g
   const common = { name: opts.name, trackers: opts.trackers, manifest: g.manifest, previous, pieceLength: g.pieceLength, staged: early.staged }
   const published = 'shards' in g.torrents
-    ? writeShardOutputs(files, { ...common, shards: g.torrents.shards }, batch)
+    ? writeShardOutputs(files, { ...common, shards: g.torrents.shards, listPieces: g.torrents.listPieces }, batch)
     : writeOutputs(files, { ...common, starts: g.torrents.starts, content: listContent(g.torrents.content) }, batch)
   const racyAfterMs = started - RACY_MS
   appendHashCache(files.hashCache, g.pieceLength, g.hashed.filter(h => h.entry.mtimeMs <= racyAfterMs).map(h =>

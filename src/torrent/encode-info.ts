@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { LayoutFile } from './layout.js'
 
 /**
@@ -79,9 +80,19 @@ export class InfoWriter {
   private at = 0
   private readonly pads = new Map<number, Buffer>()
 
-  /** `scratch`: a buffer to write into when it is big enough (a caller encoding many shards reuses one). */
-  constructor(size: number, scratch?: Buffer) {
-    this.buf = scratch && scratch.length >= size ? scratch : Buffer.allocUnsafe(size)
+  /** Where the info dict starts: after the torrent's head, when one was given. */
+  private readonly infoAt: number
+
+  /**
+   * `scratch`: a buffer to write into when it is big enough (a caller encoding many shards
+   * reuses one). `head`: the .torrent's bytes before its info dict (torrentHead), written first
+   * so that torrent() gives the whole file without copying the info dict into another buffer.
+   */
+  constructor(size: number, scratch?: Buffer, head?: Buffer) {
+    const need = size + (head?.length ?? 0)
+    this.buf = scratch && scratch.length >= need ? scratch : Buffer.allocUnsafe(need)
+    if (head) this.copy(head, 0, head.length)
+    this.infoAt = this.at
     this.ascii('d5:filesl')
   }
 
@@ -127,7 +138,20 @@ export class InfoWriter {
     this.reserve(nameBytes.length + pieces.length + 64)
     this.ascii('e4:name').dec(nameBytes.length).byte(0x3a).copy(nameBytes, 0, nameBytes.length)
     this.ascii('12:piece lengthi').dec(pieceLength).ascii('e6:pieces').dec(pieces.length).byte(0x3a).copy(pieces, 0, pieces.length).byte(0x65)
-    return this.buf.subarray(0, this.at)
+    return this.buf.subarray(this.infoAt, this.at)
+  }
+
+  /**
+   * finish() for a writer made with the torrent's head: the whole .torrent (head, info dict,
+   * the outer dict's end) in the writer's own buffer, and its infohash. wrapInfo's bytes.
+   */
+  torrent(name: string, pieceLength: number, pieces: Buffer): { torrent: Buffer; infoHash: string } {
+    if (this.infoAt === 0) throw new Error('InfoWriter.torrent: made without the torrent head')
+    const info = this.finish(name, pieceLength, pieces)
+    const infoHash = createHash('sha1').update(info).digest('hex')
+    this.reserve(1)
+    this.byte(0x65)
+    return { torrent: this.buf.subarray(0, this.at), infoHash }
   }
 
   private reserve(n: number): void {
