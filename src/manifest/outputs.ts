@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
-import { mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs'
+import { unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fsError } from '../errors.js'
 import { buildTorrent, magnetLink, wrapInfo } from '../torrent/build.js'
@@ -297,22 +298,25 @@ function unchangedOutputs(
   return { infoHash: hash, magnet: text.trim(), shards }
 }
 
-function removeStaleShards(files: RepoFiles, keep: Set<string>): void {
+/**
+ * Shard files the new index no longer names, removed side by side on libuv's threads: a hinted
+ * run at 200k files replaces ~14 shard files of ~2 MB, whose unlinks (freeing their blocks)
+ * took ~30 ms in turn on the main thread, after the renames.
+ */
+async function removeStaleShards(files: RepoFiles, keep: Set<string>): Promise<void> {
   let names: string[]
   try {
     names = readdirSync(files.shards)
   } catch {
     return
   }
-  for (const name of names) {
+  const stale = names.filter(name => {
     const ih = /^([0-9a-f]{40})\.torrent$/.exec(name)?.[1]
-    if (!ih || keep.has(ih)) continue
-    try {
-      unlinkSync(join(files.shards, name))
-    } catch (err) {
-      throw fsError(err, join(files.shards, name), 'write')
-    }
-  }
+    return ih !== undefined && !keep.has(ih)
+  })
+  await Promise.all(stale.map(name => unlink(join(files.shards, name)).catch(err => {
+    throw fsError(err, join(files.shards, name), 'write')
+  })))
 }
 
 /** True when `file` holds exactly these bytes (a damaged file of the right name is rewritten). */

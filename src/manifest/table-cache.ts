@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
+import { rename, rm, writeFile } from 'node:fs/promises'
 import type { ContentTable, TableCosts } from './content-table.js'
 import type { Lines } from './manifest-lines.js'
 
@@ -33,7 +34,7 @@ export interface CachedTables {
  * that fails, the file is torn or names a list that is not data.dsync, and the next run
  * computes the tables itself.
  */
-export function saveTables(file: string, listSha256: string, pieceLength: number, t: CachedTables): void {
+export async function saveTables(file: string, listSha256: string, pieceLength: number, t: CachedTables): Promise<void> {
   const n = t.table.count
   // Every byte is written below: the head (padded), the arrays, the seal.
   const out = Buffer.allocUnsafe(HEAD + n * ROW + 32)
@@ -51,12 +52,13 @@ export function saveTables(file: string, listSha256: string, pieceLength: number
   put(t.table.pathTo)
   put(t.costs.hash)
   createHash('sha256').update(out.subarray(0, at)).digest().copy(out, at)
+  // Written on a libuv thread (9.6 MB at 200k files) while the main thread commits the outputs.
   try {
-    writeFileSync(`${file}.tmp`, out)
-    renameSync(`${file}.tmp`, file)
+    await writeFile(`${file}.tmp`, out)
+    await rename(`${file}.tmp`, file)
   } catch {
     // Only a cache: without it the next hinted run parses data.dsync, as it did before.
-    rmSync(`${file}.tmp`, { force: true })
+    await rm(`${file}.tmp`, { force: true }).catch(() => undefined)
   }
 }
 

@@ -74,7 +74,7 @@ interface Run {
    * Caches of this generation, written while the batch's files are fsync'ed rather than after:
    * they name the new data.dsync's SHA-256, so if the commit does not happen they are ignored.
    */
-  caches?: () => void
+  caches?: () => Promise<void>
   /** Both lists' line offsets, when this run has them already. */
   lines?: { old: LineTable; new: LineTable }
 }
@@ -107,8 +107,13 @@ export async function generateRepo(opts: GenerateOptions): Promise<GenerateResul
         previous, manifest: run.manifest, infoHash: run.result.infoHash, shards: run.result.shards?.map(s => s.infoHash) ?? [], piecesOf: run.piecesOf,
         known: run.known, lines: run.lines, batch,
       })
-      run.caches?.()
-      await batch.commit()
+      const caches = run.caches?.()
+      try {
+        await batch.commit()
+      } finally {
+        // Never fails (only a cache); done before the lock is released.
+        await caches
+      }
       run.result.record = published ? { seq: published.record.seq, signed: published.signed, deltas: published.record.deltas.length } : undefined
       run.result.seconds = (Date.now() - started) / 1000
       return run.result

@@ -22,7 +22,7 @@ interface Staged {
  */
 export class DurableBatch {
   private readonly staged: Staged[] = []
-  private readonly afterCommit: (() => void)[] = []
+  private readonly afterCommit: (() => void | Promise<void>)[] = []
   private closed = false
 
   /** Starts writing `data` beside `path` (a temporary file); it replaces `path` at commit(). */
@@ -66,8 +66,8 @@ export class DurableBatch {
     removeAll(dropped)
   }
 
-  /** Runs `fn` after the renames (removing files the new ones no longer name). */
-  then(fn: () => void): void {
+  /** Runs `fn` after the renames (removing files the new ones no longer name); commit() waits for it. */
+  then(fn: () => void | Promise<void>): void {
     this.afterCommit.push(fn)
   }
 
@@ -89,7 +89,7 @@ export class DurableBatch {
         throw fsError(err, s.path, 'write')
       }
     }
-    for (const fn of this.afterCommit) fn()
+    await Promise.all(this.afterCommit.map(fn => fn()))
   }
 
   /** Drops the batch (after an error elsewhere): nothing is renamed, the temporary files go. */
