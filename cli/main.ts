@@ -43,6 +43,8 @@ const COMMANDS: [verbs: string[], load: () => Promise<Register>][] = [
   [['demo'], async () => (await import('./commands/demo.js')).registerDemo],
 ]
 const VERBS = COMMANDS.flatMap(([verbs]) => verbs)
+/** Commands another one runs through the program: `sync REPO` is the run command's action for REPO. */
+const ALSO: Record<string, string> = { sync: 'run' }
 
 /** The program with the command `verb` only, or with every command (help, no verb, a verb it does not know). */
 export async function buildProgram(verb?: string): Promise<Command> {
@@ -56,7 +58,8 @@ export async function buildProgram(verb?: string): Promise<Command> {
     .addHelpText('after', EXIT_CODES)
     .showHelpAfterError('(run "dsync --help" for usage)')
     .exitOverride()
-  const wanted = COMMANDS.filter(([verbs]) => verb === undefined || !VERBS.includes(verb) || verbs.includes(verb))
+  const all = verb === undefined || !VERBS.includes(verb)
+  const wanted = COMMANDS.filter(([verbs]) => all || verbs.includes(verb) || verbs.includes(ALSO[verb]))
   for (const register of await Promise.all(wanted.map(([, load]) => load()))) register(program)
   return program
 }

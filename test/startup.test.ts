@@ -59,3 +59,15 @@ test('a no-change pull loads the resolve stage and the check only; other command
   const version = await loadedBy(['--version'])
   assert.deepEqual(version.modules.filter(m => m.startsWith('src/sync/') || NOT_FOR_A_CHECK.includes(m)), [], '--version loaded part of the client')
 })
+
+test('a command loads its own command module and no other command\'s; help lists every command', async () => {
+  const commands = (modules: string[]) => modules.filter(m => m.startsWith('cli/commands/')).sort()
+  const gendsync = await loadedBy(['gendsync', '--help'])
+  assert.deepEqual(commands(gendsync.modules), ['cli/commands/gendsync.js'])
+  // A legacy spelling names its command the same way.
+  const legacy = await loadedBy(['-key', '--help'])
+  assert.deepEqual(commands(legacy.modules), ['cli/commands/key.js'])
+  const help = await loadedBy(['--help'])
+  assert.equal(commands(help.modules).length, 11, 'help loads every command module')
+  for (const verb of ['init', 'gendsync', 'pull', 'diff', 'stop-service', 'cleanlog', 'tracker', 'demo']) assert.match(help.out, new RegExp(`\\n  ${verb} `))
+})
