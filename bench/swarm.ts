@@ -10,12 +10,14 @@
 //   - with --base-cli, `dsync pull` of another client build too (same hosts, same run).
 // Rates are payload bytes / wall time of the client process (start to exit, everything a
 // user waits for). Client and host CPU seconds come from /proc, to say where time goes when a
-// target is missed; --profile also writes a V8 CPU profile of the dsync client.
+// target is missed; each dsync pull's note also gives its timeline from its DSYNC_SWARM_TRACE
+// (first requests, last piece, commit; samples in which the stage writer held the download:
+// bench/lib/swarm-timeline.ts); --profile also writes a V8 CPU profile of the dsync client.
 // Trees are generated once under /tmp/dsync-bench-swarm and reused; the page cache is warm
 // (nothing is dropped). `--cleanup` removes namespaces left by a killed run and exits.
 // Needs root (network namespaces).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { CLI } from '../testbed/cli.js'
@@ -23,6 +25,7 @@ import { libtorrentMissing } from '../testbed/leecher.js'
 import { makeNetHome, pullSummary, runIn, startNetHost, type NetHost, type NsRun } from '../testbed/net/dsync.js'
 import { cleanupLeftovers, NetBed, netnsUnavailable, type NetNode } from '../testbed/net/netns.js'
 import { machineLoad, timeChildOk } from './lib/measure.js'
+import { swarmTimeline } from './lib/swarm-timeline.js'
 import { markdownTable } from './lib/table.js'
 import { ensureTree, type TreeSpec } from './lib/tree.js'
 import { readPid } from '../src/util/process.js'
@@ -102,15 +105,22 @@ async function dsyncRun(bed: NetBed, client: NetNode, hosts: NetHost[], repo: st
     }
   }, 100)
   const profile = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []
-  const r: NsRun = await runIn(bed, client, process.execPath, [...profile, cli, ...args], { timeoutMs: 600_000 })
+  // Each pull traced to a file of its own (its timeline goes in the note; a DSYNC_SWARM_TRACE
+  // given to the bench gets every pull's lines appended, as before).
+  const trace = `${dest}.trace.jsonl`
+  rmSync(trace, { force: true })
+  const r: NsRun = await runIn(bed, client, process.execPath, [...profile, cli, ...args], { timeoutMs: 600_000, env: { DSYNC_SWARM_TRACE: trace } })
   clearInterval(timer)
   clearInterval(finder)
+  const timeline = swarmTimeline(trace)
+  if (process.env.DSYNC_SWARM_TRACE && existsSync(trace)) appendFileSync(process.env.DSYNC_SWARM_TRACE, readFileSync(trace))
+  rmSync(trace, { force: true })
   const hostCpu = hosts.map((h, i) => (cpuSeconds(hostPid(h)) ?? 0) - before[i])
   const s = pullSummary(r.stdout)
   const ok = r.code === 0 && s !== undefined
   return {
     tool: `dsync pull (${hosts.length} hosts)${cli === CLI ? '' : `, ${cli}`}`, ok, bytes: s?.bytesReceived ?? 0, seconds: r.seconds,
-    note: ok ? `pull's own clock ${Number(s!.seconds).toFixed(1)} s` : `exit ${r.code}: ${r.stderr.trim().split('\n').pop()}`,
+    note: ok ? `pull's own clock ${Number(s!.seconds).toFixed(1)} s${timeline ? `; ${timeline}` : ''}` : `exit ${r.code}: ${r.stderr.trim().split('\n').pop()}`,
     clientCpu: cpu, hostCpu, perHost: s?.bytesPerHost ?? {},
   }
 }
