@@ -41,6 +41,12 @@ const REFILL_SHARE = 0.75
 const DEEP_AFTER_BYTES = 4 << 20
 const DEEP_FACTOR = 4
 /**
+ * Deep pipelines summed over every peer stay under this: a pause (the stage writer full) stops
+ * new requests but not those in flight, so what lands past its high water is what is in flight.
+ * With more peers than fit, every peer keeps PIPELINE_BYTES (in flight as before the deep mode).
+ */
+const DEEP_TOTAL_BYTES = 32 << 20
+/**
  * Piece buffers kept for reuse, at most (more pieces than that are rarely being assembled or
  * verified at once: 1 MiB in flight per peer, and the verifier's batches of up to 4 MiB).
  */
@@ -268,7 +274,7 @@ export class Downloader extends EventEmitter {
     if (!active || !flight || this.ended || peer.closed || peer.wire.peerChoking || this.paused) return
     // Full by whichever cap binds: bytes for blocks of 16 KiB (64 requests fill 1 MiB), requests for tiny files.
     const deepBytes = this.pipelineBytes * DEEP_FACTOR
-    const deep = flight.received >= DEEP_AFTER_BYTES && this.unassigned >= deepBytes * this.peers.size
+    const deep = flight.received >= DEEP_AFTER_BYTES && this.unassigned >= deepBytes * this.peers.size && deepBytes * this.peers.size <= DEEP_TOTAL_BYTES
     const maxBytes = deep ? deepBytes : this.pipelineBytes
     const refillAt = deep ? this.pipelineBytes : maxBytes * REFILL_SHARE
     if (flight.requests > this.pipeline * REFILL_SHARE || flight.bytes > refillAt) return
