@@ -4,6 +4,9 @@ import { createHash } from 'node:crypto'
 import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
+import { shardsIndexing } from '../src/manifest/hinted.js'
+import { repoFiles } from '../src/manifest/paths.js'
+import { buildIndexTorrent } from '../src/torrent/shards.js'
 import { readTorrentInfo } from '../src/torrent/read.js'
 import { runCli } from '../testbed/cli.js'
 import { hasRsync } from '../testbed/rsyncd.js'
@@ -289,4 +292,33 @@ test('gendsync --changed refuses a path outside the repository, naming the line'
   assert.equal(r.code, 2)
   assert.match(r.stderr, /changes:2: not a path inside the repository/)
   assert.equal(r.stderr.trim().split('\n').length, 1)
+})
+
+/**
+ * A kill between the commit's renames of data.dsync and of the index torrent leaves list N+1
+ * beside index N. A hinted run must then not take index N for list N+1's index (it would copy
+ * N's shards and piece hashes). The lists here have the same length, ending one byte into a
+ * piece: that last piece is only the END line's newline, equal in both, and the END line's
+ * checksum, which differs, is in the piece before.
+ */
+test('the previous index is known for its list by every piece holding the END line', () => {
+  const P = 16384
+  const list = (sum: string) => {
+    const end = Buffer.from(`END\t${sum}\n`)
+    return Buffer.concat([Buffer.alloc(2 * P + 1 - end.length, 'x'), end])
+  }
+  const indexed = list('a'.repeat(64))
+  const other = list('b'.repeat(64))
+  assert.equal(indexed.length % P, 1)
+  assert.ok(indexed.subarray(2 * P).equals(other.subarray(2 * P)), 'the last pieces are equal')
+  const save = tempDir('dsync-index-match-')
+  const files = repoFiles(save, 'deb')
+  mkdirSync(files.dir, { recursive: true })
+  const shard = { infoHash: 'c'.repeat(40), torrent: Buffer.from('d4:infod6:lengthi1eee') }
+  writeFileSync(files.torrent, buildIndexTorrent('deb', P, ['http://127.0.0.1:9/announce'], indexed, [shard]).torrent)
+  const indexing = (bytes: Buffer) => shardsIndexing(files, { size: bytes.length, pieceLength: P, tail: from => bytes.subarray(from) })
+  const same = indexing(indexed)
+  assert.notEqual(typeof same, 'string', `the list the index was built from: ${String(same)}`)
+  assert.deepEqual((same as { shards: string[] }).shards, [shard.infoHash])
+  assert.equal(indexing(other), 'the previous index torrent does not match data.dsync')
 })

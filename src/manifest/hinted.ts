@@ -8,7 +8,7 @@ import { contentPathString, contentTable, tableCosts, type ContentTable } from '
 import type { ManifestEntry } from './entry.js'
 import { MAGIC, VERSION, formatEntry } from './format.js'
 import type { FileDigest } from './hash-file.js'
-import { hashBuffer, pieceHashesReusing } from './hash-file.js'
+import { pieceHashes, pieceHashesReusing } from './hash-file.js'
 import { hashFiles, type HashJob } from './hash-pool.js'
 import { comparePathAt, entryAt, lowerBound, readManifestLines, type LineTable, type ManifestLines } from './manifest-lines.js'
 import { lastPieceHashes, oldPieces } from './old-pieces.js'
@@ -140,14 +140,28 @@ function newTorrents(
  * writing data.dsync and the index).
  */
 export function previousShards(files: RepoFiles, old: ManifestLines): IndexedShards | string {
-  return shardsIndexing(files, { size: old.buf.length, pieceLength: old.pieceLength, lastPiece: P => old.buf.subarray((Math.ceil(old.buf.length / P) - 1) * P) })
+  return shardsIndexing(files, { size: old.buf.length, pieceLength: old.pieceLength, tail: from => old.buf.subarray(from) })
+}
+
+/** `END\t<64 hex digits>\n`: the last line of a data.dsync, whose checksum covers every line before it. */
+const END_LINE_BYTES = 'END\t'.length + 64 + 1
+
+/**
+ * The first piece that holds a byte of the END line: that piece to the last one, equal to the
+ * previous index's, prove the list is the one it indexes (the END line may straddle two pieces;
+ * comparing only the last piece would pass a list whose last piece is its final newline).
+ */
+export function endPieces(size: number, pieceLength: number): { first: number; from: number } {
+  const first = Math.floor(Math.max(0, size - END_LINE_BYTES) / pieceLength)
+  return { first, from: first * pieceLength }
 }
 
 /**
- * previousShards for a list known by its size, piece length and last piece (the client keeps
- * DEST's previous list on disk, not in memory: src/sync/old-side.ts).
+ * previousShards for a list known by its size, piece length and its bytes from offset `from` to
+ * the end (endPieces; the client keeps DEST's previous list on disk, not in memory:
+ * src/sync/old-side.ts).
  */
-export function shardsIndexing(files: RepoFiles, list: { size: number; pieceLength: number; lastPiece: (pieceLength: number) => Buffer | undefined }): IndexedShards | string {
+export function shardsIndexing(files: RepoFiles, list: { size: number; pieceLength: number; tail: (from: number) => Buffer | undefined }): IndexedShards | string {
   let info
   try {
     info = readTorrentInfo(readFileSync(files.torrent))
@@ -161,9 +175,10 @@ export function shardsIndexing(files: RepoFiles, list: { size: number; pieceLeng
     return 'the previous index torrent does not match data.dsync'
   }
   const lastPiece = Math.ceil(list.size / P) - 1
-  const tail = list.lastPiece(P)
-  const padded = tail && hashBuffer(tail, P, false).pieces
-  if (!padded?.equals(info.pieces.subarray(lastPiece * 20, lastPiece * 20 + 20))) return 'the previous index torrent does not match data.dsync'
+  const { first, from } = endPieces(list.size, P)
+  const tail = list.tail(from)
+  const padded = tail && pieceHashes(tail, P, false).pieces
+  if (!padded?.equals(info.pieces.subarray(first * 20, lastPiece * 20 + 20))) return 'the previous index torrent does not match data.dsync'
   return { shards, infoHash: info.infoHash, listPieces: info.pieces.subarray(0, (lastPiece + 1) * 20) }
 }
 

@@ -147,8 +147,7 @@ export function previousShardsOf(files: RepoFiles, previousList: string, pieceLe
     const size = fstatSync(fd).size
     return shardsIndexing(files, {
       size, pieceLength,
-      lastPiece: P => {
-        const from = Math.max(0, (Math.ceil(size / P) - 1) * P)
+      tail: from => {
         const tail = Buffer.alloc(size - from)
         return readSync(fd, tail, 0, tail.length, from) === tail.length ? tail : undefined
       },
