@@ -3,7 +3,8 @@
 // dependencies (none of webtorrent's install scripts, no node-datachannel binary: the
 // webrtc-polyfill stub is what gets bundled). Reads the tsc output in dist/.
 import { build } from 'esbuild'
-import { rmSync } from 'node:fs'
+import { readdirSync, rmSync } from 'node:fs'
+import { basename, join } from 'node:path'
 
 const out = 'dist/bundle'
 rmSync(out, { recursive: true, force: true })
@@ -23,12 +24,21 @@ const common = {
 await build({
   ...common,
   // Worker threads are loaded by file name next to the module that starts them
-  // (new URL('./hash-worker.js', import.meta.url)): they sit beside dsync.js.
-  entryPoints: {
-    dsync: 'dist/cli/main.js',
-    'hash-worker': 'dist/src/manifest/hash-worker.js',
-    'walk-worker': 'dist/src/manifest/walk-worker.js',
-    'stage-worker': 'dist/src/sync/stage-worker.js',
-  },
+  // (new URL('./hash-worker.js', import.meta.url)), which esbuild does not follow: every
+  // dist/src/**/NAME-worker.js is an entry of its own and sits beside dsync.js. (A list kept
+  // by hand missed verify-worker and folders-worker: the installed CLI's pulls stalled.)
+  entryPoints: { dsync: 'dist/cli/main.js', ...workerEntries('dist/src') },
   outExtension: { '.js': '.js' },
 })
+
+/** Every NAME-worker.js under `dir`, by NAME-worker: two with one name would overwrite each other. */
+function workerEntries(dir) {
+  const entries = {}
+  for (const e of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (!e.isFile() || !e.name.endsWith('-worker.js')) continue
+    const name = basename(e.name, '.js')
+    if (entries[name]) throw new Error(`bundle: two workers named ${name}`)
+    entries[name] = join(e.parentPath ?? e.path, e.name)
+  }
+  return entries
+}

@@ -2,7 +2,7 @@
 # The published package, installed as a user installs a CLI: `npm pack`, then
 # `npm install -g ./dsync-*.tgz` into a temporary prefix, from a folder outside the project
 # (so the project's .npmrc and overrides do not apply), with npm's defaults (install scripts
-# on, as for any user): it must need nothing but the tarball and run no install script. Then `dsync --help` and `dsync demo` from that prefix, and
+# on, as for any user): it must need nothing but the tarball and run no install script. Then `dsync --help` and `dsync demo` (twice: the second with the pulls on worker threads) from that prefix, and
 # `npx` running the same tarball.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -25,5 +25,10 @@ test ! -e "$work/prefix/lib/node_modules/dsync/node_modules" || { echo "pack-che
 "$work/prefix/bin/dsync" --help >/dev/null
 "$work/prefix/bin/dsync" demo > "$work/demo.log" 2>&1 || { cat "$work/demo.log"; exit 1; }
 grep -q '^sync: ' "$work/demo.log"
+# Again with the pulls on their worker threads (stage, verify, folders: the demo's pulls are
+# small enough to stage on the event loop otherwise). Each worker is a file of the bundle of
+# its own; one missing from it stalled every pull of the installed CLI.
+DSYNC_STAGE_THREADS=1 "$work/prefix/bin/dsync" demo > "$work/demo-threads.log" 2>&1 || { cat "$work/demo-threads.log"; exit 1; }
+grep -q '^sync: ' "$work/demo-threads.log"
 npx --yes --package "./$tgz" -- dsync --help >/dev/null
-echo "pack-check: OK (npm install -g, dsync --help, dsync demo, npx dsync --help)"
+echo "pack-check: OK (npm install -g, dsync --help, dsync demo, dsync demo on worker threads, npx dsync --help)"
