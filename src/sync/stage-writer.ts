@@ -205,8 +205,12 @@ class StageLane {
     // A small batch waits a moment for more pieces (a timer sends it, if nothing else does).
     if (cur.used >= MIN_SEND_BYTES || performance.now() - cur.at >= HOLD_MS) return this.flush()
     if (!cur.timer) {
+      // When it fires the batch has waited its HOLD_MS: no second look at the clock (libuv's
+      // whole milliseconds can fire it at 23.x by performance.now(), and a batch left with its
+      // timer spent waited for the next piece on any lane).
       cur.timer = setTimeout(() => {
-        if (this.current === cur) this.flushIfRoom()
+        cur.timer = undefined
+        if (this.current === cur && this.inFlight < QUEUED_BATCHES) this.flush()
       }, HOLD_MS)
     }
   }
