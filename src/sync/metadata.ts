@@ -22,7 +22,7 @@ import { traceMark } from '../swarm/trace.js'
 import type { PullContext, PullOptions } from './types.js'
 import { readOrUndefined } from '../util/read-file.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
-import { COLLECT_EVERY, collectNow, collectYoung, RELEASE_MIN_BYTES } from '../util/release-memory.js'
+import { collectNow, RELEASE_MIN_BYTES, youngCollector } from '../util/release-memory.js'
 
 // Kept importable from here (other stages read their files with it); it lives in a small module
 // so that the no-change check can use it without loading the fetch machinery.
@@ -201,13 +201,10 @@ async function fetchManifest(swarm: Swarm, map: PieceMap & { infoHash: string },
   // Through a holder emptied on return: the swarm's peers keep the downloader (and this closure)
   // until they close, and data.dsync's bytes are to leave memory as soon as they are parked.
   const into: { out?: Buffer } = { out }
-  // A scavenge every COLLECT_EVERY bytes received (collectYoung says why).
-  let sinceCollect = 0
+  const received = youngCollector()
   const onPiece = (span: PieceSpan, data: Buffer) => {
     if (into.out) data.copy(into.out, span.fileOffset)
-    if ((sinceCollect += span.dataLength) < COLLECT_EVERY) return
-    sinceCollect = 0
-    collectYoung()
+    received(span.dataLength)
   }
   const d = new Downloader({ pieces: spans, hashes, onPiece })
   const onPeer = (peer: PeerConnection) => { peer.ready().then(() => d.addPeer(peer), (err: Error) => peer.close(err.message)) }

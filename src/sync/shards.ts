@@ -12,7 +12,7 @@ import { fileSpans, type PieceMap, type PieceSpan } from '../torrent/piece-map.j
 import { readTorrentInfo, type TorrentInfo } from '../torrent/read.js'
 import { shardTorrentPath } from '../torrent/shards.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
-import { COLLECT_EVERY, collectYoung } from '../util/release-memory.js'
+import { youngCollector } from '../util/release-memory.js'
 import type { Staging } from './staging.js'
 import { transferFiles, watchDownload, type TransferProgress, type TransferResult } from './transfer.js'
 import { traceMark } from '../swarm/trace.js'
@@ -250,7 +250,7 @@ async function fetchIndexFiles(ctx: ShardContext, indexes: number[], done: (inde
   // buffer takes a later one: a few buffers of the largest size, not one per shard (see scanner).
   const spare: Buffer[] = []
   const largest = reuse ? Math.max(...indexes.map(i => ctx.indexMap.files[i].length)) : 0
-  let sinceCollect = 0
+  const received = youngCollector()
   const onPiece = (span: PieceSpan, data: Buffer) => {
     const length = ctx.indexMap.files[span.file].length
     let f = open.get(span.file)
@@ -260,11 +260,7 @@ async function fetchIndexFiles(ctx: ShardContext, indexes: number[], done: (inde
     }
     data.copy(f.bytes, span.fileOffset, 0, span.dataLength)
     f.left -= span.dataLength
-    // A scavenge every COLLECT_EVERY bytes received (collectYoung says why).
-    if ((sinceCollect += span.dataLength) >= COLLECT_EVERY) {
-      sinceCollect = 0
-      collectYoung()
-    }
+    received(span.dataLength)
     if (f.left > 0) return
     open.delete(span.file)
     done(span.file, f.bytes)

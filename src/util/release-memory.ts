@@ -5,7 +5,7 @@ import { runInNewContext } from 'node:vm'
 export const RELEASE_MIN_BYTES = 32 << 20
 
 /** Metadata bytes received between two scavenges (collectYoung). */
-export const COLLECT_EVERY = 16 << 20
+const COLLECT_EVERY = 16 << 20
 
 let gc: ((options?: { type: 'minor' | 'major' }) => void) | undefined
 
@@ -28,8 +28,18 @@ export function collectNow(): void {
  * collected, in glibc's main heap, which keeps those pages resident for the rest of the run
  * (h11b9's trace of a 1M bootstrap: that heap at 130 MiB 1.2 s in, and 128-146 MiB to the end).
  */
-export function collectYoung(): void {
+function collectYoung(): void {
   exposedGc()({ type: 'minor' })
+}
+
+/** Counts a fetch's metadata bytes as they arrive and scavenges (collectYoung) every COLLECT_EVERY of them. */
+export function youngCollector(): (received: number) => void {
+  let since = 0
+  return received => {
+    if ((since += received) < COLLECT_EVERY) return
+    since = 0
+    collectYoung()
+  }
 }
 
 function exposedGc(): NonNullable<typeof gc> {
