@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto'
-import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { torrentHead, wrapInfo, type BuiltTorrent } from '../torrent/build.js'
 import { InfoWriter, padEntryByteLength } from '../torrent/encode-info.js'
+import { readFileInto } from '../util/read-file.js'
 import { contentPath, contentPathString, type ContentTable } from './content-table.js'
 import type { FileDigest } from './hash-file.js'
 import { lastPieceHashes } from './old-pieces.js'
@@ -373,19 +374,8 @@ function readInto(file: string, pool: Buffer[] | undefined): { torrent: Buffer; 
     const torrent = readFileSync(file)
     return { torrent, backing: torrent }
   }
-  const fd = openSync(file, 'r')
-  try {
-    const size = fstatSync(fd).size
-    const fit = pool.findIndex(b => b.length >= size)
-    const backing = fit >= 0 ? pool.splice(fit, 1)[0] : Buffer.allocUnsafe(Math.ceil(size * 1.25))
-    let at = 0
-    while (at < size) {
-      const n = readSync(fd, backing, at, size - at, at)
-      if (n === 0) break
-      at += n
-    }
-    return { torrent: backing.subarray(0, at), backing }
-  } finally {
-    closeSync(fd)
-  }
+  const size = statSync(file).size
+  const fit = pool.findIndex(b => b.length >= size)
+  const backing = fit >= 0 ? pool.splice(fit, 1)[0] : Buffer.allocUnsafe(Math.ceil(size * 1.25))
+  return { torrent: readFileInto(file, backing.subarray(0, size)), backing }
 }

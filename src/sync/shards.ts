@@ -1,4 +1,4 @@
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, unlinkSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { DsyncError, ExitCode, fsError } from '../errors.js'
 import type { Manifest } from '../manifest/format.js'
@@ -12,6 +12,7 @@ import { fileSpans, type PieceMap, type PieceSpan } from '../torrent/piece-map.j
 import { readTorrentInfo, type TorrentInfo } from '../torrent/read.js'
 import { shardTorrentPath } from '../torrent/shards.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
+import { readFileInto } from '../util/read-file.js'
 import { youngCollector } from '../util/release-memory.js'
 import type { Staging } from './staging.js'
 import { transferFiles, watchDownload, type TransferProgress, type TransferResult } from './transfer.js'
@@ -157,16 +158,10 @@ function scanner(path: (s: number) => string, largest: number): (s: number) => B
   let buf: Buffer | undefined
   return s => {
     buf ??= Buffer.allocUnsafeSlow(largest)
-    let fd: number | undefined
     try {
-      fd = openSync(path(s), 'r')
-      let got = 0
-      for (let n = -1; n !== 0 && got < buf.length; got += n) n = readSync(fd, buf, got, buf.length - got, got)
-      return buf.subarray(0, got)
+      return readFileInto(path(s), buf)
     } catch (err) {
       throw fsError(err, path(s), 'read')
-    } finally {
-      if (fd !== undefined) closeSync(fd)
     }
   }
 }
