@@ -7,7 +7,7 @@ import { buildTorrent, magnetLink, wrapInfo } from '../torrent/build.js'
 import { encodeInfoRows } from '../torrent/encode-info.js'
 import { layoutFiles } from '../torrent/layout.js'
 import { readTorrentInfo } from '../torrent/read.js'
-import { buildIndexTorrent, buildIndexTorrentFrom, buildShards, shardInfoHashOf, type HashedPart, type ShardFileDigest } from '../torrent/shards.js'
+import { buildIndexTorrent, buildShards, shardInfoHashOf, type HashedPart, type ShardFileDigest } from '../torrent/shards.js'
 import type { DurableBatch } from '../util/durable-batch.js'
 import { contentPath, contentTable } from './content-table.js'
 import { hashBuffer } from './hash-file.js'
@@ -219,9 +219,7 @@ function writeSharded(
   files: RepoFiles, input: ShardedOutputsInput | OutputsInput, shards: ShardOut[], sameManifest: boolean, batch: DurableBatch,
 ): WrittenOutputs {
   const listPieces = 'listPieces' in input ? input.listPieces : undefined
-  const index = listPieces
-    ? buildIndexTorrentFrom(input.name, input.pieceLength, input.trackers, listPieces, shards.map(s => ({ infoHash: s.infoHash, length: s.torrent.length, read: () => s.torrent })))
-    : buildIndexTorrent(input.name, input.pieceLength, input.trackers, input.manifest, shards)
+  const index = buildIndexTorrent(input.name, input.pieceLength, input.trackers, listPieces ?? input.manifest, shards)
   const magnet = magnetLink(index.infoHash, input.name, input.trackers)
   const staged = input.staged
   if (!sameManifest && !staged?.has(files.manifest)) batch.add(files.manifest, input.manifest)

@@ -170,7 +170,7 @@ export function buildShards(
  * alone reaches data.dsync and every shard, all verified by the index's piece hashes.
  */
 export function buildIndexTorrent(
-  name: string, pieceLength: number, trackers: string[], manifest: Buffer, shards: BuiltTorrent[],
+  name: string, pieceLength: number, trackers: string[], manifest: Buffer | HashedPart, shards: BuiltTorrent[],
 ): BuiltTorrent {
   return buildIndexTorrentFrom(name, pieceLength, trackers, manifest, shards.map(s => ({ infoHash: s.infoHash, length: s.torrent.length, read: () => s.torrent })))
 }
