@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -21,7 +21,7 @@ import { readPid } from '../src/util/process.js'
  *   npm run bench -- sync [--dir /tmp/dsync-bench-sync] [--fresh] [--runs 2] [--cli PATH/cli/main.js]
  *                         [--client-cli PATH/cli/main.js] [--phases bootstrap,incremental,nochange,profile]
  *                         [--datasets small,mirror] [--retries 2] [--net 127.0.6]
- *                         [--base-cli PATH/cli/main.js] [--host-profile] [--files N]
+ *                         [--base-cli PATH/cli/main.js] [--host-profile] [--files N] [--dest-dir DIR]
  *
  * The hosts seed the tree in place (read-only): three homes whose repo save= is the same
  * folder, one gendsync. The rsync daemon serves the same folder minus .dsync/. The page
@@ -30,6 +30,9 @@ import { readPid } from '../src/util/process.js'
  * with a node_modules symlink and {"type":"module"} package.json beside it), against the
  * same hosts, to measure a proposed change. --base-cli adds a bootstrap of another client build
  * beside each dsync bootstrap (same hosts, alternating), for a before/after in one run.
+ * --dest-dir puts both DESTs (and their set-aside trash) under DIR/<dataset>/ instead: a tmpfs
+ * there (/dev/shm) takes the disk's file-creation kernel time out of a comparison of client
+ * builds (on this ext4 without a journal it swung a build's client CPU 4.4-10.3 s, h12c9).
  */
 const DEFAULT_CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url))
 const SOCKET_BYTES = fileURLToPath(new URL('./lib/socket-bytes.js', import.meta.url))
@@ -42,6 +45,8 @@ const GIB = 1 << 30
 /** A measurement taken while other processes kept more than this many cores busy is retaken. */
 const FOREIGN_LIMIT = 0.35
 const RETRIES = 2
+/** statfs's f_type of a tmpfs (linux/magic.h). */
+const TMPFS_MAGIC = 0x01021994
 
 const DATASETS: Record<string, TreeSpec> = {
   /** Many tiny files (100-3,000 B), where the cost per file is everything. */
@@ -74,12 +79,14 @@ interface Options {
   retries: number
   /** Another file count for every dataset (bytes scaled alike): quick profiling runs. */
   files: number
+  /** Where the DESTs go (DIR/<dataset>/dest-*), when not beside the tree. */
+  destDir: string
   hosts: string[]
   rsyncAddress: string
 }
 
 function parseArgs(args: string[]): Options {
-  const o: Options = { dir: '/tmp/dsync-bench-sync', fresh: false, runs: 2, cli: DEFAULT_CLI, clientCli: '', baseCli: '', hostProfile: false, phases: new Set(['bootstrap', 'incremental', 'nochange', 'profile']), datasets: ['small', 'mirror'], retries: RETRIES, files: 0, hosts: [], rsyncAddress: '' }
+  const o: Options = { dir: '/tmp/dsync-bench-sync', fresh: false, runs: 2, cli: DEFAULT_CLI, clientCli: '', baseCli: '', hostProfile: false, phases: new Set(['bootstrap', 'incremental', 'nochange', 'profile']), datasets: ['small', 'mirror'], retries: RETRIES, files: 0, destDir: '', hosts: [], rsyncAddress: '' }
   let net = DEFAULT_NET
   eachArg(args, (a, value) => {
     if (a === '--dir') o.dir = value()
@@ -94,6 +101,7 @@ function parseArgs(args: string[]): Options {
     else if (a === '--retries') o.retries = Number(value())
     else if (a === '--net') net = value()
     else if (a === '--files') o.files = Number(value())
+    else if (a === '--dest-dir') o.destDir = value()
     else throw new Error(`unknown argument ${a}`)
   })
   if (!(o.runs >= 1)) throw new Error('--runs must be at least 1')
@@ -107,6 +115,9 @@ function parseArgs(args: string[]): Options {
 interface ClientRun {
   seconds: number
   cpuSeconds: number
+  /** The client's user and system CPU seconds apart (cpuSeconds is their sum). */
+  userSeconds: number
+  sysSeconds: number
   maxRssMiB: number
   /** TCP bytes read by the client (peer wire + HTTP), or rsync's "Total bytes received". */
   wireBytes: number
@@ -141,7 +152,10 @@ export async function run(args: string[]): Promise<void> {
     // (over a million files) while the mirror dataset ran charged its mkdirs and file creations
     // (final5: the mirror profile, beside that rm, spent 2.4 s of 12 s in mkdir; perf of pulls after
     // a big delete: recently_deleted and find_get_block_common on top).
-    for (const name of opts.datasets) if (existsSync(join(opts.dir, name))) removeInBackground(join(opts.dir, name, 'trash'))
+    for (const name of opts.datasets) {
+      const dests = join(opts.destDir || opts.dir, name)
+      if (existsSync(dests)) removeInBackground(join(dests, 'trash'))
+    }
   }
   console.log(`\nafter the runs: ${await machineLoad()}`)
   console.log(`bench total ${((performance.now() - started) / 1000).toFixed(0)} s`)
@@ -159,7 +173,9 @@ async function runDataset(opts: Options, name: string, spec: TreeSpec): Promise<
 
   const homes = opts.hosts.map(addr => makeHostHome(base, webroot, root, addr))
   const cli = (home: string, ...a: string[]) => timeChildOk(process.execPath, [opts.cli, '--home', home, ...a])
-  const env: Env = { opts, base, root, tree, homes, hostPids: [], rsyncd: undefined, log }
+  const dests = opts.destDir ? join(opts.destDir, name) : base
+  mkdirSync(dests, { recursive: true })
+  const env: Env = { opts, base, dests, root, tree, homes, hostPids: [], rsyncd: undefined, log }
   const stopAllSync = () => stopEverythingSync(env)
   const onSignal = () => process.exit(130)
   process.on('exit', stopAllSync)
@@ -200,6 +216,8 @@ async function runDataset(opts: Options, name: string, spec: TreeSpec): Promise<
 interface Env {
   opts: Options
   base: string
+  /** Where dest-dsync, dest-rsync and their trash are (base unless --dest-dir). */
+  dests: string
   root: string
   tree: GeneratedTree
   homes: string[]
@@ -238,13 +256,13 @@ function stopEverythingSync(env: Env): void {
   }
 }
 
-const destDsync = (env: Env) => join(env.base, 'dest-dsync')
-const destRsync = (env: Env) => join(env.base, 'dest-rsync')
+const destDsync = (env: Env) => join(env.dests, 'dest-dsync')
+const destRsync = (env: Env) => join(env.dests, 'dest-rsync')
 
 /** /usr/bin/time's report: wall, user, system seconds and peak RSS (KiB). */
-function readTime(file: string): { cpu: number; rssMiB: number } {
+function readTime(file: string): { cpu: number; user: number; sys: number; rssMiB: number } {
   const [, user, sys, rss] = readFileSync(file, 'utf8').trim().split('\n').pop()!.split(' ').map(Number)
-  return { cpu: user + sys, rssMiB: rss / 1024 }
+  return { cpu: user + sys, user, sys, rssMiB: rss / 1024 }
 }
 
 async function dsyncPull(env: Env, nodeArgs: string[] = [], cli = env.opts.clientCli): Promise<ClientRun> {
@@ -261,7 +279,7 @@ async function dsyncPull(env: Env, nodeArgs: string[] = [], cli = env.opts.clien
   const summary = JSON.parse(line) as PullSummary
   const t = readTime(timeFile)
   const sock = JSON.parse(readFileSync(bytesFile, 'utf8')) as { read: number }
-  return { seconds: r.seconds, cpuSeconds: t.cpu, maxRssMiB: t.rssMiB, wireBytes: sock.read, serverCpuSeconds: serverCpu, foreign: 0, foreignTop: '', summary }
+  return { seconds: r.seconds, cpuSeconds: t.cpu, userSeconds: t.user, sysSeconds: t.sys, maxRssMiB: t.rssMiB, wireBytes: sock.read, serverCpuSeconds: serverCpu, foreign: 0, foreignTop: '', summary }
 }
 
 async function rsyncPull(env: Env): Promise<ClientRun> {
@@ -274,7 +292,7 @@ async function rsyncPull(env: Env): Promise<ClientRun> {
   const serverCpu = processCpuSeconds(env.rsyncd!.pid!) - serverBefore
   const m = /Total bytes received: ([\d,.]+)/.exec(r.stdout)
   const t = readTime(timeFile)
-  return { seconds: r.seconds, cpuSeconds: t.cpu, maxRssMiB: t.rssMiB, wireBytes: m ? Number(m[1].replace(/[,.]/g, '')) : NaN, serverCpuSeconds: serverCpu, foreign: 0, foreignTop: '' }
+  return { seconds: r.seconds, cpuSeconds: t.cpu, userSeconds: t.user, sysSeconds: t.sys, maxRssMiB: t.rssMiB, wireBytes: m ? Number(m[1].replace(/[,.]/g, '')) : NaN, serverCpuSeconds: serverCpu, foreign: 0, foreignTop: '' }
 }
 
 /**
@@ -290,7 +308,7 @@ async function sample(env: Env, label: string, prepare: () => Promise<void> | vo
     const r = await measure()
     const f = foreignCores(before, cpuSnapshot(), (performance.now() - t0) / 1000, exclude)
     const out = { ...r, foreign: f.cores, foreignTop: f.top, retaken: attempt }
-    env.log(`${label}: ${fmtSeconds(r.seconds)} s, client CPU ${fmtSeconds(r.cpuSeconds)} s, server CPU ${fmtSeconds(r.serverCpuSeconds)} s, ` +
+    env.log(`${label}: ${fmtSeconds(r.seconds)} s, client CPU ${fmtSeconds(r.cpuSeconds)} s (user ${fmtSeconds(r.userSeconds)}, sys ${fmtSeconds(r.sysSeconds)}), server CPU ${fmtSeconds(r.serverCpuSeconds)} s, ` +
       `${fmtMiB(r.wireBytes)} MiB in; others used ${f.cores.toFixed(2)} cores${f.top ? ` (${f.top})` : ''}`)
     if (f.cores <= FOREIGN_LIMIT || attempt >= env.opts.retries) return out
     env.log(`${label}: the machine was busy, taking it again`)
@@ -369,9 +387,11 @@ async function measureAll(env: Env): Promise<Results> {
  * (removeInBackground).
  */
 async function setAside(env: Env, dir: string): Promise<void> {
+  // On tmpfs there is no such cost, and a set-aside tree would stay in memory (~0.8 GB a 200k DEST).
+  if (existsSync(dir) && statfsSync(env.dests).type === TMPFS_MAGIC) rmSync(dir, { recursive: true, force: true })
   if (existsSync(dir)) {
-    mkdirSync(join(env.base, 'trash'), { recursive: true })
-    renameSync(dir, join(env.base, 'trash', `${Date.now()}-${Math.random().toString(36).slice(2)}`))
+    mkdirSync(join(env.dests, 'trash'), { recursive: true })
+    renameSync(dir, join(env.dests, 'trash', `${Date.now()}-${Math.random().toString(36).slice(2)}`))
   }
   await timeChildOk('sync', [])
 }
@@ -431,6 +451,9 @@ function printTable(env: Env, r: Results): void {
   rows.push(['bootstrap: MB/s (tree bytes / wall)', mbs(bd), mbs(br), ratio(br, bd), '', ''])
   rows.push(['bootstrap: client CPU s (user+sys)', fmtSeconds(med(r.boot.dsync, x => x.cpuSeconds)), fmtSeconds(med(r.boot.rsync, x => x.cpuSeconds)),
     ratio(med(r.boot.dsync, x => x.cpuSeconds), med(r.boot.rsync, x => x.cpuSeconds)), '', ''])
+  for (const [what, f] of [['user', (x: ClientRun) => x.userSeconds], ['sys', (x: ClientRun) => x.sysSeconds]] as const) {
+    rows.push([`bootstrap: client ${what} CPU s`, fmtSeconds(med(r.boot.dsync, f)), fmtSeconds(med(r.boot.rsync, f)), ratio(med(r.boot.dsync, f), med(r.boot.rsync, f)), '', ''])
+  }
   rows.push(['bootstrap: server CPU s (3 hosts / rsyncd)', fmtSeconds(med(r.boot.dsync, x => x.serverCpuSeconds)), fmtSeconds(med(r.boot.rsync, x => x.serverCpuSeconds)),
     ratio(med(r.boot.dsync, x => x.serverCpuSeconds), med(r.boot.rsync, x => x.serverCpuSeconds)), '', ''])
   const perKFiles = (x: ClientRun) => x.cpuSeconds / (tree.files.length / 1000)
@@ -444,6 +467,9 @@ function printTable(env: Env, r: Results): void {
     rows.push(['bootstrap seconds, --base-cli build', fmtSeconds(b), '', ratio(b, br), `this build: ${ratio(bd, b)} of base`, ''])
     rows.push(['bootstrap client CPU s, --base-cli build', fmtSeconds(med(r.boot.base, x => x.cpuSeconds)), '', '',
       `this build: ${ratio(med(r.boot.dsync, x => x.cpuSeconds), med(r.boot.base, x => x.cpuSeconds))} of base`, ''])
+    for (const [what, f] of [['user', (x: ClientRun) => x.userSeconds], ['sys', (x: ClientRun) => x.sysSeconds]] as const) {
+      rows.push([`bootstrap client ${what} CPU s, --base-cli build`, fmtSeconds(med(r.boot.base, f)), '', '', `this build: ${ratio(med(r.boot.dsync, f), med(r.boot.base, f))} of base`, ''])
+    }
     rows.push(['bootstrap server CPU s, --base-cli build', fmtSeconds(med(r.boot.base, x => x.serverCpuSeconds)), '', '',
       `this build: ${ratio(med(r.boot.dsync, x => x.serverCpuSeconds), med(r.boot.base, x => x.serverCpuSeconds))} of base`, ''])
   }
