@@ -4,10 +4,12 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
+import { STAGE_DIRS } from '../src/sync/part-writer.js'
 import { INLINE_MAX_BYTES } from '../src/sync/stage-inline.js'
+import { prepareHost, startHost } from '../testbed/host.js'
 import { assertSameTree } from '../testbed/same-tree.js'
-import { hasLibtorrent, startLibtorrentSeeder } from '../testbed/seeders.js'
-import { stagingFiles, tempDir } from '../testbed/tree.js'
+import { hasLibtorrent, pickPort, startLibtorrentSeeder } from '../testbed/seeders.js'
+import { stagingFiles, tempDir, writePool } from '../testbed/tree.js'
 import { makeUpstream, pullCli, type Upstream } from '../testbed/upstream.js'
 
 /**
@@ -69,4 +71,32 @@ test('a pull over the threshold keeps its stage worker threads; DEST converges',
   assert.ok(workers.includes('src/sync/stage-worker.js'), `worker threads of the pull: ${workers.join(' ')}`)
   await assertSameTree(up.save, dest)
   seeder.kill()
+})
+
+test('a sharded bootstrap starts its stage workers once, not once per shard; DEST converges', { timeout: 600_000 }, async () => {
+  // One transfer per shard (shards.ts transferFromShards), each with its own stage writer: the
+  // workers a finished transfer closes are handed to the next (stage-writer.ts, park), where each
+  // thread started afresh compiled Node's internals again (~40 ms of CPU apiece, ~30 threads in a
+  // 200,000-file bootstrap). Every thread that loads stage-worker.js is one line of the log.
+  const host = await prepareHost('127.0.17.20', {}, '', pickPort())
+  const save = join(host.webroot, 'sharded')
+  // 10,000 files with 450-byte paths: two shards (as in sync-kill's shard test).
+  writePool(save, 10_000, 200)
+  writeFileSync(join(host.home, 'repos', 'sharded.conf'), `repo=sharded\nsave=${save}\ndsync=true\n`)
+  const g = await host.cli('--json', 'gendsync')
+  assert.equal(g.code, 0, g.stderr)
+  const gen = JSON.parse(g.stdout) as { infoHash: string; shards?: { infoHash: string }[] }
+  assert.ok(gen.shards && gen.shards.length >= 2, 'the repository is sharded')
+  await startHost(host, ['sharded'])
+  const dest = join(tempDir(), 'mirror')
+  const log = join(tempDir('dsync-modules-'), 'modules.txt')
+  // Threads for every shard's transfer, however few files it has (stage-inline.ts).
+  const r = await pullCli(`magnet:?xt=urn:btih:${gen.infoHash}&dn=sharded`, dest, [`${host.address}:${host.port}`], [],
+    { NODE_OPTIONS: `--import ${MODULE_LOG}`, DSYNC_TEST_MODULE_LOG: log, DSYNC_STAGE_THREADS: '1' })
+  assert.equal(r.code, 0, r.stderr)
+  assert.equal(r.summary!.filesFetched, 10_000)
+  const starts = readFileSync(log, 'utf8').split('\n').filter(u => /\/dist\/src\/sync\/stage-worker\.js$/.test(u)).length
+  assert.equal(starts, STAGE_DIRS, `stage worker threads started for ${gen.shards.length} shards`)
+  await assertSameTree(save, dest)
+  assert.deepEqual(stagingFiles(dest), [])
 })

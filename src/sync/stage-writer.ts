@@ -85,6 +85,43 @@ export interface StageWriterEvents {
 const STAGE_WORKERS = STAGE_DIRS
 
 /**
+ * Stage workers a closed writer leaves for the next one (same staging folder), for HAND_ON_MS.
+ * A sharded bootstrap runs one transfer per shard, and each started two threads afresh: 31
+ * threads in a 200,000-file pull, each compiling Node's internal modules again (~40 ms of CPU
+ * apiece, ~1.3 s of the pull's ~13.7 s in its profile, session 10). A parked worker is unref'd:
+ * it keeps no process alive.
+ */
+const parked: { worker: Worker; dir: string; gone: () => void }[] = []
+let parkTimer: NodeJS.Timeout | undefined
+
+function takeParked(dir: string): Worker | undefined {
+  const i = parked.findIndex(p => p.dir === dir)
+  if (i < 0) return undefined
+  const [{ worker, gone }] = parked.splice(i, 1)
+  worker.off('exit', gone)
+  worker.off('error', gone)
+  worker.ref()
+  return worker
+}
+
+/** Keeps `worker` (idle, its part files closed) for the next writer of `dir`; stops it after HAND_ON_MS unused. */
+function park(worker: Worker, dir: string): void {
+  if (parked.length >= STAGE_WORKERS) return void worker.terminate()
+  // A parked worker that fails (it should not) is only dropped: no writer is waiting on it.
+  const gone = () => {
+    const i = parked.findIndex(p => p.worker === worker)
+    if (i >= 0) parked.splice(i, 1)
+  }
+  worker.on('exit', gone)
+  worker.on('error', gone)
+  worker.unref()
+  parked.push({ worker, dir, gone })
+  clearTimeout(parkTimer)
+  parkTimer = setTimeout(() => { for (const p of parked.splice(0)) void p.worker.terminate() }, HAND_ON_MS)
+  parkTimer.unref()
+}
+
+/**
  * The event loop's side of the stage workers: copies each verified piece into a batch buffer
  * (one copy, no allocation per piece: buffers travel to a worker and back), sends the batch at
  * the end of the event-loop turn, and reports each finished file. The workers write, hash
@@ -171,11 +208,17 @@ class StageLane {
   bytesInFlight = 0
   private idle: (() => void)[] = []
 
-  constructor(dir: string, private readonly events: LaneEvents) {
-    this.worker = new Worker(new URL('./stage-worker.js', import.meta.url), { workerData: { dir } })
-    this.worker.on('message', (reply: StageReply) => this.onReply(reply))
-    this.worker.on('error', err => this.events.onError(err))
-    this.worker.on('exit', code => { if (code !== 0) this.events.onError(new Error(`stage worker exited with code ${code}`)) })
+  private readonly listeners = {
+    message: (reply: StageReply) => this.onReply(reply),
+    error: (err: Error) => this.events.onError(err),
+    exit: (code: number) => { if (code !== 0) this.events.onError(new Error(`stage worker exited with code ${code}`)) },
+  }
+
+  constructor(private readonly dir: string, private readonly events: LaneEvents) {
+    this.worker = takeParked(dir) ?? new Worker(new URL('./stage-worker.js', import.meta.url), { workerData: { dir } })
+    this.worker.on('message', this.listeners.message)
+    this.worker.on('error', this.listeners.error)
+    this.worker.on('exit', this.listeners.exit)
   }
 
   add(hex: string, offset: number, data: Uint8Array, size: number, flags: number, mode: number, mtime: number, ahead: string): void {
@@ -226,23 +269,33 @@ class StageLane {
     for (const resolve of this.idle.splice(0)) resolve()
   }
 
+  /**
+   * Closes the worker's part files; a worker that answered, of a writer that did not fail and
+   * with nothing of its own in flight, is left to the next writer (park), any other stopped.
+   */
   async close(failed: boolean): Promise<void> {
     clearTimeout(this.current?.timer)
     this.current = undefined
+    let reusable = false
     if (this.worker.threadId >= 0 && !failed) {
-      const closed = new Promise<void>(resolve => {
-        const onClosed = (reply: StageReply) => {
-          if (reply.type !== 'closed') return
+      reusable = await new Promise<boolean>(resolve => {
+        const done = (ok: boolean) => {
           this.worker.off('message', onClosed)
-          resolve()
+          this.worker.off('exit', onExit)
+          resolve(ok)
         }
+        const onClosed = (reply: StageReply) => { if (reply.type === 'closed') done(true) }
+        const onExit = () => done(false)
         this.worker.on('message', onClosed)
-        this.worker.once('exit', () => resolve())
+        this.worker.on('exit', onExit)
+        this.worker.postMessage({ type: 'close' } satisfies StageRequest)
       })
-      this.worker.postMessage({ type: 'close' } satisfies StageRequest)
-      await closed
     }
-    await this.worker.terminate()
+    this.worker.off('message', this.listeners.message)
+    this.worker.off('error', this.listeners.error)
+    this.worker.off('exit', this.listeners.exit)
+    if (reusable && this.inFlight === 0 && this.worker.threadId >= 0) park(this.worker, this.dir)
+    else await this.worker.terminate()
     this.handOn()
   }
 
