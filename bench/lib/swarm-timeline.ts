@@ -19,6 +19,7 @@ interface Sample {
 export function swarmTimeline(file: string): string | undefined {
   if (!existsSync(file)) return undefined
   const marks = new Map<string, number>()
+  let held: number | undefined
   const samples: Sample[] = []
   for (const line of readFileSync(file, 'utf8').split('\n')) {
     let j: { mark?: string; up: number } & Partial<Sample>
@@ -27,6 +28,7 @@ export function swarmTimeline(file: string): string | undefined {
     } catch {
       continue // empty, or cut short by a killed client
     }
+    if (j.mark === 'early-adopted') held = (j as { held?: number }).held
     if (j.mark) marks.set(j.mark, j.up)
     else samples.push(j as Sample)
   }
@@ -41,6 +43,8 @@ export function swarmTimeline(file: string): string | undefined {
   const paused = transfer.filter(s => s.paused).length
   const idle = transfer.filter(s => s.peers.every(p => p[1] === 0)).length
   const sec = (ms: number) => (ms / 1000).toFixed(2)
-  return `first requests at ${sec(started)} s, last piece ${sec(last)} s, committed ${sec(end)} s; ` +
+  // An early fetch (src/sync/early-fetch.ts) starts the files' downloader before the plan.
+  const early = held === undefined ? '' : ` (early fetch: ${(held / 1e6).toFixed(1)} MB held at the plan's end)`
+  return `first requests at ${sec(started)} s${early}, last piece ${sec(last)} s, committed ${sec(end)} s; ` +
     `${paused} of ${transfer.length} samples paused by the stage writer, ${idle} with nothing received`
 }

@@ -17,3 +17,12 @@ export function corkUntilNextTurn(socket: Socket): void {
     socket.uncork()
   })
 }
+
+/**
+ * Sends what corkUntilNextTurn held now, not at the next turn: for requests made just before a
+ * long synchronous stretch (data.dsync's parse, the plan), which would otherwise wait it out.
+ */
+export function uncorkNow(socket: Socket): void {
+  if (!corked.delete(socket)) return
+  socket.uncork()
+}

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events'
 import type { PieceSpan } from '../torrent/piece-map.js'
 import { STANDARD_BLOCK, type PeerConnection } from './peer.js'
 import { PieceVerifier, WHOLE_OFF_THREAD_BYTES } from './piece-verifier.js'
-import { startTrace } from './trace.js'
+import { startTrace, traceMark } from './trace.js'
 
 /**
  * The longest block asked of a peer that answers more than 16 KiB (a dsync host, MAX_BLOCK_KEY):
@@ -47,6 +47,14 @@ const DEEP_FACTOR = 4
  */
 const DEEP_TOTAL_BYTES = 32 << 20
 /**
+ * In flight per peer while an early fetch holds its pieces (holdBytes), from the first request:
+ * the run parses data.dsync and builds the plan meanwhile, synchronous stretches of 0.1-0.25 s
+ * at 20,000 files in which no request is topped up, and a host at 200 Mbit/s sends 5-6 MB in
+ * 0.25 s. A host reads past what it holds (4 MiB a peer) once it has sent some: the rest waits
+ * in the socket. Summed over the peers, no more than DEEP_TOTAL_BYTES.
+ */
+const HOLD_DEPTH_BYTES = 6 << 20
+/**
  * Piece buffers kept for reuse, at most (more pieces than that are rarely being assembled or
  * verified at once: 1 MiB in flight per peer, and the verifier's batches of up to 4 MiB).
  */
@@ -88,6 +96,19 @@ export interface DownloaderOptions {
    * false: then every piece is hashed on the event loop, as it completes.
    */
   verifyOffThread?: boolean
+  /**
+   * An early fetch (src/sync/early-fetch.ts), started before the plan says which pieces the
+   * run needs and where they go: verified pieces are copied and held here, up to this many
+   * bytes (then nothing more is asked), until `adopt` names the pieces wanted and their sink.
+   */
+  holdBytes?: number
+}
+
+/** A verified piece held by an early fetch until its sink is known. */
+interface Held {
+  span: PieceSpan
+  data: Buffer
+  from: PeerConnection
 }
 
 interface Flight {
@@ -126,7 +147,7 @@ interface Active {
  */
 export class Downloader extends EventEmitter {
   /** Pieces never handed out, in order; `head` is the next one. */
-  private readonly queue: PieceSpan[]
+  private queue: PieceSpan[]
   private head = 0
   /** Data bytes of the queue's pieces never handed out (DEEP_FACTOR's end). */
   private unassigned = 0
@@ -160,13 +181,19 @@ export class Downloader extends EventEmitter {
    * runs several on the same peers: manifest, shard torrents, files; each holds its buffers).
    */
   private readonly hooks = new Map<PeerConnection, { close: (reason: string) => void; unchoke: () => void }>()
-  readonly total: number
+  private count: number
+  /** An early fetch's verified pieces, until `adopt` (undefined: not holding). */
+  private held: Map<number, Held> | undefined
+  private heldBytes = 0
+  /** After `adopt`: the pieces the run wants; others still in flight are dropped as they land. */
+  private wanted: Set<number> | undefined
 
   constructor(private readonly opts: DownloaderOptions) {
     super()
     this.queue = [...opts.pieces]
     for (const p of opts.pieces) this.unassigned += p.dataLength
-    this.total = opts.pieces.length
+    this.count = opts.pieces.length
+    if (opts.holdBytes !== undefined) this.held = new Map()
     this.maxDataLength = opts.pieces.reduce((m, p) => Math.max(m, p.dataLength), 0)
     this.pipeline = opts.pipeline ?? PIPELINE_REQUESTS
     this.pipelineBytes = opts.pipelineBytes ?? PIPELINE_BYTES
@@ -175,7 +202,7 @@ export class Downloader extends EventEmitter {
       this.finish = () => { this.end(); resolve() }
       this.fail = err => { this.end(); reject(err) }
     })
-    if (this.total === 0) this.finish!()
+    if (this.count === 0 && !this.held) this.finish!()
     const stop = startTrace({
       peers: () => [...this.inFlight].map(([p, f]) => ({ label: p.label, downloaded: p.downloaded, requests: f.requests, bytes: f.bytes, active: this.peers.get(p)?.length ?? 0 })),
       paused: () => this.paused,
@@ -184,8 +211,12 @@ export class Downloader extends EventEmitter {
     if (stop) this.finished.then(stop, stop)
   }
 
+  get total(): number {
+    return this.count
+  }
+
   get remaining(): number {
-    return this.total - this.done.size
+    return this.count - this.done.size
   }
 
   get peerCount(): number {
@@ -257,6 +288,7 @@ export class Downloader extends EventEmitter {
     owners?.delete(peer)
     if (this.done.has(span.piece) || (owners && owners.size > 0)) return
     this.owners.delete(span.piece)
+    if (!this.wants(span.piece)) return
     if (!this.retrySet.has(span.piece)) {
       this.retrySet.add(span.piece)
       this.retry.push(span)
@@ -272,11 +304,13 @@ export class Downloader extends EventEmitter {
     const active = this.peers.get(peer)
     const flight = this.inFlight.get(peer)
     if (!active || !flight || this.ended || peer.closed || peer.wire.peerChoking || this.paused) return
+    if (this.held && this.heldBytes >= this.opts.holdBytes!) return
     // Full by whichever cap binds: bytes for blocks of 16 KiB (64 requests fill 1 MiB), requests for tiny files.
     const deepBytes = this.pipelineBytes * DEEP_FACTOR
     const deep = flight.received >= DEEP_AFTER_BYTES && this.unassigned >= deepBytes * this.peers.size && deepBytes * this.peers.size <= DEEP_TOTAL_BYTES
-    const maxBytes = deep ? deepBytes : this.pipelineBytes
-    const refillAt = deep ? this.pipelineBytes : maxBytes * REFILL_SHARE
+    const holdDepth = this.held ? Math.min(HOLD_DEPTH_BYTES, Math.floor(DEEP_TOTAL_BYTES / this.peers.size)) : 0
+    const maxBytes = holdDepth > this.pipelineBytes ? holdDepth : deep ? deepBytes : this.pipelineBytes
+    const refillAt = holdDepth > this.pipelineBytes ? holdDepth / 2 : deep ? this.pipelineBytes : maxBytes * REFILL_SHARE
     if (flight.requests > this.pipeline * REFILL_SHARE || flight.bytes > refillAt) return
     if (flight.requests < this.pipeline && flight.bytes < maxBytes) peer.batch()
     while (flight.requests < this.pipeline && flight.bytes < maxBytes) {
@@ -368,7 +402,7 @@ export class Downloader extends EventEmitter {
     if (now < (this.endgameNotBefore.get(peer) ?? 0)) return undefined
     let due = now + ENDGAME_AFTER_MS
     for (const [piece, owners] of this.owners) {
-      if (owners.size >= 2 || owners.has(peer) || this.done.has(piece) || !peer.hasPiece(piece) || this.refused.get(peer)?.has(piece)) continue
+      if (owners.size >= 2 || owners.has(peer) || this.done.has(piece) || !this.wants(piece) || !peer.hasPiece(piece) || this.refused.get(peer)?.has(piece)) continue
       const other = owners.values().next().value!
       const a = this.peers.get(other)?.find(x => x.span.piece === piece)
       if (!a) continue
@@ -512,8 +546,11 @@ export class Downloader extends EventEmitter {
   /** A verified piece: stored, counted (once: an endgame copy verified later is dropped). */
   private accept(peer: PeerConnection, span: PieceSpan, data: Buffer, wholeChecked = false): void {
     if (this.ended || this.done.has(span.piece)) return
-    this.done.add(span.piece)
     this.owners.delete(span.piece)
+    // Asked for by an early fetch, landed after the plan left it out.
+    if (!this.wants(span.piece)) return
+    this.done.add(span.piece)
+    if (this.held) return this.hold(span, data, peer)
     try {
       this.opts.onPiece(span, data, peer, wholeChecked)
     } catch (err) {
@@ -539,6 +576,65 @@ export class Downloader extends EventEmitter {
   private lost(span: PieceSpan, peer: PeerConnection): void {
     this.release(span, peer)
     for (const other of this.peers.keys()) this.pump(other)
+  }
+
+  private wants(piece: number): boolean {
+    return this.wanted === undefined || this.wanted.has(piece)
+  }
+
+  /** An early fetch's verified piece: copied (`data` is reused) and kept until `adopt`. */
+  private hold(span: PieceSpan, data: Buffer, from: PeerConnection): void {
+    const copy = Buffer.allocUnsafeSlow(data.length)
+    data.copy(copy)
+    this.held!.set(span.piece, { span, data: copy, from })
+    this.heldBytes += copy.length
+    this.emit('piece', span, from)
+  }
+
+  /**
+   * An early fetch's pieces are now known: `pieces` are the ones wanted (in the order to ask
+   * for them) and `sink` where they go. Held pieces among them go to the sink now, the others
+   * are dropped, as are pieces in flight outside `pieces` when they land; fetching resumes.
+   */
+  adopt(pieces: PieceSpan[], sink: Pick<DownloaderOptions, 'onPiece' | 'wholeFileHash'>): void {
+    const held = this.held
+    if (!held) throw new Error('Downloader.adopt: not an early fetch')
+    traceMark('early-adopted', { held: this.heldBytes, pieces: held.size })
+    this.held = undefined
+    this.heldBytes = 0
+    this.opts.onPiece = sink.onPiece
+    this.opts.wholeFileHash = sink.wholeFileHash
+    this.opts.pieces = pieces
+    this.count = pieces.length
+    const wanted = this.wanted = new Set(pieces.map(p => p.piece))
+    for (const piece of this.done) if (!wanted.has(piece)) this.done.delete(piece)
+    // Pieces in flight stay with their peers; the rest of the wanted ones are queued afresh.
+    this.queue = pieces.filter(p => !this.done.has(p.piece) && !this.owners.has(p.piece))
+    this.head = 0
+    this.unassigned = 0
+    for (const p of this.queue) this.unassigned += p.dataLength
+    this.retry.length = 0
+    this.retrySet.clear()
+    if (this.ended) return
+    for (const { span, data, from } of held.values()) {
+      if (!wanted.has(span.piece)) continue
+      try {
+        this.opts.onPiece(span, data, from, false)
+      } catch (err) {
+        this.fail!(err as Error)
+        return
+      }
+    }
+    if (this.remaining === 0) this.finish!()
+    else for (const peer of this.peers.keys()) this.pump(peer)
+  }
+
+  /** Ends a download whose pieces are no longer wanted (an early fetch the run did not use). */
+  stop(): void {
+    if (this.ended) return
+    this.held = undefined
+    this.finished.catch(() => {})
+    this.fail!(new Error('download stopped'))
   }
 
   /**

@@ -6,7 +6,7 @@ import { formatAddress, type PeerAddress } from './address.js'
 import { MessageFramer } from './framer.js'
 import { metadataFetcher, motdReceiver, type MetadataFetcher } from './extensions.js'
 import { pexExtension } from './pex.js'
-import { corkUntilNextTurn } from '../shared/cork.js'
+import { corkUntilNextTurn, uncorkNow } from '../shared/cork.js'
 import { MAX_BLOCK_KEY } from '../shared/wire-protocol.js'
 
 export { formatAddress, parseAddress, type PeerAddress } from './address.js'
@@ -179,6 +179,11 @@ export class PeerConnection extends EventEmitter {
    */
   batch(): void {
     corkUntilNextTurn(this.socket)
+  }
+
+  /** Sends the batched requests now (see uncorkNow). */
+  flush(): void {
+    uncorkNow(this.socket)
   }
 
   /**

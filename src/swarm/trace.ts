@@ -33,7 +33,7 @@ export function startTrace(src: TraceSource): (() => void) | undefined {
  * Diagnostic: with DSYNC_SWARM_TRACE set, one line naming a phase of the pull and the process's
  * uptime in ms (where the time outside the transfer goes: see ARCHITECTURE "Swarm, session 7").
  */
-export function traceMark(mark: string): void {
+export function traceMark(mark: string, extra?: Record<string, number>): void {
   const file = process.env.DSYNC_SWARM_TRACE
-  if (file) appendFileSync(file, JSON.stringify({ mark, up: Math.round(process.uptime() * 1000) }) + '\n')
+  if (file) appendFileSync(file, JSON.stringify({ mark, up: Math.round(process.uptime() * 1000), ...extra }) + '\n')
 }

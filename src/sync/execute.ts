@@ -1,5 +1,6 @@
 import { mkdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
+import { setImmediate as nextTurn } from 'node:timers/promises'
 import { fsError } from '../errors.js'
 import { generationFiles } from '../generation/files.js'
 import { DSYNC_DIR } from '../manifest/paths.js'
@@ -34,9 +35,13 @@ export async function executePlan(ctx: PullContext, r: Route): Promise<PullResul
     // What the route can put on disk now leaves memory before the plan is built (at 1M files the
     // plan on top of data.dsync's bytes and the shard torrents was the run's peak).
     if (!opts.dryRun) r.beforePlan?.()
+    // A turn of the event loop between the long synchronous stages: a bootstrap's early fetch
+    // (early-fetch.ts) reads its blocks and tops up its requests meanwhile.
+    await nextTurn()
     traceMark('plan-start')
     const plan = await planStage(ctx, r)
     traceMark('plan-done')
+    await nextTurn()
     // The lists were for the plan: what the run still needs of them, the plan holds (at 1M
     // files the list's array alone is 8 MB beside the plan's through the transfer).
     r.manifest = undefined

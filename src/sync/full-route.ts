@@ -1,5 +1,6 @@
 import { rmSync } from 'node:fs'
 import { join } from 'node:path'
+import { setImmediate as nextTurn } from 'node:timers/promises'
 import { DSYNC_DIR } from '../manifest/paths.js'
 import type { Swarm } from '../swarm/swarm.js'
 import { magnetLink } from '../torrent/build.js'
@@ -10,6 +11,7 @@ import { executePlan, lockDest } from './execute.js'
 import { FetchList } from './fetch-list.js'
 import { manifestStage, parkManifest, torrentStage, type ManifestStage, type MetadataPark, type TorrentStage } from './metadata.js'
 import { openSwarm } from './open-swarm.js'
+import { traceMark } from '../swarm/trace.js'
 import { dropShards, keepShards, storeShards, transferFromShards, type ContentFile } from './shards.js'
 import { transferFiles } from './transfer.js'
 import type { PullContext, PullResult, Route } from './types.js'
@@ -35,6 +37,7 @@ export async function pullFull(ctx: PullContext): Promise<PullResult> {
   // Over HTTP first when a host offers it: a refused torrent then leaves no peer dialled.
   const withTorrent = ctx.resolved.find(r => r.infoHash === infoHash && (r.torrent || r.fetchTorrent))
   const fromHost = withTorrent?.torrent ?? await withTorrent?.fetchTorrent?.()
+  traceMark('torrent-fetched')
   const session = { net: openSwarm(ctx, infoHash) }
   let park: MetadataPark | undefined
   let lock: { release(): void } | undefined
@@ -54,6 +57,7 @@ export async function pullFull(ctx: PullContext): Promise<PullResult> {
     throw err
   } finally {
     unboundHeapGrowth()
+    park?.early?.stop()
     lock?.release()
     session.net.stop()
   }
@@ -98,6 +102,8 @@ function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentSta
       for (const file of newShardFiles) rmSync(file, { force: true })
     },
     fetch: async (items, staging) => {
+      // The early fetch's turn (execute.ts) between the fetch stage's set-up and the transfer's.
+      if (park?.early) await nextTurn()
       parkBytes(route, staging.dir)
       // The plan's own garbage goes before the transfer's buffers and workers come.
       if (largeList) collectNow()
@@ -119,7 +125,7 @@ function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentSta
       const toFetch = new Map<number, string>()
       for (const [hex, entry] of items) toFetch.set(indexByPath.get(entry.path)!, hex)
       const transfer = await transferFiles({
-        swarm, map: m.map, hashes: info.pieces, staging, files: toFetch, onWarning: opts.onWarning, infoHash: info.infoHash,
+        swarm, map: m.map, hashes: info.pieces, staging, files: toFetch, onWarning: opts.onWarning, infoHash: info.infoHash, early: park?.early?.downloader,
         onProgress: p => opts.onProgress?.({ ...p, phase: 'files' }),
       })
       swarm.close()

@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs'
+import { setImmediate as nextTurn } from 'node:timers/promises'
 import { join } from 'node:path'
 import { STALL_MS } from '../config/defaults.js'
 import { DsyncError, ExitCode, fsError } from '../errors.js'
@@ -18,6 +19,7 @@ import { loadShards, type ClientShard, type ShardStore } from './shards.js'
 import { TORRENT_CAP } from './source.js'
 import { layoutOf, parseTorrent } from './torrent-check.js'
 import { pieceVerifies, watchDownload } from './transfer.js'
+import { startEarlyFetch, type EarlyFetch } from './early-fetch.js'
 import { traceMark } from '../swarm/trace.js'
 import type { PullContext, PullOptions } from './types.js'
 import { readOrUndefined } from '../util/read-file.js'
@@ -81,6 +83,8 @@ export interface MetadataPark extends ShardStore {
   manifestFile?: string
   /** Takes DEST's lock (unless the caller holds it): called once the record's checks passed, before the first write. */
   hold: () => void
+  /** A bootstrap's pieces, asked for from here on while the list is parsed and planned (early-fetch.ts). */
+  early?: EarlyFetch
 }
 
 /** data.dsync: DEST's own when it is already this generation's, else fetched from the swarm. */
@@ -103,6 +107,8 @@ export async function manifestStage(ctx: PullContext, swarm: Swarm, { info }: To
     manifest = parseManifestFile(got.file, label)
   } else manifest = parseManifest(got.bytes!, label)
   traceMark('manifest-parsed')
+  // An early fetch's blocks are read and its requests topped up between the long synchronous stages.
+  if (park?.early) await nextTurn()
   const shards = named && await loadShards(named, files, { index: info, indexMap: map, swarm, stallMs: STALL_MS, from: resolved[0].source }, manifest, got.length, park)
   traceMark('shards-loaded')
   const matched = shards ? [] : matchTorrentToManifest(info, manifest, got.length)
@@ -131,6 +137,8 @@ async function checkedManifest(ctx: PullContext, swarm: Swarm, map: PieceMap & {
   if (named && record) mustMatch(resolved[0].source, 'shard list', named.join(' '), record.shards.join(' '))
   // What the record vouches for is checked: from here DEST's lock is held and things are written.
   park?.hold()
+  // The links would be idle from here to the transfer's first request (parse, plan, set-up).
+  if (park && !own && !named) park.early = startEarlyFetch(opts.dest, swarm, map, info.pieces)
   if (!park || own) return { bytes, length: bytes.length }
   park.manifestFile = parkManifest(bytes, park.stagingDir)
   return { file: park.manifestFile, length: bytes.length }

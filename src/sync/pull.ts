@@ -1,3 +1,4 @@
+import { traceMark } from '../swarm/trace.js'
 import { alreadyApplied } from './no-change.js'
 import { resolveStage } from './resolve.js'
 import type { PullOptions, PullResult } from './types.js'
@@ -19,7 +20,9 @@ export type { PullContext, PullOptions, PullResult, Route } from './types.js'
  * → DEST's data.dsync last, as the commit record.
  */
 export async function pull(opts: PullOptions): Promise<PullResult> {
+  traceMark('pull-start')
   const ctx = await resolveStage(opts)
+  traceMark('resolved')
   const first = ctx.resolved[0]
   if (ctx.record && first.baseUrl) {
     const done = alreadyApplied(ctx, ctx.record)

@@ -43,6 +43,8 @@ export interface TransferOptions {
   /** No piece verified for this long while pieces remain: give up. */
   stallMs?: number
   infoHash: string
+  /** A downloader started before the plan (early-fetch.ts): adopted with this transfer's pieces instead of a new one. */
+  early?: Downloader
 }
 
 export interface TransferResult {
@@ -83,9 +85,10 @@ export async function transferFiles(opts: TransferOptions): Promise<TransferResu
   // A small pull (an update's few hundred files) starts no thread: stage-inline.ts says why.
   const inline = stagesInline(opts.files.size - filesStaged, bytesTotal)
   const writer: Stager = inline ? new InlineStager(staging.dir, events) : new StageWriter(staging.dir, events)
-  const downloader: Downloader = new Downloader({
-    pieces, hashes: opts.hashes, verifyOffThread: !inline, ...pieceSink(opts, remainingPerFile, writer, bytesPerPeer),
-  })
+  const sink = pieceSink(opts, remainingPerFile, writer, bytesPerPeer)
+  const downloader: Downloader = opts.early ?? new Downloader({ pieces, hashes: opts.hashes, verifyOffThread: !inline, ...sink })
+  // The pieces it holds go to the stage writer now (which may pause it: `downloader` is bound first).
+  opts.early?.adopt(pieces, sink)
   downloader.on('hash-fail', (peer: PeerConnection, piece: number) =>
     opts.onWarning?.(t('sync.peerDropped', { peer: peer.label, reason: `piece ${piece} failed its hash check` })))
   const detach = attachPeers(opts.swarm, downloader)

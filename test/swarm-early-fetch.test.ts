@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { readFileSync, truncateSync } from 'node:fs'
+import { join } from 'node:path'
+import { setImmediate as nextTurn } from 'node:timers/promises'
+import { test } from 'node:test'
+import { makePeerId } from '../src/shared/peer-id.js'
+import { Downloader } from '../src/swarm/downloader.js'
+import { PeerConnection } from '../src/swarm/peer.js'
+import { EARLY_MIN_BYTES } from '../src/sync/early-fetch.js'
+import { layoutOf } from '../src/sync/torrent-check.js'
+import { fileSpans, pieceMap, type PieceSpan } from '../src/torrent/piece-map.js'
+import { readTorrentInfo } from '../src/torrent/read.js'
+import { runCli } from '../testbed/cli.js'
+import { prepareHost, startHost } from '../testbed/host.js'
+import { assertSameTree } from '../testbed/same-tree.js'
+import { tempDir } from '../testbed/tree.js'
+
+// A bootstrap asks for its pieces while data.dsync is parsed and the plan built (early-fetch.ts):
+// the downloader holds what it verified, up to a bound, until the transfer adopts it with the
+// plan's pieces. Real `dsync service` daemons on 127.0.22.x (port 47921).
+
+const MiB = 1 << 20
+
+test('an early fetch holds its verified pieces up to its bound and asks for no more; adopted, it delivers each wanted piece once and no other', { timeout: 120_000 }, async () => {
+  const h = await prepareHost('127.0.22.2', { rocky: { 'pool/zero.img': '' } })
+  truncateSync(join(h.webroot, 'rocky', 'pool', 'zero.img'), 40 * MiB)
+  const g = await h.cli('--json', 'gendsync')
+  assert.equal(g.code, 0, g.stderr)
+  await startHost(h, ['rocky'])
+  const info = readTorrentInfo(readFileSync(join(h.webroot, 'rocky', '.dsync', 'rocky.torrent')))
+  const map = pieceMap(layoutOf(info), info.pieceLength)
+  const pieces = fileSpans(map, map.files.findIndex(f => f.path.endsWith('zero.img')))
+
+  const peer = await PeerConnection.open({ address: { host: h.address, port: h.port }, infoHash: info.infoHash, peerId: makePeerId(), idleTimeoutMs: 10_000 })
+  let requested = 0
+  const request = peer.request.bind(peer)
+  peer.request = (piece, offset, length, done) => {
+    requested += length
+    request(piece, offset, length, done)
+  }
+  try {
+    await peer.ready()
+    const hold = 8 * MiB
+    let early = 0
+    const d = new Downloader({ pieces, hashes: info.pieces, holdBytes: hold, onPiece: () => early++ })
+    let held = 0
+    d.on('piece', (span: PieceSpan) => { held += span.dataLength })
+    d.addPeer(peer)
+    // Everything asked for lands (the bound stops new requests, not those in flight).
+    while (held < hold || peer.downloaded < requested) await new Promise(resolve => d.once('piece', resolve))
+    await nextTurn()
+    const askedBeforeAdopt = requested
+    assert.equal(early, 0, 'no piece leaves a holding downloader before it is adopted')
+    assert.ok(askedBeforeAdopt < pieces.length * info.pieceLength / 2, `asked ${askedBeforeAdopt} bytes while holding ${held} (bound ${hold})`)
+
+    // The plan wants every other piece: held ones among them come out at once, the rest are fetched.
+    const wanted = pieces.filter(p => p.piece % 2 === 0)
+    const got = new Map<number, number>()
+    let zeros = true
+    d.adopt(wanted, { onPiece: (span, data) => { got.set(span.piece, (got.get(span.piece) ?? 0) + 1); zeros &&= data.every(b => b === 0) } })
+    await d.whenDone()
+    assert.deepEqual([...got.keys()].sort((a, b) => a - b), wanted.map(p => p.piece))
+    assert.ok([...got.values()].every(n => n === 1), 'each wanted piece once')
+    assert.ok(zeros, 'the bytes the host serves')
+    assert.equal(d.remaining, 0)
+    // Stopping a finished downloader changes nothing; a new holding one stopped ends quietly.
+    d.stop()
+    const unused = new Downloader({ pieces, hashes: info.pieces, holdBytes: hold, onPiece: () => assert.fail('stopped') })
+    unused.stop()
+    await assert.rejects(unused.whenDone(), /stopped/)
+  } finally {
+    peer.close('test over')
+  }
+})
+
+test('a bootstrap of more than EARLY_MIN_BYTES asks for its pieces before the plan; DEST ends as the source', { timeout: 180_000 }, async () => {
+  // Random bytes: a held piece that shared a reused buffer would fail its file's SHA-256.
+  const files: Record<string, Buffer | string> = { 'dists/stable/InRelease': 'Suite: stable\n' }
+  const count = 96
+  const size = Math.ceil(EARLY_MIN_BYTES / count) + 50_000
+  const body = randomBytes(count * size)
+  for (let i = 0; i < count; i++) files[`pool/main/${i % 8}/pkg${i}.deb`] = body.subarray(i * size, (i + 1) * size)
+  const hosts = []
+  for (const address of ['127.0.22.3', '127.0.22.4']) {
+    const h = await prepareHost(address, { rocky: files })
+    const g = await h.cli('--json', 'gendsync')
+    assert.equal(g.code, 0, g.stderr)
+    await startHost(h, ['rocky'])
+    hosts.push(h)
+  }
+  const dir = tempDir()
+  const dest = join(dir, 'mirror')
+  const trace = join(dir, 'trace.jsonl')
+  const r = await runCli(['--json', 'pull', '--peer', '127.0.22.4:47921', 'dtp://127.0.22.3/rocky', dest], { env: { DSYNC_SWARM_TRACE: trace } })
+  assert.equal(r.code, 0, r.stderr)
+  await assertSameTree(join(hosts[0].webroot, 'rocky'), dest)
+  const marks = readFileSync(trace, 'utf8').trim().split('\n').map(l => JSON.parse(l) as { mark?: string }).flatMap(l => (l.mark ? [l.mark] : []))
+  assert.ok(marks.includes('early-fetch'), marks.join(' '))
+  assert.ok(marks.indexOf('early-fetch') < marks.indexOf('plan-start'), marks.join(' '))
+  const summary = JSON.parse(r.stdout.trim().split('\n').pop()!)
+  assert.ok(Object.keys(summary.bytesPerHost).length >= 1, JSON.stringify(summary.bytesPerHost))
+})
