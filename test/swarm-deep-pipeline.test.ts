@@ -1,14 +1,9 @@
 import assert from 'node:assert/strict'
-import { readFileSync, truncateSync } from 'node:fs'
-import { join } from 'node:path'
 import { test } from 'node:test'
 import { makePeerId } from '../src/shared/peer-id.js'
 import { Downloader } from '../src/swarm/downloader.js'
 import { PeerConnection } from '../src/swarm/peer.js'
-import { layoutOf } from '../src/sync/torrent-check.js'
-import { fileSpans, pieceMap } from '../src/torrent/piece-map.js'
-import { readTorrentInfo } from '../src/torrent/read.js'
-import { prepareHost, startHost } from '../testbed/host.js'
+import { sparseHost } from '../testbed/sparse-host.js'
 
 // A real `dsync service` on 127.0.18.2 (port 47921) serving one sparse file of 40 MiB.
 
@@ -26,14 +21,7 @@ interface Asked {
 }
 
 test('a peer that has proved itself gets up to 4 MiB in flight, topped up in sends of several MiB; the last MiBs go back to 1 MiB in flight', { timeout: 120_000 }, async () => {
-  const h = await prepareHost('127.0.18.2', { rocky: { 'pool/zero.img': '' } })
-  truncateSync(join(h.webroot, 'rocky', 'pool', 'zero.img'), FILE_BYTES)
-  const g = await h.cli('--json', 'gendsync')
-  assert.equal(g.code, 0, g.stderr)
-  await startHost(h, ['rocky'])
-  const info = readTorrentInfo(readFileSync(join(h.webroot, 'rocky', '.dsync', 'rocky.torrent')))
-  const map = pieceMap(layoutOf(info), info.pieceLength)
-  const pieces = fileSpans(map, map.files.findIndex(f => f.path.endsWith('zero.img')))
+  const { h, info, pieces } = await sparseHost('127.0.18.2', FILE_BYTES)
   const total = pieces.reduce((n, p) => n + p.dataLength, 0)
   assert.equal(total, FILE_BYTES)
 

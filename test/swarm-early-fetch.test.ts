@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { readFileSync, truncateSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { test } from 'node:test'
@@ -8,12 +8,11 @@ import { makePeerId } from '../src/shared/peer-id.js'
 import { Downloader } from '../src/swarm/downloader.js'
 import { PeerConnection } from '../src/swarm/peer.js'
 import { EARLY_MIN_BYTES } from '../src/sync/early-fetch.js'
-import { layoutOf } from '../src/sync/torrent-check.js'
-import { fileSpans, pieceMap, type PieceSpan } from '../src/torrent/piece-map.js'
-import { readTorrentInfo } from '../src/torrent/read.js'
+import type { PieceSpan } from '../src/torrent/piece-map.js'
 import { runCli } from '../testbed/cli.js'
 import { prepareHost, startHost } from '../testbed/host.js'
 import { assertSameTree } from '../testbed/same-tree.js'
+import { sparseHost } from '../testbed/sparse-host.js'
 import { tempDir } from '../testbed/tree.js'
 
 // A bootstrap asks for its pieces while data.dsync is parsed and the plan built (early-fetch.ts):
@@ -23,14 +22,7 @@ import { tempDir } from '../testbed/tree.js'
 const MiB = 1 << 20
 
 test('an early fetch holds its verified pieces up to its bound and asks for no more; adopted, it delivers each wanted piece once and no other', { timeout: 120_000 }, async () => {
-  const h = await prepareHost('127.0.22.2', { rocky: { 'pool/zero.img': '' } })
-  truncateSync(join(h.webroot, 'rocky', 'pool', 'zero.img'), 40 * MiB)
-  const g = await h.cli('--json', 'gendsync')
-  assert.equal(g.code, 0, g.stderr)
-  await startHost(h, ['rocky'])
-  const info = readTorrentInfo(readFileSync(join(h.webroot, 'rocky', '.dsync', 'rocky.torrent')))
-  const map = pieceMap(layoutOf(info), info.pieceLength)
-  const pieces = fileSpans(map, map.files.findIndex(f => f.path.endsWith('zero.img')))
+  const { h, info, pieces } = await sparseHost('127.0.22.2', 40 * MiB)
 
   const peer = await PeerConnection.open({ address: { host: h.address, port: h.port }, infoHash: info.infoHash, peerId: makePeerId(), idleTimeoutMs: 10_000 })
   let requested = 0
