@@ -56,6 +56,18 @@ test('an early fetch holds its verified pieces up to its bound and asks for no m
     assert.ok([...got.values()].every(n => n === 1), 'each wanted piece once')
     assert.ok(zeros, 'the bytes the host serves')
     assert.equal(d.remaining, 0)
+    // Adopted with only pieces it holds (more than one turn's handover), it finishes once the last has gone to the sink.
+    const d2 = new Downloader({ pieces, hashes: info.pieces, holdBytes: hold, onPiece: () => early++ })
+    const heldSpans: PieceSpan[] = []
+    d2.on('piece', (span: PieceSpan) => { heldSpans.push(span) })
+    d2.addPeer(peer)
+    while (heldSpans.reduce((n, p) => n + p.dataLength, 0) < hold) await new Promise(resolve => d2.once('piece', resolve))
+    const mine = [...heldSpans].sort((a, b) => a.piece - b.piece)
+    let handed = 0
+    d2.adopt(mine, { onPiece: () => handed++ })
+    await d2.whenDone()
+    assert.equal(handed, mine.length, 'finished before every held piece reached the sink')
+    assert.equal(early, 0)
     // Stopping a finished downloader changes nothing; a new holding one stopped ends quietly.
     d.stop()
     const unused = new Downloader({ pieces, hashes: info.pieces, holdBytes: hold, onPiece: () => assert.fail('stopped') })
