@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { test } from 'node:test'
@@ -10,10 +10,13 @@ import { PeerConnection } from '../src/swarm/peer.js'
 import { EARLY_MIN_BYTES } from '../src/sync/early-fetch.js'
 import type { PieceSpan } from '../src/torrent/piece-map.js'
 import { runCli } from '../testbed/cli.js'
+import { craftRepo, sha256 } from '../testbed/craft.js'
+import { hasLibtorrent, startLibtorrentSeeder } from '../testbed/seeders.js'
+import { pullCli } from '../testbed/upstream.js'
 import { prepareHost, startHost } from '../testbed/host.js'
 import { assertSameTree } from '../testbed/same-tree.js'
 import { sparseHost } from '../testbed/sparse-host.js'
-import { tempDir } from '../testbed/tree.js'
+import { stagingFiles, tempDir } from '../testbed/tree.js'
 
 // A bootstrap asks for its pieces while data.dsync is parsed and the plan built (early-fetch.ts):
 // the downloader holds what it verified, up to a bound, until the transfer adopts it with the
@@ -81,6 +84,8 @@ test('an early fetch holds its verified pieces up to its bound and asks for no m
 test('a bootstrap of more than EARLY_MIN_BYTES asks for its pieces before the plan; DEST ends as the source', { timeout: 180_000 }, async () => {
   // Random bytes: a held piece that shared a reused buffer would fail its file's SHA-256.
   const files: Record<string, Buffer | string> = { 'dists/stable/InRelease': 'Suite: stable\n' }
+  // A longer list: its parse and plan leave the early fetch time to hold pieces.
+  for (let i = 0; i < 3000; i++) files[`pool/small/${i % 30}/s${i}.txt`] = `small ${i}\n`
   const count = 96
   const size = Math.ceil(EARLY_MIN_BYTES / count) + 50_000
   const body = randomBytes(count * size)
@@ -99,9 +104,39 @@ test('a bootstrap of more than EARLY_MIN_BYTES asks for its pieces before the pl
   const r = await runCli(['--json', 'pull', '--peer', '127.0.22.4:47921', 'dtp://127.0.22.3/rocky', dest], { env: { DSYNC_SWARM_TRACE: trace } })
   assert.equal(r.code, 0, r.stderr)
   await assertSameTree(join(hosts[0].webroot, 'rocky'), dest)
-  const marks = readFileSync(trace, 'utf8').trim().split('\n').map(l => JSON.parse(l) as { mark?: string }).flatMap(l => (l.mark ? [l.mark] : []))
+  const lines = traceMarks(trace)
+  const marks = lines.map(l => l.mark)
   assert.ok(marks.includes('early-fetch'), marks.join(' '))
   assert.ok(marks.indexOf('early-fetch') < marks.indexOf('plan-start'), marks.join(' '))
+  // The transfer took over the early fetch's downloader with what it held or had asked for.
+  const adopted = lines.find(l => l.mark === 'early-adopted')
+  assert.ok(adopted && adopted.held! + adopted.asked! > 0, JSON.stringify(adopted))
   const summary = JSON.parse(r.stdout.trim().split('\n').pop()!)
   assert.ok(Object.keys(summary.bytesPerHost).length >= 1, JSON.stringify(summary.bytesPerHost))
 })
+
+test('a bootstrap refused at its list while the early fetch runs exits with one line and leaves nothing in DEST or staging', {
+  skip: hasLibtorrent ? false : 'python3-libtorrent is not installed', timeout: 120_000,
+}, async () => {
+  const base = tempDir()
+  const big = randomBytes(EARLY_MIN_BYTES + 1_000_000)
+  const torrent = craftRepo(base, 'evil', {
+    entryLines: [`f\t0644\t${big.length}\t1700000000\t${sha256(big)}\tbig.bin`, 'l\t0777\t1\t1700000000\t-\t../escape\tx'],
+    torrentFiles: { 'big.bin': big }, pieceLength: 256 * 1024,
+  })
+  const seeder = await startLibtorrentSeeder(torrent, base, '127.0.22.6')
+  const dest = join(base, 'mirror')
+  const trace = join(base, 'trace.jsonl')
+  const r = await pullCli(torrent, dest, [seeder.address], [], { DSYNC_SWARM_TRACE: trace })
+  assert.equal(r.code, 4, r.stderr)
+  assert.match(r.stderr, /unsafe or malformed path/)
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr)
+  const marks = traceMarks(trace).map(l => l.mark)
+  assert.ok(marks.includes('early-fetch') && !marks.includes('plan-start'), marks.join(' '))
+  assert.ok(!existsSync(dest) || readdirSync(dest).every(n => n === '.dsync'), 'nothing in the live tree')
+  assert.deepEqual(stagingFiles(dest), [])
+})
+
+function traceMarks(file: string): { mark: string; held?: number; asked?: number }[] {
+  return readFileSync(file, 'utf8').trim().split('\n').map(l => JSON.parse(l) as { mark?: string }).filter(l => l.mark !== undefined) as { mark: string }[]
+}

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net'
 
-/** Sockets corked until the next turn of the event loop. */
-const corked = new WeakSet<Socket>()
+/** Sockets corked until the next turn of the event loop, with the turn's uncork. */
+const corked = new WeakMap<Socket, NodeJS.Immediate>()
 
 /**
  * Everything written to `socket` from now until the next turn of the event loop leaves in
@@ -10,12 +10,11 @@ const corked = new WeakSet<Socket>()
  */
 export function corkUntilNextTurn(socket: Socket): void {
   if (corked.has(socket)) return
-  corked.add(socket)
   socket.cork()
-  setImmediate(() => {
+  corked.set(socket, setImmediate(() => {
     corked.delete(socket)
     socket.uncork()
-  })
+  }))
 }
 
 /**
@@ -23,6 +22,9 @@ export function corkUntilNextTurn(socket: Socket): void {
  * long synchronous stretch (data.dsync's parse, the plan), which would otherwise wait it out.
  */
 export function uncorkNow(socket: Socket): void {
-  if (!corked.delete(socket)) return
+  const turn = corked.get(socket)
+  if (!turn) return
+  clearImmediate(turn)
+  corked.delete(socket)
   socket.uncork()
 }

@@ -191,6 +191,8 @@ export class Downloader extends EventEmitter {
   /** An early fetch's verified pieces, until `adopt` (undefined: not holding). */
   private held: Map<number, Held> | undefined
   private heldBytes = 0
+  /** Bytes of the pieces taken while holding and not given back: held, in flight, or with the verifier (holdBytes bounds it). */
+  private heldTaken = 0
   /** After `adopt`: the pieces the run wants; others still in flight are dropped as they land. */
   private wanted: Set<number> | undefined
   /** Adopted held pieces not yet given to the sink; the download finishes only once they are. */
@@ -246,6 +248,7 @@ export class Downloader extends EventEmitter {
     if (!this.paused) return
     this.paused = false
     for (const peer of this.peers.keys()) this.pump(peer)
+    if (this.handover) setImmediate(() => this.handOver())
   }
 
   /** Fails the download (storing its pieces failed). */
@@ -297,6 +300,8 @@ export class Downloader extends EventEmitter {
     owners?.delete(peer)
     if (this.done.has(span.piece) || (owners && owners.size > 0)) return
     this.owners.delete(span.piece)
+    // Given back once: a block from a peer already dropped releases its piece a second time.
+    if (this.held && owners) this.heldTaken -= span.dataLength
     if (!this.wants(span.piece)) return
     if (!this.retrySet.has(span.piece)) {
       this.retrySet.add(span.piece)
@@ -313,7 +318,6 @@ export class Downloader extends EventEmitter {
     const active = this.peers.get(peer)
     const flight = this.inFlight.get(peer)
     if (!active || !flight || this.ended || peer.closed || peer.wire.peerChoking || this.paused) return
-    if (this.held && this.heldBytes >= this.opts.holdBytes!) return
     // Full by whichever cap binds: bytes for blocks of 16 KiB (64 requests fill 1 MiB), requests for tiny files.
     const deepBytes = this.pipelineBytes * DEEP_FACTOR
     const deep = flight.received >= DEEP_AFTER_BYTES && this.unassigned >= deepBytes * this.peers.size && deepBytes * this.peers.size <= DEEP_TOTAL_BYTES
@@ -325,9 +329,11 @@ export class Downloader extends EventEmitter {
     while (flight.requests < this.pipeline && flight.bytes < maxBytes) {
       // Pieces are requested one after the other: only the newest can have blocks left to ask.
       let a: Active | undefined = active[active.length - 1]
-      if (!a || a.nextOffset >= a.span.dataLength || a.failed || this.done.has(a.span.piece)) {
+      if (!a || a.nextOffset >= a.span.dataLength || a.failed || this.done.has(a.span.piece) || !this.wants(a.span.piece)) {
+        if (this.held && this.heldTaken >= this.opts.holdBytes!) break
         const span = this.take(peer)
         if (!span) break
+        if (this.held) this.heldTaken += span.dataLength
         a = { span, data: undefined, pooled: false, nextOffset: 0, pending: 0, received: 0, failed: false, takenAt: Date.now() }
         active.push(a)
       }
@@ -609,7 +615,9 @@ export class Downloader extends EventEmitter {
   adopt(pieces: PieceSpan[], sink: Pick<DownloaderOptions, 'onPiece' | 'wholeFileHash'>): void {
     const held = this.held
     if (!held) throw new Error('Downloader.adopt: not an early fetch')
-    traceMark('early-adopted', { held: this.heldBytes, pieces: held.size })
+    let asked = 0
+    for (const f of this.inFlight.values()) asked += f.bytes
+    traceMark('early-adopted', { held: this.heldBytes, pieces: held.size, asked })
     this.held = undefined
     this.heldBytes = 0
     this.opts.onPiece = sink.onPiece
@@ -637,7 +645,8 @@ export class Downloader extends EventEmitter {
     const queue = this.handover
     if (!queue || this.ended) return
     let bytes = 0
-    while (this.handedOver < queue.length && bytes < HANDOVER_BYTES) {
+    // Not while the sink is behind (paused): its copies and the held ones would both be in memory.
+    while (this.handedOver < queue.length && bytes < HANDOVER_BYTES && !this.paused) {
       const { span, data, from } = queue[this.handedOver]!
       queue[this.handedOver++] = undefined
       bytes += data.length
@@ -649,7 +658,7 @@ export class Downloader extends EventEmitter {
       }
     }
     if (this.handedOver < queue.length) {
-      setImmediate(() => this.handOver())
+      if (!this.paused) setImmediate(() => this.handOver())
       return
     }
     this.handover = undefined

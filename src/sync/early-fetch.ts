@@ -1,10 +1,12 @@
 import { readdirSync } from 'node:fs'
+import { join } from 'node:path'
 import { DSYNC_DIR } from '../manifest/paths.js'
 import { Downloader } from '../swarm/downloader.js'
 import { traceMark } from '../swarm/trace.js'
 import type { PeerConnection } from '../swarm/peer.js'
 import type { Swarm } from '../swarm/swarm.js'
 import { fileSpans, type PieceMap, type PieceSpan } from '../torrent/piece-map.js'
+import { warnOnHashFail } from './transfer.js'
 
 /**
  * Bytes an early fetch holds at most. Between data.dsync's last piece and the transfer's first
@@ -27,7 +29,7 @@ export const EARLY_MIN_BYTES = 64 << 20
  */
 export interface EarlyFetch {
   downloader: Downloader
-  /** Stops feeding it new peers: the transfer attaches its own. */
+  /** Stops feeding it new peers: the transfer attaches its own as it adopts it. */
   detach: () => void
   /** Ends it and drops what it holds (the run ended before its transfer, or failed). */
   stop: () => void
@@ -38,7 +40,7 @@ export interface EarlyFetch {
  * .dsync/ (no data.dsync to plan against, no files to copy locally) and the repository's
  * files, after data.dsync, are at least EARLY_MIN_BYTES. Else undefined.
  */
-export function startEarlyFetch(dest: string, swarm: Swarm, map: PieceMap, hashes: Buffer): EarlyFetch | undefined {
+export function startEarlyFetch(dest: string, swarm: Swarm, map: PieceMap, hashes: Buffer, onWarning?: (message: string) => void): EarlyFetch | undefined {
   if (!emptyDest(dest)) return undefined
   const pieces: PieceSpan[] = []
   let bytes = 0
@@ -51,6 +53,7 @@ export function startEarlyFetch(dest: string, swarm: Swarm, map: PieceMap, hashe
   if (bytes < EARLY_MIN_BYTES) return undefined
   traceMark('early-fetch')
   const downloader = new Downloader({ pieces, hashes, holdBytes: EARLY_HOLD_BYTES, onPiece: () => {} })
+  warnOnHashFail(downloader, onWarning)
   const onPeer = (peer: PeerConnection) => {
     // Sent at once: the list's parse that follows holds the event loop (cork.ts's turn) for 0.15 s or more.
     peer.ready().then(() => { downloader.addPeer(peer); peer.flush() }, (err: Error) => peer.close(err.message))
@@ -61,10 +64,20 @@ export function startEarlyFetch(dest: string, swarm: Swarm, map: PieceMap, hashe
   return { downloader, detach, stop: () => { detach(); downloader.stop() } }
 }
 
+/**
+ * Nothing in DEST but .dsync/, and nothing staged: a bootstrap killed late leaves DEST with only
+ * .dsync/ and its verified files in staging, which the run is not to fetch again.
+ */
 function emptyDest(dest: string): boolean {
   try {
-    return readdirSync(dest).every(name => name === DSYNC_DIR)
+    if (!readdirSync(dest).every(name => name === DSYNC_DIR)) return false
   } catch {
     return true // not made yet
+  }
+  const staging = join(dest, DSYNC_DIR, 'staging')
+  try {
+    return readdirSync(staging, { withFileTypes: true }).every(d => d.isDirectory() && readdirSync(join(staging, d.name)).length === 0)
+  } catch {
+    return true // no staging folder
   }
 }

@@ -124,6 +124,8 @@ function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentSta
       }
       const toFetch = new Map<number, string>()
       for (const [hex, entry] of items) toFetch.set(indexByPath.get(entry.path)!, hex)
+      // The transfer feeds the early fetch's downloader its peers from here.
+      park?.early?.detach()
       const transfer = await transferFiles({
         swarm, map: m.map, hashes: info.pieces, staging, files: toFetch, onWarning: opts.onWarning, infoHash: info.infoHash, early: park?.early?.downloader,
         onProgress: p => opts.onProgress?.({ ...p, phase: 'files' }),

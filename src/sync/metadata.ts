@@ -138,7 +138,7 @@ async function checkedManifest(ctx: PullContext, swarm: Swarm, map: PieceMap & {
   // What the record vouches for is checked: from here DEST's lock is held and things are written.
   park?.hold()
   // The links would be idle from here to the transfer's first request (parse, plan, set-up).
-  if (park && !own && !named) park.early = startEarlyFetch(opts.dest, swarm, map, info.pieces)
+  if (park && !own && !named) park.early = startEarlyFetch(opts.dest, swarm, map, info.pieces, opts.onWarning)
   if (!park || own) return { bytes, length: bytes.length }
   park.manifestFile = parkManifest(bytes, park.stagingDir)
   return { file: park.manifestFile, length: bytes.length }

@@ -89,8 +89,8 @@ export async function transferFiles(opts: TransferOptions): Promise<TransferResu
   const downloader: Downloader = opts.early ?? new Downloader({ pieces, hashes: opts.hashes, verifyOffThread: !inline, ...sink })
   // The pieces it holds go to the stage writer now (which may pause it: `downloader` is bound first).
   opts.early?.adopt(pieces, sink)
-  downloader.on('hash-fail', (peer: PeerConnection, piece: number) =>
-    opts.onWarning?.(t('sync.peerDropped', { peer: peer.label, reason: `piece ${piece} failed its hash check` })))
+  // An early fetch warns from its start (early-fetch.ts).
+  if (!opts.early) warnOnHashFail(downloader, opts.onWarning)
   const detach = attachPeers(opts.swarm, downloader)
   // Staged data leaves for the disk during the transfer, not all in the final sync (writeback.ts).
   const stopWriteback = opts.files.size >= SYNCFS_MIN_FILES || bytesTotal >= WRITEBACK_MIN_BYTES ? backgroundWriteback(staging.dir) : undefined
@@ -112,6 +112,12 @@ export async function transferFiles(opts: TransferOptions): Promise<TransferResu
     staging.closeAll()
   }
   return { bytesReceived: counts.bytesDone, bytesPerPeer, reusedPieces }
+}
+
+/** A peer dropped for a piece failing its hash check is named in a warning. */
+export function warnOnHashFail(downloader: Downloader, onWarning?: (message: string) => void): void {
+  downloader.on('hash-fail', (peer: PeerConnection, piece: number) =>
+    onWarning?.(t('sync.peerDropped', { peer: peer.label, reason: `piece ${piece} failed its hash check` })))
 }
 
 interface Counts {
