@@ -7,7 +7,7 @@ import { buildTorrent, magnetLink, wrapInfo } from '../torrent/build.js'
 import { encodeInfoRows } from '../torrent/encode-info.js'
 import { layoutFiles } from '../torrent/layout.js'
 import { readTorrentInfo } from '../torrent/read.js'
-import { buildIndexTorrent, buildShards, shardInfoHashOf, type HashedPart, type ShardFileDigest } from '../torrent/shards.js'
+import { buildIndexTorrentFrom, buildShards, shardInfoHashOf, type HashedPart, type ShardFileDigest } from '../torrent/shards.js'
 import type { DurableBatch } from '../util/durable-batch.js'
 import { contentPath, contentTable } from './content-table.js'
 import { hashBuffer } from './hash-file.js'
@@ -219,7 +219,9 @@ function writeSharded(
   files: RepoFiles, input: ShardedOutputsInput | OutputsInput, shards: ShardOut[], sameManifest: boolean, batch: DurableBatch,
 ): WrittenOutputs {
   const listPieces = 'listPieces' in input ? input.listPieces : undefined
-  const index = buildIndexTorrent(input.name, input.pieceLength, input.trackers, listPieces ?? input.manifest, shards)
+  // A hinted run's shards carry their piece hashes in the index, mostly the previous index's (shard-rebuild.ts).
+  const parts = shards.map(s => ({ infoHash: s.infoHash, length: s.torrent.length, read: () => s.torrent, hash: s.indexPieces && (() => s.indexPieces!) }))
+  const index = buildIndexTorrentFrom(input.name, input.pieceLength, input.trackers, listPieces ?? input.manifest, parts)
   const magnet = magnetLink(index.infoHash, input.name, input.trackers)
   const staged = input.staged
   if (!sameManifest && !staged?.has(files.manifest)) batch.add(files.manifest, input.manifest)

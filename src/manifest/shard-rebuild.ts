@@ -5,7 +5,7 @@ import { torrentHead, wrapInfo, type BuiltTorrent } from '../torrent/build.js'
 import { InfoWriter, padEntryByteLength } from '../torrent/encode-info.js'
 import { readFileInto } from '../util/read-file.js'
 import { contentPath, contentPathString, type ContentTable } from './content-table.js'
-import type { FileDigest } from './hash-file.js'
+import { pieceHashes, pieceHashesReusing, type FileDigest } from './hash-file.js'
 import { lastPieceHashes } from './old-pieces.js'
 
 /** A shard of the new generation: built now (torrent set), or the previous file kept as it is. */
@@ -14,6 +14,8 @@ export interface ShardOut extends BuiltTorrent {
   built: boolean
   count: number
   bytes: number
+  /** Its piece hashes as a file of the index torrent (with oldIndex only): padded, and the unpadded last one. */
+  indexPieces?: { pieces: Buffer; tail?: Buffer }
 }
 
 /** Previous shard files held at once while splicing. */
@@ -49,6 +51,17 @@ export interface ShardRebuildInput {
    * them, so a kept shard's torrent is valid only during its onShard call.
    */
   scratch?: SpliceScratch
+  /**
+   * The previous index torrent, when it is trusted (the one the magnet link names: its infohash
+   * covers its piece hashes): its piece hashes, and each previous shard file's first piece (-1:
+   * not on a piece boundary) and length in it. Each shard out then carries its own piece hashes
+   * as a file of the new index (`indexPieces`), a 16 KiB window byte for byte the previous shard
+   * file's at the same offset keeping that file's hash (the previous file read is checked
+   * against its name first).
+   */
+  oldIndex?: { pieces: Buffer; firstPiece: number[]; length: number[] }
+  /** Previous shard files read already, by path (util/prefetch.ts); each is taken out when used. */
+  prefetched?: Map<string, Buffer>
 }
 
 /**
@@ -100,7 +113,8 @@ function spliceShards(input: ShardRebuildInput, oldPieces: OldShardPieces): Shar
       if (typeof torrent === 'string') return torrent
       // Same files, same trackers: the previous file is this shard's, byte for byte.
       if (torrent.subarray(0, head.length).equals(head)) {
-        out.push(handOver(input, { torrent, infoHash: input.oldShards[kept], built: false, count: b - a, bytes }, s))
+        const indexPieces = indexPiecesOf(input, torrent, torrent, kept)
+        out.push(handOver(input, { torrent, infoHash: input.oldShards[kept], built: false, count: b - a, bytes, indexPieces }, s))
         continue
       }
     }
@@ -111,7 +125,9 @@ function spliceShards(input: ShardRebuildInput, oldPieces: OldShardPieces): Shar
     const files = shardFiles(input, oldPieces, a, b, input.scratch ? undefined : { head: torrentStart, pieces: pieces.length })
     if (typeof files === 'string') return files
     const torrent = input.scratch ? wrapInfo(files.finish(input.name, P, pieces), input.trackers) : files.torrent(input.name, P, pieces)
-    out.push(handOver(input, { ...torrent, built: true, count: b - a, bytes }, s))
+    const source = sourceShard(input, a, b)
+    const indexPieces = indexPiecesOf(input, torrent.torrent, source === undefined ? undefined : oldPieces.torrent(source), source)
+    out.push(handOver(input, { ...torrent, built: true, count: b - a, bytes, indexPieces }, s))
     if (input.scratch) input.scratch.files = files.buffer
   }
   return out
@@ -119,10 +135,30 @@ function spliceShards(input: ShardRebuildInput, oldPieces: OldShardPieces): Shar
 
 const NO_BYTES = Buffer.alloc(0)
 
+/**
+ * A shard file's piece hashes in the new index (oldIndex given): the hashes of previous shard
+ * `t`'s file (sourceShard) kept for every whole window equal to it at the same offset (a
+ * same-size change leaves all but a few so), the rest hashed.
+ */
+function indexPiecesOf(input: ShardRebuildInput, torrent: Buffer, old: Buffer | string | undefined, t: number | undefined): ShardOut['indexPieces'] {
+  const index = input.oldIndex
+  if (!index) return undefined
+  const P = input.pieceLength
+  if (t === undefined || typeof old !== 'object' || old.length !== index.length[t] || index.firstPiece[t] < 0) return pieceHashes(torrent, P, true)
+  const from = index.firstPiece[t] * 20
+  return pieceHashesReusing(torrent, { data: old, pieces: index.pieces.subarray(from, from + Math.ceil(old.length / P) * 20) }, P, true)
+}
+
 function handOver(input: ShardRebuildInput, shard: ShardOut, s: number): ShardOut {
   if (!input.onShard) return shard
   input.onShard(shard, s)
   return { ...shard, torrent: NO_BYTES }
+}
+
+/** The previous shard holding the first file of [a, b) not read now (a mirror's first file, dists/…/Release, changes on every update). */
+function sourceShard(input: ShardRebuildInput, a: number, b: number): number | undefined {
+  for (let c = a; c < b; c++) if (input.origin[c] >= 0) return shardOf(input.oldStarts, input.origin[c])
+  return undefined
 }
 
 /** The previous shard whose range is exactly [a, b) with no file read again, if any. */
@@ -344,11 +380,13 @@ class OldShardPieces {
     const file = join(this.input.shardsDir, `${oldShards[t]}.torrent`)
     let torrent: Buffer
     let backing: Buffer
+    const early = this.input.prefetched?.get(file)
     try {
-      ;({ torrent, backing } = readInto(file, this.pool()))
+      ;({ torrent, backing } = early ? { torrent: early, backing: early } : readInto(file, this.pool()))
     } catch {
       return `${file} cannot be read`
     }
+    this.input.prefetched?.delete(file)
     const mismatch = `shard ${oldShards[t]} does not match the previous data.dsync`
     const size = this.shardPieceCount[t] * 20
     const tag = Buffer.from(`6:pieces${size}:`)

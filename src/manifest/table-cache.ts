@@ -62,11 +62,11 @@ export async function saveTables(file: string, listSha256: string, pieceLength: 
   }
 }
 
-/** The tables saved for `lines` (the data.dsync whose SHA-256 is `listSha256`), or undefined. */
-export function loadTables(file: string, lines: Lines, listSha256: string, pieceLength: number): CachedTables | undefined {
+/** The tables saved for `lines` (the data.dsync whose SHA-256 is `listSha256`), or undefined. `read`: the file's bytes, read already. */
+export function loadTables(file: string, lines: Lines, listSha256: string, pieceLength: number, read?: Buffer): CachedTables | undefined {
   let buf: Buffer
   try {
-    buf = readFileSync(file)
+    buf = read ?? readFileSync(file)
   } catch {
     return undefined
   }
