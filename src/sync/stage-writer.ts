@@ -95,13 +95,17 @@ const parked: { worker: Worker; dir: string; gone: () => void }[] = []
 let parkTimer: NodeJS.Timeout | undefined
 
 function takeParked(dir: string): Worker | undefined {
-  const i = parked.findIndex(p => p.dir === dir)
-  if (i < 0) return undefined
-  const [{ worker, gone }] = parked.splice(i, 1)
-  worker.off('exit', gone)
-  worker.off('error', gone)
-  worker.ref()
-  return worker
+  for (;;) {
+    const i = parked.findIndex(p => p.dir === dir)
+    if (i < 0) return undefined
+    const [{ worker, gone }] = parked.splice(i, 1)
+    worker.off('exit', gone)
+    worker.off('error', gone)
+    // One that stopped before its 'exit' event came (threadId -1 from then on) is not handed out.
+    if (worker.threadId < 0) continue
+    worker.ref()
+    return worker
+  }
 }
 
 /** Keeps `worker` (idle, its part files closed) for the next writer of `dir`; stops it after HAND_ON_MS unused. */
