@@ -18,7 +18,8 @@ import { assertSameTree } from '../testbed/same-tree.js'
 import { sparseHost } from '../testbed/sparse-host.js'
 import { stagingFiles, tempDir } from '../testbed/tree.js'
 
-// A bootstrap asks for its pieces while data.dsync is parsed and the plan built (early-fetch.ts):
+// A bootstrap asks for its pieces while data.dsync is parsed and the plan built (early-fetch.ts,
+// switched on with DSYNC_EARLY_FETCH=1):
 // the downloader holds what it verified, up to a bound, until the transfer adopts it with the
 // plan's pieces. Real `dsync service` daemons on 127.0.22.x (port 47921).
 
@@ -101,7 +102,7 @@ test('a bootstrap of more than EARLY_MIN_BYTES asks for its pieces before the pl
   const dir = tempDir()
   const dest = join(dir, 'mirror')
   const trace = join(dir, 'trace.jsonl')
-  const r = await runCli(['--json', 'pull', '--peer', '127.0.22.4:47921', 'dtp://127.0.22.3/rocky', dest], { env: { DSYNC_SWARM_TRACE: trace } })
+  const r = await runCli(['--json', 'pull', '--peer', '127.0.22.4:47921', 'dtp://127.0.22.3/rocky', dest], { env: { DSYNC_SWARM_TRACE: trace, DSYNC_EARLY_FETCH: '1' } })
   assert.equal(r.code, 0, r.stderr)
   await assertSameTree(join(hosts[0].webroot, 'rocky'), dest)
   const lines = traceMarks(trace)
@@ -127,7 +128,7 @@ test('a bootstrap refused at its list while the early fetch runs exits with one 
   const seeder = await startLibtorrentSeeder(torrent, base, '127.0.22.6')
   const dest = join(base, 'mirror')
   const trace = join(base, 'trace.jsonl')
-  const r = await pullCli(torrent, dest, [seeder.address], [], { DSYNC_SWARM_TRACE: trace })
+  const r = await pullCli(torrent, dest, [seeder.address], [], { DSYNC_SWARM_TRACE: trace, DSYNC_EARLY_FETCH: '1' })
   assert.equal(r.code, 4, r.stderr)
   assert.match(r.stderr, /unsafe or malformed path/)
   assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr)

@@ -36,12 +36,19 @@ export interface EarlyFetch {
 }
 
 /**
- * Starts an early fetch when the run is a bootstrap of a single torrent: DEST holds nothing but
- * .dsync/ (no data.dsync to plan against, no files to copy locally) and the repository's
- * files, after data.dsync, are at least EARLY_MIN_BYTES. Else undefined.
+ * Starts an early fetch when it is switched on (DSYNC_EARLY_FETCH=1) and the run is a bootstrap
+ * of a single torrent: DEST holds nothing but .dsync/ (no data.dsync to plan against, no files
+ * to copy locally) and the repository's files, after data.dsync, are at least EARLY_MIN_BYTES.
+ * Else undefined.
+ *
+ * Off by default: on `bench swarm` (4 hosts and the client on 2 cores, loaded by other work) the
+ * pulls with it were slower in 3 pairs of 3 (1.10-1.33x): the blocks it receives, verifies and
+ * holds take the cores the list's parse, the plan and the transfer set-up need (in one pair
+ * 0.86 s from data.dsync to the plan's end against 0.26 s without it) for ~20 MB of link time
+ * (docs/ARCHITECTURE.md, "Swarm, session 10").
  */
-export function startEarlyFetch(dest: string, swarm: Swarm, map: PieceMap, hashes: Buffer, onWarning?: (message: string) => void): EarlyFetch | undefined {
-  if (!emptyDest(dest)) return undefined
+export function startEarlyFetch(dest: string, swarm: Swarm, map: PieceMap, hashes: Buffer, onWarning?: (message: string) => void, env: NodeJS.ProcessEnv = process.env): EarlyFetch | undefined {
+  if (env.DSYNC_EARLY_FETCH !== '1' || !emptyDest(dest)) return undefined
   const pieces: PieceSpan[] = []
   let bytes = 0
   for (let i = 1; i < map.files.length; i++) {
