@@ -30,15 +30,20 @@ const BATCH_BYTES = 4 << 20
  * turn may carry one piece, and eight such batches paused a 4-host pull of one 2 GiB file.
  * A batch counts for its buffer's size, not only its pieces' bytes: thousands of batches of a
  * few small files each would otherwise be 1 MiB of memory apiece under a 32 MiB count.
+ * 16 MiB (was 32): a lane's batches are memory for as long as its worker lags, and what lands
+ * after the pause (the downloader's requests in flight) comes on top (docs/SCALE.md).
  */
-const HIGH_WATER_BYTES = 32 << 20
-const LOW_WATER_BYTES = 8 << 20
+const HIGH_WATER_BYTES = 16 << 20
+const LOW_WATER_BYTES = 4 << 20
 /**
- * Empty batch buffers kept for reuse: as many as can be with the worker at once, so a pull
- * that keeps the worker busy allocates none (with 8 kept, a fresh zeroed 1 MiB buffer per
- * batch was 1.4% of the client's profile on one 2 GiB file, and most of its GC).
+ * Empty batch buffers kept for reuse per lane: what a worker that keeps up cycles through
+ * (QUEUED_BATCHES with it, one more back while the next fills), so such a pull allocates none
+ * (with 8 kept, a fresh zeroed 1 MiB buffer per batch was 1.4% of the client's profile on one
+ * 2 GiB file, and most of its GC). Not as many as can be with the worker at once (that was 10
+ * per lane, 32 MiB high water): a worker that fell behind left 40 MiB of spares per lane for the
+ * rest of the pull, 74-104 MiB of ArrayBuffers at the 1M bootstrap's peak (docs/SCALE.md).
  */
-const SPARE_BATCHES = HIGH_WATER_BYTES / BATCH_BYTES + 2
+const SPARE_BATCHES = 3
 
 /**
  * Empty batch buffers a closed writer leaves for the next one, and how long they wait for it. A
@@ -47,10 +52,34 @@ const SPARE_BATCHES = HIGH_WATER_BYTES / BATCH_BYTES + 2
  * (`newBatch`, 17 shards, quiet run after session 6). Kept only briefly: the next shard's
  * transfer starts at once, and nothing should hold them through the apply.
  */
-const HANDED_ON = 2 * STAGE_DIRS + 2
+const HANDED_ON = STAGE_DIRS * SPARE_BATCHES
 const HAND_ON_MS = 1000
 const handedOn: ArrayBuffer[] = []
 let handOnTimer: NodeJS.Timeout | undefined
+
+const openLanes = new Set<StageLane>()
+/**
+ * Batch-buffer bytes the stage writers hold (`held`: with a worker, filling, spare and handed on;
+ * `spare`: empty ones kept, at most HANDED_ON batches), now and at most since
+ * `resetStageBufferPeak` (sampled where they grow). For tests and memory traces.
+ */
+export const stageBuffers = { held: 0, peak: 0, spare: 0, sparePeak: 0 }
+export function resetStageBufferPeak(): void {
+  stageBuffers.peak = stageBuffers.held
+  stageBuffers.sparePeak = stageBuffers.spare
+}
+function noteStageBuffers(): void {
+  let held = handedOn.length * BATCH_BYTES
+  let spare = held
+  for (const lane of openLanes) {
+    held += lane.bytesHeld()
+    spare += lane.spareBytes()
+  }
+  stageBuffers.held = held
+  stageBuffers.spare = spare
+  if (held > stageBuffers.peak) stageBuffers.peak = held
+  if (spare > stageBuffers.sparePeak) stageBuffers.sparePeak = spare
+}
 
 /** Batches with a worker (one being written, one waiting) before the next is held back to grow. */
 const QUEUED_BATCHES = 2
@@ -220,6 +249,7 @@ class StageLane {
 
   constructor(private readonly dir: string, private readonly events: LaneEvents) {
     this.worker = takeParked(dir) ?? new Worker(new URL('./stage-worker.js', import.meta.url), { workerData: { dir } })
+    openLanes.add(this)
     this.worker.on('message', this.listeners.message)
     this.worker.on('error', this.listeners.error)
     this.worker.on('exit', this.listeners.exit)
@@ -231,7 +261,10 @@ class StageLane {
       this.flush()
       cur = undefined
     }
-    if (!cur) cur = this.current = this.newBatch(data.length)
+    if (!cur) {
+      cur = this.current = this.newBatch(data.length)
+      noteStageBuffers()
+    }
     if (hex.length !== HEX_CHARS) throw new Error(`not a SHA-256 hex name: ${hex}`)
     cur.bytes.set(data, cur.used)
     cur.hexes.push(hex)
@@ -300,7 +333,18 @@ class StageLane {
     this.worker.off('exit', this.listeners.exit)
     if (reusable && this.inFlight === 0 && this.worker.threadId >= 0) park(this.worker, this.dir)
     else await this.worker.terminate()
+    openLanes.delete(this)
     this.handOn()
+    noteStageBuffers()
+  }
+
+  /** Batch-buffer bytes of this lane: with the worker, filling, and spare. */
+  bytesHeld(): number {
+    return this.bytesInFlight + (this.current?.buffer.byteLength ?? 0) + this.spareBytes()
+  }
+
+  spareBytes(): number {
+    return this.free.length * BATCH_BYTES
   }
 
   /** Leaves this lane's empty buffers to the next writer, for a moment (HAND_ON_MS). */
@@ -308,7 +352,7 @@ class StageLane {
     for (const b of this.free.splice(0)) if (handedOn.length < HANDED_ON) handedOn.push(b)
     clearTimeout(handOnTimer)
     if (handedOn.length === 0) return
-    handOnTimer = setTimeout(() => { handedOn.length = 0 }, HAND_ON_MS)
+    handOnTimer = setTimeout(() => { handedOn.length = 0; noteStageBuffers() }, HAND_ON_MS)
     handOnTimer.unref()
   }
 
@@ -341,6 +385,7 @@ class StageLane {
     const bytes = this.sent.get(reply.id!)!
     this.sent.delete(reply.id!)
     this.bytesInFlight -= reply.buffer!.byteLength
+    noteStageBuffers()
     this.events.onWritten(bytes)
     for (const hex of reply.verified!) this.events.onVerified(hex)
     for (const hex of reply.mismatched!) this.events.onMismatch(hex)
