@@ -269,6 +269,10 @@ async function fetchIndexFiles(ctx: ShardContext, indexes: number[], done: (inde
     await watchDownload(d, { swarm: ctx.swarm, stallMs: ctx.stallMs, infoHash: ctx.index.infoHash, describe: () => 'shard torrents' })
   } finally {
     ctx.swarm.off('peer', onPeer)
+    // The index swarm's peers live on to the plan, and requests of theirs still in flight (endgame
+    // copies) keep `onPiece` and so these buffers: up to a few of the largest shard's size each.
+    spare.length = 0
+    open.clear()
   }
 }
 
