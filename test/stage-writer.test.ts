@@ -4,13 +4,14 @@ import { mkdirSync, readFileSync } from 'node:fs'
 import { after, test } from 'node:test'
 import { STAGE_DIRS, stagedPath, stageShard } from '../src/sync/part-writer.js'
 import { ITEM_LAST } from '../src/sync/stage-items.js'
-import { resetStageBufferPeak, stageBuffers, StageWriter } from '../src/sync/stage-writer.js'
+import { resetStageBufferPeak, stageBuffers, StageWriter, tightStageBuffers } from '../src/sync/stage-writer.js'
 import { tempDir } from '../testbed/tree.js'
 
 const MiB = 1 << 20
 /**
- * The bounds on the stage writer's batch buffers (docs/SCALE.md, "Bootstrap memory: the stage
- * lanes' buffers"): a lane tells the pull to pause once 16 MiB of batches are with its worker,
+ * The bounds on the stage writer's batch buffers in a pull of a very long list (the full route
+ * sets them from 500,000 entries; docs/SCALE.md, "Bootstrap memory: the stage lanes' buffers
+ * bounded"): a lane tells the pull to pause once 16 MiB of batches are with its worker,
  * and at most 24 MiB of empty batches (3 per lane, or as many handed on between writers) stay
  * alive. They were 32 MiB and 40 MiB per lane: a worker that lagged left 74-104 MiB of
  * ArrayBuffers in the 1M-file bootstrap's client.
@@ -29,10 +30,14 @@ function laneZeroFiles(n: number): { hex: string; data: Buffer }[] {
   return files
 }
 
-test('the stage writer bounds its batch buffers: a lagging worker pauses the pull at 16 MiB, and at most 24 MiB of empty batches are kept; every file is staged', { timeout: 120_000 }, async () => {
+test('the stage writer bounds its batch buffers for a huge pull: a lagging worker pauses the pull at 16 MiB, and at most 24 MiB of empty batches are kept; every file is staged', { timeout: 120_000 }, async () => {
   // Registered before the temporary folder's removal, so the workers stop before it goes (also when an assertion fails).
   let stop: (() => Promise<void>) | undefined
-  after(async () => { await stop?.() })
+  after(async () => {
+    await stop?.()
+    tightStageBuffers(false)
+  })
+  tightStageBuffers(true)
   const dir = tempDir('dsync-stage-')
   for (let i = 0; i < STAGE_DIRS; i++) mkdirSync(`${dir}/${i}`)
   const files = laneZeroFiles(48)

@@ -13,6 +13,7 @@ import { manifestStage, parkManifest, torrentStage, type ManifestStage, type Met
 import { openSwarm } from './open-swarm.js'
 import { traceMark } from '../swarm/trace.js'
 import { dropShards, keepShards, storeShards, transferFromShards, type ContentFile } from './shards.js'
+import { tightStageBuffers } from './stage-writer.js'
 import { transferFiles } from './transfer.js'
 import type { PullContext, PullResult, Route } from './types.js'
 
@@ -24,6 +25,14 @@ const LARGE_LIST = 100_000
 
 /** For such a list, V8's old generation may grow by this percentage of its live size between full collections (release-memory.ts). */
 const HEAP_GROWTH_PERCENT = 20
+/**
+ * From this many entries on, by this one: at 1M files ~230 MB are live through the transfer, and
+ * 20% of it (~45 MB of dead objects before a collection) was part of the bootstrap's peak, while
+ * a full collection is rare there (docs/SCALE.md). Below, 10% of a smaller heap would mean many
+ * more collections for few MB.
+ */
+const HUGE_LIST = 500_000
+const HUGE_HEAP_GROWTH_PERCENT = 10
 
 /**
  * The route every source supports: the repository torrent, then data.dsync as its first file.
@@ -57,6 +66,7 @@ export async function pullFull(ctx: PullContext): Promise<PullResult> {
     throw err
   } finally {
     unboundHeapGrowth()
+    tightStageBuffers(false)
     park?.early?.stop()
     lock?.release()
     session.net.stop()
@@ -72,6 +82,8 @@ function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentSta
   // The shard torrents this run wrote (as they arrived, or before the plan): a run refused before its fetch removes them.
   const newShardFiles: string[] = park?.written ?? []
   const largeList = stage.manifest.entries.length >= LARGE_LIST
+  const hugeList = stage.manifest.entries.length >= HUGE_LIST
+  const growth = hugeList ? HUGE_HEAP_GROWTH_PERCENT : HEAP_GROWTH_PERCENT
   const route: Route = {
     repo: info.name, infoHash: info.infoHash, manifest: stage.manifest, manifestBytes: stage.manifestBytes, manifestFile: stage.manifestFile,
     previous: stage.previous, sameGeneration: stage.sameGeneration, route: 'full',
@@ -95,7 +107,9 @@ function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentSta
       // so does a long list's parse and shard walk garbage (at 1M files the plan was built
       // on top of ~130 MB of it: the run's peak, h11b7's 1M log).
       // From here to the commit the long list is live: the garbage beside it is bounded too.
-      if (largeList) boundHeapGrowth(HEAP_GROWTH_PERCENT)
+      if (largeList) boundHeapGrowth(growth)
+      // The stage lanes' spare batches too, for the same lists (stage-writer.ts).
+      if (hugeList) tightStageBuffers(true)
       if (dropped >= RELEASE_MIN_BYTES || largeList) collectNow()
     },
     abandon: () => {

@@ -26,24 +26,30 @@ export interface StageReply {
 const BATCH_BYTES = 4 << 20
 /**
  * Bytes with the worker before the caller is told to stop fetching (`onBusy(true)`), and
- * below which it may go on. Counted in bytes, not batches: on a busy machine an event-loop
- * turn may carry one piece, and eight such batches paused a 4-host pull of one 2 GiB file.
- * A batch counts for its buffer's size, not only its pieces' bytes: thousands of batches of a
- * few small files each would otherwise be 1 MiB of memory apiece under a 32 MiB count.
- * 16 MiB (was 32): a lane's batches are memory for as long as its worker lags, and what lands
- * after the pause (the downloader's requests in flight) comes on top (docs/SCALE.md).
+ * below which it may go on (`high`, `low`). Counted in bytes, not batches: on a busy machine an
+ * event-loop turn may carry one piece, and eight such batches paused a 4-host pull of one 2 GiB
+ * file. A batch counts for its buffer's size, not only its pieces' bytes: thousands of batches
+ * of a few small files each would otherwise be 1 MiB of memory apiece under a 32 MiB count.
+ * `spare`: empty batch buffers kept for reuse per lane, so a pull that keeps the worker busy
+ * allocates none (with 8 kept, a fresh zeroed 1 MiB buffer per batch was 1.4% of the client's
+ * profile on one 2 GiB file, and most of its GC).
  */
-const HIGH_WATER_BYTES = 16 << 20
-const LOW_WATER_BYTES = 4 << 20
+const ROOMY = { high: 32 << 20, low: 8 << 20, spare: 10 }
 /**
- * Empty batch buffers kept for reuse per lane: what a worker that keeps up cycles through
- * (QUEUED_BATCHES with it, one more back while the next fills), so such a pull allocates none
- * (with 8 kept, a fresh zeroed 1 MiB buffer per batch was 1.4% of the client's profile on one
- * 2 GiB file, and most of its GC). Not as many as can be with the worker at once (that was 10
- * per lane, 32 MiB high water): a worker that fell behind left 40 MiB of spares per lane for the
- * rest of the pull, 74-104 MiB of ArrayBuffers at the 1M bootstrap's peak (docs/SCALE.md).
+ * The same for a pull of a very long list (`tightStageBuffers`), where the list and the plan
+ * already weigh ~230 MB: a lane that lagged kept 10 spares (40 MiB) for the rest of its writer,
+ * 74-104 MiB of ArrayBuffers at the 1M bootstrap's peak (docs/SCALE.md, "the stage lanes' buffers
+ * bounded"). Here 3 spares: what a worker that keeps up cycles through (QUEUED_BATCHES with it,
+ * one back while the next fills). Not for every pull: with 3 a `mirror` bootstrap (1 GiB) took
+ * 1.24x the client CPU in one loaded run (fresh 4 MiB buffers after each burst).
  */
-const SPARE_BATCHES = 3
+const TIGHT = { high: 16 << 20, low: 4 << 20, spare: 3 }
+let bounds = ROOMY
+
+/** Tight buffer bounds (a pull of a very long list) or the roomy ones; set by the route before its transfer. */
+export function tightStageBuffers(tight: boolean): void {
+  bounds = tight ? TIGHT : ROOMY
+}
 
 /**
  * Empty batch buffers a closed writer leaves for the next one, and how long they wait for it. A
@@ -52,7 +58,7 @@ const SPARE_BATCHES = 3
  * (`newBatch`, 17 shards, quiet run after session 6). Kept only briefly: the next shard's
  * transfer starts at once, and nothing should hold them through the apply.
  */
-const HANDED_ON = STAGE_DIRS * SPARE_BATCHES
+const HANDED_ON = 2 * STAGE_DIRS + 2
 const HAND_ON_MS = 1000
 const handedOn: ArrayBuffer[] = []
 let handOnTimer: NodeJS.Timeout | undefined
@@ -206,10 +212,10 @@ export class StageWriter {
 
   /** Busy while any worker holds too much; idle again once every one is low. */
   private checkLoad(): void {
-    if (!this.busy && this.lanes.some(l => l.bytesInFlight >= HIGH_WATER_BYTES)) {
+    if (!this.busy && this.lanes.some(l => l.bytesInFlight >= bounds.high)) {
       this.busy = true
       this.events.onBusy(true)
-    } else if (this.busy && this.lanes.every(l => l.bytesInFlight <= LOW_WATER_BYTES)) {
+    } else if (this.busy && this.lanes.every(l => l.bytesInFlight <= bounds.low)) {
       this.busy = false
       this.events.onBusy(false)
     }
@@ -377,7 +383,7 @@ class StageLane {
   private onReply(reply: StageReply): void {
     if (reply.type !== 'done') return
     this.inFlight--
-    if (reply.buffer!.byteLength === BATCH_BYTES && this.free.length < SPARE_BATCHES) this.free.push(reply.buffer!)
+    if (reply.buffer!.byteLength === BATCH_BYTES && this.free.length < bounds.spare) this.free.push(reply.buffer!)
     if (reply.error) {
       const { path, code, message } = reply.error
       return this.events.onError(fsError(Object.assign(new Error(message), { code }), path, 'write'))
