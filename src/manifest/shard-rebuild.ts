@@ -105,6 +105,7 @@ function spliceShards(input: ShardRebuildInput, oldPieces: OldShardPieces): Shar
   for (let s = 0; s < input.starts.length; s++) {
     const a = input.starts[s]
     const b = s + 1 < input.starts.length ? input.starts[s + 1] : input.next.count
+    oldPieces.beginShard()
     let bytes = 0
     for (let c = a; c < b; c++) bytes += input.next.length[c]
     const kept = keptShard(input, a, b)
@@ -113,7 +114,9 @@ function spliceShards(input: ShardRebuildInput, oldPieces: OldShardPieces): Shar
       if (typeof torrent === 'string') return torrent
       // Same files, same trackers: the previous file is this shard's, byte for byte.
       if (torrent.subarray(0, head.length).equals(head)) {
-        const indexPieces = indexPiecesOf(input, torrent, torrent, kept)
+        const checked = oldPieces.checkUsed()
+        if (typeof checked === 'string') return checked
+        const indexPieces = indexPiecesOf(input, torrent, oldPieces.checkedTorrent(kept), kept)
         out.push(handOver(input, { torrent, infoHash: input.oldShards[kept], built: false, count: b - a, bytes, indexPieces }, s))
         continue
       }
@@ -124,10 +127,13 @@ function spliceShards(input: ShardRebuildInput, oldPieces: OldShardPieces): Shar
     // final buffer; with them (the client) it is copied out so that buffer serves the next shard.
     const files = shardFiles(input, oldPieces, a, b, input.scratch ? undefined : { head: torrentStart, pieces: pieces.length })
     if (typeof files === 'string') return files
-    const torrent = input.scratch ? wrapInfo(files.finish(input.name, P, pieces), input.trackers) : files.torrent(input.name, P, pieces)
     const source = sourceShard(input, a, b)
-    const indexPieces = indexPiecesOf(input, torrent.torrent, source === undefined ? undefined : oldPieces.torrent(source), source)
-    out.push(handOver(input, { ...torrent, built: true, count: b - a, bytes, indexPieces }, s))
+    const torrent = input.scratch ? wrapInfo(files.finish(input.name, P, pieces), input.trackers) : files.torrentBytes(input.name, P, pieces)
+    const checked = oldPieces.checkUsed('info' in torrent ? { t: source, info: torrent.info } : undefined)
+    if (typeof checked === 'string') return checked
+    const infoHash = 'info' in torrent ? checked.infoHash! : torrent.infoHash
+    const indexPieces = indexPiecesOf(input, torrent.torrent, oldPieces.checkedTorrent(source), source)
+    out.push(handOver(input, { torrent: torrent.torrent, infoHash, built: true, count: b - a, bytes, indexPieces }, s))
     if (input.scratch) input.scratch.files = files.buffer
   }
   return out
@@ -140,11 +146,11 @@ const NO_BYTES = Buffer.alloc(0)
  * `t`'s file (sourceShard) kept for every whole window equal to it at the same offset (a
  * same-size change leaves all but a few so), the rest hashed.
  */
-function indexPiecesOf(input: ShardRebuildInput, torrent: Buffer, old: Buffer | string | undefined, t: number | undefined): ShardOut['indexPieces'] {
+function indexPiecesOf(input: ShardRebuildInput, torrent: Buffer, old: Buffer | undefined, t: number | undefined): ShardOut['indexPieces'] {
   const index = input.oldIndex
   if (!index) return undefined
   const P = input.pieceLength
-  if (t === undefined || typeof old !== 'object' || old.length !== index.length[t] || index.firstPiece[t] < 0) return pieceHashes(torrent, P, true)
+  if (t === undefined || !old || old.length !== index.length[t] || index.firstPiece[t] < 0) return pieceHashes(torrent, P, true)
   const from = index.firstPiece[t] * 20
   return pieceHashesReusing(torrent, { data: old, pieces: index.pieces.subarray(from, from + Math.ceil(old.length / P) * 20) }, P, true)
 }
@@ -247,6 +253,15 @@ function shardPieces(input: ShardRebuildInput, old: OldShardPieces, a: number, b
   return pieces
 }
 
+/** How many first bytes `a` and `b` have in common (compared 16 KiB at a time, then byte by byte). */
+function commonPrefix(a: Buffer, b: Buffer): number {
+  const n = Math.min(a.length, b.length)
+  let at = 0
+  while (at + 16384 <= n && a.compare(b, at, at + 16384, at, at + 16384) === 0) at += 16384
+  while (at < n && a[at] === b[at]) at++
+  return at
+}
+
 /** Index of the shard holding content file `c` (starts ascending, starts[0] = 0). */
 function shardOf(starts: number[], c: number): number {
   let lo = 0
@@ -271,6 +286,8 @@ interface OldShard {
   pieces: number
   /** The buffer `torrent` was read into (its start), back to the scratch pool when no longer held. */
   backing: Buffer
+  /** Its info dict hashed to its name already (at once with scratch buffers; else see checkUsed). */
+  checked: boolean
 }
 
 class OldShardPieces {
@@ -281,6 +298,8 @@ class OldShardPieces {
   private readonly offset: Float64Array
   private readonly shardOfFile: Uint32Array
   private readonly shardPieceCount: number[] = []
+  /** Previous shards loaded since beginShard(): every one is checked before that shard is handed over. */
+  private readonly used = new Set<number>()
 
   constructor(private readonly input: ShardRebuildInput) {
     const { old, oldStarts, oldEntry, pieceLength: P } = input
@@ -350,19 +369,75 @@ class OldShardPieces {
 
   private load(t: number): OldShard | string {
     let got = this.files.get(t)
+    this.used.add(t)
     if (got === undefined) {
       got = this.read(t)
       this.files.set(t, got)
       // Shards are made in order and read the previous ones in order: the few last ones are
       // enough (one read again costs a read, not a wrong result). The one dropped is not in
-      // use: every caller copies what it takes before the next load.
+      // use: every caller copies what it takes before the next load. Not checked yet, it is
+      // checked now (what was copied from it is its bytes).
       if (this.files.size > KEEP_OLD_SHARDS) {
         const first = Math.min(...this.files.keys())
+        const bad = this.check(first)
+        if (bad) return bad
         this.recycle(this.files.get(first)!)
         this.files.delete(first)
       }
     }
     return got
+  }
+
+  /** A new shard is made from here on: the previous shards it loads are noted (checkUsed). */
+  beginShard(): void {
+    this.used.clear()
+  }
+
+  /**
+   * The previous shards loaded since beginShard() hash to their names: a reason otherwise. The
+   * new shard's bytes, copied from theirs, are not handed over before. With `info`, the new
+   * shard's info dict: previous shard `t`'s check and the new infohash share the SHA-1 of their
+   * common first bytes (a same-size change leaves all but the last fifth of a shard as it was),
+   * and the new infohash is returned.
+   */
+  checkUsed(made?: { t: number | undefined; info: Buffer }): { infoHash?: string } | string {
+    let infoHash: string | undefined
+    const t = made?.t
+    const got = t === undefined ? undefined : this.files.get(t)
+    if (made && got !== undefined && typeof got !== 'string' && !got.checked) {
+      const old = got.torrent.subarray(got.list - 'd5:filesl'.length, got.torrent.length - 1)
+      const same = commonPrefix(old, made.info)
+      const prefix = createHash('sha1').update(old.subarray(0, same))
+      infoHash = prefix.copy().update(made.info.subarray(same)).digest('hex')
+      if (prefix.update(old.subarray(same)).digest('hex') !== this.input.oldShards[t!]) return this.damaged(t!)
+      got.checked = true
+    } else if (made) {
+      infoHash = createHash('sha1').update(made.info).digest('hex')
+    }
+    for (const u of this.used) {
+      const bad = this.check(u)
+      if (bad) return bad
+    }
+    return { infoHash }
+  }
+
+  /** Previous shard `t`'s bytes, if they are loaded and hash to its name (else undefined). */
+  checkedTorrent(t: number | undefined): Buffer | undefined {
+    const got = t === undefined ? undefined : this.files.get(t)
+    return got !== undefined && typeof got !== 'string' && got.checked ? got.torrent : undefined
+  }
+
+  private check(t: number): string | undefined {
+    const got = this.files.get(t)
+    if (got === undefined || typeof got === 'string' || got.checked) return undefined
+    const info = got.torrent.subarray(got.list - 'd5:filesl'.length, got.torrent.length - 1)
+    if (createHash('sha1').update(info).digest('hex') !== this.input.oldShards[t]) return this.damaged(t)
+    got.checked = true
+    return undefined
+  }
+
+  private damaged(t: number): string {
+    return `${join(this.input.shardsDir, `${this.input.oldShards[t]}.torrent`)} is not the torrent its name says`
   }
 
   private recycle(got: OldShard | string): void {
@@ -396,10 +471,13 @@ class OldShardPieces {
     const end = t + 1 < oldStarts.length ? oldStarts[t + 1] : old.count
     const listEnd = list + this.offset[end] - this.offset[oldStarts[t]]
     if (list < 15 || torrent.toString('latin1', listEnd, listEnd + 7) !== 'e4:name' || torrent.toString('latin1', list, list + 10) !== 'd6:lengthi') return mismatch
-    // Its bytes are copied into the new generation: they must still be the infohash they are named by.
-    const info = torrent.subarray(list - 'd5:filesl'.length, torrent.length - 1)
-    if (createHash('sha1').update(info).digest('hex') !== oldShards[t]) return `${file} is not the torrent its name says`
-    return { torrent, list, pieces, backing }
+    // Its bytes are copied into the new generation: they must still be the infohash they are named
+    // by. With scratch buffers (the client) checked now; else once the shard using them is made
+    // (checkUsed), sharing the hashing of their first bytes with that shard's infohash.
+    const got = { torrent, list, pieces, backing, checked: false }
+    if (!this.input.scratch) return got
+    this.files.set(t, got)
+    return this.check(t) ?? got
   }
 }
 

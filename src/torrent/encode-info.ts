@@ -146,12 +146,17 @@ export class InfoWriter {
    * the outer dict's end) in the writer's own buffer, and its infohash. wrapInfo's bytes.
    */
   torrent(name: string, pieceLength: number, pieces: Buffer): { torrent: Buffer; infoHash: string } {
+    const { torrent, info } = this.torrentBytes(name, pieceLength, pieces)
+    return { torrent, infoHash: createHash('sha1').update(info).digest('hex') }
+  }
+
+  /** torrent() without the infohash: the .torrent and its info dict (a caller hashing it its own way). */
+  torrentBytes(name: string, pieceLength: number, pieces: Buffer): { torrent: Buffer; info: Buffer } {
     if (this.infoAt === 0) throw new Error('InfoWriter.torrent: made without the torrent head')
     const info = this.finish(name, pieceLength, pieces)
-    const infoHash = createHash('sha1').update(info).digest('hex')
     this.reserve(1)
     this.byte(0x65)
-    return { torrent: this.buf.subarray(0, this.at), infoHash }
+    return { torrent: this.buf.subarray(0, this.at), info: this.buf.subarray(this.infoAt, this.infoAt + info.length) }
   }
 
   private reserve(n: number): void {
