@@ -107,7 +107,8 @@ async function hintRoundTrip(t: { diagnostic(s: string): void }, files: number):
   if (first.shards) await damagedTables(save, base, gendsync, outputs)
   if (first.shards) await uncommittedTables(save, base, gendsync, outputs)
   if (first.shards) await damagedShard(save, base, gendsync, outputs, afterPlain)
-  if (first.shards) await laterShardDamaged(save, base, gendsync, outputs)
+  if (first.shards) await laterShardDamaged(save, base, gendsync, outputs, 'last')
+  if (first.shards) await laterShardDamaged(save, base, gendsync, outputs, 'first')
   if (first.shards) await damagedIndexPiece(save, base, gendsync, outputs)
 }
 
@@ -251,21 +252,25 @@ async function damagedShard(
  * stages data.dsync and the first shard as soon as each is made (EarlyOutputs), finds the
  * damage only when it reads the last one, and falls back to a full run. What it staged must be
  * dropped (the full run stages the same files again): the run succeeds and commits the full
- * run's outputs, those of a first run of a copy.
+ * run's outputs, those of a first run of a copy. `first`: the shard the change is in is the
+ * damaged one, the one the rebuilt shard copies from (its check shares its hashing with the new
+ * shard's infohash: src/manifest/shard-rebuild.ts, checkUsed).
  */
 async function laterShardDamaged(
   save: string, base: string, gendsync: (...args: string[]) => Promise<{ stderr: string }>, outputs: () => Record<string, string>,
+  which: 'first' | 'last',
 ): Promise<void> {
   const dsync = join(save, '.dsync')
   const index = readTorrentInfo(readFileSync(join(dsync, 'pool.torrent')))
   const shardFiles = index.files.filter(f => !f.pad).slice(1).map(f => f.path.split('/').pop()!)
   assert.ok(shardFiles.length >= 2, 'two shards at least')
-  const file = join(dsync, 'shards', shardFiles[shardFiles.length - 1])
+  const file = join(dsync, 'shards', shardFiles[which === 'first' ? 0 : shardFiles.length - 1])
   const bytes = readFileSync(file)
-  const at = bytes.indexOf('4:pathl') + 12
+  // A path byte near the end of the files list: after the first bytes a rebuilt shard shares.
+  const at = bytes.lastIndexOf('4:pathl') + 12
   bytes[at] = bytes[at] === 0x61 ? 0x62 : 0x61
   writeFileSync(file, bytes)
-  writeFileSync(join(save, 'dists', 'stable', 'Release'), 'release 4, staged then dropped\n')
+  writeFileSync(join(save, 'dists', 'stable', 'Release'), `release 4, ${which} shard damaged\n`)
   writeFileSync(join(base, 'release4'), 'dists/stable/Release\n')
   const hinted = await gendsync('--changed', join(base, 'release4'))
   assert.match(hinted.stderr, /change hint not used \(.*is not the torrent its name says\)/)
