@@ -295,11 +295,7 @@ export interface ShardTransferOptions {
 /**
  * Fetches files shard by shard: each shard is its own swarm (its own infohash) on the same
  * hosts. Shards with nothing wanted are not contacted. Only the shard being fetched has its
- * piece map and file table made. The next shard with something wanted has its swarm opened
- * (and its list of wanted files made) as the current one starts: its connections and
- * handshakes are done by its turn. Opened only at its turn, each of the 200,000-file
- * bootstrap's ~15 shards waited for its peers' handshakes with the links idle (a timeline
- * at load ~11: 6-309 ms from the transfer's start to its first ready peer; session 10).
+ * piece map and file table made.
  */
 export async function transferFromShards(opts: ShardTransferOptions): Promise<TransferResult> {
   const total: TransferResult = { bytesReceived: 0, bytesPerPeer: {}, reusedPieces: 0 }
@@ -314,73 +310,30 @@ export async function transferFromShards(opts: ShardTransferOptions): Promise<Tr
   }
   let bytesBefore = 0
   let filesBefore = 0
-  let next = nextShard(opts, 0)
-  try {
-    while (next) {
-      const { shard, index, files, session } = next
-      traceMark('shard-transfer')
-      try {
-        const transfer = transferFiles({
-          swarm: session.swarm, map: shardMap(shard), hashes: shard.pieces ?? storedPieces(opts.dir, shard), staging: opts.staging, files, onWarning: opts.onWarning, infoHash: shard.infoHash,
-          onProgress: p => opts.onProgress?.({ ...p, bytesDone: bytesBefore + p.bytesDone, bytesTotal, filesDone: filesBefore + p.filesDone, filesTotal }),
-        })
-        next = undefined
-        next = await alongside(transfer, () => nextShard(opts, index + 1))
-        const r = await transfer
-        total.bytesReceived += r.bytesReceived
-        total.reusedPieces += r.reusedPieces
-        for (const [peer, n] of Object.entries(r.bytesPerPeer)) total.bytesPerPeer[peer] = (total.bytesPerPeer[peer] ?? 0) + n
-        bytesBefore += r.bytesReceived
-        filesBefore += files.size
-      } finally {
-        session.stop()
-      }
-    }
-  } finally {
-    next?.session.stop()
-  }
-  return total
-}
-
-interface OpenShard {
-  shard: ClientShard
-  /** Its place in opts.shards. */
-  index: number
-  /** Torrent file index in the shard -> SHA-256 hex, for the files wanted. */
-  files: Map<number, string>
-  session: { swarm: Swarm; stop: () => void }
-}
-
-/**
- * `fn`, run once `transfer` has had a turn of the event loop (its peers are added and its first
- * requests sent: the following shard's list is made and its swarm connects while they are
- * answered, not after this shard's last piece). If `fn` throws, `transfer` is waited for first.
- */
-async function alongside<T>(transfer: Promise<unknown>, fn: () => T): Promise<T> {
-  transfer.catch(() => undefined) // a failure is taken by the caller's await, not reported unhandled meanwhile
-  await new Promise(resolve => setImmediate(resolve))
-  try {
-    return fn()
-  } catch (err) {
-    await transfer.catch(() => undefined)
-    throw err
-  }
-}
-
-/** The first shard from `from` on with a file wanted, its swarm opened; undefined when none is left. */
-function nextShard(opts: ShardTransferOptions, from: number): OpenShard | undefined {
-  for (let i = from; i < opts.shards.length; i++) {
-    const shard = opts.shards[i]
+  for (const shard of opts.shards) {
     const files = new Map<number, string>()
-    shard.files.forEach((f, j) => {
+    shard.files.forEach((f, i) => {
       const hex = opts.wanted(f)
-      if (hex !== undefined) files.set(j, hex)
+      if (hex !== undefined) files.set(i, hex)
     })
     if (files.size === 0) continue
-    traceMark('shard-open')
-    return { shard, index: i, files, session: opts.open(shard.infoHash) }
+    traceMark('shard-transfer')
+    const { swarm, stop } = opts.open(shard.infoHash)
+    try {
+      const r = await transferFiles({
+        swarm, map: shardMap(shard), hashes: shard.pieces ?? storedPieces(opts.dir, shard), staging: opts.staging, files, onWarning: opts.onWarning, infoHash: shard.infoHash,
+        onProgress: p => opts.onProgress?.({ ...p, bytesDone: bytesBefore + p.bytesDone, bytesTotal, filesDone: filesBefore + p.filesDone, filesTotal }),
+      })
+      total.bytesReceived += r.bytesReceived
+      total.reusedPieces += r.reusedPieces
+      for (const [peer, n] of Object.entries(r.bytesPerPeer)) total.bytesPerPeer[peer] = (total.bytesPerPeer[peer] ?? 0) + n
+      bytesBefore += r.bytesReceived
+      filesBefore += files.size
+    } finally {
+      stop()
+    }
   }
-  return undefined
+  return total
 }
 
 /**
