@@ -338,7 +338,12 @@ class StageLane {
     this.worker.off('error', this.listeners.error)
     this.worker.off('exit', this.listeners.exit)
     if (reusable && this.inFlight === 0 && this.worker.threadId >= 0) park(this.worker, this.dir)
-    else await this.worker.terminate()
+    else {
+      // The lane's own listeners are off (its 'exit' would fail the writer): an 'error' while
+      // the thread stops must still have a listener, or it would end the process.
+      this.worker.on('error', () => {})
+      await this.worker.terminate()
+    }
     openLanes.delete(this)
     this.handOn()
     noteStageBuffers()
