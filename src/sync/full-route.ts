@@ -48,6 +48,8 @@ export async function pullFull(ctx: PullContext): Promise<PullResult> {
   const fromHost = withTorrent?.torrent ?? await withTorrent?.fetchTorrent?.()
   traceMark('torrent-fetched')
   const session = { net: openSwarm(ctx, infoHash) }
+  /** Whether this pull asked for the tight stage bounds (stage-writer.ts counts the pulls that did). */
+  const tight = { on: false }
   let park: MetadataPark | undefined
   let lock: { release(): void } | undefined
   try {
@@ -58,7 +60,7 @@ export async function pullFull(ctx: PullContext): Promise<PullResult> {
     }
     const locked = park ? { ...ctx, opts: { ...ctx.opts, lockHeld: true } } : ctx
     // The stage is not kept in a local here: the route drops data.dsync's bytes (parkManifest).
-    return await executePlan(locked, fullRoute(locked, session.net.swarm, torrent, await manifestStage(locked, session.net.swarm, torrent, park), park))
+    return await executePlan(locked, fullRoute(locked, session.net.swarm, torrent, await manifestStage(locked, session.net.swarm, torrent, park), tight, park))
   } catch (err) {
     // Refused or failed before executePlan took over: what the metadata stage wrote goes.
     if (park?.manifestFile) rmSync(park.manifestFile, { force: true })
@@ -66,7 +68,7 @@ export async function pullFull(ctx: PullContext): Promise<PullResult> {
     throw err
   } finally {
     unboundHeapGrowth()
-    tightStageBuffers(false)
+    if (tight.on) tightStageBuffers(false)
     park?.early?.stop()
     lock?.release()
     session.net.stop()
@@ -74,7 +76,7 @@ export async function pullFull(ctx: PullContext): Promise<PullResult> {
 }
 
 /** The full route's part in executePlan: pieces from the repository torrent's swarm; the torrent and magnet link committed. */
-function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentStage, stage: ManifestStage, park?: MetadataPark): Route {
+function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentStage, stage: ManifestStage, tight: { on: boolean }, park?: MetadataPark): Route {
   const { opts } = ctx
   // Not the whole stage: its data.dsync bytes are to go once parked (route.manifestBytes alone holds them).
   const m = { map: stage.map, files: stage.files, shards: stage.shards }
@@ -109,7 +111,10 @@ function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentSta
       // From here to the commit the long list is live: the garbage beside it is bounded too.
       if (largeList) boundHeapGrowth(growth)
       // The stage lanes' spare batches too, for the same lists (stage-writer.ts).
-      if (hugeList) tightStageBuffers(true)
+      if (hugeList && !tight.on) {
+        tight.on = true
+        tightStageBuffers(true)
+      }
       if (dropped >= RELEASE_MIN_BYTES || largeList) collectNow()
     },
     abandon: () => {

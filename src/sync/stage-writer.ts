@@ -45,10 +45,16 @@ const ROOMY = { high: 32 << 20, low: 8 << 20, spare: 10 }
  */
 const TIGHT = { high: 16 << 20, low: 4 << 20, spare: 3 }
 let bounds = ROOMY
+/** Pulls of very long lists running in this process (the runner may run several pulls at once). */
+let tightPulls = 0
 
-/** Tight buffer bounds (a pull of a very long list) or the roomy ones; set by the route before its transfer. */
+/**
+ * A pull of a very long list starts (true: tight bounds while any such pull runs) or ends
+ * (false, once for each true). Counted, so one pull's end does not loosen another's bounds.
+ */
 export function tightStageBuffers(tight: boolean): void {
-  bounds = tight ? TIGHT : ROOMY
+  tightPulls = Math.max(0, tightPulls + (tight ? 1 : -1))
+  bounds = tightPulls > 0 ? TIGHT : ROOMY
 }
 
 /**
