@@ -38,6 +38,9 @@ test('the stage writer bounds its batch buffers for a huge pull: a lagging worke
     tightStageBuffers(false)
   })
   tightStageBuffers(true)
+  // Another pull of a long list in the same process (the runner's syncps) starts and ends: this one's bounds stay tight.
+  tightStageBuffers(true)
+  tightStageBuffers(false)
   const dir = tempDir('dsync-stage-')
   for (let i = 0; i < STAGE_DIRS; i++) mkdirSync(`${dir}/${i}`)
   const files = laneZeroFiles(48)
