@@ -1,6 +1,7 @@
 import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { setImmediate as nextTurn } from 'node:timers/promises'
+import type { ManifestEntry } from '../manifest/entry.js'
 import { DSYNC_DIR } from '../manifest/paths.js'
 import type { Swarm } from '../swarm/swarm.js'
 import { magnetLink } from '../torrent/build.js'
@@ -12,9 +13,10 @@ import { FetchList } from './fetch-list.js'
 import { manifestStage, parkManifest, torrentStage, type ManifestStage, type MetadataPark, type TorrentStage } from './metadata.js'
 import { openSwarm } from './open-swarm.js'
 import { traceMark } from '../swarm/trace.js'
-import { dropShards, keepShards, storeShards, transferFromShards, type ContentFile } from './shards.js'
+import { dropShards, keepShards, storeShards, transferFromShards, type ClientShard, type ContentFile } from './shards.js'
 import { tightStageBuffers } from './stage-writer.js'
 import { transferFiles } from './transfer.js'
+import type { Staging } from './staging.js'
 import type { PullContext, PullResult, Route } from './types.js'
 
 // The full route (stage 2 from the repository torrent, then executePlan): used when the host
@@ -84,8 +86,6 @@ function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentSta
   // The shard torrents this run wrote (as they arrived, or before the plan): a run refused before its fetch removes them.
   const newShardFiles: string[] = park?.written ?? []
   const largeList = stage.manifest.entries.length >= LARGE_LIST
-  const hugeList = stage.manifest.entries.length >= HUGE_LIST
-  const growth = hugeList ? HUGE_HEAP_GROWTH_PERCENT : HEAP_GROWTH_PERCENT
   const route: Route = {
     repo: info.name, infoHash: info.infoHash, manifest: stage.manifest, manifestBytes: stage.manifestBytes, manifestFile: stage.manifestFile,
     previous: stage.previous, sameGeneration: stage.sameGeneration, route: 'full',
@@ -105,17 +105,7 @@ function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentSta
         swarm.close()
         newShardFiles.push(...storeShards(m.files, m.shards))
       }
-      // What went to disk leaves memory now, not at V8's next full collection (after the plan);
-      // so does a long list's parse and shard walk garbage (at 1M files the plan was built
-      // on top of ~130 MB of it: the run's peak, h11b7's 1M log).
-      // From here to the commit the long list is live: the garbage beside it is bounded too.
-      if (largeList) boundHeapGrowth(growth)
-      // The stage lanes' spare batches too, for the same lists (stage-writer.ts).
-      if (hugeList && !tight.on) {
-        tight.on = true
-        tightStageBuffers(true)
-      }
-      if (dropped >= RELEASE_MIN_BYTES || largeList) collectNow()
+      boundForPlan(stage.manifest.entries.length, dropped, tight)
     },
     abandon: () => {
       for (const file of newShardFiles) rmSync(file, { force: true })
@@ -130,16 +120,7 @@ function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentSta
       if (m.shards) {
         swarm.close()
         storeShards(m.files, m.shards)
-        // A shard's file is fetched when it is the entry the plan fetches its content for
-        // (shards hold data.dsync's own entries): no map of a million paths to hex names.
-        const wanted = (f: ContentFile) => {
-          const first = items instanceof FetchList ? items.entryOf(f.sha256!) : items.get(f.sha256!.toString('hex'))
-          return first === f ? f.sha256!.toString('hex') : undefined
-        }
-        return transferFromShards({
-          shards: m.shards, staging, wanted, dir: m.files.shards,
-          open: ih => openSwarm(ctx, ih, info.trackers), onWarning: opts.onWarning, onProgress: p => opts.onProgress?.({ ...p, phase: 'files' }),
-        })
+        return fetchFromShards(ctx, info.trackers, { shards: m.shards, dir: m.files.shards }, items, staging)
       }
       const toFetch = new Map<number, string>()
       for (const [hex, entry] of items) toFetch.set(indexByPath.get(entry.path)!, hex)
@@ -162,6 +143,39 @@ function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentSta
     },
   }
   return route
+}
+
+/**
+ * What went to disk before the plan leaves memory now, not at V8's next full collection (after
+ * the plan); so does a long list's parse and shard walk garbage (at 1M files the plan was built
+ * on top of ~130 MB of it: the run's peak, h11b7's 1M log). From here to the commit the long
+ * list is live: the garbage beside it is bounded too, and for the longest lists the stage
+ * lanes' spare batches (stage-writer.ts; `tight` records that this pull asked for them).
+ */
+function boundForPlan(entries: number, dropped: number, tight: { on: boolean }): void {
+  const largeList = entries >= LARGE_LIST
+  if (largeList) boundHeapGrowth(entries >= HUGE_LIST ? HUGE_HEAP_GROWTH_PERCENT : HEAP_GROWTH_PERCENT)
+  if (entries >= HUGE_LIST && !tight.on) {
+    tight.on = true
+    tightStageBuffers(true)
+  }
+  if (dropped >= RELEASE_MIN_BYTES || largeList) collectNow()
+}
+
+/**
+ * A sharded repository's files, from the shards' swarms. A shard's file is fetched when it is
+ * the entry the plan fetches its content for (shards hold data.dsync's own entries): no map of
+ * a million paths to hex names.
+ */
+function fetchFromShards(ctx: PullContext, trackers: string[], m: { shards: ClientShard[]; dir: string }, items: ReadonlyMap<string, ManifestEntry>, staging: Staging): ReturnType<Route['fetch']> {
+  const wanted = (f: ContentFile) => {
+    const first = items instanceof FetchList ? items.entryOf(f.sha256!) : items.get(f.sha256!.toString('hex'))
+    return first === f ? f.sha256!.toString('hex') : undefined
+  }
+  return transferFromShards({
+    shards: m.shards, staging, wanted, dir: m.dir,
+    open: ih => openSwarm(ctx, ih, trackers), onWarning: ctx.opts.onWarning, onProgress: p => ctx.opts.onProgress?.({ ...p, phase: 'files' }),
+  })
 }
 
 /** Parks data.dsync's bytes under staging (see metadata.ts's parkManifest) when the route still holds them. */
