@@ -190,7 +190,6 @@ export class Downloader extends EventEmitter {
   private count: number
   /** An early fetch's verified pieces, until `adopt` (undefined: not holding). */
   private held: Map<number, Held> | undefined
-  private heldBytes = 0
   /** Bytes of the pieces taken while holding and not given back: held, in flight, or with the verifier (holdBytes bounds it). */
   private heldTaken = 0
   /** After `adopt`: the pieces the run wants; others still in flight are dropped as they land. */
@@ -602,7 +601,6 @@ export class Downloader extends EventEmitter {
     const copy = Buffer.allocUnsafeSlow(data.length)
     data.copy(copy)
     this.held!.set(span.piece, { span, data: copy, from })
-    this.heldBytes += copy.length
     this.emit('piece', span, from)
   }
 
@@ -617,9 +615,10 @@ export class Downloader extends EventEmitter {
     if (!held) throw new Error('Downloader.adopt: not an early fetch')
     let asked = 0
     for (const f of this.inFlight.values()) asked += f.bytes
-    traceMark('early-adopted', { held: this.heldBytes, pieces: held.size, asked })
+    let heldBytes = 0
+    for (const h of held.values()) heldBytes += h.data.length
+    traceMark('early-adopted', { held: heldBytes, pieces: held.size, asked })
     this.held = undefined
-    this.heldBytes = 0
     this.opts.onPiece = sink.onPiece
     this.opts.wholeFileHash = sink.wholeFileHash
     this.opts.pieces = pieces
