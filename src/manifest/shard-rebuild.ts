@@ -180,7 +180,7 @@ function keptShard(input: ShardRebuildInput, a: number, b: number): number | und
 
 /**
  * The files list of new shard [a, b): runs of previous entries copied, the rest encoded.
- * `whole`: the writer also holds the torrent's head and room for the pieces (InfoWriter.torrent),
+ * `whole`: the writer also holds the torrent's head and room for the pieces (InfoWriter.torrentBytes),
  * sized from the previous shards' mean entry so that it does not grow (a copy of it all) midway.
  */
 function shardFiles(input: ShardRebuildInput, old: OldShardPieces, a: number, b: number, whole?: { head: Buffer; pieces: number }): InfoWriter | string {

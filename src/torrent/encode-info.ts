@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto'
 import type { LayoutFile } from './layout.js'
 
 /**
@@ -86,7 +85,7 @@ export class InfoWriter {
   /**
    * `scratch`: a buffer to write into when it is big enough (a caller encoding many shards
    * reuses one). `head`: the .torrent's bytes before its info dict (torrentHead), written first
-   * so that torrent() gives the whole file without copying the info dict into another buffer.
+   * so that torrentBytes() gives the whole file without copying the info dict into another buffer.
    */
   constructor(size: number, scratch?: Buffer, head?: Buffer) {
     const need = size + (head?.length ?? 0)
@@ -143,16 +142,11 @@ export class InfoWriter {
 
   /**
    * finish() for a writer made with the torrent's head: the whole .torrent (head, info dict,
-   * the outer dict's end) in the writer's own buffer, and its infohash. wrapInfo's bytes.
+   * the outer dict's end) in the writer's own buffer, and its info dict's bytes (wrapInfo's
+   * bytes; the caller hashes the info dict its own way, e.g. sharing the SHA-1 of a prefix).
    */
-  torrent(name: string, pieceLength: number, pieces: Buffer): { torrent: Buffer; infoHash: string } {
-    const { torrent, info } = this.torrentBytes(name, pieceLength, pieces)
-    return { torrent, infoHash: createHash('sha1').update(info).digest('hex') }
-  }
-
-  /** torrent() without the infohash: the .torrent and its info dict (a caller hashing it its own way). */
   torrentBytes(name: string, pieceLength: number, pieces: Buffer): { torrent: Buffer; info: Buffer } {
-    if (this.infoAt === 0) throw new Error('InfoWriter.torrent: made without the torrent head')
+    if (this.infoAt === 0) throw new Error('InfoWriter.torrentBytes: made without the torrent head')
     const info = this.finish(name, pieceLength, pieces)
     this.reserve(1)
     this.byte(0x65)
