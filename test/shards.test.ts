@@ -14,7 +14,7 @@ import { pieceMap } from '../src/torrent/piece-map.js'
 import { readTorrentInfo } from '../src/torrent/read.js'
 import { indexedShards, MAX_INFO_BYTES, shardStarts, SINGLE_MAX_FILES } from '../src/torrent/shards.js'
 import { runCli } from '../testbed/cli.js'
-import { HOST_PORT, prepareHost, startHost } from '../testbed/host.js'
+import { HOST_PORT, prepareHost, startHost, startShardedHost } from '../testbed/host.js'
 import { libtorrentMissing } from '../testbed/leecher.js'
 import { tempDir, writePool } from '../testbed/tree.js'
 
@@ -122,16 +122,8 @@ test('libtorrent alone bootstraps a 100,000-file repository from a dsync host th
 })
 
 test('dsync pull bootstraps a sharded repository, then an update fetches the changed files from their shards', { timeout: 1_200_000 }, async t => {
-  const host = await prepareHost('127.0.3.112', {})
-  const save = join(host.webroot, 'pool10k')
   // 10,000 files with 450-byte paths: a torrent of ~5 MB, so two shards.
-  writePool(save, 10_000, 200)
-  writeFileSync(join(host.home, 'repos', 'pool10k.conf'), `repo=pool10k\nsave=${save}\ndsync=true\n`)
-  const g = await host.cli('--json', 'gendsync')
-  assert.equal(g.code, 0, g.stderr)
-  const first = JSON.parse(g.stdout) as { shards?: { infoHash: string }[] }
-  assert.ok(first.shards && first.shards.length >= 2, 'the repository is sharded')
-  await startHost(host, ['pool10k'])
+  const { host, save, gen: first } = await startShardedHost('127.0.3.112', 'pool10k')
   const dest = join(tempDir(), 'mirror')
   const pull = (...extra: string[]) => runCli(['--json', 'pull', `dtp://127.0.3.112:${HOST_PORT}/pool10k`, dest, '--bind', '127.0.3.113', ...extra])
   const boot = await pull()

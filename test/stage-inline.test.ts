@@ -6,10 +6,10 @@ import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { STAGE_DIRS } from '../src/sync/part-writer.js'
 import { INLINE_MAX_BYTES } from '../src/sync/stage-inline.js'
-import { prepareHost, startHost } from '../testbed/host.js'
+import { startShardedHost } from '../testbed/host.js'
 import { assertSameTree } from '../testbed/same-tree.js'
 import { hasLibtorrent, pickPort, startLibtorrentSeeder } from '../testbed/seeders.js'
-import { stagingFiles, tempDir, writePool } from '../testbed/tree.js'
+import { stagingFiles, tempDir } from '../testbed/tree.js'
 import { makeUpstream, pullCli, type Upstream } from '../testbed/upstream.js'
 
 /**
@@ -78,16 +78,7 @@ test('a sharded bootstrap starts its stage workers once, not once per shard; DES
   // workers a finished transfer closes are handed to the next (stage-writer.ts, park), where each
   // thread started afresh compiled Node's internals again (~40 ms of CPU apiece, ~30 threads in a
   // 200,000-file bootstrap). Every thread that loads stage-worker.js is one line of the log.
-  const host = await prepareHost('127.0.17.20', {}, '', pickPort())
-  const save = join(host.webroot, 'sharded')
-  // 10,000 files with 450-byte paths: two shards (as in sync-kill's shard test).
-  writePool(save, 10_000, 200)
-  writeFileSync(join(host.home, 'repos', 'sharded.conf'), `repo=sharded\nsave=${save}\ndsync=true\n`)
-  const g = await host.cli('--json', 'gendsync')
-  assert.equal(g.code, 0, g.stderr)
-  const gen = JSON.parse(g.stdout) as { infoHash: string; shards?: { infoHash: string }[] }
-  assert.ok(gen.shards && gen.shards.length >= 2, 'the repository is sharded')
-  await startHost(host, ['sharded'])
+  const { host, save, gen } = await startShardedHost('127.0.17.20', 'sharded', pickPort())
   const dest = join(tempDir(), 'mirror')
   const log = join(tempDir('dsync-modules-'), 'modules.txt')
   // Threads for every shard's transfer, however few files it has (stage-inline.ts).

@@ -3,12 +3,12 @@ import { createHash, randomBytes } from 'node:crypto'
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { test } from 'node:test'
-import { prepareHost, startHost } from '../testbed/host.js'
+import { prepareHost, startHost, startShardedHost } from '../testbed/host.js'
 import { pullWatched } from '../testbed/pull-watch.js'
 import { assertSameTree, settleDirMtimes } from '../testbed/same-tree.js'
 import { hasLibtorrent, pickPort, startLibtorrentSeeder } from '../testbed/seeders.js'
 import { StallProxy } from '../testbed/stall-proxy.js'
-import { stagingFiles, tempDir, writePool, writeTree } from '../testbed/tree.js'
+import { stagingFiles, tempDir, writeTree } from '../testbed/tree.js'
 import { makeUpstream, pullCli } from '../testbed/upstream.js'
 import { repoFiles } from '../src/manifest/paths.js'
 import { stagedPath } from '../src/sync/part-writer.js'
@@ -246,16 +246,7 @@ test('SIGKILL while the shard torrents are fetched: data.dsync and each shard to
   // staging and each shard torrent is written to DEST/.dsync/shards/ as it arrives (the run does
   // not hold them all: docs/SCALE.md, "Bootstrap memory"). A kill then leaves those, and nothing
   // outside .dsync/; the next run keeps what it can use and converges.
-  const host = await prepareHost('127.0.8.20', {}, '', pickPort())
-  const save = join(host.webroot, 'shardkill')
-  // 10,000 files with 450-byte paths: two shards of ~2.5 MB of .torrent each.
-  writePool(save, 10_000, 200)
-  writeFileSync(join(host.home, 'repos', 'shardkill.conf'), `repo=shardkill\nsave=${save}\ndsync=true\n`)
-  const g = await host.cli('--json', 'gendsync')
-  assert.equal(g.code, 0, g.stderr)
-  const gen = JSON.parse(g.stdout) as { infoHash: string; shards?: { infoHash: string }[] }
-  assert.ok(gen.shards && gen.shards.length >= 2, 'the repository is sharded')
-  await startHost(host, ['shardkill'])
+  const { host, save, gen } = await startShardedHost('127.0.8.20', 'shardkill', pickPort())
   const up = repoFiles(save, 'shardkill')
   const shardBytes = gen.shards.map(s => readFileSync(join(up.shards, `${s.infoHash}.torrent`)))
   const totalShards = shardBytes.reduce((n, b) => n + b.length, 0)

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after } from 'node:test'
 import { runCli } from './cli.js'
-import { makeHome } from './tree.js'
+import { makeHome, writePool } from './tree.js'
 
 /**
  * Host tests use 127.0.3.x (all of 127/8 is loopback on Linux) so that they never collide
@@ -57,4 +57,23 @@ export async function startHost(host: TestHost, listed: string[]): Promise<void>
   writeFileSync(join(host.home, 'dtp', 'list.conf'), listed.map(l => `/${l}\n`).join(''))
   const r = await host.cli('reload')
   assert.equal(r.code, 0, r.stderr)
+}
+
+export interface ShardedGeneration { infoHash: string; shards: { infoHash: string }[] }
+
+/**
+ * A started host serving `repo`: 10,000 pool files with 450-byte paths, so its torrent needs two
+ * shards or more (src/torrent/shards.ts). Returns the repo's folder and gendsync's JSON line.
+ */
+export async function startShardedHost(address: string, repo: string, port = HOST_PORT): Promise<{ host: TestHost; save: string; gen: ShardedGeneration }> {
+  const host = await prepareHost(address, {}, '', port)
+  const save = join(host.webroot, repo)
+  writePool(save, 10_000, 200)
+  writeFileSync(join(host.home, 'repos', `${repo}.conf`), `repo=${repo}\nsave=${save}\ndsync=true\n`)
+  const g = await host.cli('--json', 'gendsync')
+  assert.equal(g.code, 0, g.stderr)
+  const gen = JSON.parse(g.stdout) as ShardedGeneration
+  assert.ok(gen.shards && gen.shards.length >= 2, 'the repository is sharded')
+  await startHost(host, [repo])
+  return { host, save, gen }
 }
