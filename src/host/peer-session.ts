@@ -5,7 +5,7 @@ import type { HostLog } from './log.js'
 import { BadRequestError, MAX_BLOCK } from './piece-reader.js'
 import type { Seeder } from './seeder.js'
 import type { BudgetUser, SendBudget } from './send-budget.js'
-import { MAX_BLOCK_KEY, MOTD_EXTENSION } from '../shared/wire-protocol.js'
+import { IDLE_TIMEOUT_KEY, MAX_BLOCK_KEY, MOTD_EXTENSION } from '../shared/wire-protocol.js'
 import { corkUntilNextTurn } from '../shared/cork.js'
 
 /** How long a peer without the fast extension stays choked after asking for a stale block. */
@@ -69,6 +69,9 @@ export class PeerSession implements BudgetUser {
     wire.use(seeder.motdExt)
     if (seeder.pex) wire.use(seeder.pex(remote))
     wire.extendedHandshake[MAX_BLOCK_KEY] = MAX_BLOCK
+    // Our idle timeout (the budget's stall time is the same setting): a dsync client paces its
+    // keep-alives by it, so a short `idle-timeout=` does not cut clients that are only waiting.
+    wire.extendedHandshake[IDLE_TIMEOUT_KEY] = budget.stallMs
     wire.handshake(seeder.gen.infoHash, seeder.peerId, { dht: false, fast: true })
     if (wire.hasFast) wire.haveAll()
     else wire.bitfield(seeder.bitfield)

@@ -14,3 +14,9 @@ export const MOTD_EXTENSION = 'dsync_motd'
  * messages on both sides); a peer that does not say so is only ever asked for 16 KiB.
  */
 export const MAX_BLOCK_KEY = 'dsync_max_block'
+/**
+ * Extended-handshake key: the host's idle timeout (ms): it closes a peer connection that sends
+ * it nothing for this long. A client sends keep-alives well inside it, so a connection that
+ * waits (a deep pipeline on a slow link, a shard's swarm opened ahead) is not taken for dead.
+ */
+export const IDLE_TIMEOUT_KEY = 'dsync_idle_timeout'

@@ -7,7 +7,7 @@ import { MessageFramer } from './framer.js'
 import { metadataFetcher, motdReceiver, type MetadataFetcher } from './extensions.js'
 import { pexExtension } from './pex.js'
 import { corkUntilNextTurn, uncorkNow } from '../shared/cork.js'
-import { MAX_BLOCK_KEY } from '../shared/wire-protocol.js'
+import { IDLE_TIMEOUT_KEY, MAX_BLOCK_KEY } from '../shared/wire-protocol.js'
 
 export { formatAddress, parseAddress, type PeerAddress } from './address.js'
 
@@ -35,6 +35,23 @@ const RECEIVE_SLACK = 4 << 20
  * memory on a 2 GiB pull; larger reads also mean fewer turns of the event loop per byte.
  */
 const READ_BUFFER = 256 * 1024
+/**
+ * Keep-alives to a peer that does not name its idle timeout: BitTorrent peers commonly drop a
+ * connection silent for 2 minutes, a dsync host before its extended handshake for 5.
+ */
+const KEEP_ALIVE_MS = 60_000
+/** Keep-alives to a dsync host come at a quarter of the idle timeout it names, not more often than this. */
+const MIN_KEEP_ALIVE_MS = 250
+
+/**
+ * How often to send a keep-alive to a peer that said it closes connections silent for
+ * `named` ms (extended handshake); a quarter of it leaves room for a host's once-a-second
+ * sweep and a busy event loop here.
+ */
+export function keepAliveInterval(named: unknown): number {
+  if (typeof named !== 'number' || !Number.isFinite(named) || named <= 0) return KEEP_ALIVE_MS
+  return Math.min(KEEP_ALIVE_MS, Math.max(MIN_KEEP_ALIVE_MS, Math.floor(named / 4)))
+}
 
 /** Where a socket's reads go: set once the connection is wrapped (nothing arrives before). */
 interface ReadSink { push: (chunk: Buffer) => void }
@@ -63,6 +80,7 @@ export class PeerConnection extends EventEmitter {
   closed = false
   closeReason = ''
   private metadata: MetadataFetcher | undefined
+  private keepAlive: NodeJS.Timeout | undefined
 
   private constructor(readonly opts: PeerOptions, socket: Socket, reads: ReadSink) {
     super()
@@ -93,10 +111,26 @@ export class PeerConnection extends EventEmitter {
     this.wire.on('error', (err: Error) => this.close(err.message))
     this.wire.on('close', () => this.close('connection closed'))
     this.wire.setTimeout(opts.idleTimeoutMs ?? PEER_IDLE_TIMEOUT_MS, true)
+    this.keepAlivesEvery(KEEP_ALIVE_MS)
+    this.wire.on('extended', (ext: string) => {
+      if (ext === 'handshake') this.keepAlivesEvery(keepAliveInterval(this.wire.peerExtendedHandshake[IDLE_TIMEOUT_KEY]))
+    })
     this.wire.on('timeout', () => {
       const r = (this.wire as unknown as { requests: { piece: number; offset: number; length: number }[] }).requests[0]
       this.close(r ? `timed out waiting for data (piece ${r.piece} at ${r.offset}+${r.length})` : 'timed out waiting for data')
     })
+  }
+
+  /**
+   * A client may send nothing for a long while: a deep pipeline waiting on a slow link, a
+   * connection opened ahead of its shard's turn, a pull between its stages. A host closes a
+   * connection that sends it nothing for its idle timeout, so a keep-alive (4 bytes) goes out
+   * at a steady pace whatever else is sent: unref'd, it never holds the process open.
+   */
+  private keepAlivesEvery(ms: number): void {
+    clearInterval(this.keepAlive)
+    const wire = this.wire as unknown as { keepAlive(): void }
+    this.keepAlive = setInterval(() => { if (!this.closed) wire.keepAlive() }, ms).unref()
   }
 
   /** Connects and handshakes; resolves once the peer answered for the right torrent. */
@@ -219,6 +253,7 @@ export class PeerConnection extends EventEmitter {
     if (this.closed) return
     this.closed = true
     this.closeReason = reason
+    clearInterval(this.keepAlive)
     this.wire.destroy()
     this.socket.destroy()
     this.emit('close', reason)

@@ -13,6 +13,11 @@ export interface SwarmOptions {
 }
 
 const RETRY_DELAYS_MS = [1000, 3000]
+/**
+ * A connection that lived this long counts as good even if it carried nothing (opened ahead of
+ * its turn, say): its peer's attempts start again, as after one that delivered blocks.
+ */
+const GOOD_CONNECTION_MS = 30_000
 /** Addresses learnt beyond this (peer exchange, DHT) are ignored: a hostile peer cannot grow the list without bound. */
 const MAX_KNOWN = 1000
 
@@ -94,11 +99,16 @@ export class Swarm extends EventEmitter {
           return this.retry(label, peer.closeReason)
         }
         k.state = 'up'
+        const since = Date.now()
         this.connected.add(peer)
         // The hosts already connected hear of this one now, not at their next minute.
         for (const other of this.connected) if (other !== peer) pexOf(other.wire)?.changed()
         peer.once('close', (reason: string) => {
           this.connected.delete(peer)
+          // Attempts count failures in a row: a peer whose connections keep working (closed
+          // by its idle timeout, a restart, a network blip now and then over a long pull) is
+          // not given up after its third, which left a long pull "stalled" with every host gone.
+          if (peer.downloaded > 0 || Date.now() - since >= GOOD_CONNECTION_MS) k.attempts = 0
           this.emit('lost', label, reason)
           this.retry(label, reason)
         })
@@ -131,7 +141,7 @@ export class Swarm extends EventEmitter {
       this.timers.delete(timer)
       k.state = 'idle'
       this.dialMore()
-    }, RETRY_DELAYS_MS[k.attempts - 1])
+    }, RETRY_DELAYS_MS[Math.max(0, k.attempts - 1)])
     timer.unref()
     this.timers.add(timer)
     this.dialMore()
