@@ -91,6 +91,11 @@ export class FetchList implements ReadonlyMap<string, ManifestEntry> {
     return id >= 0 && (this.metaSet[id] ?? 0) > 0 && this.firsts[id] === entry
   }
 
+  /** markMetaAt's `how` for content number `id`; 0 when its staged file carries no mode or mtime. */
+  metaAt(id: number): number {
+    return this.metaSet[id] ?? 0
+  }
+
   /** The entry at whose path content number `id`'s file was placed ahead (markMeta's `how` 2), if it was. */
   placedAt(id: number): ManifestEntry | undefined {
     return this.metaSet[id] === 2 ? this.firsts[id] : undefined
