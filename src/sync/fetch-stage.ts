@@ -61,11 +61,16 @@ function toFetch(plan: Plan, staging: Staging): FetchList {
   const skip = new Uint8Array(plan.fetch.size)
   let skipped = 0
   let i = 0
-  for (const [hex, entry] of plan.fetch) {
-    if (staging.has(hex, entry.size)) skip[i] = 1
-    else if (entry.size === 0) {
-      staging.putEmpty(hex)
-      skip[i] = 1
+  // Into an empty staging folder only the empty content needs its name (no hex string per file).
+  const anyStaged = !staging.isEmpty
+  for (const entry of plan.fetch.values()) {
+    if (anyStaged || entry.size === 0) {
+      const hex = entry.sha256!.toString('hex')
+      if (staging.has(hex, entry.size)) skip[i] = 1
+      else if (entry.size === 0) {
+        staging.putEmpty(hex)
+        skip[i] = 1
+      }
     }
     skipped += skip[i++]
   }

@@ -230,10 +230,28 @@ export function fileOr(type: string): string {
 
 /** Basename patterns with `*` and `?`, as in index-files= ("Packages*", "repomd.xml"). */
 export function indexMatcher(patterns: string[]): (path: string) => boolean {
-  if (patterns.length === 0) return () => false
-  // One expression for the list: the default list as 14, each tested in turn, was 0.4 s of a
-  // 200,000-file bootstrap's event loop (aheadFilter and the apply ask per file).
-  const alternatives = patterns.map(p => p.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.'))
-  const re = new RegExp(`^(?:${alternatives.join('|')})$`)
-  return path => re.test(path.slice(path.lastIndexOf('/') + 1))
+  // Asked for every file of a pull (aheadFilter, the apply's passes): the default list as 14
+  // expressions tested on a sliced basename was 0.41 s of a 200,000-file bootstrap's event loop,
+  // and as one expression with alternatives (`.*\.db` scans and backtracks) still ~0.2 s. Names,
+  // prefixes (`Packages*`) and suffixes (`*.db`) are compared in place; anything else is an expression.
+  const exact: string[] = []
+  const prefixes: string[] = []
+  const suffixes: string[] = []
+  const others: RegExp[] = []
+  for (const p of patterns) {
+    const star = p.indexOf('*')
+    const oneStar = star >= 0 && star === p.lastIndexOf('*') && !p.includes('?')
+    if (star < 0 && !p.includes('?')) exact.push(p)
+    else if (oneStar && star === p.length - 1) prefixes.push(p.slice(0, -1))
+    else if (oneStar && star === 0) suffixes.push(p.slice(1))
+    else others.push(new RegExp('^' + p.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$'))
+  }
+  return path => {
+    const at = path.lastIndexOf('/') + 1
+    const length = path.length - at
+    for (const s of exact) if (length === s.length && path.startsWith(s, at)) return true
+    for (const s of prefixes) if (path.startsWith(s, at)) return true
+    for (const s of suffixes) if (length >= s.length && path.endsWith(s)) return true
+    return others.length > 0 && others.some(r => r.test(path.slice(at)))
+  }
 }

@@ -41,6 +41,8 @@ export class Staging {
    * instead of a failing stat per file of a bootstrap (200k files: 200k exceptions).
    */
   private readonly names: Set<string>
+  /** Part files among `names` (none in a bootstrap: then no name is made to ask about one). */
+  private parts = 0
   /** Content -> the entry whose mode and mtime its staged file gets when fetched (see wantMeta): the plan's own list. */
   private metaWanted = new FetchList()
   /** Which fetched files the stage workers place ahead, at their path under `folders/` (new-folders.ts); none when unset. */
@@ -56,9 +58,15 @@ export class Staging {
       for (const sub of shardDirs()) {
         if (existsSync(join(this.dir, sub))) for (const name of readdirSync(join(this.dir, sub))) this.names.add(name)
       }
+      for (const name of this.names) if (name.endsWith('.part')) this.parts++
     } catch (err) {
       throw fsError(err, this.dir, 'write')
     }
+  }
+
+  /** Nothing was staged when the run started, nor since: has() is false for every content. */
+  get isEmpty(): boolean {
+    return this.names.size === 0
   }
 
   /** Makes the subfolders (only a run that stages something leaves them). */
@@ -139,7 +147,7 @@ export class Staging {
 
   /** A part file of this content was left by an earlier run. */
   hasPart(hex: string): boolean {
-    return this.names.has(`${hex}.part`) && existsSync(this.partPath(hex))
+    return this.parts > 0 && this.names.has(`${hex}.part`) && existsSync(this.partPath(hex))
   }
 
   /** Reads `length` bytes of a part file at `offset` (zeros where nothing was written). */

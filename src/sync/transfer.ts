@@ -140,7 +140,7 @@ function throttledProgress(opts: TransferOptions, counts: Counts, bytesTotal: nu
 }
 
 /** Where the downloader's verified pieces go: the stage writer, with each file's last-piece and checked flags. */
-function pieceSink(opts: TransferOptions, remainingPerFile: Map<number, number>, writer: Stager, bytesPerPeer: Record<string, number>): Pick<DownloaderOptions, 'wholeFileHash' | 'onPiece'> {
+function pieceSink(opts: TransferOptions, remainingPerFile: Int32Array, writer: Stager, bytesPerPeer: Record<string, number>): Pick<DownloaderOptions, 'wholeFileHash' | 'onPiece'> {
   const { staging, map } = opts
   return {
     // A one-piece file (most of a mirror of small files): its SHA-256 checks the piece (on the
@@ -149,8 +149,7 @@ function pieceSink(opts: TransferOptions, remainingPerFile: Map<number, number>,
     // does not still ends as "content does not match its SHA-256", not as a bad peer.
     wholeFileHash: span => (span.dataLength === map.files[span.file].length ? opts.files.get(span.file) : undefined),
     onPiece: (span, data, from, wholeChecked) => {
-      const left = remainingPerFile.get(span.file)! - 1
-      remainingPerFile.set(span.file, left)
+      const left = --remainingPerFile[span.file]
       const hex = opts.files.get(span.file)!
       const flags = (left === 0 ? ITEM_LAST : 0) | (wholeChecked ? ITEM_CHECKED : 0)
       const id = left === 0 ? staging.metaIdFor(hex) : -1
@@ -170,8 +169,8 @@ function pieceSink(opts: TransferOptions, remainingPerFile: Map<number, number>,
 interface Resumed {
   /** The pieces still to fetch. */
   pieces: PieceSpan[]
-  /** Torrent file index -> pieces of it still to come. */
-  remainingPerFile: Map<number, number>
+  /** Torrent file index -> pieces of it still to come (an array over the torrent's files: a Map's get and set per piece were not). */
+  remainingPerFile: Int32Array
   reusedPieces: number
   bytesTotal: number
   /** Files whose every piece was already verified in their .part (now staged). */
@@ -185,7 +184,7 @@ interface Resumed {
 function resumeFromParts(opts: TransferOptions, mismatch: (index: number) => Error): Resumed {
   const { staging, map } = opts
   const pieces: PieceSpan[] = []
-  const remainingPerFile = new Map<number, number>()
+  const remainingPerFile = new Int32Array(map.files.length)
   let reusedPieces = 0
   let bytesTotal = 0
   for (const [index, hex] of opts.files) {
@@ -199,12 +198,12 @@ function resumeFromParts(opts: TransferOptions, mismatch: (index: number) => Err
       left++
       bytesTotal += span.dataLength
     }
-    remainingPerFile.set(index, left)
+    remainingPerFile[index] = left
   }
   let filesStaged = 0
-  for (const [index, left] of remainingPerFile) {
-    if (left > 0) continue
-    if (!staging.finalize(opts.files.get(index)!)) throw mismatch(index)
+  for (const [index, hex] of opts.files) {
+    if (remainingPerFile[index] > 0) continue
+    if (!staging.finalize(hex)) throw mismatch(index)
     filesStaged++
   }
   return { pieces, remainingPerFile, reusedPieces, bytesTotal, filesStaged }
