@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
 import { RANGES } from '../../src/config/defaults.js'
 import { publishedRepos, requireSaveDir } from '../../src/config/load.js'
+import { readAheadGeneration } from '../../src/publish/read-ahead.js'
 import { t } from '../../src/i18n/index.js'
 import { ProgressBar } from '../../src/ui/progress.js'
 import { formatBytes } from '../../src/ui/units.js'
@@ -15,13 +16,17 @@ export function registerGendsync(program: Command): void {
     .option('--changed <file>', "paths changed since the last run, one per line, or rsync --itemize-changes output ('-': stdin); only those are read")
     .action(async (names: string[], opts: { threads?: number; changed?: string }, cmd: Command) => {
       const g = globals(cmd)
+      const home = openHome(g)
+      const repos = publishedRepos(home, names)
+      for (const repo of repos) requireSaveDir(repo)
+      // A hinted run of one repository starts with the previous data.dsync (30 MB at 200k files):
+      // read on libuv's threads while the modules below load (generateRepo checks, once it holds
+      // the repository's lock, that each file read is still the one there).
+      const readAhead = opts.changed !== undefined && repos.length === 1 ? readAheadGeneration(repos[0].save, repos[0].name) : undefined
       // Loaded here, not at start-up: every other command (a pull, above all) would pay for them.
       const [{ loadOrCreateKey }, { generateRepo }, { readChangeList }] = await Promise.all([
         import('../../src/generation/keys.js'), import('../../src/publish/generate.js'), import('../../src/manifest/change-list.js'),
       ])
-      const home = openHome(g)
-      const repos = publishedRepos(home, names)
-      for (const repo of repos) requireSaveDir(repo)
       // Every generation is signed; the key is made on first use (private part mode 0600).
       const key = loadOrCreateKey(home.paths.home)
       for (const repo of repos) {
@@ -33,6 +38,7 @@ export function registerGendsync(program: Command): void {
           threads: opts.threads,
           key,
           keepDeltas: repo.keepDeltas,
+          readAhead,
           changed: opts.changed === undefined ? undefined : readChangeList(opts.changed, repo.save),
           onWarning: warn,
           onProgress: p => bar.update(p.phase === 'scan'

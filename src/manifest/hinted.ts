@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { lstatSync, readFileSync, type Stats } from 'node:fs'
 import { join } from 'node:path'
 import { pieceLengthFor } from '../torrent/layout.js'
-import { readTorrentInfo } from '../torrent/read.js'
+import { readTorrentInfo, type TorrentInfo } from '../torrent/read.js'
 import { indexedShards, shardInfoHashOf, shardStarts, shardStartsOf, type HashedPart, type ShardFileDigest } from '../torrent/shards.js'
 import { contentPathString, contentTable, tableCosts, type ContentTable } from './content-table.js'
 import type { ManifestEntry } from './entry.js'
@@ -61,8 +61,9 @@ export interface HintedStaging {
 
 export async function generateHinted(
   save: string, files: RepoFiles, previous: Buffer, changed: string[], naming: TorrentNaming, threads?: number, stage?: HintedStaging,
+  earlier: { torrent?: Buffer; tables?: Buffer } = {},
 ): Promise<HintedGeneration | string> {
-  const early = prefetchPrevious(files)
+  const { index, early } = prefetchPrevious(files, earlier)
   let old: ManifestLines
   try {
     old = readManifestLines(previous, files.manifest)
@@ -85,7 +86,7 @@ export async function generateHinted(
   const spliced = splice(old, found, digests)
   if (pieceLengthFor(spliced.bytes) !== old.pieceLength) return 'the piece length changes'
   stage?.manifest(spliced.manifest)
-  const built = newTorrents(save, files, naming, old, spliced.lines, spliced.runs, digests, await early, stage)
+  const built = newTorrents(save, files, naming, old, index, spliced.lines, spliced.runs, digests, await early, stage)
   if (typeof built === 'string') return built
   const { torrents, tables } = built
   const { manifest, entries, files: fileCount, bytes } = spliced
@@ -103,7 +104,7 @@ export async function generateHinted(
  * torrent, at most 32,768 files, or one crossing that line) a content list with digests.
  */
 function newTorrents(
-  save: string, files: RepoFiles, naming: TorrentNaming, old: ManifestLines, next: LineTable, runs: Run[], digests: Map<string, FileDigest>,
+  save: string, files: RepoFiles, naming: TorrentNaming, old: ManifestLines, index: PreviousIndex, next: LineTable, runs: Run[], digests: Map<string, FileDigest>,
   prefetched: Map<string, Buffer>, stage?: HintedStaging,
 ): { torrents: HintedGeneration['torrents']; tables?: CachedTables } | string {
   const P = old.pieceLength
@@ -114,7 +115,7 @@ function newTorrents(
   const oldCosts = cached?.costs ?? tableCosts(oldTable, P)
   const nextCosts = tableCosts(nextTable, P, { costs: oldCosts, origin })
   const starts = shardStartsOf(nextCosts)
-  const previous = previousShards(files, old)
+  const previous = previousShards(files, old, index)
   if (starts.length === 1 || typeof previous === 'string') {
     const content: ContentChange[] = []
     for (let c = 0; c < nextTable.count; c++) content.push({ path: contentPathString(nextTable, c), length: nextTable.length[c], changed: origin[c] < 0 })
@@ -143,24 +144,35 @@ const PREFETCH_SHARD_BYTES = 64 << 20
 /**
  * The previous tables and shard files (the first PREFETCH_SHARD_BYTES of them, in the index's
  * order, the order the splice reads them in), read on libuv's threads while the main thread
- * reads and edits the list: ~40 MB at 200k files, that the splice no longer reads itself.
- * Nothing here is trusted yet: what is used is checked where it is used, as if read there.
+ * reads and edits the list: ~40 MB at 200k files, that the splice no longer reads itself. The
+ * index torrent is parsed here once (previousShards takes it). Nothing here is trusted yet:
+ * what is used is checked where it is used, as if read there. `earlier`: bytes read already
+ * (the CLI's read-ahead, src/publish/read-ahead.ts).
  */
-function prefetchPrevious(files: RepoFiles): Promise<Map<string, Buffer>> {
-  const paths = [files.tables]
+function prefetchPrevious(files: RepoFiles, earlier: { torrent?: Buffer; tables?: Buffer }): { index: PreviousIndex; early: Promise<Map<string, Buffer>> } {
+  const paths = earlier.tables ? [] : [files.tables]
+  let index: PreviousIndex
   try {
-    const info = readTorrentInfo(readFileSync(files.torrent))
+    index = readTorrentInfo(earlier.torrent ?? readFileSync(files.torrent))
     let bytes = 0
-    for (const f of info.files.slice(1)) {
+    for (const f of index.files.slice(1)) {
       const infoHash = shardInfoHashOf(f.path)
       if (f.pad || !infoHash || (bytes += f.length) > PREFETCH_SHARD_BYTES) continue
       paths.push(join(files.shards, `${infoHash}.torrent`))
     }
   } catch {
     // No previous index to read: previousShards says so later.
+    index = 'the previous torrent cannot be read'
   }
-  return prefetchFiles(paths)
+  const early = prefetchFiles(paths).then(got => {
+    if (earlier.tables) got.set(files.tables, earlier.tables)
+    return got
+  })
+  return { index, early }
 }
+
+/** The previous index torrent, parsed, or why it could not be. */
+type PreviousIndex = TorrentInfo | string
 
 /**
  * The previous index torrent's shard list, when it is the index of the previous data.dsync:
@@ -168,8 +180,8 @@ function prefetchPrevious(files: RepoFiles): Promise<Map<string, Buffer>> {
  * covers every byte before it). A reason otherwise (one torrent, or gendsync stopped between
  * writing data.dsync and the index).
  */
-export function previousShards(files: RepoFiles, old: ManifestLines): IndexedShards | string {
-  return shardsIndexing(files, { size: old.buf.length, pieceLength: old.pieceLength, tail: from => old.buf.subarray(from) })
+export function previousShards(files: RepoFiles, old: ManifestLines, index?: PreviousIndex): IndexedShards | string {
+  return shardsIndexing(files, { size: old.buf.length, pieceLength: old.pieceLength, tail: from => old.buf.subarray(from) }, index)
 }
 
 /** `END\t<64 hex digits>\n`: the last line of a data.dsync, whose checksum covers every line before it. */
@@ -190,13 +202,16 @@ export function endPieces(size: number, pieceLength: number): { first: number; f
  * the end (endPieces; the client keeps DEST's previous list on disk, not in memory:
  * src/sync/old-side.ts).
  */
-export function shardsIndexing(files: RepoFiles, list: { size: number; pieceLength: number; tail: (from: number) => Buffer | undefined }): IndexedShards | string {
+export function shardsIndexing(
+  files: RepoFiles, list: { size: number; pieceLength: number; tail: (from: number) => Buffer | undefined }, index?: PreviousIndex,
+): IndexedShards | string {
   let info
   try {
-    info = readTorrentInfo(readFileSync(files.torrent))
+    info = index ?? readTorrentInfo(readFileSync(files.torrent))
   } catch {
     return 'the previous torrent cannot be read'
   }
+  if (typeof info === 'string') return info
   const shards = indexedShards(info.files)
   if (!shards) return 'the previous generation is one torrent'
   const P = info.pieceLength

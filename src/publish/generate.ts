@@ -15,6 +15,7 @@ import { scanTreeParallel, type ScannedEntry } from '../manifest/scan.js'
 import { startHashWorkers } from '../manifest/hash-table.js'
 import { saveTables } from '../manifest/table-cache.js'
 import { fullTables } from './full-run.js'
+import { stillCurrent, type ReadAhead } from './read-ahead.js'
 
 export interface GenerateOptions {
   name: string
@@ -29,6 +30,8 @@ export interface GenerateOptions {
   key?: PublisherKey
   /** Deltas kept beside the record (keep-deltas=). */
   keepDeltas?: number
+  /** The previous generation's first files, read before the lock (read-ahead.ts); each used only if still current. */
+  readAhead?: ReadAhead
 }
 
 export interface GenerateProgress {
@@ -97,11 +100,13 @@ export async function generateRepo(opts: GenerateOptions): Promise<GenerateResul
   }
   const lock = acquireLock(files.lock)
   try {
-    const previous = readOrUndefined(files.manifest)
+    const ahead = await opts.readAhead
+    const previous = stillCurrent(ahead, files.manifest) ?? readOrUndefined(files.manifest)
+    const earlier = { torrent: stillCurrent(ahead, files.torrent), tables: stillCurrent(ahead, files.tables) }
     // Every output, the delta and the record: written and fsync'ed side by side, renamed in order at the end.
     const batch = new DurableBatch()
     try {
-      const run = await outputs(opts, files, previous, started, batch)
+      const run = await outputs(opts, files, previous, started, batch, earlier)
       const published = opts.key && publishGeneration({
         repo: opts.name, save: opts.save, trackers: opts.trackers, key: opts.key, keepDeltas: opts.keepDeltas ?? DEFAULT_KEEP_DELTAS,
         previous, manifest: run.manifest, infoHash: run.result.infoHash, shards: run.result.shards?.map(s => s.infoHash) ?? [], piecesOf: run.piecesOf,
@@ -127,10 +132,12 @@ export async function generateRepo(opts: GenerateOptions): Promise<GenerateResul
 }
 
 /** The hinted run when a hint is given and it can be right, else the full run. */
-async function outputs(opts: GenerateOptions, files: RepoFiles, previous: Buffer | undefined, started: number, batch: DurableBatch): Promise<Run> {
+async function outputs(
+  opts: GenerateOptions, files: RepoFiles, previous: Buffer | undefined, started: number, batch: DurableBatch, earlier: PreviousRead,
+): Promise<Run> {
   if (opts.changed) {
     const mark = batch.size
-    const hinted = previous ? await hintedRun(opts, files, previous, opts.changed, started, batch) : 'no readable previous data.dsync'
+    const hinted = previous ? await hintedRun(opts, files, previous, opts.changed, started, batch, earlier) : 'no readable previous data.dsync'
     if (typeof hinted !== 'string') return hinted
     // What the hinted run staged before it found it could not be right.
     await batch.dropFrom(mark)
@@ -173,12 +180,15 @@ async function fullRun(opts: GenerateOptions, files: RepoFiles, previous: Buffer
   return { result, manifest: g.manifest, piecesOf: g.piecesOf }
 }
 
+/** The previous index torrent's and tables' bytes, when read ahead and still current. */
+type PreviousRead = { torrent?: Buffer; tables?: Buffer }
+
 /** gendsync --changed: the previous generation edited where the hint says (hinted.ts). */
 async function hintedRun(
-  opts: GenerateOptions, files: RepoFiles, previous: Buffer, changed: string[], started: number, batch: DurableBatch,
+  opts: GenerateOptions, files: RepoFiles, previous: Buffer, changed: string[], started: number, batch: DurableBatch, earlier: PreviousRead,
 ): Promise<Run | string> {
   const early = new EarlyOutputs(files, batch, previous)
-  const g = await generateHinted(opts.save, files, previous, changed, { name: opts.name, trackers: opts.trackers }, opts.threads, early)
+  const g = await generateHinted(opts.save, files, previous, changed, { name: opts.name, trackers: opts.trackers }, opts.threads, early, earlier)
   if (typeof g === 'string') return g
   const common = { name: opts.name, trackers: opts.trackers, manifest: g.manifest, previous, pieceLength: g.pieceLength, staged: early.staged }
   const published = 'shards' in g.torrents

@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, openSync, read } from 'node:fs'
+import { closeSync, fstatSync, openSync, read, statSync, type Stats } from 'node:fs'
 
 /**
  * Files read on libuv's threads while the main thread does other work, each in one whole-file
@@ -8,27 +8,61 @@ import { closeSync, fstatSync, openSync, read } from 'node:fs'
  * whole is left out: the caller reads it itself, and meets the error itself.
  */
 export function prefetchFiles(paths: string[]): Promise<Map<string, Buffer>> {
-  const got = new Map<string, Buffer>()
+  return prefetchStamped(paths).then(got => new Map([...got].map(([path, r]) => [path, r.buf])))
+}
+
+/** A file's identity when it was read: a later `sameFile` tells whether the path still names those bytes. */
+export interface FileStamp {
+  dev: number
+  ino: number
+  size: number
+  mtimeMs: number
+  ctimeMs: number
+}
+
+/** prefetchFiles, each file with its stamp (fstat of the descriptor read), for a caller that reads before it holds a lock. */
+export function prefetchStamped(paths: string[]): Promise<Map<string, { buf: Buffer; stamp: FileStamp }>> {
+  const got = new Map<string, { buf: Buffer; stamp: FileStamp }>()
   const reads = paths.map(path => new Promise<void>(resolve => {
     let fd: number
-    let size: number
+    let st: Stats
     try {
       fd = openSync(path, 'r')
     } catch {
       return resolve()
     }
     try {
-      size = fstatSync(fd).size
+      st = fstatSync(fd)
     } catch {
       closeSync(fd)
       return resolve()
     }
+    const size = st.size
     const buf = Buffer.allocUnsafe(size)
     read(fd, buf, 0, size, 0, (err, n) => {
       closeSync(fd)
-      if (!err && n === size) got.set(path, buf)
+      if (!err && n === size) got.set(path, { buf, stamp: stampOf(st) })
       resolve()
     })
   }))
   return Promise.all(reads).then(() => got)
+}
+
+/**
+ * Whether `path` is still the file stamped: gendsync replaces its outputs by rename (a new
+ * inode, and rename sets the ctime), never in place, so a file renamed over since it was read
+ * differs here even if its inode number was reused.
+ */
+export function sameFile(path: string, stamp: FileStamp): boolean {
+  let now: FileStamp
+  try {
+    now = stampOf(statSync(path))
+  } catch {
+    return false
+  }
+  return now.dev === stamp.dev && now.ino === stamp.ino && now.size === stamp.size && now.mtimeMs === stamp.mtimeMs && now.ctimeMs === stamp.ctimeMs
+}
+
+function stampOf(st: Stats): FileStamp {
+  return { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs }
 }
