@@ -67,7 +67,15 @@ export function padEntryByteLength(pad: number): number {
 }
 
 export function decimalLength(n: number): number {
-  return n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 10000 ? 4 : String(n).length
+  if (n < 10000) return n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : 4
+  // Counted, not String(n).length: a pad entry's length (up to a piece, 16,384+) is measured
+  // once per previous file in a hinted run (shard-rebuild.ts), a string each was ~200k of them.
+  if (n < 1e15) {
+    let digits = 5
+    for (let p = 1e5; n >= p; p *= 10) digits++
+    return digits
+  }
+  return String(n).length
 }
 
 const ENTRY_HEAD = Buffer.from('d6:lengthi', 'latin1')
