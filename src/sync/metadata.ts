@@ -15,7 +15,7 @@ import { fileSpans, pieceMap, type PieceMap, type PieceSpan } from '../torrent/p
 import type { TorrentInfo } from '../torrent/read.js'
 import { openSwarm, type SwarmSession } from './open-swarm.js'
 import { mustMatch } from './record-gate.js'
-import { loadShards, type ClientShard, type ShardStore } from './shards.js'
+import { loadShards, METADATA_DOWNLOAD, type ClientShard, type ShardStore } from './shards.js'
 import { TORRENT_CAP } from './source.js'
 import { layoutOf, parseTorrent } from './torrent-check.js'
 import { pieceVerifies, watchDownload } from './transfer.js'
@@ -214,7 +214,8 @@ async function fetchManifest(swarm: Swarm, map: PieceMap & { infoHash: string },
     if (into.out) data.copy(into.out, span.fileOffset)
     received(span.dataLength)
   }
-  const d = new Downloader({ pieces: spans, hashes, onPiece })
+  // Hashed on the event loop, not the verifier thread: see METADATA_DOWNLOAD.
+  const d = new Downloader({ pieces: spans, hashes, onPiece, ...METADATA_DOWNLOAD })
   const onPeer = (peer: PeerConnection) => { peer.ready().then(() => d.addPeer(peer), (err: Error) => peer.close(err.message)) }
   swarm.on('peer', onPeer)
   for (const p of swarm.connected) onPeer(p)

@@ -234,6 +234,22 @@ function kept(files: RepoFiles, infoHash: string): Buffer | undefined {
 }
 
 /**
+ * How the metadata (data.dsync, the shard torrents) is downloaded: each piece hashed on the
+ * event loop as it arrives, not on the verifier thread.
+ *
+ * Why: the verifier thread takes a copy of each piece (a fresh 64 KiB buffer at the index
+ * torrent's piece size) and a piece counts as received once it is queued there, so nothing
+ * bounds the queue: at loopback speed on a busy machine the thread fell behind by ~100 MiB of
+ * those copies while the 147 MB of shard torrents of a 1M-file repository came in. They are
+ * below glibc's mmap threshold, so they went to its main heap, which keeps the pages resident
+ * to the run's end (a 1M bootstrap's brk heap 37 -> 125 MiB over the shard fetch, then 128 MiB
+ * through the transfer: docs/SCALE.md, "Bootstrap memory ... (h11m11)"). Hashed here, a
+ * one-block piece is a view of the socket's buffer (no copy at all), the hashing (SHA-1 of
+ * ~300 MB at 1M files: well under a second) paces the reads, and no worker thread is started.
+ */
+export const METADATA_DOWNLOAD = { verifyOffThread: false } as const
+
+/**
  * Whole files of the index torrent (shard .torrent files), from every peer at once: each
  * handed to `done` when its last piece is verified (pieces are asked for in order, so only the
  * few files in flight are in memory at once).
@@ -261,7 +277,7 @@ async function fetchIndexFiles(ctx: ShardContext, indexes: number[], done: (inde
     done(span.file, f.bytes)
     if (reuse) spare.push(f.whole)
   }
-  const d = new Downloader({ pieces: spans, hashes: ctx.index.pieces, onPiece })
+  const d = new Downloader({ pieces: spans, hashes: ctx.index.pieces, onPiece, ...METADATA_DOWNLOAD })
   const onPeer = (peer: PeerConnection) => { peer.ready().then(() => d.addPeer(peer), (err: Error) => peer.close(err.message)) }
   ctx.swarm.on('peer', onPeer)
   for (const p of ctx.swarm.connected) onPeer(p)
