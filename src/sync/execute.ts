@@ -95,14 +95,14 @@ async function planStage(ctx: PullContext, r: Route): Promise<Plan> {
 export async function walkPlan(ctx: PullContext, r: { manifest?: Route['manifest']; previous?: Route['previous'] }): Promise<Plan> {
   if (!r.manifest) throw new Error('walkPlan: the route gave no list')
   ctx.planned = 'walk'
-  return makePlan({ dest: ctx.opts.dest, upstream: r.manifest, previous: r.previous, onWarning: ctx.opts.onWarning })
+  return makePlan({ dest: ctx.opts.dest, upstream: r.manifest, previous: r.previous, onWarning: ctx.opts.onWarning, listAdded: ctx.opts.dryRun === true })
 }
 
 function newResult(ctx: PullContext, r: Route, plan: Plan): PullResult {
   const { opts, record } = ctx
   return {
     dest: opts.dest, repo: r.repo, infoHash: r.infoHash, upToDate: isEmpty(plan), dryRun: opts.dryRun === true,
-    added: plan.added.length, changed: plan.changed.length, removed: plan.deletes.length + plan.displaced.length,
+    added: plan.addedCount, changed: plan.changed.length, removed: plan.deletes.length + plan.displaced.length,
     filesFetched: 0, filesCopiedLocally: 0, bytesToFetch: plan.fetchBytes, bytesReceived: 0, bytesPerHost: {}, seconds: 0,
     route: r.route, deltas: r.deltas, seq: record?.seq, verified: record !== undefined && (opts.key ?? ctx.resolved[0].key) !== undefined, metadataBytes: 0,
   }

@@ -38,6 +38,8 @@ export interface Plan {
   fetchBytes: number
   /** Paths DEST lacks (or holds as another type), and paths whose content or target changes. */
   added: string[]
+  /** How many paths are added: `added` lists them only when the plan was asked to (`listAdded`). */
+  addedCount: number
   changed: string[]
 }
 
@@ -49,6 +51,8 @@ export interface PlanOptions {
   onWarning?: (message: string) => void
   /** Hash local files whose size and mtime match but that no local data.dsync vouches for. */
   threads?: number
+  /** Lists the added paths in `added` (what `diff` and a dry run print); else only counts them. */
+  listAdded?: boolean
 }
 
 export async function makePlan(opts: PlanOptions): Promise<Plan> {
@@ -56,7 +60,7 @@ export async function makePlan(opts: PlanOptions): Promise<Plan> {
   for (const e of scanTree(opts.dest, { excludeTop: [DSYNC_DIR], onWarning: opts.onWarning })) local.set(e.path, e)
   const sha = await trustedHashes(opts, local)
   const dirs = new Map(opts.upstream.entries.filter(e => e.type === 'd').map(e => [e.path, e]))
-  return planEntries({ dest: opts.dest, local, sha, upstream: opts.upstream.entries, folder: p => dirs.get(p), localEntries: local.size })
+  return planEntries({ dest: opts.dest, local, sha, upstream: opts.upstream.entries, folder: p => dirs.get(p), localEntries: local.size, listAdded: opts.listAdded })
 }
 
 /** What planEntries weighs: the local entries at the paths planned, and the upstream ones. */
@@ -72,6 +76,12 @@ export interface EntriesInput {
   folder: (path: string) => ManifestEntry | undefined
   /** How many entries DEST holds (the delete guard's base). */
   localEntries: number
+  /**
+   * false: the added paths are counted, not listed. A bootstrap adds every path (a million at
+   * 1M files: an array of them was ~10 MB of the client's heap from the plan to the commit), and
+   * only a dry run prints them. Listed unless told otherwise.
+   */
+  listAdded?: boolean
 }
 
 /** The plan of `upstream` against `local`; each entry by its kind's handler, then deletions and folder times. */
@@ -79,8 +89,9 @@ export function planEntries(input: EntriesInput): Plan {
   const { local, sha } = input
   const plan: Plan = {
     mkdirs: [], place: [], fetch: new FetchList(), local: new Map(), touch: [], links: [], conflicts: [], deletes: [], displaced: [], dirMeta: [],
-    localEntries: input.localEntries, fetchBytes: 0, added: [], changed: [],
+    localEntries: input.localEntries, fetchBytes: 0, added: [], addedCount: 0, changed: [],
   }
+  const listAdded = input.listAdded !== false
   for (const [path, hex] of sha) if (!plan.local.has(hex)) plan.local.set(hex, join(input.dest, path))
   // Into an empty DEST (a bootstrap) nothing is deleted: no set of every upstream path.
   const wanted = local.size > 0 ? new Set<string>() : undefined
@@ -89,7 +100,10 @@ export function planEntries(input: EntriesInput): Plan {
     const l = local.size > 0 ? local.get(u.path) : undefined
     const sameType = l !== undefined && fileOr(l.type) === fileOr(u.type)
     if (l && !sameType) plan.conflicts.push(l)
-    if ((!l || !sameType) && u.type !== 'd') plan.added.push(u.path)
+    if ((!l || !sameType) && u.type !== 'd') {
+      plan.addedCount++
+      if (listAdded) plan.added.push(u.path)
+    }
     PLAN_BY_KIND[u.type]({ plan, u, l: sameType ? l : undefined, local, sha })
   }
   if (wanted) planDeletes(plan, local, wanted)
