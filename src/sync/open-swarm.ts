@@ -11,12 +11,26 @@ const TRACKER_WAIT_MS = 15_000
 
 /** A swarm and the tracker announcer (and DHT lookup) feeding it; stop() ends them all. */
 export interface SwarmSession {
+  infoHash: string
   swarm: Swarm
   stop: () => void
 }
 
-/** A swarm for one infohash with every known host added and the trackers asked. */
+/**
+ * A swarm for one infohash with every known host added and the trackers asked: the one the
+ * resolve stage opened ahead (`ctx.swarmAhead`, a bootstrap's hosts connecting while the
+ * .torrent downloads and is parsed) when it is for this infohash, else a new one.
+ */
 export function openSwarm(ctx: PullContext, infoHash: string, torrentTrackers: string[] = []): SwarmSession {
+  const ahead = ctx.swarmAhead
+  if (ahead?.infoHash === infoHash && torrentTrackers.length === 0) {
+    ctx.swarmAhead = undefined
+    return ahead
+  }
+  return newSwarm(ctx, infoHash, torrentTrackers)
+}
+
+function newSwarm(ctx: PullContext, infoHash: string, torrentTrackers: string[]): SwarmSession {
   const { opts, resolved } = ctx
   const swarm = new Swarm({
     infoHash, peerId: makePeerId(), maxConnections: opts.connections ?? SETTINGS.connections.default, localAddress: opts.localAddress, localAddresses: opts.localAddresses, onMotd: ctx.onMotd,
@@ -32,7 +46,7 @@ export function openSwarm(ctx: PullContext, infoHash: string, torrentTrackers: s
   if (trackers.length > 0) swarm.expectPeersFor(TRACKER_WAIT_MS)
   const lookup = opts.dht ? startDhtLookup(infoHash, { bootstrap: opts.dhtBootstrap, localAddress: opts.localAddress }, a => swarm.add(a), opts.onWarning) : undefined
   if (lookup) swarm.expectPeersFor(TRACKER_WAIT_MS)
-  return { swarm, stop: () => { announcer.stop(); lookup?.stop(); swarm.close() } }
+  return { infoHash, swarm, stop: () => { announcer.stop(); lookup?.stop(); swarm.close() } }
 }
 
 function unique<T>(xs: T[]): T[] {

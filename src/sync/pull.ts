@@ -1,7 +1,10 @@
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { DSYNC_DIR, MANIFEST_NAME } from '../manifest/paths.js'
 import { traceMark } from '../swarm/trace.js'
 import { alreadyApplied } from './no-change.js'
 import { resolveStage } from './resolve.js'
-import type { PullOptions, PullResult } from './types.js'
+import type { PullContext, PullOptions, PullResult } from './types.js'
 
 export type { PullContext, PullOptions, PullResult, Route } from './types.js'
 
@@ -21,8 +24,21 @@ export type { PullContext, PullOptions, PullResult, Route } from './types.js'
  */
 export async function pull(opts: PullOptions): Promise<PullResult> {
   traceMark('pull-start')
-  const ctx = await resolveStage(opts)
+  // A bootstrap (no data.dsync in DEST) has no delta route: the full route's modules load, and
+  // its .torrent downloads, while the hosts answer the resolve stage, not one after the other.
+  const bootstrap = !existsSync(join(opts.dest, DSYNC_DIR, MANIFEST_NAME))
+  const fullRoute = bootstrap ? import('./full-route.js') : undefined
+  const ctx = await resolveStage(opts, bootstrap)
   traceMark('resolved')
+  try {
+    return await pullResolved(ctx, fullRoute)
+  } finally {
+    // The swarm the resolve stage opened ahead, if no route took it (the torrent failed, say).
+    ctx.swarmAhead?.stop()
+  }
+}
+
+async function pullResolved(ctx: PullContext, fullRoute: Promise<typeof import('./full-route.js')> | undefined): Promise<PullResult> {
   const first = ctx.resolved[0]
   if (ctx.record && first.baseUrl) {
     const done = alreadyApplied(ctx, ctx.record)
@@ -31,6 +47,6 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
     const viaDeltas = await pullViaDeltas(ctx, ctx.record, first.baseUrl)
     if (viaDeltas) return viaDeltas
   }
-  const { pullFull } = await import('./full-route.js')
+  const { pullFull } = await (fullRoute ?? import('./full-route.js'))
   return pullFull(ctx)
 }

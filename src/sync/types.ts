@@ -1,3 +1,4 @@
+import type { SwarmSession } from './open-swarm.js'
 import type { GenerationRecord } from '../generation/record.js'
 import type { ManifestEntry } from '../manifest/entry.js'
 import type { Manifest } from '../manifest/format.js'
@@ -104,6 +105,8 @@ export interface PullContext {
   torrents?: TorrentTally
   /** PullResult.planned. */
   planned?: 'deltas' | 'walk'
+  /** A bootstrap's swarm, opened by the resolve stage; openSwarm hands it over (pull() stops it if nothing did). */
+  swarmAhead?: SwarmSession
 }
 
 /** One route's contribution to executePlan: the new list, how to fetch, what else to commit. */
