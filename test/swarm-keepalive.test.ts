@@ -22,7 +22,8 @@ test('a host with a 1 s idle timeout serving at 2 Mbit/s: the client\'s keep-ali
   // 2 MiB at 2 Mbit/s: ~8 s with the client's pipeline full, so the client sends nothing for
   // seconds at a time (its next requests wait for 256 KiB to land: ~1 s at this rate, and the
   // last requests go out with the whole rest of the pull in flight). Without keep-alives the
-  // host cuts every connection after 1-2 s silent; the third cut gives the host up.
+  // host cuts connections after 1-2 s silent: its log says so, which is what fails this test (the
+  // pull itself may get through, each connection having delivered pieces that reset its attempts).
   const h = await prepareHost('127.0.24.2', { rocky: tree(16, 128 * KiB) }, 'idle-timeout=1\nupload-limit=2\n')
   await startHost(h, ['rocky'])
   const dest = join(tempDir(), 'mirror')

@@ -222,3 +222,32 @@ test('one-piece files with wrong bytes, checked by their SHA-256 on the verifier
   for (let i = 0; i < 12; i++) files[`s${String(i).padStart(2, '0')}.deb`] = Buffer.from(Array.from({ length: 9000 + 600 * i }, (_, j) => (j * 131 + i) & 0xff))
   await pullPastRottenPeer(files, 16384, ['127.0.9.14', '127.0.9.15'], { DSYNC_STAGE_THREADS: '1' })
 })
+
+test('a peer that sends one block of a piece and closes, again and again, is given up after three connections, not redialled for the whole pull', { timeout: 120_000 }, async () => {
+  // Attempts start again only after a verified piece (src/swarm/swarm.ts): blocks that never make
+  // one must not keep a peer in the rotation. 64 KiB pieces (four 16 KiB blocks): the peer answers
+  // one request per connection, so no piece of the files ever completes from it. Alone, the pull
+  // must fail once it is given up (seconds), not run until the stall timeout redialling it.
+  const PIECE = 65536
+  // Whole pieces only: a short last piece of one block would complete from a single answer.
+  const files: Record<string, Buffer> = { 'a.bin': Buffer.alloc(3 * PIECE, 0x61), 'b.bin': Buffer.alloc(2 * PIECE, 0x62) }
+  const lines = Object.entries(files).map(([path, data]) => `f\t0644\t${data.length}\t1700000000\t${sha256(data)}\t${path}`)
+  const base = tempDir()
+  const torrent = craftRepo(base, 'repo', { entryLines: lines, torrentFiles: files, pieceLength: PIECE })
+  const layout = layoutFiles(['.dsync/data.dsync', ...Object.keys(files)].map(path => ({ path, length: readFileSync(join(base, 'repo', path)).length })), PIECE)
+  const bytes = Buffer.concat(layout.map(f => (f.pad ? Buffer.alloc(f.length) : readFileSync(join(base, 'repo', f.path)))))
+  const dripper = await FakePeer.start('127.0.9.16', { content: { bytes, pieceLength: PIECE }, blocksPerConnection: 1 })
+  const dest = join(tempDir(), 'mirror')
+  const started = Date.now()
+  const r = await pullCli(torrent, dest, [dripper.address])
+  const seconds = (Date.now() - started) / 1000
+  assert.notEqual(r.code, 0, r.stderr)
+  const error = r.stderr.trim().split('\n').pop()!
+  assert.match(error, /^dsync: /, r.stderr)
+  assert.ok(error.includes(dripper.address), error)
+  assert.doesNotMatch(r.stderr, /\n\s+at /)
+  // data.dsync (one block, so one whole piece) may come on the first connection and start the
+  // count once; after it, three connections that each deliver a block and no piece.
+  assert.ok(dripper.connections <= 4, `${dripper.connections} connections to a peer that never completes a piece (${seconds} s)`)
+  assert.ok(dripper.blocksServed >= 2, `it was asked for blocks (${dripper.blocksServed})`)
+})

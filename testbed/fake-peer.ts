@@ -13,6 +13,8 @@ import { metadataExtension } from '../src/host/wire-extensions.js'
  *   fast as the socket takes them (never requested by anyone);
  * - `content`: the torrent's bytes (pads included) it answers block requests from, whatever
  *   they are: a seeder that never checks what it serves (bit rot, a tampered copy).
+ * - `blocksPerConnection`: with `content`, answers only this many block requests on each
+ *   connection, then closes it: a peer that delivers a little, never a whole piece, and comes back.
  * Counts what it saw, so a test can say what the client asked for and what it let through.
  */
 export interface FakePeerOptions {
@@ -20,6 +22,7 @@ export interface FakePeerOptions {
   claimSize?: number
   flood?: number
   content?: { bytes: Buffer; pieceLength: number }
+  blocksPerConnection?: number
 }
 
 export class FakePeer {
@@ -84,10 +87,15 @@ export class FakePeer {
     })
     const content = this.opts.content
     if (content) {
+      let answered = 0
+      const limit = this.opts.blocksPerConnection ?? Infinity
       wire.on('request', (piece: number, offset: number, length: number, respond: (err: Error | null, b?: Buffer) => void) => {
+        if (answered >= limit) return
         const start = piece * content.pieceLength + offset
         this.blocksServed++
         respond(null, content.bytes.subarray(start, start + length))
+        // Closed once the answer has gone out (a moment later), the rest of the requests unanswered.
+        if (++answered === limit) setTimeout(() => socket.destroy(), 100)
       })
     }
   }

@@ -559,6 +559,7 @@ export class Downloader extends EventEmitter {
 
   /** A verified piece: stored, counted (once: an endgame copy verified later is dropped). */
   private accept(peer: PeerConnection, span: PieceSpan, data: Buffer, wholeChecked = false): void {
+    peer.piecesVerified++
     if (this.ended || this.done.has(span.piece)) return
     this.owners.delete(span.piece)
     // Asked for by an early fetch, landed after the plan left it out.

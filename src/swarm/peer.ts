@@ -75,8 +75,10 @@ export class PeerConnection extends EventEmitter {
   private readonly socket: Socket
   private allowance = RECEIVE_SLACK
   private received = 0
-  /** Payload bytes of blocks received. */
+  /** Payload bytes of blocks received (checked or not). */
   downloaded = 0
+  /** Pieces from this connection that passed their hash check (counted by the downloader). */
+  piecesVerified = 0
   closed = false
   closeReason = ''
   private metadata: MetadataFetcher | undefined

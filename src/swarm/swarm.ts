@@ -13,18 +13,14 @@ export interface SwarmOptions {
 }
 
 const RETRY_DELAYS_MS = [1000, 3000]
-/**
- * A connection that lived this long counts as good even if it carried nothing (opened ahead of
- * its turn, say): its peer's attempts start again, as after one that delivered blocks.
- */
-const GOOD_CONNECTION_MS = 30_000
 /** Addresses learnt beyond this (peer exchange, DHT) are ignored: a hostile peer cannot grow the list without bound. */
 const MAX_KNOWN = 1000
 
 /**
  * The peers of one torrent: every address learnt (--peer, dtp:// host, tracker, magnet) is
  * dialled, up to `maxConnections` at once; a failed or lost one is tried again a couple of
- * times, then given up with its reason kept for the final error message.
+ * times in a row, then given up with its reason kept for the final error message (a connection
+ * that delivered a verified piece starts the count again).
  *
  * Events: 'peer' (PeerConnection) for each handshaken connection, 'lost' (label, reason).
  */
@@ -99,16 +95,18 @@ export class Swarm extends EventEmitter {
           return this.retry(label, peer.closeReason)
         }
         k.state = 'up'
-        const since = Date.now()
         this.connected.add(peer)
         // The hosts already connected hear of this one now, not at their next minute.
         for (const other of this.connected) if (other !== peer) pexOf(other.wire)?.changed()
         peer.once('close', (reason: string) => {
           this.connected.delete(peer)
-          // Attempts count failures in a row: a peer whose connections keep working (closed
-          // by its idle timeout, a restart, a network blip now and then over a long pull) is
-          // not given up after its third, which left a long pull "stalled" with every host gone.
-          if (peer.downloaded > 0 || Date.now() - since >= GOOD_CONNECTION_MS) k.attempts = 0
+          // Attempts count failures in a row: a peer whose connections keep working (a restart,
+          // a network blip now and then over a long pull) is not given up after its third, which
+          // left a long pull "stalled" with every host gone. Only a verified piece counts as
+          // working: blocks that never make a checked piece, or a connection that merely lived
+          // long (held requests until our timeout), would let a hostile peer be redialled for
+          // the whole pull instead of three times.
+          if (peer.piecesVerified > 0) k.attempts = 0
           this.emit('lost', label, reason)
           this.retry(label, reason)
         })
