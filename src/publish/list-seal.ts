@@ -1,16 +1,14 @@
 import { createHash, hash as oneShot } from 'node:crypto'
+import { END_LINE_BYTES } from '../manifest/format.js'
 import { pieceHashes } from '../manifest/hash-file.js'
 import type { HashedPart } from '../torrent/shards.js'
 import { writeHex } from '../util/digits.js'
-
-/** `END\t<64 hex digits>\n`: data.dsync's last line. */
-const END_LINE_BYTES = 69
 
 /**
  * A full run's data.dsync sealed in pieces: its END checksum, its SHA-256 (the record's) and its
  * piece hashes as the index torrent's first file, taken over each stretch of the list as soon as
  * the stretch is final (every digest in it filled in), while the workers still hash. Done after
- * the last file instead, they were ~3 passes over 30 MB at 200k files (resealManifest's SHA-256,
+ * the last file instead, they were ~3 passes over 30 MB at 200k files (the END line's SHA-256,
  * the record's SHA-256, the index's SHA-1s) on one core with the other idle.
  */
 export class ListSeal {
@@ -39,7 +37,7 @@ export class ListSeal {
     }
   }
 
-  /** The END line written (what resealManifest writes); the list's SHA-256 and its padded piece hashes. */
+  /** The END line written (the body's SHA-256, as ManifestWriter.finish writes it); the list's SHA-256 and its padded piece hashes. */
   finish(): { sha256: string; listPieces: HashedPart } {
     this.final(this.body)
     writeHex(this.list, this.body + 4, this.sha.copy().digest(), 0, 32)
