@@ -45,7 +45,8 @@ const HUGE_HEAP_GROWTH_PERCENT = 10
  */
 export async function pullFull(ctx: PullContext): Promise<PullResult> {
   const infoHash = ctx.resolved[0].infoHash
-  // Over HTTP first when a host offers it: a refused torrent then leaves no peer dialled.
+  // Over HTTP first when a host offers it. A bootstrap's swarm is open already (the resolve
+  // stage dialled the hosts meanwhile); an update's is opened only once the torrent is checked.
   const withTorrent = ctx.resolved.find(r => r.infoHash === infoHash && (r.torrent || r.fetchTorrent))
   const fromHost = withTorrent?.torrent ?? await withTorrent?.fetchTorrent?.()
   traceMark('torrent-fetched')

@@ -57,7 +57,8 @@ export interface ManifestStage {
 
 /**
  * The torrent: over HTTP from a host when one offers it (a refused torrent then leaves no
- * peer dialled), else BEP 9 from the swarm. A torrent naming trackers when no source did
+ * peer dialled, except in a bootstrap, whose swarm the resolve stage opened ahead), else BEP 9
+ * from the swarm. A torrent naming trackers when no source did
  * reopens the swarm with them (`session.net` is replaced).
  */
 export async function torrentStage(ctx: PullContext, session: { net: SwarmSession }, fromHost: Buffer | undefined): Promise<TorrentStage> {

@@ -28,6 +28,8 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
   // its .torrent downloads, while the hosts answer the resolve stage, not one after the other.
   const bootstrap = !existsSync(join(opts.dest, DSYNC_DIR, MANIFEST_NAME))
   const fullRoute = bootstrap ? import('./full-route.js') : undefined
+  // Awaited only if the resolve stage succeeds: a failure of its own is reported there, not as an unhandled rejection.
+  fullRoute?.catch(() => undefined)
   const ctx = await resolveStage(opts, bootstrap)
   traceMark('resolved')
   try {
