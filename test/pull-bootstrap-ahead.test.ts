@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
-import { connect, createServer, type Socket } from 'node:net'
 import { join } from 'node:path'
-import { after, test } from 'node:test'
+import { test } from 'node:test'
 import { prepareHost, startHost } from '../testbed/host.js'
+import { startPairProxy } from '../testbed/pair-proxy.js'
 import { assertSameTree } from '../testbed/same-tree.js'
 import { tempDir } from '../testbed/tree.js'
 import { pullCli } from '../testbed/upstream.js'
@@ -17,16 +17,7 @@ interface Seen { torrentAsked?: number; torrentReleased?: number; handshakes: nu
 /** Bytes pass unchanged both ways; the host's answer to `GET /rocky/rocky.torrent` waits HOLD_MS. */
 async function holdingProxy(listenHost: string, target: { host: string; port: number }): Promise<{ address: string; seen: Seen }> {
   const seen: Seen = { handshakes: [] }
-  const sockets = new Set<Socket>()
-  const server = createServer(client => {
-    const upstream = connect(target)
-    sockets.add(client).add(upstream)
-    const end = () => {
-      client.destroy()
-      upstream.destroy()
-    }
-    client.on('error', end).on('close', end)
-    upstream.on('error', end).on('close', end)
+  const address = await startPairProxy(listenHost, target, (client, upstream) => {
     let holdUntil = 0
     let held: Buffer[] = []
     client.on('data', (b: Buffer) => {
@@ -47,13 +38,7 @@ async function holdingProxy(listenHost: string, target: { host: string; port: nu
       else client.write(b)
     })
   })
-  await new Promise<void>(resolve => server.listen({ host: listenHost, port: 0 }, resolve))
-  after(() => {
-    for (const s of sockets) s.destroy()
-    server.close()
-  })
-  const a = server.address() as { address: string; port: number }
-  return { address: `${a.address}:${a.port}`, seen }
+  return { address, seen }
 }
 
 function tree(): Record<string, Buffer | string> {

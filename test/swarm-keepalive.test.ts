@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
-import { connect, createServer, type Socket } from 'node:net'
 import { join } from 'node:path'
-import { after, test } from 'node:test'
+import { test } from 'node:test'
 import { prepareHost, startHost } from '../testbed/host.js'
+import { startPairProxy } from '../testbed/pair-proxy.js'
 import { assertSameTree } from '../testbed/same-tree.js'
 import { stagingFiles, tempDir } from '../testbed/tree.js'
 import { pullCli } from '../testbed/upstream.js'
@@ -40,16 +40,7 @@ test('a host with a 1 s idle timeout serving at 2 Mbit/s: the client\'s keep-ali
  */
 async function cuttingProxy(listenHost: string, target: { host: string; port: number }, cutAfter: number): Promise<{ address: string; cuts: () => number }> {
   let cuts = 0
-  const sockets = new Set<Socket>()
-  const server = createServer(client => {
-    const upstream = connect(target)
-    sockets.add(client).add(upstream)
-    const end = () => {
-      client.destroy()
-      upstream.destroy()
-    }
-    client.on('error', end).on('close', end)
-    upstream.on('error', end).on('close', end)
+  const address = await startPairProxy(listenHost, target, (client, upstream, end) => {
     let passed = 0
     client.on('data', (b: Buffer) => upstream.write(b))
     upstream.on('data', (b: Buffer) => {
@@ -61,13 +52,7 @@ async function cuttingProxy(listenHost: string, target: { host: string; port: nu
       }
     })
   })
-  await new Promise<void>(resolve => server.listen({ host: listenHost, port: 0 }, resolve))
-  after(() => {
-    for (const s of sockets) s.destroy()
-    server.close()
-  })
-  const a = server.address() as { address: string; port: number }
-  return { address: `${a.address}:${a.port}`, cuts: () => cuts }
+  return { address, cuts: () => cuts }
 }
 
 test('connections cut again and again after carrying blocks: the peer is dialled again each time (attempts count failures in a row), the pull completes', { timeout: 120_000 }, async () => {
