@@ -58,8 +58,15 @@ export function serializeManifest(entries: ManifestEntry[], pieceLength: number)
   return w.finish()
 }
 
-/** `END\t<64 hex digits>\n`: data.dsync's last line. */
-export const END_LINE_BYTES = 69
+/** END line of a finished data.dsync whose lines were changed in place since (same length): the checksum again. */
+export function resealManifest(data: Buffer): void {
+  const body = data.length - END_LINE_BYTES
+  const sum = createHash('sha256').update(data.subarray(0, body)).digest()
+  writeHex(data, body + 4, sum, 0, 32)
+}
+
+/** `END\t<64 hex digits>\n` */
+const END_LINE_BYTES = 69
 
 /**
  * data.dsync written front to back into one buffer, a line per call: what serializeManifest

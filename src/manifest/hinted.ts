@@ -6,7 +6,7 @@ import { readTorrentInfo, type TorrentInfo } from '../torrent/read.js'
 import { indexedShards, shardInfoHashOf, shardStarts, shardStartsOf, type HashedPart, type ShardFileDigest } from '../torrent/shards.js'
 import { contentPathString, contentTable, tableCosts, type ContentTable } from './content-table.js'
 import type { ManifestEntry } from './entry.js'
-import { END_LINE_BYTES, MAGIC, VERSION, formatEntry } from './format.js'
+import { MAGIC, VERSION, formatEntry } from './format.js'
 import type { FileDigest } from './hash-file.js'
 import { pieceHashes, pieceHashesReusing } from './hash-file.js'
 import { hashFiles, type HashJob } from './hash-pool.js'
@@ -183,6 +183,9 @@ type PreviousIndex = TorrentInfo | string
 export function previousShards(files: RepoFiles, old: ManifestLines, index?: PreviousIndex): IndexedShards | string {
   return shardsIndexing(files, { size: old.buf.length, pieceLength: old.pieceLength, tail: from => old.buf.subarray(from) }, index)
 }
+
+/** `END\t<64 hex digits>\n`: the last line of a data.dsync, whose checksum covers every line before it. */
+const END_LINE_BYTES = 'END\t'.length + 64 + 1
 
 /**
  * The first piece that holds a byte of the END line: that piece to the last one, equal to the

@@ -4,20 +4,17 @@ import type { Worker } from 'node:worker_threads'
 import { DsyncError, ExitCode, fsError } from '../errors.js'
 import { t } from '../i18n/index.js'
 import { comparePaths } from '../manifest/entry.js'
-import { ManifestWriter } from '../manifest/format.js'
+import { ManifestWriter, resealManifest } from '../manifest/format.js'
 import { writeHex } from '../util/digits.js'
 import type { DurableBatch } from '../util/durable-batch.js'
 import { HashCacheWriter, loadHashCache, type CachedDigest } from '../manifest/hash-cache.js'
 import { allocDigests, allocJobs, hashTable, startHashWorkers, WORKERS_ABOVE_FILES, type DigestTables, type TableJobs, type TableProgress } from '../manifest/hash-table.js'
-import { encodeShardInfos, type PendingShard, type TorrentContent } from '../manifest/outputs.js'
+import { encodeShardInfos, sealShards, type PendingShard, type TorrentContent } from '../manifest/outputs.js'
 import { lastPieceHashes } from '../manifest/old-pieces.js'
 import type { ShardOut } from '../manifest/shard-rebuild.js'
 import type { ScannedEntry } from '../manifest/scan.js'
 import { pieceLengthFor, piecesOf } from '../torrent/layout.js'
-import { costBytes, costTokens, pathHash, shardStartsOf, type HashedPart, type ShardCosts } from '../torrent/shards.js'
-import { torrentHead } from '../torrent/build.js'
-import { ListSeal } from './list-seal.js'
-import { PresealedShard } from './shard-seal.js'
+import { costBytes, costTokens, pathHash, shardStartsOf, type ShardCosts } from '../torrent/shards.js'
 
 /**
  * A full gendsync's digests and data.dsync, held as tables indexed by file (the walk's files
@@ -34,9 +31,6 @@ export interface FullTables {
   content: TorrentContent
   /** A sharded repository's shard torrents, encoded while the files were hashed. */
   shards?: ShardOut[]
-  /** data.dsync's SHA-256, and its piece hashes as the index torrent's first file (ListSeal). */
-  sha256: string
-  listPieces: HashedPart
   files: number
   bytes: number
   hashed: number
@@ -100,9 +94,6 @@ export async function fullTables(scanned: ScannedEntry[], opts: FullRunOptions):
   }
   const { starts, content } = layout
   const manifest = draft.manifest
-  // While the workers hash: what of the shard torrents their digests do not change.
-  const head = draft.shards && torrentHead(opts.trackers)
-  const presealed = draft.shards?.map(p => new PresealedShard(p, head!, pieceLength))
   const cache = draft.cache
   const fillCache = (s: number) => {
     if (cache && cache.at[s] >= 0) {
@@ -113,29 +104,24 @@ export async function fullTables(scanned: ScannedEntry[], opts: FullRunOptions):
   // tables, while the workers hash the rest, rather than all after the last one.
   const jobs = plan.jobs
   let filled = 0
-  const seal = new ListSeal(manifest, pieceLength)
-  // A hardlink's digits are written last (below): the list is final only up to the first.
-  const linkAt = draft.links.length > 0 ? draft.links[0][0] : manifest.length
   const fillDone = () => {
     for (; filled < jobs.count && Atomics.load(jobs.done, filled) === 1; filled++) {
       const s = jobs.slot[filled]
       writeHex(manifest, draft.hexAt[s], out.sha256, s * 32, 32)
       fillCache(s)
     }
-    // Jobs are in list order: everything before the next one's digits is final.
-    seal.final(Math.min(linkAt, filled < jobs.count ? draft.hexAt[jobs.slot[filled]] : manifest.length))
   }
   await whileHashing(hashing, fillDone)
   readTails(join(opts.save, '/'), files, layout.tailsToRead, out, pieceLength)
   // Their cache lines again, now with the tails (a file hashed now was filled above without).
   for (const s of layout.tailsToRead) fillCache(s)
   for (const [at, s] of draft.links) writeHex(manifest, at, out.sha256, s * 32, 32)
-  const { sha256, listPieces } = seal.finish()
-  const shards = presealed?.map((p, i) => p.finish(content, i === presealed.length - 1))
+  resealManifest(manifest)
+  const shards = draft.shards && sealShards(draft.shards, content, pieceLength, opts.trackers)
   const d = plan.counts
   const slotOf = (path: string) => findSlot(files, path)
   return {
-    manifest, pieceLength, starts, files: files.length, bytes, ...d, content, shards, sha256, listPieces,
+    manifest, pieceLength, starts, files: files.length, bytes, ...d, content, shards,
     piecesOf: path => Buffer.from(out.pieces.subarray(pieceAt[slotOf(path)], pieceAt[slotOf(path) + 1])),
     saveCache: (batch, file) => cache?.writer.stage(batch, file),
   }

@@ -170,14 +170,14 @@ async function fullRun(opts: GenerateOptions, files: RepoFiles, previous: Buffer
   g.saveCache(batch, files.hashCache)
   const common = { name: opts.name, trackers: opts.trackers, manifest: g.manifest, previous, pieceLength: g.pieceLength }
   const published = g.shards
-    ? writeShardOutputs(files, { ...common, shards: g.shards, listPieces: g.listPieces }, batch)
+    ? writeShardOutputs(files, { ...common, shards: g.shards }, batch)
     : writeOutputs(files, { ...common, starts: g.starts, content: g.content }, batch)
   const result: GenerateResult = {
     repo: opts.name, save: opts.save, changed: published.changed, infoHash: published.infoHash, magnet: published.magnet, pieceLength: g.pieceLength,
     entries: scanned.length, files: g.files, bytes: g.bytes, hashedFiles: g.hashed, hashedBytes: g.hashedBytes, reusedFiles: g.reused,
     seconds: (Date.now() - started) / 1000, manifestFile: files.manifest, torrentFile: files.torrent, shards: published.shards,
   }
-  return { result, manifest: g.manifest, piecesOf: g.piecesOf, known: { manifest: g.sha256 } }
+  return { result, manifest: g.manifest, piecesOf: g.piecesOf }
 }
 
 /** The previous index torrent's and tables' bytes, when read ahead and still current. */
