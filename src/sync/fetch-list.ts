@@ -15,6 +15,8 @@ export class FetchList implements ReadonlyMap<string, ManifestEntry> {
   private readonly firsts: ManifestEntry[] = []
   /** By content number: 1 when the staged file carries its first entry's mode and mtime. */
   private metaSet = new Uint8Array(0)
+  /** idOfHex's decoded name. */
+  private readonly hexDigest = Buffer.allocUnsafeSlow(32)
   readonly [Symbol.toStringTag] = 'FetchList'
 
   constructor(expected?: number) {
@@ -52,9 +54,12 @@ export class FetchList implements ReadonlyMap<string, ManifestEntry> {
     return id < 0 ? undefined : this.firsts[id]
   }
 
-  /** The content's number by its hex name, -1 when it is not listed. */
+  /**
+   * The content's number by its hex name, -1 when it is not listed. Decoded into one reused
+   * buffer: asked once per staged file of a pull. A name that is not 64 hex digits decodes short.
+   */
   idOfHex(hex: string): number {
-    return hex.length === 64 ? this.ids.get(Buffer.from(hex, 'hex')) : -1
+    return hex.length === 64 && this.hexDigest.write(hex, 0, 32, 'hex') === 32 ? this.ids.get(this.hexDigest) : -1
   }
 
   has(hex: string): boolean {
@@ -87,13 +92,12 @@ export class FetchList implements ReadonlyMap<string, ManifestEntry> {
 
   /** True when a file staged in this run already has this entry's mode and mtime. */
   hasMetaOf(entry: ManifestEntry): boolean {
-    const id = this.ids.get(entry.sha256!)
-    return id >= 0 && (this.metaSet[id] ?? 0) > 0 && this.firsts[id] === entry
+    return this.hasMetaAt(this.ids.get(entry.sha256!), entry)
   }
 
-  /** markMetaAt's `how` for content number `id`; 0 when its staged file carries no mode or mtime. */
-  metaAt(id: number): number {
-    return this.metaSet[id] ?? 0
+  /** hasMetaOf for an entry whose content number `id` the caller knows (no look-up of the table). */
+  hasMetaAt(id: number, entry: ManifestEntry): boolean {
+    return id >= 0 && (this.metaSet[id] ?? 0) > 0 && this.firsts[id] === entry
   }
 
   /** The entry at whose path content number `id`'s file was placed ahead (markMeta's `how` 2), if it was. */

@@ -47,8 +47,6 @@ export class Staging {
   private metaWanted = new FetchList()
   /** Which fetched files the stage workers place ahead, at their path under `folders/` (new-folders.ts); none when unset. */
   private ahead?: (entry: ManifestEntry) => boolean
-  /** metaIdFor's digest, decoded from its hex name. */
-  private readonly digest = Buffer.allocUnsafeSlow(32)
 
   constructor(dest: string) {
     this.dir = join(dest, DSYNC_DIR, 'staging')
@@ -102,10 +100,7 @@ export class Staging {
    * the table per fetched file (a second one to mark it was 0.3 s of a 200,000-file bootstrap).
    */
   metaIdFor(hex: string): number {
-    // Decoded into one reused buffer (FetchList.idOfHex allocates one per call).
-    // A name that is not 64 hex digits decodes short (the rest would be the last call's bytes).
-    if (hex.length !== 64 || this.digest.write(hex, 0, 32, 'hex') !== 32) return -1
-    const id = this.metaWanted.idOf(this.digest)
+    const id = this.metaWanted.idOfHex(hex)
     return id >= 0 && this.metaWanted.entryAt(id).mode & 0o400 ? id : -1
   }
 
@@ -136,7 +131,7 @@ export class Staging {
    * content's number in the plan's fetch list (known to the apply: no look-up of the table).
    */
   hasMetaAt(id: number, entry: ManifestEntry): boolean {
-    return id < this.metaWanted.size && this.metaWanted.metaAt(id) > 0 && this.metaWanted.entryAt(id) === entry
+    return this.metaWanted.hasMetaAt(id, entry)
   }
 
   /** A verified copy of this content is staged already. */
