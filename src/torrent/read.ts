@@ -164,19 +164,7 @@ function parseInfo(r: Reader, onFiles?: (r: Reader) => void): Omit<TorrentInfo, 
           onFiles(r)
           break
         }
-        r.list(() => {
-          let length = -1
-          let pad = false
-          const parts: string[] = []
-          r.dict(k => {
-            if (k === 'length') length = r.int()
-            else if (k === 'path') r.list(() => parts.push(r.bytes().toString('utf8')))
-            else if (k === 'attr') pad = r.bytes().includes(0x70) // 'p'
-            else r.skip()
-          })
-          if (length < 0 || parts.length === 0) r.fail('file entry without length or path')
-          files.push({ path: parts.join('/'), length, pad })
-        })
+        readFiles(r, files)
         break
       default: r.skip()
     }
@@ -184,4 +172,83 @@ function parseInfo(r: Reader, onFiles?: (r: Reader) => void): Omit<TorrentInfo, 
   if (single !== undefined) files.push({ path: name, length: single, pad: false })
   if (pieceLength <= 0 || pieces.length % 20 !== 0) r.fail('bad piece length or pieces')
   return { name, pieceLength, pieces, files }
+}
+
+/** A file entry's path, its parts joined by `/` as bytes, decoded once (reused, grown as needed). */
+let pathScratch: Buffer = Buffer.allocUnsafe(4096)
+
+/**
+ * The info dict's `files` list: the client's start reads it for every file of a bootstrap
+ * (40,000 entries with the pads at 20,000 files). Keys are told apart by their bytes and a
+ * path's parts are joined before one UTF-8 decode (the same string as decoding each part and
+ * joining them: `/` is ASCII), instead of a string per key and per part, an array per entry
+ * and a callback per value: 3x faster on `bench swarm`'s `many` torrent (ARCHITECTURE, "Swarm, session 12").
+ */
+function readFiles(r: Reader, files: TorrentInfo['files']): void {
+  if (r.peek() !== 0x6c) r.fail('expected a list')
+  r.pos++
+  while (r.peek() !== 0x65) files.push(readFileEntry(r))
+  r.pos++
+}
+
+const enum Key { other, length, path, attr }
+
+/**
+ * Which of the keys a file entry's reader wants `buf[start, end)` is. Compared byte by byte,
+ * as the path's parts are copied below: Buffer's compare and copy cost more in argument checks
+ * than these few bytes do (a profile had them at half the walk).
+ */
+function keyOf(buf: Buffer, start: number, end: number): Key {
+  const n = end - start
+  if (n === 6) {
+    return buf[start] === 0x6c && buf[start + 1] === 0x65 && buf[start + 2] === 0x6e && buf[start + 3] === 0x67 &&
+      buf[start + 4] === 0x74 && buf[start + 5] === 0x68 ? Key.length : Key.other // length
+  }
+  if (n !== 4) return Key.other
+  const c0 = buf[start], c1 = buf[start + 1], c2 = buf[start + 2], c3 = buf[start + 3]
+  if (c0 === 0x70 && c1 === 0x61 && c2 === 0x74 && c3 === 0x68) return Key.path
+  return c0 === 0x61 && c1 === 0x74 && c2 === 0x74 && c3 === 0x72 ? Key.attr : Key.other
+}
+
+function readFileEntry(r: Reader): { path: string; length: number; pad: boolean } {
+  if (r.peek() !== 0x64) r.fail('expected a dictionary')
+  r.pos++
+  const buf = r.buf
+  let length = -1
+  let pad = false
+  let parts = 0
+  let used = 0
+  while (r.peek() !== 0x65) {
+    const k = r.span()
+    const key = keyOf(buf, k, r.pos)
+    if (key === Key.length) length = r.int()
+    else if (key === Key.attr) pad = hasByte(buf, r.span(), r.pos, 0x70) // 'p'
+    else if (key === Key.path) {
+      if (r.peek() !== 0x6c) r.fail('expected a list')
+      r.pos++
+      while (r.peek() !== 0x65) {
+        const start = r.span()
+        const end = r.pos
+        if (used + 1 + end - start > pathScratch.length) pathScratch = grown(pathScratch, used, used + 1 + end - start)
+        const out = pathScratch
+        if (parts++ > 0) out[used++] = 0x2f
+        for (let i = start; i < end; i++) out[used++] = buf[i]
+      }
+      r.pos++
+    } else r.skip()
+  }
+  r.pos++
+  if (length < 0 || parts === 0) r.fail('file entry without length or path')
+  return { path: pathScratch.toString('utf8', 0, used), length, pad }
+}
+
+function hasByte(buf: Buffer, start: number, end: number, byte: number): boolean {
+  for (let i = start; i < end; i++) if (buf[i] === byte) return true
+  return false
+}
+
+function grown(old: Buffer, keep: number, need: number): Buffer {
+  const next = Buffer.allocUnsafe(Math.max(need, old.length * 2))
+  next.set(old.subarray(0, keep))
+  return next
 }
