@@ -21,7 +21,7 @@ import { readPid } from '../src/util/process.js'
  *   npm run bench -- sync [--dir /tmp/dsync-bench-sync] [--fresh] [--runs 2] [--cli PATH/cli/main.js]
  *                         [--client-cli PATH/cli/main.js] [--phases bootstrap,incremental,nochange,profile]
  *                         [--datasets small,mirror] [--retries 2] [--net 127.0.6]
- *                         [--base-cli PATH/cli/main.js] [--host-profile] [--files N] [--dest-dir DIR]
+ *                         [--base-cli PATH/cli/main.js [--base-hosts]] [--host-profile] [--files N] [--dest-dir DIR]
  *
  * The hosts seed the tree in place (read-only): three homes whose repo save= is the same
  * folder, one gendsync. The rsync daemon serves the same folder minus .dsync/. The page
@@ -30,6 +30,8 @@ import { readPid } from '../src/util/process.js'
  * with a node_modules symlink and {"type":"module"} package.json beside it), against the
  * same hosts, to measure a proposed change. --base-cli adds a bootstrap of another client build
  * beside each dsync bootstrap (same hosts, alternating), for a before/after in one run.
+ * --base-hosts also starts three hosts of the --base-cli build (NET.5-7, same tree) for those
+ * bootstraps: the hosts' CPU of both builds in one run too (their figures are per host set).
  * --dest-dir puts both DESTs (and their set-aside trash) under DIR/<dataset>/ instead: a tmpfs
  * there (/dev/shm) takes the disk's file-creation kernel time out of a comparison of client
  * builds (on this ext4 without a journal it swung a build's client CPU 4.4-10.3 s, h12c9).
@@ -71,6 +73,9 @@ interface Options {
   cli: string
   clientCli: string
   baseCli: string
+  /** The --base-cli bootstraps pull from hosts of that build (baseHostAddrs), not from ours. */
+  baseHosts: boolean
+  baseHostAddrs: string[]
   /** The first host runs under node --cpu-prof; its profile is summarised when it stops. */
   hostProfile: boolean
   phases: Set<Phase>
@@ -86,7 +91,7 @@ interface Options {
 }
 
 function parseArgs(args: string[]): Options {
-  const o: Options = { dir: '/tmp/dsync-bench-sync', fresh: false, runs: 2, cli: DEFAULT_CLI, clientCli: '', baseCli: '', hostProfile: false, phases: new Set(['bootstrap', 'incremental', 'nochange', 'profile']), datasets: ['small', 'mirror'], retries: RETRIES, files: 0, destDir: '', hosts: [], rsyncAddress: '' }
+  const o: Options = { dir: '/tmp/dsync-bench-sync', fresh: false, runs: 2, cli: DEFAULT_CLI, clientCli: '', baseCli: '', baseHosts: false, baseHostAddrs: [], hostProfile: false, phases: new Set(['bootstrap', 'incremental', 'nochange', 'profile']), datasets: ['small', 'mirror'], retries: RETRIES, files: 0, destDir: '', hosts: [], rsyncAddress: '' }
   let net = DEFAULT_NET
   eachArg(args, (a, value) => {
     if (a === '--dir') o.dir = value()
@@ -95,6 +100,7 @@ function parseArgs(args: string[]): Options {
     else if (a === '--cli') o.cli = value()
     else if (a === '--client-cli') o.clientCli = value()
     else if (a === '--base-cli') o.baseCli = value()
+    else if (a === '--base-hosts') o.baseHosts = true
     else if (a === '--host-profile') o.hostProfile = true
     else if (a === '--phases') o.phases = new Set(value().split(',') as Phase[])
     else if (a === '--datasets') o.datasets = value().split(',')
@@ -107,7 +113,9 @@ function parseArgs(args: string[]): Options {
   if (!(o.runs >= 1)) throw new Error('--runs must be at least 1')
   for (const d of o.datasets) if (!DATASETS[d]) throw new Error(`unknown dataset ${d} (${Object.keys(DATASETS).join(', ')})`)
   o.clientCli ||= o.cli
+  if (o.baseHosts && !o.baseCli) throw new Error('--base-hosts needs --base-cli')
   o.hosts = [2, 3, 4].map(n => `${net}.${n}`)
+  if (o.baseHosts) o.baseHostAddrs = [5, 6, 7].map(n => `${net}.${n}`)
   o.rsyncAddress = `${net}.9`
   return o
 }
@@ -175,7 +183,8 @@ async function runDataset(opts: Options, name: string, spec: TreeSpec): Promise<
   const cli = (home: string, ...a: string[]) => timeChildOk(process.execPath, [opts.cli, '--home', home, ...a])
   const dests = opts.destDir ? join(opts.destDir, name) : base
   mkdirSync(dests, { recursive: true })
-  const env: Env = { opts, base, dests, root, tree, homes, hostPids: [], rsyncd: undefined, log }
+  const baseHomes = opts.baseHostAddrs.map(addr => makeHostHome(base, webroot, root, addr))
+  const env: Env = { opts, base, dests, root, tree, homes, hostPids: [], baseHomes, baseHostPids: [], rsyncd: undefined, log }
   const stopAllSync = () => stopEverythingSync(env)
   const onSignal = () => process.exit(130)
   process.on('exit', stopAllSync)
@@ -195,6 +204,14 @@ async function runDataset(opts: Options, name: string, spec: TreeSpec): Promise<
       env.hostPids.push(readPid(join(home, 'run', 'dtp.pid')) ?? NaN)
     }
     log(`hosts up: ${opts.hosts.map((h, i) => `${h}:${PORT} pid ${env.hostPids[i]}`).join(', ')}`)
+    for (const home of baseHomes) {
+      await timeChild(process.execPath, [opts.baseCli, '--home', home, 'stop-service'])
+      await timeChildOk(process.execPath, [opts.baseCli, '--home', home, 'service'])
+      writeFileSync(join(home, 'dtp', 'list.conf'), `/${REPO}\n`)
+      await timeChildOk(process.execPath, [opts.baseCli, '--home', home, 'reload'])
+      env.baseHostPids.push(readPid(join(home, 'run', 'dtp.pid')) ?? NaN)
+    }
+    if (baseHomes.length > 0) log(`base hosts up: ${opts.baseHostAddrs.map((h, i) => `${h}:${PORT} pid ${env.baseHostPids[i]}`).join(', ')}`)
     env.rsyncd = await startRsyncd(base, root, opts.rsyncAddress, RSYNC_PORT)
     log(`rsync daemon up on ${opts.rsyncAddress}:${RSYNC_PORT} pid ${env.rsyncd.pid}`)
 
@@ -222,6 +239,9 @@ interface Env {
   tree: GeneratedTree
   homes: string[]
   hostPids: number[]
+  /** --base-hosts: the base build's hosts (empty without). */
+  baseHomes: string[]
+  baseHostPids: number[]
   rsyncd: ChildProcess | undefined
   log: (m: string) => void
 }
@@ -237,6 +257,8 @@ function makeHostHome(base: string, webroot: string, root: string, address: stri
 async function stopEverything(env: Env): Promise<void> {
   for (const home of env.homes) await timeChild(process.execPath, [env.opts.cli, '--home', home, 'stop-service'])
   env.hostPids = []
+  for (const home of env.baseHomes) await timeChild(process.execPath, [env.opts.baseCli, '--home', home, 'stop-service'])
+  env.baseHostPids = []
   if (env.rsyncd && env.rsyncd.exitCode === null) {
     env.rsyncd.kill()
     await new Promise(res => env.rsyncd!.once('exit', res))
@@ -247,9 +269,9 @@ async function stopEverything(env: Env): Promise<void> {
 function stopEverythingSync(env: Env): void {
   if (env.rsyncd && env.rsyncd.exitCode === null) env.rsyncd.kill()
   if (env.hostPids.length === 0) return
-  for (const home of env.homes) {
+  for (const [cli, home] of [...env.homes.map(h => [env.opts.cli, h]), ...env.baseHomes.map(h => [env.opts.baseCli, h])]) {
     try {
-      execFileSync(process.execPath, [env.opts.cli, '--home', home, 'stop-service'], { stdio: 'ignore', timeout: 40_000 })
+      execFileSync(process.execPath, [cli, '--home', home, 'stop-service'], { stdio: 'ignore', timeout: 40_000 })
     } catch {
       // nothing more we can do on the way out
     }
@@ -265,15 +287,18 @@ function readTime(file: string): { cpu: number; user: number; sys: number; rssMi
   return { cpu: user + sys, user, sys, rssMiB: rss / 1024 }
 }
 
-async function dsyncPull(env: Env, nodeArgs: string[] = [], cli = env.opts.clientCli): Promise<ClientRun> {
+/** `base`: a --base-cli pull, from the base build's hosts when there are (--base-hosts). */
+async function dsyncPull(env: Env, nodeArgs: string[] = [], cli = env.opts.clientCli, base = false): Promise<ClientRun> {
+  const hosts = base && env.baseHomes.length > 0 ? env.opts.baseHostAddrs : env.opts.hosts
+  const pids = base && env.baseHomes.length > 0 ? env.baseHostPids : env.hostPids
   const timeFile = join(env.base, 'time.out')
   const bytesFile = join(env.base, 'socket-bytes.json')
   rmSync(bytesFile, { force: true })
-  const serverBefore = env.hostPids.reduce((s, p) => s + processCpuSeconds(p), 0)
+  const serverBefore = pids.reduce((s, p) => s + processCpuSeconds(p), 0)
   const args = ['-f', '%e %U %S %M', '-o', timeFile, process.execPath, '--import', SOCKET_BYTES, ...nodeArgs, cli,
-    '--json', 'pull', `dtp://${env.opts.hosts[0]}/${REPO}`, destDsync(env), ...env.opts.hosts.slice(1).flatMap(h => ['--peer', `${h}:${PORT}`])]
+    '--json', 'pull', `dtp://${hosts[0]}/${REPO}`, destDsync(env), ...hosts.slice(1).flatMap(h => ['--peer', `${h}:${PORT}`])]
   const r = await timeChildOk('/usr/bin/time', args, { env: { ...process.env, DSYNC_BENCH_SOCKET_BYTES: bytesFile } })
-  const serverCpu = env.hostPids.reduce((s, p) => s + processCpuSeconds(p), 0) - serverBefore
+  const serverCpu = pids.reduce((s, p) => s + processCpuSeconds(p), 0) - serverBefore
   const line = r.stdout.trim().split('\n').reverse().find(l => l.includes('"event":"summary"'))
   if (!line) throw new Error(`pull printed no summary: ${r.stdout.slice(-500)} ${r.stderr.slice(-500)}`)
   const summary = JSON.parse(line) as PullSummary
@@ -300,7 +325,7 @@ async function rsyncPull(env: Env): Promise<ClientRun> {
  * meanwhile; retakes it up to RETRIES times when others used more than FOREIGN_LIMIT cores.
  */
 async function sample(env: Env, label: string, prepare: () => Promise<void> | void, measure: () => Promise<ClientRun>): Promise<ClientRun & { retaken: number }> {
-  const exclude = new Set([...env.hostPids, ...(env.rsyncd?.pid ? [env.rsyncd.pid] : [])])
+  const exclude = new Set([...env.hostPids, ...env.baseHostPids, ...(env.rsyncd?.pid ? [env.rsyncd.pid] : [])])
   for (let attempt = 0; ; attempt++) {
     await prepare()
     const before = cpuSnapshot()
@@ -333,7 +358,7 @@ async function measureAll(env: Env): Promise<Results> {
   // The last bootstrap leaves DEST in place for the incremental runs.
   const bootRuns = opts.phases.has('bootstrap') ? opts.runs : 1
   for (let i = 0; i < bootRuns; i++) {
-    if (opts.baseCli) res.boot.base.push(await sample(env, `base-cli bootstrap #${i + 1}`, clean(destDsync(env)), () => dsyncPull(env, [], opts.baseCli)))
+    if (opts.baseCli) res.boot.base.push(await sample(env, `base-cli bootstrap #${i + 1}`, clean(destDsync(env)), () => dsyncPull(env, [], opts.baseCli, true)))
     const d = await sample(env, `dsync bootstrap #${i + 1}`, clean(destDsync(env)), () => dsyncPull(env))
     if (d.summary!.bytesReceived !== d.summary!.bytesToFetch || d.summary!.bytesToFetch !== tree.bytes) {
       throw new Error(`bootstrap received ${d.summary!.bytesReceived} of ${d.summary!.bytesToFetch} bytes to fetch, the tree has ${tree.bytes}`)
@@ -470,7 +495,7 @@ function printTable(env: Env, r: Results): void {
     for (const [what, f] of [['user', (x: ClientRun) => x.userSeconds], ['sys', (x: ClientRun) => x.sysSeconds]] as const) {
       rows.push([`bootstrap client ${what} CPU s, --base-cli build`, fmtSeconds(med(r.boot.base, f)), '', '', `this build: ${ratio(med(r.boot.dsync, f), med(r.boot.base, f))} of base`, ''])
     }
-    rows.push(['bootstrap server CPU s, --base-cli build', fmtSeconds(med(r.boot.base, x => x.serverCpuSeconds)), '', '',
+    rows.push([`bootstrap server CPU s, --base-cli build${opts.baseHosts ? ' (its own 3 hosts)' : ' (our hosts)'}`, fmtSeconds(med(r.boot.base, x => x.serverCpuSeconds)), '', '',
       `this build: ${ratio(med(r.boot.dsync, x => x.serverCpuSeconds), med(r.boot.base, x => x.serverCpuSeconds))} of base`, ''])
   }
   rows.push(['bootstrap: client peak RSS MiB', med(r.boot.dsync, x => x.maxRssMiB).toFixed(0), med(r.boot.rsync, x => x.maxRssMiB).toFixed(0), '', '', ''])
