@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { test } from 'node:test'
 import type { ManifestEntry } from '../src/manifest/entry.js'
+import { SlabEntry } from '../src/manifest/format.js'
 import { FetchList } from '../src/sync/fetch-list.js'
 
 const file = (path: string, content: string): ManifestEntry =>
@@ -31,4 +32,24 @@ test('the contents to fetch: each digest once with its first entry, read as a Ma
   assert.equal(list.hasMetaOf(entries[3005]), false)
   assert.equal(list.hasMetaOf({ ...entries[5] }), false)
   assert.equal(list.hasMetaOf(entries[6]), false)
+})
+
+test('entries parsed into slabs (SlabEntry) are found by every byte of their digest, compared in the slab', () => {
+  const slab = Buffer.alloc(32 * 600)
+  for (let i = 0; i < 600; i++) createHash('sha256').update(`content ${i}`).digest().copy(slab, i * 32)
+  const entries = Array.from({ length: 600 }, (_, i) => new SlabEntry('f', `pool/f${i}.deb`, 0o644, 10, 1_700_000_000, slab, i * 32))
+  const list = new FetchList(2)
+  for (const e of entries) assert.equal(list.add(e), true)
+  assert.equal(list.size, 600)
+  for (const i of [0, 299, 599]) {
+    assert.equal(list.entryOf(Buffer.from(entries[i].sha256)), entries[i])
+    assert.equal(list.get(entries[i].sha256.toString('hex')), entries[i])
+    // A digest that differs in one byte only (the last, or one in the middle) is not listed.
+    for (const at of [31, 17]) {
+      const near = Buffer.from(entries[i].sha256)
+      near[at] ^= 1
+      assert.equal(list.entryOf(near), undefined)
+      assert.equal(list.idOfHex(near.toString('hex')), -1)
+    }
+  }
 })

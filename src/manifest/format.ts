@@ -245,6 +245,18 @@ export class SlabEntry implements ManifestEntry {
     const at = ((this.packed >>> 12) & 0x7ff) * 32
     return this.slab.subarray(at, at + 32)
   }
+
+  /**
+   * Whether this entry's digest is `digest`'s first 32 bytes, compared in the slab: the content
+   * table's probes (content-ids.ts) made a view through `sha256` each, ~0.3 s of a 200,000-file
+   * pull's event loop with their garbage.
+   */
+  sha256Equals(digest: Uint8Array): boolean {
+    const at = ((this.packed >>> 12) & 0x7ff) * 32
+    const slab = this.slab
+    for (let i = 0; i < 32; i++) if (slab[at + i] !== digest[i]) return false
+    return true
+  }
 }
 
 const HARDLINK_BIT = 1 << 23

@@ -15,8 +15,11 @@ export class ContentIds {
   private readonly chunks: Buffer[] = []
   private count = 0
 
-  /** `digestOf(id)`: the caller's digest for each id given out (asked only for ids already added). */
-  constructor(expected = 1024, private readonly digestOf?: (id: number) => Uint8Array) {
+  /**
+   * `digestOf(id)`: the caller's digest for each id given out (asked only for ids already added);
+   * `sameDigest(id, digest)`, when given, compares one of them in place (no view per probe).
+   */
+  constructor(expected = 1024, private readonly digestOf?: (id: number) => Uint8Array, private readonly sameDigest?: (id: number, digest: Uint8Array) => boolean) {
     let size = 1024
     while (size < expected * 2) size *= 2
     this.slots = new Int32Array(size)
@@ -62,6 +65,7 @@ export class ContentIds {
 
   /** Digest number `id`'s bytes equal `digest`'s. */
   private holds(id: number, digest: Uint8Array): boolean {
+    if (this.sameDigest) return this.sameDigest(id, digest)
     const [bytes, off] = this.bytesOf(id)
     for (let i = 0; i < 32; i++) if (bytes[off + i] !== digest[i]) return false
     return true

@@ -1,4 +1,5 @@
 import type { ManifestEntry } from '../manifest/entry.js'
+import { SlabEntry } from '../manifest/format.js'
 import { ContentIds } from './content-ids.js'
 
 /**
@@ -20,8 +21,12 @@ export class FetchList implements ReadonlyMap<string, ManifestEntry> {
   readonly [Symbol.toStringTag] = 'FetchList'
 
   constructor(expected?: number) {
-    // The digests are the first entries' own (no copy of 32 MB at 1M files).
-    this.ids = new ContentIds(expected, id => this.firsts[id].sha256!)
+    // The digests are the first entries' own (no copy of 32 MB at 1M files); a SlabEntry's is
+    // compared where it lies, without a view per probe.
+    this.ids = new ContentIds(expected, id => this.firsts[id].sha256!, (id, digest) => {
+      const e = this.firsts[id]
+      return e instanceof SlabEntry ? e.sha256Equals(digest) : sameBytes(e.sha256!, digest)
+    })
   }
 
   get size(): number {
@@ -124,4 +129,9 @@ export class FetchList implements ReadonlyMap<string, ManifestEntry> {
   forEach(fn: (value: ManifestEntry, key: string, map: ReadonlyMap<string, ManifestEntry>) => void): void {
     for (const [hex, e] of this.entries()) fn(e, hex, this)
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  for (let i = 0; i < 32; i++) if (a[i] !== b[i]) return false
+  return true
 }
