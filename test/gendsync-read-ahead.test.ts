@@ -50,3 +50,32 @@ test('gendsync --changed does not use a previous generation read ahead when anot
   assert.equal((await generateRepo(opts)).changed, false)
   assert.ok(readFileSync(repoFiles(save, 'repo').manifest).equals(afterFresh))
 })
+
+/**
+ * The read-ahead takes data.dsync before the lock and before its END checksum is checked; the
+ * hinted run must still check it before editing anything. A list damaged on disk (one digit of
+ * an unchanged file's mtime, same size: it still parses) must not be edited all the same: the
+ * run falls back to a full walk, which writes the list the tree gives.
+ */
+test('gendsync --changed with the read-ahead does not edit a previous data.dsync whose checksum fails', async () => {
+  const save = join(tempDir(), 'repo')
+  mkdirSync(join(save, 'pool'), { recursive: true })
+  for (let i = 0; i < 50; i++) write(save, `pool/f${i}.deb`, `file ${i}\n`.repeat(1 + (i % 5)))
+  const warnings: string[] = []
+  const opts: GenerateOptions = { name: 'repo', save, trackers: [], onWarning: w => warnings.push(w) }
+  await generateRepo(opts)
+  const good = readFileSync(repoFiles(save, 'repo').manifest)
+  const line = good.indexOf(`\tpool/f7.deb\n`)
+  const mtimeAt = good.lastIndexOf(String(OLD.getTime() / 1000), line)
+  assert.ok(mtimeAt > 0)
+  const damaged = Buffer.from(good)
+  damaged[mtimeAt] = damaged[mtimeAt] === 0x31 ? 0x32 : 0x31
+  writeFileSync(repoFiles(save, 'repo').manifest, damaged)
+
+  write(save, 'pool/f2.deb', 'another\n', new Date(OLD.getTime() + 3_600_000))
+  const hinted = await generateRepo({ ...opts, changed: ['pool/f2.deb'], readAhead: readAheadGeneration(save, 'repo') })
+  assert.match(warnings.join('\n'), /no readable previous data\.dsync/)
+  assert.equal(hinted.changed, true)
+  // A full run of the same tree finds the list it would write (the damaged mtime is not in it).
+  assert.equal((await generateRepo(opts)).changed, false, 'the hinted run edited the damaged list')
+})
