@@ -1,5 +1,5 @@
 // `npm run bench -- swarm [--rate 200] [--hosts 4] [--only big|many] [--no-rsync] [--no-libtorrent]
-//                         [--profile] [--keep-dest] [--cleanup] [--base-cli PATH/cli/main.js]`
+//                         [--profile] [--keep-dest] [--cleanup] [--base-cli PATH] [--modules]`
 //
 // N real `dsync service` hosts, each in its own network namespace with its uplink capped by
 // `tc tbf` (200 Mbit/s by default), and a client in another namespace. On (a) one 2 GiB file
@@ -8,6 +8,9 @@
 //   - `rsync -a` from one capped host (rsync --daemon there): the single-upstream baseline;
 //   - a libtorrent leecher (python3-libtorrent) on the same N hosts, when installed;
 //   - with --base-cli, `dsync pull` of another client build too (same hosts, same run).
+// The dsync client measured is the installed form, dist/bundle/dsync.js (package.json's bin),
+// bundled from this tree's dist/ at the start; `--modules` runs tsc's dist/cli/main.js instead
+// (what this bench ran up to session 11). Give --base-cli the same form (a base's bundle) for a pair.
 // Rates are payload bytes / wall time of the client process (start to exit, everything a
 // user waits for). Client and host CPU seconds come from /proc, to say where time goes when a
 // target is missed; each dsync pull's note also gives its timeline from its DSYNC_SWARM_TRACE
@@ -31,6 +34,7 @@ import { ensureTree, type TreeSpec } from './lib/tree.js'
 import { readPid } from '../src/util/process.js'
 
 const ROOT = '/tmp/dsync-bench-swarm'
+const REPO = fileURLToPath(new URL('../../', import.meta.url))
 const LT_SCRIPT = fileURLToPath(new URL('../../testbed/lt_leecher.py', import.meta.url))
 const GiB = 1 << 30
 
@@ -85,7 +89,18 @@ function treeBytes(dir: string): number {
   return sum
 }
 
-async function dsyncRun(bed: NetBed, client: NetNode, hosts: NetHost[], repo: string, dest: string, profileDir?: string, cli = CLI): Promise<Measured & { clientCpu: number; hostCpu: number[]; perHost: Record<string, number> }> {
+/**
+ * What a user runs: `npm install` gives the bundle (one file; tsc's output is ~180 modules,
+ * resolved and linked one by one at every start), so that is the client measured, bundled
+ * here from dist/ (esbuild, ~1 s) unless `--modules` asks for dist/cli/main.js.
+ */
+function clientCli(args: string[]): string {
+  if (args.includes('--modules')) return CLI
+  execFileSync(process.execPath, [join(REPO, 'scripts', 'bundle.mjs')], { cwd: REPO, stdio: 'inherit' })
+  return join(REPO, 'dist', 'bundle', 'dsync.js')
+}
+
+async function dsyncRun(bed: NetBed, client: NetNode, hosts: NetHost[], repo: string, dest: string, cli: string, label: string, profileDir?: string): Promise<Measured & { clientCpu: number; hostCpu: number[]; perHost: Record<string, number> }> {
   const before = hosts.map(h => cpuSeconds(hostPid(h)) ?? 0)
   const args = ['--json', 'pull', `dtp://${hosts[0].node.address}/${repo}`, dest, ...hosts.slice(1).flatMap(h => ['--peer', h.peer])]
   let pid: number | undefined
@@ -119,7 +134,7 @@ async function dsyncRun(bed: NetBed, client: NetNode, hosts: NetHost[], repo: st
   const s = pullSummary(r.stdout)
   const ok = r.code === 0 && s !== undefined
   return {
-    tool: `dsync pull (${hosts.length} hosts)${cli === CLI ? '' : `, ${cli}`}`, ok, bytes: s?.bytesReceived ?? 0, seconds: r.seconds,
+    tool: `dsync pull (${hosts.length} hosts)${label}`, ok, bytes: s?.bytesReceived ?? 0, seconds: r.seconds,
     note: ok ? `pull's own clock ${Number(s!.seconds).toFixed(1)} s${timeline ? `; ${timeline}` : ''}` : `exit ${r.code}: ${r.stderr.trim().split('\n').pop()}`,
     clientCpu: cpu, hostCpu, perHost: s?.bytesPerHost ?? {},
   }
@@ -203,6 +218,7 @@ export async function run(args: string[]): Promise<void> {
   const withRsync = !args.includes('--no-rsync')
   const ltMissing = args.includes('--no-libtorrent') ? 'disabled with --no-libtorrent' : libtorrentMissing()
   const started = performance.now()
+  const cli = clientCli(args)
 
   mkdirSync(ROOT, { recursive: true })
   const saves: Record<string, string> = {}
@@ -243,7 +259,7 @@ export async function run(args: string[]): Promise<void> {
       }
       log(`${name}: dsync pull from ${nHosts} hosts`)
       const profDir = args.includes('--profile') ? join(ROOT, `prof-${process.pid}-${name}`) : undefined
-      const d = await dsyncRun(bed, client, hosts, name, dest('dsync'), profDir)
+      const d = await dsyncRun(bed, client, hosts, name, dest('dsync'), cli, cli === CLI ? ', modules' : '', profDir)
       rows.push(d)
       const perHost = Object.entries(d.perHost).map(([h, b]) => `${h.split(':')[0]} ${(b / 1e6).toFixed(0)} MB`).join(', ')
       d.note += `; client CPU ${d.clientCpu.toFixed(1)} s; host CPU ${d.hostCpu.map(c => c.toFixed(1)).join('/')} s; per host: ${perHost}`
@@ -253,7 +269,7 @@ export async function run(args: string[]): Promise<void> {
       const baseCli = arg(args, 'base-cli', '')
       if (baseCli) {
         log(`${name}: dsync pull of another build (${baseCli}) from ${nHosts} hosts`)
-        const b = await dsyncRun(bed, client, hosts, name, dest('base'), undefined, baseCli)
+        const b = await dsyncRun(bed, client, hosts, name, dest('base'), baseCli, `, ${baseCli}`)
         b.note += `; client CPU ${b.clientCpu.toFixed(1)} s; host CPU ${b.hostCpu.map(c => c.toFixed(1)).join('/')} s`
         rows.push(b)
         rmSync(join(ROOT, `dest-${process.pid}-${name}-base`), { recursive: true, force: true })
