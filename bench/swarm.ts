@@ -308,6 +308,7 @@ export async function run(args: string[]): Promise<void> {
     }
   }
   process.stdout.write(`\nswarm: ${nHosts} hosts, uplinks capped at ${rate} Mbit/s each (tc tbf), sum of caps ${caps} Mbit/s; client uncapped; page cache warm\n`)
+  process.stdout.write(`  dsync client: ${cli}${cli === CLI ? ' (tsc output, --modules)' : ' (the installed bundle)'}\n`)
   for (const l of genLines) process.stdout.write(`  ${l}\n`)
   if (ltMissing) process.stdout.write(`  libtorrent leecher not run: ${ltMissing}\n`)
   process.stdout.write(`${markdownTable(['data', 'client', 'done', 'MB', 'seconds', 'Mbit/s', 'of caps', 'vs rsync', 'vs libtorrent', 'notes'], table)}\n`)
