@@ -361,9 +361,12 @@ async function measureAll(env: Env): Promise<Results> {
     const base = async () => { res.boot.base.push(await sample(env, `base-cli bootstrap #${i + 1}`, clean(destDsync(env)), () => dsyncPull(env, [], opts.baseCli, true))) }
     // The builds take turns at going first: a pull right after another ran 6% more CPU in both
     // of the first two pairs of one run (the base's, going first each time, lower in both).
-    if (opts.baseCli && i % 2 === 0) await base()
+    // Counted from the last round, which puts the base first: this build's pull is the last one,
+    // so the tree checked below and the DEST the incremental runs start from are its own.
+    const baseFirst = (bootRuns - 1 - i) % 2 === 0
+    if (opts.baseCli && baseFirst) await base()
     const d = await sample(env, `dsync bootstrap #${i + 1}`, clean(destDsync(env)), () => dsyncPull(env))
-    if (opts.baseCli && i % 2 === 1) await base()
+    if (opts.baseCli && !baseFirst) await base()
     if (d.summary!.bytesReceived !== d.summary!.bytesToFetch || d.summary!.bytesToFetch !== tree.bytes) {
       throw new Error(`bootstrap received ${d.summary!.bytesReceived} of ${d.summary!.bytesToFetch} bytes to fetch, the tree has ${tree.bytes}`)
     }
