@@ -174,8 +174,9 @@ function parseInfo(r: Reader, onFiles?: (r: Reader) => void): Omit<TorrentInfo, 
   return { name, pieceLength, pieces, files }
 }
 
+const PATH_SCRATCH_BYTES = 4096
 /** A file entry's path, its parts joined by `/` as bytes, decoded once (reused, grown as needed). */
-let pathScratch: Buffer = Buffer.allocUnsafe(4096)
+let pathScratch: Buffer = Buffer.allocUnsafe(PATH_SCRATCH_BYTES)
 
 /**
  * The info dict's `files` list: the client's start reads it for every file of a bootstrap
@@ -187,7 +188,12 @@ let pathScratch: Buffer = Buffer.allocUnsafe(4096)
 function readFiles(r: Reader, files: TorrentInfo['files']): void {
   if (r.peek() !== 0x6c) r.fail('expected a list')
   r.pos++
-  while (r.peek() !== 0x65) files.push(readFileEntry(r))
+  try {
+    while (r.peek() !== 0x65) files.push(readFileEntry(r))
+  } finally {
+    // Grown by a long path (a hostile .torrent's can be megabytes): not kept for a host's lifetime.
+    if (pathScratch.length > PATH_SCRATCH_BYTES) pathScratch = Buffer.allocUnsafe(PATH_SCRATCH_BYTES)
+  }
   r.pos++
 }
 
