@@ -242,8 +242,13 @@ export class SlabEntry implements ManifestEntry {
   }
 
   get sha256(): Buffer {
-    const at = ((this.packed >>> 12) & 0x7ff) * 32
+    const at = this.digestAt
     return this.slab.subarray(at, at + 32)
+  }
+
+  /** Where the digest starts in its slab. */
+  private get digestAt(): number {
+    return ((this.packed >>> 12) & 0x7ff) * 32
   }
 
   /**
@@ -252,7 +257,7 @@ export class SlabEntry implements ManifestEntry {
    * pull's event loop with their garbage.
    */
   sha256Equals(digest: Uint8Array): boolean {
-    const at = ((this.packed >>> 12) & 0x7ff) * 32
+    const at = this.digestAt
     const slab = this.slab
     for (let i = 0; i < 32; i++) if (slab[at + i] !== digest[i]) return false
     return true

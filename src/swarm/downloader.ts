@@ -159,7 +159,7 @@ export class Downloader extends EventEmitter {
   private unassigned = 0
   /** Pieces handed back (peer gone, rejected, bad data): taken before the queue. */
   private readonly retry: PieceSpan[] = []
-  /** Pieces verified (a bitmap by piece number: asked several times per piece, see PieceSet). */
+  /** Pieces verified (one byte per piece number: asked several times per piece, see PieceSet). */
   private readonly done: PieceSet
   private readonly owners = new Map<number, Set<PeerConnection>>()
   private readonly peers = new Map<PeerConnection, Active[]>()
