@@ -10,7 +10,7 @@ import { buildIndexTorrent } from '../src/torrent/shards.js'
 import { readTorrentInfo } from '../src/torrent/read.js'
 import { runCli } from '../testbed/cli.js'
 import { hasRsync } from '../testbed/rsyncd.js'
-import { tempDir } from '../testbed/tree.js'
+import { tempDir, writePool as writePaddedPool } from '../testbed/tree.js'
 
 const OLD = new Date('2024-01-02T03:04:05Z')
 
@@ -317,6 +317,48 @@ test('gendsync --changed with rsync --itemize-changes output: only changed files
 test('gendsync --changed on a sharded repository: outputs equal a full run', { timeout: 600_000 }, async t => {
   if (!hasRsync) return t.skip('rsync is not installed')
   await hintRoundTrip(t, 34_000)
+})
+
+/**
+ * A hinted run writes each rebuilt shard into the buffer of a previous shard file no later
+ * shard reads, or into what an earlier rebuilt shard left of its buffer
+ * (src/manifest/shard-rebuild.ts, OldShardPieces.spare). Changes in every other shard (one file
+ * each, grown) leave kept shards between rebuilt ones; the outputs must be those of a first run
+ * of a copy (a buffer taken while its bytes were still to be copied, or a kept shard's, would
+ * show as a wrong shard).
+ */
+test('gendsync --changed rebuilding shards between kept ones: outputs equal a first run of a copy', { timeout: 600_000 }, async t => {
+  if (!hasRsync) return t.skip('rsync is not installed')
+  const base = tempDir()
+  const save = join(base, 'web', 'pool')
+  const home = join(base, 'home')
+  mkdirSync(join(home, 'repos'), { recursive: true })
+  writeFileSync(join(home, 'xync.conf'), `webroot=${join(base, 'web')}\n`)
+  writeFileSync(join(home, 'repos', 'pool.conf'), `repo=pool\nsave=${save}\ndsync=true\n`)
+  // Long folder names: the shards reach their size limit every few thousand files.
+  writePaddedPool(save, 30_000, 200)
+  const gendsync = async (...args: string[]) => {
+    const r = await runCli(['--home', home, '--json', 'gendsync', ...args])
+    assert.equal(r.code, 0, r.stderr)
+    return { ...JSON.parse(r.stdout) as { shards?: { built: boolean }[] }, stderr: r.stderr }
+  }
+  const first = await gendsync()
+  const shards = first.shards?.length ?? 0
+  assert.ok(shards >= 5, `five shards at least (${shards})`)
+  const index = readTorrentInfo(readFileSync(join(save, '.dsync', 'pool.torrent')))
+  const names = index.files.filter(f => !f.pad).slice(1).map(f => f.path)
+  const changed: string[] = []
+  for (let s = 0; s < shards; s += 2) {
+    const files = readTorrentInfo(readFileSync(join(save, names[s]))).files.filter(f => !f.pad)
+    const path = files[files.length >> 1].path
+    writeFileSync(join(save, path), `${path} grown in shard ${s}\n`)
+    changed.push(path)
+  }
+  writeFileSync(join(base, 'changes'), changed.join('\n') + '\n')
+  const hinted = await gendsync('--changed', join(base, 'changes'))
+  assert.doesNotMatch(hinted.stderr, /not used/, 'the hint was used, not a full walk')
+  assert.deepEqual(hinted.shards!.map(s => s.built), first.shards!.map((_, s) => s % 2 === 0))
+  assert.deepEqual(await fromScratch(save, base), outputsOf(save))
 })
 
 test('gendsync --changed refuses a path outside the repository, naming the line', async () => {

@@ -127,7 +127,7 @@ function newTorrents(
   const made: ShardOut[] = []
   const shards = rebuildShards({
     save, shardsDir: files.shards, name: naming.name, trackers: naming.trackers, pieceLength: P, next: nextTable, starts, origin,
-    old: oldTable, oldStarts: shardStartsOf(oldCosts), oldEntry: oldCosts.entry, oldShards: previous.shards, digests,
+    old: oldTable, oldStarts: shardStartsOf(oldCosts), oldEntry: oldCosts.entry, nextEntry: nextCosts.entry, oldShards: previous.shards, digests,
     oldIndex: trusted ? { pieces: previous.pieces, firstPiece: previous.firstPiece, length: previous.lengths } : undefined, prefetched,
     onShard: stage && (shard => {
       made.push(shard)
