@@ -8,9 +8,11 @@
 //   - `rsync -a` from one capped host (rsync --daemon there): the single-upstream baseline;
 //   - a libtorrent leecher (python3-libtorrent) on the same N hosts, when installed;
 //   - with --base-cli, `dsync pull` of another client build too (same hosts, same run).
-// The dsync client measured is the installed form, dist/bundle/dsync.js (package.json's bin),
-// bundled from this tree's dist/ at the start; `--modules` runs tsc's dist/cli/main.js instead
-// (what this bench ran up to session 11). Give --base-cli the same form (a base's bundle) for a pair.
+// The dsync client measured is the installed form (package.json's bin: dist/bundle/dsync.js),
+// bundled from this tree's dist/ at the start into a folder of this run's own (dist/bundle-run-PID,
+// removed at the end: dist/bundle/ is left alone, another job may be running it); `--modules`
+// runs tsc's dist/cli/main.js instead and bundles nothing
+// (what this bench ran up to session 11). Give --base-cli the same form (a base's bundle, made there by `npm run bundle`) for a pair.
 // Rates are payload bytes / wall time of the client process (start to exit, everything a
 // user waits for). Client and host CPU seconds come from /proc, to say where time goes when a
 // target is missed; each dsync pull's note also gives its timeline from its DSYNC_SWARM_TRACE
@@ -92,12 +94,15 @@ function treeBytes(dir: string): number {
 /**
  * What a user runs: `npm install` gives the bundle (one file; tsc's output is ~180 modules,
  * resolved and linked one by one at every start), so that is the client measured, bundled
- * here from dist/ (esbuild, ~1 s) unless `--modules` asks for dist/cli/main.js.
+ * here from dist/ (esbuild, ~1 s) unless `--modules` asks for dist/cli/main.js. Bundled into
+ * `dir`, this run's own folder: rebuilding dist/bundle/ at every start took its files from
+ * under any job running that bundle at the same moment (a pull of another bench, a --base-cli).
+ * In dist/, beside bundle/, so the bundle finds package.json where the installed one does.
  */
-function clientCli(args: string[]): string {
+function clientCli(args: string[], dir: string): string {
   if (args.includes('--modules')) return CLI
-  execFileSync(process.execPath, [join(REPO, 'scripts', 'bundle.mjs')], { cwd: REPO, stdio: 'inherit' })
-  return join(REPO, 'dist', 'bundle', 'dsync.js')
+  execFileSync(process.execPath, [join(REPO, 'scripts', 'bundle.mjs'), dir], { cwd: REPO, stdio: 'inherit' })
+  return join(dir, 'dsync.js')
 }
 
 async function dsyncRun(bed: NetBed, client: NetNode, hosts: NetHost[], repo: string, dest: string, cli: string, label: string, profileDir?: string): Promise<Measured & { clientCpu: number; hostCpu: number[]; perHost: Record<string, number> }> {
@@ -218,8 +223,15 @@ export async function run(args: string[]): Promise<void> {
   const withRsync = !args.includes('--no-rsync')
   const ltMissing = args.includes('--no-libtorrent') ? 'disabled with --no-libtorrent' : libtorrentMissing()
   const started = performance.now()
-  const cli = clientCli(args)
+  const bundleDir = join(REPO, 'dist', `bundle-run-${process.pid}`)
+  try {
+    await measure(args, clientCli(args, bundleDir), rate, nHosts, names, withRsync, ltMissing, started)
+  } finally {
+    rmSync(bundleDir, { recursive: true, force: true })
+  }
+}
 
+async function measure(args: string[], cli: string, rate: number, nHosts: number, names: string[], withRsync: boolean, ltMissing: string | undefined, started: number): Promise<void> {
   mkdirSync(ROOT, { recursive: true })
   const saves: Record<string, string> = {}
   const genLines: string[] = []

@@ -2,11 +2,13 @@
 // self-contained ES modules in dist/bundle/, so the published package has no runtime
 // dependencies (none of webtorrent's install scripts, no node-datachannel binary: the
 // webrtc-polyfill stub is what gets bundled). Reads the tsc output in dist/.
+// `node scripts/bundle.mjs DIR` writes the bundle to DIR instead (bench swarm: a folder of its
+// own run, so a job running dist/bundle/ at the same moment keeps its files).
 import { build } from 'esbuild'
 import { readdirSync, rmSync } from 'node:fs'
 import { basename, join } from 'node:path'
 
-const out = 'dist/bundle'
+const out = process.argv[2] ?? 'dist/bundle'
 rmSync(out, { recursive: true, force: true })
 const common = {
   bundle: true,
