@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process'
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
@@ -7,6 +6,7 @@ import { machineLoad, median, timeChildOk } from './lib/measure.js'
 import { fmtMiB, fmtSeconds, markdownTable } from './lib/table.js'
 import { changeFiles, ensureTree, type GeneratedTree, type TreeSpec } from './lib/tree.js'
 import { eachArg } from './lib/args.js'
+import { isBundleCli, withRunBundle } from './lib/client-bundle.js'
 
 /**
  * gendsync against the floor of reading and hashing the same bytes (`sha256sum`), on
@@ -20,8 +20,8 @@ import { eachArg } from './lib/args.js'
  * Trees live outside the repo (default /tmp/dsync-bench) and are reused when their shape
  * matches, so reruns skip generation; --fresh regenerates. Both sides are measured with a
  * warm page cache (everything read once first): the fair comparison, since a cold cache
- * measures the disk, not us. The CLI measured is the installed form, dist/bundle/dsync.js
- * (package.json's bin), bundled from this tree's dist/ at the start, as bench swarm does;
+ * measures the disk, not us. The CLI measured is the installed form (package.json's bin),
+ * bundled from this tree's dist/ at the start into a folder of the run's own, as bench swarm does;
  * `--modules` runs tsc's dist/cli/main.js instead (what this bench ran up to session 13). --cli
  * runs another build (a snapshot of dist/, so that a rebuild of the shared tree mid-run cannot
  * break or change the program being measured); --base-cli runs a second build by turns with it,
@@ -30,7 +30,6 @@ import { eachArg } from './lib/args.js'
  */
 const MODULES_CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url))
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
-const BUNDLE_CLI = join(ROOT, 'dist', 'bundle', 'dsync.js')
 const REPO = 'bench'
 const GIB = 1 << 30
 
@@ -97,17 +96,15 @@ function parseArgs(args: string[]): Options {
 export async function run(args: string[]): Promise<void> {
   const opts = parseArgs(args)
   const log = (m: string) => process.stderr.write(m + '\n')
-  if (!opts.cli) {
-    if (opts.modules) opts.cli = MODULES_CLI
-    else {
-      execFileSync(process.execPath, [join(ROOT, 'scripts', 'bundle.mjs')], { cwd: ROOT, stdio: 'inherit' })
-      opts.cli = BUNDLE_CLI
-    }
-  }
+  // The installed form (bench/lib/client-bundle.ts) unless --cli names a build or --modules asks for dist/cli/main.js.
+  if (opts.cli || opts.modules) return measure({ ...opts, cli: opts.cli || MODULES_CLI }, log)
+  await withRunBundle(ROOT, cli => measure({ ...opts, cli }, log))
+}
+
+async function measure(opts: Options, log: (m: string) => void): Promise<void> {
   // A bundle starts sooner than tsc's ~70 modules: a pair of two forms is not like with like.
-  const isBundle = (cli: string) => /\/bundle\/[^/]+\.js$/.test(cli)
-  if (opts.baseCli && isBundle(opts.baseCli) !== isBundle(opts.cli)) {
-    log(`warning: --base-cli ${opts.baseCli} is not the form measured for this build (${isBundle(opts.cli) ? 'bundle' : 'modules'}): the pair is not like with like`)
+  if (opts.baseCli && isBundleCli(opts.baseCli) !== isBundleCli(opts.cli)) {
+    log(`warning: --base-cli ${opts.baseCli} is not the form measured for this build (${isBundleCli(opts.cli) ? 'bundle' : 'modules'}): the pair is not like with like`)
   }
   console.log(`# gendsync benchmark\n`)
   console.log(`machine: ${availableParallelism()} cores; before start: ${await machineLoad()}\n`)
@@ -301,7 +298,7 @@ function printTable(
   console.log(`
 - Medians of ${opts.runs} runs, warm page cache on both sides (every file read once before measuring). Wall time around the child process, node start-up included.
 - sha256sum: one process, \`find -type f -print0 | xargs -0 sha256sum > /dev/null\` (xargs batches the names into few sha256sum invocations); runs: ${list(m.floor)}.
-- gendsync: \`node ${side.cli === MODULES_CLI ? 'dist/cli/main.js (--modules)' : side.cli === BUNDLE_CLI ? 'dist/bundle/dsync.js (the installed bundle)' : side.cli} --home H gendsync --json\`${opts.threads ? ` --threads ${opts.threads}` : ' (default threads: one per core)'}, full = .dsync/ deleted first; runs: ${list(m.full)} (in-process ${list(m.fullInProcess)}).
+- gendsync: \`node ${side.cli === MODULES_CLI ? 'dist/cli/main.js (--modules)' : isBundleCli(side.cli) ? `${side.cli} (the installed bundle)` : side.cli} --home H gendsync --json\`${opts.threads ? ` --threads ${opts.threads}` : ' (default threads: one per core)'}, full = .dsync/ deleted first; runs: ${list(m.full)} (in-process ${list(m.fullInProcess)}).
 - changed: ${m.changeCount} files (0.05%) rewritten, same size, mtime an hour later; each round runs gendsync without the hint, then puts the previous .dsync/ back and runs \`gendsync --changed LIST\`; hashedFiles checked equal to that count; runs without hint: ${list(m.incr)}; with: ${list(m.hinted)}. no-change runs: ${list(m.noChange)}.
 - full/floor: ratio of the medians; per round: ${m.full.map((f, i) => (f / m.floor[i]).toFixed(2) + 'x').join(', ')}.
 - peak RSS: largest process.resourceUsage().maxRSS over all gendsync runs (the full runs set it). Targets: full <= ${t.fullRatio}x floor, --changed <= ${t.incrRatio * 100}% of full, RSS < ${fmtMiB(t.rssBytes)} MiB (1 GiB).`)

@@ -31,6 +31,7 @@ import { CLI } from '../testbed/cli.js'
 import { libtorrentMissing } from '../testbed/leecher.js'
 import { makeNetHome, pullSummary, runIn, startNetHost, type NetHost, type NsRun } from '../testbed/net/dsync.js'
 import { cleanupLeftovers, NetBed, netnsUnavailable, type NetNode } from '../testbed/net/netns.js'
+import { isBundleCli, withRunBundle } from './lib/client-bundle.js'
 import { machineLoad, timeChildOk } from './lib/measure.js'
 import { swarmTimeline } from './lib/swarm-timeline.js'
 import { markdownTable } from './lib/table.js'
@@ -91,20 +92,6 @@ function treeBytes(dir: string): number {
     else if (e.isFile()) sum += statSync(p).size
   }
   return sum
-}
-
-/**
- * What a user runs: `npm install` gives the bundle (one file; tsc's output is ~180 modules,
- * resolved and linked one by one at every start), so that is the client measured, bundled
- * here from dist/ (esbuild, ~1 s) unless `--modules` asks for dist/cli/main.js. Bundled into
- * `dir`, this run's own folder: rebuilding dist/bundle/ at every start took its files from
- * under any job running that bundle at the same moment (a pull of another bench, a --base-cli).
- * In dist/, beside bundle/, so the bundle finds package.json where the installed one does.
- */
-function clientCli(args: string[], dir: string): string {
-  if (args.includes('--modules')) return CLI
-  execFileSync(process.execPath, [join(REPO, 'scripts', 'bundle.mjs'), dir], { cwd: REPO, stdio: 'inherit' })
-  return join(dir, 'dsync.js')
 }
 
 async function dsyncRun(bed: NetBed, client: NetNode, hosts: NetHost[], repo: string, dest: string, cli: string, label: string, profileDir?: string): Promise<Measured & { clientCpu: number; hostCpu: number[]; perHost: Record<string, number> }> {
@@ -225,12 +212,9 @@ export async function run(args: string[]): Promise<void> {
   const withRsync = !args.includes('--no-rsync')
   const ltMissing = args.includes('--no-libtorrent') ? 'disabled with --no-libtorrent' : libtorrentMissing()
   const started = performance.now()
-  const bundleDir = join(REPO, 'dist', `bundle-run-${process.pid}`)
-  try {
-    await measure(args, clientCli(args, bundleDir), rate, nHosts, names, withRsync, ltMissing, started)
-  } finally {
-    rmSync(bundleDir, { recursive: true, force: true })
-  }
+  // The installed form (bench/lib/client-bundle.ts) unless `--modules` asks for dist/cli/main.js.
+  if (args.includes('--modules')) return measure(args, CLI, rate, nHosts, names, withRsync, ltMissing, started)
+  await withRunBundle(REPO, cli => measure(args, cli, rate, nHosts, names, withRsync, ltMissing, started))
 }
 
 async function measure(args: string[], cli: string, rate: number, nHosts: number, names: string[], withRsync: boolean, ltMissing: string | undefined, started: number): Promise<void> {
@@ -293,7 +277,7 @@ async function measure(args: string[], cli: string, rate: number, nHosts: number
       if (baseCli) {
         log(`${name}: dsync pull of another build (${baseCli}) from ${nHosts} hosts`)
         // A bundle starts ~0.25 s sooner than tsc's modules (`many`): a pair of two forms is not like with like.
-        const formsDiffer = (cli === CLI) !== !/\/bundle\/[^/]+\.js$/.test(baseCli)
+        const formsDiffer = (cli === CLI) !== !isBundleCli(baseCli)
         if (formsDiffer) log(`${name}: warning: --base-cli ${baseCli} is not the form measured for this build (${cli === CLI ? 'modules' : 'bundle'}): the pair is not like with like`)
         const b = await dsyncRun(bed, client, hosts, name, dest('base'), baseCli, `, ${baseCli}${formsDiffer ? ', OTHER FORM' : ''}`)
         b.note += `; client CPU ${b.clientCpu.toFixed(1)} s; host CPU ${b.hostCpu.map(c => c.toFixed(1)).join('/')} s`

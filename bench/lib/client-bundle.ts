@@ -1,0 +1,27 @@
+import { execFileSync } from 'node:child_process'
+import { rmSync } from 'node:fs'
+import { join } from 'node:path'
+
+/**
+ * What a user runs: `npm install` gives the bundle (one file; tsc's output is ~180 modules,
+ * resolved and linked one by one at every start), so that is the client a bench measures,
+ * bundled from `root`'s dist/ (esbuild, ~1 s) into a folder of the run's own: rebuilding
+ * dist/bundle/ at every start took its files from under any job running that bundle at the
+ * same moment (a pull of another bench, a --base-cli). In dist/, beside bundle/, so the bundle
+ * finds package.json where the installed one does. `use` gets the bundle's CLI; the folder is
+ * removed when it returns.
+ */
+export async function withRunBundle<T>(root: string, use: (cli: string) => Promise<T>): Promise<T> {
+  const dir = join(root, 'dist', `bundle-run-${process.pid}`)
+  try {
+    execFileSync(process.execPath, [join(root, 'scripts', 'bundle.mjs'), dir], { cwd: root, stdio: 'inherit' })
+    return await use(join(dir, 'dsync.js'))
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+/** Whether `cli` is a bundle (dist/bundle/ or a run's own, above) rather than tsc's dist/cli/main.js. */
+export function isBundleCli(cli: string): boolean {
+  return /\/bundle(-run-\d+)?\/[^/]+\.js$/.test(cli)
+}
