@@ -427,10 +427,15 @@ class OldShardPieces {
       if (t >= u) continue
       const bad = this.check(t)
       if (bad) return bad
-      if (typeof got !== 'string' && !this.kept.has(t)) this.spares.push(got.backing)
+      this.spareIfFree(t, got)
       this.files.delete(t)
     }
     return undefined
+  }
+
+  /** Previous shard `t`'s buffer, done with, as a spare: not when it is output (kept) or a scratch buffer (recycled). */
+  private spareIfFree(t: number, got: OldShard | string): void {
+    if (!this.input.scratch && typeof got !== 'string' && !this.kept.has(t)) this.spares.push(got.backing)
   }
 
   /** The bytes of `buf` after its first `used` (a new shard's), as a spare when worth it. */
@@ -467,7 +472,7 @@ class OldShardPieces {
         if (bad) return bad
         const dropped = this.files.get(first)!
         this.recycle(dropped)
-        if (!this.input.scratch && typeof dropped !== 'string' && !this.kept.has(first)) this.spares.push(dropped.backing)
+        this.spareIfFree(first, dropped)
         this.files.delete(first)
       }
     }
