@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { constants, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { DsyncError } from '../src/errors.js'
@@ -67,4 +67,27 @@ test('an add that cannot start names the file; abort leaves every target as it w
   assert.equal(readFileSync(join(dir, 'a'), 'utf8'), 'old a')
   assert.deepEqual(readdirSync(dir).sort(), ['a'])
   assert.throws(() => batch.add(join(dir, 'd'), 'd'))
+})
+
+test('a staged file is synced by its own write (O_SYNC), needing no turn of the event loop', { skip: !existsSync('/proc/self/fdinfo') }, async () => {
+  // gendsync's main thread builds its next output synchronously while the batch writes: an
+  // fsync chained after the write waited for the end of the run (docs/ARCHITECTURE.md,
+  // "gendsync, session 15"). The temporary file's open flags must carry O_SYNC.
+  const dir = tempDir('dsync-batch-')
+  const batch = new DurableBatch()
+  batch.add(join(dir, 'a'), Buffer.alloc(1 << 20, 0x61))
+  const tmp = readdirSync(dir).find(n => n.startsWith('.a.tmp-'))
+  assert.ok(tmp, 'the temporary file exists once added')
+  const fd = readdirSync('/proc/self/fd').find(n => {
+    try {
+      return readlinkSync(join('/proc/self/fd', n)) === join(dir, tmp)
+    } catch {
+      return false
+    }
+  })
+  assert.ok(fd, 'the temporary file is open')
+  const flags = Number.parseInt(/^flags:\s*([0-7]+)/m.exec(readFileSync(join('/proc/self/fdinfo', fd), 'utf8'))![1], 8)
+  assert.equal(flags & constants.O_SYNC, constants.O_SYNC, `flags 0${flags.toString(8)} lack O_SYNC`)
+  await batch.commit()
+  assert.equal(readFileSync(join(dir, 'a')).length, 1 << 20)
 })
