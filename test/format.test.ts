@@ -296,6 +296,11 @@ test('parseManifestFile reads a list a chunk at a time: the same entries as pars
   for (let i = 0; i < 40_000; i++) entries.push(file(`pool/${'x'.repeat(i % 97)}-${i}.deb`, `content ${i}`, i % 1000 === 7 ? { mode: 0o7755 } : {}))
   // The client's entries pack type, mode and digest place into one integer: a hardlink and every mode bit come back.
   entries.push(hard('pool/zz-hard.deb', 'pool/-0.deb', 'content 0'))
+  // A file's path is its folder's path and its own name, read back from its record: at the top,
+  // folders deep, escaped names (tab, backslash, newline) and UTF-8 beyond ASCII, up to a long name.
+  entries.push(file('top.deb', 'top'), file('\u00fcber\t\\na\nme.deb', 'escaped at the top'), dir('pool/a'), dir('pool/a/b\u00e4r'),
+    dir('pool/a/b\u00e4r/\u{1F600}'), file('pool/a/b\u00e4r/\u{1F600}/\u65e5\u672c.deb', 'deep'), file('pool/a/b\u00e4r/t\tab', 'tab'),
+    file(`pool/a/${'n'.repeat(4000)}`, 'long'), hard('pool/a/b\u00e4r/zz', 'pool/a/b\u00e4r/t\tab', 'tab'))
   const sorted = sortEntries(entries)
   const data = serializeManifest(sorted, 32768)
   assert.ok(data.length > 3 << 20, `the list spans several chunks (${data.length} bytes)`)
@@ -306,13 +311,15 @@ test('parseManifestFile reads a list a chunk at a time: the same entries as pars
     const fromFile = parseManifestFile(path, FILE)
     assert.deepEqual(fromFile.entries.map(plain), parseManifest(data, FILE).entries)
     assert.deepEqual(fromFile.entries.map(plain), sorted)
-    // The client's entries keep no digest view of their own (96 bytes each): each read makes
-    // one over the slab the digest was decoded into, and reads the same bytes every time,
-    // across the slabs' boundaries (2,048 digests each).
-    assert.equal(fromFile.entries.at(-1)!.type, 'h')
+    // The client's entries keep no digest view (96 bytes each) and no path string of their own:
+    // each read makes one from the record slab (digest and name), and reads the same bytes every
+    // time, across the slabs' boundaries (64 KiB of records each).
+    assert.equal(fromFile.entries.filter(e => e.type === 'h').length, 2)
     for (const [i, e] of fromFile.entries.entries()) {
       if (e.type === 'd') continue
       assert.equal(Object.hasOwn(e, 'sha256'), false, `${e.path} holds no digest view`)
+      assert.equal(Object.hasOwn(e, 'path'), false, `${e.path} holds no path string`)
+      assert.equal(e.path, sorted[i].path)
       assert.ok(e.sha256!.equals(sorted[i].sha256!), `${e.path}'s digest`)
       assert.notEqual(e.sha256, e.sha256)
     }

@@ -216,21 +216,61 @@ function digestAt(hex: string): number {
 }
 
 /**
- * A file's or hardlink's entry as the client's parser makes it (parseManifestFile): its digest
- * stays in the slab it was decoded into, and a Buffer view of it is made each time `sha256` is
- * read. A view kept per entry was 96 bytes of heap beside the 32 of its bytes: ~92 MB of a 1M
- * bootstrap's peak (docs/SCALE.md, "Bootstrap memory"). The type, the mode and the digest's
- * place in its slab share one small integer: five fields, 64 bytes an object instead of 80.
+ * The client's file records (SlabEntry): each a digest, then its name's UTF-8 length (2 bytes,
+ * little-endian) and bytes, packed one after the other into slabs of their own. A record is at
+ * most 32 + 2 + MAX_LINE bytes, so one always fits an empty slab.
+ */
+const RECORD_SLAB = 1 << 16
+let recordSlab = Buffer.allocUnsafeSlow(RECORD_SLAB)
+let recordSlabAt = 0
+
+/** Room for a record with a `nameBytes`-byte name in the current record slab (`recordSlab`); returns where it starts. */
+function recordAt(nameBytes: number): number {
+  const size = 34 + nameBytes
+  if (recordSlabAt + size > RECORD_SLAB) {
+    recordSlab = Buffer.allocUnsafeSlow(RECORD_SLAB)
+    recordSlabAt = 0
+  }
+  recordSlabAt += size
+  return recordSlabAt - size
+}
+
+/**
+ * A file's or hardlink's entry as the client's parser makes it (parseManifestFile): no string of
+ * its path and no view of its digest are kept. Its digest and its name (the path after its
+ * folder's) are bytes in a record slab, and its folder is the folder's own entry, so `path` is
+ * the folder's path, '/', and the name decoded, made each time it is read, as `sha256` makes a
+ * view each time. A path string per entry was ~80 MiB of a 1M bootstrap's heap (68-88 bytes
+ * each, most of it the folder's part, the same for every file of a package), and a view per
+ * digest 96 bytes each before that (docs/SCALE.md, "Bootstrap memory"). The type, the mode and
+ * the record's place in its slab share one small integer: five fields, 64 bytes an object.
  * Read-only: a client never rewrites an upstream entry; users that copy entries (`{ ...e }`)
  * must not be given these.
  */
 export class SlabEntry implements ManifestEntry {
   declare target?: string
-  /** Bits 0-11 the mode, 12-22 the digest's number in its slab, 23 set for a hardlink. */
+  /** Bits 0-11 the mode, 12 set for a hardlink, 13-28 where the record starts in its slab. */
   private readonly packed: number
 
-  constructor(type: 'f' | 'h', readonly path: string, mode: number, readonly size: number, readonly mtime: number, private readonly slab: Buffer, at: number) {
-    this.packed = mode | ((at >>> 5) << 12) | (type === 'h' ? HARDLINK_BIT : 0)
+  /**
+   * `folder`: the entry of the folder holding it (undefined: the record's name is the whole
+   * path); the record at `slab[at]` written by recordAt's caller.
+   */
+  private constructor(type: 'f' | 'h', private readonly folder: ManifestEntry | undefined, mode: number, readonly size: number, readonly mtime: number, private readonly slab: Buffer, at: number) {
+    this.packed = mode | (type === 'h' ? HARDLINK_BIT : 0) | (at << 13)
+  }
+
+  /** An entry whose record is written from a digest (`digest[shaAt, shaAt + 32)`, or hex) and its name's bytes. */
+  static make(type: 'f' | 'h', folder: ManifestEntry | undefined, name: string, mode: number, size: number, mtime: number, digest: Uint8Array | string, shaAt = 0): SlabEntry {
+    const nameBytes = Buffer.byteLength(name, 'utf8')
+    const at = recordAt(nameBytes)
+    const slab = recordSlab
+    if (typeof digest === 'string') slab.write(digest, at, 32, 'hex')
+    else for (let i = 0; i < 32; i++) slab[at + i] = digest[shaAt + i]
+    slab[at + 32] = nameBytes & 0xff
+    slab[at + 33] = nameBytes >>> 8
+    slab.write(name, at + 34, nameBytes, 'utf8')
+    return new SlabEntry(type, folder, mode, size, mtime, slab, at)
   }
 
   get type(): 'f' | 'h' {
@@ -241,14 +281,21 @@ export class SlabEntry implements ManifestEntry {
     return this.packed & 0o7777
   }
 
+  get path(): string {
+    const at = this.recordStart + 32
+    const slab = this.slab
+    const name = slab.toString('utf8', at + 2, at + 2 + (slab[at] | (slab[at + 1] << 8)))
+    return this.folder === undefined ? name : `${this.folder.path}/${name}`
+  }
+
   get sha256(): Buffer {
-    const at = this.digestAt
+    const at = this.recordStart
     return this.slab.subarray(at, at + 32)
   }
 
-  /** Where the digest starts in its slab. */
-  private get digestAt(): number {
-    return ((this.packed >>> 12) & 0x7ff) * 32
+  /** Where the record (the digest first) starts in its slab. */
+  private get recordStart(): number {
+    return this.packed >>> 13
   }
 
   /**
@@ -257,14 +304,14 @@ export class SlabEntry implements ManifestEntry {
    * pull's event loop with their garbage.
    */
   sha256Equals(digest: Uint8Array): boolean {
-    const at = this.digestAt
+    const at = this.recordStart
     const slab = this.slab
     for (let i = 0; i < 32; i++) if (slab[at + i] !== digest[i]) return false
     return true
   }
 }
 
-const HARDLINK_BIT = 1 << 23
+const HARDLINK_BIT = 1 << 12
 
 /**
  * The path field (the sixth) decoded from the line's bytes on its own: a field of the split
@@ -275,6 +322,20 @@ function ownPath(raw: Buffer, f: string[]): string {
   const at = f[0].length + f[1].length + f[2].length + f[3].length + f[4].length + 5
   const end = f.length > 6 ? raw.indexOf(0x09, at) : raw.length
   return raw.toString('utf8', at, end)
+}
+
+/** The path of the line parseEntryLine read last: the string it made, for ManifestParser's checks. */
+let parsedPath = ''
+
+/**
+ * A SlabEntry for a file or hardlink line: named within its folder's entry when `folders`
+ * (the directories listed so far) has it, else by its whole path (the parser refuses a file
+ * whose folder is not listed anyway).
+ */
+function compactEntry(type: 'f' | 'h', path: string, mode: number, size: number, mtime: number, hex: string, folders?: ReadonlyMap<string, ManifestEntry>): SlabEntry {
+  const slash = path.lastIndexOf('/')
+  const folder = slash > 0 ? folders?.get(path.slice(0, slash)) : undefined
+  return SlabEntry.make(type, folder, folder ? path.slice(slash + 1) : path, mode, size, mtime, hex)
 }
 
 /**
@@ -293,7 +354,7 @@ export class ManifestParser {
    * Map of a million paths while the list is parsed); a hardlink's target, rare, is found by
    * a binary search of the sorted entries (`listed`).
    */
-  private readonly dirs = new Set<string>()
+  private readonly dirs = new Map<string, ManifestEntry>()
   private readonly seenHeader = new Set<string>()
   private previous: Buffer | undefined
 
@@ -360,14 +421,15 @@ export class ManifestParser {
   }
 
   private pushEntry(line: number, text: string, raw: Buffer): void {
-    const entry = parseEntryLine(text, raw, this.compact)
+    const entry = parseEntryLine(text, raw, this.compact, this.dirs)
     if (typeof entry === 'string') this.fail(line, entry)
     if (entry.type === 'h') {
       const file = this.listed(entry.target!)
       if (file?.type !== 'f') this.fail(line, 'hardlink to a file not listed before it')
       if (file.size !== entry.size || !file.sha256!.equals(entry.sha256!)) this.fail(line, 'hardlink differs from its file in size or SHA-256')
     }
-    const path = entry.path
+    // The line's own path string (a SlabEntry's `path` would make another).
+    const path = parsedPath
     const key = Buffer.from(path, 'utf8')
     if (this.previous && Buffer.compare(this.previous, key) >= 0) this.fail(line, 'entries not sorted or repeated')
     this.previous = key
@@ -375,7 +437,7 @@ export class ManifestParser {
     // Every ancestor must be a directory listed in the manifest: no path can pass through a
     // symlink or a file, so a client never follows a link while writing.
     if (slash > 0 && !this.dirs.has(path.slice(0, slash))) this.fail(line, 'parent folder is not listed as a directory')
-    if (entry.type === 'd') this.dirs.add(path)
+    if (entry.type === 'd') this.dirs.set(path, entry)
     this.entries.push(entry)
   }
 
@@ -411,7 +473,7 @@ export class ManifestParser {
  * breaks one. The list's own rules (order, parents, hardlink targets) are ManifestParser's,
  * and the delta plan's (src/sync/delta-plan.ts).
  */
-export function parseEntryLine(text: string, raw?: Buffer, compact = false): ManifestEntry | string {
+export function parseEntryLine(text: string, raw?: Buffer, compact = false, folders?: ReadonlyMap<string, ManifestEntry>): ManifestEntry | string {
   const f = text.split('\t')
   if (f.length < 6 || f.length > 7) return `expected 6 or 7 fields, got ${f.length}`
   const type = f[0] as EntryType
@@ -430,14 +492,15 @@ export function parseEntryLine(text: string, raw?: Buffer, compact = false): Man
   const hashed = type === 'f' || type === 'h'
   if (hashed && !/^[0-9a-f]{64}$/.test(f[4])) return 'bad SHA-256'
   if (!hashed && f[4] !== '-') return 'only files carry a SHA-256'
+  parsedPath = own
   // A file's digest is in the literal: added after it, it went to a separate property store
   // (~40 bytes more for each of a million entries a client holds). digestAt may start a new
   // slab: which one holds the digest is read after it.
-  const at = hashed ? digestAt(f[4]) : -1
+  const at = hashed && !compact ? digestAt(f[4]) : -1
   const entry: ManifestEntry = !hashed
     ? { type, path: own, mode: parseInt(f[1], 8), size: Number(f[2]), mtime: Number(f[3]) }
     : compact
-      ? new SlabEntry(type as 'f' | 'h', own, parseInt(f[1], 8), Number(f[2]), Number(f[3]), slab, at)
+      ? compactEntry(type as 'f' | 'h', own, parseInt(f[1], 8), Number(f[2]), Number(f[3]), f[4], folders)
       : { type, path: own, mode: parseInt(f[1], 8), size: Number(f[2]), mtime: Number(f[3]), sha256: slab.subarray(at, at + 32) }
   const needsTarget = type === 'l' || type === 'h'
   if (needsTarget !== (f.length === 7)) return needsTarget ? 'missing link target' : 'unexpected link target'
