@@ -300,7 +300,11 @@ test('parseManifestFile reads a list a chunk at a time: the same entries as pars
   // folders deep, escaped names (tab, backslash, newline) and UTF-8 beyond ASCII, up to a long name.
   entries.push(file('top.deb', 'top'), file('\u00fcber\t\\na\nme.deb', 'escaped at the top'), dir('pool/a'), dir('pool/a/b\u00e4r'),
     dir('pool/a/b\u00e4r/\u{1F600}'), file('pool/a/b\u00e4r/\u{1F600}/\u65e5\u672c.deb', 'deep'), file('pool/a/b\u00e4r/t\tab', 'tab'),
-    file(`pool/a/${'n'.repeat(4000)}`, 'long'), hard('pool/a/b\u00e4r/zz', 'pool/a/b\u00e4r/t\tab', 'tab'))
+    file(`pool/a/${'n'.repeat(4000)}`, 'long'), hard('pool/a/b\u00e4r/zz', 'pool/a/b\u00e4r/t\tab', 'tab'),
+    // Names that start as their folder's name does (a pool's `pkg/pkg_1.0_all.deb`): all of it, more
+    // than 255 characters of it, and a start that would end inside a surrogate pair.
+    file('pool/a/b\u00e4r/b\u00e4r', 'same name'), file('pool/a/b\u00e4r/b\u00e4r_1.0_all.deb', 'package'), file('pool/a/b\u00e4r/\u{1F600}/\u{1F601}.deb', 'pair'),
+    dir(`pool/a/${'q'.repeat(300)}`), file(`pool/a/${'q'.repeat(300)}/${'q'.repeat(290)}\u00e9.deb`, 'long start'))
   const sorted = sortEntries(entries)
   const data = serializeManifest(sorted, 32768)
   assert.ok(data.length > 3 << 20, `the list spans several chunks (${data.length} bytes)`)

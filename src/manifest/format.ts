@@ -216,9 +216,11 @@ function digestAt(hex: string): number {
 }
 
 /**
- * The client's file records (SlabEntry): each a digest, then its name's UTF-8 length (2 bytes,
- * little-endian) and bytes, packed one after the other into slabs of their own. A record is at
- * most 32 + 2 + MAX_LINE bytes, so one always fits an empty slab.
+ * The client's file records (SlabEntry), packed one after the other into slabs of their own:
+ * a digest (32 bytes); the byte length of the name's rest (2 bytes, little-endian); how many
+ * characters (UTF-16 units) the name shares with its folder's name at its start (1 byte: a
+ * Debian pool's `pool/main/p/pkg/pkg_1.0-1_amd64.deb`); the rest's UTF-8 bytes. A record is at
+ * most 35 + MAX_LINE bytes, so one always fits an empty slab.
  */
 const RECORD_SLAB = 1 << 16
 let recordSlab = Buffer.allocUnsafeSlow(RECORD_SLAB)
@@ -226,7 +228,7 @@ let recordSlabAt = 0
 
 /** Room for a record with a `nameBytes`-byte name in the current record slab (`recordSlab`); returns where it starts. */
 function recordAt(nameBytes: number): number {
-  const size = 34 + nameBytes
+  const size = 35 + nameBytes
   if (recordSlabAt + size > RECORD_SLAB) {
     recordSlab = Buffer.allocUnsafeSlow(RECORD_SLAB)
     recordSlabAt = 0
@@ -238,9 +240,9 @@ function recordAt(nameBytes: number): number {
 /**
  * A file's or hardlink's entry as the client's parser makes it (parseManifestFile): no string of
  * its path and no view of its digest are kept. Its digest and its name (the path after its
- * folder's) are bytes in a record slab, and its folder is the folder's own entry, so `path` is
- * the folder's path, '/', and the name decoded, made each time it is read, as `sha256` makes a
- * view each time. A path string per entry was ~80 MiB of a 1M bootstrap's heap (68-88 bytes
+ * folder's, less the start it shares with the folder's name) are bytes in a record slab, and
+ * its folder is the folder's own entry, so `path` is made from the folder's path and the
+ * record each time it is read, as `sha256` makes a view each time. A path string per entry was ~80 MiB of a 1M bootstrap's heap (68-88 bytes
  * each, most of it the folder's part, the same for every file of a package), and a view per
  * digest 96 bytes each before that (docs/SCALE.md, "Bootstrap memory"). The type, the mode and
  * the record's place in its slab share one small integer: five fields, 64 bytes an object.
@@ -262,14 +264,17 @@ export class SlabEntry implements ManifestEntry {
 
   /** An entry whose record is written from a digest (`digest[shaAt, shaAt + 32)`, or hex) and its name's bytes. */
   static make(type: 'f' | 'h', folder: ManifestEntry | undefined, name: string, mode: number, size: number, mtime: number, digest: Uint8Array | string, shaAt = 0): SlabEntry {
-    const nameBytes = Buffer.byteLength(name, 'utf8')
-    const at = recordAt(nameBytes)
+    const shared = folder === undefined ? 0 : sharedStart(folder.path, name)
+    const rest = shared === 0 ? name : name.slice(shared)
+    const restBytes = Buffer.byteLength(rest, 'utf8')
+    const at = recordAt(restBytes)
     const slab = recordSlab
     if (typeof digest === 'string') slab.write(digest, at, 32, 'hex')
     else for (let i = 0; i < 32; i++) slab[at + i] = digest[shaAt + i]
-    slab[at + 32] = nameBytes & 0xff
-    slab[at + 33] = nameBytes >>> 8
-    slab.write(name, at + 34, nameBytes, 'utf8')
+    slab[at + 32] = restBytes & 0xff
+    slab[at + 33] = restBytes >>> 8
+    slab[at + 34] = shared
+    slab.write(rest, at + 35, restBytes, 'utf8')
     return new SlabEntry(type, folder, mode, size, mtime, slab, at)
   }
 
@@ -284,8 +289,13 @@ export class SlabEntry implements ManifestEntry {
   get path(): string {
     const at = this.recordStart + 32
     const slab = this.slab
-    const name = slab.toString('utf8', at + 2, at + 2 + (slab[at] | (slab[at + 1] << 8)))
-    return this.folder === undefined ? name : `${this.folder.path}/${name}`
+    const rest = slab.toString('utf8', at + 3, at + 3 + (slab[at] | (slab[at + 1] << 8)))
+    if (this.folder === undefined) return rest
+    const folder = this.folder.path
+    const shared = slab[at + 2]
+    if (shared === 0) return `${folder}/${rest}`
+    const from = folder.lastIndexOf('/') + 1
+    return `${folder}/${folder.slice(from, from + shared)}${rest}`
   }
 
   get sha256(): Buffer {
@@ -312,6 +322,19 @@ export class SlabEntry implements ManifestEntry {
 }
 
 const HARDLINK_BIT = 1 << 12
+
+/**
+ * How many characters `name` starts with that `folderPath`'s last name starts with too (at most
+ * 255, and never half of a surrogate pair: the rest is encoded as UTF-8 on its own).
+ */
+function sharedStart(folderPath: string, name: string): number {
+  const from = folderPath.lastIndexOf('/') + 1
+  const most = Math.min(255, folderPath.length - from, name.length)
+  let n = 0
+  while (n < most && folderPath.charCodeAt(from + n) === name.charCodeAt(n)) n++
+  if (n > 0 && (name.charCodeAt(n - 1) & 0xfc00) === 0xd800) n--
+  return n
+}
 
 /**
  * The path field (the sixth) decoded from the line's bytes on its own: a field of the split
