@@ -14,7 +14,12 @@ export function startTrace(src: TraceSource): (() => void) | undefined {
   const t0 = performance.now()
   let elu = performance.eventLoopUtilization()
   const last = new Map<string, number>()
+  let faults = process.resourceUsage().minorPageFault
   const tick = () => {
+    // The process's minor page faults since the last sample (fresh memory touched: every thread's).
+    const mf = process.resourceUsage().minorPageFault
+    const dmf = mf - faults
+    faults = mf
     const now = performance.eventLoopUtilization()
     const d = performance.eventLoopUtilization(now, elu)
     elu = now
@@ -23,7 +28,7 @@ export function startTrace(src: TraceSource): (() => void) | undefined {
       last.set(p.label, p.downloaded)
       return [p.label.split(':')[0].split('.').pop(), delta, p.requests, p.bytes, p.active]
     })
-    appendFileSync(file, JSON.stringify({ t: Math.round(performance.now() - t0), up: Math.round(process.uptime() * 1000), elu: +d.utilization.toFixed(3), paused: src.paused(), left: src.remaining(), peers }) + '\n')
+    appendFileSync(file, JSON.stringify({ t: Math.round(performance.now() - t0), up: Math.round(process.uptime() * 1000), elu: +d.utilization.toFixed(3), paused: src.paused(), left: src.remaining(), mf: dmf, peers }) + '\n')
   }
   const timer = setInterval(tick, 250)
   return () => { clearInterval(timer); tick() }
