@@ -2,6 +2,7 @@ import { Worker } from 'node:worker_threads'
 import { fsError } from '../errors.js'
 import { STAGE_DIRS, stageShard } from './part-writer.js'
 import { HEX_CHARS, ITEM_AHEAD, type PackedItems } from './stage-items.js'
+import { traceMark } from '../swarm/trace.js'
 
 export type StageRequest =
   | { type: 'batch'; id: number; buffer: ArrayBuffer; items: PackedItems }
@@ -76,6 +77,8 @@ const openLanes = new Set<StageLane>()
  * `resetStageBufferPeak` (sampled where they grow). For tests and memory traces.
  */
 export const stageBuffers = { held: 0, peak: 0, spare: 0, sparePeak: 0 }
+/** Diagnostic (the trace's 'stage-buffers' mark): batch buffers made afresh, and let go beyond the spares. */
+const bufferCounts = { made: 0, dropped: 0 }
 export function resetStageBufferPeak(): void {
   stageBuffers.peak = stageBuffers.held
   stageBuffers.sparePeak = stageBuffers.spare
@@ -91,6 +94,11 @@ function noteStageBuffers(): void {
   stageBuffers.spare = spare
   if (held > stageBuffers.peak) stageBuffers.peak = held
   if (spare > stageBuffers.sparePeak) stageBuffers.sparePeak = spare
+}
+
+function madeBuffer(bytes: number): ArrayBuffer {
+  bufferCounts.made++
+  return new ArrayBuffer(bytes)
 }
 
 /** Batches with a worker (one being written, one waiting) before the next is held back to grow. */
@@ -213,6 +221,7 @@ export class StageWriter {
 
   /** Closes the workers' open part files and stops them; pieces not yet sent are dropped. */
   async close(): Promise<void> {
+    traceMark('stage-buffers', { ...bufferCounts, peak: stageBuffers.peak })
     await Promise.all(this.lanes.map(lane => lane.close(this.failed)))
   }
 
@@ -374,7 +383,7 @@ class StageLane {
   }
 
   private newBatch(minBytes: number) {
-    const buffer = minBytes <= BATCH_BYTES ? (this.free.pop() ?? handedOn.pop() ?? new ArrayBuffer(BATCH_BYTES)) : new ArrayBuffer(minBytes)
+    const buffer = minBytes <= BATCH_BYTES ? (this.free.pop() ?? handedOn.pop() ?? madeBuffer(BATCH_BYTES)) : madeBuffer(minBytes)
     return { buffer, bytes: new Uint8Array(buffer), used: 0, hexes: [] as string[], numbers: [] as number[], ahead: '', at: performance.now(), timer: undefined as NodeJS.Timeout | undefined }
   }
 
@@ -395,6 +404,7 @@ class StageLane {
     if (reply.type !== 'done') return
     this.inFlight--
     if (reply.buffer!.byteLength === BATCH_BYTES && this.free.length < bounds.spare) this.free.push(reply.buffer!)
+    else bufferCounts.dropped++
     if (reply.error) {
       const { path, code, message } = reply.error
       return this.events.onError(fsError(Object.assign(new Error(message), { code }), path, 'write'))
