@@ -262,15 +262,14 @@ export class SlabEntry implements ManifestEntry {
     this.packed = mode | (type === 'h' ? HARDLINK_BIT : 0) | (at << 13)
   }
 
-  /** An entry whose record is written from a digest (`digest[shaAt, shaAt + 32)`, or hex) and its name's bytes. */
-  static make(type: 'f' | 'h', folder: ManifestEntry | undefined, name: string, mode: number, size: number, mtime: number, digest: Uint8Array | string, shaAt = 0): SlabEntry {
+  /** An entry whose record is written from its digest (`hex`, as the line carries it) and its name's bytes. */
+  static make(type: 'f' | 'h', folder: ManifestEntry | undefined, name: string, mode: number, size: number, mtime: number, hex: string): SlabEntry {
     const shared = folder === undefined ? 0 : sharedStart(folder.path, name)
     const rest = shared === 0 ? name : name.slice(shared)
     const restBytes = Buffer.byteLength(rest, 'utf8')
     const at = recordAt(restBytes)
     const slab = recordSlab
-    if (typeof digest === 'string') slab.write(digest, at, 32, 'hex')
-    else for (let i = 0; i < 32; i++) slab[at + i] = digest[shaAt + i]
+    slab.write(hex, at, 32, 'hex')
     slab[at + 32] = restBytes & 0xff
     slab[at + 33] = restBytes >>> 8
     slab[at + 34] = shared
