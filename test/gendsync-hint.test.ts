@@ -110,6 +110,7 @@ async function hintRoundTrip(t: { diagnostic(s: string): void }, files: number):
   if (first.shards) await laterShardDamaged(save, base, gendsync, outputs, 'last')
   if (first.shards) await laterShardDamaged(save, base, gendsync, outputs, 'first')
   if (first.shards) await damagedIndexPiece(save, base, gendsync, outputs)
+  if (first.shards) await sameSizeRewrites(save, base, gendsync, outputs)
 }
 
 /**
@@ -309,6 +310,51 @@ async function damagedIndexPiece(
   writeFileSync(release, rewritten)
   writeFileSync(join(base, 'release5'), 'dists/stable/Release\n')
   const hinted = await gendsync('--changed', join(base, 'release5'))
+  assert.doesNotMatch(hinted.stderr, /not used/, 'the hint was used, not a full walk')
+  assert.deepEqual(await fromScratch(save, base), outputs())
+}
+
+/**
+ * Same-size rewrites of files in the middle of a shard: the rebuilt shard is the previous file
+ * with those files' piece hashes patched where it was read (src/manifest/shard-rebuild.ts,
+ * patchInPlace). First with that previous file damaged before the first patched byte: the hint
+ * must not be used (its check shares that prefix's SHA-1 with the new infohash). Then in the
+ * first and the last shard, with the index the magnet link names: the new index keeps the
+ * previous index's hashes only of windows no patch touched, and every output must be a first
+ * run's of a copy.
+ */
+async function sameSizeRewrites(
+  save: string, base: string, gendsync: (...args: string[]) => Promise<{ stderr: string }>, outputs: () => Record<string, string>,
+): Promise<void> {
+  const dsync = join(save, '.dsync')
+  const shardFiles = () => readTorrentInfo(readFileSync(join(dsync, 'pool.torrent'))).files.filter(f => !f.pad).slice(1).map(f => join(save, f.path))
+  const middleOf = (shard: string) => {
+    const files = readTorrentInfo(readFileSync(shard)).files.filter(f => !f.pad)
+    return files[files.length >> 1].path
+  }
+  const rewrite = (path: string, tag: string) => {
+    const file = join(save, path)
+    const bytes = readFileSync(file)
+    const next = Buffer.from(`${tag} ${bytes.toString('latin1')}`.slice(0, bytes.length), 'latin1')
+    assert.ok(!next.equals(bytes) && next.length === bytes.length)
+    writeFileSync(file, next)
+  }
+  const first = shardFiles()[0]
+  const damaged = readFileSync(first)
+  const at = damaged.indexOf('4:pathl') + 12
+  damaged[at] = damaged[at] === 0x61 ? 0x62 : 0x61
+  writeFileSync(first, damaged)
+  const path = middleOf(first)
+  rewrite(path, 'A')
+  writeFileSync(join(base, 'same-size-1'), `${path}\n`)
+  const refused = await gendsync('--changed', join(base, 'same-size-1'))
+  assert.match(refused.stderr, /change hint not used \(.*is not the torrent its name says\)/)
+  assert.deepEqual(await fromScratch(save, base), outputs())
+  const shards = shardFiles()
+  const paths = [middleOf(shards[0]), middleOf(shards[shards.length - 1])]
+  for (const p of paths) rewrite(p, 'B')
+  writeFileSync(join(base, 'same-size-2'), paths.join('\n') + '\n')
+  const hinted = await gendsync('--changed', join(base, 'same-size-2'))
   assert.doesNotMatch(hinted.stderr, /not used/, 'the hint was used, not a full walk')
   assert.deepEqual(await fromScratch(save, base), outputs())
 }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { createHash, hash as oneShot } from 'node:crypto'
 import { readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { torrentHead, wrapInfo, type BuiltTorrent } from '../torrent/build.js'
@@ -135,6 +135,13 @@ function spliceShards(input: ShardRebuildInput, oldPieces: OldShardPieces): Shar
         continue
       }
     }
+    // A same-size rewrite leaves the previous shard's bytes but for some piece hashes: patched where it was read.
+    const patched = input.scratch ? undefined : patchInPlace(input, oldPieces, head, a, b)
+    if (typeof patched === 'string') return patched
+    if (patched) {
+      out.push(handOver(input, { ...patched, built: true, count: b - a, bytes }, s))
+      continue
+    }
     const pieces = shardPieces(input, oldPieces, a, b)
     if (typeof pieces === 'string') return pieces
     // Without scratch buffers (gendsync) the shard is written after the torrent's head, in its
@@ -175,6 +182,106 @@ function handOver(input: ShardRebuildInput, shard: ShardOut, s: number): ShardOu
   if (!input.onShard) return shard
   input.onShard(shard, s)
   return { ...shard, torrent: NO_BYTES }
+}
+
+/**
+ * New shard [a, b) when it is previous shard `t`'s files in the same places, some of them read
+ * now at their previous length under their previous path (a same-size rewrite; gendsync only):
+ * its bytes are the previous file's but for those files' piece hashes. The previous file is
+ * checked against its name, then patched in the buffer it was read into, which becomes this
+ * shard's (not copied into another: ~2 MB a shard at 200k files, most of a hinted run's
+ * rebuilding), and the new infohash shares the SHA-1 of the bytes before the first patch.
+ * Undefined when the shard is not such a one (then spliced as before).
+ */
+function patchInPlace(
+  input: ShardRebuildInput, old: OldShardPieces, head: Buffer, a: number, b: number,
+): { torrent: Buffer; infoHash: string; indexPieces?: ShardOut['indexPieces'] } | string | undefined {
+  const t = sameLayout(input, a, b)
+  if (t === undefined) return undefined
+  const got = old.shard(t)
+  if (typeof got === 'string') return got
+  const { torrent } = got
+  const P = input.pieceLength
+  if (!torrent.subarray(0, head.length).equals(head) || !old.endsAsWritten(got, input.name)) return undefined
+  // Where each file read now has its hashes in the previous file, and its new hashes (checked before any byte is written).
+  const patches: { at: number; hashes: Buffer; tail?: Buffer }[] = []
+  const first = input.oldStarts[t]
+  for (let c = a; c < b; c++) {
+    if (input.origin[c] >= 0) continue
+    const length = input.next.length[c]
+    const n = Math.ceil(length / P) * 20
+    const ending = c === b - 1 && length % P !== 0
+    const d = input.digests.get(contentPathString(input.next, c))
+    if (!d || d.pieces.length !== n || (ending && !d.tail)) return `${contentPathString(input.next, c)} has no digest`
+    patches.push({ at: old.piecesAt(got, first + (c - a)), hashes: d.pieces, tail: ending ? d.tail : undefined })
+  }
+  if (patches.length === 0) return undefined
+  const infoFrom = got.list - 'd5:filesl'.length
+  const infoTo = torrent.length - 1
+  const from = patches[0].at
+  const prefix = createHash('sha1').update(torrent.subarray(infoFrom, from))
+  const bad = old.checkRest(t, got, prefix.copy(), from)
+  if (bad) return bad
+  // Handed over as this shard's bytes: never a spare, and no later shard reads previous shard t.
+  old.keep(t)
+  const dirty: number[] = []
+  for (const p of patches) {
+    p.hashes.copy(torrent, p.at)
+    if (p.tail) p.tail.copy(torrent, p.at + p.hashes.length - 20)
+    dirty.push(p.at, p.at + p.hashes.length)
+  }
+  const checked = old.checkUsed()
+  if (typeof checked === 'string') return checked
+  const infoHash = prefix.update(torrent.subarray(from, infoTo)).digest('hex')
+  return { torrent, infoHash, indexPieces: patchedIndexPieces(input, torrent, t, dirty) }
+}
+
+/**
+ * The previous shard whose files are new shard [a, b)'s in the same places, each kept or read
+ * now with its previous length and path (so its entry bytes are the previous ones), if any.
+ */
+function sameLayout(input: ShardRebuildInput, a: number, b: number): number | undefined {
+  const old = input.old as Partial<ContentTable> & ShardRebuildInput['old']
+  if (!old.lines || !old.pathFrom || !old.pathTo) return undefined
+  let c = a
+  while (c < b && input.origin[c] < 0) c++
+  if (c === b) return undefined
+  const t = shardOf(input.oldStarts, input.origin[c])
+  const first = input.oldStarts[t]
+  const end = t + 1 < input.oldStarts.length ? input.oldStarts[t + 1] : old.count
+  if (end - first !== b - a || input.origin[c] !== first + (c - a)) return undefined
+  const next = input.next
+  for (c = a; c < b; c++) {
+    const k = first + (c - a)
+    if (input.origin[c] === k) continue
+    if (input.origin[c] >= 0 || next.length[c] !== old.length[k]) return undefined
+    if (next.lines.buf.compare(old.lines.buf, old.pathFrom[k], old.pathTo[k], next.pathFrom[c], next.pathTo[c]) !== 0) return undefined
+  }
+  return t
+}
+
+/**
+ * A patched shard file's piece hashes in the new index (oldIndex given): the previous index's for
+ * every whole window no patch (`dirty`: from, to pairs) touches, the others and the last one hashed.
+ */
+function patchedIndexPieces(input: ShardRebuildInput, torrent: Buffer, t: number, dirty: number[]): ShardOut['indexPieces'] {
+  const index = input.oldIndex
+  if (!index) return undefined
+  const P = input.pieceLength
+  if (torrent.length !== index.length[t] || index.firstPiece[t] < 0) return pieceHashes(torrent, P, true)
+  const full = Math.floor(torrent.length / P)
+  const count = Math.ceil(torrent.length / P)
+  const pieces = Buffer.allocUnsafe(count * 20)
+  index.pieces.copy(pieces, 0, index.firstPiece[t] * 20, (index.firstPiece[t] + full) * 20)
+  for (let i = 0; i < dirty.length; i += 2) {
+    for (let w = Math.floor(dirty[i] / P); w < full && w * P < dirty[i + 1]; w++) {
+      ;(oneShot('sha1', torrent.subarray(w * P, (w + 1) * P), 'buffer') as Buffer).copy(pieces, w * 20)
+    }
+  }
+  if (full === count) return { pieces }
+  const last = pieceHashes(torrent.subarray(full * P), P, true)
+  last.pieces.copy(pieces, full * 20)
+  return last.tail ? { pieces, tail: last.tail } : { pieces }
 }
 
 /** The previous shard holding the first file of [a, b) not read now (a mirror's first file, dists/…/Release, changes on every update). */
@@ -323,6 +430,8 @@ function shardOf(starts: number[], c: number): number {
 interface OldShard {
   torrent: Buffer
   list: number
+  /** Where its files list ends (`e4:name…` follows). */
+  listEnd: number
   pieces: number
   /** The buffer `torrent` was read into (its start), back to the scratch pool when no longer held. */
   backing: Buffer
@@ -408,6 +517,32 @@ class OldShardPieces {
     if (typeof got === 'string') return got
     const from = got.pieces + this.firstPiece[k] * 20
     return { pieces: got.torrent.subarray(from, from + Math.ceil(this.input.old.length[k] / this.input.pieceLength) * 20), ended: this.isLast(k) }
+  }
+
+  /** Previous shard `t`, loaded. */
+  shard(t: number): OldShard | string {
+    return this.load(t)
+  }
+
+  /** Where previous file `k`'s piece hashes are in its shard's bytes. */
+  piecesAt(got: OldShard, k: number): number {
+    return got.pieces + this.firstPiece[k] * 20
+  }
+
+  /** Whether a previous shard's bytes after its files list are the ones a shard named `name` gets (InfoWriter.finish). */
+  endsAsWritten(got: OldShard, name: string): boolean {
+    const end = Buffer.from(`e4:name${Buffer.byteLength(name)}:${name}12:piece lengthi${this.input.pieceLength}e6:pieces${got.torrent.length - 1 - got.pieces - 1}:`, 'utf8')
+    return got.pieces - got.listEnd === end.length && got.torrent.subarray(got.listEnd, got.pieces).equals(end)
+  }
+
+  /**
+   * Previous shard `t` hashes to its name, given the SHA-1 of its info dict's bytes before `from`
+   * (`prefix`, used up); a reason if not. Marked checked: it is not hashed again.
+   */
+  checkRest(t: number, got: OldShard, prefix: ReturnType<typeof createHash>, from: number): string | undefined {
+    if (!got.checked && prefix.update(got.torrent.subarray(from, got.torrent.length - 1)).digest('hex') !== this.input.oldShards[t]) return this.damaged(t)
+    got.checked = true
+    return undefined
   }
 
   /** Previous shard `t` is a new shard as it is: its bytes are output, never a spare. */
@@ -565,7 +700,7 @@ class OldShardPieces {
     // Its bytes are copied into the new generation: they must still be the infohash they are named
     // by. With scratch buffers (the client) checked now; else once the shard using them is made
     // (checkUsed), sharing the hashing of their first bytes with that shard's infohash.
-    const got = { torrent, list, pieces, backing, checked: false }
+    const got = { torrent, list, listEnd, pieces, backing, checked: false }
     if (!this.input.scratch) return got
     this.files.set(t, got)
     return this.check(t) ?? got
