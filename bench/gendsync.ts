@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { machineLoad, median, timeChildOk } from './lib/measure.js'
 import { fmtMiB, fmtSeconds, markdownTable } from './lib/table.js'
-import { changeFiles, ensureTree, type GeneratedTree, type TreeSpec } from './lib/tree.js'
+import { changeFiles, ensureTree, undoUploads, uploadFiles, type GeneratedTree, type Upload, type TreeSpec } from './lib/tree.js'
 import { eachArg } from './lib/args.js'
 import { isBundleCli, withRunBundle } from './lib/client-bundle.js'
 
@@ -13,6 +13,9 @@ import { isBundleCli, withRunBundle } from './lib/client-bundle.js'
  * generated mirror-like trees: full generation, a no-change rerun, and after 0.05% of files
  * change both without and with the change hint (`--changed`, each from the same previous
  * generation), peak RSS, and the CPU time (user + sys) of every run beside its wall time.
+ * Two shapes of change: files rewritten in place at the same size, and uploads (a new version
+ * under a new name beside each, the old removed: what a Debian pool sees), which add and
+ * remove entries and so move every later entry of a shard.
  *
  *   npm run bench -- gendsync [--dir /tmp/dsync-bench] [--fresh] [--runs 3] [--only mirror-20k|small-200k]
  *                             [--threads N] [--cpu-prof DIR] [--modules] [--cli PATH] [--base-cli PATH]
@@ -193,6 +196,33 @@ async function benchDataset(ds: Dataset, opts: Options, log: (m: string) => void
     }
   }
 
+  // The same count as uploads; the tree is put back afterwards so that it can be reused.
+  const uploads: Upload[] = []
+  try {
+    for (let i = 0; i < opts.runs; i++) {
+      rmSync(previous, { recursive: true, force: true })
+      cpSync(dsyncDir, previous, { recursive: true })
+      const round = uploadFiles(root, tree.files, changeCount, Date.now() + 1000 + i)
+      uploads.push(...round)
+      writeFileSync(hintFile, round.flatMap(u => [u.old.path, u.added.path]).join('\n') + '\n')
+      for (const side of sides) {
+        restore()
+        const g = await gendsync(side, `uploads, no hint #${i + 1} (${round.length} replaced)`)
+        if (g.json.hashedFiles !== round.length) throw new Error(`uploads: run without hint hashed ${g.json.hashedFiles} files, expected ${round.length}`)
+        side.m.uploads.incr.push(g.wall)
+        side.m.uploads.cpuIncr.push(g.cpu)
+        restore()
+        const h = await gendsync(side, `uploads, --changed #${i + 1}`, [], ['--changed', hintFile])
+        if (h.json.hashedFiles !== round.length) throw new Error(`uploads: hinted run hashed ${h.json.hashedFiles} files, expected ${round.length}`)
+        side.m.uploads.hinted.push(h.wall)
+        side.m.uploads.cpuHinted.push(h.cpu)
+      }
+    }
+  } finally {
+    // The generation on disk no longer describes the tree: the next run starts with a full one.
+    undoUploads(root, tree.files, uploads)
+  }
+
   if (opts.cpuProf) {
     mkdirSync(opts.cpuProf, { recursive: true })
     rmSync(dsyncDir, { recursive: true, force: true })
@@ -216,6 +246,8 @@ interface Measures {
   rss: number[]
   /** CPU seconds (user + sys) of each run: steadier than wall time on a shared machine. */
   cpu: { full: number[]; incr: number[]; hinted: number[] }
+  /** The same count of files replaced by new versions (uploadFiles) instead of rewritten. */
+  uploads: { incr: number[]; hinted: number[]; cpuIncr: number[]; cpuHinted: number[] }
 }
 
 interface Side {
@@ -226,13 +258,16 @@ interface Side {
 }
 
 function newMeasures(): Measures {
-  return { full: [], fullInProcess: [], incr: [], hinted: [], noChange: [], rss: [], cpu: { full: [], incr: [], hinted: [] } }
+  return {
+    full: [], fullInProcess: [], incr: [], hinted: [], noChange: [], rss: [], cpu: { full: [], incr: [], hinted: [] },
+    uploads: { incr: [], hinted: [], cpuIncr: [], cpuHinted: [] },
+  }
 }
 
 /** The new build's medians over the base build's, measured by turns in the same run. */
 function printVersus(b: Measures, n: Measures): void {
   const r = (x: number[], y: number[]) => `${(median(y) / median(x)).toFixed(2)}x`
-  console.log(`- new / base (medians, same run): full ${r(b.full, n.full)} wall, ${r(b.cpu.full, n.cpu.full)} CPU; no hint ${r(b.incr, n.incr)} wall, ${r(b.cpu.incr, n.cpu.incr)} CPU; --changed ${r(b.hinted, n.hinted)} wall, ${r(b.cpu.hinted, n.cpu.hinted)} CPU; no-change ${r(b.noChange, n.noChange)} wall.`)
+  console.log(`- new / base (medians, same run): full ${r(b.full, n.full)} wall, ${r(b.cpu.full, n.cpu.full)} CPU; no hint ${r(b.incr, n.incr)} wall, ${r(b.cpu.incr, n.cpu.incr)} CPU; --changed ${r(b.hinted, n.hinted)} wall, ${r(b.cpu.hinted, n.cpu.hinted)} CPU; no-change ${r(b.noChange, n.noChange)} wall; uploads: no hint ${r(b.uploads.incr, n.uploads.incr)} wall, --changed ${r(b.uploads.hinted, n.uploads.hinted)} wall, ${r(b.uploads.cpuHinted, n.uploads.cpuHinted)} CPU.`)
 }
 
 /**
@@ -269,7 +304,7 @@ function makeBenchHome(base: string, webroot: string): string {
 
 function printTable(
   ds: Dataset, tree: GeneratedTree,
-  m: { floor: number[]; full: number[]; fullInProcess: number[]; incr: number[]; hinted: number[]; noChange: number[]; rss: number[]; changeCount: number },
+  m: Measures & { floor: number[]; changeCount: number },
   opts: Options, side: Side,
 ): void {
   const floor = median(m.floor)
@@ -280,19 +315,27 @@ function printTable(
   const ratio = full / floor
   const incrShare = incr / full
   const hintedShare = hinted / full
+  const upHinted = median(m.uploads.hinted)
+  const upShare = upHinted / full
   const t = ds.targets
   const met = [
     `full ${ratio <= t.fullRatio ? 'yes' : 'NO'}`,
-    `hinted ${hintedShare <= t.incrRatio ? 'yes' : 'NO'}`,
+    `hinted: rewrites ${hintedShare <= t.incrRatio ? 'yes' : 'NO'}, uploads ${upShare <= t.incrRatio ? 'yes' : 'NO'}`,
     `RSS ${peak < t.rssBytes ? 'yes' : 'NO'}`,
   ].join(', ')
   console.log(`## ${ds.spec.name}${side.label ? ` (${side.label}: ${side.cli})` : ''}\n`)
   console.log(markdownTable(
-    ['files', 'bytes', 'sha256sum s', 'gendsync full s', 'ratio', `${m.changeCount} changed, no hint s`, 'of full', '--changed s', 'of full', 'no-change s', 'peak RSS MiB', 'targets met'],
-    [[
-      tree.files.length, `${tree.bytes} (${fmtMiB(tree.bytes)} MiB)`, fmtSeconds(floor), fmtSeconds(full), `${ratio.toFixed(2)}x`,
-      fmtSeconds(incr), `${(incrShare * 100).toFixed(1)}%`, fmtSeconds(hinted), `${(hintedShare * 100).toFixed(1)}%`, fmtSeconds(median(m.noChange)), fmtMiB(peak), met,
-    ]],
+    ['files', 'bytes', 'sha256sum s', 'gendsync full s', 'ratio', `${m.changeCount} changed`, 'no hint s', 'of full', '--changed s', 'of full', 'no-change s', 'peak RSS MiB', 'targets met'],
+    [
+      [
+        tree.files.length, `${tree.bytes} (${fmtMiB(tree.bytes)} MiB)`, fmtSeconds(floor), fmtSeconds(full), `${ratio.toFixed(2)}x`, 'rewritten',
+        fmtSeconds(incr), `${(incrShare * 100).toFixed(1)}%`, fmtSeconds(hinted), `${(hintedShare * 100).toFixed(1)}%`, fmtSeconds(median(m.noChange)), fmtMiB(peak), met,
+      ],
+      [
+        '', '', '', '', '', 'uploaded', fmtSeconds(median(m.uploads.incr)), `${(median(m.uploads.incr) / full * 100).toFixed(1)}%`,
+        fmtSeconds(upHinted), `${(upShare * 100).toFixed(1)}%`, '', '', '',
+      ],
+    ],
   ))
   const list = (xs: number[]) => xs.map(fmtSeconds).join(', ')
   console.log(`
@@ -300,6 +343,7 @@ function printTable(
 - sha256sum: one process, \`find -type f -print0 | xargs -0 sha256sum > /dev/null\` (xargs batches the names into few sha256sum invocations); runs: ${list(m.floor)}.
 - gendsync: \`node ${side.cli === MODULES_CLI ? 'dist/cli/main.js (--modules)' : isBundleCli(side.cli) ? `${side.cli} (the installed bundle)` : side.cli} --home H gendsync --json\`${opts.threads ? ` --threads ${opts.threads}` : ' (default threads: one per core)'}, full = .dsync/ deleted first; runs: ${list(m.full)} (in-process ${list(m.fullInProcess)}).
 - changed: ${m.changeCount} files (0.05%) rewritten, same size, mtime an hour later; each round runs gendsync without the hint, then puts the previous .dsync/ back and runs \`gendsync --changed LIST\`; hashedFiles checked equal to that count; runs without hint: ${list(m.incr)}; with: ${list(m.hinted)}. no-change runs: ${list(m.noChange)}.
+- uploaded: as many files replaced by a new version each (another name beside it, size within +-10%; the old one removed), the hint naming both paths; hashedFiles checked equal to the count; runs without hint: ${list(m.uploads.incr)}; with: ${list(m.uploads.hinted)}; CPU with: ${list(m.uploads.cpuHinted)}. The tree is put back afterwards.
 - full/floor: ratio of the medians; per round: ${m.full.map((f, i) => (f / m.floor[i]).toFixed(2) + 'x').join(', ')}.
 - peak RSS: largest process.resourceUsage().maxRSS over all gendsync runs (the full runs set it). Targets: full <= ${t.fullRatio}x floor, --changed <= ${t.incrRatio * 100}% of full, RSS < ${fmtMiB(t.rssBytes)} MiB (1 GiB).`)
 }

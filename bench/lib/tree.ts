@@ -162,3 +162,48 @@ export function changeFiles(root: string, files: TreeFile[], count: number, seed
   }
   return changed
 }
+
+/** One file of the tree replaced by a new version: where it was in `files`, and both versions. */
+export interface Upload {
+  index: number
+  old: TreeFile
+  added: TreeFile
+}
+
+/**
+ * The shape of change a Debian mirror sees: a package's new version arrives under a new name
+ * beside the old one, which goes (pool files are never rewritten in place), so the list gains
+ * and loses entries and every later entry of a shard moves. Each of `count` random files is
+ * replaced so: the new one in the same folder, another name, a size within +-10%, an mtime an
+ * hour later. `files` is updated in place; undoUploads puts the generated tree back, so a
+ * later run can reuse it.
+ */
+export function uploadFiles(root: string, files: TreeFile[], count: number, seed: number): Upload[] {
+  const rand = seededRandom(seed)
+  const buf = Buffer.allocUnsafe(1 << 20)
+  const uploads: Upload[] = []
+  for (const index of sampleIndexes(rand, files.length, count)) {
+    const old = files[index]
+    // name_1.2-3_amd64.deb -> name_1.2-3+b<tag>_amd64.deb: a binNMU's name, sorted beside the old.
+    const cut = old.path.lastIndexOf('_')
+    const tag = Math.floor(rand() * 2 ** 32).toString(36)
+    const added = { path: `${old.path.slice(0, cut)}+b${tag}${old.path.slice(cut)}`, size: Math.max(1, Math.round(old.size * (0.9 + rand() * 0.2))) }
+    writeRandomFile(join(root, added.path), added.size, buf)
+    utimesSync(join(root, added.path), OLD_MTIME_S + 3600, OLD_MTIME_S + 3600)
+    rmSync(join(root, old.path))
+    files[index] = added
+    uploads.push({ index, old, added })
+  }
+  return uploads
+}
+
+/** Undoes uploadFiles, last first (a round may have replaced an earlier round's new version). */
+export function undoUploads(root: string, files: TreeFile[], uploads: Upload[]): void {
+  const buf = Buffer.allocUnsafe(1 << 20)
+  for (const u of [...uploads].reverse()) {
+    rmSync(join(root, u.added.path), { force: true })
+    writeRandomFile(join(root, u.old.path), u.old.size, buf)
+    utimesSync(join(root, u.old.path), OLD_MTIME_S, OLD_MTIME_S)
+    files[u.index] = u.old
+  }
+}
