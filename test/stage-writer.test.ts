@@ -4,7 +4,7 @@ import { mkdirSync, readFileSync } from 'node:fs'
 import { after, test } from 'node:test'
 import { STAGE_DIRS, stagedPath, stageShard } from '../src/sync/part-writer.js'
 import { ITEM_LAST } from '../src/sync/stage-items.js'
-import { resetStageBufferPeak, stageBuffers, StageWriter, tightStageBuffers } from '../src/sync/stage-writer.js'
+import { releaseStageBuffers, resetStageBufferPeak, stageBuffers, StageWriter, tightStageBuffers } from '../src/sync/stage-writer.js'
 import { tempDir } from '../testbed/tree.js'
 
 const MiB = 1 << 20
@@ -81,4 +81,42 @@ test('the stage writer bounds its batch buffers for a huge pull: a lagging worke
   assert.ok(stageBuffers.spare <= SPARE_AT_MOST, `handed on to the next writer: ${stageBuffers.spare / MiB} MiB`)
   assert.equal(verified.size, files.length)
   for (const { hex, data } of files) assert.ok(readFileSync(stagedPath(dir, hex)).equals(data), `${hex} staged whole`)
+})
+
+/** This process's resident bytes and threads now (/proc/self/status). */
+function selfStatus(): { rss: number; threads: number } {
+  const s = readFileSync('/proc/self/status', 'utf8')
+  return { rss: Number(/VmRSS:\s+(\d+)/.exec(s)![1]) * 1024, threads: Number(/Threads:\s+(\d+)/.exec(s)![1]) }
+}
+
+test('the end of a pull\'s transfers gives the stage writer\'s empty batches back to the system and stops its parked workers (released before the apply)', { timeout: 120_000 }, async () => {
+  const dir = tempDir('dsync-stage-')
+  for (let i = 0; i < STAGE_DIRS; i++) mkdirSync(`${dir}/${i}`)
+  let failure: Error | undefined
+  const writer = new StageWriter(dir, {
+    onWritten: () => {}, onVerified: () => {}, onBusy: () => {},
+    onMismatch: hex => { failure ??= new Error(`mismatch ${hex}`) },
+    onError: err => { failure ??= err },
+  })
+  try {
+    // Batches come back full-sized and are kept as spares, then handed on when the writer closes.
+    for (const { hex, data } of laneZeroFiles(24)) writer.write(hex, 0, data, data.length, ITEM_LAST)
+    await writer.drain()
+  } finally {
+    await writer.close()
+  }
+  assert.equal(failure, undefined)
+  const handedOn = stageBuffers.spare
+  assert.ok(handedOn >= 8 * MiB, `empty batches handed on to a next writer: ${handedOn / MiB} MiB`)
+  const before = selfStatus()
+  const stopping = releaseStageBuffers()
+  // The buffers go at once (the workers stop after this turn): their pages themselves, not only
+  // the references (a buffer only dropped stays resident, in glibc's heap, until V8 collects it,
+  // and often after).
+  const given = before.rss - selfStatus().rss
+  await stopping
+  const after = selfStatus()
+  assert.equal(stageBuffers.spare, 0, 'no batch is kept for a next writer')
+  assert.ok(given >= 0.75 * handedOn, `${(given / MiB).toFixed(1)} MiB of ${handedOn / MiB} MiB of batches left the process's RSS`)
+  assert.ok(before.threads - after.threads >= STAGE_DIRS, `the parked stage workers stopped: threads ${before.threads} -> ${after.threads}`)
 })

@@ -6,6 +6,7 @@ import { generationFiles } from '../generation/files.js'
 import { DSYNC_DIR } from '../manifest/paths.js'
 import { acquireLock } from '../util/lock.js'
 import { traceMark } from '../swarm/trace.js'
+import { collectNow } from '../util/release-memory.js'
 import { applyPlan } from './apply.js'
 import { commitStage } from './commit.js'
 import { guardDeletes } from './deletes.js'
@@ -13,7 +14,14 @@ import { fetchStage } from './fetch-stage.js'
 import { aheadFilter, prepareFolders, recoverAhead } from './new-folders.js'
 import { readOrUndefined } from './metadata.js'
 import { describePlan, isEmpty, makePlan, type Plan } from './plan.js'
+import { releaseStageBuffers } from './stage-writer.js'
 import type { PullContext, PullResult, Route } from './types.js'
+
+/**
+ * From this many files to place, a full collection before the apply: what the transfer dropped
+ * (its downloaders, piece buffers and queues) goes before the apply's own garbage comes.
+ */
+const COLLECT_BEFORE_APPLY = 100_000
 
 /** DEST's lock (DEST/.dsync/lock), making DEST/.dsync/ first: held from the first write to DEST to the run's end. */
 export function lockDest(dest: string): { release(): void } {
@@ -62,6 +70,11 @@ export async function executePlan(ctx: PullContext, r: Route): Promise<PullResul
     // tens of MB that apply and commit (a torrent rebuild) would otherwise carry.
     traceMark('fetched-and-synced')
     plan.local.clear()
+    // The transfer's buffers and threads leave before the apply, which keeps the event loop
+    // from here to its end (at 1M files it was the bootstrap's peak with them still held).
+    await releaseStageBuffers()
+    if (plan.place.length >= COLLECT_BEFORE_APPLY) collectNow()
+    traceMark('released')
     result.filesFetched = staged.filesFetched
     result.filesCopiedLocally = staged.filesCopiedLocally
     result.bytesReceived = staged.bytesReceived

@@ -3,6 +3,7 @@ import { fsError } from '../errors.js'
 import { STAGE_DIRS, stageShard } from './part-writer.js'
 import { HEX_CHARS, ITEM_AHEAD, type PackedItems } from './stage-items.js'
 import { traceMark } from '../swarm/trace.js'
+import { pagedBuffer, releaseBuffer } from '../util/release-memory.js'
 
 export type StageRequest =
   | { type: 'batch'; id: number; buffer: ArrayBuffer; items: PackedItems }
@@ -96,9 +97,34 @@ function noteStageBuffers(): void {
   if (spare > stageBuffers.sparePeak) stageBuffers.sparePeak = spare
 }
 
+/** Batch buffers are paged (release-memory.ts): one let go leaves the process's memory at once. */
 function madeBuffer(bytes: number): ArrayBuffer {
   bufferCounts.made++
-  return new ArrayBuffer(bytes)
+  return pagedBuffer(bytes)
+}
+
+function dropBuffer(buffer: ArrayBuffer): void {
+  bufferCounts.dropped++
+  releaseBuffer(buffer)
+}
+
+/**
+ * The end of a pull's transfers (every shard's): the empty batches handed on and the parked
+ * workers go now, not after HAND_ON_MS. A pull's apply follows its transfer at once and keeps
+ * the event loop (the timers could not fire), and at 1M files the apply was the bootstrap's
+ * peak with these still held (docs/SCALE.md, "Bootstrap memory: the transfer's buffers
+ * released before the apply"). Resolves once the parked workers have stopped.
+ */
+export async function releaseStageBuffers(): Promise<void> {
+  clearTimeout(handOnTimer)
+  for (const b of handedOn.splice(0)) dropBuffer(b)
+  noteStageBuffers()
+  clearTimeout(parkTimer)
+  await Promise.all(parked.splice(0).map(p => {
+    p.worker.off('exit', p.gone)
+    p.worker.off('error', p.gone)
+    return p.worker.terminate()
+  }))
 }
 
 /** Batches with a worker (one being written, one waiting) before the next is held back to grow. */
@@ -333,6 +359,7 @@ class StageLane {
    */
   async close(failed: boolean): Promise<void> {
     clearTimeout(this.current?.timer)
+    if (this.current) dropBuffer(this.current.buffer)
     this.current = undefined
     let reusable = false
     if (this.worker.threadId >= 0 && !failed) {
@@ -375,10 +402,13 @@ class StageLane {
 
   /** Leaves this lane's empty buffers to the next writer, for a moment (HAND_ON_MS). */
   private handOn(): void {
-    for (const b of this.free.splice(0)) if (handedOn.length < HANDED_ON) handedOn.push(b)
+    for (const b of this.free.splice(0)) {
+      if (handedOn.length < HANDED_ON) handedOn.push(b)
+      else dropBuffer(b)
+    }
     clearTimeout(handOnTimer)
     if (handedOn.length === 0) return
-    handOnTimer = setTimeout(() => { handedOn.length = 0; noteStageBuffers() }, HAND_ON_MS)
+    handOnTimer = setTimeout(() => { for (const b of handedOn.splice(0)) dropBuffer(b); noteStageBuffers() }, HAND_ON_MS)
     handOnTimer.unref()
   }
 
@@ -403,15 +433,17 @@ class StageLane {
   private onReply(reply: StageReply): void {
     if (reply.type !== 'done') return
     this.inFlight--
-    if (reply.buffer!.byteLength === BATCH_BYTES && this.free.length < bounds.spare) this.free.push(reply.buffer!)
-    else bufferCounts.dropped++
+    const back = reply.buffer!
+    const size = back.byteLength
+    if (size === BATCH_BYTES && this.free.length < bounds.spare) this.free.push(back)
+    else dropBuffer(back)
     if (reply.error) {
       const { path, code, message } = reply.error
       return this.events.onError(fsError(Object.assign(new Error(message), { code }), path, 'write'))
     }
     const bytes = this.sent.get(reply.id!)!
     this.sent.delete(reply.id!)
-    this.bytesInFlight -= reply.buffer!.byteLength
+    this.bytesInFlight -= size
     noteStageBuffers()
     this.events.onWritten(bytes)
     for (const hex of reply.verified!) this.events.onVerified(hex)
