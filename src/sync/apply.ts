@@ -154,7 +154,10 @@ function placeNewNames(ctx: ApplyContext): void {
     for (let i = 0; i < list.length; i++) {
       const e = list[i]
       if (type !== undefined && e.type !== type) continue
-      if (pass(e)) index.push({ e, i, run })
+      // A file in DEST already (placed ahead in a folder moved in; never an index file) makes
+      // no string: a bootstrap's million paths were made twice here, to be dropped (docs/SCALE.md).
+      if (list === plan.place && inAlready(ctx, e, i)) ctx.onStep?.('files', ++done)
+      else if (pass(e)) index.push({ e, i, run })
       else {
         run(ctx, e, i)
         ctx.onStep?.('files', ++done)
@@ -170,11 +173,24 @@ function placeNewNames(ctx: ApplyContext): void {
   ctx.onStep?.('index')
 }
 
+/**
+ * Whether plan.place[at] (`f`) is in DEST already: the stage worker placed it ahead at its own
+ * path (new-folders.ts) and its folder went in whole. Counted as a use of its content, as placeFile does.
+ */
+function inAlready(ctx: ApplyContext, f: ManifestEntry, at: number): boolean {
+  if (!ctx.foldersIn) return false
+  const id = ctx.placeIds[at]
+  if (ctx.plan.fetch.placedAt(id) !== f) return false
+  ctx.uses[id]--
+  return true
+}
+
 /** Places plan.place[at] (`f`). */
 function placeFile(ctx: ApplyContext, f: ManifestEntry, at: number): void {
   const id = ctx.placeIds[at]
   const left = --ctx.uses[id]
-  // A file the stage worker placed ahead at its own path (new-folders.ts) is in DEST already.
+  // A file the stage worker placed ahead at its own path (new-folders.ts) is in DEST already
+  // when its folder went in (placeNewNames asks inAlready first); else it goes in alone.
   const ahead = ctx.plan.fetch.placedAt(id)
   const dst = ctx.root + f.path
   if (ahead === f) return ctx.foldersIn ? undefined : placeAheadAlone(ctx, f, dst)
