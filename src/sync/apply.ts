@@ -189,11 +189,11 @@ function inAlready(ctx: ApplyContext, f: ManifestEntry, at: number): boolean {
 function placeFile(ctx: ApplyContext, f: ManifestEntry, at: number): void {
   const id = ctx.placeIds[at]
   const left = --ctx.uses[id]
-  // A file the stage worker placed ahead at its own path (new-folders.ts) is in DEST already
-  // when its folder went in (placeNewNames asks inAlready first); else it goes in alone.
+  // A file the stage worker placed ahead at its own path (new-folders.ts) whose folder went in
+  // is in DEST already and never comes here (placeNewNames asks inAlready first); else it goes in alone.
   const ahead = ctx.plan.fetch.placedAt(id)
   const dst = ctx.root + f.path
-  if (ahead === f) return ctx.foldersIn ? undefined : placeAheadAlone(ctx, f, dst)
+  if (ahead === f) return placeAheadAlone(ctx, f, dst)
   // The staged file's name, made when it is moved (a string kept per file was ~80 bytes each);
   // another path of a content placed ahead copies the one placed (in DEST: placed before it).
   const src = ahead ? ctx.root + ahead.path : ctx.staging.path(f.sha256!.toString('hex'))

@@ -116,15 +116,15 @@ function dropBuffer(buffer: ArrayBuffer): void {
  * released before the apply"). Resolves once the parked workers have stopped.
  */
 export async function releaseStageBuffers(): Promise<void> {
+  dropHandedOn()
+  await stopParked()
+}
+
+/** The batches handed on go now: their HAND_ON_MS is over, or the pull's transfers are. */
+function dropHandedOn(): void {
   clearTimeout(handOnTimer)
   for (const b of handedOn.splice(0)) dropBuffer(b)
   noteStageBuffers()
-  clearTimeout(parkTimer)
-  await Promise.all(parked.splice(0).map(p => {
-    p.worker.off('exit', p.gone)
-    p.worker.off('error', p.gone)
-    return p.worker.terminate()
-  }))
 }
 
 /** Batches with a worker (one being written, one waiting) before the next is held back to grow. */
@@ -173,9 +173,7 @@ function takeParked(dir: string): Worker | undefined {
   for (;;) {
     const i = parked.findIndex(p => p.dir === dir)
     if (i < 0) return undefined
-    const [{ worker, gone }] = parked.splice(i, 1)
-    worker.off('exit', gone)
-    worker.off('error', gone)
+    const worker = unwatch(parked.splice(i, 1)[0])
     // One that stopped before its 'exit' event came (threadId -1 from then on) is not handed out.
     if (worker.threadId < 0) continue
     worker.ref()
@@ -196,8 +194,21 @@ function park(worker: Worker, dir: string): void {
   worker.unref()
   parked.push({ worker, dir, gone })
   clearTimeout(parkTimer)
-  parkTimer = setTimeout(() => { for (const p of parked.splice(0)) void p.worker.terminate() }, HAND_ON_MS)
+  parkTimer = setTimeout(() => void stopParked(), HAND_ON_MS)
   parkTimer.unref()
+}
+
+/** The parked workers stop now: their HAND_ON_MS is over, or the pull's transfers are. */
+async function stopParked(): Promise<void> {
+  clearTimeout(parkTimer)
+  await Promise.all(parked.splice(0).map(p => unwatch(p).terminate()))
+}
+
+/** A parked worker taken out of `parked`: its 'exit' and 'error' no longer drop it from there. */
+function unwatch(p: { worker: Worker; gone: () => void }): Worker {
+  p.worker.off('exit', p.gone)
+  p.worker.off('error', p.gone)
+  return p.worker
 }
 
 /**
@@ -408,7 +419,7 @@ class StageLane {
     }
     clearTimeout(handOnTimer)
     if (handedOn.length === 0) return
-    handOnTimer = setTimeout(() => { for (const b of handedOn.splice(0)) dropBuffer(b); noteStageBuffers() }, HAND_ON_MS)
+    handOnTimer = setTimeout(dropHandedOn, HAND_ON_MS)
     handOnTimer.unref()
   }
 
