@@ -169,7 +169,7 @@ async function benchDataset(ds: Dataset, opts: Options, log: (m: string) => void
     }
   }
 
-  // 0.05% of files rewritten; the same previous generation (a copy of .dsync/) before each run.
+  // 0.05% of files changed, rewritten and then uploaded; the same previous generation (a copy of .dsync/) before each run.
   const changeCount = Math.max(1, Math.round(tree.files.length / 2000))
   const previous = join(base, 'previous-dsync')
   const hintFile = join(base, 'changed.txt')
@@ -177,46 +177,42 @@ async function benchDataset(ds: Dataset, opts: Options, log: (m: string) => void
     rmSync(dsyncDir, { recursive: true, force: true })
     cpSync(previous, dsyncDir, { recursive: true })
   }
-  for (let i = 0; i < opts.runs; i++) {
+  type Sink = { incr: number[]; hinted: number[]; cpuIncr: number[]; cpuHinted: number[] }
+  /** One round: `change` alters the tree and returns the hint's paths and the files to hash; each build runs without the hint, then with it. */
+  const round = async (what: string, i: number, change: () => { hint: string[]; hashed: number }, sink: (m: Measures) => Sink) => {
     rmSync(previous, { recursive: true, force: true })
     cpSync(dsyncDir, previous, { recursive: true })
-    const changed = changeFiles(root, tree.files, changeCount, Date.now() + i)
-    writeFileSync(hintFile, changed.join('\n') + '\n')
+    const { hint, hashed } = change()
+    writeFileSync(hintFile, hint.join('\n') + '\n')
     for (const side of sides) {
+      const into = sink(side.m)
       restore()
-      const g = await gendsync(side, `no hint #${i + 1} (${changed.length} changed)`)
-      if (g.json.hashedFiles !== changed.length) throw new Error(`run without hint hashed ${g.json.hashedFiles} files, expected ${changed.length}`)
-      side.m.incr.push(g.wall)
-      side.m.cpu.incr.push(g.cpu)
+      const g = await gendsync(side, `${what}: no hint #${i + 1} (${hashed} files)`)
+      if (g.json.hashedFiles !== hashed) throw new Error(`${what}: run without hint hashed ${g.json.hashedFiles} files, expected ${hashed}`)
+      into.incr.push(g.wall)
+      into.cpuIncr.push(g.cpu)
       restore()
-      const h = await gendsync(side, `--changed #${i + 1}`, [], ['--changed', hintFile])
-      if (h.json.hashedFiles !== changed.length) throw new Error(`hinted run hashed ${h.json.hashedFiles} files, expected ${changed.length}`)
-      side.m.hinted.push(h.wall)
-      side.m.cpu.hinted.push(h.cpu)
+      const h = await gendsync(side, `${what}: --changed #${i + 1}`, [], ['--changed', hintFile])
+      if (h.json.hashedFiles !== hashed) throw new Error(`${what}: hinted run hashed ${h.json.hashedFiles} files, expected ${hashed}`)
+      into.hinted.push(h.wall)
+      into.cpuHinted.push(h.cpu)
     }
   }
-
-  // The same count as uploads; the tree is put back afterwards so that it can be reused.
+  for (let i = 0; i < opts.runs; i++) {
+    await round('rewritten', i, () => {
+      const changed = changeFiles(root, tree.files, changeCount, Date.now() + i)
+      return { hint: changed, hashed: changed.length }
+    }, m => ({ incr: m.incr, hinted: m.hinted, cpuIncr: m.cpu.incr, cpuHinted: m.cpu.hinted }))
+  }
+  // The tree is put back after the uploads so that it can be reused.
   const uploads: Upload[] = []
   try {
     for (let i = 0; i < opts.runs; i++) {
-      rmSync(previous, { recursive: true, force: true })
-      cpSync(dsyncDir, previous, { recursive: true })
-      const round = uploadFiles(root, tree.files, changeCount, Date.now() + 1000 + i)
-      uploads.push(...round)
-      writeFileSync(hintFile, round.flatMap(u => [u.old.path, u.added.path]).join('\n') + '\n')
-      for (const side of sides) {
-        restore()
-        const g = await gendsync(side, `uploads, no hint #${i + 1} (${round.length} replaced)`)
-        if (g.json.hashedFiles !== round.length) throw new Error(`uploads: run without hint hashed ${g.json.hashedFiles} files, expected ${round.length}`)
-        side.m.uploads.incr.push(g.wall)
-        side.m.uploads.cpuIncr.push(g.cpu)
-        restore()
-        const h = await gendsync(side, `uploads, --changed #${i + 1}`, [], ['--changed', hintFile])
-        if (h.json.hashedFiles !== round.length) throw new Error(`uploads: hinted run hashed ${h.json.hashedFiles} files, expected ${round.length}`)
-        side.m.uploads.hinted.push(h.wall)
-        side.m.uploads.cpuHinted.push(h.cpu)
-      }
+      await round('uploaded', i, () => {
+        const added = uploadFiles(root, tree.files, changeCount, Date.now() + 1000 + i)
+        uploads.push(...added)
+        return { hint: added.flatMap(u => [u.old.path, u.added.path]), hashed: added.length }
+      }, m => m.uploads)
     }
   } finally {
     // The generation on disk no longer describes the tree: the next run starts with a full one.
