@@ -241,6 +241,7 @@ test('startup --print writes the systemd unit; without systemd startup refuses',
   const r = await host.cli('startup', '--print')
   assert.equal(r.code, 0, r.stderr)
   assert.match(r.stdout, /ExecStart=.* --home .* service --foreground/)
+  assert.match(r.stdout, /^Environment=GLIBC_TUNABLES=glibc\.malloc\.hugetlb=1$/m, 'the unit runs the host with malloc in huge pages')
   assert.match(r.stdout, /ExecReload=\/bin\/kill -HUP \$MAINPID/)
   let systemd = true
   try {

@@ -8,6 +8,7 @@ import { writeFilesIfMissing } from '../util/atomic-write.js'
 import { liveOwner, ownPidLine, readPid, sameProcessAlive } from '../util/process.js'
 import { askControl, serveControl } from './control.js'
 import { DtpHost } from './host.js'
+import { withHugePages } from './huge-pages.js'
 import { HostLog } from './log.js'
 import { runtimeFiles } from './runtime-files.js'
 
@@ -99,7 +100,7 @@ export async function startBackground(homeFlag: string | undefined, json: boolea
   mkdirSync(files.dir, { recursive: true })
   const logFd = openSync(files.log, 'a')
   const args = [cliEntry, '--home', home, ...(json ? ['--json'] : []), 'service', '--foreground']
-  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', logFd, logFd], env: process.env })
+  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', logFd, logFd], env: withHugePages(process.env) })
   closeSync(logFd)
   let exited: number | null | undefined
   child.on('exit', code => (exited = code))

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { DsyncError, ExitCode, fsError } from '../errors.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
+import { HUGE_PAGES_TUNABLE } from './huge-pages.js'
 
 export const UNIT_NAME = 'dsync-dtp.service'
 export const UNIT_PATH = `/etc/systemd/system/${UNIT_NAME}`
@@ -17,6 +18,8 @@ Wants=network-online.target
 [Service]
 Type=simple
 User=${user}
+# glibc malloc in huge pages: each start reads every generation's metadata into memory (docs/HOST.md).
+Environment=GLIBC_TUNABLES=${HUGE_PAGES_TUNABLE}=1
 ExecStart=${q(process.execPath)} ${q(cliEntry)} --home ${q(home)} service --foreground
 ExecReload=/bin/kill -HUP $MAINPID
 Restart=on-failure
