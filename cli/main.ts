@@ -3,7 +3,9 @@ import { Command, CommanderError } from 'commander'
 import { DsyncError, ExitCode } from '../src/errors.js'
 import { t } from '../src/i18n/index.js'
 import { terminalSafe } from '../src/ui/terminal-text.js'
+import { exitWithParent } from '../src/util/parent-watch.js'
 import { rewriteLegacyVerbs } from './legacy.js'
+import { verbOf } from './verb.js'
 
 const EXIT_CODES = `
 Exit codes:
@@ -64,20 +66,6 @@ export async function buildProgram(verb?: string): Promise<Command> {
   return program
 }
 
-/**
- * The verb of a command line (its first word after the global options), or undefined when
- * there is none or help or the version is asked for before it (the whole program then).
- */
-function verbOf(args: string[]): string | undefined {
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]
-    if (['-h', '--help', '-V', '--version'].includes(a)) return undefined
-    if (a === '--home') i++
-    else if (!a.startsWith('-')) return a
-  }
-  return undefined
-}
-
 export async function main(argv: string[]): Promise<number> {
   const args = rewriteLegacyVerbs(argv, VERBS)
   try {
@@ -114,6 +102,7 @@ process.on('beforeExit', () => {
   process.stderr.write(`dsync: ${t('cli.unfinished')}\n`)
   process.exitCode = ExitCode.failed
 })
+exitWithParent()
 main(process.argv.slice(2)).then(code => {
   finished = true
   process.exitCode = code

@@ -29,9 +29,12 @@ await build({
   // (new URL('./hash-worker.js', import.meta.url)), which esbuild does not follow: every
   // dist/src/**/NAME-worker.js is an entry of its own and sits beside dsync.js. (A list kept
   // by hand missed verify-worker and folders-worker: the installed CLI's pulls stalled.)
-  entryPoints: { dsync: 'dist/cli/main.js', ...workerEntries('dist/src') },
+  entryPoints: { main: 'dist/cli/main.js', ...workerEntries('dist/src') },
   outExtension: { '.js': '.js' },
 })
+// package.json's bin: the launcher (cli/launch.ts), which imports main.js beside it by a URL
+// it computes (so esbuild leaves that import alone) or runs it as a child for gendsync.
+await build({ ...common, entryPoints: { dsync: 'dist/cli/launch.js' } })
 // The folder says its files are ES modules. Without it Node finds the module type from the
 // nearest package.json up the tree: none for a bundle copied elsewhere (a bench's or a
 // packager's copy), and Node 20 then compiles each file as CommonJS first and, on its import

@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
-import { readFileSync, statSync } from 'node:fs'
+import { statSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { readPid } from '../src/util/process.js'
 import { runCli } from '../testbed/cli.js'
+import { environOf, hugeKiB, hugePagesUntestable, TUNABLE } from '../testbed/huge-pages.js'
 import { startShardedHost } from '../testbed/host.js'
 
 /**
- * A host started by `dsync service` keeps its metadata in huge pages (src/host/huge-pages.ts):
+ * A host started by `dsync service` keeps its metadata in huge pages (src/util/huge-pages.ts):
  * glibc's malloc is asked to through GLIBC_TUNABLES in the service's environment, an
  * operator's own value of that tunable wins and other tunables are kept. A real service on
  * 127.0.25.2 serves a sharded repository whose data.dsync is several MiB (read into malloc'd
@@ -19,41 +19,8 @@ import { startShardedHost } from '../testbed/host.js'
  * where that does not hold (THP off, "always", an old or non-glibc libc) skips with a message.
  */
 const ADDR = '127.0.25.2'
-const TUNABLE = 'glibc.malloc.hugetlb'
 
-function hugeKiB(pid: number | 'self', env?: NodeJS.ProcessEnv): number {
-  if (pid === 'self') {
-    const script = `Buffer.alloc(8e6, 1); process.stdout.write(require('fs').readFileSync('/proc/self/smaps_rollup', 'utf8'))`
-    const r = spawnSync(process.execPath, ['-e', script], { env, encoding: 'utf8' })
-    return anonHuge(r.stdout)
-  }
-  return anonHuge(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))
-}
-
-function anonHuge(rollup: string): number {
-  return Number(/AnonHugePages:\s+(\d+) kB/.exec(rollup)?.[1] ?? 0)
-}
-
-function environOf(pid: number): Record<string, string> {
-  const vars = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(v => v.includes('='))
-  return Object.fromEntries(vars.map(v => [v.slice(0, v.indexOf('=')), v.slice(v.indexOf('=') + 1)]))
-}
-
-function whyNot(): string | undefined {
-  let mode = ''
-  try {
-    mode = /\[(\w+)\]/.exec(readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'))?.[1] ?? ''
-  } catch {
-    return 'no transparent huge pages on this kernel'
-  }
-  if (mode !== 'madvise') return `transparent huge pages are "${mode}" here, not "madvise": the tunable makes no difference to see`
-  const { GLIBC_TUNABLES: _, ...plain } = process.env
-  if (hugeKiB('self', { ...plain, GLIBC_TUNABLES: `${TUNABLE}=1` }) === 0) return `this libc or kernel gives no huge pages for ${TUNABLE}=1 (glibc 2.35+ needed)`
-  if (hugeKiB('self', plain) !== 0) return 'a process without the tunable got huge pages too'
-  return undefined
-}
-
-test('dsync service runs the host with glibc malloc in huge pages; an operator\'s tunable wins', { skip: whyNot() }, async () => {
+test('dsync service runs the host with glibc malloc in huge pages; an operator\'s tunable wins', { skip: hugePagesUntestable() }, async () => {
   const { host, save } = await startShardedHost(ADDR, 'pool')
   assert.ok(statSync(join(save, '.dsync', 'data.dsync')).size > 4 << 20, 'data.dsync is several MiB')
   const pidFile = join(host.home, 'run', 'dtp.pid')

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { DsyncError, ExitCode, fsError } from '../errors.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
-import { HUGE_PAGES_TUNABLE } from './huge-pages.js'
+import { HUGE_PAGES_TUNABLE } from '../util/huge-pages.js'
 
 export const UNIT_NAME = 'dsync-dtp.service'
 export const UNIT_PATH = `/etc/systemd/system/${UNIT_NAME}`

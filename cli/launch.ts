@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { hugePagesWouldHelp, withHugePages } from '../src/util/huge-pages.js'
+import { PARENT_FD_VARIABLE } from '../src/util/parent-watch.js'
+import { rewriteLegacyVerbs } from './legacy.js'
+import { verbOf } from './verb.js'
+
+/**
+ * The installed command's entry (package.json's bin, bundled as dist/bundle/dsync.js; the
+ * program itself is ./main.js beside it). Every command runs in this process, except
+ * `gendsync` where glibc's malloc can be given huge pages: that takes a process started with
+ * the tunable in its environment (src/util/huge-pages.ts), so gendsync then runs in a child
+ * and this process only passes on what happens to it. A change-hinted gendsync at 200k files
+ * reads and writes ~30 MB lists and shards into fresh memory, and on the project's VM that
+ * cost more than the child's start: 0.77x (rewrites) and 0.90x (uploads) of the wall time,
+ * the child's start included (docs/ARCHITECTURE.md, "Huge pages: the host and gendsync").
+ *
+ * What a caller sees is what it would see of gendsync run here: the same output (stdio
+ * inherited), the same exit code, the same ending signal (re-raised here); SIGINT, SIGTERM,
+ * SIGHUP and SIGQUIT sent to this process are passed on; if this process is SIGKILLed the
+ * child kills itself (src/util/parent-watch.ts).
+ */
+const MAIN = new URL('./main.js', import.meta.url)
+const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT']
+
+const args = process.argv.slice(2)
+if (verbOf(rewriteLegacyVerbs(args, ['gendsync'])) === 'gendsync' && hugePagesWouldHelp(process.env)) runChild()
+else await import(MAIN.href)
+
+function runChild(): void {
+  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(MAIN), ...args], {
+    stdio: ['inherit', 'inherit', 'inherit', 'pipe'],
+    env: { ...withHugePages(process.env), [PARENT_FD_VARIABLE]: '3' },
+  })
+  for (const signal of FORWARDED) process.on(signal, () => child.kill(signal))
+  child.on('exit', (code, signal) => {
+    if (signal === null) process.exit(code ?? 1)
+    for (const s of FORWARDED) process.removeAllListeners(s)
+    process.kill(process.pid, signal)
+  })
+  child.on('error', err => {
+    process.stderr.write(`dsync: cannot start gendsync (${err.message})\n`)
+    process.exit(1)
+  })
+}
