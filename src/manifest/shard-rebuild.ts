@@ -315,9 +315,7 @@ function keptShard(input: ShardRebuildInput, a: number, b: number): number | und
 function shardFiles(input: ShardRebuildInput, old: OldShardPieces, a: number, b: number, whole?: { head: Buffer; pieces: number }): InfoWriter | string {
   const P = input.pieceLength
   const padded = (length: number, last: boolean) => length % P !== 0 && !last
-  const w = whole
-    ? new InfoWriter(Math.ceil((b - a) * (old.meanEntryBytes() + 16)) + whole.pieces + 1024, old.spare(whole.head.length + shardBytes(input, a, b, whole.pieces)), whole.head)
-    : new InfoWriter((b - a) * 96 + 1024, input.scratch?.files)
+  const w = whole ? wholeWriter(input, old, a, b, whole) : new InfoWriter((b - a) * 96 + 1024, input.scratch?.files)
   for (let c = a; c < b;) {
     const k = input.origin[c]
     const length = input.next.length[c]
@@ -334,6 +332,21 @@ function shardFiles(input: ShardRebuildInput, old: OldShardPieces, a: number, b:
     c++
   }
   return w
+}
+
+/**
+ * The writer of new shard [a, b) with the torrent's head. With the new entries' sizes known
+ * (nextEntry) it is sized by them (shardBytes, an upper bound) and written into a previous
+ * shard's buffer done with when one is that big, else a new buffer.
+ * (It was sized by the previous shards' mean entry plus 16 bytes each: a spare big enough for
+ * the shard but not for that estimate, ~200 KB more, was taken and not used; 3 of the 9 spares
+ * offered in a 100-upload run at 200k files.)
+ */
+function wholeWriter(input: ShardRebuildInput, old: OldShardPieces, a: number, b: number, whole: { head: Buffer; pieces: number }): InfoWriter {
+  const exact = shardBytes(input, a, b, whole.pieces)
+  if (!Number.isFinite(exact)) return new InfoWriter(Math.ceil((b - a) * (old.meanEntryBytes() + 16)) + whole.pieces + 1024, undefined, whole.head)
+  const need = whole.head.length + exact
+  return new InfoWriter(exact, old.spare(need), whole.head)
 }
 
 /**
