@@ -2,6 +2,7 @@ import { decimalLength, entryByteLength } from '../torrent/encode-info.js'
 import { costBytes, costTokens, pathHash, type ShardCosts } from '../torrent/shards.js'
 import { unescapePath } from './escape.js'
 import type { Lines } from './manifest-lines.js'
+import { newArray, type WarmMemory } from './warm-memory.js'
 
 /**
  * The torrent's content files of a data.dsync (type `f`, size > 0, in data.dsync order) as
@@ -90,9 +91,12 @@ export interface TableCosts extends ShardCosts {
  * fileCost and pathHash give for the path as a string (FNV-1a runs over UTF-16 units, which
  * are the bytes themselves for an ASCII path; any other path is decoded first).
  */
-export function tableCosts(t: ContentTable, pieceLength: number, reuse?: { costs: TableCosts; origin: Int32Array }): TableCosts {
+export function tableCosts(t: ContentTable, pieceLength: number, reuse?: { costs: TableCosts; origin: Int32Array }, memory?: WarmMemory): TableCosts {
   const n = t.count
-  const costs: TableCosts = { bytes: new Float64Array(n), tokens: new Float64Array(n), hash: new Uint32Array(n), entry: new Float64Array(n) }
+  // Every element is written below: warmed memory (a hinted gendsync's, warm-memory.ts) will do.
+  const costs: TableCosts = {
+    bytes: newArray(Float64Array, n, memory), tokens: newArray(Float64Array, n, memory), hash: newArray(Uint32Array, n, memory), entry: newArray(Float64Array, n, memory),
+  }
   for (let c = 0; c < n; c++) {
     // A file kept from the previous list (same path, same size) costs what it cost there.
     const k = reuse ? reuse.origin[c] : -1

@@ -16,6 +16,7 @@ import { MANIFEST_TORRENT_PATH, type RepoFiles } from './paths.js'
 import { fromStats, readLinkTarget, scanTree, type ScannedEntry } from './scan.js'
 import { rebuildShards, type ShardOut } from './shard-rebuild.js'
 import { loadTables, type CachedTables } from './table-cache.js'
+import { newArray, type WarmMemory } from './warm-memory.js'
 import { prefetchFiles } from '../util/prefetch.js'
 
 /**
@@ -61,7 +62,7 @@ export interface HintedStaging {
 
 export async function generateHinted(
   save: string, files: RepoFiles, previous: Buffer, changed: string[], naming: TorrentNaming, threads?: number, stage?: HintedStaging,
-  earlier: { torrent?: Buffer; tables?: Buffer } = {},
+  earlier: { torrent?: Buffer; tables?: Buffer; memory?: WarmMemory } = {},
 ): Promise<HintedGeneration | string> {
   const { index, early } = prefetchPrevious(files, earlier)
   let old: ManifestLines
@@ -83,10 +84,10 @@ export async function generateHinted(
   const hashed: HintedGeneration['hashed'] = []
   await hashFiles(jobs, old.pieceLength, (job, digest) => hashed.push({ path: jobEntries[job.id].path, entry: jobEntries[job.id], digest }), threads)
   const digests = new Map(hashed.map(h => [h.path, h.digest]))
-  const spliced = splice(old, found, digests)
+  const spliced = splice(old, found, digests, earlier.memory)
   if (pieceLengthFor(spliced.bytes) !== old.pieceLength) return 'the piece length changes'
   stage?.manifest(spliced.manifest)
-  const built = newTorrents(save, files, naming, old, index, spliced.lines, spliced.runs, digests, await early, stage)
+  const built = newTorrents(save, files, naming, old, index, spliced.lines, spliced.runs, digests, await early, stage, earlier.memory)
   if (typeof built === 'string') return built
   const { torrents, tables } = built
   const { manifest, entries, files: fileCount, bytes } = spliced
@@ -105,15 +106,15 @@ export async function generateHinted(
  */
 function newTorrents(
   save: string, files: RepoFiles, naming: TorrentNaming, old: ManifestLines, index: PreviousIndex, next: LineTable, runs: Run[], digests: Map<string, FileDigest>,
-  prefetched: Map<string, Buffer>, stage?: HintedStaging,
+  prefetched: Map<string, Buffer>, stage?: HintedStaging, memory?: WarmMemory,
 ): { torrents: HintedGeneration['torrents']; tables?: CachedTables } | string {
   const P = old.pieceLength
   // The previous hinted run's tables for this very list, when it left them (else one pass over it each).
   const cached = loadTables(files.tables, old, old.fileSha256, P, prefetched.get(files.tables))
   const oldTable = cached?.table ?? contentTable(old)
-  const { table: nextTable, origin } = nextContentTable(oldTable, next, runs)
+  const { table: nextTable, origin } = nextContentTable(oldTable, next, runs, memory)
   const oldCosts = cached?.costs ?? tableCosts(oldTable, P)
-  const nextCosts = tableCosts(nextTable, P, { costs: oldCosts, origin })
+  const nextCosts = tableCosts(nextTable, P, { costs: oldCosts, origin }, memory)
   const starts = shardStartsOf(nextCosts)
   const previous = previousShards(files, old, index)
   if (starts.length === 1 || typeof previous === 'string') {
@@ -128,7 +129,7 @@ function newTorrents(
   const shards = rebuildShards({
     save, shardsDir: files.shards, name: naming.name, trackers: naming.trackers, pieceLength: P, next: nextTable, starts, origin,
     old: oldTable, oldStarts: shardStartsOf(oldCosts), oldEntry: oldCosts.entry, nextEntry: nextCosts.entry, oldShards: previous.shards, digests,
-    oldIndex: trusted ? { pieces: previous.pieces, firstPiece: previous.firstPiece, length: previous.lengths } : undefined, prefetched,
+    oldIndex: trusted ? { pieces: previous.pieces, firstPiece: previous.firstPiece, length: previous.lengths } : undefined, prefetched, memory,
     onShard: stage && (shard => {
       made.push(shard)
       stage.shard(shard)
@@ -350,7 +351,7 @@ type Piece = { from: number; to: number } | Buffer
  * once into a buffer of its final size, with its line offsets (the old ones shifted), so
  * nothing passes over the 30 MB (at 200k files) again to copy or index it.
  */
-function splice(old: ManifestLines, found: Changes, digests: Map<string, FileDigest>) {
+function splice(old: ManifestLines, found: Changes, digests: Map<string, FileDigest>, memory?: WarmMemory) {
   const edits = editsOf(old, found, digests)
   const pieces: Piece[] = []
   const runs: Run[] = []
@@ -392,13 +393,17 @@ function splice(old: ManifestLines, found: Changes, digests: Map<string, FileDig
   }
   keepRun(cursor, old.count)
   const head = Buffer.from(`${MAGIC} ${VERSION}\npiece-length ${old.pieceLength}\nentries ${entries}\nfiles ${fileCount}\nbytes ${bytes}\n\n`)
-  return { ...assemble(old, head, pieces, bodyBytes, newLine), runs, entries, files: fileCount, bytes }
+  return { ...assemble(old, head, pieces, bodyBytes, newLine, memory), runs, entries, files: fileCount, bytes }
 }
 
-/** The spliced list written once at its final size: head, pieces (old runs and new lines), END; its line offsets beside it. */
-function assemble(old: ManifestLines, head: Buffer, pieces: Piece[], bodyBytes: number, newLine: number) {
+/**
+ * The spliced list written once at its final size: head, pieces (old runs and new lines), END; its
+ * line offsets beside it. Into warmed memory when there is enough (every byte of it is written).
+ */
+function assemble(old: ManifestLines, head: Buffer, pieces: Piece[], bodyBytes: number, newLine: number, memory?: WarmMemory) {
   const endLength = 'END\t'.length + 64 + 1
-  const manifest = Buffer.allocUnsafe(head.length + bodyBytes + endLength)
+  const size = head.length + bodyBytes + endLength
+  const manifest = memory?.take(size) ?? Buffer.allocUnsafe(size)
   const starts = new Uint32Array(newLine + 1)
   let at = head.copy(manifest, 0)
   let line = 0
@@ -447,14 +452,16 @@ function editsOf(old: ManifestLines, found: Changes, digests: Map<string, FileDi
  * shifted, and only the edited lines are parsed. The same table contentTable(next) gives,
  * without a second pass over the 30 MB (at 200k files) of the new list.
  */
-function nextContentTable(old: ContentTable, next: LineTable, runs: Run[]): { table: ContentTable; origin: Int32Array } {
+function nextContentTable(old: ContentTable, next: LineTable, runs: Run[], memory?: WarmMemory): { table: ContentTable; origin: Int32Array } {
   let kept = 0
   for (const r of runs) kept += r.count
   const cap = old.count + next.count - kept
+  // Rows [0, count) are written before they are read, and only they are returned: warmed memory will do.
   const t: ContentTable = {
-    lines: next, count: 0, line: new Uint32Array(cap), length: new Float64Array(cap), pathFrom: new Uint32Array(cap), pathTo: new Uint32Array(cap),
+    lines: next, count: 0, line: newArray(Uint32Array, cap, memory), length: newArray(Float64Array, cap, memory),
+    pathFrom: newArray(Uint32Array, cap, memory), pathTo: newArray(Uint32Array, cap, memory),
   }
-  const origin = new Int32Array(cap)
+  const origin = newArray(Int32Array, cap, memory)
   const parse = (from: number, to: number) => {
     if (to <= from) return
     const edited = contentTable({ buf: next.buf, starts: next.starts.subarray(from), count: to - from })

@@ -7,6 +7,7 @@ import { readFileInto } from '../util/read-file.js'
 import { contentPath, contentPathString, type ContentTable } from './content-table.js'
 import { pieceHashes, pieceHashesReusing, type FileDigest } from './hash-file.js'
 import { lastPieceHashes } from './old-pieces.js'
+import type { WarmMemory } from './warm-memory.js'
 
 /** A shard of the new generation: built now (torrent set), or the previous file kept as it is. */
 export interface ShardOut extends BuiltTorrent {
@@ -68,6 +69,8 @@ export interface ShardRebuildInput {
   oldIndex?: { pieces: Buffer; firstPiece: number[]; length: number[] }
   /** Previous shard files read already, by path (util/prefetch.ts); each is taken out when used. */
   prefetched?: Map<string, Buffer>
+  /** Memory touched already (warm-memory.ts), for a new shard no previous shard's buffer can take (without scratch only). */
+  memory?: WarmMemory
 }
 
 /**
@@ -337,7 +340,7 @@ function shardFiles(input: ShardRebuildInput, old: OldShardPieces, a: number, b:
 /**
  * The writer of new shard [a, b) with the torrent's head. With the new entries' sizes known
  * (nextEntry) it is sized by them (shardBytes, an upper bound) and written into a previous
- * shard's buffer done with when one is that big, else a new buffer.
+ * shard's buffer done with when one is that big, else into warmed memory, else a new buffer.
  * (It was sized by the previous shards' mean entry plus 16 bytes each: a spare big enough for
  * the shard but not for that estimate, ~200 KB more, was taken and not used; 3 of the 9 spares
  * offered in a 100-upload run at 200k files.)
@@ -346,7 +349,7 @@ function wholeWriter(input: ShardRebuildInput, old: OldShardPieces, a: number, b
   const exact = shardBytes(input, a, b, whole.pieces)
   if (!Number.isFinite(exact)) return new InfoWriter(Math.ceil((b - a) * (old.meanEntryBytes() + 16)) + whole.pieces + 1024, undefined, whole.head)
   const need = whole.head.length + exact
-  return new InfoWriter(exact, old.spare(need), whole.head)
+  return new InfoWriter(exact, old.spare(need) ?? input.memory?.take(need), whole.head)
 }
 
 /**

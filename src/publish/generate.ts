@@ -14,6 +14,7 @@ import { EarlyOutputs, listContent, writeOutputs, writeShardOutputs, type ShardS
 import { scanTreeParallel, type ScannedEntry } from '../manifest/scan.js'
 import { startHashWorkers } from '../manifest/hash-table.js'
 import { saveTables } from '../manifest/table-cache.js'
+import type { WarmMemory } from '../manifest/warm-memory.js'
 import { fullTables } from './full-run.js'
 import { stillCurrent, type ReadAhead } from './read-ahead.js'
 
@@ -101,8 +102,8 @@ export async function generateRepo(opts: GenerateOptions): Promise<GenerateResul
   const lock = acquireLock(files.lock)
   try {
     const ahead = await opts.readAhead
-    const previous = stillCurrent(ahead, files.manifest) ?? readOrUndefined(files.manifest)
-    const earlier = { torrent: stillCurrent(ahead, files.torrent), tables: stillCurrent(ahead, files.tables) }
+    const previous = stillCurrent(ahead?.files, files.manifest) ?? readOrUndefined(files.manifest)
+    const earlier = { torrent: stillCurrent(ahead?.files, files.torrent), tables: stillCurrent(ahead?.files, files.tables), memory: ahead?.memory }
     // Every output, the delta and the record: written and fsync'ed side by side, renamed in order at the end.
     const batch = new DurableBatch()
     try {
@@ -180,8 +181,8 @@ async function fullRun(opts: GenerateOptions, files: RepoFiles, previous: Buffer
   return { result, manifest: g.manifest, piecesOf: g.piecesOf }
 }
 
-/** The previous index torrent's and tables' bytes, when read ahead and still current. */
-type PreviousRead = { torrent?: Buffer; tables?: Buffer }
+/** The previous index torrent's and tables' bytes, when read ahead and still current; memory warmed for the new outputs. */
+type PreviousRead = { torrent?: Buffer; tables?: Buffer; memory?: WarmMemory }
 
 /** gendsync --changed: the previous generation edited where the hint says (hinted.ts). */
 async function hintedRun(
