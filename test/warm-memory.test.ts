@@ -26,3 +26,11 @@ test('warm memory hands out only touched bytes, each once, and the fills never w
   assert.ok(rest, 'the rest is warm once every fill is done')
   assert.equal(memory.take(1), undefined, 'more than there is')
 })
+
+test('warm memory: once ready(n) settles, n bytes can be taken', async () => {
+  const memory = new WarmMemory(24 << 20)
+  await memory.ready(9 << 20)
+  assert.ok(memory.take(9 << 20), 'ready settled before the bytes were warm')
+  await memory.ready(Infinity)
+  assert.ok(memory.take(15 << 20), 'ready(Infinity) settled before every fill')
+})

@@ -84,10 +84,13 @@ export async function generateHinted(
   const hashed: HintedGeneration['hashed'] = []
   await hashFiles(jobs, old.pieceLength, (job, digest) => hashed.push({ path: jobEntries[job.id].path, entry: jobEntries[job.id], digest }), threads)
   const digests = new Map(hashed.map(h => [h.path, h.digest]))
+  // The new list is about the previous one's size: its warmed memory is waited for, not made again.
+  await earlier.memory?.ready(old.buf.length + (old.buf.length >> 5))
   const spliced = splice(old, found, digests, earlier.memory)
   if (pieceLengthFor(spliced.bytes) !== old.pieceLength) return 'the piece length changes'
   stage?.manifest(spliced.manifest)
-  const built = newTorrents(save, files, naming, old, index, spliced.lines, spliced.runs, digests, await early, stage, earlier.memory)
+  const [prefetched] = await Promise.all([early, earlier.memory?.settled])
+  const built = newTorrents(save, files, naming, old, index, spliced.lines, spliced.runs, digests, prefetched, stage, earlier.memory)
   if (typeof built === 'string') return built
   const { torrents, tables } = built
   const { manifest, entries, files: fileCount, bytes } = spliced

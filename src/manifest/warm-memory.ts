@@ -26,11 +26,12 @@ export class WarmMemory {
   private readonly done: boolean[]
   /** Settled once no fill is pending any more (each chunk touched, or its fill failed: never handed out then). */
   readonly settled: Promise<void>
+  private readonly fills: Promise<void>[] = []
 
   constructor(bytes: number) {
     this.buf = Buffer.allocUnsafe(Math.max(0, Math.floor(bytes)))
     this.done = new Array<boolean>(Math.ceil(this.buf.length / CHUNK)).fill(false)
-    const fills: Promise<void>[] = []
+    const fills = this.fills
     for (let i = 0; i < this.done.length; i++) {
       const from = i * CHUNK
       fills.push(new Promise<void>(resolve => randomFill(this.buf, from, Math.min(CHUNK, this.buf.length - from), err => {
@@ -42,6 +43,15 @@ export class WarmMemory {
       })))
     }
     this.settled = Promise.all(fills).then(() => undefined)
+  }
+
+  /**
+   * Settles once the next `bytes` (all of it, when there is less) are warm or their fills failed. A
+   * caller about to write that much waits for the fills rather than fault fresh pages itself while
+   * libuv's threads are touching these (that would be the work twice, on a loaded host the wait).
+   */
+  ready(bytes: number): Promise<void> {
+    return Promise.all(this.fills.slice(0, Math.ceil(Math.min(this.buf.length, this.at + bytes) / CHUNK))).then(() => undefined)
   }
 
   /** `bytes` of touched memory (a view; never handed out twice), or undefined when not that much is warm yet. */
