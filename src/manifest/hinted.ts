@@ -84,7 +84,8 @@ export async function generateHinted(
   const hashed: HintedGeneration['hashed'] = []
   await hashFiles(jobs, old.pieceLength, (job, digest) => hashed.push({ path: jobEntries[job.id].path, entry: jobEntries[job.id], digest }), threads)
   const digests = new Map(hashed.map(h => [h.path, h.digest]))
-  // The new list is about the previous one's size: its warmed memory is waited for, not made again.
+  // The new list is about the previous one's size: its warmed memory is waited for, not made again
+  // (not when the list is too big for it: 1M files).
   await earlier.memory?.ready(old.buf.length + (old.buf.length >> 5))
   const spliced = splice(old, found, digests, earlier.memory)
   if (pieceLengthFor(spliced.bytes) !== old.pieceLength) return 'the piece length changes'

@@ -46,12 +46,14 @@ export class WarmMemory {
   }
 
   /**
-   * Settles once the next `bytes` (all of it, when there is less) are warm or their fills failed. A
-   * caller about to write that much waits for the fills rather than fault fresh pages itself while
-   * libuv's threads are touching these (that would be the work twice, on a loaded host the wait).
+   * Settles once the next `bytes` are warm or their fills failed; at once when fewer are left (take
+   * could not give them). A caller about to write that much waits for the fills rather than fault
+   * fresh pages itself while libuv's threads are touching these (that would be the work twice, on
+   * a loaded host the wait).
    */
   ready(bytes: number): Promise<void> {
-    return Promise.all(this.fills.slice(0, Math.ceil(Math.min(this.buf.length, this.at + bytes) / CHUNK))).then(() => undefined)
+    if (this.at + bytes > this.buf.length) return Promise.resolve()
+    return Promise.all(this.fills.slice(0, Math.ceil((this.at + bytes) / CHUNK))).then(() => undefined)
   }
 
   /** `bytes` of touched memory (a view; never handed out twice), or undefined when not that much is warm yet. */
