@@ -47,6 +47,7 @@ export async function executePlan(ctx: PullContext, r: Route): Promise<PullResul
     // (early-fetch.ts) reads its blocks and tops up its requests meanwhile.
     await nextTurn()
     traceMark('plan-start')
+    if (r.manifest) opts.onList?.(r.manifest)
     const plan = await planStage(ctx, r)
     traceMark('plan-done')
     await nextTurn()

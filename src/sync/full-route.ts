@@ -86,7 +86,11 @@ function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentSta
   const indexByPath = new Map(m.map.files.map((f, i) => [f.path, i]))
   // The shard torrents this run wrote (as they arrived, or before the plan): a run refused before its fetch removes them.
   const newShardFiles: string[] = park?.written ?? []
-  const largeList = stage.manifest.entries.length >= LARGE_LIST
+  // A number, not `stage`: every closure of this function shares one context, so a closure
+  // reading `stage` kept the whole list alive through the transfer (its array of 1.18M entries,
+  // ~10 MiB at 1M files) after executePlan had dropped it (docs/SCALE.md, h11m17).
+  const entryCount = stage.manifest.entries.length
+  const largeList = entryCount >= LARGE_LIST
   const route: Route = {
     repo: info.name, infoHash: info.infoHash, manifest: stage.manifest, manifestBytes: stage.manifestBytes, manifestFile: stage.manifestFile,
     previous: stage.previous, sameGeneration: stage.sameGeneration, route: 'full',
@@ -106,7 +110,7 @@ function fullRoute(ctx: PullContext, swarm: Swarm, { torrent, info }: TorrentSta
         swarm.close()
         newShardFiles.push(...storeShards(m.files, m.shards))
       }
-      boundForPlan(stage.manifest.entries.length, dropped, tight)
+      boundForPlan(entryCount, dropped, tight)
     },
     abandon: () => {
       for (const file of newShardFiles) rmSync(file, { force: true })

@@ -32,6 +32,8 @@ export interface PullOptions {
   onMotd?: (peer: string, text: string) => void
   /** Each peer connection as it is made (tests count connections and sample per-host bytes). */
   onPeer?: (peer: PeerConnection) => void
+  /** Test hook: the new list, parsed, before the plan (a test checks that nothing holds it through the transfer). */
+  onList?: (list: Manifest) => void
   /** Test hook: called after each apply item and step (see applyPlan), and after the commit. */
   onApplyStep?: (step: string, done?: number) => void
   /** The caller holds DEST's lock already (dsync sync); otherwise pull takes it. */

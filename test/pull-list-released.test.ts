@@ -1,0 +1,48 @@
+import assert from 'node:assert/strict'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import { DEFAULT_INDEX_FILES } from '../src/config/repo-config.js'
+import type { ManifestEntry } from '../src/manifest/entry.js'
+import { pull } from '../src/sync/pull.js'
+import { assertSameTree } from '../testbed/same-tree.js'
+import { sharedTree, startSharedHost } from '../testbed/shared-hosts.js'
+import { tempDir } from '../testbed/tree.js'
+
+// What a bootstrap holds through its transfer (docs/SCALE.md, "Bootstrap memory ... (h11m17)").
+// A real `dsync service` on 127.0.31.2, the client on 127.0.31.9.
+
+function files(): Record<string, Buffer | string> {
+  const out: Record<string, Buffer | string> = {}
+  for (let i = 0; i < 300; i++) out[`pool/main/p${i % 30}/pkg${i}/pkg${i}_1.0_amd64.deb`] = Buffer.alloc(2000 + i * 37, i + 1)
+  out['dists/stable/InRelease'] = 'Suite: stable\n'
+  return out
+}
+
+/** V8's collector, exposed the documented way (the flag, then a new context that has the function). */
+function exposedGc(): () => void {
+  setFlagsFromString('--expose-gc')
+  return runInNewContext('gc') as () => void
+}
+
+test('a bootstrap holds its parsed list only to the plan: the list is collectable once the files come, and DEST converges', { timeout: 120_000 }, async () => {
+  const tree = await sharedTree(files())
+  const host = await startSharedHost(tree, '127.0.31.2')
+  const dest = join(tempDir(), 'mirror')
+  const gc = exposedGc()
+  let list: WeakRef<ManifestEntry[]> | undefined
+  let heldInTransfer: boolean | undefined
+  await pull({
+    sources: [tree.url(host)], dest, indexFiles: DEFAULT_INDEX_FILES, localAddress: '127.0.31.9',
+    onList: m => { list = new WeakRef(m.entries) },
+    onProgress: p => {
+      if (p.phase !== 'files' || heldInTransfer !== undefined) return
+      gc()
+      heldInTransfer = list!.deref() !== undefined
+    },
+  })
+  assert.ok(list, 'the list was never handed to onList')
+  assert.equal(heldInTransfer, false, 'the parsed list (its array of entries) is still reachable during the transfer')
+  await assertSameTree(join(tree.webroot, tree.repo), dest)
+})
