@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict'
+import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { DEFAULT_INDEX_FILES } from '../src/config/repo-config.js'
 import type { ManifestEntry } from '../src/manifest/entry.js'
+import { newFolder, prepareFolders } from '../src/sync/new-folders.js'
 import { pull } from '../src/sync/pull.js'
 import { assertSameTree } from '../testbed/same-tree.js'
 import { sharedTree, startSharedHost } from '../testbed/shared-hosts.js'
@@ -45,4 +47,20 @@ test('a bootstrap holds its parsed list only to the plan: the list is collectabl
   assert.ok(list, 'the list was never handed to onList')
   assert.equal(heldInTransfer, false, 'the parsed list (its array of entries) is still reachable during the transfer')
   await assertSameTree(join(tree.webroot, tree.repo), dest)
+})
+
+test('new folders are made from one buffer of their paths, any name; newFolder finds each in an ordered list and in one out of order', async () => {
+  const names = ['a', 'a/b c', 'a/b c/\u00fcber', 'a/line\nbreak', 'a/tab\there', 'b', 'b/\u{1F600}', 'b/\uE000', 'z']
+  const dirs = (paths: string[]) => paths.map(path => ({ type: 'd', path, mode: 0o755, size: 0, mtime: 0 }) as ManifestEntry)
+  const staging = join(tempDir(), 'staging')
+  mkdirSync(staging)
+  const root = await prepareFolders(staging, dirs(names))
+  assert.equal(root, join(staging, 'folders'))
+  for (const n of names) assert.ok(existsSync(join(root!, n)), `folder ${JSON.stringify(n)} was not made`)
+  // In data.dsync's order (UTF-8 bytes) an astral character comes after U+E000; in JavaScript's, before.
+  for (const order of [names, [...names].reverse(), ['b', 'b/\uE000', 'b/\u{1F600}']]) {
+    const made = newFolder(dirs(order))
+    for (const n of order) assert.ok(made(n), `${JSON.stringify(n)} not found in ${JSON.stringify(order)}`)
+    for (const n of ['', 'a/b', 'b/\u{1F601}', 'y', 'zz']) assert.ok(!made(n), `${JSON.stringify(n)} found in ${JSON.stringify(order)}`)
+  }
 })

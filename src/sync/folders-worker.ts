@@ -5,11 +5,17 @@ import { parentPort, workerData } from 'node:worker_threads'
 // `<staging>/folders/` (a killed run's leftover was taken apart before: recoverAhead), one
 // mkdirSync after another on this thread. Answers true when every one was made, false on any
 // failure. The stage workers may make some first (a file placed ahead): EEXIST is fine.
-const { root, paths } = workerData as { root: string; paths: string[] }
+// The paths come as one buffer (folderNames: UTF-8, each ended by a NUL), decoded one at a time.
+const { root, names } = workerData as { root: string; names: ArrayBuffer }
 
 function makeAll(): boolean {
+  const bytes = Buffer.from(names)
   try {
-    for (const path of paths) makeOne(`${root}/${path}`)
+    for (let at = 0; at < bytes.length;) {
+      const end = bytes.indexOf(0, at)
+      makeOne(`${root}/${bytes.toString('utf8', at, end)}`)
+      at = end + 1
+    }
     return true
   } catch {
     return false

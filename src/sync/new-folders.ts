@@ -25,6 +25,10 @@ import { parentOf } from './tree-paths.js'
  * ext4 makes folders of one parent one by one anyway (four at once spun on the parent's lock:
  * 3.4 s of CPU for 9,173 folders after a big delete).
  *
+ * The paths go to the thread as one buffer, moved, not copied (folderNames): as an array of
+ * strings the thread's heap held each of them (182,105 at 1M files: the thread at ~46 MiB of
+ * RSS for its ~20 s, the early transfer's peak; ~16 MiB this way, docs/SCALE.md, h11m17).
+ *
  * Resolves to the folder holding them, or undefined when none are needed or making them
  * failed (the apply then makes them in place). Never rejects.
  */
@@ -34,7 +38,8 @@ export function prepareFolders(stagingDir: string, mkdirs: readonly ManifestEntr
   return new Promise(resolve => {
     let worker: Worker
     try {
-      worker = new Worker(new URL('./folders-worker.js', import.meta.url), { workerData: { root, paths: mkdirs.map(d => d.path) } })
+      const names = folderNames(mkdirs)
+      worker = new Worker(new URL('./folders-worker.js', import.meta.url), { workerData: { root, names }, transferList: [names] })
     } catch {
       return resolve(undefined)
     }
@@ -44,6 +49,23 @@ export function prepareFolders(stagingDir: string, mkdirs: readonly ManifestEntr
     worker.once('error', () => resolve(undefined))
     worker.once('exit', () => resolve(undefined))
   })
+}
+
+/**
+ * The folders' paths as UTF-8, each ended by a NUL (which no listed path holds: isSafeRelativePath),
+ * in one buffer of its own that the thread takes over: its heap then makes one path string at a time.
+ */
+export function folderNames(mkdirs: readonly ManifestEntry[]): ArrayBuffer {
+  let bytes = 0
+  for (const d of mkdirs) bytes += Buffer.byteLength(d.path, 'utf8') + 1
+  const names = new ArrayBuffer(bytes)
+  const view = Buffer.from(names)
+  let at = 0
+  for (const d of mkdirs) {
+    at += view.write(d.path, at, 'utf8')
+    view[at++] = 0
+  }
+  return names
 }
 
 /**
@@ -62,9 +84,44 @@ export function prepareFolders(stagingDir: string, mkdirs: readonly ManifestEntr
  */
 export function aheadFilter(mkdirs: readonly ManifestEntry[], indexFiles: string[]): ((entry: ManifestEntry) => boolean) | undefined {
   if (mkdirs.length === 0) return undefined
-  const made = new Set(mkdirs.map(d => d.path))
+  const made = newFolder(mkdirs)
   const isIndex = indexMatcher(indexFiles)
-  return entry => (entry.mode & 0o6000) === 0 && made.has(parentOf(entry.path)) && !isIndex(entry.path)
+  return entry => (entry.mode & 0o6000) === 0 && made(parentOf(entry.path)) && !isIndex(entry.path)
+}
+
+/**
+ * Whether a path is one of the new folders: a binary search of the plan's own list when that is
+ * in order (a plan lists them in data.dsync's order, which is JavaScript's string order but for
+ * astral characters: checked, not assumed), else a Set of their paths.
+ *
+ * Why: the Set was ~5 MiB of hash table held through the transfer of a 1M-file bootstrap (182,105
+ * folders; heap snapshot, docs/SCALE.md, h11m17). Files arrive folder by folder, so the last
+ * folder found answers most asks without a search.
+ */
+export function newFolder(mkdirs: readonly ManifestEntry[]): (path: string) => boolean {
+  for (let i = 1; i < mkdirs.length; i++) {
+    if (!(mkdirs[i - 1].path < mkdirs[i].path)) {
+      const made = new Set(mkdirs.map(d => d.path))
+      return path => made.has(path)
+    }
+  }
+  let last: string | undefined
+  return path => {
+    if (path === last) return true
+    let lo = 0
+    let hi = mkdirs.length - 1
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1
+      const at = mkdirs[mid].path
+      if (at === path) {
+        last = at
+        return true
+      }
+      if (at < path) lo = mid + 1
+      else hi = mid - 1
+    }
+    return false
+  }
 }
 
 /**
