@@ -9,6 +9,7 @@ import { machineLoad, timeChild, timeChildOk } from './lib/measure.js'
 import { startRsyncd } from './lib/rsyncd.js'
 import { fmtMiB, fmtSeconds, markdownTable } from './lib/table.js'
 import { changeFiles, ensureTree, OLD_MTIME_S, type GeneratedTree, type TreeSpec } from './lib/tree.js'
+import { removeInBackground, setAside } from './lib/trash.js'
 import { readPid } from '../src/util/process.js'
 
 /**
@@ -103,6 +104,8 @@ export async function run(args: string[]): Promise<void> {
       await env.stop()
       // A tree named by --dir with a separate --work is someone else's: only the work goes.
       if (!opts.keep) rmSync(opts.work ? env.work : env.base, { recursive: true, force: true })
+      // The measured DESTs set aside during the run: deleted now, detached, after the last measurement.
+      else removeInBackground(env.trash)
     }
   }
   console.log(`\nafter the runs: ${await machineLoad()}`)
@@ -114,6 +117,8 @@ class Bed {
   readonly base: string
   /** Everything but the tree: hosts' homes, DESTs, the rsync daemon's files. */
   readonly work: string
+  /** Measured DESTs set aside during the run (bench/lib/trash.ts), removed after it. */
+  readonly trash: string
   readonly webroot: string
   readonly root: string
   readonly homes: string[]
@@ -124,6 +129,7 @@ class Bed {
   constructor(readonly opts: Options, readonly spec: TreeSpec, readonly log: (m: string) => void) {
     this.base = join(opts.dir, spec.name)
     this.work = opts.work ? join(opts.work, spec.name) : this.base
+    this.trash = join(this.work, 'trash')
     this.webroot = join(this.base, 'web')
     this.root = join(this.webroot, REPO)
     this.homes = HOSTS.map(addr => join(this.work, 'hosts', addr))
@@ -226,7 +232,7 @@ class Bed {
   }
 
   async prepareDests(): Promise<void> {
-    for (const d of ['dest-dsync', 'dest-rsync', 'dest-base']) rmSync(join(this.work, d), { recursive: true, force: true })
+    for (const d of ['dest-dsync', 'dest-rsync', 'dest-base']) setAside(join(this.work, d), this.trash)
     await timeChildOk('rsync', ['-a', '--exclude=/.dsync', `${this.root}/`, `${join(this.work, 'dest-rsync')}/`])
     await timeChildOk('rsync', ['-a', '--exclude=/.dsync/hashcache', '--exclude=/.dsync/lock', `${this.root}/`, `${join(this.work, 'dest-dsync')}/`])
     if (this.opts.baseCli) {
@@ -289,13 +295,14 @@ class Bed {
   /** Both clients into an empty DEST: the whole generation, once each (at 1M files this is minutes). */
   async bootstrap(): Promise<void> {
     const [dd, rd] = [join(this.work, 'boot-dsync'), join(this.work, 'boot-rsync')]
-    for (const d of [dd, rd]) rmSync(d, { recursive: true, force: true })
+    // Set aside, not removed: a 1M-file DEST takes minutes to delete (bench/lib/trash.ts).
+    for (const d of [dd, rd]) setAside(d, this.trash)
     const d = await this.dsyncPull(dd)
-    rmSync(dd, { recursive: true, force: true })
+    setAside(dd, this.trash)
     const base = this.opts.baseCli ? await this.dsyncPull(dd, this.opts.baseCli) : undefined
-    rmSync(dd, { recursive: true, force: true })
+    setAside(dd, this.trash)
     const r = this.opts.noRsyncBootstrap ? undefined : await this.rsyncPull(rd)
-    rmSync(rd, { recursive: true, force: true })
+    setAside(rd, this.trash)
     const summary = summaryOf(d.stdout)
     const label = `bootstrap (${summary.added} entries, ${fmtMiB(summary.bytesReceived)} MiB fetched)`
     const beside = (ours: number, theirs: number | undefined, text: string | number) => theirs === undefined ? ['', ''] : [text, ratio(ours, theirs)]

@@ -9,6 +9,7 @@ import { fmtMiB, fmtSeconds, markdownTable } from './lib/table.js'
 import { changeFiles, ensureTree, type GeneratedTree, type TreeSpec } from './lib/tree.js'
 import { eachArg } from './lib/args.js'
 import { startRsyncd } from './lib/rsyncd.js'
+import { removeInBackground } from './lib/trash.js'
 import { readPid } from '../src/util/process.js'
 
 /**
@@ -432,23 +433,6 @@ async function setAside(env: Env, dir: string): Promise<void> {
     renameSync(dir, join(env.dests, 'trash', `${Date.now()}-${Math.random().toString(36).slice(2)}`))
   }
   await timeChildOk('sync', [])
-}
-
-/**
- * Removes a folder of set-aside trees without waiting for it: renamed away at once, then
- * deleted by a detached, niced `rm -rf` that outlives the benchmark. Deleting two 200,000-file
- * trees took over 20 minutes on this machine's disk, all of it inside the flock'd benchmark
- * process, holding the bench lock from everyone else. A killed benchmark's leftovers
- * (`trash-*`) are handed to the same removal on the next run.
- */
-function removeInBackground(dir: string): void {
-  const parent = join(dir, '..')
-  if (existsSync(dir)) renameSync(dir, join(parent, `trash-${Date.now()}-${process.pid}`))
-  const leftovers = readdirSync(parent).filter(n => n.startsWith('trash-')).map(n => join(parent, n))
-  if (leftovers.length === 0) return
-  const rm = spawn('nice', ['-n', '19', 'ionice', '-c', '3', 'rm', '-rf', '--', ...leftovers], { detached: true, stdio: 'ignore' })
-  rm.on('error', () => undefined) // no nice/ionice: the trees stay for the next run's attempt
-  rm.unref()
 }
 
 /** Spot check: the files of DEST (outside .dsync/) are as many and as big as the tree's. */
