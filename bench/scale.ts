@@ -9,7 +9,7 @@ import { machineLoad, timeChild, timeChildOk } from './lib/measure.js'
 import { startRsyncd } from './lib/rsyncd.js'
 import { fmtMiB, fmtSeconds, markdownTable } from './lib/table.js'
 import { changeFiles, ensureTree, OLD_MTIME_S, type GeneratedTree, type TreeSpec } from './lib/tree.js'
-import { removeInBackground, setAside } from './lib/trash.js'
+import { moveToTrash, removeInBackground } from './lib/trash.js'
 import { readPid } from '../src/util/process.js'
 
 /**
@@ -232,7 +232,7 @@ class Bed {
   }
 
   async prepareDests(): Promise<void> {
-    for (const d of ['dest-dsync', 'dest-rsync', 'dest-base']) setAside(join(this.work, d), this.trash)
+    for (const d of ['dest-dsync', 'dest-rsync', 'dest-base']) moveToTrash(join(this.work, d), this.trash)
     await timeChildOk('rsync', ['-a', '--exclude=/.dsync', `${this.root}/`, `${join(this.work, 'dest-rsync')}/`])
     await timeChildOk('rsync', ['-a', '--exclude=/.dsync/hashcache', '--exclude=/.dsync/lock', `${this.root}/`, `${join(this.work, 'dest-dsync')}/`])
     if (this.opts.baseCli) {
@@ -296,13 +296,13 @@ class Bed {
   async bootstrap(): Promise<void> {
     const [dd, rd] = [join(this.work, 'boot-dsync'), join(this.work, 'boot-rsync')]
     // Set aside, not removed: a 1M-file DEST takes minutes to delete (bench/lib/trash.ts).
-    for (const d of [dd, rd]) setAside(d, this.trash)
+    for (const d of [dd, rd]) moveToTrash(d, this.trash)
     const d = await this.dsyncPull(dd)
-    setAside(dd, this.trash)
+    moveToTrash(dd, this.trash)
     const base = this.opts.baseCli ? await this.dsyncPull(dd, this.opts.baseCli) : undefined
-    setAside(dd, this.trash)
+    moveToTrash(dd, this.trash)
     const r = this.opts.noRsyncBootstrap ? undefined : await this.rsyncPull(rd)
-    setAside(rd, this.trash)
+    moveToTrash(rd, this.trash)
     const summary = summaryOf(d.stdout)
     const label = `bootstrap (${summary.added} entries, ${fmtMiB(summary.bytesReceived)} MiB fetched)`
     const beside = (ours: number, theirs: number | undefined, text: string | number) => theirs === undefined ? ['', ''] : [text, ratio(ours, theirs)]

@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -9,7 +9,7 @@ import { fmtMiB, fmtSeconds, markdownTable } from './lib/table.js'
 import { changeFiles, ensureTree, type GeneratedTree, type TreeSpec } from './lib/tree.js'
 import { eachArg } from './lib/args.js'
 import { startRsyncd } from './lib/rsyncd.js'
-import { removeInBackground } from './lib/trash.js'
+import { moveToTrash, removeInBackground } from './lib/trash.js'
 import { readPid } from '../src/util/process.js'
 
 /**
@@ -428,10 +428,7 @@ async function measureAll(env: Env): Promise<Results> {
 async function setAside(env: Env, dir: string): Promise<void> {
   // On tmpfs there is no such cost, and a set-aside tree would stay in memory (~0.8 GB a 200k DEST).
   if (existsSync(dir) && statfsSync(env.dests).type === TMPFS_MAGIC) rmSync(dir, { recursive: true, force: true })
-  if (existsSync(dir)) {
-    mkdirSync(join(env.dests, 'trash'), { recursive: true })
-    renameSync(dir, join(env.dests, 'trash', `${Date.now()}-${Math.random().toString(36).slice(2)}`))
-  }
+  moveToTrash(dir, join(env.dests, 'trash'))
   await timeChildOk('sync', [])
 }
 

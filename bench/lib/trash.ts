@@ -9,7 +9,7 @@ import { join } from 'node:path'
  * would charge that one (ext4 skips recently freed inodes one by one when it allocates: bench
  * sync saw 2.4 s of 12 s in mkdir beside such an rm). Same filesystem: a rename.
  */
-export function setAside(dir: string, trash: string): void {
+export function moveToTrash(dir: string, trash: string): void {
   if (!existsSync(dir)) return
   mkdirSync(trash, { recursive: true })
   renameSync(dir, join(trash, `${Date.now()}-${Math.random().toString(36).slice(2)}`))
