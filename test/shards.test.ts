@@ -181,7 +181,7 @@ test('a client checks the shard torrents against data.dsync without parsing thei
 
   const shards = await load(bytes)
   const content = parseManifest(bytes, 'data.dsync').entries.filter(e => e.type === 'f' && e.size > 0)
-  assert.deepEqual(shards.flatMap(s => s.files.map(f => [f.path, f.size])), content.map(e => [e.path, e.size]))
+  assert.deepEqual(shards.flatMap(s => [...s.files].map(f => [f.path, f.size])), content.map(e => [e.path, e.size]))
   for (const s of shards) {
     const parsed = readTorrentInfo(readFileSync(join(dotDsync, 'shards', `${s.infoHash}.torrent`)))
     assert.ok(s.pieces!.equals(parsed.pieces))
@@ -190,13 +190,13 @@ test('a client checks the shard torrents against data.dsync without parsing thei
   }
   // Read back from DEST, as a pull holding DEST's lock does (every shard read into one reused buffer): the same walk.
   const stored = await loadShards(named, repoFiles(dest, 'walk10k'), ctx, parseManifest(bytes, 'data.dsync'), bytes.length, { written: [] })
-  const shape = (list: typeof shards) => list.map(s => [s.infoHash, s.files.map(f => f.path), [...s.offsets], s.totalLength])
+  const shape = (list: typeof shards) => list.map(s => [s.infoHash, [...s.files].map(f => f.path), [...s.offsets], s.totalLength])
   assert.deepEqual(shape(stored), shape(shards))
   assert.ok(stored.every(s => s.torrent === undefined && s.pieces === undefined), 'stored shards keep neither torrent nor piece hashes')
 
   // One file of the second shard one byte longer in data.dsync (re-serialised, so its END line is right).
   const m = parseManifest(bytes, 'data.dsync')
-  const grown = shards[1].files[3].path
+  const grown = shards[1].files.at(3).path
   const entry = m.entries.find(e => e.path === grown)!
   entry.size += 1
   await assert.rejects(load(serializeManifest(m.entries, m.header.pieceLength)), (err: Error) => {

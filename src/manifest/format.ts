@@ -4,7 +4,10 @@ import { DsyncError, ExitCode } from '../errors.js'
 import { isSafeRelativePath, type EntryType, type ManifestEntry, type ManifestHeader } from './entry.js'
 import { escapePath, unescapePath } from './escape.js'
 import { DSYNC_DIR } from './paths.js'
+import { SlabEntry, SlabTable } from './slab-entry.js'
 import { writeDecimal, writeHex } from '../util/digits.js'
+
+export { SlabEntry, SlabTable, sameEntry } from './slab-entry.js'
 
 /**
  * data.dsync, version 1 (docs/FORMAT.md is the specification; keep them in step):
@@ -216,126 +219,6 @@ function digestAt(hex: string): number {
 }
 
 /**
- * The client's file records (SlabEntry), packed one after the other into slabs of their own:
- * a digest (32 bytes); the byte length of the name's rest (2 bytes, little-endian); how many
- * characters (UTF-16 units) the name shares with its folder's name at its start (1 byte: a
- * Debian pool's `pool/main/p/pkg/pkg_1.0-1_amd64.deb`); the rest's UTF-8 bytes. A record is at
- * most 35 + MAX_LINE bytes, so one always fits an empty slab.
- */
-const RECORD_SLAB = 1 << 16
-let recordSlab = Buffer.allocUnsafeSlow(RECORD_SLAB)
-let recordSlabAt = 0
-
-/** Room for a record with a `nameBytes`-byte name in the current record slab (`recordSlab`); returns where it starts. */
-function recordAt(nameBytes: number): number {
-  const size = 35 + nameBytes
-  if (recordSlabAt + size > RECORD_SLAB) {
-    recordSlab = Buffer.allocUnsafeSlow(RECORD_SLAB)
-    recordSlabAt = 0
-  }
-  recordSlabAt += size
-  return recordSlabAt - size
-}
-
-/**
- * A file's or hardlink's entry as the client's parser makes it (parseManifestFile): no string of
- * its path and no view of its digest are kept. Its digest and its name (the path after its
- * folder's, less the start it shares with the folder's name) are bytes in a record slab, and
- * its folder is the folder's own entry, so `path` is made from the folder's path and the
- * record each time it is read, as `sha256` makes a view each time. A path string per entry was ~80 MiB of a 1M bootstrap's heap (68-88 bytes
- * each, most of it the folder's part, the same for every file of a package), and a view per
- * digest 96 bytes each before that (docs/SCALE.md, "Bootstrap memory"). The type, the mode and
- * the record's place in its slab share one small integer: five fields, 64 bytes an object.
- * Read-only: a client never rewrites an upstream entry; users that copy entries (`{ ...e }`)
- * must not be given these.
- */
-export class SlabEntry implements ManifestEntry {
-  declare target?: string
-  /** Bits 0-11 the mode, 12 set for a hardlink, 13-28 where the record starts in its slab. */
-  private readonly packed: number
-
-  /**
-   * `folder`: the entry of the folder holding it (undefined: the record's name is the whole
-   * path); the record at `slab[at]` written by recordAt's caller.
-   */
-  private constructor(type: 'f' | 'h', private readonly folder: ManifestEntry | undefined, mode: number, readonly size: number, readonly mtime: number, private readonly slab: Buffer, at: number) {
-    this.packed = mode | (type === 'h' ? HARDLINK_BIT : 0) | (at << 13)
-  }
-
-  /** An entry whose record is written from its digest (`hex`, as the line carries it) and its name's bytes. */
-  static make(type: 'f' | 'h', folder: ManifestEntry | undefined, name: string, mode: number, size: number, mtime: number, hex: string): SlabEntry {
-    const shared = folder === undefined ? 0 : sharedStart(folder.path, name)
-    const rest = shared === 0 ? name : name.slice(shared)
-    const restBytes = Buffer.byteLength(rest, 'utf8')
-    const at = recordAt(restBytes)
-    const slab = recordSlab
-    slab.write(hex, at, 32, 'hex')
-    slab[at + 32] = restBytes & 0xff
-    slab[at + 33] = restBytes >>> 8
-    slab[at + 34] = shared
-    slab.write(rest, at + 35, restBytes, 'utf8')
-    return new SlabEntry(type, folder, mode, size, mtime, slab, at)
-  }
-
-  get type(): 'f' | 'h' {
-    return this.packed & HARDLINK_BIT ? 'h' : 'f'
-  }
-
-  get mode(): number {
-    return this.packed & 0o7777
-  }
-
-  get path(): string {
-    const at = this.recordStart + 32
-    const slab = this.slab
-    const rest = slab.toString('utf8', at + 3, at + 3 + (slab[at] | (slab[at + 1] << 8)))
-    if (this.folder === undefined) return rest
-    const folder = this.folder.path
-    const shared = slab[at + 2]
-    if (shared === 0) return `${folder}/${rest}`
-    const from = folder.lastIndexOf('/') + 1
-    return `${folder}/${folder.slice(from, from + shared)}${rest}`
-  }
-
-  get sha256(): Buffer {
-    const at = this.recordStart
-    return this.slab.subarray(at, at + 32)
-  }
-
-  /** Where the record (the digest first) starts in its slab. */
-  private get recordStart(): number {
-    return this.packed >>> 13
-  }
-
-  /**
-   * Whether this entry's digest is `digest`'s first 32 bytes, compared in the slab: the content
-   * table's probes (content-ids.ts) made a view through `sha256` each, ~0.3 s of a 200,000-file
-   * pull's event loop with their garbage.
-   */
-  sha256Equals(digest: Uint8Array): boolean {
-    const at = this.recordStart
-    const slab = this.slab
-    for (let i = 0; i < 32; i++) if (slab[at + i] !== digest[i]) return false
-    return true
-  }
-}
-
-const HARDLINK_BIT = 1 << 12
-
-/**
- * How many characters `name` starts with that `folderPath`'s last name starts with too (at most
- * 255, and never half of a surrogate pair: the rest is encoded as UTF-8 on its own).
- */
-function sharedStart(folderPath: string, name: string): number {
-  const from = folderPath.lastIndexOf('/') + 1
-  const most = Math.min(255, folderPath.length - from, name.length)
-  let n = 0
-  while (n < most && folderPath.charCodeAt(from + n) === name.charCodeAt(n)) n++
-  if (n > 0 && (name.charCodeAt(n - 1) & 0xfc00) === 0xd800) n--
-  return n
-}
-
-/**
  * The path field (the sixth) decoded from the line's bytes on its own: a field of the split
  * line is a slice that keeps the whole line's string alive, ~120 bytes more for each of a
  * million entries a client holds. The fields before it are checked ASCII by then.
@@ -350,14 +233,14 @@ function ownPath(raw: Buffer, f: string[]): string {
 let parsedPath = ''
 
 /**
- * A SlabEntry for a file or hardlink line: named within its folder's entry when `folders`
+ * A row of `table` for a file or hardlink line: named within its folder's entry when `folders`
  * (the directories listed so far) has it, else by its whole path (the parser refuses a file
  * whose folder is not listed anyway).
  */
-function compactEntry(type: 'f' | 'h', path: string, mode: number, size: number, mtime: number, hex: string, folders?: ReadonlyMap<string, ManifestEntry>): SlabEntry {
+function compactEntry(table: SlabTable, type: 'f' | 'h', path: string, mode: number, size: number, mtime: number, hex: string, folders?: ReadonlyMap<string, ManifestEntry>): SlabEntry {
   const slash = path.lastIndexOf('/')
   const folder = slash > 0 ? folders?.get(path.slice(0, slash)) : undefined
-  return SlabEntry.make(type, folder, folder ? path.slice(slash + 1) : path, mode, size, mtime, hex)
+  return table.add(type, folder, folder ? path.slice(slash + 1) : path, mode, size, mtime, hex)
 }
 
 /**
@@ -380,7 +263,10 @@ export class ManifestParser {
   private readonly seenHeader = new Set<string>()
   private previous: Buffer | undefined
 
-  /** `compact`: files and hardlinks as SlabEntry objects (parseManifestFile: the client's list). */
+  /** Files and hardlinks as rows of one table (parseManifestFile: the client's list), made once the header is read. */
+  private table: SlabTable | undefined
+
+  /** `compact`: files and hardlinks as rows of a SlabTable (slab-entry.ts), not objects of their own. */
   constructor(readonly file: string, private readonly compact = false) {}
 
   get hasEnded(): boolean {
@@ -422,6 +308,7 @@ export class ManifestParser {
         if (this.header[key] === undefined) this.fail(line, `header lacks ${key}`)
       }
       this.inHeader = false
+      if (this.compact) this.table = new SlabTable(this.header.files! + 64)
       return
     }
     const m = /^([a-z-]+) (\d{1,16})$/.exec(text)
@@ -443,7 +330,7 @@ export class ManifestParser {
   }
 
   private pushEntry(line: number, text: string, raw: Buffer): void {
-    const entry = parseEntryLine(text, raw, this.compact, this.dirs)
+    const entry = parseEntryLine(text, raw, this.table, this.dirs)
     if (typeof entry === 'string') this.fail(line, entry)
     if (entry.type === 'h') {
       const file = this.listed(entry.target!)
@@ -481,6 +368,7 @@ export class ManifestParser {
   finish(): Manifest {
     if (!this.ended) this.fail(Math.max(1, this.lineNo), 'missing END line (file truncated?)')
     const h = this.header as ManifestHeader
+    this.table?.seal()
     const counted = headerFor(this.entries, h.pieceLength)
     for (const key of ['entries', 'files', 'bytes'] as const) {
       if (counted[key] !== h[key]) this.fail(this.lineNo, `header says ${key} ${h[key]}, found ${counted[key]}`)
@@ -495,7 +383,7 @@ export class ManifestParser {
  * breaks one. The list's own rules (order, parents, hardlink targets) are ManifestParser's,
  * and the delta plan's (src/sync/delta-plan.ts).
  */
-export function parseEntryLine(text: string, raw?: Buffer, compact = false, folders?: ReadonlyMap<string, ManifestEntry>): ManifestEntry | string {
+export function parseEntryLine(text: string, raw?: Buffer, table?: SlabTable, folders?: ReadonlyMap<string, ManifestEntry>): ManifestEntry | string {
   const f = text.split('\t')
   if (f.length < 6 || f.length > 7) return `expected 6 or 7 fields, got ${f.length}`
   const type = f[0] as EntryType
@@ -518,11 +406,11 @@ export function parseEntryLine(text: string, raw?: Buffer, compact = false, fold
   // A file's digest is in the literal: added after it, it went to a separate property store
   // (~40 bytes more for each of a million entries a client holds). digestAt may start a new
   // slab: which one holds the digest is read after it.
-  const at = hashed && !compact ? digestAt(f[4]) : -1
+  const at = hashed && !table ? digestAt(f[4]) : -1
   const entry: ManifestEntry = !hashed
     ? { type, path: own, mode: parseInt(f[1], 8), size: Number(f[2]), mtime: Number(f[3]) }
-    : compact
-      ? compactEntry(type as 'f' | 'h', own, parseInt(f[1], 8), Number(f[2]), Number(f[3]), f[4], folders)
+    : table
+      ? compactEntry(table, type as 'f' | 'h', own, parseInt(f[1], 8), Number(f[2]), Number(f[3]), f[4], folders)
       : { type, path: own, mode: parseInt(f[1], 8), size: Number(f[2]), mtime: Number(f[3]), sha256: slab.subarray(at, at + 32) }
   const needsTarget = type === 'l' || type === 'h'
   if (needsTarget !== (f.length === 7)) return needsTarget ? 'missing link target' : 'unexpected link target'

@@ -2,6 +2,7 @@ import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, linkSync, ls
 import { dirname, join } from 'node:path'
 import { fsError } from '../errors.js'
 import type { ManifestEntry } from '../manifest/entry.js'
+import { sameEntry } from '../manifest/slab-entry.js'
 import { DSYNC_DIR } from '../manifest/paths.js'
 import { ContentIds } from './content-ids.js'
 import { applyDeletes } from './deletes.js'
@@ -114,7 +115,7 @@ function placedIds(plan: Plan): { ids: Int32Array; count: number } {
   const fetched = plan.fetch.size
   const ids = new Int32Array(plan.place.length)
   for (let i = 0; i < ids.length; i++) {
-    const digest = plan.place[i].sha256!
+    const digest = plan.place.digestAt(i)
     const id = plan.fetch.idOf(digest)
     ids[i] = id >= 0 ? id : fetched + others.add(digest)
   }
@@ -142,7 +143,7 @@ function placeNewNames(ctx: ApplyContext): void {
   const { plan } = ctx
   // In this order within a pass; no object per entry (a million of them at 1M files).
   // `run` gets the entry's index in its list (placeFile: its content number in ctx.placeIds).
-  const lists: [ManifestEntry[], (e: ManifestEntry) => boolean, (ctx: ApplyContext, e: ManifestEntry, i: number) => void, ManifestEntry['type']?][] = [
+  const lists: [{ readonly length: number; at(i: number): ManifestEntry | undefined }, (e: ManifestEntry) => boolean, (ctx: ApplyContext, e: ManifestEntry, i: number) => void, ManifestEntry['type']?][] = [
     [plan.place, e => isIndex(e.path), placeFile],
     [plan.touch, e => isIndex(e.path), touchFile],
     [plan.links, linkPass, placeLink, 'l'],
@@ -152,7 +153,8 @@ function placeNewNames(ctx: ApplyContext): void {
   const index: { e: ManifestEntry; i: number; run: (ctx: ApplyContext, e: ManifestEntry, i: number) => void }[] = []
   for (const [list, pass, run, type] of lists) {
     for (let i = 0; i < list.length; i++) {
-      const e = list[i]
+      // A file's entry is made here, once (plan.place keeps rows: entry-list.ts).
+      const e = list.at(i)!
       if (type !== undefined && e.type !== type) continue
       // A file in DEST already (placed ahead in a folder moved in; never an index file) makes
       // no string: a bootstrap's million paths were made twice here, to be dropped (docs/SCALE.md).
@@ -180,7 +182,7 @@ function placeNewNames(ctx: ApplyContext): void {
 function inAlready(ctx: ApplyContext, f: ManifestEntry, at: number): boolean {
   if (!ctx.foldersIn) return false
   const id = ctx.placeIds[at]
-  if (ctx.plan.fetch.placedAt(id) !== f) return false
+  if (!ctx.plan.fetch.placedAheadAt(id, f)) return false
   ctx.uses[id]--
   return true
 }
@@ -193,7 +195,7 @@ function placeFile(ctx: ApplyContext, f: ManifestEntry, at: number): void {
   // is in DEST already and never comes here (placeNewNames asks inAlready first); else it goes in alone.
   const ahead = ctx.plan.fetch.placedAt(id)
   const dst = ctx.root + f.path
-  if (ahead === f) return placeAheadAlone(ctx, f, dst)
+  if (sameEntry(ahead, f)) return placeAheadAlone(ctx, f, dst)
   // The staged file's name, made when it is moved (a string kept per file was ~80 bytes each);
   // another path of a content placed ahead copies the one placed (in DEST: placed before it).
   const src = ahead ? ctx.root + ahead.path : ctx.staging.path(f.sha256!.toString('hex'))

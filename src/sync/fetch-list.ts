@@ -1,6 +1,6 @@
 import type { ManifestEntry } from '../manifest/entry.js'
-import { SlabEntry } from '../manifest/format.js'
 import { ContentIds } from './content-ids.js'
+import { EntryList } from './entry-list.js'
 
 /**
  * The contents a plan downloads: each distinct SHA-256 once, with the first entry holding it
@@ -9,11 +9,12 @@ import { ContentIds } from './content-ids.js'
  * by their digests' bytes (ContentIds, reading the first entries' digests) and a hex name is
  * made only when one is asked for. At 1M files the Map of 64-character keys was ~110 MB of the
  * client's heap, and the Set of entries whose mode the stage worker set another ~40 MB; here
- * they are ~20 bytes and one byte per content (docs/SCALE.md, "Memory").
+ * they are ~20 bytes and one byte per content (docs/SCALE.md, "Memory"). The first entries
+ * are an EntryList: the client's file entries as row numbers, no object kept per content.
  */
 export class FetchList implements ReadonlyMap<string, ManifestEntry> {
   private readonly ids: ContentIds
-  private firsts: ManifestEntry[] = []
+  private firsts: EntryList
   /** By content number: 1 when the staged file carries its first entry's mode and mtime. */
   private metaSet = new Uint8Array(0)
   /** idOfHex's decoded name. */
@@ -21,12 +22,10 @@ export class FetchList implements ReadonlyMap<string, ManifestEntry> {
   readonly [Symbol.toStringTag] = 'FetchList'
 
   constructor(expected?: number) {
-    // The digests are the first entries' own (no copy of 32 MB at 1M files); a SlabEntry's is
+    this.firsts = new EntryList(expected)
+    // The digests are the first entries' own (no copy of 32 MB at 1M files); a row's is
     // compared where it lies, without a view per probe.
-    this.ids = new ContentIds(expected, id => this.firsts[id].sha256!, (id, digest) => {
-      const e = this.firsts[id]
-      return e instanceof SlabEntry ? e.sha256Equals(digest) : sameBytes(e.sha256!, digest)
-    })
+    this.ids = new ContentIds(expected, id => this.firsts.digestAt(id), (id, digest) => this.firsts.digestEquals(id, digest))
   }
 
   get size(): number {
@@ -48,7 +47,7 @@ export class FetchList implements ReadonlyMap<string, ManifestEntry> {
    * half its length again: ~2.3 MiB at 1M contents, held from the plan to the apply).
    */
   trim(): void {
-    this.firsts = this.firsts.slice()
+    this.firsts.trim()
   }
 
   /** The content's number in this list (0 .. size - 1, in the order added), -1 when it is not listed. */
@@ -59,12 +58,12 @@ export class FetchList implements ReadonlyMap<string, ManifestEntry> {
   /** The entry the content is fetched for, by its digest's bytes (no hex string made). */
   entryOf(digest: Uint8Array): ManifestEntry | undefined {
     const id = this.ids.get(digest)
-    return id < 0 ? undefined : this.firsts[id]
+    return id < 0 ? undefined : this.firsts.at(id)
   }
 
   get(hex: string): ManifestEntry | undefined {
     const id = this.idOfHex(hex)
-    return id < 0 ? undefined : this.firsts[id]
+    return id < 0 ? undefined : this.firsts.at(id)
   }
 
   /**
@@ -100,7 +99,7 @@ export class FetchList implements ReadonlyMap<string, ManifestEntry> {
 
   /** The entry content number `id` is fetched for (0 <= id < size). */
   entryAt(id: number): ManifestEntry {
-    return this.firsts[id]
+    return this.firsts.at(id)
   }
 
   /** True when a file staged in this run already has this entry's mode and mtime. */
@@ -110,12 +109,17 @@ export class FetchList implements ReadonlyMap<string, ManifestEntry> {
 
   /** hasMetaOf for an entry whose content number `id` the caller knows (no look-up of the table). */
   hasMetaAt(id: number, entry: ManifestEntry): boolean {
-    return id >= 0 && (this.metaSet[id] ?? 0) > 0 && this.firsts[id] === entry
+    return id >= 0 && (this.metaSet[id] ?? 0) > 0 && this.firsts.isAt(id, entry)
   }
 
   /** The entry at whose path content number `id`'s file was placed ahead (markMeta's `how` 2), if it was. */
   placedAt(id: number): ManifestEntry | undefined {
-    return this.metaSet[id] === 2 ? this.firsts[id] : undefined
+    return this.metaSet[id] === 2 ? this.firsts.at(id) : undefined
+  }
+
+  /** Content number `id`'s file was placed ahead at `entry`'s path (no entry made). */
+  placedAheadAt(id: number, entry: ManifestEntry): boolean {
+    return this.metaSet[id] === 2 && this.firsts.isAt(id, entry)
   }
 
   *entries(): MapIterator<[string, ManifestEntry]> {
@@ -137,9 +141,4 @@ export class FetchList implements ReadonlyMap<string, ManifestEntry> {
   forEach(fn: (value: ManifestEntry, key: string, map: ReadonlyMap<string, ManifestEntry>) => void): void {
     for (const [hex, e] of this.entries()) fn(e, hex, this)
   }
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  for (let i = 0; i < 32; i++) if (a[i] !== b[i]) return false
-  return true
 }

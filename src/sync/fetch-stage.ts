@@ -85,7 +85,7 @@ function toFetch(plan: Plan, staging: Staging): FetchList {
 function localBytes(plan: Plan, staging: Staging): number {
   // A map of every placed content only when DEST has some to copy (never in a bootstrap).
   if (plan.local.size === 0) return 0
-  const placedSize = new Map(plan.place.map(f => [f.sha256!.toString('hex'), f.size]))
+  const placedSize = placedSizes(plan)
   let bytes = 0
   for (const [hex] of plan.local) {
     const size = placedSize.get(hex)
@@ -98,7 +98,7 @@ function localBytes(plan: Plan, staging: Staging): number {
 function copyLocal(plan: Plan, staging: Staging): number {
   if (plan.local.size === 0) return 0
   let copied = 0
-  const placedSize = new Map(plan.place.map(f => [f.sha256!.toString('hex'), f.size]))
+  const placedSize = placedSizes(plan)
   for (const [hex, from] of plan.local) {
     const size = placedSize.get(hex)
     if (size === undefined) continue
@@ -108,4 +108,11 @@ function copyLocal(plan: Plan, staging: Staging): number {
     copied++
   }
   return copied
+}
+
+/** Each placed content's size by its SHA-256 hex (only when DEST has contents to copy). */
+function placedSizes(plan: Plan): Map<string, number> {
+  const sizes = new Map<string, number>()
+  for (const f of plan.place) sizes.set(f.sha256!.toString('hex'), f.size)
+  return sizes
 }

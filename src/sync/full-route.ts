@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import type { ManifestEntry } from '../manifest/entry.js'
 import { DSYNC_DIR } from '../manifest/paths.js'
+import { sameEntry } from '../manifest/slab-entry.js'
 import type { Swarm } from '../swarm/swarm.js'
 import { magnetLink } from '../torrent/build.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
@@ -175,7 +176,7 @@ function boundForPlan(entries: number, dropped: number, tight: { on: boolean }):
 function fetchFromShards(ctx: PullContext, trackers: string[], m: { shards: ClientShard[]; dir: string }, items: ReadonlyMap<string, ManifestEntry>, staging: Staging): ReturnType<Route['fetch']> {
   const wanted = (f: ContentFile) => {
     const first = items instanceof FetchList ? items.entryOf(f.sha256!) : items.get(f.sha256!.toString('hex'))
-    return first === f ? f.sha256!.toString('hex') : undefined
+    return sameEntry(first, f) ? f.sha256!.toString('hex') : undefined
   }
   return transferFromShards({
     shards: m.shards, staging, wanted, dir: m.dir,

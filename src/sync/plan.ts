@@ -5,6 +5,7 @@ import { hashFiles, type HashJob } from '../manifest/hash-pool.js'
 import { DSYNC_DIR } from '../manifest/paths.js'
 import { scanTree, type ScannedEntry } from '../manifest/scan.js'
 import { planDeletes } from './deletes.js'
+import { EntryList } from './entry-list.js'
 import { FetchList } from './fetch-list.js'
 import { depth, parentOf } from './tree-paths.js'
 
@@ -16,8 +17,11 @@ import { depth, parentOf } from './tree-paths.js'
 export interface Plan {
   /** New directories, parents first. */
   mkdirs: ManifestEntry[]
-  /** Upstream 'f' entries whose content must be placed (fetched, copied or staged already). */
-  place: ManifestEntry[]
+  /**
+   * Upstream 'f' entries whose content must be placed (fetched, copied or staged already): the
+   * client's file entries as row numbers (entry-list.ts), no object per file through the run.
+   */
+  place: EntryList
   /** Contents to download: SHA-256 hex -> the first entry holding it (read as a Map; no hex string kept). */
   fetch: FetchList
   /** Contents DEST holds under some path: SHA-256 hex -> absolute path of a verified copy. */
@@ -88,7 +92,7 @@ export interface EntriesInput {
 export function planEntries(input: EntriesInput): Plan {
   const { local, sha } = input
   const plan: Plan = {
-    mkdirs: [], place: [], fetch: new FetchList(), local: new Map(), touch: [], links: [], conflicts: [], deletes: [], displaced: [], dirMeta: [],
+    mkdirs: [], place: new EntryList(), fetch: new FetchList(), local: new Map(), touch: [], links: [], conflicts: [], deletes: [], displaced: [], dirMeta: [],
     localEntries: input.localEntries, fetchBytes: 0, added: [], addedCount: 0, changed: [],
   }
   const listAdded = input.listAdded !== false
@@ -108,9 +112,9 @@ export function planEntries(input: EntriesInput): Plan {
   }
   if (wanted) planDeletes(plan, local, wanted)
   planDirMeta(plan, input.folder)
-  // Held to the apply: an exact-length copy, not the array push grew (up to half its length
-  // again in spare room: ~2.3 MiB each, this and the fetch list's, at 1M files).
-  plan.place = plan.place.slice()
+  // Held to the apply: exact-length copies, not what push grew (up to the length again in
+  // spare room), this and the fetch list's.
+  plan.place.trim()
   plan.fetch.trim()
   return plan
 }
@@ -219,7 +223,7 @@ function planHardlink({ plan, u, l, local, sha }: EntryCase): void {
 function planDirMeta(plan: Plan, folder: (path: string) => ManifestEntry | undefined): void {
   const inMeta = new Set(plan.dirMeta.map(d => d.path))
   // Each entry's parent looked up in turn: no list of a parent path per placed file.
-  for (const list of [plan.place, plan.links, plan.mkdirs, plan.conflicts, plan.deletes]) {
+  for (const list of [plan.place, plan.links, plan.mkdirs, plan.conflicts, plan.deletes] as Iterable<{ path: string }>[]) {
     for (const e of list) {
       const parent = parentOf(e.path)
       const d = parent === '' ? undefined : folder(parent)

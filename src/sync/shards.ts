@@ -14,6 +14,7 @@ import { shardTorrentPath } from '../torrent/shards.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
 import { readFileInto } from '../util/read-file.js'
 import { youngCollector } from '../util/release-memory.js'
+import { EntryList } from './entry-list.js'
 import type { Staging } from './staging.js'
 import { transferFiles, watchDownload, type TransferProgress, type TransferResult } from './transfer.js'
 import { traceMark } from '../swarm/trace.js'
@@ -30,8 +31,11 @@ export interface ClientShard {
   /** The piece hashes (a view into `torrent`) until then; after, read again from DEST at the shard's turn. */
   pieces?: Buffer
   pieceLength: number
-  /** Its files: data.dsync's content files (type f, size > 0) in order, this shard's range of them. */
-  files: readonly ContentFile[]
+  /**
+   * Its files: data.dsync's content files (type f, size > 0) in order, this shard's range of
+   * them; the client's entries as row numbers (entry-list.ts), not a slice of a million objects.
+   */
+  files: EntryList
   /** Each file's offset in the shard's piece space (the pads between them are implied). */
   offsets: Float64Array
   totalLength: number
@@ -98,7 +102,7 @@ export async function loadShards(named: string[], files: RepoFiles, ctx: ShardCo
     if (!run || !piecesFit(info, pieceLength, run)) explain(named, torrents, ctx, manifest, manifestLength)
     shards.push({
       infoHash: ih, torrent: torrents.stored ? undefined : torrent, pieces: torrents.stored ? undefined : info.pieces, pieceLength,
-      files: content.slice(next, next + run.count), offsets: run.offsets, totalLength: run.totalLength,
+      files: EntryList.of(content, next, next + run.count), offsets: run.offsets, totalLength: run.totalLength,
     })
     next += run.count
   }
@@ -212,7 +216,11 @@ function expectedFiles(content: readonly ContentFile[]): ExpectedFiles {
 /** A shard's piece map, made when its turn comes (one shard's files at a time). */
 export function shardMap(shard: ClientShard): PieceMap {
   const P = shard.pieceLength
-  const files = shard.files.map((f, i) => ({ path: f.path, length: f.size, offset: shard.offsets[i], firstPiece: shard.offsets[i] / P, pieceCount: Math.ceil(f.size / P) }))
+  const files = []
+  for (let i = 0; i < shard.files.length; i++) {
+    const f = shard.files.at(i)
+    files.push({ path: f.path, length: f.size, offset: shard.offsets[i], firstPiece: shard.offsets[i] / P, pieceCount: Math.ceil(f.size / P) })
+  }
   return { pieceLength: P, totalLength: shard.totalLength, pieceCount: Math.ceil(shard.totalLength / P), files }
 }
 
@@ -328,10 +336,10 @@ export async function transferFromShards(opts: ShardTransferOptions): Promise<Tr
   let filesBefore = 0
   for (const shard of opts.shards) {
     const files = new Map<number, string>()
-    shard.files.forEach((f, i) => {
-      const hex = opts.wanted(f)
+    for (let i = 0; i < shard.files.length; i++) {
+      const hex = opts.wanted(shard.files.at(i))
       if (hex !== undefined) files.set(i, hex)
-    })
+    }
     if (files.size === 0) continue
     traceMark('shard-transfer')
     const { swarm, stop } = opts.open(shard.infoHash)
