@@ -49,6 +49,28 @@ test('a bootstrap holds its parsed list only to the plan: the list is collectabl
   await assertSameTree(join(tree.webroot, tree.repo), dest)
 })
 
+test('a bootstrap keeps no object per file through its transfer: the plan holds its files as rows, and DEST converges', { timeout: 120_000 }, async () => {
+  const tree = await sharedTree(files())
+  const host = await startSharedHost(tree, '127.0.31.2')
+  const dest = join(tempDir(), 'mirror')
+  const gc = exposedGc()
+  // Every file entry the parser made: the plan, the fetch list and the transfer must not keep one.
+  const made: WeakRef<ManifestEntry>[] = []
+  let alive: string[] | undefined
+  await pull({
+    sources: [tree.url(host)], dest, indexFiles: DEFAULT_INDEX_FILES, localAddress: '127.0.31.9',
+    onList: m => { for (const e of m.entries) if (e.type === 'f') made.push(new WeakRef(e)) },
+    onProgress: p => {
+      if (p.phase !== 'files' || alive !== undefined) return
+      gc()
+      alive = made.map(w => w.deref()?.path).filter((p): p is string => p !== undefined)
+    },
+  })
+  assert.equal(made.length, 301, 'the list handed to onList has every file')
+  assert.deepEqual(alive, [], 'file entries made by the parser are still reachable during the transfer')
+  await assertSameTree(join(tree.webroot, tree.repo), dest)
+})
+
 test('new folders are made from one buffer of their paths, any name; newFolder finds each in an ordered list and in one out of order', async () => {
   const names = ['a', 'a/b c', 'a/b c/\u00fcber', 'a/line\nbreak', 'a/tab\there', 'b', 'b/\u{1F600}', 'b/\uE000', 'z']
   const dirs = (paths: string[]) => paths.map(path => ({ type: 'd', path, mode: 0o755, size: 0, mtime: 0 }) as ManifestEntry)
