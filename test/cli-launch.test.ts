@@ -18,6 +18,8 @@ import { makeHome, tempDir, writePool } from '../testbed/tree.js'
  * it runs.
  */
 const LAUNCH = fileURLToPath(new URL('../cli/launch.js', import.meta.url))
+/** Where Debian keeps its CA bundle; a missing file only makes Node warn. */
+const SYSTEM_CERTS = '/etc/ssl/certs/ca-certificates.crt'
 
 interface Watched {
   code: number | null
@@ -27,6 +29,8 @@ interface Watched {
   children: number[]
   /** The first child's GLIBC_TUNABLES as it was started, and the most huge pages seen in it. */
   tunables?: string
+  /** Whether the first child was started with NODE_EXTRA_CA_CERTS in its environment. */
+  extraCerts?: boolean
   maxHugeKiB: number
 }
 
@@ -46,7 +50,9 @@ function launch(args: string[], env: NodeJS.ProcessEnv = {}, onChild?: (launcher
         if (w.children.includes(c) || !cmdlineOf(c).includes('main.js')) continue
         w.children.push(c)
         try {
-          w.tunables ??= environOf(c).GLIBC_TUNABLES ?? ''
+          const env = environOf(c)
+          w.tunables ??= env.GLIBC_TUNABLES ?? ''
+          w.extraCerts ??= env.NODE_EXTRA_CA_CERTS !== undefined
         } catch {
           // ended already
         }
@@ -89,10 +95,12 @@ const until = async (what: string, ok: () => boolean, ms = 5000) => {
 test('gendsync through the launcher runs in a child with huge pages; output and errors as in one process', { skip: hugePagesUntestable() }, async () => {
   const { home } = pool()
   const { GLIBC_TUNABLES: _, ...plain } = process.env
-  const r = await launch(['--home', home, '--json', 'gendsync'], { ...plain, GLIBC_TUNABLES: '' })
+  // A system's CA bundle for extra certificates (as on the project's VM), which gendsync never uses.
+  const r = await launch(['--home', home, '--json', 'gendsync'], { ...plain, GLIBC_TUNABLES: '', NODE_EXTRA_CA_CERTS: SYSTEM_CERTS })
   assert.equal(r.code, 0, r.stderr)
   assert.equal(r.children.length, 1, 'one child ran gendsync')
   assert.equal(r.tunables, `${TUNABLE}=1`, 'the child was started with the tunable')
+  assert.equal(r.extraCerts, false, 'the child was started without NODE_EXTRA_CA_CERTS (Node loads them at every start)')
   assert.ok(r.maxHugeKiB >= 2048, `the child's memory had huge pages (at most ${r.maxHugeKiB} kB seen)`)
   const gen = JSON.parse(r.stdout) as { infoHash: string; files: number }
   assert.equal(gen.files, 10_000)
