@@ -245,6 +245,42 @@ async function until(what: string, check: () => boolean, ms = 20_000): Promise<v
   }
 }
 
+/** rsync's temporary folder of a repository's first hop (src/runner/rsync-temp.ts). */
+function rsyncTemp(save: string): string {
+  return join(save, '.dsync', 'rsync-tmp')
+}
+
+/** Files rsync is receiving for the tree: its temporary folder's, or (where rsync writes by default) `.NAME.XXXXXX` beside the file. */
+function receiving(save: string): string[] {
+  return [...(existsSync(rsyncTemp(save)) ? readdirSync(rsyncTemp(save)) : []), ...partialFiles(save)]
+}
+
+/** rsync's default temporary names (`.big.iso.PgH6Xc`) anywhere in the served tree. */
+function partialFiles(save: string): string[] {
+  if (!existsSync(save)) return []
+  return (readdirSync(save, { recursive: true }) as string[]).filter(p => !p.startsWith('.dsync') && /(^|\/)\.[^/]+\.[A-Za-z0-9]{6}$/.test(p))
+}
+
+/** The pids of a process's descendants (children, their children, ...), from /proc. */
+function descendants(root: number): number[] {
+  const parentOf = new Map<number, number>()
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8')
+      parentOf.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]))
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out: number[] = []
+  const walk = (pid: number) => {
+    for (const [child, parent] of parentOf) if (parent === pid) { out.push(child); walk(child) }
+  }
+  walk(root)
+  return out
+}
+
 test('timeset due / not due (DSYNC_NOW), syncps=2 runs two repos at once, a repo being synced is never synced twice', { skip }, async () => {
   const base = tempDir('dsync-runner-')
   const modules: Record<string, string> = {}
@@ -306,8 +342,7 @@ test('-emoff during a transfer: the sync stops, the tree stays whole, a marker i
   utimesSync(join(upstream, 'iso/big.iso'), NEW_MTIME, NEW_MTIME)
   writeFileSync(confFile, conf('rsync-options=--bwlimit=40\n')) // about 15 s: emoff comes first
   const run = startCli(['--home', h.home])
-  const partial = () => readdirSync(join(save, 'iso')).filter(n => n.startsWith('.big.iso.'))
-  await until('rsync to be writing big.iso', () => partial().length > 0)
+  await until('rsync to be writing big.iso', () => receiving(save).length > 0)
   const stop = await runCli(['--home', h.home, '-emoff'])
   assert.equal(stop.code, 0, stop.stderr)
   assert.match(stop.stdout, /iso: stopped \(pid \d+\); marker .*\.dsync-emoff/)
@@ -316,7 +351,8 @@ test('-emoff during a transfer: the sync stops, the tree stays whole, a marker i
   // Whole: the old file as it was, no partial file, no rsync left running to change it later.
   await new Promise(r => setTimeout(r, 500))
   assert.deepEqual(readFileSync(join(save, 'iso', 'big.iso')), v1)
-  assert.deepEqual(partial(), [])
+  assert.deepEqual(partialFiles(save), [])
+  assert.ok(!existsSync(rsyncTemp(save)), 'the stopped run removed its rsync temporary folder')
   assert.equal(read(join(save, 'dists', 'Release')), 'Release v1')
   assert.match(read(join(save, '.dsync-emoff')), /dsync -emoff/)
   assert.equal(read(join(base, 'st', 'dsync-status', 'iso')).trim(), '0')
@@ -329,6 +365,32 @@ test('-emoff during a transfer: the sync stops, the tree stays whole, a marker i
   assert.match(read(join(h.home, 'logs', 'iso.log')), /removed the emergency-stop marker/)
   assert.deepEqual(readFileSync(join(save, 'iso', 'big.iso')), v2)
   assert.equal(read(join(base, 'st', 'dsync-status', 'iso')).trim(), '1')
+})
+
+test('a first hop killed outright (runner and rsync SIGKILLed) leaves no partial file in the tree; the next run clears the leftover', { skip }, async () => {
+  // SIGKILL gives rsync no chance to remove what it was writing: where it writes decides
+  // whether a mirror serves (and gendsync lists) a half-received file until the next run.
+  const base = tempDir('dsync-runner-')
+  const upstream = join(base, 'upstream')
+  writeTree(upstream, { 'iso/big.iso': Buffer.alloc(600_000, 'c'), 'dists/Release': 'Release v1' })
+  const rsyncd = await startRsyncd(base, '127.0.113.30', { iso: upstream })
+  const h = home(base, '', { iso: `rsync-url=${rsyncd.url('iso')}\nrsync-options=--bwlimit=40\n` })
+  const save = h.save('iso')
+  const run = startCli(['--home', h.home])
+  await until('rsync to be writing big.iso', () => receiving(save).length > 0)
+  const rsyncs = descendants(run.pid)
+  assert.ok(rsyncs.length >= 2, `rsync's processes (generator and receiver) under the runner: ${rsyncs.join(' ')}`)
+  for (const pid of [run.pid, ...rsyncs]) process.kill(pid, 'SIGKILL')
+  await run.done
+  await until('the killed rsync processes to be gone', () => rsyncs.every(pid => !existsSync(`/proc/${pid}`)))
+  assert.deepEqual(partialFiles(save), [], 'no partial file in the served tree')
+  assert.ok(receiving(save).length > 0, 'the killed receiver left its file in the temporary folder')
+
+  writeFileSync(join(h.home, 'repos', 'iso.conf'), `repo=iso\nsave=iso\nretries=0\nrsync-url=${rsyncd.url('iso')}\n`)
+  const next = await runCli(['--home', h.home])
+  assert.equal(next.code, 0, next.stderr + next.stdout)
+  assert.deepEqual(readFileSync(join(save, 'iso', 'big.iso')), Buffer.alloc(600_000, 'c'))
+  assert.ok(!existsSync(rsyncTemp(save)), 'the next run removed the leftover and its own temporary folder')
 })
 
 test('-emoff and lock files: a pid reused by another process is not signalled; the lock holder itself is', async () => {

@@ -10,6 +10,7 @@ import { writeFileAtomic } from '../util/atomic-write.js'
 import { ftpsyncFiles, ftpsyncSettings, ftpsyncSource, ftpsyncStages, tracePath, traceText } from './ftpsync.js'
 import { dsyncVersion } from './version.js'
 import { RSYNC_PARTIAL, RSYNC_VANISHED, runRsync, type RsyncRun } from './rsync.js'
+import { freshRsyncTempDir, removeRsyncTempDir } from './rsync-temp.js'
 
 export const MAX_DELETE = RSYNC_MAX_DELETE
 
@@ -59,11 +60,19 @@ export function keepOurs(extra: string[] = []): string[] {
  * stages). ftpsync=true repos take ftpsync's own options and write its trace file.
  */
 export async function rsyncFirstHop(repo: RepoConfig, opts: FirstHopOptions): Promise<FirstHopResult> {
-  const bind = opts.localAddress ? [`--address=${opts.localAddress}`] : []
-  const extra = [...bind, ...(opts.main.passErrorTemp ? ['--exclude=.~tmp~/'] : []), ...repo.rsyncOptions]
-  if (repo.ftpsync) return ftpsyncRun(repo, opts, extra)
   const source = rsyncSourceOf(repo, opts.main)
   if (!source) throw new DsyncError(ExitCode.config, 'sync.noSource', { file: repo.file, repo: repo.name })
+  const temp = `--temp-dir=${freshRsyncTempDir(repo)}`
+  try {
+    const bind = opts.localAddress ? [`--address=${opts.localAddress}`] : []
+    const extra = [temp, ...bind, ...(opts.main.passErrorTemp ? ['--exclude=.~tmp~/'] : []), ...repo.rsyncOptions]
+    return repo.ftpsync ? await ftpsyncRun(repo, opts, extra) : await twoStages(repo, source, opts, extra)
+  } finally {
+    removeRsyncTempDir(repo)
+  }
+}
+
+async function twoStages(repo: RepoConfig, source: string, opts: FirstHopOptions, extra: string[]): Promise<FirstHopResult> {
   const base = ['-rlptH', '--safe-links', '--timeout=120', '--stats', '--no-human-readable', '--info=progress2', ...keepOurs(), ...extra]
   const dest = repo.save.endsWith('/') ? repo.save : repo.save + '/'
   const indexExcludes = repo.indexFiles.map(p => `--exclude=${p}`)
