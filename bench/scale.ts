@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, wri
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { isBundleCli, withRunBundle } from './lib/client-bundle.js'
 import { WireLeecher } from '../testbed/leecher.js'
 import { eachArg } from './lib/args.js'
 import { machineLoad, timeChild, timeChildOk } from './lib/measure.js'
@@ -20,7 +21,7 @@ import { readPid } from '../src/util/process.js'
  * bytes on the wire, no-change check, client peak RSS), and a bootstrap into an empty DEST.
  *
  *   npm run bench -- scale [--dir /work/scratch/dsync-scale] [--only small-200k,small-1m,debs-50k]
- *                          [--fresh] [--keep] [--cli PATH/cli/main.js]
+ *                          [--fresh] [--keep] [--cli PATH/cli/main.js | --modules]
  *                          [--steps gendsync,update,nochange,bootstrap] [--work DIR] [--base-cli PATH/cli/main.js]
  *                          [--no-rsync-bootstrap]
  *
@@ -36,8 +37,14 @@ import { readPid } from '../src/util/process.js'
  * .dsync/: a pull replaces a changed file by a rename, never in place), and a bootstrap.
  * --no-rsync-bootstrap leaves out rsync's bootstrap (minutes at 1M files) when the run is a
  * before/after of two builds (--base-cli) under the bench lock: its rows then have no rsync column.
+ * Every dsync command (gendsync, the hosts, the pulls) runs the installed form, the bundle, made
+ * from this tree's dist/ at the start (bench/lib/client-bundle.ts, as bench gendsync and swarm do),
+ * unless --cli names another build or --modules asks for tsc's dist/cli/main.js (what this bench
+ * ran up to session 18: ~0.1-0.25 s more of every command's start, which is most of a no-change
+ * check's time). Give --base-cli the same form.
  */
-const DEFAULT_CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url))
+const MODULES_CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url))
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const SOCKET_BYTES = fileURLToPath(new URL('./lib/socket-bytes.js', import.meta.url))
 const REPO = 'bench'
 const PORT = 47921
@@ -70,10 +77,12 @@ interface Options {
   work?: string
   /** No rsync bootstrap beside dsync's. */
   noRsyncBootstrap?: boolean
+  /** tsc's modules (dist/cli/main.js) rather than the bundle. */
+  modules?: boolean
 }
 
 function parseArgs(args: string[]): Options {
-  const o: Options = { dir: '/work/scratch/dsync-scale', only: ['small-200k'], fresh: false, keep: false, cli: DEFAULT_CLI, steps: new Set(STEPS) }
+  const o: Options = { dir: '/work/scratch/dsync-scale', only: ['small-200k'], fresh: false, keep: false, cli: '', steps: new Set(STEPS) }
   eachArg(args, (a, value) => {
     if (a === '--dir') o.dir = value()
     else if (a === '--only') o.only = value().split(',')
@@ -83,6 +92,7 @@ function parseArgs(args: string[]): Options {
     else if (a === '--work') o.work = value()
     else if (a === '--base-cli') o.baseCli = value()
     else if (a === '--no-rsync-bootstrap') o.noRsyncBootstrap = true
+    else if (a === '--modules') o.modules = true
     else if (a === '--steps') o.steps = new Set(value().split(',') as Step[])
     else throw new Error(`unknown argument ${a}`)
   })
@@ -93,9 +103,18 @@ function parseArgs(args: string[]): Options {
 
 export async function run(args: string[]): Promise<void> {
   const opts = parseArgs(args)
+  if (opts.cli || opts.modules) return measure({ ...opts, cli: opts.cli || MODULES_CLI })
+  await withRunBundle(ROOT, cli => measure({ ...opts, cli }))
+}
+
+async function measure(opts: Options): Promise<void> {
   const log = (m: string) => process.stderr.write(`[scale] ${m}\n`)
+  if (opts.baseCli && isBundleCli(opts.baseCli) !== isBundleCli(opts.cli)) {
+    log(`warning: --base-cli ${opts.baseCli} is not the form measured for this build (${isBundleCli(opts.cli) ? 'bundle' : 'modules'}): the pair is not like with like`)
+  }
   console.log('# scale benchmark: mirror-sized trees, 3 dsync hosts vs one rsync daemon (loopback)\n')
   console.log(`machine: ${availableParallelism()} cores; before start: ${await machineLoad()}\n`)
+  console.log(`dsync: ${opts.cli}${opts.cli === MODULES_CLI ? ' (tsc output, --modules)' : isBundleCli(opts.cli) ? ' (the installed bundle)' : ''}\n`)
   for (const spec of DATASETS.filter(d => opts.only.includes(d.name))) {
     const env = new Bed(opts, spec, log)
     try {
