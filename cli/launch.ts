@@ -26,7 +26,16 @@ const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT']
 
 const args = process.argv.slice(2)
 if (verbOf(rewriteLegacyVerbs(args, ['gendsync'])) === 'gendsync' && hugePagesWouldHelp(process.env)) runChild()
-else await import(MAIN.href)
+else loadMain()
+
+/**
+ * main.js in this process. The bundle (scripts/bundle.mjs) is CommonJS, where `require` loads it
+ * without Node's ES module loader; tsc's dist/ is ES modules (no `require` in scope), imported.
+ */
+function loadMain(): void {
+  if (typeof require === 'function') require(fileURLToPath(MAIN))
+  else void import(MAIN.href)
+}
 
 /**
  * gendsync's environment: the huge-pages tunable added, the pipe it watches named, and

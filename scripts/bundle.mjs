@@ -1,5 +1,5 @@
 // `npm run bundle` (and `npm pack`, through prepack): the CLI and its worker threads as
-// self-contained ES modules in dist/bundle/, so the published package has no runtime
+// self-contained CommonJS files in dist/bundle/, so the published package has no runtime
 // dependencies (none of webtorrent's install scripts, no node-datachannel binary: the
 // webrtc-polyfill stub is what gets bundled). Reads the tsc output in dist/.
 // `node scripts/bundle.mjs DIR` writes the bundle to DIR instead (bench swarm: a folder of its
@@ -14,14 +14,21 @@ const common = {
   bundle: true,
   platform: 'node',
   target: 'node20',
-  format: 'esm',
+  // CommonJS, not ES modules: Node 20's ES module loader costs every start more, and a hinted
+  // gendsync has two starts (the launcher's and its child's). At 200k files the time outside the
+  // run's own work went from 0.555 to 0.478 s (medians of 10 pairs; docs/SCALE.md, session 19).
+  format: 'cjs',
   outdir: out,
   logLevel: 'warning',
   legalComments: 'inline',
   // ws's optional native speed-ups: ws falls back to JavaScript when they are absent.
   external: ['bufferutil', 'utf-8-validate'],
-  // CommonJS dependencies call require() for Node's built-ins; an ES module has none.
-  banner: { js: "import { createRequire as __dsyncRequire } from 'node:module'; const require = __dsyncRequire(import.meta.url);" },
+  // The sources are ES modules and find their neighbours (the workers, package.json) by
+  // import.meta.url, which CommonJS has not: the bundled file's own URL stands in for it. The
+  // banner starts with the directive because ES modules are strict, and a "use strict" after
+  // the banner's statement would be no directive at all.
+  define: { 'import.meta.url': '__dsyncFileUrl' },
+  banner: { js: "'use strict'; const __dsyncFileUrl = require('node:url').pathToFileURL(__filename).href;" },
 }
 await build({
   ...common,
@@ -32,14 +39,13 @@ await build({
   entryPoints: { main: 'dist/cli/main.js', ...workerEntries('dist/src') },
   outExtension: { '.js': '.js' },
 })
-// package.json's bin: the launcher (cli/launch.ts), which imports main.js beside it by a URL
-// it computes (so esbuild leaves that import alone) or runs it as a child for gendsync.
+// package.json's bin: the launcher (cli/launch.ts), which loads main.js beside it by a path
+// it computes (so esbuild leaves that require alone) or runs it as a child for gendsync.
 await build({ ...common, entryPoints: { dsync: 'dist/cli/launch.js' } })
-// The folder says its files are ES modules. Without it Node finds the module type from the
-// nearest package.json up the tree: none for a bundle copied elsewhere (a bench's or a
-// packager's copy), and Node 20 then compiles each file as CommonJS first and, on its import
-// statements, again as an ES module (~2,000 more page faults a start; session 16).
-writeFileSync(join(out, 'package.json'), '{ "type": "module" }\n')
+// The folder says its files are CommonJS. Without it Node finds the module type from the
+// nearest package.json up the tree: the package's own says "module" (its tsc output is ES
+// modules), and a copy elsewhere may find any; a CommonJS file read as an ES module fails.
+writeFileSync(join(out, 'package.json'), '{ "type": "commonjs" }\n')
 
 /** Every NAME-worker.js under `dir`, by NAME-worker: two with one name would overwrite each other. */
 function workerEntries(dir) {
