@@ -10,7 +10,8 @@ import { MAGIC, VERSION, formatEntry } from './format.js'
 import type { FileDigest } from './hash-file.js'
 import { pieceHashes, pieceHashesReusing } from './hash-file.js'
 import { hashFiles, type HashJob } from './hash-pool.js'
-import { comparePathAt, entryAt, lowerBound, readManifestLines, type LineTable, type ManifestLines } from './manifest-lines.js'
+import { readLinesFile, readListLines } from './line-cache.js'
+import { comparePathAt, entryAt, lowerBound, type LineTable, type ManifestLines } from './manifest-lines.js'
 import { lastPieceHashes, oldPieces } from './old-pieces.js'
 import { MANIFEST_TORRENT_PATH, type RepoFiles } from './paths.js'
 import { fromStats, readLinkTarget, scanTree, type ScannedEntry } from './scan.js'
@@ -62,12 +63,12 @@ export interface HintedStaging {
 
 export async function generateHinted(
   save: string, files: RepoFiles, previous: Buffer, changed: string[], naming: TorrentNaming, threads?: number, stage?: HintedStaging,
-  earlier: { torrent?: Buffer; tables?: Buffer; memory?: WarmMemory } = {},
+  earlier: { torrent?: Buffer; tables?: Buffer; lines?: Buffer; memory?: WarmMemory } = {},
 ): Promise<HintedGeneration | string> {
   const { index, early } = prefetchPrevious(files, earlier)
   let old: ManifestLines
   try {
-    old = readManifestLines(previous, files.manifest)
+    old = readListLines(previous, files.manifest, earlier.lines ?? readLinesFile(files))
   } catch {
     return 'no readable previous data.dsync'
   }

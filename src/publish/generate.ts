@@ -13,6 +13,8 @@ import { DSYNC_DIR, repoFiles, type RepoFiles } from '../manifest/paths.js'
 import { EarlyOutputs, listContent, writeOutputs, writeShardOutputs, type ShardSummary } from '../manifest/outputs.js'
 import { scanTreeParallel, type ScannedEntry } from '../manifest/scan.js'
 import { startHashWorkers } from '../manifest/hash-table.js'
+import { saveLines } from '../manifest/line-cache.js'
+import { linesFile } from '../manifest/lines-file.js'
 import { saveTables } from '../manifest/table-cache.js'
 import type { WarmMemory } from '../manifest/warm-memory.js'
 import { fullTables } from './full-run.js'
@@ -103,7 +105,10 @@ export async function generateRepo(opts: GenerateOptions): Promise<GenerateResul
   try {
     const ahead = await opts.readAhead
     const previous = stillCurrent(ahead?.files, files.manifest) ?? readOrUndefined(files.manifest)
-    const earlier = { torrent: stillCurrent(ahead?.files, files.torrent), tables: stillCurrent(ahead?.files, files.tables), memory: ahead?.memory }
+    const earlier = {
+      torrent: stillCurrent(ahead?.files, files.torrent), tables: stillCurrent(ahead?.files, files.tables), lines: stillCurrent(ahead?.files, linesFile(files)),
+      memory: ahead?.memory,
+    }
     // Every output, the delta and the record: written and fsync'ed side by side, renamed in order at the end.
     const batch = new DurableBatch()
     try {
@@ -181,8 +186,8 @@ async function fullRun(opts: GenerateOptions, files: RepoFiles, previous: Buffer
   return { result, manifest: g.manifest, piecesOf: g.piecesOf }
 }
 
-/** The previous index torrent's and tables' bytes, when read ahead and still current; memory warmed for the new outputs. */
-type PreviousRead = { torrent?: Buffer; tables?: Buffer; memory?: WarmMemory }
+/** The previous index torrent's, tables' and line offsets' bytes, when read ahead and still current; memory warmed for the new outputs. */
+type PreviousRead = { torrent?: Buffer; tables?: Buffer; lines?: Buffer; memory?: WarmMemory }
 
 /** gendsync --changed: the previous generation edited where the hint says (hinted.ts). */
 async function hintedRun(
@@ -212,7 +217,12 @@ async function hintedRun(
     return pieces
   }
   const tables = g.tables
-  const caches = tables && (() => saveTables(files.tables, g.sha256.manifest, g.pieceLength, tables))
+  // Beside the tables, the new list's line offsets (the splice's): the next hinted run takes them
+  // instead of indexing the list again (line-cache.ts).
+  const starts = g.lines.new.starts.subarray(0, g.lines.new.count + 1)
+  const caches = async () => {
+    await Promise.all([tables && saveTables(files.tables, g.sha256.manifest, g.pieceLength, tables), saveLines(linesFile(files), g.sha256.manifest, starts)])
+  }
   return { result, manifest: g.manifest, piecesOf, known: g.sha256, lines: g.lines, caches }
 }
 

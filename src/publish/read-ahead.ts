@@ -1,5 +1,6 @@
 import { readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
+import { linesFile } from '../manifest/lines-file.js'
 import { repoFiles } from '../manifest/paths.js'
 import { WarmMemory } from '../manifest/warm-memory.js'
 import { prefetchStamped, sameFile, type FileStamp } from '../util/prefetch.js'
@@ -16,15 +17,15 @@ const WARM_BYTES_MAX = 128 << 20
 
 /**
  * What a hinted run reads first (data.dsync, ~30 MB at 200k files; the index torrent; the
- * tables), started by the CLI before it loads gendsync's modules, so the reads overlap that
- * loading instead of following it on the main thread. Beside them, memory for the new list,
- * content table and shard torrents is touched on libuv's threads (warm-memory.ts): about the
- * previous list's and tables' sizes and three quarters of the previous shard files' (sizes
- * only: nothing is trusted here).
+ * tables; the list's line offsets), started by the CLI before it loads gendsync's modules, so
+ * the reads overlap that loading instead of following it on the main thread. Beside them,
+ * memory for the new list, content table and shard torrents is touched on libuv's threads
+ * (warm-memory.ts): about the previous list's and tables' sizes and three quarters of the
+ * previous shard files' (sizes only: nothing is trusted here).
  */
 export function readAheadGeneration(save: string, name: string): ReadAhead {
   const files = repoFiles(save, name)
-  const reads = prefetchStamped([files.manifest, files.torrent, files.tables])
+  const reads = prefetchStamped([files.manifest, files.torrent, files.tables, linesFile(files)])
   // Queued after the reads: libuv's threads take jobs in order, and the list is needed first.
   const bytes = warmBytes(files.manifest, files.shards, files.tables)
   const memory = bytes > 0 ? new WarmMemory(bytes) : undefined
