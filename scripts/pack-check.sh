@@ -31,8 +31,9 @@ grep -q '^sync: ' "$work/demo.log"
 DSYNC_STAGE_THREADS=1 "$work/prefix/bin/dsync" demo > "$work/demo-threads.log" 2>&1 || { cat "$work/demo-threads.log"; exit 1; }
 grep -q '^sync: ' "$work/demo-threads.log"
 npx --yes --package "./$tgz" -- dsync --help >/dev/null
-# The bundle's folder copied out of the package still runs as ES modules without Node's
-# syntax detection (its own package.json says so; else each start compiles it twice).
+# The bundle's folder copied out of the package still runs, without Node's syntax detection:
+# its files are CommonJS and its own package.json says so (the package's says "module", and
+# read as ES modules the bundle's require()s fail).
 cp -r "$work/prefix/lib/node_modules/dsync/dist/bundle" "$work/bundle-copy"
 nodetect=(); node --no-experimental-detect-module -e 0 2>/dev/null && nodetect=(--no-experimental-detect-module)
 node "${nodetect[@]}" "$work/bundle-copy/dsync.js" --help >/dev/null || { echo "pack-check: the bundle's folder does not declare its module type"; exit 1; }
