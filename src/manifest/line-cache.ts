@@ -1,10 +1,8 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { open, rename, rm } from 'node:fs/promises'
-import { DsyncError, ExitCode } from '../errors.js'
-import { MAGIC as LIST_MAGIC, VERSION } from './format.js'
 import { linesFile } from './lines-file.js'
-import { indexLines, type ManifestLines } from './manifest-lines.js'
+import { readManifestLines, type ManifestLines } from './manifest-lines.js'
 import type { RepoFiles } from './paths.js'
 
 /**
@@ -63,34 +61,7 @@ export async function saveLines(file: string, listSha256: string, starts: Uint32
  * first (its SHA-256 names the offsets that fit it), then indexed only if they do not.
  */
 export function readListLines(buf: Buffer, file: string, cached: Buffer | undefined): ManifestLines {
-  const bad = (reason: string) => new DsyncError(ExitCode.badData, 'manifest.corrupt', { file, line: 0, reason })
-  const endAt = buf.lastIndexOf('\nEND\t', buf.length - 2)
-  const bodyAt = buf.indexOf('\n\n')
-  // What indexLines refuses, refused before any offset is trusted.
-  if (endAt < 0 || bodyAt < 0 || bodyAt > endAt || !buf.subarray(0, LIST_MAGIC.length + 2).equals(Buffer.from(`${LIST_MAGIC} ${VERSION}`))) {
-    const table = indexLines(buf)
-    throw bad(typeof table === 'string' ? table : 'not a data.dsync file')
-  }
-  const hash = createHash('sha256').update(buf.subarray(0, endAt + 1))
-  const sum = hash.copy().digest('hex')
-  const fileSha256 = hash.update(buf.subarray(endAt + 1)).digest('hex')
-  const header = new Map<string, number>()
-  for (const line of buf.toString('utf8', 0, bodyAt).split('\n').slice(1)) {
-    const [name, value] = line.split(' ')
-    header.set(name, Number(value))
-  }
-  let starts = cached && offsetsFor(cached, fileSha256, buf, bodyAt, endAt, header.get('entries'))
-  if (!starts) {
-    const table = indexLines(buf)
-    if (typeof table === 'string') throw bad(table)
-    starts = table.starts
-  }
-  if (buf.toString('latin1', endAt + 5, endAt + 69) !== sum) throw bad('checksum mismatch')
-  return {
-    buf, count: starts.length - 1, starts, digest: sum, fileSha256,
-    pieceLength: header.get('piece-length') ?? 0, entries: header.get('entries') ?? 0,
-    files: header.get('files') ?? 0, bytes: header.get('bytes') ?? 0,
-  }
+  return readManifestLines(buf, file, cached && (list => offsetsFor(cached, list.fileSha256, buf, list.bodyAt, list.endAt, list.entries)))
 }
 
 /**

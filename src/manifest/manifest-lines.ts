@@ -26,25 +26,33 @@ export interface ManifestLines {
   fileSha256: string
 }
 
-export function readManifestLines(buf: Buffer, file: string): ManifestLines {
+export function readManifestLines(buf: Buffer, file: string, known?: KnownStarts): ManifestLines {
   const bad = (reason: string) => new DsyncError(ExitCode.badData, 'manifest.corrupt', { file, line: 0, reason })
-  const table = indexLines(buf)
-  if (typeof table === 'string') throw bad(table)
-  const hash = createHash('sha256').update(buf.subarray(0, table.endAt + 1))
+  const layout = layoutOf(buf)
+  if (typeof layout === 'string') throw bad(layout)
+  const { bodyAt, endAt } = layout
+  const hash = createHash('sha256').update(buf.subarray(0, endAt + 1))
   const sum = hash.copy().digest('hex')
-  const fileSha256 = hash.update(buf.subarray(table.endAt + 1)).digest('hex')
-  if (buf.toString('latin1', table.endAt + 5, table.endAt + 69) !== sum) throw bad('checksum mismatch')
+  const fileSha256 = hash.update(buf.subarray(endAt + 1)).digest('hex')
+  if (buf.toString('latin1', endAt + 5, endAt + 69) !== sum) throw bad('checksum mismatch')
   const header = new Map<string, number>()
-  for (const line of buf.toString('utf8', 0, table.bodyAt).split('\n').slice(1)) {
+  for (const line of buf.toString('utf8', 0, bodyAt).split('\n').slice(1)) {
     const [name, value] = line.split(' ')
     header.set(name, Number(value))
   }
+  const starts = known?.({ fileSha256, bodyAt, endAt, entries: header.get('entries') }) ?? lineStarts(buf, bodyAt, endAt)
   return {
-    buf, count: table.count, starts: table.starts, digest: sum, fileSha256,
+    buf, count: starts.length - 1, starts, digest: sum, fileSha256,
     pieceLength: header.get('piece-length') ?? 0, entries: header.get('entries') ?? 0,
     files: header.get('files') ?? 0, bytes: header.get('bytes') ?? 0,
   }
 }
+
+/**
+ * Line offsets a caller already has for a list (line-cache.ts), asked once the list's layout and
+ * SHA-256 are known; undefined when they are not this list's, and the list is indexed instead.
+ */
+export type KnownStarts = (list: { fileSha256: string; bodyAt: number; endAt: number; entries: number | undefined }) => Uint32Array | undefined
 
 /** A data.dsync's bytes and the offset of each entry line (then of the END line). */
 export interface Lines {
@@ -66,10 +74,23 @@ export interface LineTable {
 
 /** One pass of indexOf over the bytes; a reason instead when the layout is not data.dsync's. */
 export function indexLines(buf: Buffer): LineTable | string {
+  const layout = layoutOf(buf)
+  if (typeof layout === 'string') return layout
+  const starts = lineStarts(buf, layout.bodyAt, layout.endAt)
+  return { buf, ...layout, starts, count: starts.length - 1 }
+}
+
+/** Where the header ends and the END line begins; a reason instead when the layout is not data.dsync's. */
+function layoutOf(buf: Buffer): { bodyAt: number; endAt: number } | string {
   const endAt = buf.lastIndexOf('\nEND\t', buf.length - 2)
   if (endAt < 0 || !buf.subarray(0, MAGIC.length + 2).equals(Buffer.from(`${MAGIC} ${VERSION}`))) return 'not a data.dsync file'
   const bodyAt = buf.indexOf('\n\n')
   if (bodyAt < 0 || bodyAt > endAt) return 'no header end'
+  return { bodyAt, endAt }
+}
+
+/** The offset of each entry line, then of the END line. */
+function lineStarts(buf: Buffer, bodyAt: number, endAt: number): Uint32Array {
   let starts = new Uint32Array(1 << 16)
   let count = 0
   for (let at = bodyAt + 2; at <= endAt; at = buf.indexOf(0x0a, at) + 1) {
@@ -81,7 +102,7 @@ export function indexLines(buf: Buffer): LineTable | string {
     starts[count++] = at
   }
   starts[count] = endAt + 1 // the END line's
-  return { buf, bodyAt, endAt, starts: starts.slice(0, count + 1), count }
+  return starts.slice(0, count + 1)
 }
 
 /** Entry line `i` without its newline. */
