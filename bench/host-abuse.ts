@@ -18,7 +18,7 @@ import { runtimeFiles } from '../src/host/runtime-files.js'
 import { readPid } from '../src/util/process.js'
 import { runCli } from '../testbed/cli.js'
 import { handshakeBytes, WireLeecher } from '../testbed/leecher.js'
-import { eachArg } from './lib/args.js'
+import { count, eachArg } from './lib/args.js'
 import { makeRepo } from './host.js'
 import { markdownTable } from './lib/table.js'
 
@@ -231,11 +231,11 @@ async function measure(gen: Generation, infoHash: string, seconds: number): Prom
 export async function run(args: string[]): Promise<void> {
   const opts: Options = { mb: 64, seconds: 5, idle: 2000, nonReaders: 10, rounds: 3 }
   eachArg(args, (flag, value) => {
-    if (flag === '--mb') opts.mb = Number(value())
-    else if (flag === '--seconds') opts.seconds = Number(value())
-    else if (flag === '--idle') opts.idle = Number(value())
-    else if (flag === '--non-readers') opts.nonReaders = Number(value())
-    else if (flag === '--rounds') opts.rounds = Number(value())
+    if (flag === '--mb') opts.mb = count(flag, value())
+    else if (flag === '--seconds') opts.seconds = count(flag, value())
+    else if (flag === '--idle') opts.idle = count(flag, value(), 0)
+    else if (flag === '--non-readers') opts.nonReaders = count(flag, value(), 0)
+    else if (flag === '--rounds') opts.rounds = count(flag, value())
     else throw new Error(`unknown option ${flag}`)
   })
   if (!ensureDescriptors(opts.idle + 500)) return

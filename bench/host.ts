@@ -13,12 +13,25 @@ import { readPid } from '../src/util/process.js'
 import { CLI } from '../testbed/cli.js'
 import { writeManyFiles } from '../testbed/host-tree.js'
 import { libtorrentLeech, libtorrentMissing, WireLeecher } from '../testbed/leecher.js'
+import { count, eachArg } from './lib/args.js'
 
 const PORT = 47921
 
-function arg(args: string[], name: string, dflt: string): string {
-  const i = args.indexOf(`--${name}`)
-  return i >= 0 && args[i + 1] ? args[i + 1] : dflt
+interface Options {
+  sizes: number[]
+  mb: number
+  leechers: number
+}
+
+function parseArgs(args: string[]): Options {
+  const o: Options = { sizes: [20_000, 200_000], mb: 512, leechers: 3 }
+  eachArg(args, (a, value) => {
+    if (a === '--files') o.sizes = value().split(',').map(n => count('--files', n))
+    else if (a === '--mb') o.mb = count(a, value())
+    else if (a === '--leechers') o.leechers = count(a, value())
+    else throw new Error(`unknown argument ${a}`)
+  })
+  return o
 }
 
 function cli(home: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -121,9 +134,7 @@ function table(head: string[], rows: string[][]): void {
 }
 
 export async function run(args: string[]): Promise<void> {
-  const sizes = arg(args, 'files', '20000,200000').split(',').map(Number).filter(n => n > 0)
-  const mb = Number(arg(args, 'mb', '512'))
-  const leechers = Number(arg(args, 'leechers', '3'))
+  const { sizes, mb, leechers } = parseArgs(args)
   console.log('# dsync host: service -> first block served (the last file of the repo), daemon RSS')
   const rows: string[][] = []
   for (const n of sizes) {

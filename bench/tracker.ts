@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
+import { count, eachArg } from './lib/args.js'
 
 const HOST = '127.0.0.1'
 const SOURCES = Array.from({ length: 10 }, (_, i) => `127.0.0.${11 + i}`)
@@ -363,17 +364,29 @@ async function measure(kind: Kind, peers: number, torrents: number, seconds: num
   }
 }
 
-function flag(args: string[], name: string, fallback: number): number {
-  const i = args.indexOf(name)
-  return i >= 0 ? Number(args[i + 1]) : fallback
+interface Options {
+  seconds: number
+  peers: number
+  torrents: number
+  opentracker: boolean
+}
+
+function parseArgs(args: string[]): Options {
+  const o: Options = { seconds: 5, peers: 100_000, torrents: 10_000, opentracker: true }
+  eachArg(args, (a, value) => {
+    if (a === '--seconds') o.seconds = count(a, value())
+    else if (a === '--peers') o.peers = count(a, value())
+    else if (a === '--torrents') o.torrents = count(a, value())
+    else if (a === '--no-opentracker') o.opentracker = false
+    else throw new Error(`unknown argument ${a}`)
+  })
+  return o
 }
 
 export async function run(args: string[]): Promise<void> {
-  const seconds = flag(args, '--seconds', 5)
-  const peers = flag(args, '--peers', 100_000)
-  const torrents = flag(args, '--torrents', 10_000)
+  const { seconds, peers, torrents, opentracker } = parseArgs(args)
   const kinds: Kind[] = ['ours', 'stock']
-  if (existsSync(OPENTRACKER) && !args.includes('--no-opentracker')) kinds.push('opentracker')
+  if (existsSync(OPENTRACKER) && opentracker) kinds.push('opentracker')
   else process.stderr.write(`(${OPENTRACKER} not installed: opentracker column skipped)\n`)
   process.stderr.write(`tracker bench: ${peers} peers over ${torrents} torrents, ${seconds} s per transport, loopback, 1 load worker\n`)
   const results: Measured[] = []

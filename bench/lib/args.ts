@@ -21,3 +21,10 @@ export function eachArg(args: string[], on: (flag: string, value: () => string) 
     }
   }
 }
+
+/** `value` as a whole number of at least `min`, or an error naming `flag` (a typo must not run a bench of NaN). */
+export function count(flag: string, value: string, min = 1): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < min) throw new Error(`${flag} needs a whole number of at least ${min}, not "${value}"`)
+  return n
+}
