@@ -7,8 +7,11 @@ import { rewriteLegacyVerbs } from './legacy.js'
 import { verbOf } from './verb.js'
 
 /**
- * The installed command's entry (package.json's bin, bundled as dist/bundle/dsync.js; the
- * program itself is ./main.js beside it). Every command runs in this process, except
+ * `node dist/bundle/dsync.js` (bundled from this file; the program itself is ./main.js beside
+ * it): the installed command's entry up to session 20, and still what the Docker image's
+ * entrypoint, the tests and the benches run. The installed command (package.json's bin) is now
+ * cli/dsync.sh, which does the same for gendsync with no Node process of its own: it execs node
+ * on main.js with the environment below. Here every command runs in this process, except
  * `gendsync` where glibc's malloc can be given huge pages: that takes a process started with
  * the tunable in its environment (src/util/huge-pages.ts), so gendsync then runs in a child
  * and this process only passes on what happens to it. A change-hinted gendsync at 200k files

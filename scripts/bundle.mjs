@@ -5,7 +5,7 @@
 // `node scripts/bundle.mjs DIR` writes the bundle to DIR instead (bench swarm: a folder of its
 // own run, so a job running dist/bundle/ at the same moment keeps its files).
 import { build } from 'esbuild'
-import { readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, copyFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
 
 const out = process.argv[2] ?? 'dist/bundle'
@@ -39,9 +39,13 @@ await build({
   entryPoints: { main: 'dist/cli/main.js', ...workerEntries('dist/src') },
   outExtension: { '.js': '.js' },
 })
-// package.json's bin: the launcher (cli/launch.ts), which loads main.js beside it by a path
-// it computes (so esbuild leaves that require alone) or runs it as a child for gendsync.
+// `node dist/bundle/dsync.js`: the launcher (cli/launch.ts), which loads main.js beside it by a
+// path it computes (so esbuild leaves that require alone) or runs it as a child for gendsync.
 await build({ ...common, entryPoints: { dsync: 'dist/cli/launch.js' } })
+// package.json's bin: a POSIX sh script (cli/dsync.sh) that execs Node on main.js, for gendsync
+// with glibc's huge-pages tunable added to its environment: no Node process of its own.
+copyFileSync('cli/dsync.sh', join(out, 'dsync'))
+chmodSync(join(out, 'dsync'), 0o755)
 // The folder says its files are CommonJS. Without it Node finds the module type from the
 // nearest package.json up the tree: the package's own says "module" (its tsc output is ES
 // modules), and a copy elsewhere may find any; a CommonJS file read as an ES module fails.

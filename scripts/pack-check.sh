@@ -31,10 +31,17 @@ grep -q '^sync: ' "$work/demo.log"
 DSYNC_STAGE_THREADS=1 "$work/prefix/bin/dsync" demo > "$work/demo-threads.log" 2>&1 || { cat "$work/demo-threads.log"; exit 1; }
 grep -q '^sync: ' "$work/demo-threads.log"
 npx --yes --package "./$tgz" -- dsync --help >/dev/null
+# The bin is a sh script (cli/dsync.sh) linked from prefix/bin: it finds main.js through the link,
+# and gendsync (DSYNC's spelling) runs and writes a generation.
+mkdir -p "$work/web/r" && echo hello > "$work/web/r/a"
+"$work/prefix/bin/dsync" --home "$work/home" init --webroot "$work/web" >/dev/null
+printf 'repo=r\nsave=%s\ndsync=true\n' "$work/web/r" > "$work/home/repos/r.conf"
+"$work/prefix/bin/dsync" --home "$work/home" -gendsync >/dev/null || { echo "pack-check: the installed dsync -gendsync failed"; exit 1; }
+test -s "$work/web/r/.dsync/data.dsync" || { echo "pack-check: dsync -gendsync wrote no data.dsync"; exit 1; }
 # The bundle's folder copied out of the package still runs, without Node's syntax detection:
 # its files are CommonJS and its own package.json says so (the package's says "module", and
 # read as ES modules the bundle's require()s fail).
 cp -r "$work/prefix/lib/node_modules/dsync/dist/bundle" "$work/bundle-copy"
 nodetect=(); node --no-experimental-detect-module -e 0 2>/dev/null && nodetect=(--no-experimental-detect-module)
 node "${nodetect[@]}" "$work/bundle-copy/dsync.js" --help >/dev/null || { echo "pack-check: the bundle's folder does not declare its module type"; exit 1; }
-echo "pack-check: OK (npm install -g, dsync --help, dsync demo, dsync demo on worker threads, npx dsync --help, the bundle's folder copied out)"
+echo "pack-check: OK (npm install -g, dsync --help, dsync demo, dsync demo on worker threads, npx dsync --help, dsync -gendsync, the bundle's folder copied out)"
