@@ -6,7 +6,7 @@ import { machineLoad, median, timeChildOk } from './lib/measure.js'
 import { fmtMiB, fmtSeconds, markdownTable } from './lib/table.js'
 import { changeFiles, ensureTree, undoUploads, uploadFiles, type GeneratedTree, type Upload, type TreeSpec } from './lib/tree.js'
 import { eachArg } from './lib/args.js'
-import { isBundleCli, withRunBundle } from './lib/client-bundle.js'
+import { installedCommand, isBundleCli, withRunBundle } from './lib/client-bundle.js'
 
 /**
  * gendsync against the floor of reading and hashing the same bytes (`sha256sum`), on
@@ -23,8 +23,9 @@ import { isBundleCli, withRunBundle } from './lib/client-bundle.js'
  * Trees live outside the repo (default /tmp/dsync-bench) and are reused when their shape
  * matches, so reruns skip generation; --fresh regenerates. Both sides are measured with a
  * warm page cache (everything read once first): the fair comparison, since a cold cache
- * measures the disk, not us. The CLI measured is the installed form (package.json's bin),
- * bundled from this tree's dist/ at the start into a folder of the run's own, as bench swarm does;
+ * measures the disk, not us. The CLI measured is the installed form (package.json's bin: the
+ * bundle's sh script `dsync`, run as an operator runs it, or `node dsync.js` for a bundle made
+ * before it had one), bundled from this tree's dist/ at the start into a folder of the run's own, as bench swarm does;
  * `--modules` runs tsc's dist/cli/main.js instead (what this bench ran up to session 13). --cli
  * runs another build (a snapshot of dist/, so that a rebuild of the shared tree mid-run cannot
  * break or change the program being measured); --base-cli runs a second build by turns with it,
@@ -137,9 +138,12 @@ async function benchDataset(ds: Dataset, opts: Options, log: (m: string) => void
   // for both before the next, so a burst of load from elsewhere hits both alike.
   const sides: Side[] = (opts.baseCli ? [['base', opts.baseCli], ['new', opts.cli]] : [['', opts.cli]]).map(([label, cli]) => ({ label, cli, m: newMeasures() }))
   const gendsync = async (side: Side, label: string, extraNodeArgs: string[] = [], extraArgs: string[] = []): Promise<{ wall: number; cpu: number; json: GendsyncJson }> => {
-    const args = [...extraNodeArgs, side.cli, '--home', home, 'gendsync', '--json', ...extraArgs]
+    // What an operator runs: the bundle's bin where it has one (bench/lib/client-bundle.ts).
+    const command = installedCommand(side.cli)
+    const args = [...(command.isBin ? [] : extraNodeArgs), ...command.args, '--home', home, 'gendsync', '--json', ...extraArgs]
     if (opts.threads) args.push('--threads', String(opts.threads))
-    const r = await timed(process.execPath, args)
+    const env = command.isBin && extraNodeArgs.length > 0 ? { ...process.env, NODE_OPTIONS: [process.env.NODE_OPTIONS ?? '', ...extraNodeArgs].join(' ').trim() } : undefined
+    const r = await timed(command.cmd, args, undefined, env)
     const line = r.stdout.trim().split('\n').filter(l => l.startsWith('{')).pop()
     if (!line) throw new Error(`gendsync printed no JSON line: ${r.stdout}`)
     const json = JSON.parse(line) as GendsyncJson
@@ -272,12 +276,12 @@ function printVersus(b: Measures, n: Measures): void {
  */
 function cpuTimer(timeFile: string) {
   const haveTime = existsSync('/usr/bin/time')
-  return async (cmd: string, args: string[], cwd?: string): Promise<{ wall: number; cpu: number; stdout: string }> => {
+  return async (cmd: string, args: string[], cwd?: string, env?: NodeJS.ProcessEnv): Promise<{ wall: number; cpu: number; stdout: string }> => {
     if (!haveTime) {
-      const r = await timeChildOk(cmd, args, { cwd })
+      const r = await timeChildOk(cmd, args, { cwd, env })
       return { wall: r.seconds, cpu: NaN, stdout: r.stdout }
     }
-    const r = await timeChildOk('/usr/bin/time', ['-f', '%U %S', '-o', timeFile, cmd, ...args], { cwd })
+    const r = await timeChildOk('/usr/bin/time', ['-f', '%U %S', '-o', timeFile, cmd, ...args], { cwd, env })
     const [user, sys] = readFileSync(timeFile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number)
     return { wall: r.seconds, cpu: user + sys, stdout: r.stdout }
   }
@@ -337,7 +341,7 @@ function printTable(
   console.log(`
 - Medians of ${opts.runs} runs, warm page cache on both sides (every file read once before measuring). Wall time around the child process, node start-up included.
 - sha256sum: one process, \`find -type f -print0 | xargs -0 sha256sum > /dev/null\` (xargs batches the names into few sha256sum invocations); runs: ${list(m.floor)}.
-- gendsync: \`node ${side.cli === MODULES_CLI ? 'dist/cli/main.js (--modules)' : isBundleCli(side.cli) ? `${side.cli} (the installed bundle)` : side.cli} --home H gendsync --json\`${opts.threads ? ` --threads ${opts.threads}` : ' (default threads: one per core)'}, full = .dsync/ deleted first; runs: ${list(m.full)} (in-process ${list(m.fullInProcess)}).
+- gendsync: \`${side.cli === MODULES_CLI ? 'node dist/cli/main.js (--modules)' : installedCommand(side.cli).isBin ? `${installedCommand(side.cli).cmd} (the installed command: the bundle's bin)` : isBundleCli(side.cli) ? `node ${side.cli} (the installed bundle)` : `node ${side.cli}`} --home H gendsync --json\`${opts.threads ? ` --threads ${opts.threads}` : ' (default threads: one per core)'}, full = .dsync/ deleted first; runs: ${list(m.full)} (in-process ${list(m.fullInProcess)}).
 - changed: ${m.changeCount} files (0.05%) rewritten, same size, mtime an hour later; each round runs gendsync without the hint, then puts the previous .dsync/ back and runs \`gendsync --changed LIST\`; hashedFiles checked equal to that count; runs without hint: ${list(m.incr)}; with: ${list(m.hinted)}. no-change runs: ${list(m.noChange)}.
 - uploaded: as many files replaced by a new version each (another name beside it, size within +-10%; the old one removed), the hint naming both paths; hashedFiles checked equal to the count; runs without hint: ${list(m.uploads.incr)}; with: ${list(m.uploads.hinted)}; CPU with: ${list(m.uploads.cpuHinted)}. The tree is put back afterwards.
 - full/floor: ratio of the medians; per round: ${m.full.map((f, i) => (f / m.floor[i]).toFixed(2) + 'x').join(', ')}.

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process'
-import { rmSync } from 'node:fs'
-import { join } from 'node:path'
+import { existsSync, rmSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
 
 /**
  * What a user runs: `npm install` gives the bundle (one file; tsc's output is ~180 modules,
@@ -23,5 +23,18 @@ export async function withRunBundle<T>(root: string, use: (cli: string) => Promi
 
 /** Whether `cli` is a bundle (dist/bundle/ or a run's own, above) rather than tsc's dist/cli/main.js. */
 export function isBundleCli(cli: string): boolean {
-  return /\/bundle(-run-\d+)?\/[^/]+\.js$/.test(cli)
+  return /\/bundle(-run-\d+)?\/([^/]+\.js|dsync)$/.test(cli)
+}
+
+/**
+ * The command line an operator's `dsync` is for the build `cli`, before its own arguments: a
+ * bundle's bin (package.json's since session 20: the sh script `dsync` beside dsync.js, which
+ * execs node on main.js) run as it is; else `node CLI` (tsc's dist/cli/main.js, or a bundle made
+ * before the bin was a script, whose bin was dsync.js itself). Node's own flags for the bin go in
+ * NODE_OPTIONS (`nodeOptions`).
+ */
+export function installedCommand(cli: string): { cmd: string; args: string[]; isBin: boolean } {
+  const bin = basename(cli) === 'dsync' ? cli : join(dirname(cli), 'dsync')
+  if (isBundleCli(cli) && (basename(cli) === 'dsync' || basename(cli) === 'dsync.js') && existsSync(bin)) return { cmd: bin, args: [], isBin: true }
+  return { cmd: process.execPath, args: [cli], isBin: false }
 }
