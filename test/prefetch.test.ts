@@ -35,6 +35,8 @@ test('prefetched files are their bytes, in views of one buffer; a file that cann
   for (const path of read) {
     const r = got.get(path)!
     assert.ok(r.buf.equals(readFileSync(path)), `${path}: not the file's bytes`)
+    // Typed-array views of a file's bytes need its start aligned (the tables: table-cache.ts).
+    assert.equal(r.buf.byteOffset % 8, 0, `${path}: starts at byte ${r.buf.byteOffset} of the buffer, not 8-aligned`)
     assert.equal(r.stamp.size, statSync(path).size)
     assert.ok(sameFile(path, r.stamp))
   }
