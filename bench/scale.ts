@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, wri
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { isBundleCli, withRunBundle } from './lib/client-bundle.js'
+import { installedCommand, isBundleCli, withRunBundle } from './lib/client-bundle.js'
 import { WireLeecher } from '../testbed/leecher.js'
 import { BenchArgError, eachArg } from './lib/args.js'
 import { machineLoad, timeChild, timeChildOk } from './lib/measure.js'
@@ -158,8 +158,10 @@ class Bed {
     this.homes = HOSTS.map(addr => join(this.work, 'hosts', addr))
   }
 
+  /** A command as an operator runs it: the bundle's bin where it has one (bench/lib/client-bundle.ts). */
   cli(home: string, ...a: string[]) {
-    return timeChildOk('/usr/bin/time', ['-f', '%M', '-o', join(this.work, 'time.out'), process.execPath, this.opts.cli, '--home', home, ...a])
+    const command = installedCommand(this.opts.cli)
+    return timeChildOk('/usr/bin/time', ['-f', '%M', '-o', join(this.work, 'time.out'), command.cmd, ...command.args, '--home', home, ...a])
   }
 
   /** Peak RSS in MiB of the last command run through /usr/bin/time. */
@@ -359,9 +361,14 @@ class Bed {
   async dsyncPull(dest = join(this.work, 'dest-dsync'), cli = this.opts.cli): Promise<{ seconds: number; wire: number; rss: number; stdout: string }> {
     const bytesFile = join(this.work, 'socket-bytes.json')
     rmSync(bytesFile, { force: true })
-    const r = await timeChildOk('/usr/bin/time', ['-f', '%M', '-o', join(this.work, 'time.out'), process.execPath, '--import', SOCKET_BYTES, cli,
+    // The socket counter is loaded into the client's Node: on its command line, or through
+    // NODE_OPTIONS for a bundle's bin (which execs node itself).
+    const command = installedCommand(cli)
+    const nodeArgs = command.isBin ? [] : ['--import', SOCKET_BYTES]
+    const nodeOptions = command.isBin ? { NODE_OPTIONS: [process.env.NODE_OPTIONS ?? '', '--import', SOCKET_BYTES].join(' ').trim() } : {}
+    const r = await timeChildOk('/usr/bin/time', ['-f', '%M', '-o', join(this.work, 'time.out'), command.cmd, ...nodeArgs, ...command.args,
       '--json', 'pull', `dtp://${HOSTS[0]}/${REPO}`, dest, ...HOSTS.slice(1).flatMap(h => ['--peer', `${h}:${PORT}`])],
-    { env: { ...process.env, DSYNC_BENCH_SOCKET_BYTES: bytesFile } })
+    { env: { ...process.env, DSYNC_BENCH_SOCKET_BYTES: bytesFile, ...nodeOptions } })
     return { seconds: r.seconds, wire: (JSON.parse(readFileSync(bytesFile, 'utf8')) as { read: number }).read, rss: this.lastRss(), stdout: r.stdout }
   }
 
