@@ -1,7 +1,8 @@
 #!/bin/sh
 # The installed command (package.json's bin; scripts/bundle.mjs copies this file to
-# dist/bundle/dsync beside main.js). It execs Node on the program, main.js, so what a caller
-# sees is Node's own process: its output, its exit code, its signals, with no process between.
+# dist/bundle/dsync beside main.js). It execs Node on the program, main.js (gendsync.js for
+# gendsync: the same program with that command only), so what a caller sees is Node's own
+# process: its output, its exit code, its signals, with no process between.
 #
 # gendsync (`dsync gendsync`, `dsync -gendsync`, after any global options) gets glibc's malloc
 # in transparent huge pages (GLIBC_TUNABLES=glibc.malloc.hugetlb=1, read by glibc only at
@@ -51,5 +52,7 @@ if [ "$verb" = gendsync ]; then
       esac
       ;;
   esac
+  # The program with gendsync's command only (scripts/bundle.mjs): less to compile at each start.
+  exec node "$dir/gendsync.js" "$@"
 fi
 exec node "$dir/main.js" "$@"

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { hugePagesWouldHelp, withHugePages } from '../src/util/huge-pages.js'
 import { PARENT_FD_VARIABLE } from '../src/util/parent-watch.js'
@@ -25,6 +26,8 @@ import { verbOf } from './verb.js'
  * child kills itself (src/util/parent-watch.ts).
  */
 const MAIN = new URL('./main.js', import.meta.url)
+/** The bundle's program with gendsync's command only (scripts/bundle.mjs); tsc's dist/ has none. */
+const GENDSYNC = new URL('./gendsync.js', import.meta.url)
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT']
 
 const args = process.argv.slice(2)
@@ -53,7 +56,8 @@ function childEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 }
 
 function runChild(): void {
-  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(MAIN), ...args], {
+  const program = existsSync(GENDSYNC) ? GENDSYNC : MAIN
+  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(program), ...args], {
     stdio: ['inherit', 'inherit', 'inherit', 'pipe'],
     env: childEnv(process.env),
   })

@@ -39,6 +39,13 @@ await build({
   entryPoints: { main: 'dist/cli/main.js', ...workerEntries('dist/src') },
   outExtension: { '.js': '.js' },
 })
+// gendsync.js: the same program with gendsync's command only, for the installed command to run
+// gendsync with (cli/dsync.sh; the launcher's child too). main.js compiles every command's code
+// at each start (1.4 MB); this is ~0.4 MB: a hinted gendsync at 200k files starts with ~1,000
+// fewer page faults (docs/SCALE.md, "gendsync, session 21"). main.ts loads only the module of
+// the verb it runs, so the other commands' modules are left out: one that is loaded anyway
+// (a verb the script routed here by mistake) fails in one line.
+await build({ ...common, entryPoints: { gendsync: 'dist/cli/main.js' }, plugins: [onlyCommand('gendsync')] })
 // `node dist/bundle/dsync.js`: the launcher (cli/launch.ts), which loads main.js beside it by a
 // path it computes (so esbuild leaves that require alone) or runs it as a child for gendsync.
 await build({ ...common, entryPoints: { dsync: 'dist/cli/launch.js' } })
@@ -50,6 +57,21 @@ chmodSync(join(out, 'dsync'), 0o755)
 // nearest package.json up the tree: the package's own says "module" (its tsc output is ES
 // modules), and a copy elsewhere may find any; a CommonJS file read as an ES module fails.
 writeFileSync(join(out, 'package.json'), '{ "type": "commonjs" }\n')
+
+/** An esbuild plugin: main.js's command modules (`./commands/NAME.js`) but `verb`'s become a module that throws. */
+function onlyCommand(verb) {
+  return {
+    name: `only-${verb}`,
+    setup(b) {
+      b.onResolve({ filter: /^\.\/commands\/[^/]+\.js$/ }, args =>
+        args.importer.endsWith(join('cli', 'main.js')) && args.path !== `./commands/${verb}.js` ? { path: args.path, namespace: 'left-out' } : undefined)
+      b.onLoad({ filter: /.*/, namespace: 'left-out' }, args => ({
+        contents: `throw new Error(${JSON.stringify(`${args.path} is not in this file (${verb}.js runs ${verb} only: run main.js)`)})`,
+        loader: 'js',
+      }))
+    },
+  }
+}
 
 /** Every NAME-worker.js under `dir`, by NAME-worker: two with one name would overwrite each other. */
 function workerEntries(dir) {

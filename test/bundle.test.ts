@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { execFileSync, spawn } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
@@ -19,7 +19,8 @@ import { makeHome, tempDir, writePool } from '../testbed/tree.js'
  * starts them (by import.meta.url in the sources, which the bundle defines for CommonJS); the
  * launcher runs a command in its own process or gendsync in a child, and either way a caller
  * sees what tsc's dist/cli/main.js gives. The installed command (package.json's bin, the sh
- * script cli/dsync.sh copied to dsync) finds gendsync where main.js does and execs node on main.js,
+ * script cli/dsync.sh copied to dsync) finds gendsync where main.js does and execs node on main.js
+ * (on gendsync.js, the program with gendsync's command only, for gendsync),
  * for gendsync with the huge-pages tunable and without NODE_EXTRA_CA_CERTS.
  */
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -82,6 +83,20 @@ test('the bundle: strict CommonJS files that run gendsync on worker threads as d
   const reference = await runCli(['--home', missing, 'gendsync'])
   assert.notEqual(reference.code, 0)
   assert.deepEqual([bad.code, bad.stderr], [reference.code, reference.stderr])
+
+  // gendsync.js, the program with gendsync's command only: what main.js gives for gendsync (its
+  // help, a generation, a mistake), in under half the code; another command fails in one line.
+  const only = join(dir, 'gendsync.js')
+  const main = join(dir, 'main.js')
+  assert.ok(statSync(only).size * 2 < statSync(main).size, `gendsync.js ${statSync(only).size} B against main.js ${statSync(main).size} B`)
+  for (const args of [['--home', home, 'gendsync', '--help'], ['--home', home, '--json', 'gendsync'], ['--home', missing, '-gendsync']]) {
+    const a = await run(only, args)
+    const b = await run(main, args)
+    assert.deepEqual([a.code, a.stdout.replace(/"seconds":[0-9.e-]+|"maxRssBytes":\d+/g, ''), a.stderr], [b.code, b.stdout.replace(/"seconds":[0-9.e-]+|"maxRssBytes":\d+/g, ''), b.stderr], `gendsync.js ${args.join(' ')}`)
+  }
+  const other = await run(only, ['--home', home, 'magnet', 'pool'])
+  assert.notEqual(other.code, 0)
+  assert.match(other.stderr, /^dsync: .*magnet\.js is not in this file .*\n$/)
 })
 
 /** Where Debian keeps its CA bundle; a missing file only makes Node warn. */
@@ -128,7 +143,7 @@ test('the installed command finds gendsync where main.js does; only gendsync get
     const gendsync = verbOf(rewriteLegacyVerbs(args, verbs)) === 'gendsync'
     const wanted = gendsync && thp.includes('[madvise]') ? withHugePages(env).GLIBC_TUNABLES : tunables
     const what = `dsync ${JSON.stringify(args)} with GLIBC_TUNABLES=${tunables}`
-    assert.deepEqual(out.slice(2), [join(dir, 'main.js'), ...args], `${what}: node ran main.js with the same arguments`)
+    assert.deepEqual(out.slice(2), [join(dir, gendsync ? 'gendsync.js' : 'main.js'), ...args], `${what}: node ran ${gendsync ? 'gendsync.js' : 'main.js'} with the same arguments`)
     assert.equal(out[0], wanted ?? '(unset)', `${what}: GLIBC_TUNABLES (gendsync: ${gendsync})`)
     assert.equal(out[1], gendsync ? '(unset)' : SYSTEM_CERTS, `${what}: NODE_EXTRA_CA_CERTS (gendsync: ${gendsync})`)
   }
@@ -142,7 +157,7 @@ test('the installed command is gendsync\'s own process: huge pages, its exit cod
   writePool(save, 10_000, 200)
   writeFileSync(join(home, 'repos', 'pool.conf'), `repo=pool\nsave=${save}\ndsync=true\n`)
   const { GLIBC_TUNABLES: _, ...plain } = process.env
-  /** The bin run as a user runs it; `onExec` once the process the caller started is node running main.js. */
+  /** The bin run as a user runs it; `onExec` once the process the caller started is node running gendsync.js. */
   const runBin = (args: string[], onExec?: (pid: number) => void) =>
     new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; tunables?: string; extraCerts?: boolean; maxHugeKiB: number }>((resolve, reject) => {
       const p = spawn(bin, args, { env: { ...plain, LANG: 'C.UTF-8', LC_ALL: '', DSYNC_LANG: '', NODE_EXTRA_CA_CERTS: SYSTEM_CERTS }, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -151,7 +166,7 @@ test('the installed command is gendsync\'s own process: huge pages, its exit cod
       p.stderr.on('data', d => (r.stderr += d))
       const poll = setInterval(() => {
         try {
-          if (r.tunables === undefined && readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').includes('main.js')) {
+          if (r.tunables === undefined && readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').includes('gendsync.js')) {
             const env = environOf(p.pid!)
             r.tunables = env.GLIBC_TUNABLES ?? ''
             r.extraCerts = env.NODE_EXTRA_CA_CERTS !== undefined
@@ -171,7 +186,7 @@ test('the installed command is gendsync\'s own process: huge pages, its exit cod
 
   const first = await runBin(['--home', home, '--json', 'gendsync'])
   assert.equal(first.code, 0, first.stderr)
-  assert.equal(first.tunables, `${TUNABLE}=1`, 'the process started was node on main.js, with the tunable')
+  assert.equal(first.tunables, `${TUNABLE}=1`, 'the process started was node on gendsync.js, with the tunable')
   assert.equal(first.extraCerts, false, 'without NODE_EXTRA_CA_CERTS')
   assert.ok(first.maxHugeKiB >= 2048, `its memory had huge pages (at most ${first.maxHugeKiB} kB seen)`)
   const gen = JSON.parse(first.stdout) as { infoHash: string; files: number }
