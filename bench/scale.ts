@@ -118,7 +118,8 @@ async function measure(opts: Options): Promise<void> {
   }
   console.log('# scale benchmark: mirror-sized trees, 3 dsync hosts vs one rsync daemon (loopback)\n')
   console.log(`machine: ${availableParallelism()} cores; before start: ${await machineLoad()}\n`)
-  console.log(`dsync: ${opts.cli}${opts.cli === MODULES_CLI ? ' (tsc output, --modules)' : isBundleCli(opts.cli) ? ' (the installed bundle)' : ''}\n`)
+  const installed = installedCommand(opts.cli)
+  console.log(`dsync: ${installed.isBin ? `${installed.cmd} (the installed command: the bundle's bin)` : `node ${opts.cli}`}${opts.cli === MODULES_CLI ? ' (tsc output, --modules)' : !installed.isBin && isBundleCli(opts.cli) ? ' (the installed bundle)' : ''}\n`)
   for (const spec of DATASETS.filter(d => opts.only.includes(d.name))) {
     const env = new Bed(opts, spec, log)
     try {
@@ -215,7 +216,7 @@ class Bed {
     const floor = await timeChildOk('bash', ['-c', "find . -type f -print0 | xargs -0 sha256sum > /dev/null"], { cwd: this.root })
     const g = await this.cli(this.homes[0], '--json', 'gendsync')
     const r = JSON.parse(g.stdout) as { shards?: unknown[] }
-    this.rows.push(['gendsync full: seconds (vs sha256sum floor)', fmtSeconds(g.seconds), fmtSeconds(floor.seconds), ratio(g.seconds, floor.seconds), '<= 1.5x', ok(g.seconds <= 1.5 * floor.seconds)])
+    this.rows.push(['gendsync full: seconds (vs sha256sum floor)', fmtSeconds(g.seconds), fmtSeconds(floor.seconds), ratio(g.seconds, floor.seconds), ...(this.spec.files === 200_000 ? ['<= 1.5x', ok(g.seconds <= 1.5 * floor.seconds)] : ['(1.5x is the 200k target)', ''])])
     this.rows.push(['gendsync full: peak RSS MiB', this.lastRss().toFixed(0), '', '', '', ''])
     this.rows.push(['torrents', r.shards ? `index + ${r.shards.length} shards` : 'one', '', '', '', ''])
     this.fullSeconds = g.seconds
