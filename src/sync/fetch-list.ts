@@ -97,6 +97,11 @@ export class FetchList implements ReadonlyMap<string, ManifestEntry> {
     this.metaSet[id] = how
   }
 
+  /** Content number `id` is fetched for `entry` (its first entry; no entry object made). */
+  isFirstAt(id: number, entry: object): boolean {
+    return this.firsts.isAt(id, entry as ManifestEntry)
+  }
+
   /** The entry content number `id` is fetched for (0 <= id < size). */
   entryAt(id: number): ManifestEntry {
     return this.firsts.at(id)

@@ -1,7 +1,7 @@
 import { DsyncError, ExitCode } from '../errors.js'
-import type { ManifestEntry } from '../manifest/entry.js'
 import { checkFreeSpace, spaceIsLow } from './disk-space.js'
 import { FetchList } from './fetch-list.js'
+import type { AheadFilter } from './new-folders.js'
 import type { Plan } from './plan.js'
 import { Staging } from './staging.js'
 import type { Route } from './types.js'
@@ -19,7 +19,7 @@ export interface Staged {
  * its SHA-256 — already there from an interrupted run, empty, copied from another path in
  * DEST, or downloaded by the route — and reaches the disk before anything is applied.
  */
-export async function fetchStage(dest: string, plan: Plan, route: Route, ahead?: (entry: ManifestEntry) => boolean): Promise<Staged> {
+export async function fetchStage(dest: string, plan: Plan, route: Route, ahead?: AheadFilter): Promise<Staged> {
   const staging = new Staging(dest)
   // Fetched files the stage workers place at their path inside the new folders (new-folders.ts).
   if (ahead) staging.placeAhead(ahead)

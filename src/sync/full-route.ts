@@ -174,12 +174,17 @@ function boundForPlan(entries: number, dropped: number, tight: { on: boolean }):
  * a million paths to hex names.
  */
 function fetchFromShards(ctx: PullContext, trackers: string[], m: { shards: ClientShard[]; dir: string }, items: ReadonlyMap<string, ManifestEntry>, staging: Staging): ReturnType<Route['fetch']> {
-  const wanted = (f: ContentFile) => {
-    const first = items instanceof FetchList ? items.entryOf(f.sha256!) : items.get(f.sha256!.toString('hex'))
-    return sameEntry(first, f) ? f.sha256!.toString('hex') : undefined
-  }
+  // A FetchList numbers its contents: the plan's own (a bootstrap's, and any pull that had
+  // nothing staged) gives staging the numbers it marks, so the transfer looks no name up.
+  const list = items instanceof FetchList ? items : undefined
+  const wanted = list
+    ? (f: ContentFile) => {
+      const id = list.idOf(f.sha256!)
+      return id >= 0 && list.isFirstAt(id, f) ? id : -1
+    }
+    : (f: ContentFile) => (sameEntry(items.get(f.sha256!.toString('hex')), f) ? 0 : -1)
   return transferFromShards({
-    shards: m.shards, staging, wanted, dir: m.dir,
+    shards: m.shards, staging, wanted, metaIds: staging.wantsMetaBy(list), dir: m.dir,
     open: ih => openSwarm(ctx, ih, trackers), onWarning: ctx.opts.onWarning, onProgress: p => ctx.opts.onProgress?.({ ...p, phase: 'files' }),
   })
 }

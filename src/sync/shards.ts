@@ -303,10 +303,12 @@ async function fetchIndexFiles(ctx: ShardContext, indexes: number[], done: (inde
 export interface ShardTransferOptions {
   shards: ClientShard[]
   /**
-   * The SHA-256 hex (the staging name) of a shard's file when it is to be fetched, else
-   * undefined: asked of each file as its shard's turn comes (no map of every path to fetch).
+   * A shard's file's content number when it is to be fetched, else -1: asked of each file as its
+   * shard's turn comes (no map of every path to fetch). With `metaIds` the number is the
+   * content's in the plan's fetch list (Staging.metaIdAt), else only its sign counts.
    */
-  wanted: (file: ContentFile) => string | undefined
+  wanted: (file: ContentFile) => number
+  metaIds?: boolean
   staging: Staging
   /** DEST/.dsync/shards/: where `storeShards` put the shard torrents. */
   dir: string
@@ -327,7 +329,7 @@ export async function transferFromShards(opts: ShardTransferOptions): Promise<Tr
   let filesTotal = 0
   for (const shard of opts.shards) {
     for (const f of shard.files) {
-      if (opts.wanted(f) === undefined) continue
+      if (opts.wanted(f) < 0) continue
       bytesTotal += f.size
       filesTotal++
     }
@@ -336,16 +338,21 @@ export async function transferFromShards(opts: ShardTransferOptions): Promise<Tr
   let filesBefore = 0
   for (const shard of opts.shards) {
     const files = new Map<number, string>()
+    const metaIds = opts.metaIds ? new Int32Array(shard.files.length).fill(-1) : undefined
     for (let i = 0; i < shard.files.length; i++) {
-      const hex = opts.wanted(shard.files.at(i))
-      if (hex !== undefined) files.set(i, hex)
+      const f = shard.files.at(i)
+      const id = opts.wanted(f)
+      if (id < 0) continue
+      // The hex name (staging's) only for the files this shard fetches, and once.
+      files.set(i, f.sha256!.toString('hex'))
+      if (metaIds) metaIds[i] = id
     }
     if (files.size === 0) continue
     traceMark('shard-transfer')
     const { swarm, stop } = opts.open(shard.infoHash)
     try {
       const r = await transferFiles({
-        swarm, map: shardMap(shard), hashes: shard.pieces ?? storedPieces(opts.dir, shard), staging: opts.staging, files, onWarning: opts.onWarning, infoHash: shard.infoHash,
+        swarm, map: shardMap(shard), hashes: shard.pieces ?? storedPieces(opts.dir, shard), staging: opts.staging, files, metaIds, onWarning: opts.onWarning, infoHash: shard.infoHash,
         onProgress: p => opts.onProgress?.({ ...p, bytesDone: bytesBefore + p.bytesDone, bytesTotal, filesDone: filesBefore + p.filesDone, filesTotal }),
       })
       total.bytesReceived += r.bytesReceived

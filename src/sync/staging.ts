@@ -9,6 +9,7 @@ import { PartFds } from './part-fds.js'
 import { aheadPath, sha256OfFd, STAGE_DIRS, stagedPath } from './part-writer.js'
 import type { ManifestEntry } from '../manifest/entry.js'
 import { FetchList } from './fetch-list.js'
+import type { AheadFilter } from './new-folders.js'
 
 /** From this many staged files on, one filesystem-wide sync beats an fsync per file. */
 export const SYNCFS_MIN_FILES = 256
@@ -46,7 +47,7 @@ export class Staging {
   /** Content -> the entry whose mode and mtime its staged file gets when fetched (see wantMeta): the plan's own list. */
   private metaWanted = new FetchList()
   /** Which fetched files the stage workers place ahead, at their path under `folders/` (new-folders.ts); none when unset. */
-  private ahead?: (entry: ManifestEntry) => boolean
+  private ahead?: AheadFilter
 
   constructor(dest: string) {
     this.dir = join(dest, DSYNC_DIR, 'staging')
@@ -100,8 +101,17 @@ export class Staging {
    * the table per fetched file (a second one to mark it was 0.3 s of a 200,000-file bootstrap).
    */
   metaIdFor(hex: string): number {
-    const id = this.metaWanted.idOfHex(hex)
+    return this.metaIdAt(this.metaWanted.idOfHex(hex))
+  }
+
+  /** metaIdFor given the content's number in the plan's fetch list (`wantsMetaBy`): no look-up by name. */
+  metaIdAt(id: number): number {
     return id >= 0 && this.metaWanted.entryAt(id).mode & 0o400 ? id : -1
+  }
+
+  /** Whether content numbers of `list` are the ones metaIdAt takes (it is the list wantMeta was given). */
+  wantsMetaBy(list: unknown): boolean {
+    return this.metaWanted !== undefined && this.metaWanted === list
   }
 
   /** The entry content number `id` (from metaIdFor) is fetched for. */
@@ -109,8 +119,8 @@ export class Staging {
     return this.metaWanted.entryAt(id)
   }
 
-  /** Fetched files for which `wants` is true go ahead to their own path (see aheadFilter in new-folders.ts). */
-  placeAhead(wants: (entry: ManifestEntry) => boolean): void {
+  /** Fetched files for which `wants` names a path go ahead to it (see aheadFilter in new-folders.ts). */
+  placeAhead(wants: AheadFilter): void {
     this.ahead = wants
   }
 
@@ -119,11 +129,10 @@ export class Staging {
    * ends the run); returns the path it is also told to place the file ahead at, if any
    * (recorded here first: the apply skips that file).
    */
-  markMetaSet(id: number): string | undefined {
-    const entry = this.metaWanted.entryAt(id)
-    const ahead = this.ahead?.(entry) === true
-    this.metaWanted.markMetaAt(id, ahead ? 2 : 1)
-    return ahead ? entry.path : undefined
+  markMetaSet(id: number, entry: ManifestEntry = this.metaWanted.entryAt(id)): string | undefined {
+    const ahead = this.ahead?.(entry)
+    this.metaWanted.markMetaAt(id, ahead !== undefined ? 2 : 1)
+    return ahead
   }
 
   /**

@@ -38,6 +38,11 @@ export interface TransferOptions {
   staging: Staging
   /** Torrent file index -> SHA-256 hex of its content (the staging name). */
   files: Map<number, string>
+  /**
+   * Torrent file index -> its content's number in the plan's fetch list (Staging.metaIdAt), when
+   * the caller knows it: no look-up of the hex name per fetched file (Staging.metaIdFor).
+   */
+  metaIds?: Int32Array
   onProgress?: (p: TransferProgress) => void
   onWarning?: (message: string) => void
   /** No piece verified for this long while pieces remain: give up. */
@@ -141,7 +146,7 @@ function throttledProgress(opts: TransferOptions, counts: Counts, bytesTotal: nu
 
 /** Where the downloader's verified pieces go: the stage writer, with each file's last-piece and checked flags. */
 function pieceSink(opts: TransferOptions, remainingPerFile: Int32Array, writer: Stager, bytesPerPeer: Record<string, number>): Pick<DownloaderOptions, 'wholeFileHash' | 'onPiece'> {
-  const { staging, map } = opts
+  const { staging, map, metaIds } = opts
   return {
     // A one-piece file (most of a mirror of small files): its SHA-256 checks the piece (on the
     // verifier thread, or here for a small pull), and the stage worker need not hash it again. A
@@ -152,12 +157,12 @@ function pieceSink(opts: TransferOptions, remainingPerFile: Int32Array, writer: 
       const left = --remainingPerFile[span.file]
       const hex = opts.files.get(span.file)!
       const flags = (left === 0 ? ITEM_LAST : 0) | (wholeChecked ? ITEM_CHECKED : 0)
-      const id = left === 0 ? staging.metaIdFor(hex) : -1
+      const id = left !== 0 ? -1 : metaIds ? staging.metaIdAt(metaIds[span.file]) : staging.metaIdFor(hex)
       const size = map.files[span.file].length
       if (id < 0) writer.write(hex, span.fileOffset, data, size, flags)
       else {
         const entry = staging.metaEntry(id)
-        const ahead = staging.markMetaSet(id)
+        const ahead = staging.markMetaSet(id, entry)
         if (ahead === undefined) writer.write(hex, span.fileOffset, data, size, flags, entry.mode & 0o1777, entry.mtime)
         else writer.write(hex, span.fileOffset, data, size, flags | ITEM_AHEAD, entry.mode & 0o1777, entry.mtime, ahead)
       }
