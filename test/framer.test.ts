@@ -95,3 +95,35 @@ test('borrowed chunks: messages the Wire keeps (handshake, bitfield, extended) c
     for (const k of kept) assert.ok(held.some(b => b.equals(k)), `a kept message (id ${k[4]}) was overwritten with the read buffer (cut at ${cut})`)
   }
 })
+
+test('a piece hook takes whole piece messages in their place in the stream; the rest is delivered as before', () => {
+  // handshake, then: have, piece, piece, keep-alive, piece with an empty block, request, piece, bitfield
+  const msg = (id: number, body: Buffer) => {
+    const m = Buffer.alloc(5 + body.length)
+    m.writeUInt32BE(1 + body.length)
+    m[4] = id
+    body.copy(m, 5)
+    return m
+  }
+  const piece = (n: number) => msg(7, Buffer.concat([Buffer.from([0, 0, 0, n, 0, 0, 0, 0]), randomBytes(100 + n)]))
+  const parts = [
+    Buffer.concat([Buffer.from([19]), Buffer.from('BitTorrent protocol'), randomBytes(48)]),
+    msg(4, Buffer.from([0, 0, 0, 1])), piece(1), piece(2), Buffer.alloc(4), msg(7, Buffer.alloc(8)),
+    msg(6, Buffer.alloc(12)), piece(3), msg(5, Buffer.from([0xff])),
+  ]
+  const bytes = Buffer.concat(parts)
+  for (const cut of [0, 1, 68, 70, 75, 80, 150, 200, bytes.length - 3]) {
+    const order: { hooked: boolean; bytes: Buffer }[] = []
+    const f = new MessageFramer(b => order.push({ hooked: false, bytes: Buffer.from(b) }), r => assert.fail(r), 1 << 20, true,
+      (chunk, at, length) => order.push({ hooked: true, bytes: Buffer.from(chunk.subarray(at, at + length)) }))
+    if (cut > 0) f.push(bytes.subarray(0, cut))
+    f.push(bytes.subarray(cut))
+    assert.ok(Buffer.concat(order.map(o => o.bytes)).equals(bytes), `bytes out of order with a cut at ${cut}`)
+    for (const o of order.filter(o => o.hooked)) {
+      assert.equal(o.bytes[4], 7)
+      assert.equal(o.bytes.readUInt32BE(0) + 4, o.bytes.length)
+    }
+    // Pieces whole in one chunk go to the hook (one cut inside a piece sends that one through `deliver`).
+    assert.ok(order.filter(o => o.hooked).length >= 3, `pieces hooked with a cut at ${cut}`)
+  }
+})

@@ -23,6 +23,12 @@
  */
 const PARSED_AT_ONCE = new Set([0, 1, 2, 3, 4, 6, 7, 8, 9, 0x0d, 0x0e, 0x0f, 0x10, 0x11])
 
+/**
+ * Takes a whole piece message (id 7) at `at` in `chunk`, `length` bytes with its prefix, in its
+ * place in the stream: the messages before it were delivered, those after it are not yet.
+ */
+export type PieceHook = (chunk: Buffer, at: number, length: number) => void
+
 export class MessageFramer {
   /** The next message is the handshake (its length is known from its first byte). */
   private handshake = true
@@ -44,6 +50,7 @@ export class MessageFramer {
     private readonly onError: (reason: string) => void,
     private readonly maxMessage: number,
     private readonly borrowed = false,
+    private readonly piece?: PieceHook,
   ) {}
 
   push(chunk: Buffer): void {
@@ -53,7 +60,11 @@ export class MessageFramer {
     for (;;) {
       const len = this.lengthAt(chunk, pos)
       if (len < 0 || pos + len > chunk.length) break
-      if (this.borrowed && (this.handshake || (len > 4 && !PARSED_AT_ONCE.has(chunk[pos + 4])))) {
+      if (this.piece && !this.handshake && len >= 13 && chunk[pos + 4] === 7) {
+        if (pos > start) this.deliver(chunk.subarray(start, pos))
+        this.piece(chunk, pos, len)
+        start = pos + len
+      } else if (this.borrowed && (this.handshake || (len > 4 && !PARSED_AT_ONCE.has(chunk[pos + 4])))) {
         if (pos > start) this.deliver(chunk.subarray(start, pos))
         this.deliver(Buffer.from(chunk.subarray(pos, pos + len)))
         start = pos + len

@@ -59,8 +59,14 @@ interface ReadSink { push: (chunk: Buffer) => void }
 /** A block, or why the request failed (rejected, choked, connection gone). */
 export type BlockCallback = (err: Error | undefined, block: Buffer | undefined) => void
 
-/** The Wire's parser entry point: the stream's `_write`, fed whole messages (see MessageFramer). */
-type WireParser = { _write(data: Uint8Array, cb: (err?: Error | null) => void): void }
+/**
+ * The Wire's parser entry point: the stream's `_write`, fed whole messages (see MessageFramer),
+ * and its handler of a parsed piece message (matches the block to its request).
+ */
+type WireParser = {
+  _write(data: Uint8Array, cb: (err?: Error | null) => void): void
+  _onPiece(index: number, offset: number, block: Uint8Array): void
+}
 const parsed = () => {}
 
 /**
@@ -96,11 +102,17 @@ export class PeerConnection extends EventEmitter {
     // Incoming bytes reach the Wire's parser in whole messages, not through a stream pipe
     // (framer.ts says why); outgoing messages still flow through the Wire's stream.
     const parser = this.wire as unknown as WireParser
+    // A block's message goes straight to the Wire's piece handler, as its parser would send it
+    // (BEP 3: <len><7><index><begin><block>), without the parser's views and calls per message:
+    // most messages a pull receives are blocks, one per file of a mirror of small files.
     const framer = new MessageFramer(
       bytes => { if (!this.closed) parser._write(bytes, parsed) },
       reason => this.close(`sent more data than was requested (${reason})`),
       RECEIVE_SLACK,
       true,
+      (chunk, at, length) => {
+        if (!this.closed) parser._onPiece(chunk.readUInt32BE(at + 5), chunk.readUInt32BE(at + 9), chunk.subarray(at + 13, at + length))
+      },
     )
     reads.push = chunk => {
       this.received += chunk.length
@@ -241,7 +253,7 @@ export class PeerConnection extends EventEmitter {
       }
       if (block.length !== length) return done(new Error('block of the wrong length'), undefined)
       this.downloaded += length
-      done(undefined, Buffer.from(block.buffer, block.byteOffset, block.byteLength))
+      done(undefined, block instanceof Buffer ? block : Buffer.from(block.buffer, block.byteOffset, block.byteLength))
     })
     inside = false
   }
