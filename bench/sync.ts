@@ -11,6 +11,7 @@ import { eachArg } from './lib/args.js'
 import { startRsyncd } from './lib/rsyncd.js'
 import { moveToTrash, removeInBackground } from './lib/trash.js'
 import { readPid } from '../src/util/process.js'
+import { isBundleCli, withRunBundle } from './lib/client-bundle.js'
 
 /**
  * `dsync pull` from three DTP hosts against `rsync -a` from one rsync daemon, on loopback,
@@ -19,7 +20,7 @@ import { readPid } from '../src/util/process.js'
  *   bootstrap (empty DEST), incremental after 1% of files change upstream, no-change;
  * then one profiled bootstrap (node --cpu-prof on the client) and where its time goes.
  *
- *   npm run bench -- sync [--dir /tmp/dsync-bench-sync] [--fresh] [--runs 2] [--cli PATH/cli/main.js]
+ *   npm run bench -- sync [--dir /tmp/dsync-bench-sync] [--fresh] [--runs 2] [--cli PATH/cli/main.js | --modules]
  *                         [--client-cli PATH/cli/main.js] [--phases bootstrap,incremental,nochange,profile]
  *                         [--datasets small,mirror] [--retries 2] [--net 127.0.6]
  *                         [--base-cli PATH/cli/main.js [--base-hosts]] [--host-profile] [--files N] [--dest-dir DIR]
@@ -36,8 +37,13 @@ import { readPid } from '../src/util/process.js'
  * --dest-dir puts both DESTs (and their set-aside trash) under DIR/<dataset>/ instead: a tmpfs
  * there (/dev/shm) takes the disk's file-creation kernel time out of a comparison of client
  * builds (on this ext4 without a journal it swung a build's client CPU 4.4-10.3 s, h12c9).
+ * The client and hosts run what users install, the bundle (bench/lib/client-bundle.ts: made from
+ * this tree's dist/ for the run), unless --cli names a build or --modules asks for tsc's
+ * dist/cli/main.js (what this bench ran up to session 19). A --base-cli of the other form is
+ * warned about: the forms differ in start-up, so such a pair is not like with like.
  */
 const DEFAULT_CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url))
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const SOCKET_BYTES = fileURLToPath(new URL('./lib/socket-bytes.js', import.meta.url))
 const REPO = 'bench'
 const PORT = 47921
@@ -71,7 +77,9 @@ interface Options {
   dir: string
   fresh: boolean
   runs: number
+  /** The build run as hosts and client ('' until run(): the bundle, or DEFAULT_CLI with --modules). */
   cli: string
+  modules: boolean
   clientCli: string
   baseCli: string
   /** The --base-cli bootstraps pull from hosts of that build (baseHostAddrs), not from ours. */
@@ -92,13 +100,14 @@ interface Options {
 }
 
 function parseArgs(args: string[]): Options {
-  const o: Options = { dir: '/tmp/dsync-bench-sync', fresh: false, runs: 2, cli: DEFAULT_CLI, clientCli: '', baseCli: '', baseHosts: false, baseHostAddrs: [], hostProfile: false, phases: new Set(['bootstrap', 'incremental', 'nochange', 'profile']), datasets: ['small', 'mirror'], retries: RETRIES, files: 0, destDir: '', hosts: [], rsyncAddress: '' }
+  const o: Options = { dir: '/tmp/dsync-bench-sync', fresh: false, runs: 2, cli: '', modules: false, clientCli: '', baseCli: '', baseHosts: false, baseHostAddrs: [], hostProfile: false, phases: new Set(['bootstrap', 'incremental', 'nochange', 'profile']), datasets: ['small', 'mirror'], retries: RETRIES, files: 0, destDir: '', hosts: [], rsyncAddress: '' }
   let net = DEFAULT_NET
   eachArg(args, (a, value) => {
     if (a === '--dir') o.dir = value()
     else if (a === '--fresh') o.fresh = true
     else if (a === '--runs') o.runs = Number(value())
     else if (a === '--cli') o.cli = value()
+    else if (a === '--modules') o.modules = true
     else if (a === '--client-cli') o.clientCli = value()
     else if (a === '--base-cli') o.baseCli = value()
     else if (a === '--base-hosts') o.baseHosts = true
@@ -113,7 +122,7 @@ function parseArgs(args: string[]): Options {
   })
   if (!(o.runs >= 1)) throw new Error('--runs must be at least 1')
   for (const d of o.datasets) if (!DATASETS[d]) throw new Error(`unknown dataset ${d} (${Object.keys(DATASETS).join(', ')})`)
-  o.clientCli ||= o.cli
+  if (o.cli && o.modules) throw new Error('--cli and --modules: one or the other')
   if (o.baseHosts && !o.baseCli) throw new Error('--base-hosts needs --base-cli')
   // The builds take turns at going first (pairs below): an odd count would let one of them go
   // first once more than the other, and going second costs ~5% client CPU.
@@ -156,9 +165,18 @@ interface PullSummary {
 
 export async function run(args: string[]): Promise<void> {
   const opts = parseArgs(args)
+  if (opts.cli || opts.modules) return measure({ ...opts, cli: opts.cli || DEFAULT_CLI, clientCli: opts.clientCli || opts.cli || DEFAULT_CLI })
+  await withRunBundle(ROOT, cli => measure({ ...opts, cli, clientCli: opts.clientCli || cli }))
+}
+
+async function measure(opts: Options): Promise<void> {
+  if (opts.baseCli && isBundleCli(opts.baseCli) !== isBundleCli(opts.clientCli)) {
+    process.stderr.write(`[sync] warning: --base-cli ${opts.baseCli} is not the form measured for this build (${isBundleCli(opts.clientCli) ? 'bundle' : 'modules'}): the pair is not like with like\n`)
+  }
   const started = performance.now()
   console.log('# sync benchmark: dsync pull from 3 hosts vs rsync -a from one rsync daemon (loopback)\n')
   console.log(`machine: ${availableParallelism()} cores; before start: ${await machineLoad()}\n`)
+  console.log(`dsync: ${opts.cli}${opts.cli === DEFAULT_CLI ? ' (tsc output, --modules)' : isBundleCli(opts.cli) ? ' (the installed bundle)' : ''}\n`)
   try {
     for (const name of opts.datasets) await runDataset(opts, name, scaled(DATASETS[name], opts.files))
   } finally {
@@ -523,7 +541,7 @@ function printTable(env: Env, r: Results): void {
   const perHost = r.boot.dsync.at(-1)!.summary!.bytesPerHost
   console.log(`
 - Medians of ${r.boot.dsync.length} bootstrap, ${r.incr.dsync.length} incremental and ${r.none.dsync.length} no-change runs. Wall time around the client process, start-up included; page cache warm on the source side.
-- dsync: \`node ${opts.clientCli === DEFAULT_CLI ? 'dist/cli/main.js' : opts.clientCli} --json pull dtp://${opts.hosts[0]}/${REPO} DEST --peer ${opts.hosts[1]}:${PORT} --peer ${opts.hosts[2]}:${PORT}\`; hosts: \`dsync service\` on ${opts.hosts.join(', ')}:${PORT}, seeding the tree in place.
+- dsync: \`node ${opts.clientCli === DEFAULT_CLI ? 'dist/cli/main.js' : opts.clientCli}${isBundleCli(opts.clientCli) ? ' (the installed bundle)' : ''} --json pull dtp://${opts.hosts[0]}/${REPO} DEST --peer ${opts.hosts[1]}:${PORT} --peer ${opts.hosts[2]}:${PORT}\`; hosts: \`dsync service\` on ${opts.hosts.join(', ')}:${PORT}, seeding the tree in place.
 - rsync: \`rsync -a --stats rsync://${opts.rsyncAddress}:${RSYNC_PORT}/mod/ DEST2/\`, daemon \`rsync --daemon --no-detach\` (rsync ${rsyncVersion()}), .dsync/ excluded.
 - runs (s): dsync bootstrap ${list(r.boot.dsync)}; rsync bootstrap ${list(r.boot.rsync)}; dsync incremental ${list(r.incr.dsync)}; rsync incremental ${list(r.incr.rsync)}; dsync no-change ${list(r.none.dsync)}; rsync no-change ${list(r.none.rsync)}.
 - bootstrap bytes per host (last run): ${Object.entries(perHost).map(([h, b]) => `${h} ${fmtMiB(b)} MiB`).join(', ')}.
