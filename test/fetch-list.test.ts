@@ -54,3 +54,23 @@ test('entries parsed into slabs (SlabEntry) are found by every byte of their dig
     }
   }
 })
+
+test('a content is fetched for its first entry (isFirstAt) whether the list keeps rows or, once a plain entry came, objects', () => {
+  const table = new SlabTable(16)
+  const rows = Array.from({ length: 20 }, (_, i) =>
+    table.add('f', undefined, `pool/f${i}.deb`, 0o644, 10, 1_700_000_000, createHash('sha256').update(`row ${i}`).digest('hex')))
+  const list = new FetchList(2)
+  for (const e of rows) list.add(e)
+  // A shard's file is a fresh view of the same row (shards.ts reads them from an EntryList).
+  const again = (i: number) => table.entry(rows[i].row)
+  for (const i of [0, 7, 19]) {
+    assert.equal(list.isFirstAt(list.idOf(rows[i].sha256), again(i)), true)
+    assert.equal(list.isFirstAt(list.idOf(rows[i].sha256), again((i + 1) % 20)), false)
+  }
+  // An entry that is no row of the table turns the list into objects: the rows' views still match.
+  const plain = file('other/x', 'plain')
+  list.add(plain)
+  for (const i of [0, 7, 19]) assert.equal(list.isFirstAt(list.idOf(rows[i].sha256), again(i)), true, `row ${i} after the list turned into objects`)
+  assert.equal(list.isFirstAt(list.idOf(plain.sha256!), plain), true)
+  assert.equal(list.isFirstAt(list.idOf(plain.sha256!), { ...plain }), false)
+})

@@ -1,5 +1,5 @@
 import type { ManifestEntry } from '../manifest/entry.js'
-import { SlabEntry, type SlabTable } from '../manifest/slab-entry.js'
+import { SlabEntry, sameEntry, type SlabTable } from '../manifest/slab-entry.js'
 
 /**
  * A list of upstream entries that a pull holds from its plan to its apply (`plan.place`, the
@@ -64,9 +64,12 @@ export class EntryList implements Iterable<ManifestEntry> {
     return this.objects ? this.objects[i].sha256! : this.table!.digestAt(this.rows[i])
   }
 
-  /** Entry `i` is `e`: the same row of the same table, or the same object. */
+  /**
+   * Entry `i` is `e`: the same row of the same table, or the same object. A list turned into
+   * objects holds views of the rows it had: those are compared by row (sameEntry), not identity.
+   */
   isAt(i: number, e: ManifestEntry): boolean {
-    if (this.objects) return this.objects[i] === e
+    if (this.objects) return sameEntry(this.objects[i], e)
     return e instanceof SlabEntry && e.table === this.table && e.row === this.rows[i]
   }
 
