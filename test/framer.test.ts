@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { test } from 'node:test'
+import Wire from 'bittorrent-protocol'
 import { MessageFramer } from '../src/swarm/framer.js'
+import { takeBlock, type WireBlocks } from '../src/swarm/peer.js'
 
 // The client feeds bittorrent-protocol's parser whole messages only (src/swarm/framer.ts).
 // Whatever way TCP cuts the stream, what comes out must be the same bytes, each run starting
@@ -126,4 +128,51 @@ test('a piece hook takes whole piece messages in their place in the stream; the 
     // Pieces whole in one chunk go to the hook (one cut inside a piece sends that one through `deliver`).
     assert.ok(order.filter(o => o.hooked).length >= 3, `pieces hooked with a cut at ${cut}`)
   }
+})
+
+test('takeBlock: a block answers its request through the Wire (in order: off the front; out of order: the Wire finds it), the timeout follows', () => {
+  const wire = new Wire('tcpOutgoing')
+  const internals = wire as unknown as WireBlocks & { _timeout: unknown; peerChoking: boolean }
+  internals.peerChoking = false
+  wire.setTimeout(60_000, true)
+  const got: string[] = []
+  const ask = (piece: number, offset: number, length: number) =>
+    wire.request(piece, offset, length, (err, block) => got.push(err ? `${piece}/${offset} ${err.message}` : `${piece}/${offset} ${Buffer.from(block!).toString()}`))
+  const message = (piece: number, offset: number, text: string) => {
+    const m = Buffer.alloc(13 + text.length)
+    m.writeUInt32BE(9 + text.length)
+    m[4] = 7
+    m.writeUInt32BE(piece, 5)
+    m.writeUInt32BE(offset, 9)
+    m.write(text, 13)
+    // Behind other bytes in the chunk, as the framer hands it on.
+    return Buffer.concat([randomBytes(7), m])
+  }
+  const take = (piece: number, offset: number, text: string) => {
+    const chunk = message(piece, offset, text)
+    takeBlock(internals, chunk, 7, chunk.length - 7)
+  }
+  ask(0, 0, 3)
+  ask(1, 0, 4)
+  ask(1, 4, 2)
+  ask(2, 0, 5)
+  ask(3, 0, 1)
+  take(0, 0, 'abc')
+  // Taken off the front: the rest keep their order.
+  assert.deepEqual(internals.requests.map(r => `${r.piece}/${r.offset}`), ['1/0', '1/4', '2/0', '3/0'])
+  take(1, 4, 'xy')
+  take(1, 0, 'long') // now the oldest again
+  take(1, 0, 'dupe') // asked for no more: nobody gets it
+  take(2, 0, 'sh') // not the length asked for: no request takes it
+  take(3, 0, 'z')
+  assert.deepEqual(got, ['0/0 abc', '1/4 xy', '1/0 long', '3/0 z'])
+  assert.deepEqual(internals.requests.map(r => `${r.piece}/${r.offset}`), ['2/0'])
+  // The Wire counts every block received, asked for or not (its _onPiece), as before.
+  assert.equal(internals.downloaded, 3 + 2 + 4 + 4 + 2 + 1)
+  assert.ok(internals._timeout, 'a request is still outstanding: the timeout runs')
+  take(2, 0, 'fives')
+  assert.equal(got.at(-1), '2/0 fives')
+  assert.equal(internals.requests.length, 0)
+  assert.equal(internals._timeout, null, 'no request left: the Wire cleared its timeout')
+  wire.destroy()
 })
