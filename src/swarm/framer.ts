@@ -25,7 +25,8 @@ const PARSED_AT_ONCE = new Set([0, 1, 2, 3, 4, 6, 7, 8, 9, 0x0d, 0x0e, 0x0f, 0x1
 
 /**
  * Takes a whole piece message (id 7) at `at` in `chunk`, `length` bytes with its prefix, in its
- * place in the stream: the messages before it were delivered, those after it are not yet.
+ * place in the stream: the messages before it were delivered, those after it are not yet. Every
+ * piece message goes here, one split between chunks too (once assembled).
  */
 export type PieceHook = (chunk: Buffer, at: number, length: number) => void
 
@@ -35,6 +36,8 @@ export class MessageFramer {
   /** A message split across chunks, being assembled; `have` bytes of it so far. */
   private asm: Buffer | undefined
   private have = 0
+  /** `asm` is the handshake. */
+  private asmHandshake = false
   /** The first bytes of a length prefix (or of the handshake) split across chunks. */
   private readonly head = Buffer.alloc(4)
   private headHave = 0
@@ -111,7 +114,8 @@ export class MessageFramer {
     if (this.have < this.asm.length) return -1
     const whole = this.asm
     this.asm = undefined
-    this.deliver(whole)
+    if (this.piece && !this.asmHandshake && whole.length >= 13 && whole[4] === 7) this.piece(whole, 0, whole.length)
+    else this.deliver(whole)
     return pos
   }
 
@@ -133,6 +137,7 @@ export class MessageFramer {
       this.onError(`announced a message of ${len - 4} bytes`)
       return false
     }
+    this.asmHandshake = this.handshake
     this.handshake = false
     this.asm = Buffer.allocUnsafe(len)
     this.have = 0
