@@ -9,6 +9,15 @@ import { takeBlock, type WireBlocks } from '../src/swarm/peer.js'
 // Whatever way TCP cuts the stream, what comes out must be the same bytes, each run starting
 // and ending on a message boundary.
 
+/** A peer-wire message: <length><id><body>. */
+function msg(id: number, body: Buffer): Buffer {
+  const m = Buffer.alloc(5 + body.length)
+  m.writeUInt32BE(1 + body.length)
+  m[4] = id
+  body.copy(m, 5)
+  return m
+}
+
 function stream(): { bytes: Buffer; ends: Set<number> } {
   const parts: Buffer[] = [Buffer.concat([Buffer.from([19]), Buffer.from('BitTorrent protocol'), randomBytes(48)])]
   const lengths = [0, 1, 5, 13, 16384 + 9, 3, 0, 16384 + 9, 2, 70_000, 1, 9]
@@ -72,13 +81,6 @@ test('a message announced longer than the limit is refused before its bytes arri
 })
 
 test('borrowed chunks: messages the Wire keeps (handshake, bitfield, extended) come out as copies that outlive the chunk', () => {
-  const msg = (id: number, body: Buffer) => {
-    const m = Buffer.alloc(5 + body.length)
-    m.writeUInt32BE(1 + body.length)
-    m[4] = id
-    body.copy(m, 5)
-    return m
-  }
   const hs = Buffer.concat([Buffer.from([19]), Buffer.from('BitTorrent protocol'), randomBytes(48)])
   const kept = [hs, msg(5, randomBytes(40)), msg(20, randomBytes(300)), msg(99, randomBytes(3))]
   const block = msg(7, randomBytes(16384 + 8))
@@ -100,13 +102,6 @@ test('borrowed chunks: messages the Wire keeps (handshake, bitfield, extended) c
 
 test('a piece hook takes whole piece messages in their place in the stream; the rest is delivered as before', () => {
   // handshake, then: have, piece, piece, keep-alive, piece with an empty block, request, piece, bitfield
-  const msg = (id: number, body: Buffer) => {
-    const m = Buffer.alloc(5 + body.length)
-    m.writeUInt32BE(1 + body.length)
-    m[4] = id
-    body.copy(m, 5)
-    return m
-  }
   const piece = (n: number) => msg(7, Buffer.concat([Buffer.from([0, 0, 0, n, 0, 0, 0, 0]), randomBytes(100 + n)]))
   const parts = [
     Buffer.concat([Buffer.from([19]), Buffer.from('BitTorrent protocol'), randomBytes(48)]),
@@ -139,14 +134,11 @@ test('takeBlock: a block answers its request through the Wire, whose list keeps 
   const ask = (piece: number, offset: number, length: number) =>
     wire.request(piece, offset, length, (err, block) => got.push(err ? `${piece}/${offset} ${err.message}` : `${piece}/${offset} ${Buffer.from(block!).toString()}`))
   const message = (piece: number, offset: number, text: string) => {
-    const m = Buffer.alloc(13 + text.length)
-    m.writeUInt32BE(9 + text.length)
-    m[4] = 7
-    m.writeUInt32BE(piece, 5)
-    m.writeUInt32BE(offset, 9)
-    m.write(text, 13)
+    const where = Buffer.alloc(8)
+    where.writeUInt32BE(piece)
+    where.writeUInt32BE(offset, 4)
     // Behind other bytes in the chunk, as the framer hands it on.
-    return Buffer.concat([randomBytes(7), m])
+    return Buffer.concat([randomBytes(7), msg(7, Buffer.concat([where, Buffer.from(text)]))])
   }
   const take = (piece: number, offset: number, text: string) => {
     const chunk = message(piece, offset, text)
