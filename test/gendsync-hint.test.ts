@@ -4,8 +4,11 @@ import { createHash } from 'node:crypto'
 import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
+import { contentTable, tableCosts } from '../src/manifest/content-table.js'
 import { shardsIndexing } from '../src/manifest/hinted.js'
+import { indexLines } from '../src/manifest/manifest-lines.js'
 import { repoFiles } from '../src/manifest/paths.js'
+import { loadTables } from '../src/manifest/table-cache.js'
 import { buildIndexTorrent } from '../src/torrent/shards.js'
 import { readTorrentInfo } from '../src/torrent/read.js'
 import { runCli } from '../testbed/cli.js'
@@ -69,6 +72,8 @@ async function hintRoundTrip(t: { diagnostic(s: string): void }, files: number):
   t.diagnostic(`${files} files: ${first.shards ? `${first.shards.length} shards` : 'one torrent'}`)
   // The first run's torrents are the reference every later comparison uses: checked against the files themselves.
   assertTorrentsHashFiles(save)
+  // A full run leaves the hinted run's caches too (src/publish/generate.ts): the one below starts from them.
+  if (first.shards) assertCachesDescribeList(save)
 
   changeUpstream(src)
   // What a mirror's update script has at hand: rsync's own list of what it changed.
@@ -111,6 +116,30 @@ async function hintRoundTrip(t: { diagnostic(s: string): void }, files: number):
   if (first.shards) await laterShardDamaged(save, base, gendsync, outputs, 'first')
   if (first.shards) await damagedIndexPiece(save, base, gendsync, outputs)
   if (first.shards) await sameSizeRewrites(save, base, gendsync, outputs)
+}
+
+/**
+ * `.dsync/tables` and `.dsync/lines` name the data.dsync beside them and hold what the hinted
+ * run would compute from it: its content table and costs (content-table.ts), its line offsets.
+ */
+function assertCachesDescribeList(save: string): void {
+  const dsync = join(save, '.dsync')
+  const list = readFileSync(join(dsync, 'data.dsync'))
+  const sha = createHash('sha256').update(list).digest('hex')
+  const lines = indexLines(list)
+  assert.ok(typeof lines !== 'string', `data.dsync: ${lines}`)
+  const pieceLength = Number(/^piece-length (\d+)$/m.exec(list.toString('latin1', 0, 4096))?.[1])
+  const cached = loadTables(join(dsync, 'tables'), lines, sha, pieceLength)
+  assert.ok(cached, '.dsync/tables is missing, damaged, or names another list')
+  const table = contentTable(lines)
+  const costs = tableCosts(table, pieceLength)
+  assert.equal(cached.table.count, table.count)
+  for (const k of ['line', 'length', 'pathFrom', 'pathTo'] as const) assert.deepEqual(cached.table[k], table[k], `tables: ${k}`)
+  for (const k of ['bytes', 'tokens', 'hash', 'entry'] as const) assert.deepEqual(cached.costs[k], costs[k], `tables: ${k}`)
+  const offsets = readFileSync(join(dsync, 'lines'))
+  assert.equal(offsets.toString('latin1', 0, 128).trim(), `DSYNC-LINES 1 ${sha} ${lines.count}`)
+  const starts = lines.starts.subarray(0, lines.count + 1)
+  assert.ok(offsets.subarray(128, offsets.length - 32).equals(Buffer.from(starts.buffer, starts.byteOffset, starts.byteLength)), '.dsync/lines: not the list\'s line offsets')
 }
 
 /**

@@ -6,8 +6,9 @@ import { readManifestLines, type ManifestLines } from './manifest-lines.js'
 import type { RepoFiles } from './paths.js'
 
 /**
- * The line offsets of a data.dsync, kept beside it in `.dsync/lines` by the hinted gendsync
- * that wrote that list (it has them from the splice), so the next hinted run does not find
+ * The line offsets of a data.dsync, kept beside it in `.dsync/lines` by the gendsync that
+ * wrote that list (a hinted run has them from the splice; a full run of a sharded repository
+ * indexes its list while the outputs are committed), so the next hinted run does not find
  * every newline of the previous list again: at 200k files ~236,000 calls of indexOf over 30 MB,
  * 75-125 ms of a run's main thread when it is the process's first pass over the list (docs/
  * SCALE.md, sessions 18 and 19). Only a cache, as `.dsync/tables` is (table-cache.ts): named

@@ -6,7 +6,8 @@ import type { Lines } from './manifest-lines.js'
 
 /**
  * The content table and shard costs of a data.dsync (content-table.ts), kept beside it in
- * `.dsync/tables` by a hinted gendsync so the next hinted run starts from them instead of
+ * `.dsync/tables` by gendsync (a hinted run, and a full run of a sharded repository:
+ * src/publish/generate.ts) so the next hinted run starts from them instead of
  * parsing every line of the previous list again (at 200k files ~35 ms for the table and
  * ~90 ms for the costs, one sixth of a hinted run: docs/SCALE.md). It is only a cache: named
  * after the SHA-256 of the data.dsync it describes and sealed by its own SHA-256, so a stale,
