@@ -6,7 +6,7 @@ import { machineLoad, median, timeChildOk } from './lib/measure.js'
 import { fmtMiB, fmtSeconds, markdownTable } from './lib/table.js'
 import { changeFiles, ensureTree, undoUploads, uploadFiles, type GeneratedTree, type Upload, type TreeSpec } from './lib/tree.js'
 import { eachArg } from './lib/args.js'
-import { installedCommand, isBundleCli, withRunBundle } from './lib/client-bundle.js'
+import { describeCli, installedRun, isBundleCli, withRunBundle } from './lib/client-bundle.js'
 
 /**
  * gendsync against the floor of reading and hashing the same bytes (`sha256sum`), on
@@ -139,11 +139,10 @@ async function benchDataset(ds: Dataset, opts: Options, log: (m: string) => void
   const sides: Side[] = (opts.baseCli ? [['base', opts.baseCli], ['new', opts.cli]] : [['', opts.cli]]).map(([label, cli]) => ({ label, cli, m: newMeasures() }))
   const gendsync = async (side: Side, label: string, extraNodeArgs: string[] = [], extraArgs: string[] = []): Promise<{ wall: number; cpu: number; json: GendsyncJson }> => {
     // What an operator runs: the bundle's bin where it has one (bench/lib/client-bundle.ts).
-    const command = installedCommand(side.cli)
-    const args = [...(command.isBin ? [] : extraNodeArgs), ...command.args, '--home', home, 'gendsync', '--json', ...extraArgs]
+    const command = installedRun(side.cli, extraNodeArgs)
+    const args = [...command.args, '--home', home, 'gendsync', '--json', ...extraArgs]
     if (opts.threads) args.push('--threads', String(opts.threads))
-    const env = command.isBin && extraNodeArgs.length > 0 ? { ...process.env, NODE_OPTIONS: [process.env.NODE_OPTIONS ?? '', ...extraNodeArgs].join(' ').trim() } : undefined
-    const r = await timed(command.cmd, args, undefined, env)
+    const r = await timed(command.cmd, args, undefined, command.env)
     const line = r.stdout.trim().split('\n').filter(l => l.startsWith('{')).pop()
     if (!line) throw new Error(`gendsync printed no JSON line: ${r.stdout}`)
     const json = JSON.parse(line) as GendsyncJson
@@ -341,7 +340,7 @@ function printTable(
   console.log(`
 - Medians of ${opts.runs} runs, warm page cache on both sides (every file read once before measuring). Wall time around the child process, node start-up included.
 - sha256sum: one process, \`find -type f -print0 | xargs -0 sha256sum > /dev/null\` (xargs batches the names into few sha256sum invocations); runs: ${list(m.floor)}.
-- gendsync: \`${side.cli === MODULES_CLI ? 'node dist/cli/main.js (--modules)' : installedCommand(side.cli).isBin ? `${installedCommand(side.cli).cmd} (the installed command: the bundle's bin)` : isBundleCli(side.cli) ? `node ${side.cli} (the installed bundle)` : `node ${side.cli}`} --home H gendsync --json\`${opts.threads ? ` --threads ${opts.threads}` : ' (default threads: one per core)'}, full = .dsync/ deleted first; runs: ${list(m.full)} (in-process ${list(m.fullInProcess)}).
+- gendsync: \`${describeCli(side.cli, MODULES_CLI)} --home H gendsync --json\`${opts.threads ? ` --threads ${opts.threads}` : ' (default threads: one per core)'}, full = .dsync/ deleted first; runs: ${list(m.full)} (in-process ${list(m.fullInProcess)}).
 - changed: ${m.changeCount} files (0.05%) rewritten, same size, mtime an hour later; each round runs gendsync without the hint, then puts the previous .dsync/ back and runs \`gendsync --changed LIST\`; hashedFiles checked equal to that count; runs without hint: ${list(m.incr)}; with: ${list(m.hinted)}. no-change runs: ${list(m.noChange)}.
 - uploaded: as many files replaced by a new version each (another name beside it, size within +-10%; the old one removed), the hint naming both paths; hashedFiles checked equal to the count; runs without hint: ${list(m.uploads.incr)}; with: ${list(m.uploads.hinted)}; CPU with: ${list(m.uploads.cpuHinted)}. The tree is put back afterwards.
 - full/floor: ratio of the medians; per round: ${m.full.map((f, i) => (f / m.floor[i]).toFixed(2) + 'x').join(', ')}.

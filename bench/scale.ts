@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, wri
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { installedCommand, isBundleCli, withRunBundle } from './lib/client-bundle.js'
+import { describeCli, installedRun, isBundleCli, withRunBundle } from './lib/client-bundle.js'
 import { WireLeecher } from '../testbed/leecher.js'
 import { BenchArgError, eachArg } from './lib/args.js'
 import { machineLoad, timeChild, timeChildOk } from './lib/measure.js'
@@ -118,8 +118,7 @@ async function measure(opts: Options): Promise<void> {
   }
   console.log('# scale benchmark: mirror-sized trees, 3 dsync hosts vs one rsync daemon (loopback)\n')
   console.log(`machine: ${availableParallelism()} cores; before start: ${await machineLoad()}\n`)
-  const installed = installedCommand(opts.cli)
-  console.log(`dsync: ${installed.isBin ? `${installed.cmd} (the installed command: the bundle's bin)` : `node ${opts.cli}`}${opts.cli === MODULES_CLI ? ' (tsc output, --modules)' : !installed.isBin && isBundleCli(opts.cli) ? ' (the installed bundle)' : ''}\n`)
+  console.log(`dsync: ${describeCli(opts.cli, MODULES_CLI)}\n`)
   for (const spec of DATASETS.filter(d => opts.only.includes(d.name))) {
     const env = new Bed(opts, spec, log)
     try {
@@ -161,7 +160,7 @@ class Bed {
 
   /** A command as an operator runs it: the bundle's bin where it has one (bench/lib/client-bundle.ts). */
   cli(home: string, ...a: string[]) {
-    const command = installedCommand(this.opts.cli)
+    const command = installedRun(this.opts.cli)
     return timeChildOk('/usr/bin/time', ['-f', '%M', '-o', join(this.work, 'time.out'), command.cmd, ...command.args, '--home', home, ...a])
   }
 
@@ -362,14 +361,11 @@ class Bed {
   async dsyncPull(dest = join(this.work, 'dest-dsync'), cli = this.opts.cli): Promise<{ seconds: number; wire: number; rss: number; stdout: string }> {
     const bytesFile = join(this.work, 'socket-bytes.json')
     rmSync(bytesFile, { force: true })
-    // The socket counter is loaded into the client's Node: on its command line, or through
-    // NODE_OPTIONS for a bundle's bin (which execs node itself).
-    const command = installedCommand(cli)
-    const nodeArgs = command.isBin ? [] : ['--import', SOCKET_BYTES]
-    const nodeOptions = command.isBin ? { NODE_OPTIONS: [process.env.NODE_OPTIONS ?? '', '--import', SOCKET_BYTES].join(' ').trim() } : {}
-    const r = await timeChildOk('/usr/bin/time', ['-f', '%M', '-o', join(this.work, 'time.out'), command.cmd, ...nodeArgs, ...command.args,
+    // The socket counter is loaded into the client's Node (through NODE_OPTIONS for the bin).
+    const command = installedRun(cli, ['--import', SOCKET_BYTES])
+    const r = await timeChildOk('/usr/bin/time', ['-f', '%M', '-o', join(this.work, 'time.out'), command.cmd, ...command.args,
       '--json', 'pull', `dtp://${HOSTS[0]}/${REPO}`, dest, ...HOSTS.slice(1).flatMap(h => ['--peer', `${h}:${PORT}`])],
-    { env: { ...process.env, DSYNC_BENCH_SOCKET_BYTES: bytesFile, ...nodeOptions } })
+    { env: { ...(command.env ?? process.env), DSYNC_BENCH_SOCKET_BYTES: bytesFile } })
     return { seconds: r.seconds, wire: (JSON.parse(readFileSync(bytesFile, 'utf8')) as { read: number }).read, rss: this.lastRss(), stdout: r.stdout }
   }
 

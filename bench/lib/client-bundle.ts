@@ -29,12 +29,34 @@ export function isBundleCli(cli: string): boolean {
 /**
  * The command line an operator's `dsync` is for the build `cli`, before its own arguments: a
  * bundle's bin (package.json's since session 20: the sh script `dsync` beside dsync.js, which
- * execs node on main.js) run as it is; else `node CLI` (tsc's dist/cli/main.js, or a bundle made
- * before the bin was a script, whose bin was dsync.js itself). Node's own flags for the bin go in
- * NODE_OPTIONS (`nodeOptions`).
+ * execs node on main.js or gendsync.js) run as it is; else `node CLI` (tsc's dist/cli/main.js, or
+ * a bundle made before the bin was a script, whose bin was dsync.js itself).
  */
 export function installedCommand(cli: string): { cmd: string; args: string[]; isBin: boolean } {
   const bin = basename(cli) === 'dsync' ? cli : join(dirname(cli), 'dsync')
   if (isBundleCli(cli) && (basename(cli) === 'dsync' || basename(cli) === 'dsync.js') && existsSync(bin)) return { cmd: bin, args: [], isBin: true }
   return { cmd: process.execPath, args: [cli], isBin: false }
+}
+
+/**
+ * installedCommand with Node's own flags `nodeArgs` (a flag's value may follow it): the bin gets
+ * them through NODE_OPTIONS (`env`, unset when there are none), since it execs node itself. A
+ * flag Node refuses there (`--cpu-prof`: process.allowedNodeEnvironmentFlags) cannot reach the
+ * bin's node, so the build runs as `node FLAGS CLI` instead (a bundle's launcher passes them on
+ * to its child).
+ */
+export function installedRun(cli: string, nodeArgs: string[] = []): { cmd: string; args: string[]; env?: NodeJS.ProcessEnv; isBin: boolean } {
+  const command = installedCommand(cli)
+  if (nodeArgs.length === 0) return command
+  const flags = nodeArgs.filter(a => a.startsWith('-')).map(a => a.split('=')[0])
+  if (!command.isBin || !flags.every(f => process.allowedNodeEnvironmentFlags.has(f))) return { cmd: process.execPath, args: [...nodeArgs, cli], isBin: false }
+  return { ...command, env: { ...process.env, NODE_OPTIONS: [process.env.NODE_OPTIONS ?? '', ...nodeArgs].join(' ').trim() } }
+}
+
+/** The build `cli` as a bench's notes name it: the command run, and what it is. */
+export function describeCli(cli: string, modulesCli: string): string {
+  if (cli === modulesCli) return 'node dist/cli/main.js (tsc output, --modules)'
+  const command = installedCommand(cli)
+  if (command.isBin) return `${command.cmd} (the installed command: the bundle's bin)`
+  return `node ${cli}${isBundleCli(cli) ? ' (the installed bundle)' : ''}`
 }
