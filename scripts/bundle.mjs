@@ -5,6 +5,7 @@
 // `node scripts/bundle.mjs DIR` writes the bundle to DIR instead (bench swarm: a folder of its
 // own run, so a job running dist/bundle/ at the same moment keeps its files).
 import { build } from 'esbuild'
+import { execFileSync } from 'node:child_process'
 import { chmodSync, copyFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
 
@@ -36,16 +37,20 @@ await build({
   // (new URL('./hash-worker.js', import.meta.url)), which esbuild does not follow: every
   // dist/src/**/NAME-worker.js is an entry of its own and sits beside dsync.js. (A list kept
   // by hand missed verify-worker and folders-worker: the installed CLI's pulls stalled.)
-  entryPoints: { main: 'dist/cli/main.js', ...workerEntries('dist/src') },
+  entryPoints: { 'main.code': 'dist/cli/main.js', ...workerEntries('dist/src') },
   outExtension: { '.js': '.js' },
 })
-// gendsync.js: the same program with gendsync's command only, for the installed command to run
+// gendsync.code.js (run by gendsync.js): the same program with gendsync's command only, for the installed command to run
 // gendsync with (cli/dsync.sh; the launcher's child too). main.js compiles every command's code
 // at each start (1.4 MB); this is ~0.4 MB: a hinted gendsync at 200k files starts with ~1,000
 // fewer page faults (docs/SCALE.md, "gendsync, session 21"). main.ts loads only the module of
 // the verb it runs, so the other commands' modules are left out: one that is loaded anyway
 // (a verb the script routed here by mistake) fails in one line.
-await build({ ...common, entryPoints: { gendsync: 'dist/cli/main.js' }, plugins: [onlyCommand('gendsync')] })
+await build({ ...common, entryPoints: { 'gendsync.code': 'dist/cli/main.js' }, plugins: [onlyCommand('gendsync')] })
+// main.js and gendsync.js: cli/start-cached.ts under both names, each running its program
+// (NAME.code.js) from V8's code cache (NAME.code.cache, made below) instead of compiling it at
+// every start.
+await build({ ...common, entryPoints: { main: 'dist/cli/start-cached.js', gendsync: 'dist/cli/start-cached.js' } })
 // `node dist/bundle/dsync.js`: the launcher (cli/launch.ts), which loads main.js beside it by a
 // path it computes (so esbuild leaves that require alone) or runs it as a child for gendsync.
 await build({ ...common, entryPoints: { dsync: 'dist/cli/launch.js' } })
@@ -57,6 +62,13 @@ chmodSync(join(out, 'dsync'), 0o755)
 // nearest package.json up the tree: the package's own says "module" (its tsc output is ES
 // modules), and a copy elsewhere may find any; a CommonJS file read as an ES module fails.
 writeFileSync(join(out, 'package.json'), '{ "type": "commonjs" }\n')
+// The code caches: each program run once with a command that loads all it can (every command's
+// module for main.js, gendsync's for gendsync.js), its cache written at exit with what the run
+// compiled. NODE_OPTIONS left out: V8 refuses a cache made under other V8 flags.
+for (const [name, args] of [['main.js', ['--help']], ['gendsync.js', ['gendsync', '--help']]]) {
+  const { NODE_OPTIONS: _, ...env } = process.env
+  execFileSync(process.execPath, [join(out, name), ...args], { env: { ...env, DSYNC_WRITE_CODE_CACHE: '1' }, stdio: 'ignore' })
+}
 
 /** An esbuild plugin: main.js's command modules (`./commands/NAME.js`) but `verb`'s become a module that throws. */
 function onlyCommand(verb) {

@@ -88,7 +88,8 @@ test('the bundle: strict CommonJS files that run gendsync on worker threads as d
   // help, a generation, a mistake), in under half the code; another command fails in one line.
   const only = join(dir, 'gendsync.js')
   const main = join(dir, 'main.js')
-  assert.ok(statSync(only).size * 2 < statSync(main).size, `gendsync.js ${statSync(only).size} B against main.js ${statSync(main).size} B`)
+  const [onlyCode, mainCode] = [statSync(join(dir, 'gendsync.code.js')).size, statSync(join(dir, 'main.code.js')).size]
+  assert.ok(onlyCode * 2 < mainCode, `gendsync.code.js ${onlyCode} B against main.code.js ${mainCode} B`)
   for (const args of [['--home', home, 'gendsync', '--help'], ['--home', home, '--json', 'gendsync'], ['--home', missing, '-gendsync']]) {
     const a = await run(only, args)
     const b = await run(main, args)
@@ -97,6 +98,42 @@ test('the bundle: strict CommonJS files that run gendsync on worker threads as d
   const other = await run(only, ['--home', home, 'magnet', 'pool'])
   assert.notEqual(other.code, 0)
   assert.match(other.stderr, /^dsync: .*magnet\.js is not in this file .*\n$/)
+})
+
+test('main.js and gendsync.js run their programs from the code cache made with the bundle, and never from a cache of another program', async () => {
+  const dir = bundle()
+  // npm run sets npm_package_version, which --version would print instead of the program's own.
+  const debug = { DSYNC_DEBUG_CODE_CACHE: '1', npm_package_version: undefined }
+  for (const [name, args] of [['main.js', ['--version']], ['gendsync.js', ['gendsync', '--help']]] as const) {
+    const r = await run(join(dir, name), [...args], debug)
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(r.stderr, 'code cache: used\n', `${name}: the cache the build made`)
+  }
+  const version = (await run(join(dir, 'main.js'), ['--version'], { npm_package_version: undefined })).stdout
+  assert.match(version, /^\d+\.\d+\.\d+\n$/)
+
+  // The program rebuilt to the same length (all V8 itself checks of the source): its own code
+  // runs, not the old program's compiled functions kept in the cache.
+  const program = join(dir, 'main.code.js')
+  const text = readFileSync(program, 'utf8')
+  const old = `.version(process.env.npm_package_version ?? "${version.trim()}")`
+  assert.equal(text.split(old).length, 2, `the version's default appears once in main.code.js (${old})`)
+  const changed = text.replace(old, old.replace(/\d/g, '7'))
+  assert.equal(Buffer.byteLength(changed), Buffer.byteLength(text))
+  writeFileSync(program, changed)
+  const rebuilt = await run(join(dir, 'main.js'), ['--version'], debug)
+  assert.deepEqual([rebuilt.code, rebuilt.stdout, rebuilt.stderr], [0, version.replace(/\d/g, '7'), 'code cache: none for this program\n'])
+
+  // A cache cut short or missing: the program compiles as it would without one.
+  writeFileSync(program, text)
+  const cache = join(dir, 'main.code.cache')
+  const whole = readFileSync(cache)
+  writeFileSync(cache, whole.subarray(0, whole.length >> 1))
+  const cut = await run(join(dir, 'main.js'), ['--version'], debug)
+  assert.deepEqual([cut.code, cut.stdout, cut.stderr], [0, version, 'code cache: refused by V8\n'])
+  rmSync(cache)
+  const none = await run(join(dir, 'main.js'), ['--version'], debug)
+  assert.deepEqual([none.code, none.stdout, none.stderr], [0, version, 'code cache: none for this program\n'])
 })
 
 /** Where Debian keeps its CA bundle; a missing file only makes Node warn. */
