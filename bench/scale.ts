@@ -320,7 +320,8 @@ class Bed {
     const full = this.fullSeconds > 0
     this.rows.push([`gendsync after ${entries} entries changed, ${label}: seconds (vs full)`, fmtSeconds(g.seconds),
       full ? fmtSeconds(this.fullSeconds) : 'full not run (--steps)', full ? ratio(g.seconds, this.fullSeconds) : '',
-      hinted ? '<= 10% of full' : '', hinted && full ? ok(g.seconds <= 0.1 * this.fullSeconds) : ''])
+      // The issue sets both gendsync targets at 200,000 files, as the full row says.
+      ...(hinted && this.spec.files === 200_000 ? ['<= 10% of full', full ? ok(g.seconds <= 0.1 * this.fullSeconds) : ''] : [hinted ? '(10% is the 200k target)' : '', ''])])
     const reloaded = performance.now()
     for (const home of this.homes) await timeChildOk(process.execPath, [this.opts.cli, '--home', home, 'reload'])
     // The clients start once every host serves the new generation (a reload loads it first).
