@@ -356,7 +356,9 @@ class Bed {
     const spread = (xs: { seconds: number }[]) => xs.length > 1 ? ` (${xs.length} runs: ${xs.map(x => fmtSeconds(x.seconds)).join(', ')})` : ''
     const [d, r] = [mid(ds), mid(rs)]
     this.rows.push(['no-change check: bytes on the wire', Math.max(...ds.map(x => x.wire)), r.wire, ratio(d.wire, r.wire), '<= 65536', ok(ds.every(x => x.wire <= 65536))])
-    this.rows.push([`no-change check: seconds${runs > 1 ? ', median' : ''}`, fmtSeconds(d.seconds) + spread(ds), fmtSeconds(r.seconds) + spread(rs), ratio(d.seconds, r.seconds), "<= 0.2x rsync's", ok(d.seconds <= 0.2 * r.seconds)])
+    this.rows.push([`no-change check: seconds${runs > 1 ? ', median' : ''}`, fmtSeconds(d.seconds) + spread(ds), fmtSeconds(r.seconds) + spread(rs), ratio(d.seconds, r.seconds),
+      // And under a second at 1M files (the issue's).
+      ...(this.spec.files >= 1_000_000 ? ["<= 0.2x rsync's, < 1 s", ok(d.seconds <= 0.2 * r.seconds && d.seconds < 1)] : ["<= 0.2x rsync's", ok(d.seconds <= 0.2 * r.seconds)])])
     this.rows.push(['no-change check: of which in the pull (the rest: Node\'s start, loading the CLI, exit)', fmtSeconds(pullSeconds(d.stdout)), '', '', '', ''])
     this.rows.push(['no-change check: client peak RSS MiB', Math.max(...ds.map(x => x.rss)).toFixed(0), Math.max(...rs.map(x => x.rss)).toFixed(0), ratio(d.rss, r.rss), '', ''])
     await this.basePull('no-change check', d)
