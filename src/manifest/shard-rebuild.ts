@@ -7,7 +7,7 @@ import { readFileInto } from '../util/read-file.js'
 import { contentPath, contentPathString, type ContentTable } from './content-table.js'
 import { pieceHashes, pieceHashesReusing, type FileDigest } from './hash-file.js'
 import { lastPieceHashes } from './old-pieces.js'
-import type { WarmMemory } from './warm-memory.js'
+import { newArray, type WarmMemory } from './warm-memory.js'
 
 /** A shard of the new generation: built now (torrent set), or the previous file kept as it is. */
 export interface ShardOut extends BuiltTorrent {
@@ -69,7 +69,10 @@ export interface ShardRebuildInput {
   oldIndex?: { pieces: Buffer; firstPiece: number[]; length: number[] }
   /** Previous shard files read already, by path (util/prefetch.ts); each is taken out when used. */
   prefetched?: Map<string, Buffer>
-  /** Memory touched already (warm-memory.ts), for a new shard no previous shard's buffer can take (without scratch only). */
+  /**
+   * Memory touched already (warm-memory.ts): the previous files' offsets in their shards
+   * (OldShardPieces), and a new shard no previous shard's buffer can take (without scratch only).
+   */
   memory?: WarmMemory
 }
 
@@ -111,6 +114,9 @@ function spliceShards(input: ShardRebuildInput, oldPieces: OldShardPieces): Shar
   const torrentStart = torrentHead(input.trackers)
   const head = Buffer.concat([torrentStart, Buffer.from('d5:filesl')])
   const out: ShardOut[] = []
+  // The piece hashes of the shard being spliced, copied into its files list by finish(): one
+  // buffer serves every shard (a fresh one each, ~300 KB at 200k files, faulted its pages in).
+  const piecesScratch: { pieces?: Buffer } = input.scratch ?? {}
   for (let s = 0; s < input.starts.length; s++) {
     const a = input.starts[s]
     const b = s + 1 < input.starts.length ? input.starts[s + 1] : input.next.count
@@ -145,7 +151,7 @@ function spliceShards(input: ShardRebuildInput, oldPieces: OldShardPieces): Shar
       out.push(handOver(input, { ...patched, built: true, count: b - a, bytes }, s))
       continue
     }
-    const pieces = shardPieces(input, oldPieces, a, b)
+    const pieces = shardPieces(input, oldPieces, a, b, piecesScratch)
     if (typeof pieces === 'string') return pieces
     // Without scratch buffers (gendsync) the shard is written after the torrent's head, in its
     // final buffer; with them (the client) it is copied out so that buffer serves the next shard.
@@ -370,14 +376,14 @@ function shardBytes(input: ShardRebuildInput, a: number, b: number, pieces: numb
   return bytes
 }
 
-function shardPieces(input: ShardRebuildInput, old: OldShardPieces, a: number, b: number): Buffer | string {
+function shardPieces(input: ShardRebuildInput, old: OldShardPieces, a: number, b: number, scratch: { pieces?: Buffer }): Buffer | string {
   const P = input.pieceLength
   let total = 0
   for (let c = a; c < b; c++) total += Math.ceil(input.next.length[c] / P)
-  const scratch = input.scratch
-  // Copied into the files list by its finish(): free for the next shard's afterwards.
-  if (scratch && !(scratch.pieces && scratch.pieces.length >= total * 20)) scratch.pieces = Buffer.allocUnsafe(total * 20)
-  const pieces = scratch ? scratch.pieces!.subarray(0, total * 20) : Buffer.allocUnsafe(total * 20)
+  // Copied into the files list by its finish(): free for the next shard's afterwards. Room to
+  // spare, as shards of a generation differ by a little: not grown (a new buffer) shard after shard.
+  if (!(scratch.pieces && scratch.pieces.length >= total * 20)) scratch.pieces = Buffer.allocUnsafe(Math.ceil(total * 20 * 1.25))
+  const pieces = scratch.pieces.subarray(0, total * 20)
   let at = 0
   for (let c = a; c < b; c++) {
     const length = input.next.length[c]
@@ -477,9 +483,11 @@ class OldShardPieces {
 
   constructor(private readonly input: ShardRebuildInput) {
     const { old, oldStarts, oldEntry, pieceLength: P } = input
-    this.firstPiece = new Float64Array(old.count)
-    this.offset = new Float64Array(old.count + 1)
-    this.shardOfFile = new Uint32Array(old.count)
+    // Every element is written below, so warmed memory will do: 4 MB at 200k files, ~1,000 pages
+    // that fresh arrays fault in on the main thread at their first write (warm-memory.ts).
+    this.firstPiece = newArray(Float64Array, old.count, input.memory)
+    this.offset = newArray(Float64Array, old.count + 1, input.memory)
+    this.shardOfFile = newArray(Uint32Array, old.count, input.memory)
     let at = 0
     for (let t = 0; t < oldStarts.length; t++) {
       const end = t + 1 < oldStarts.length ? oldStarts[t + 1] : old.count
