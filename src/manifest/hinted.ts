@@ -278,6 +278,8 @@ interface Changes {
   targets: Map<string, Target>
   /** Old folders gone or replaced: every line under them goes. */
   removedTrees: string[]
+  /** Where each path looked up was found in the previous list, or would go (lowerBound): editsOf does not search again. */
+  at: Map<string, number>
 }
 
 function collectChanges(save: string, old: ManifestLines, changed: string[]): Changes | string {
@@ -290,10 +292,13 @@ function collectChanges(save: string, old: ManifestLines, changed: string[]): Ch
   const targets = new Map<string, Target>()
   const removedTrees: string[] = []
   const notFolders = new Set<string>()
+  const found = new Map<string, number>()
   for (const { p, k } of sorted) {
     if (underAny(p, notFolders)) continue
     const at = lowerBound(old, k)
-    const before = at < old.count && entryAt(old, at).path === p ? entryAt(old, at).type : undefined
+    found.set(p, at)
+    // The old line's type is its first byte.
+    const before = at < old.count && comparePathAt(old, at, k) === 0 ? String.fromCharCode(old.buf[old.starts[at]]) : undefined
     const st = statOrGone(join(save, p))
     const now = st && fromStats(p, st)
     if (!now) {
@@ -316,7 +321,7 @@ function collectChanges(save: string, old: ManifestLines, changed: string[]): Ch
       }
     }
   }
-  return { targets, removedTrees }
+  return { targets, removedTrees, at: found }
 }
 
 function underAny(path: string, folders: Set<string>): boolean {
@@ -435,7 +440,7 @@ function editsOf(old: ManifestLines, found: Changes, digests: Map<string, FileDi
   const edits: Edit[] = []
   for (const [path, now] of found.targets) {
     const key = Buffer.from(path, 'utf8')
-    const at = lowerBound(old, key)
+    const at = found.at.get(path) ?? lowerBound(old, key)
     const exists = at < old.count && comparePathAt(old, at, key) === 0
     const edit: Edit = { from: at, to: exists ? at + 1 : at, key }
     if (now) {
