@@ -9,7 +9,7 @@ import { layoutFiles } from '../torrent/layout.js'
 import { readTorrentInfo } from '../torrent/read.js'
 import { buildIndexTorrentFrom, buildShards, shardInfoHashOf, type HashedPart, type ShardFileDigest } from '../torrent/shards.js'
 import type { DurableBatch } from '../util/durable-batch.js'
-import { contentPath, contentTable } from './content-table.js'
+import { contentPath, contentTable, type ContentTable } from './content-table.js'
 import { hashBuffer } from './hash-file.js'
 import { indexLines } from './manifest-lines.js'
 import { MANIFEST_TORRENT_PATH, type RepoFiles } from './paths.js'
@@ -123,10 +123,13 @@ export interface PendingShard {
  * Each shard's info dict, its paths and lengths taken from data.dsync's bytes (whose SHA-256s
  * may still be placeholders: a full gendsync encodes these while its files are hashed), its
  * pieces as they are now. Undefined when data.dsync's content files are not `content`'s.
+ * `made`: the content table of `manifest`, when the caller made it already.
  */
-export function encodeShardInfos(name: string, pieceLength: number, manifest: Buffer, content: TorrentContent, starts: number[]): PendingShard[] | undefined {
-  const lines = indexLines(manifest)
-  const table = typeof lines === 'string' ? undefined : contentTable(lines)
+export function encodeShardInfos(
+  name: string, pieceLength: number, manifest: Buffer, content: TorrentContent, starts: number[], made?: ContentTable,
+): PendingShard[] | undefined {
+  const lines = made ? made.lines : indexLines(manifest)
+  const table = made ?? (typeof lines === 'string' ? undefined : contentTable(lines))
   if (!table || table.count !== content.count) return undefined
   return starts.map((first, s) => {
     const end = s + 1 < starts.length ? starts[s + 1] : content.count

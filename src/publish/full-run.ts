@@ -14,7 +14,11 @@ import { lastPieceHashes } from '../manifest/old-pieces.js'
 import type { ShardOut } from '../manifest/shard-rebuild.js'
 import type { ScannedEntry } from '../manifest/scan.js'
 import { pieceLengthFor, piecesOf } from '../torrent/layout.js'
-import { costBytes, costTokens, pathHash, shardStartsOf, type ShardCosts } from '../torrent/shards.js'
+import { costBytes, costTokens, pathHash, shardStartsOf } from '../torrent/shards.js'
+import { decimalLength, entryByteLength } from '../torrent/encode-info.js'
+import { contentTable, type ContentTable, type TableCosts } from '../manifest/content-table.js'
+import { indexLines } from '../manifest/manifest-lines.js'
+import type { CachedTables } from '../manifest/table-cache.js'
 
 /**
  * A full gendsync's digests and data.dsync, held as tables indexed by file (the walk's files
@@ -25,12 +29,20 @@ import { costBytes, costTokens, pathHash, shardStartsOf, type ShardCosts } from 
  */
 export interface FullTables {
   manifest: Buffer
+  /** data.dsync's SHA-256 (hex), from the pass that sealed it. */
+  sha256: string
   pieceLength: number
   /** Shard starts over `content` (`[0]`: one torrent). */
   starts: number[]
   content: TorrentContent
   /** A sharded repository's shard torrents, encoded while the files were hashed. */
   shards?: ShardOut[]
+  /**
+   * A sharded repository's content table and costs over `manifest` (what a hinted run starts
+   * from: table-cache.ts), made on the way: the shards' encoding indexes the list, the
+   * placement costs every file.
+   */
+  tables?: CachedTables
   files: number
   bytes: number
   hashed: number
@@ -92,7 +104,7 @@ export async function fullTables(scanned: ScannedEntry[], opts: FullRunOptions):
     await hashing.catch(() => undefined)
     throw err
   }
-  const { starts, content } = layout
+  const { starts, content, costs } = layout
   const manifest = draft.manifest
   const cache = draft.cache
   const fillCache = (s: number) => {
@@ -116,12 +128,12 @@ export async function fullTables(scanned: ScannedEntry[], opts: FullRunOptions):
   // Their cache lines again, now with the tails (a file hashed now was filled above without).
   for (const s of layout.tailsToRead) fillCache(s)
   for (const [at, s] of draft.links) writeHex(manifest, at, out.sha256, s * 32, 32)
-  resealManifest(manifest)
+  const sha256 = resealManifest(manifest)
   const shards = draft.shards && sealShards(draft.shards, content, pieceLength, opts.trackers)
   const d = plan.counts
   const slotOf = (path: string) => findSlot(files, path)
   return {
-    manifest, pieceLength, starts, files: files.length, bytes, ...d, content, shards,
+    manifest, sha256, pieceLength, starts, files: files.length, bytes, ...d, content, shards, tables: draft.table && { table: draft.table, costs },
     piecesOf: path => Buffer.from(out.pieces.subarray(pieceAt[slotOf(path)], pieceAt[slotOf(path) + 1])),
     saveCache: (batch, file) => cache?.writer.stage(batch, file),
   }
@@ -155,25 +167,49 @@ function torrentLayout(files: ScannedEntry[], out: DigestTables, hasTail: Uint8A
   let n = 0
   for (let s = 0; s < files.length; s++) if (files[s].size > 0) inTorrent[n++] = s
   const torrent = inTorrent.subarray(0, n)
-  const starts = shardStartsOf(costsOf(files, torrent, pieceLength))
+  const costs = costsOf(files, torrent, pieceLength)
+  const starts = shardStartsOf(costs)
   const tailsToRead: number[] = []
   for (const s of endsOfTorrents(torrent, starts)) {
     if (files[s].size % pieceLength === 0 || hasTail[s]) continue
     hasTail[s] = 1
     tailsToRead.push(s)
   }
-  return { starts, content: tableContent(files, torrent, out, hasTail), tailsToRead }
+  return { starts, content: tableContent(files, torrent, out, hasTail), tailsToRead, costs }
 }
-/** shardStarts' inputs for the torrent's files (fileCost and pathHash of each). */
-function costsOf(files: ScannedEntry[], torrent: Int32Array, pieceLength: number): ShardCosts {
-  const costs: ShardCosts = { bytes: new Float64Array(torrent.length), tokens: new Float64Array(torrent.length), hash: new Uint32Array(torrent.length) }
-  for (let i = 0; i < torrent.length; i++) {
+
+/**
+ * shardStarts' inputs for the torrent's files (fileCost and pathHash of each), and each one's
+ * entry bytes in a files list: the numbers tableCosts (content-table.ts) reads from data.dsync's
+ * bytes, from the paths in hand (the caches a full run leaves take them: no pass over the list).
+ */
+function costsOf(files: ScannedEntry[], torrent: Int32Array, pieceLength: number): TableCosts {
+  const n = torrent.length
+  const costs: TableCosts = { bytes: new Float64Array(n), tokens: new Float64Array(n), hash: new Uint32Array(n), entry: new Float64Array(n) }
+  for (let i = 0; i < n; i++) {
     const e = files[torrent[i]]
+    const path = e.path
     let slashes = 0
-    for (let k = 0; k < e.path.length; k++) if (e.path.charCodeAt(k) === 0x2f) slashes++
-    costs.bytes[i] = costBytes(Buffer.byteLength(e.path), slashes, e.size, pieceLength)
+    let ascii = true
+    // entryByteLength's sum per segment (decimal length, ':', bytes), for an ASCII path (one byte a unit).
+    let segments = 0
+    let seg = 0
+    for (let k = 0; k < path.length; k++) {
+      const u = path.charCodeAt(k)
+      if (u === 0x2f) {
+        slashes++
+        segments += decimalLength(k - seg) + 1 + (k - seg)
+        seg = k + 1
+      } else if (u > 0x7f) ascii = false
+    }
+    costs.bytes[i] = costBytes(Buffer.byteLength(path), slashes, e.size, pieceLength)
     costs.tokens[i] = costTokens(slashes, e.size, pieceLength)
-    costs.hash[i] = pathHash(e.path)
+    costs.hash[i] = pathHash(path)
+    if (ascii) costs.entry[i] = 20 + decimalLength(e.size) + segments + decimalLength(path.length - seg) + 1 + (path.length - seg)
+    else {
+      const bytes = Buffer.from(path, 'utf8')
+      costs.entry[i] = entryByteLength(bytes, 0, bytes.length, e.size)
+    }
   }
   return costs
 }
@@ -287,6 +323,8 @@ interface Draft {
   hexAt: Float64Array
   links: [number, number][]
   shards?: PendingShard[]
+  /** The content table the shards were encoded from (sharded only). */
+  table?: ContentTable
   /** The hash cache, when it is to be written: its lines, and where each file's digests are in it (-1: not cached). */
   cache?: { writer: HashCacheWriter; at: Float64Array }
 }
@@ -333,9 +371,14 @@ function draftOutputs(
       w.line(e.type, e.mode, e.size, e.mtime, undefined, 0, e.path, e.target)
     }
   }
-  const manifest = w.finish()
-  const shards = starts.length > 1 ? encodeShardInfos(name, pieceLength, manifest, content, starts) : undefined
-  return { manifest, hexAt, links, shards }
+  // Sealed once its digests are all in (resealManifest, fullTables).
+  const manifest = w.finish(false)
+  if (starts.length === 1) return { manifest, hexAt, links }
+  // Its rows point into `manifest`, whose digits are filled in place later: they stay right.
+  const lines = indexLines(manifest)
+  const table = typeof lines === 'string' ? undefined : contentTable(lines)
+  const shards = table && encodeShardInfos(name, pieceLength, manifest, content, starts, table)
+  return { manifest, hexAt, links, shards, table: shards && table }
 }
 
 /** The torrent's content files as TorrentContent over the tables (torrent[i]: the slot of file i). */

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto'
 import { mkdirSync, readFileSync } from 'node:fs'
 import type { Worker } from 'node:worker_threads'
 import { fsError } from '../errors.js'
@@ -9,15 +8,14 @@ import type { PublisherKey } from '../generation/keys.js'
 import { DEFAULT_KEEP_DELTAS, publishGeneration } from '../generation/publish.js'
 import { appendHashCache } from '../manifest/hash-cache.js'
 import { generateHinted } from '../manifest/hinted.js'
-import { contentTable, tableCosts } from '../manifest/content-table.js'
-import { indexLines, type LineTable } from '../manifest/manifest-lines.js'
+import type { LineTable } from '../manifest/manifest-lines.js'
 import { DSYNC_DIR, repoFiles, type RepoFiles } from '../manifest/paths.js'
 import { EarlyOutputs, listContent, writeOutputs, writeShardOutputs, type ShardSummary } from '../manifest/outputs.js'
 import { scanTreeParallel, type ScannedEntry } from '../manifest/scan.js'
 import { startHashWorkers } from '../manifest/hash-table.js'
 import { saveLines } from '../manifest/line-cache.js'
 import { linesFile } from '../manifest/lines-file.js'
-import { saveTables } from '../manifest/table-cache.js'
+import { saveTables, type CachedTables } from '../manifest/table-cache.js'
 import type { WarmMemory } from '../manifest/warm-memory.js'
 import { fullTables } from './full-run.js'
 import { stillCurrent, type ReadAhead } from './read-ahead.js'
@@ -185,7 +183,7 @@ async function fullRun(opts: GenerateOptions, files: RepoFiles, previous: Buffer
     entries: scanned.length, files: g.files, bytes: g.bytes, hashedFiles: g.hashed, hashedBytes: g.hashedBytes, reusedFiles: g.reused,
     seconds: (Date.now() - started) / 1000, manifestFile: files.manifest, torrentFile: files.torrent, shards: published.shards,
   }
-  return { result, manifest: g.manifest, piecesOf: g.piecesOf, ...(g.shards ? fullRunCaches(files, g.manifest, g.pieceLength) : {}) }
+  return { result, manifest: g.manifest, piecesOf: g.piecesOf, known: { manifest: g.sha256 }, caches: g.shards && g.tables && fullRunCaches(files, g.sha256, g.pieceLength, g.tables) }
 }
 
 /**
@@ -193,21 +191,16 @@ async function fullRun(opts: GenerateOptions, files: RepoFiles, previous: Buffer
  * its content table and costs (sharded repositories, where the next hinted run splices shards
  * with them). Without them the first hinted run after a full one indexed the list and built the
  * tables itself: 0.32 against 0.42 s in-process at 200k files, for ~0.1 s more of the full run
- * (docs/SCALE.md, session 21). Made while the batch's writes are in flight (generateRepo calls
- * `caches` before the commit), and the list's SHA-256 they name is handed on to the record
- * (`known`), not computed twice.
+ * (docs/SCALE.md, session 21). Written while the batch's writes are in flight (generateRepo calls
+ * `caches` before the commit), from what the run made on the way (fullTables: the shards'
+ * encoding indexed the list, the placement costed every file) and the SHA-256 sealing the list
+ * gave (resealManifest): no pass over the list of their own (session 22).
  */
-function fullRunCaches(files: RepoFiles, manifest: Buffer, pieceLength: number): Pick<Run, 'known' | 'caches'> {
-  const sha256 = createHash('sha256').update(manifest).digest('hex')
-  const caches = async () => {
-    const lines = indexLines(manifest)
-    // A list this run wrote itself: never unreadable, but a cache is never worth failing a run for.
-    if (typeof lines === 'string') return
-    const table = contentTable(lines)
-    const costs = tableCosts(table, pieceLength)
-    await Promise.all([saveTables(files.tables, sha256, pieceLength, { table, costs }), saveLines(linesFile(files), sha256, lines.starts.subarray(0, lines.count + 1))])
+function fullRunCaches(files: RepoFiles, sha256: string, pieceLength: number, tables: CachedTables): () => Promise<void> {
+  const lines = tables.table.lines
+  return async () => {
+    await Promise.all([saveTables(files.tables, sha256, pieceLength, tables), saveLines(linesFile(files), sha256, lines.starts.subarray(0, lines.count + 1))])
   }
-  return { known: { manifest: sha256 }, caches }
 }
 
 /** The previous index torrent's, tables' and line offsets' bytes, when read ahead and still current; memory warmed for the new outputs. */
