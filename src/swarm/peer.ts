@@ -73,7 +73,7 @@ interface WireRequest { piece: number; offset: number; length: number }
 
 /** What request() uses of the Wire to put a request in its list as its own `request` does. */
 interface WireSend {
-  requests: (WireRequest & { callback: (err: Error | null | undefined, block: Uint8Array | null | undefined) => void })[]
+  requests: (WireRequest & { callback(err: Error | null | undefined, block: Uint8Array | null | undefined): void })[]
   _finished: boolean
   peerChoking: boolean
   _encryptor: unknown
@@ -122,6 +122,34 @@ export function takeBlock(wire: WireBlocks, chunk: Buffer, at: number, length: n
   }
   // A block asked for no more (cancelled, refused) is counted too, as the Wire counts it.
   wire.downloaded += block.length
+}
+
+/**
+ * A block request as the Wire keeps it in its list (piece, offset, length, and `callback`, which
+ * it and takeBlock call with the block or why it failed). One object per request: its
+ * `callback` is a method, not a closure over the request's own values (one request per file of
+ * a small bootstrap).
+ */
+class BlockRequest {
+  /** Set while the Wire's own request() runs: a refusal then is answered later, never inside the caller's loop. */
+  inside = false
+
+  constructor(private readonly peer: PeerConnection, readonly piece: number, readonly offset: number, readonly length: number, private readonly done: BlockCallback) {}
+
+  callback(err: Error | null | undefined, block: Uint8Array | null | undefined): void {
+    const done = this.done
+    if (err || !block) {
+      // A refused or cancelled request gives back its receive credit.
+      this.peer.answered(this.length, false)
+      const why = err ?? new Error('empty block')
+      if (this.inside) queueMicrotask(() => done(why, undefined))
+      else done(why, undefined)
+      return
+    }
+    if (block.length !== this.length) return done(new Error('block of the wrong length'), undefined)
+    this.peer.answered(this.length, true)
+    done(undefined, block instanceof Buffer ? block : Buffer.from(block.buffer, block.byteOffset, block.byteLength))
+  }
 }
 
 /**
@@ -307,29 +335,23 @@ export class PeerConnection extends EventEmitter {
    */
   request(piece: number, offset: number, length: number, done: BlockCallback): void {
     this.allowance += length + 13
-    let inside = true
-    const answered = (err: Error | null | undefined, block: Uint8Array | null | undefined) => {
-      if (err || !block) {
-        // A refused or cancelled request gives back its receive credit.
-        this.allowance -= length + 13
-        const why = err ?? new Error('empty block')
-        // Refused on the spot (choked, closed): answered later, never inside the caller's loop.
-        if (inside) queueMicrotask(() => done(why, undefined))
-        else done(why, undefined)
-        return
-      }
-      if (block.length !== length) return done(new Error('block of the wrong length'), undefined)
-      this.downloaded += length
-      done(undefined, block instanceof Buffer ? block : Buffer.from(block.buffer, block.byteOffset, block.byteLength))
-    }
+    const request = new BlockRequest(this, piece, offset, length, done)
     const wire = this.wire as unknown as WireSend
-    if (wire._finished || wire.peerChoking || wire._encryptor) this.wire.request(piece, offset, length, answered)
-    else {
-      wire.requests.push({ piece, offset, length, callback: answered })
+    if (wire._finished || wire.peerChoking || wire._encryptor) {
+      request.inside = true
+      this.wire.request(piece, offset, length, (err, block) => request.callback(err, block))
+      request.inside = false
+    } else {
+      wire.requests.push(request)
       if (!wire._timeout) wire._resetTimeout(true)
       this.queueRequest(piece, offset, length)
     }
-    inside = false
+  }
+
+  /** A request answered (BlockRequest): the receive credit of a refused one comes back. */
+  answered(length: number, delivered: boolean): void {
+    if (delivered) this.downloaded += length
+    else this.allowance -= length + 13
   }
 
   /** Appends a request message (BEP 3: <len=13><6><index><begin><length>) to the next send. */
