@@ -17,9 +17,11 @@ interface Asked { piece: number; offset: number; length: number }
  * parsed, recorded and kept from the host, so they are never answered. Anything in the
  * client's stream that is not whole, well-framed messages after the handshake fails the parse.
  */
-async function swallowRequests(target: { host: string; port: number }): Promise<{ address: string; asked: Asked[]; bad: string[] }> {
+async function swallowRequests(target: { host: string; port: number }): Promise<{ address: string; asked: Asked[]; bad: string[]; order: string[] }> {
   const asked: Asked[] = []
   const bad: string[] = []
+  /** Requests and cancels in the order the client sent them ("request 1 0", "cancel 1 0"). */
+  const order: string[] = []
   const address = await startPairProxy('127.0.26.9', target, (client, upstream) => {
     let pending = Buffer.alloc(0)
     let handshaken = false
@@ -35,24 +37,34 @@ async function swallowRequests(target: { host: string; port: number }): Promise<
         const len = pending.readUInt32BE(0)
         const message = pending.subarray(0, 4 + len)
         pending = pending.subarray(4 + len)
+        if (len === 13 && message[4] === 8) order.push(`cancel ${message.readUInt32BE(5)} ${message.readUInt32BE(9)}`)
         if (len > 0 && message[4] === 6) {
           if (len !== 13) bad.push(`request of length ${len}`)
-          else asked.push({ piece: message.readUInt32BE(5), offset: message.readUInt32BE(9), length: message.readUInt32BE(13) })
+          else {
+            asked.push({ piece: message.readUInt32BE(5), offset: message.readUInt32BE(9), length: message.readUInt32BE(13) })
+            order.push(`request ${message.readUInt32BE(5)} ${message.readUInt32BE(9)}`)
+          }
         } else upstream.write(message)
       }
     })
     upstream.on('data', (b: Buffer) => client.write(b))
   })
-  return { address, asked, bad }
+  return { address, asked, bad, order }
 }
 
-test('requests reach the peer as whole request messages in the order asked; unanswered, the oldest times out, the peer is dropped and every request fails', { timeout: 60_000 }, async () => {
+/** A real host with a few small files, and the proxy in front of it. */
+async function hostBehindProxy() {
   const files: Record<string, Buffer | string> = {}
   for (let i = 0; i < 6; i++) files[`pool/main/pkg${i}.deb`] = Buffer.alloc(1_000 + i * 700, i + 1)
   const h = await prepareHost('127.0.26.2', { rocky: files })
   await startHost(h, ['rocky'])
   const info = readTorrentInfo(readFileSync(join(h.webroot, 'rocky', '.dsync', 'rocky.torrent')))
   const proxy = await swallowRequests({ host: '127.0.26.2', port: h.port })
+  return { info, proxy }
+}
+
+test('requests reach the peer as whole request messages in the order asked; unanswered, the oldest times out, the peer is dropped and every request fails', { timeout: 60_000 }, async () => {
+  const { info, proxy } = await hostBehindProxy()
   const [host, port] = proxy.address.split(':')
   const peer = await PeerConnection.open({ address: { host, port: Number(port) }, infoHash: info.infoHash, peerId: makePeerId(), idleTimeoutMs: 1_000 })
   try {
@@ -74,6 +86,23 @@ test('requests reach the peer as whole request messages in the order asked; unan
     assert.deepEqual(answers, ['request has timed out', 'wire was closed', 'wire was closed', 'wire was closed'])
     assert.deepEqual(proxy.bad, [])
     assert.deepEqual(proxy.asked, wanted)
+  } finally {
+    peer.close('test over')
+  }
+})
+
+test('a message the Wire sends after a request in the same turn (a cancel) does not overtake it: the peer sees the request, then its cancel', { timeout: 60_000 }, async () => {
+  const { info, proxy } = await hostBehindProxy()
+  const [host, port] = proxy.address.split(':')
+  const peer = await PeerConnection.open({ address: { host, port: Number(port) }, infoHash: info.infoHash, peerId: makePeerId(), idleTimeoutMs: 10_000 })
+  try {
+    await peer.ready()
+    const answer = new Promise<string>(resolve => peer.request(2, 0, 700, err => resolve(err ? err.message : 'a block')))
+    ;(peer.wire as unknown as { cancel(piece: number, offset: number, length: number): void }).cancel(2, 0, 700)
+    assert.equal(await answer, 'request was cancelled')
+    const deadline = Date.now() + 5_000
+    while (proxy.order.length < 2 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 20))
+    assert.deepEqual(proxy.order, ['request 2 0', 'cancel 2 0'])
   } finally {
     peer.close('test over')
   }

@@ -205,6 +205,16 @@ export class PeerConnection extends EventEmitter {
       framer.push(chunk)
     }
     this.wire.pipe(socket)
+    // Every other message the Wire sends (interested, keep-alive, extended, a cancel) goes through
+    // its stream, drained into the socket in a microtask: the requests queued before it are
+    // written first, so nothing the Wire sends overtakes a request made before it (a cancel
+    // ahead of its own request would reach the peer as a cancel of nothing, then the request).
+    const wirePush = this.wire as unknown as { _push(data: Uint8Array): unknown }
+    const push = wirePush._push.bind(this.wire)
+    wirePush._push = data => {
+      this.sendQueued()
+      return push(data)
+    }
     socket.on('error', err => this.close(err.message))
     socket.on('close', () => this.close('connection closed'))
     this.wire.on('error', (err: Error) => this.close(err.message))
