@@ -117,7 +117,7 @@ function newTorrents(
   // The previous hinted run's tables for this very list, when it left them (else one pass over it each).
   const cached = loadTables(files.tables, old, old.fileSha256, P, prefetched.get(files.tables))
   const oldTable = cached?.table ?? contentTable(old)
-  const { table: nextTable, origin } = nextContentTable(oldTable, next, runs, memory)
+  const { table: nextTable, origin, keptUntil } = nextContentTable(oldTable, next, runs, memory)
   const oldCosts = cached?.costs ?? tableCosts(oldTable, P)
   const nextCosts = tableCosts(nextTable, P, { costs: oldCosts, origin }, memory)
   const starts = shardStartsOf(nextCosts)
@@ -132,7 +132,7 @@ function newTorrents(
   // Each shard staged as it is made (its bytes kept here: with onShard the list returned holds none).
   const made: ShardOut[] = []
   const shards = rebuildShards({
-    save, shardsDir: files.shards, name: naming.name, trackers: naming.trackers, pieceLength: P, next: nextTable, starts, origin,
+    save, shardsDir: files.shards, name: naming.name, trackers: naming.trackers, pieceLength: P, next: nextTable, starts, origin, keptUntil,
     old: oldTable, oldStarts: shardStartsOf(oldCosts), oldEntry: oldCosts.entry, nextEntry: nextCosts.entry, oldShards: previous.shards, digests,
     oldIndex: trusted ? { pieces: previous.pieces, firstPiece: previous.firstPiece, length: previous.lengths } : undefined, prefetched, memory,
     onShard: stage && (shard => {
@@ -460,9 +460,11 @@ function editsOf(old: ManifestLines, found: Changes, digests: Map<string, FileDi
  * The new list's content table, and for each of its files the index in the previous table
  * when its line was kept (-1: edited): kept runs of lines take the previous table's rows,
  * shifted, and only the edited lines are parsed. The same table contentTable(next) gives,
- * without a second pass over the 30 MB (at 200k files) of the new list.
+ * without a second pass over the 30 MB (at 200k files) of the new list. `keptUntil`: for each
+ * kept file, the end of the rows kept in a row with it (its previous rows consecutive too), so
+ * that the shard splice copies such a run without asking each file again (shard-rebuild.ts).
  */
-function nextContentTable(old: ContentTable, next: LineTable, runs: Run[], memory?: WarmMemory): { table: ContentTable; origin: Int32Array } {
+function nextContentTable(old: ContentTable, next: LineTable, runs: Run[], memory?: WarmMemory): { table: ContentTable; origin: Int32Array; keptUntil: Int32Array } {
   let kept = 0
   for (const r of runs) kept += r.count
   const cap = old.count + next.count - kept
@@ -472,6 +474,7 @@ function nextContentTable(old: ContentTable, next: LineTable, runs: Run[], memor
     pathFrom: newArray(Uint32Array, cap, memory), pathTo: newArray(Uint32Array, cap, memory),
   }
   const origin = newArray(Int32Array, cap, memory)
+  const keptUntil = newArray(Int32Array, cap, memory)
   const parse = (from: number, to: number) => {
     if (to <= from) return
     const edited = contentTable({ buf: next.buf, starts: next.starts.subarray(from), count: to - from })
@@ -482,6 +485,7 @@ function nextContentTable(old: ContentTable, next: LineTable, runs: Run[], memor
       t.pathFrom[n] = edited.pathFrom[i]
       t.pathTo[n] = edited.pathTo[i]
       origin[n] = -1
+      keptUntil[n] = n
     }
   }
   let k = 0
@@ -490,6 +494,7 @@ function nextContentTable(old: ContentTable, next: LineTable, runs: Run[], memor
     parse(line, r.newFrom)
     while (k < old.count && old.line[k] < r.oldFrom) k++
     const shift = next.starts[r.newFrom] - old.lines.starts[r.oldFrom]
+    const first = t.count
     for (; k < old.count && old.line[k] < r.oldFrom + r.count; k++) {
       const n = t.count++
       t.line[n] = old.line[k] - r.oldFrom + r.newFrom
@@ -498,6 +503,7 @@ function nextContentTable(old: ContentTable, next: LineTable, runs: Run[], memor
       t.pathTo[n] = old.pathTo[k] + shift
       origin[n] = k
     }
+    keptUntil.fill(t.count, first, t.count)
     line = r.newFrom + r.count
   }
   parse(line, next.count)
@@ -505,6 +511,7 @@ function nextContentTable(old: ContentTable, next: LineTable, runs: Run[], memor
   return {
     table: { ...t, line: t.line.subarray(0, n), length: t.length.subarray(0, n), pathFrom: t.pathFrom.subarray(0, n), pathTo: t.pathTo.subarray(0, n) },
     origin: origin.subarray(0, n),
+    keptUntil: keptUntil.subarray(0, n),
   }
 }
 

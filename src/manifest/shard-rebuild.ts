@@ -32,6 +32,13 @@ export interface ShardRebuildInput {
   starts: number[]
   /** For each new content file: its index in the previous content table, or -1 when it was read now. */
   origin: Int32Array
+  /**
+   * For each new content file kept (origin >= 0), when known: the end of the new files kept in
+   * a row with it, their previous files consecutive too (hinted.ts, nextContentTable). Runs are
+   * then copied without asking each file whether the run goes on (shardFiles, shardPieces:
+   * two loops over every row of a 200k-file list otherwise).
+   */
+  keptUntil?: Int32Array
   /** The previous content files: how many, and their lengths (a ContentTable, or derived: src/sync/old-side.ts). */
   old: { count: number; length: Float64Array }
   oldStarts: number[]
@@ -329,7 +336,10 @@ function shardFiles(input: ShardRebuildInput, old: OldShardPieces, a: number, b:
     const k = input.origin[c]
     const length = input.next.length[c]
     if (k >= 0 && padded(length, c === b - 1) === padded(length, old.isLast(k))) {
-      let end = k + 1
+      // Files kept in a row inside both shards go in at once; the loop asks the rest file by file.
+      const skip = keptInside(input, old, c, b) - c
+      c += skip
+      let end = k + 1 + skip
       for (c++; c < b && input.origin[c] === end && !old.isLast(end - 1) && padded(input.next.length[c], c === b - 1) === padded(input.next.length[c], old.isLast(end)); c++) end++
       const run = old.entries(k, end)
       if (typeof run === 'string') return run
@@ -391,7 +401,7 @@ function shardPieces(input: ShardRebuildInput, old: OldShardPieces, a: number, b
     const ending = c === b - 1 && length % P !== 0
     const k = input.origin[c]
     // Kept files in a row of the previous shard, none ending either shard: their hashes in one copy.
-    let run = 0
+    let run = k >= 0 ? keptInside(input, old, c, b) - c : 0
     while (c + run < b - 1 && input.origin[c + run] === k + run && k >= 0 && !old.isLast(k + run)) run++
     if (run > 1) {
       const span = old.piecesRun(k, k + run)
@@ -420,6 +430,20 @@ function shardPieces(input: ShardRebuildInput, old: OldShardPieces, a: number, b
     at += n
   }
   return pieces
+}
+
+/**
+ * For new file c, kept from previous file k = origin[c]: the last file of the run from c (c
+ * itself at least) that is kept in a row (keptUntil), before the last file of new shard [a, b)
+ * and before the last file of k's previous shard. Files of such a run need no question each:
+ * their entries and piece hashes are the previous ones, in a row, none padded otherwise than
+ * before. The callers go on file by file from there (the shards' last files, a run's end).
+ */
+function keptInside(input: ShardRebuildInput, old: OldShardPieces, c: number, b: number): number {
+  const until = input.keptUntil
+  if (!until) return c
+  const k = input.origin[c]
+  return Math.max(c, Math.min(until[c], b - 1, c + old.lastOfShard(k) - k) - 1)
 }
 
 /** How many first bytes `a` and `b` have in common (compared 16 KiB at a time, then byte by byte). */
@@ -508,6 +532,12 @@ class OldShardPieces {
   /** Mean bytes of a previous file's entry in a files list, its pad entry counted. */
   meanEntryBytes(): number {
     return this.input.old.count === 0 ? 96 : this.offset[this.input.old.count] / this.input.old.count
+  }
+
+  /** The last previous file of the shard holding previous file k. */
+  lastOfShard(k: number): number {
+    const t = this.shardOfFile[k]
+    return (t + 1 < this.input.oldStarts.length ? this.input.oldStarts[t + 1] : this.input.old.count) - 1
   }
 
   isLast(k: number): boolean {

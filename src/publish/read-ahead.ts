@@ -39,12 +39,12 @@ function warmBytes(manifest: string, shardsDir: string, tables: string): number 
   } catch {
     return 0
   }
-  // The new content table and costs (hinted.ts: 24 + 28 bytes a content file) and the shard
-  // splice's offsets into the previous shards (shard-rebuild.ts: 20 bytes a previous one),
-  // against the previous tables' 48.
+  // The new content table, its runs of kept rows and its costs (hinted.ts: 28 + 28 bytes a
+  // content file) and the shard splice's offsets into the previous shards (shard-rebuild.ts: 20
+  // bytes a previous one), against the previous tables' 48.
   let forTables = 0
   try {
-    forTables = Math.ceil((statSync(tables).size * 72) / 48) + 64
+    forTables = Math.ceil((statSync(tables).size * 76) / 48) + 64
   } catch {
     // No tables (the first hinted run after a full one): those arrays are allocated as before.
   }
