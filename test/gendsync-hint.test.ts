@@ -440,6 +440,53 @@ test('gendsync --changed rebuilding shards between kept ones: outputs equal a fi
   assert.deepEqual(await fromScratch(save, base), outputsOf(save))
 })
 
+/**
+ * New files early in a shard that ends at its size bound push that end, and the next shards'
+ * size-bound ends, back a file or two: kept files cross from one previous shard into another, some of
+ * them now ending a shard they did not end (or no longer ending one). The splice copies runs of
+ * kept files at once (shard-rebuild.ts, keptInside) only inside both shards; a file ending either
+ * is asked on its own, its pad entry coming or going. The outputs must be a first run's of a copy.
+ */
+test('gendsync --changed moving shard boundaries: outputs equal a first run of a copy', { timeout: 600_000 }, async t => {
+  if (!hasRsync) return t.skip('rsync is not installed')
+  const base = tempDir()
+  const save = join(base, 'web', 'pool')
+  const home = join(base, 'home')
+  mkdirSync(join(home, 'repos'), { recursive: true })
+  writeFileSync(join(home, 'xync.conf'), `webroot=${join(base, 'web')}\n`)
+  writeFileSync(join(home, 'repos', 'pool.conf'), `repo=pool\nsave=${save}\ndsync=true\n`)
+  writePaddedPool(save, 30_000, 200)
+  const gendsync = async (...args: string[]) => {
+    const r = await runCli(['--home', home, '--json', 'gendsync', ...args])
+    assert.equal(r.code, 0, r.stderr)
+    return { ...JSON.parse(r.stdout) as { shards?: { built: boolean; files: number }[] }, stderr: r.stderr }
+  }
+  const first = await gendsync()
+  assert.ok((first.shards?.length ?? 0) >= 5, `five shards at least (${first.shards?.length})`)
+  const index = readTorrentInfo(readFileSync(join(save, '.dsync', 'pool.torrent')))
+  // The shard holding the most files ends at its size bound (one ending where a path hash says holds fewer).
+  const counts = (r: typeof first) => r.shards!.map(s => s.files)
+  const full = counts(first).indexOf(Math.max(...counts(first)))
+  const names = index.files.filter(f => !f.pad).slice(1).map(f => f.path)
+  const inShard = readTorrentInfo(readFileSync(join(save, names[full]))).files.filter(f => !f.pad)
+  const folder = inShard[inShard.length >> 2].path.split('/').slice(0, -1).join('/')
+  const changed: string[] = []
+  for (let i = 0; i < 3; i++) {
+    const path = `${folder}/${String(i).repeat(200)}_1.0_all.deb`
+    writeFileSync(join(save, path), `added ${i}\n`)
+    changed.push(path)
+  }
+  writeFileSync(join(base, 'changes'), changed.join('\n') + '\n')
+  const hinted = await gendsync('--changed', join(base, 'changes'))
+  assert.doesNotMatch(hinted.stderr, /not used/, 'the hint was used, not a full walk')
+  t.diagnostic(`files per shard: ${counts(first).join(' ')} -> ${counts(hinted).join(' ')} (files added to shard ${full})`)
+  // That shard and the next start or end elsewhere than before: both rebuilt, not kept.
+  assert.ok(full + 1 < counts(first).length, 'the fullest shard is not the last')
+  assert.ok(hinted.shards!.slice(full, full + 2).every(s => s.built), 'the shard with the new files and the next one rebuilt')
+  assert.notEqual(counts(hinted)[full + 1], counts(first)[full + 1], 'the next shard holds other files')
+  assert.deepEqual(await fromScratch(save, base), outputsOf(save))
+})
+
 test('gendsync --changed refuses a path outside the repository, naming the line', async () => {
   const base = tempDir()
   mkdirSync(join(base, 'home', 'repos'), { recursive: true })
