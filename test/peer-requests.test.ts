@@ -63,10 +63,16 @@ async function hostBehindProxy() {
   return { info, proxy }
 }
 
-test('requests reach the peer as whole request messages in the order asked; unanswered, the oldest times out, the peer is dropped and every request fails', { timeout: 60_000 }, async () => {
+/** A connection to the host through the proxy, its handshake done. */
+async function peerBehindProxy(idleTimeoutMs: number) {
   const { info, proxy } = await hostBehindProxy()
   const [host, port] = proxy.address.split(':')
-  const peer = await PeerConnection.open({ address: { host, port: Number(port) }, infoHash: info.infoHash, peerId: makePeerId(), idleTimeoutMs: 1_000 })
+  const peer = await PeerConnection.open({ address: { host, port: Number(port) }, infoHash: info.infoHash, peerId: makePeerId(), idleTimeoutMs })
+  return { peer, proxy }
+}
+
+test('requests reach the peer as whole request messages in the order asked; unanswered, the oldest times out, the peer is dropped and every request fails', { timeout: 60_000 }, async () => {
+  const { peer, proxy } = await peerBehindProxy(1_000)
   try {
     await peer.ready()
     const closed = new Promise<string>(resolve => peer.once('close', resolve))
@@ -92,9 +98,7 @@ test('requests reach the peer as whole request messages in the order asked; unan
 })
 
 test('a message the Wire sends after a request in the same turn (a cancel) does not overtake it: the peer sees the request, then its cancel', { timeout: 60_000 }, async () => {
-  const { info, proxy } = await hostBehindProxy()
-  const [host, port] = proxy.address.split(':')
-  const peer = await PeerConnection.open({ address: { host, port: Number(port) }, infoHash: info.infoHash, peerId: makePeerId(), idleTimeoutMs: 10_000 })
+  const { peer, proxy } = await peerBehindProxy(10_000)
   try {
     await peer.ready()
     const answer = new Promise<string>(resolve => peer.request(2, 0, 700, err => resolve(err ? err.message : 'a block')))
