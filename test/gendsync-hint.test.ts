@@ -399,6 +399,26 @@ test('gendsync --changed on a sharded repository: outputs equal a full run', { t
 })
 
 /**
+ * A repository of 30,000 files under long folder names (the shards reach their size limit every
+ * few thousand files), and gendsync run on it through the CLI.
+ */
+function paddedPoolRepo() {
+  const base = tempDir()
+  const save = join(base, 'web', 'pool')
+  const home = join(base, 'home')
+  mkdirSync(join(home, 'repos'), { recursive: true })
+  writeFileSync(join(home, 'xync.conf'), `webroot=${join(base, 'web')}\n`)
+  writeFileSync(join(home, 'repos', 'pool.conf'), `repo=pool\nsave=${save}\ndsync=true\n`)
+  writePaddedPool(save, 30_000, 200)
+  const gendsync = async (...args: string[]) => {
+    const r = await runCli(['--home', home, '--json', 'gendsync', ...args])
+    assert.equal(r.code, 0, r.stderr)
+    return { ...JSON.parse(r.stdout) as { shards?: { built: boolean; files: number }[] }, stderr: r.stderr }
+  }
+  return { base, save, gendsync }
+}
+
+/**
  * A hinted run writes each rebuilt shard into the buffer of a previous shard file no later
  * shard reads, or into what an earlier rebuilt shard left of its buffer
  * (src/manifest/shard-rebuild.ts, OldShardPieces.spare). Changes in every other shard (one file
@@ -408,19 +428,7 @@ test('gendsync --changed on a sharded repository: outputs equal a full run', { t
  */
 test('gendsync --changed rebuilding shards between kept ones: outputs equal a first run of a copy', { timeout: 600_000 }, async t => {
   if (!hasRsync) return t.skip('rsync is not installed')
-  const base = tempDir()
-  const save = join(base, 'web', 'pool')
-  const home = join(base, 'home')
-  mkdirSync(join(home, 'repos'), { recursive: true })
-  writeFileSync(join(home, 'xync.conf'), `webroot=${join(base, 'web')}\n`)
-  writeFileSync(join(home, 'repos', 'pool.conf'), `repo=pool\nsave=${save}\ndsync=true\n`)
-  // Long folder names: the shards reach their size limit every few thousand files.
-  writePaddedPool(save, 30_000, 200)
-  const gendsync = async (...args: string[]) => {
-    const r = await runCli(['--home', home, '--json', 'gendsync', ...args])
-    assert.equal(r.code, 0, r.stderr)
-    return { ...JSON.parse(r.stdout) as { shards?: { built: boolean }[] }, stderr: r.stderr }
-  }
+  const { base, save, gendsync } = paddedPoolRepo()
   const first = await gendsync()
   const shards = first.shards?.length ?? 0
   assert.ok(shards >= 5, `five shards at least (${shards})`)
@@ -449,18 +457,7 @@ test('gendsync --changed rebuilding shards between kept ones: outputs equal a fi
  */
 test('gendsync --changed moving shard boundaries: outputs equal a first run of a copy', { timeout: 600_000 }, async t => {
   if (!hasRsync) return t.skip('rsync is not installed')
-  const base = tempDir()
-  const save = join(base, 'web', 'pool')
-  const home = join(base, 'home')
-  mkdirSync(join(home, 'repos'), { recursive: true })
-  writeFileSync(join(home, 'xync.conf'), `webroot=${join(base, 'web')}\n`)
-  writeFileSync(join(home, 'repos', 'pool.conf'), `repo=pool\nsave=${save}\ndsync=true\n`)
-  writePaddedPool(save, 30_000, 200)
-  const gendsync = async (...args: string[]) => {
-    const r = await runCli(['--home', home, '--json', 'gendsync', ...args])
-    assert.equal(r.code, 0, r.stderr)
-    return { ...JSON.parse(r.stdout) as { shards?: { built: boolean; files: number }[] }, stderr: r.stderr }
-  }
+  const { base, save, gendsync } = paddedPoolRepo()
   const first = await gendsync()
   assert.ok((first.shards?.length ?? 0) >= 5, `five shards at least (${first.shards?.length})`)
   const index = readTorrentInfo(readFileSync(join(save, '.dsync', 'pool.torrent')))
