@@ -19,8 +19,8 @@ import { readPid } from '../src/util/process.js'
  * changed with and without the change hint), every .torrent loaded by libtorrent with its
  * default limits, host start to serving and its RSS, a client one generation behind (update
  * bytes on the wire, no-change check, client peak RSS), and a bootstrap into an empty DEST.
- * The no-change checks run 5 times each by turns, gendsync's full run and its floor 3 times (once
- * each at more than 300,000 files): medians.
+ * The no-change checks run 5 times each by turns (rsync's once at more than 300,000 files),
+ * gendsync's full run and its floor 3 times (once each at more than 300,000 files): medians.
  *
  *   npm run bench -- scale [--dir /work/scratch/dsync-scale] [--only small-200k,small-1m,debs-50k]
  *                          [--fresh] [--keep] [--cli PATH/cli/main.js | --modules]
@@ -339,24 +339,27 @@ class Bed {
   }
 
   /**
-   * Both no-change checks NOCHANGE_RUNS times by turns (once each past NOCHANGE_RUNS_UP_TO files,
-   * where rsync's takes half a minute): a third of a second against a second or two is a ratio
-   * one busy moment can move, so the medians are compared and the spreads printed.
+   * Both no-change checks NOCHANGE_RUNS times by turns: a third of a second against a second or
+   * two is a ratio one busy moment can move, so the medians are compared and the spreads printed.
+   * Past NOCHANGE_RUNS_UP_TO files rsync's runs once (it takes half a minute there) while dsync's
+   * still runs NOCHANGE_RUNS times: the 1M tree's "under 1 s" is judged on a median too (one run
+   * of 1.02 s at load 5-9 against 0.28-0.45 s by hand, session 22).
    */
   async noChange(): Promise<void> {
-    const runs = this.tree.files.length <= NOCHANGE_RUNS_UP_TO ? NOCHANGE_RUNS : 1
+    const rsyncRuns = this.tree.files.length <= NOCHANGE_RUNS_UP_TO ? NOCHANGE_RUNS : 1
     const ds: Awaited<ReturnType<Bed['dsyncPull']>>[] = []
     const rs: Awaited<ReturnType<Bed['rsyncPull']>>[] = []
-    for (let i = 0; i < runs; i++) {
+    for (let i = 0; i < NOCHANGE_RUNS; i++) {
+      const rsyncToo = i < rsyncRuns
       // Turns: neither side always runs right after the other's page-cache and CPU use.
-      if (i % 2 === 0) ds.push(await this.dsyncPull()), rs.push(await this.rsyncPull())
-      else rs.push(await this.rsyncPull()), ds.push(await this.dsyncPull())
+      if (i % 2 === 0) ds.push(await this.dsyncPull()), rsyncToo && rs.push(await this.rsyncPull())
+      else rsyncToo && rs.push(await this.rsyncPull()), ds.push(await this.dsyncPull())
     }
     const mid = <T extends { seconds: number }>(xs: T[]) => [...xs].sort((a, b) => a.seconds - b.seconds)[(xs.length - 1) >> 1]
     const spread = (xs: { seconds: number }[]) => xs.length > 1 ? ` (${xs.length} runs: ${xs.map(x => fmtSeconds(x.seconds)).join(', ')})` : ''
     const [d, r] = [mid(ds), mid(rs)]
     this.rows.push(['no-change check: bytes on the wire', Math.max(...ds.map(x => x.wire)), r.wire, ratio(d.wire, r.wire), '<= 65536', ok(ds.every(x => x.wire <= 65536))])
-    this.rows.push([`no-change check: seconds${runs > 1 ? ', median' : ''}`, fmtSeconds(d.seconds) + spread(ds), fmtSeconds(r.seconds) + spread(rs), ratio(d.seconds, r.seconds),
+    this.rows.push([`no-change check: seconds, median`, fmtSeconds(d.seconds) + spread(ds), fmtSeconds(r.seconds) + spread(rs), ratio(d.seconds, r.seconds),
       // And under a second at 1M files (the issue's).
       ...(this.spec.files >= 1_000_000 ? ["<= 0.2x rsync's, < 1 s", ok(d.seconds <= 0.2 * r.seconds && d.seconds < 1)] : ["<= 0.2x rsync's", ok(d.seconds <= 0.2 * r.seconds)])])
     this.rows.push(['no-change check: of which in the pull (the rest: Node\'s start, loading the CLI, exit)', fmtSeconds(pullSeconds(d.stdout)), '', '', '', ''])
