@@ -311,7 +311,11 @@ function printTable(
   const incr = median(m.incr)
   const hinted = median(m.hinted)
   const peak = Math.max(...m.rss)
-  const ratio = full / floor
+  // Each full run against the floor timed just before it, in the same round: a floor from one
+  // round beside a full run from another is not like with like on a shared machine, where the
+  // floor alone spread 3.68-4.88 s in one run (docs/SCALE.md, session 23). The verdict is on these.
+  const pairs = m.full.map((f, i) => f / m.floor[i])
+  const ratio = median(pairs)
   const incrShare = incr / full
   const hintedShare = hinted / full
   const upHinted = median(m.uploads.hinted)
@@ -324,7 +328,7 @@ function printTable(
   ].join(', ')
   console.log(`## ${ds.spec.name}${side.label ? ` (${side.label}: ${side.cli})` : ''}\n`)
   console.log(markdownTable(
-    ['files', 'bytes', 'sha256sum s', 'gendsync full s', 'ratio', `${m.changeCount} changed`, 'no hint s', 'of full', '--changed s', 'of full', 'no-change s', 'peak RSS MiB', 'targets met'],
+    ['files', 'bytes', 'sha256sum s', 'gendsync full s', 'ratio (pairs)', `${m.changeCount} changed`, 'no hint s', 'of full', '--changed s', 'of full', 'no-change s', 'peak RSS MiB', 'targets met'],
     [
       [
         tree.files.length, `${tree.bytes} (${fmtMiB(tree.bytes)} MiB)`, fmtSeconds(floor), fmtSeconds(full), `${ratio.toFixed(2)}x`, 'rewritten',
@@ -343,6 +347,6 @@ function printTable(
 - gendsync: \`${describeCli(side.cli, MODULES_CLI)} --home H gendsync --json\`${opts.threads ? ` --threads ${opts.threads}` : ' (default threads: one per core)'}, full = .dsync/ deleted first; runs: ${list(m.full)} (in-process ${list(m.fullInProcess)}).
 - changed: ${m.changeCount} files (0.05%) rewritten, same size, mtime an hour later; each round runs gendsync without the hint, then puts the previous .dsync/ back and runs \`gendsync --changed LIST\`; hashedFiles checked equal to that count; runs without hint: ${list(m.incr)}; with: ${list(m.hinted)}. no-change runs: ${list(m.noChange)}.
 - uploaded: as many files replaced by a new version each (another name beside it, size within +-10%; the old one removed), the hint naming both paths; hashedFiles checked equal to the count; runs without hint: ${list(m.uploads.incr)}; with: ${list(m.uploads.hinted)}; CPU with: ${list(m.uploads.cpuHinted)}. The tree is put back afterwards.
-- full/floor: ratio of the medians; per round: ${m.full.map((f, i) => (f / m.floor[i]).toFixed(2) + 'x').join(', ')}.
+- full/floor (ratio, the target's): median of the rounds' pairs, each full run against the floor timed just before it: ${pairs.map(x => x.toFixed(2) + 'x').join(', ')} (bench scale's verdict is on the same pairs). Ratio of the medians: ${(full / floor).toFixed(2)}x.
 - peak RSS: largest process.resourceUsage().maxRSS over all gendsync runs (the full runs set it). Targets: full <= ${t.fullRatio}x floor, --changed <= ${t.incrRatio * 100}% of full, RSS < ${fmtMiB(t.rssBytes)} MiB (1 GiB).`)
 }

@@ -1,7 +1,7 @@
 import { execFileSync, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describeCli, installedRun, isBundleCli, withRunBundle } from './lib/client-bundle.js'
 import { WireLeecher } from '../testbed/leecher.js'
@@ -217,9 +217,23 @@ class Bed {
    * The full run against the sha256sum floor, GENDSYNC_RUNS times by turns up to
    * NOCHANGE_RUNS_UP_TO files (once past it: a 1M-file run is a minute): a single pair put the
    * same build at 1.49x (bench gendsync's median) and 1.72x (one run here) in one session.
-   * The last full run's .dsync/ is the one the update steps start from.
+   * The last full run's .dsync/ is the one the update steps start from. An earlier run's
+   * removal of its set-aside trees (removeInBackground) is paused meanwhile: bench gendsync
+   * times nothing beside one, and in session 22 a second run of this bench, minutes after the
+   * first, timed the same build's full run 7.60 s against 6.13 (floor 4.26 against 3.75 s)
+   * beside the first one's `rm -rf` of 200,000-file trees (docs/SCALE.md, session 23).
    */
   async gendsyncFull(): Promise<void> {
+    const paused = pauseRemovals(this.work)
+    if (paused.length > 0) this.log(`paused ${paused.length} removal(s) of an earlier run's trees while gendsync is timed`)
+    try {
+      await this.timeGendsyncFull()
+    } finally {
+      resume(paused)
+    }
+  }
+
+  private async timeGendsyncFull(): Promise<void> {
     const runs = this.tree.files.length <= NOCHANGE_RUNS_UP_TO ? GENDSYNC_RUNS : 1
     const floors: number[] = []
     const fulls: { seconds: number; rss: number; stdout: string }[] = []
@@ -241,7 +255,13 @@ class Bed {
     const g = median(fulls.map(x => x.seconds))
     const spread = (xs: number[]) => xs.length > 1 ? ` (${xs.length} runs: ${xs.map(fmtSeconds).join(', ')})` : ''
     const r = JSON.parse(fulls[fulls.length - 1].stdout) as { shards?: unknown[] }
-    this.rows.push([`gendsync full: seconds${runs > 1 ? ', median' : ''} (vs sha256sum floor)`, fmtSeconds(g) + spread(fulls.map(x => x.seconds)), fmtSeconds(f) + spread(floors), ratio(g, f), ...(this.spec.files === 200_000 ? ['<= 1.5x', ok(g <= 1.5 * f)] : ['(1.5x is the 200k target)', ''])])
+    // Judged on each floor against the full run timed beside it, as bench gendsync judges its
+    // rounds: the ratio of the two medians pairs a floor from one round with a full run from
+    // another, and in session 22 that put one build at 1.45x there and 1.63x here, where the
+    // pairs' medians were 1.64x and 1.63x (docs/SCALE.md, session 23).
+    const pairs = floors.map((x, i) => fulls[i].seconds / x)
+    const paired = median(pairs)
+    this.rows.push([`gendsync full: seconds${runs > 1 ? ', median' : ''} (vs sha256sum floor${runs > 1 ? `; ratio: median of the pairs ${pairs.map(x => `${x.toFixed(2)}x`).join(', ')}` : ''})`, fmtSeconds(g) + spread(fulls.map(x => x.seconds)), fmtSeconds(f) + spread(floors), `${paired.toFixed(2)}x`, ...(this.spec.files === 200_000 ? ['<= 1.5x', ok(paired <= 1.5)] : ['(1.5x is the 200k target)', ''])])
     this.rows.push(['gendsync full: peak RSS MiB', Math.max(...fulls.map(x => x.rss)).toFixed(0), '', '', '', ''])
     this.rows.push(['torrents', r.shards ? `index + ${r.shards.length} shards` : 'one', '', '', '', ''])
     this.fullSeconds = g
@@ -473,6 +493,46 @@ function ratio(a: number, b: number): string {
 
 function ok(b: boolean): string {
   return b ? 'yes' : 'NO'
+}
+
+/**
+ * The `rm` processes removing trees an earlier run of this bench set aside under `work`
+ * (removeInBackground's `trash-*`), stopped (SIGSTOP) until resume(). Each is continued first:
+ * a run killed while its gendsync step was timed leaves them stopped (holding the removals'
+ * lock), and the next run's gendsync step sets them going again.
+ */
+function pauseRemovals(work: string): number[] {
+  const prefix = join(work, 'trash-')
+  const pids: number[] = []
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    let argv: string[]
+    try {
+      argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0')
+    } catch {
+      continue // gone
+    }
+    if (basename(argv[0]) !== 'rm' || !argv.some(a => a.startsWith(prefix))) continue
+    const pid = Number(name)
+    try {
+      process.kill(pid, 'SIGCONT')
+      process.kill(pid, 'SIGSTOP')
+      pids.push(pid)
+    } catch {
+      // gone, or not ours to signal: left as it is
+    }
+  }
+  return pids
+}
+
+function resume(pids: number[]): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGCONT')
+    } catch {
+      // gone
+    }
+  }
 }
 
 function uptime(): string {
