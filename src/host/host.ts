@@ -8,6 +8,7 @@ import { DhtAnnouncer } from './dht-announce.js'
 import { FdCache } from './fd-cache.js'
 import { loadHostConfig, type HostConfig } from './host-config.js'
 import { FrameGuard } from './frame-guard.js'
+import { RequestSplitter } from './request-splitter.js'
 import { DEFAULT_LIMITS, limitsFrom, type HostLimits } from './limits.js'
 import { loadGeneration } from './generation.js'
 import { createHttpApi, handOver } from './http-api.js'
@@ -333,6 +334,8 @@ export class DtpHost {
   private onPeerWire(socket: Socket, remote: string): void {
     const wire = new Wire('tcpIncoming')
     const guard = new FrameGuard(() => this.bitfieldMax)
+    // Requests go to the session straight from the socket's bytes once it is attached.
+    const splitter = new RequestSplitter(bytes => wire.write(bytes))
     socket.once('close', () => wire.destroy())
     // Fed by hand rather than piped: a PeerSession pauses the socket to stop reading the
     // requests of a peer that reads nothing, and a pipe would resume it.
@@ -344,7 +347,7 @@ export class DtpHost {
         socket.destroy()
         return
       }
-      wire.write(chunk)
+      splitter.push(chunk)
     })
     socket.once('end', () => wire.end())
     wire.once('handshake', (infoHash: string) => {
@@ -356,7 +359,7 @@ export class DtpHost {
       }
       this.listener.watch.headDone(socket)
       this.listener.watch.watchIdle(socket, () => guard.partialSince)
-      seeder.attach(wire, socket, remote)
+      splitter.taker = seeder.attach(wire, socket, remote)
     })
     wire.pipe(socket)
     socket.resume()

@@ -4,6 +4,7 @@ import { StaleFileError } from './fd-cache.js'
 import type { HostLog } from './log.js'
 import { BadRequestError, MAX_BLOCK } from './piece-reader.js'
 import type { Seeder } from './seeder.js'
+import type { RequestTaker } from './request-splitter.js'
 import type { BudgetUser, SendBudget } from './send-budget.js'
 import { IDLE_TIMEOUT_KEY, MAX_BLOCK_KEY, MOTD_EXTENSION } from '../shared/wire-protocol.js'
 import { corkUntilNextTurn } from '../shared/cork.js'
@@ -29,16 +30,30 @@ const PAUSE_PENDING = 256
  * everyone else's: a good client fell to 5% of its rate in bench host-abuse.
  */
 const READS_PER_PEER = 8
+/**
+ * Blocks up to this size are copied into the session's send buffer with their headers, so a
+ * batch of small blocks leaves in one socket write; bigger ones are written as they are.
+ */
+const COPY_MAX = 4096
+/** The send buffer: one is filled, handed to the socket, and replaced. */
+const OUT_BYTES = 64 * 1024
+const HEADER_BYTES = 13
+const ID_PIECE = 7
 
 type Respond = (err: Error | null, buf?: Uint8Array) => void
-interface Pending { piece: number; offset: number; length: number; respond: Respond }
+/**
+ * A request waiting or being read. `respond` is the Wire's for a request it parsed; a request
+ * the splitter took (request-splitter.ts) has none and is answered by `send`, unless the peer
+ * was choked since it came (`epoch`).
+ */
+interface Pending { piece: number; offset: number; length: number; respond: Respond | undefined; epoch: number }
 
 /**
  * One leecher connected to one repository: answer the handshake, say we have every piece,
  * unchoke at once (a host only seeds, and its allowlist already chose who may connect), and
  * serve block requests from the piece reader.
  */
-export class PeerSession implements BudgetUser {
+export class PeerSession implements BudgetUser, RequestTaker {
   uploaded = 0
   /** Requests not yet read from disk, oldest first. */
   private readonly pending: Pending[] = []
@@ -52,6 +67,12 @@ export class PeerSession implements BudgetUser {
   private closed = false
   private readonly closeHandlers: (() => void)[] = []
   private unchokeTimer: NodeJS.Timeout | undefined
+  /** Chokes so far: a request taken before the last one is not answered (BEP 3). */
+  private epoch = 0
+  /** Blocks answered and not yet handed to the socket: out[outStart, outLen). */
+  private out: Buffer | undefined
+  private outStart = 0
+  private outLen = 0
 
   constructor(
     private readonly seeder: Seeder,
@@ -79,7 +100,7 @@ export class PeerSession implements BudgetUser {
     wire.setKeepAlive(true)
     raiseWriteThreshold(socket, SOCKET_WRITE_HIGH_WATER)
     wire.on('request', (piece: number, offset: number, length: number, respond: Respond) =>
-      this.serve({ piece, offset, length, respond }))
+      this.serve({ piece, offset, length, respond, epoch: this.epoch }))
     // The socket took bytes: room for more blocks, maybe for other peers too.
     socket.on('drain', () => this.pump())
     // What the Wire's pipe sends on 'drain' (it stopped when the socket was full) leaves in one
@@ -124,6 +145,34 @@ export class PeerSession implements BudgetUser {
     this.destroy()
   }
 
+  /**
+   * Requests the splitter read from one chunk: queued together, then one pump answers what
+   * it can, and the blocks read at once leave in one write.
+   */
+  takeRequests(triples: number[], count: number): void {
+    if (this.closed) return
+    if (this.wire.amChoking) {
+      // As the Wire does: a choked peer's requests are refused (BEP 6) or dropped (BEP 3).
+      if (this.wire.hasFast) for (let k = 0; k < count; k++) this.wire.reject(triples[3 * k], triples[3 * k + 1], triples[3 * k + 2])
+      return
+    }
+    if (this.pending.length + count > MAX_QUEUED) {
+      this.abuse(`more than ${MAX_QUEUED} requests queued`)
+      return
+    }
+    for (let k = 0; k < count; k++) {
+      this.pending.push({ piece: triples[3 * k], offset: triples[3 * k + 1], length: triples[3 * k + 2], respond: undefined, epoch: this.epoch })
+    }
+    this.seeder.requests += count
+    this.pump()
+  }
+
+  /** A cancel drops the request if its read has not started (a started one is still sent). */
+  cancel(piece: number, offset: number, length: number): void {
+    const i = this.pending.findIndex(r => r.respond === undefined && r.piece === piece && r.offset === offset && r.length === length)
+    if (i >= 0) this.pending.splice(i, 1)
+  }
+
   private serve(req: Pending): void {
     if (this.pending.length >= MAX_QUEUED) {
       this.abuse(`more than ${MAX_QUEUED} requests queued`)
@@ -136,7 +185,7 @@ export class PeerSession implements BudgetUser {
 
   /** Bytes this peer holds: blocks being read, plus blocks the Wire and socket have not sent. */
   private queuedBytes(): number {
-    return this.reading + wireQueued(this.wire) + this.socket.writableLength
+    return this.reading + (this.outLen - this.outStart) + wireQueued(this.wire) + this.socket.writableLength
   }
 
   /**
@@ -158,7 +207,9 @@ export class PeerSession implements BudgetUser {
       else this.read(req)
     }
     this.pumping = false
-    if (!this.closed) this.flowControl()
+    if (this.closed) return
+    this.flush()
+    this.flowControl()
   }
 
   private flowControl(): void {
@@ -202,8 +253,59 @@ export class PeerSession implements BudgetUser {
     this.reads--
     if (this.closed) return
     this.cork()
-    req.respond(null, buf)
+    if (req.respond) req.respond(null, buf)
+    else if (req.epoch === this.epoch) this.send(req, buf)
     if (!this.pumping) this.pump()
+  }
+
+  /**
+   * A piece message for a request the splitter took, into the send buffer (flushed at the end
+   * of pump). Through the Wire instead while it holds bytes of its own not yet given to the
+   * socket (a keep-alive, a reject, an extension message): nothing may overtake them.
+   */
+  private send(req: Pending, buf: Buffer): void {
+    const wire = this.wire
+    const n = buf.length
+    if (wireQueued(wire) > 0) {
+      this.flush()
+      wire.piece(req.piece, req.offset, buf) // counted by the 'upload' listener
+      return
+    }
+    const copy = n <= COPY_MAX
+    const need = HEADER_BYTES + (copy ? n : 0)
+    let out = this.out
+    if (out === undefined || this.outLen + need > out.length) {
+      this.flush()
+      out = this.out = Buffer.allocUnsafe(Math.max(OUT_BYTES, need))
+      this.outStart = this.outLen = 0
+    }
+    let at = this.outLen
+    out.writeUInt32BE(n + 9, at)
+    out[at + 4] = ID_PIECE
+    out.writeUInt32BE(req.piece, at + 5)
+    out.writeUInt32BE(req.offset, at + 9)
+    at += HEADER_BYTES
+    if (copy) {
+      buf.copy(out, at)
+      at += n
+    }
+    this.outLen = at
+    if (!copy) {
+      this.flush()
+      this.socket.write(buf)
+    }
+    // What Wire.piece counts, and its 'upload' event's listener.
+    wire.uploaded += n
+    ;(wire.uploadSpeed as (delta: number) => number)(n)
+    this.uploaded += n
+    this.seeder.countUpload(n, this.remote)
+  }
+
+  /** Hands the send buffer's new bytes to the socket (corked: they join the turn's writev). */
+  private flush(): void {
+    if (this.outLen === this.outStart) return
+    this.socket.write(this.out!.subarray(this.outStart, this.outLen))
+    this.outStart = this.outLen
   }
 
   private failed(req: Pending, err: Error): void {
@@ -219,7 +321,11 @@ export class PeerSession implements BudgetUser {
     else {
       this.log.event('error', { peer: this.remote, repo: this.seeder.gen.repo, reason: err.message })
     }
-    req.respond(err) // BEP 6 reject_request when the peer has the fast extension
+    if (req.respond) req.respond(err) // BEP 6 reject_request when the peer has the fast extension
+    else if (req.epoch === this.epoch && this.wire.hasFast) {
+      this.flush()
+      this.wire.reject(req.piece, req.offset, req.length)
+    }
     if (!this.wire.hasFast) this.chokeForAWhile()
     if (!this.pumping) this.pump()
   }
@@ -235,7 +341,11 @@ export class PeerSession implements BudgetUser {
   /** Without BEP 6 the only way to refuse a request is to choke, which drops all of them. */
   private chokeForAWhile(): void {
     if (this.unchokeTimer) return
+    this.flush()
     this.wire.choke()
+    // The Wire forgets the requests it parsed; ours go too (answers of reads under way are dropped).
+    this.epoch++
+    for (let i = this.pending.length - 1; i >= 0; i--) if (this.pending[i].respond === undefined) this.pending.splice(i, 1)
     this.unchokeTimer = setTimeout(() => {
       this.unchokeTimer = undefined
       if (!this.closed) this.wire.unchoke()

@@ -67,7 +67,7 @@ export class Seeder {
   }
 
   /** Takes over a wire whose handshake named this repository's infohash. */
-  attach(wire: Wire, socket: Socket, remote: string): void {
+  attach(wire: Wire, socket: Socket, remote: string): PeerSession {
     const session = new PeerSession(this, wire, socket, remote, this.log, this.budget)
     this.sessions.add(session)
     this.log.event('peer', { peer: remote, repo: this.gen.repo, peers: this.sessions.size })
@@ -76,6 +76,7 @@ export class Seeder {
       this.limits?.forget(this.gen.repo, session)
       this.log.event('peerGone', { peer: remote, repo: this.gen.repo, uploaded: session.uploaded })
     })
+    return session
   }
 
   /** Undefined: serve now; a promise: the upload limit lets the block go when it resolves. */
