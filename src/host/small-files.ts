@@ -19,6 +19,16 @@ const COLD_READ_MS = 2
 const COLD_FILES = 64
 /** Device reads are sampled every this many whole-file reads (getrusage costs ~2-5 µs). */
 const SAMPLE_EVERY = 32
+/**
+ * Device blocks (512 B) read within the last 32-64 reads that make a slow read "cold": eight
+ * small files' pages. Any block was enough before, and on the bench's tree right after a run (page cache
+ * warmed, other sessions' big trees beside it) one host's pull set the cold path off 136-152
+ * times, sending 8,500-9,600 of its ~65,000 files down the asynchronous path; 135 of one host's
+ * 141 times after 8-40 blocks (a page or an inode table block read back: one to five of them),
+ * the other 6 after 64-13,176. A cold tree reads at least a page (8 blocks) per file, 256 or
+ * more in a window.
+ */
+const COLD_BLOCKS = 64
 
 interface Kept {
   data: Buffer
@@ -75,7 +85,7 @@ export class SmallFileReader {
    * Slow alone is no proof: on a loaded machine the thread is often just descheduled (under
    * load 20 a host profile showed as much time in the asynchronous opens as in the synchronous
    * reads: timing alone sent small files down the slow path for seconds at a time). Blocks read
-   * from a device lately (getrusage's inblock) say the page cache is missing. "Lately" is the
+   * from a device lately (getrusage's inblock, COLD_BLOCKS of them) say the page cache is missing. "Lately" is the
    * last one or two samples (32-64 reads), not since the previous slow read: that could be
    * minutes, and any device read of the process in between (an inode, another thread's file)
    * counted; one slow read then made every small file of a 200,000-file pull take the
@@ -83,7 +93,7 @@ export class SmallFileReader {
    */
   private slowRead(): void {
     const blocks = process.resourceUsage().fsRead
-    if (blocks > this.deviceBlocksBefore) this.coldLeft = COLD_FILES
+    if (blocks - this.deviceBlocksBefore >= COLD_BLOCKS) this.coldLeft = COLD_FILES
     this.deviceBlocksBefore = this.deviceBlocks = blocks
     this.sinceSample = 0
   }
