@@ -73,9 +73,10 @@ async function libtorrentAnnounce(infoHash: string, trackers: string[]): Promise
         }
       }
     })
-    child.on('exit', code => {
+    child.on('exit', (code, signal) => {
       clearTimeout(timer)
-      if (!events.some(e => e.event === 'done')) reject(new Error(`libtorrent exited ${code}: ${stderr}`))
+      // The signal too: one suite run saw "exited null" (killed) with nothing on stderr.
+      if (!events.some(e => e.event === 'done')) reject(new Error(`libtorrent exited ${code ?? `on ${signal}`}: ${stderr}`))
     })
   })
   return {
