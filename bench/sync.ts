@@ -359,7 +359,7 @@ async function sample(env: Env, label: string, prepare: () => Promise<void> | vo
     const f = foreignCores(before, cpuSnapshot(), (performance.now() - t0) / 1000, exclude)
     const out = { ...r, foreign: f.cores, foreignTop: f.top, retaken: attempt }
     env.log(`${label}: ${fmtSeconds(r.seconds)} s, client CPU ${fmtSeconds(r.cpuSeconds)} s (user ${fmtSeconds(r.userSeconds)}, sys ${fmtSeconds(r.sysSeconds)}), server CPU ${fmtSeconds(r.serverCpuSeconds)} s, ` +
-      `${fmtMiB(r.wireBytes)} MiB in; others used ${f.cores.toFixed(2)} cores${f.top ? ` (${f.top})` : ''}`)
+      `peak RSS ${r.maxRssMiB.toFixed(0)} MiB, ${fmtMiB(r.wireBytes)} MiB in; others used ${f.cores.toFixed(2)} cores${f.top ? ` (${f.top})` : ''}`)
     if (f.cores <= FOREIGN_LIMIT || attempt >= env.opts.retries) return out
     env.log(`${label}: the machine was busy, taking it again`)
   }
@@ -507,6 +507,8 @@ function printTable(env: Env, r: Results): void {
     for (const [what, f] of [['user', (x: ClientRun) => x.userSeconds], ['sys', (x: ClientRun) => x.sysSeconds]] as const) {
       rows.push([`bootstrap client ${what} CPU s, --base-cli build`, fmtSeconds(med(r.boot.base, f)), '', '', `this build: ${ratio(med(r.boot.dsync, f), med(r.boot.base, f))} of base`, ''])
     }
+    rows.push(['bootstrap client peak RSS MiB, --base-cli build', med(r.boot.base, x => x.maxRssMiB).toFixed(0), '', '',
+      `this build: ${ratio(med(r.boot.dsync, x => x.maxRssMiB), med(r.boot.base, x => x.maxRssMiB))} of base`, ''])
     rows.push([`bootstrap server CPU s, --base-cli build${opts.baseHosts ? ' (its own 3 hosts)' : ' (our hosts)'}`, fmtSeconds(med(r.boot.base, x => x.serverCpuSeconds)), '', '',
       `this build: ${ratio(med(r.boot.dsync, x => x.serverCpuSeconds), med(r.boot.base, x => x.serverCpuSeconds))} of base`, ''])
   }
