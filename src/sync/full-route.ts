@@ -7,7 +7,7 @@ import { sameEntry } from '../manifest/slab-entry.js'
 import type { Swarm } from '../swarm/swarm.js'
 import { magnetLink } from '../torrent/build.js'
 import { writeFileAtomic } from '../util/atomic-write.js'
-import { boundHeapGrowth, collectNow, RELEASE_MIN_BYTES, unboundHeapGrowth } from '../util/release-memory.js'
+import { boundHeapGrowth, boundHeapGrowthAtLeast, collectNow, RELEASE_MIN_BYTES, unboundHeapGrowth } from '../util/release-memory.js'
 import { deltaHosts, offerDeltas } from './delta-offer.js'
 import { executePlan, lockDest } from './execute.js'
 import { FetchList } from './fetch-list.js'
@@ -35,6 +35,14 @@ const HEAP_GROWTH_PERCENT = 20
  * more collections for few MB.
  */
 const HUGE_LIST = 500_000
+/**
+ * Below HUGE_LIST, the old generation may grow by at least this much between full collections
+ * (release-memory.ts's boundHeapGrowthAtLeast). At 200k files ~20-30 MB are live through the
+ * transfer; 20% of it let a full collection come after every ~4 MB promoted: 60 of them (1.0-1.2
+ * s of the main thread) in a bootstrap. With 32 MB: 13-14, for ~20 MB more peak RSS (h12c23,
+ * docs/ARCHITECTURE.md). From ~160 MB live on, 20% is more than this and holds alone.
+ */
+const HEAP_GROWTH_FLOOR = 32 << 20
 const HUGE_HEAP_GROWTH_PERCENT = 10
 
 /**
@@ -166,6 +174,8 @@ function boundForPlan(entries: number, dropped: number, tight: { on: boolean }):
     tightStageBuffers(true)
   }
   if (dropped >= RELEASE_MIN_BYTES || largeList) collectNow()
+  // The live heap is known now; the transfer's collection (before its buffers come) sets its limit from this.
+  if (largeList && entries < HUGE_LIST) boundHeapGrowthAtLeast(HEAP_GROWTH_PERCENT, HEAP_GROWTH_FLOOR)
 }
 
 /**
