@@ -9,7 +9,7 @@ import bencode from 'bencode'
 import { loadGeneration } from '../src/host/generation.js'
 import { readPid } from '../src/util/process.js'
 import { HOST_PORT, prepareHost, startHost } from '../testbed/host.js'
-import { handshakeBytes, WireLeecher } from '../testbed/leecher.js'
+import { handshakeBytes, wireMessage, WireLeecher } from '../testbed/leecher.js'
 import { OLD_MTIME } from '../testbed/tree.js'
 
 /**
@@ -52,15 +52,7 @@ function closedWithin(s: Socket, ms: number): Promise<boolean> {
   })
 }
 
-function request(piece: number, offset: number, length: number): Buffer {
-  const b = Buffer.alloc(17)
-  b.writeUInt32BE(13, 0)
-  b[4] = 6
-  b.writeUInt32BE(piece, 5)
-  b.writeUInt32BE(offset, 9)
-  b.writeUInt32BE(length, 13)
-  return b
-}
+const request = (piece: number, offset: number, length: number): Buffer => wireMessage(6, piece, offset, length)
 
 const sleep = (ms: number) => new Promise(r => setTimeout(r, ms))
 

@@ -6,18 +6,9 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { loadGeneration } from '../src/host/generation.js'
 import { HOST_PORT, prepareHost, startHost } from '../testbed/host.js'
-import { handshakeBytes, withTimeout } from '../testbed/leecher.js'
+import { handshakeBytes, wireMessage as message, withTimeout } from '../testbed/leecher.js'
 
 const A = '127.0.41.2'
-
-/** A peer-wire message: length prefix, id, then 4-byte numbers. */
-function message(id: number, ...numbers: number[]): Buffer {
-  const b = Buffer.alloc(5 + 4 * numbers.length)
-  b.writeUInt32BE(1 + 4 * numbers.length, 0)
-  b[4] = id
-  numbers.forEach((n, i) => b.writeUInt32BE(n, 5 + 4 * i))
-  return b
-}
 
 /** Reads the host's messages after its handshake: piece blocks by "piece:offset", and every id seen. */
 class Reader {

@@ -65,6 +65,15 @@ export function rawExchange(host: string, port: number, localAddress: string, pa
   })
 }
 
+/** A peer-wire message: length prefix, id, then 4-byte numbers (a request is wireMessage(6, piece, offset, length)). */
+export function wireMessage(id: number, ...numbers: number[]): Buffer {
+  const b = Buffer.alloc(5 + 4 * numbers.length)
+  b.writeUInt32BE(1 + 4 * numbers.length, 0)
+  b[4] = id
+  numbers.forEach((n, i) => b.writeUInt32BE(n, 5 + 4 * i))
+  return b
+}
+
 /** A BitTorrent handshake naming `infoHash`, as a leecher sends it first. */
 export function handshakeBytes(infoHash: string): Buffer {
   const reserved = Buffer.alloc(8)
