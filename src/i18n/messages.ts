@@ -3,8 +3,7 @@
  * a new message cannot be added in one language only: the type below requires both.
  */
 import { areaMessages } from './areas.js'
-
-export type Entry = { en: string; ko: string }
+import type { Entry } from './entry.js'
 
 const catalogue = {
   // filesystem

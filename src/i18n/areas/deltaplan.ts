@@ -1,4 +1,4 @@
-import type { Entry } from '../messages.js'
+import type { Entry } from '../entry.js'
 
 /** Messages of the update planned from the deltas (src/sync/delta-plan.ts, docs/SCALE.md). */
 export const deltaplanMessages = {

@@ -1,4 +1,4 @@
-import type { Entry } from '../messages.js'
+import type { Entry } from '../entry.js'
 
 /** Signed generation records, the delta chain and BEP 46 names (docs/SCALE.md). */
 export const generationMessages = {

@@ -1,4 +1,4 @@
-import type { Entry } from '../messages.js'
+import type { Entry } from '../entry.js'
 
 /** Host and client messages about hostile or broken peers (issue 10). */
 export const hardeningMessages = {

@@ -1,4 +1,4 @@
-import type { Entry } from '../messages.js'
+import type { Entry } from '../entry.js'
 
 /** Host operations (issue 14): upload limit, discovery, metrics, status page. */
 export const hostopsMessages = {

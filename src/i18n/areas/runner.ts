@@ -1,4 +1,4 @@
-import type { Entry } from '../messages.js'
+import type { Entry } from '../entry.js'
 
 /** Messages of the downstream runner (`dsync`, -nolog, -emoff, -test, -cleanlog, rsync first hop). */
 export const runnerMessages = {

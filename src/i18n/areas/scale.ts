@@ -1,4 +1,4 @@
-import type { Entry } from '../messages.js'
+import type { Entry } from '../entry.js'
 
 /** Messages of gendsync's change hint and of sharded repositories (docs/SCALE.md). */
 export const scaleMessages = {

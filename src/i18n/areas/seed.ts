@@ -1,4 +1,4 @@
-import type { Entry } from '../messages.js'
+import type { Entry } from '../entry.js'
 
 /** `pull --seed`: serving the new mirror (issue 15). */
 export const seedMessages = {

@@ -1,4 +1,4 @@
-import type { Entry } from '../messages.js'
+import type { Entry } from '../entry.js'
 
 /** Messages of the client's delta route on a sharded repository (docs/SCALE.md). */
 export const shardsyncMessages = {

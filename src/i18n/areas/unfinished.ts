@@ -1,4 +1,4 @@
-import type { Entry } from '../messages.js'
+import type { Entry } from '../entry.js'
 
 /** Messages of a commit an earlier run did not finish (src/sync/unfinished-commit.ts). */
 export const unfinishedMessages = {
