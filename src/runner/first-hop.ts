@@ -9,7 +9,7 @@ import { hostname } from 'node:os'
 import { writeFileAtomic } from '../util/atomic-write.js'
 import { ftpsyncFiles, ftpsyncSettings, ftpsyncSource, ftpsyncStages, tracePath, traceText } from './ftpsync.js'
 import { dsyncVersion } from './version.js'
-import { RSYNC_PARTIAL, RSYNC_VANISHED, runRsync, type RsyncRun } from './rsync.js'
+import { RSYNC_PARTIAL, RSYNC_VANISHED, runRsync, type RsyncRun, type Stage } from './rsync.js'
 import { freshRsyncTempDir, removeRsyncTempDir } from './rsync-temp.js'
 
 export const MAX_DELETE = RSYNC_MAX_DELETE
@@ -29,12 +29,6 @@ export interface FirstHopOptions {
 export interface FirstHopResult {
   source: string
   bytesReceived: number
-}
-
-/** One rsync invocation of a two-stage run. */
-export interface Stage {
-  args: string[]
-  env?: NodeJS.ProcessEnv
 }
 
 /**

@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path'
 import type { MainRunnerConfig } from '../config/main-config.js'
 import type { RepoConfig } from '../config/repo-config.js'
 import { DsyncError, ExitCode } from '../errors.js'
-import type { Stage } from './first-hop.js'
+import type { Stage } from './rsync.js'
 
 /** ftpsync's defaults for its two rsync stages (ftpsync's RSYNC_OPTIONS1 and RSYNC_OPTIONS2). */
 const OPTIONS1 = '--include=*.diff/ --include=by-hash/ --exclude=*.diff/Index --exclude=Contents* --exclude=Packages* ' +

@@ -14,6 +14,12 @@ export interface RsyncRun {
   errorTail: string
 }
 
+/** One rsync invocation of a two-stage first hop (first-hop.ts; ftpsync.ts makes ftpsync's). */
+export interface Stage {
+  args: string[]
+  env?: NodeJS.ProcessEnv
+}
+
 export interface RsyncOptions {
   env?: NodeJS.ProcessEnv
   /** Every line rsync prints (stdout and stderr), for the repo's log. */
