@@ -6,7 +6,7 @@ import type { Refusal } from './policy.js'
 import { GlobalBudget, RateLimiter } from './rate-limit.js'
 import { TrackerStats } from './stats.js'
 import { SwarmStore } from './swarm-store.js'
-import type { TrackerEvent, TrackerOptions } from './server.js'
+import type { TrackerEvent, TrackerOptions } from './options.js'
 
 export type Transport = 'http' | 'udp' | 'ws'
 

@@ -2,7 +2,7 @@ import { resolve } from 'node:path'
 import type { Command } from 'commander'
 import { RANGES, SETTINGS } from '../../src/config/defaults.js'
 import { t } from '../../src/i18n/index.js'
-import type { TrackerEvent, TrackerOptions } from '../../tracker/server.js'
+import type { TrackerEvent, TrackerOptions } from '../../tracker/options.js'
 import { globals, intFlag, printJson, type GlobalOptions } from '../context.js'
 
 interface TrackerFlags {
