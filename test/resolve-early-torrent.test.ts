@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { test } from 'node:test'
-import { resolveDtpHost } from '../src/sync/source.js'
+import { resolveDtpHost } from '../src/sync/dtp-host.js'
 
 // A plain HTTP server on 127.0.24.20 answering as a DTP host's API does (repository info, a
 // record, the .torrent); it holds the info's answer until the .torrent is asked for (or 2 s).

@@ -3,7 +3,8 @@ import { isRepoName } from '../config/repo-config.js'
 import { DsyncError, ExitCode } from '../errors.js'
 import { Dht } from '../shared/dht.js'
 import { formatAddress, type PeerAddress } from '../swarm/address.js'
-import { resolveDtpHost, type ResolvedSource } from './source.js'
+import { resolveDtpHost } from './dtp-host.js'
+import type { ResolvedSource } from './resolved-source.js'
 
 export interface DhtLookupOptions {
   /** DHT nodes to start from (host:port); undefined: bittorrent-dht's public defaults. */

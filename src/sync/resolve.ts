@@ -1,6 +1,7 @@
 import type { DhtLookupOptions } from './bep46.js'
 import { gateRecord, mustMatch } from './record-gate.js'
-import { resolveSource, type ResolvedSource } from './source.js'
+import type { ResolvedSource } from './resolved-source.js'
+import { resolveSource } from './source.js'
 import { parseTorrent } from './torrent-check.js'
 import type { PullContext, PullOptions } from './types.js'
 

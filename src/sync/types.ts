@@ -4,7 +4,7 @@ import type { ManifestEntry } from '../manifest/entry.js'
 import type { Manifest } from '../manifest/format.js'
 import type { PeerAddress, PeerConnection } from '../swarm/peer.js'
 import type { Plan } from './plan.js'
-import type { ResolvedSource } from './source.js'
+import type { ResolvedSource } from './resolved-source.js'
 import type { Staging } from './staging.js'
 import type { TransferProgress } from './transfer.js'
 
