@@ -127,6 +127,28 @@ test('a DTP host holds against hostile peers', async t => {
     len[4] = 20
     ext.write(Buffer.concat([handshakeBytes(infoHash), len, randomBytes(128 << 10)]))
     assert.ok(await closedWithin(ext, 5000), 'a 1 MiB extended message was not refused')
+    // Refused by the limit, not by the header timeout (a message once started must end within it).
+    assert.match(host.log(), /message of 2147483647 bytes \(type 7\) exceeds 16393/)
+    assert.match(host.log(), /message of 1048578 bytes \(type 20\) exceeds 65536/)
+    // The length prefix and the id byte in different chunks: the limit waits for the id. Cut after
+    // the prefix, and cut inside it with the prefix's end a chunk of its own.
+    for (const [from, cuts] of [['127.0.3.79', [4]], ['127.0.3.83', [2, 4]]] as const) {
+      const length = (1 << 20) + 3 + cuts.length // a line of its own in the log
+      const message = Buffer.concat([Buffer.alloc(5), randomBytes(1024)])
+      message.writeUInt32BE(length, 0)
+      message[4] = 20
+      const s = await open(from)
+      s.setNoDelay(true)
+      let at = 0
+      for (const cut of cuts) {
+        s.write(Buffer.concat([at === 0 ? handshakeBytes(infoHash) : Buffer.alloc(0), message.subarray(at, cut)]))
+        at = cut
+        await sleep(200)
+      }
+      s.write(message.subarray(at))
+      assert.ok(await closedWithin(s, 1000), `an extended message of ${length} bytes cut at ${cuts} was not refused`)
+      assert.match(host.log(), new RegExp(`message of ${length} bytes \\(type 20\\) exceeds 65536`))
+    }
     // The address that broke the rules is kept out a while; a well-behaved leecher elsewhere is served.
     const again = await open('127.0.3.71').catch(() => undefined)
     assert.ok(!again || await closedWithin(again, 2000), 'an address dropped a moment ago was let in again')

@@ -7,8 +7,7 @@ import type { GenerationRecord } from '../generation/record.js'
 import { DhtAnnouncer } from './dht-announce.js'
 import { FdCache } from './fd-cache.js'
 import { loadHostConfig, type HostConfig } from './host-config.js'
-import { FrameGuard } from './frame-guard.js'
-import { RequestSplitter } from './request-splitter.js'
+import { PeerFramer } from './peer-framer.js'
 import { DEFAULT_LIMITS, limitsFrom, type HostLimits } from './limits.js'
 import { loadGeneration } from './generation.js'
 import { createHttpApi, handOver } from './http-api.js'
@@ -72,7 +71,7 @@ export class DtpHost {
   private readonly refusedLogged = new Map<string, number>()
   private hostLimits: HostLimits = DEFAULT_LIMITS
   private readonly budget = new SendBudget(DEFAULT_LIMITS)
-  /** The largest bitfield message any served torrent needs (FrameGuard). */
+  /** The largest bitfield message any served torrent needs (PeerFramer). */
   private bitfieldMax = 0
   private readonly peerId = makePeerIdBytes()
   private listen: string[] = []
@@ -333,21 +332,19 @@ export class DtpHost {
 
   private onPeerWire(socket: Socket, remote: string): void {
     const wire = new Wire('tcpIncoming')
-    const guard = new FrameGuard(() => this.bitfieldMax)
-    // Requests go to the session straight from the socket's bytes once it is attached.
-    const splitter = new RequestSplitter(bytes => wire.write(bytes))
+    // Oversized messages refused; requests go to the session straight from the socket's bytes
+    // once it is attached, everything else to the Wire.
+    const framer = new PeerFramer(() => this.bitfieldMax, bytes => wire.write(bytes))
     socket.once('close', () => wire.destroy())
     // Fed by hand rather than piped: a PeerSession pauses the socket to stop reading the
     // requests of a peer that reads nothing, and a pipe would resume it.
     socket.on('data', (chunk: Buffer) => {
-      const problem = guard.feed(chunk)
+      const problem = framer.push(chunk)
       if (problem) {
         this.onLimited(socket.remoteAddress ?? '', problem.reason)
         if (problem.penalize) this.listener.watch.penalize(socket.remoteAddress ?? '')
         socket.destroy()
-        return
       }
-      splitter.push(chunk)
     })
     socket.once('end', () => wire.end())
     wire.once('handshake', (infoHash: string) => {
@@ -358,8 +355,8 @@ export class DtpHost {
         return
       }
       this.listener.watch.headDone(socket)
-      this.listener.watch.watchIdle(socket, () => guard.partialSince)
-      splitter.taker = seeder.attach(wire, socket, remote)
+      this.listener.watch.watchIdle(socket, () => framer.partialSince)
+      framer.taker = seeder.attach(wire, socket, remote)
     })
     wire.pipe(socket)
     socket.resume()

@@ -4,7 +4,7 @@ import { StaleFileError } from './fd-cache.js'
 import type { HostLog } from './log.js'
 import { BadRequestError, MAX_BLOCK } from './piece-reader.js'
 import type { Seeder } from './seeder.js'
-import type { RequestTaker } from './request-splitter.js'
+import type { RequestTaker } from './peer-framer.js'
 import type { BudgetUser, SendBudget } from './send-budget.js'
 import { IDLE_TIMEOUT_KEY, MAX_BLOCK_KEY, MOTD_EXTENSION } from '../shared/wire-protocol.js'
 import { corkUntilNextTurn } from '../shared/cork.js'
@@ -43,7 +43,7 @@ const ID_PIECE = 7
 type Respond = (err: Error | null, buf?: Uint8Array) => void
 /**
  * A request waiting or being read. `respond` is the Wire's for a request it parsed; a request
- * the splitter took (request-splitter.ts) has none and is answered by `send`, unless the peer
+ * the framer took (peer-framer.ts) has none and is answered by `send`, unless the peer
  * was choked since it came (`epoch`).
  */
 interface Pending { piece: number; offset: number; length: number; respond: Respond | undefined; epoch: number }
@@ -146,21 +146,22 @@ export class PeerSession implements BudgetUser, RequestTaker {
   }
 
   /**
-   * Requests the splitter read from one chunk: queued together, then one pump answers what
+   * Requests the framer read from one chunk: queued together, then one pump answers what
    * it can, and the blocks read at once leave in one write.
    */
-  takeRequests(triples: number[], count: number): void {
+  takeRequests(triples: number[], from: number, to: number): void {
     if (this.closed) return
     if (this.wire.amChoking) {
       // As the Wire does: a choked peer's requests are refused (BEP 6) or dropped (BEP 3).
-      if (this.wire.hasFast) for (let k = 0; k < count; k++) this.wire.reject(triples[3 * k], triples[3 * k + 1], triples[3 * k + 2])
+      if (this.wire.hasFast) for (let k = from; k < to; k++) this.wire.reject(triples[3 * k], triples[3 * k + 1], triples[3 * k + 2])
       return
     }
+    const count = to - from
     if (this.pending.length + count > MAX_QUEUED) {
       this.abuse(`more than ${MAX_QUEUED} requests queued`)
       return
     }
-    for (let k = 0; k < count; k++) {
+    for (let k = from; k < to; k++) {
       this.pending.push({ piece: triples[3 * k], offset: triples[3 * k + 1], length: triples[3 * k + 2], respond: undefined, epoch: this.epoch })
     }
     this.seeder.requests += count
@@ -259,7 +260,7 @@ export class PeerSession implements BudgetUser, RequestTaker {
   }
 
   /**
-   * A piece message for a request the splitter took, into the send buffer (flushed at the end
+   * A piece message for a request the framer took, into the send buffer (flushed at the end
    * of pump). Through the Wire instead while it holds bytes of its own not yet given to the
    * socket (a keep-alive, a reject, an extension message): nothing may overtake them.
    */
