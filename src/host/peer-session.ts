@@ -6,6 +6,7 @@ import { BadRequestError, MAX_BLOCK } from './piece-reader.js'
 import type { Seeder } from './seeder.js'
 import type { RequestTaker } from './peer-framer.js'
 import type { BudgetUser, SendBudget } from './send-budget.js'
+import { wireInternals, type WireInternals } from './wire-internals.js'
 import { IDLE_TIMEOUT_KEY, MAX_BLOCK_KEY, MOTD_EXTENSION } from '../shared/wire-protocol.js'
 import { corkUntilNextTurn } from '../shared/cork.js'
 
@@ -73,6 +74,8 @@ export class PeerSession implements BudgetUser, RequestTaker {
   private out: Buffer | undefined
   private outStart = 0
   private outLen = 0
+  /** The Wire's internals the session needs (wire-internals.ts). */
+  private readonly internals: WireInternals
 
   constructor(
     private readonly seeder: Seeder,
@@ -82,6 +85,7 @@ export class PeerSession implements BudgetUser, RequestTaker {
     private readonly log: HostLog,
     private readonly budget: SendBudget,
   ) {
+    this.internals = wireInternals(wire)
     const done = () => this.finish()
     socket.once('close', done)
     wire.once('close', done)
@@ -121,8 +125,7 @@ export class PeerSession implements BudgetUser, RequestTaker {
   }
 
   sendMotd(text: string): void {
-    const ext = (this.wire as unknown as Record<string, { send?: (s: string) => void }>)[MOTD_EXTENSION]
-    ext?.send?.(text)
+    this.internals.extension<{ send?: (s: string) => void }>(MOTD_EXTENSION)?.send?.(text)
   }
 
   onClose(fn: () => void): void {
@@ -186,7 +189,7 @@ export class PeerSession implements BudgetUser, RequestTaker {
 
   /** Bytes this peer holds: blocks being read, plus blocks the Wire and socket have not sent. */
   private queuedBytes(): number {
-    return this.reading + (this.outLen - this.outStart) + wireQueued(this.wire) + this.socket.writableLength
+    return this.reading + (this.outLen - this.outStart) + this.internals.queued() + this.socket.writableLength
   }
 
   /**
@@ -267,7 +270,7 @@ export class PeerSession implements BudgetUser, RequestTaker {
   private send(req: Pending, buf: Buffer): void {
     const wire = this.wire
     const n = buf.length
-    if (wireQueued(wire) > 0) {
+    if (this.internals.queued() > 0) {
       this.flush()
       wire.piece(req.piece, req.offset, buf) // counted by the 'upload' listener
       return
@@ -296,8 +299,7 @@ export class PeerSession implements BudgetUser, RequestTaker {
       this.socket.write(buf)
     }
     // What Wire.piece counts, and its 'upload' event's listener.
-    wire.uploaded += n
-    ;(wire.uploadSpeed as (delta: number) => number)(n)
+    this.internals.countSent(n)
     this.uploaded += n
     this.seeder.countUpload(n, this.remote)
   }
@@ -365,15 +367,6 @@ export class PeerSession implements BudgetUser, RequestTaker {
     this.wire.destroy()
     for (const fn of this.closeHandlers) fn()
   }
-}
-
-/**
- * Bytes the Wire holds for the socket. bittorrent-protocol's Wire is a streamx Duplex, which
- * has no `readableLength`; its readable state counts the bytes it buffers in `buffered`.
- */
-function wireQueued(wire: Wire): number {
-  const state = (wire as unknown as { _readableState?: { buffered?: number } })._readableState
-  return state?.buffered ?? 0
 }
 
 /**
