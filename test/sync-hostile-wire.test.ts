@@ -171,10 +171,12 @@ test('a peer that sends more than was asked (an unrequested 64 MiB piece) is cut
 
 /**
  * Pulls `files` (torrent made by hand with `pieceLength`) from a peer serving them with one
- * byte wrong in every piece, dialled first, and an honest libtorrent seeder: the rotten one must
- * be dropped for its hash checks and the tree must come whole from the honest one.
+ * byte wrong in every piece (or in the pieces `rotten` names: their numbers inside each file),
+ * dialled first, and an honest libtorrent seeder: the rotten one must be dropped for its hash
+ * checks and the tree must come whole from the honest one.
  */
-async function pullPastRottenPeer(files: Record<string, Buffer>, pieceLength: number, addresses: [string, string], env: Record<string, string> = {}): Promise<void> {
+async function pullPastRottenPeer(files: Record<string, Buffer>, pieceLength: number, addresses: [string, string], env: Record<string, string> = {},
+  rotten: (pieces: number) => number[] = pieces => Array.from({ length: pieces }, (_, i) => i)): Promise<PullRun> {
   const lines = Object.entries(files).map(([path, data]) => `f\t0644\t${data.length}\t1700000000\t${sha256(data)}\t${path}`)
   const honestBase = tempDir()
   const rottenBase = tempDir()
@@ -184,33 +186,51 @@ async function pullPastRottenPeer(files: Record<string, Buffer>, pieceLength: nu
   for (const path of Object.keys(files)) {
     const p = join(rottenBase, 'repo', path)
     const data = readFileSync(p)
-    for (let at = 100 % data.length; at < data.length; at += pieceLength) data[at] ^= 0xff
+    for (const i of rotten(Math.ceil(data.length / pieceLength))) data[Math.min(i * pieceLength + 100, data.length - 1)] ^= 0xff
     writeFileSync(p, data)
   }
   // Served as they are on disk: libtorrent's seed mode checks each piece on its first request.
   const layout = layoutFiles(['.dsync/data.dsync', ...Object.keys(files)].map(path => ({ path, length: readFileSync(join(rottenBase, 'repo', path)).length })), pieceLength)
   const bytes = Buffer.concat(layout.map(f => (f.pad ? Buffer.alloc(f.length) : readFileSync(join(rottenBase, 'repo', f.path)))))
-  const rotten = await FakePeer.start(addresses[0], { content: { bytes, pieceLength } })
+  const rottenPeer = await FakePeer.start(addresses[0], { content: { bytes, pieceLength } })
   const honest = await startLibtorrentSeeder(torrent, honestBase, addresses[1])
   const dest = join(tempDir(), 'mirror')
   // The rotten one first, one connection at a time: it must be dropped before the honest one serves.
-  const r = await pullCli(torrent, dest, [rotten.address, honest.address], ['--connections', '1'], env)
+  const r = await pullCli(torrent, dest, [rottenPeer.address, honest.address], ['--connections', '1'], env)
   assert.equal(r.code, 0, r.stderr)
-  assert.match(r.stderr, new RegExp(`dropped peer ${rotten.address.replace(/\./g, '\\.')}: .*hash check`))
+  assert.match(r.stderr, new RegExp(`dropped peer ${rottenPeer.address.replace(/\./g, '\\.')}: .*hash check`))
   await assertSameTree(join(honestBase, 'repo'), dest)
-  assert.ok(rotten.blocksServed >= 4, `the rotten peer served ${rotten.blocksServed} blocks`)
+  assert.ok(rottenPeer.blocksServed >= 4, `the rotten peer served ${rottenPeer.blocksServed} blocks`)
+  return r
 }
 
+/** Four files of 3-4 pieces of 64 KiB (four 16 KiB blocks each), `i` making each one's bytes. */
+function multiPieceFiles(PIECE: number): Record<string, Buffer> {
+  const files: Record<string, Buffer> = {}
+  for (let i = 0; i < 4; i++) files[`p${i}.bin`] = Buffer.from(Array.from({ length: 3 * PIECE + 5000 * (i + 1) }, (_, j) => (j * 7919 + i) & 0xff))
+  return files
+}
+
+// DSYNC_SHA1_PIECES=1 checks each piece by its SHA-1 as it lands (on the verifier thread with
+// DSYNC_STAGE_THREADS=1), as files over UNCHECKED_MAX_BYTES (64 MiB) always are.
 test('pieces of several blocks with wrong bytes (checked on the verifier thread) drop their peer; the sync completes from an honest one', {
   skip: hasLibtorrent ? false : 'python3-libtorrent is not installed', timeout: 120_000,
 }, async () => {
   // 64 KiB pieces (four blocks each): checked off the event loop. gendsync picks 16 KiB below
   // 512 MiB of content, so the torrent is made by hand.
-  const PIECE = 65536
-  const files: Record<string, Buffer> = {}
-  for (let i = 0; i < 4; i++) files[`p${i}.bin`] = Buffer.from(Array.from({ length: 3 * PIECE + 5000 * (i + 1) }, (_, j) => (j * 7919 + i) & 0xff))
-  await pullPastRottenPeer(files, PIECE, ['127.0.9.12', '127.0.9.13'])
+  await pullPastRottenPeer(multiPieceFiles(65536), 65536, ['127.0.9.12', '127.0.9.13'], { DSYNC_STAGE_THREADS: '1', DSYNC_SHA1_PIECES: '1' })
 })
+
+// Files of several pieces (up to 64 MiB) come unchecked: only their SHA-256, on a stage worker or
+// here inline, checks them; when it fails, the transfer reads the `.part` back and finds the bad
+// piece by its SHA-1 (part-read-back.ts). One piece wrong in each file, the others right.
+for (const [mode, env] of [['stage workers', { DSYNC_STAGE_THREADS: '1' }], ['staged inline', {}]] as const) {
+  test(`files of several pieces with one wrong piece (${mode}): the file fails its SHA-256, the read-back names the piece, its peer is dropped and it comes again from an honest one`, {
+    skip: hasLibtorrent ? false : 'python3-libtorrent is not installed', timeout: 120_000,
+  }, async () => {
+    await pullPastRottenPeer(multiPieceFiles(65536), 65536, mode === 'stage workers' ? ['127.0.9.17', '127.0.9.18'] : ['127.0.9.19', '127.0.9.20'], env, () => [1])
+  })
+}
 
 // A pull this small checks one-piece files' SHA-256 on the event loop (stage-inline.ts);
 // DSYNC_STAGE_THREADS=1 sends them to the verifier thread in packed batches, as a bigger pull does.

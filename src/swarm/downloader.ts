@@ -83,7 +83,7 @@ export interface DownloaderOptions {
    * Called with each piece's file bytes (pads stripped) once its hash is verified. `data` is
    * only valid during the call: its memory is reused for the next pieces.
    */
-  onPiece: (span: PieceSpan, data: Buffer, from: PeerConnection, wholeChecked?: boolean) => void
+  onPiece: (span: PieceSpan, data: Buffer, from: PeerConnection, wholeChecked?: boolean, unchecked?: boolean) => void
   /**
    * For a piece that holds a whole file: that file's own hash (SHA-256 hex from data.dsync,
    * stronger than the piece's SHA-1), else undefined. A match accepts the piece without its
@@ -93,6 +93,16 @@ export interface DownloaderOptions {
    * multi-block pieces (verifyOffThread), else on the event loop.
    */
   wholeFileHash?: (span: PieceSpan) => string | undefined
+  /**
+   * True for a piece whose file the sink checks whole by its SHA-256 (as the file's pieces are
+   * written): the piece goes to onPiece unchecked (`unchecked`), without its SHA-1, which would
+   * hash each byte of a multi-piece file a second time (and its last piece's pad zeros). The
+   * sink then settles every such piece: `confirm` once its file matched, `takeBack` for one whose
+   * SHA-1 fails when the file did not (its sender is dropped, the piece fetched again). The
+   * download finishes only once every piece is settled. Nothing unchecked is served: the client
+   * announces no pieces and answers no requests.
+   */
+  checkedBySink?: (span: PieceSpan) => boolean
   /** Requests in flight per peer, at most. */
   pipeline?: number
   /** Requested bytes in flight per peer, at most. */
@@ -203,6 +213,8 @@ export class Downloader extends EventEmitter {
   /** Adopted held pieces not yet given to the sink; the download finishes only once they are. */
   private handover: (Held | undefined)[] | undefined
   private handedOver = 0
+  /** Pieces handed to the sink unchecked (checkedBySink) and not settled yet, with their sender. */
+  private readonly unsettled = new Map<number, PeerConnection>()
 
   constructor(private readonly opts: DownloaderOptions) {
     super()
@@ -515,6 +527,11 @@ export class Downloader extends EventEmitter {
     }
     const span = a.span
     const data = a.data!.subarray(0, span.dataLength)
+    // The sink checks this piece's file whole (its SHA-256): no SHA-1 unless that fails.
+    if (!this.held && this.opts.checkedBySink?.(span)) {
+      this.acceptUnchecked(peer, span, data)
+      return this.recycle(a)
+    }
     const sha256 = this.opts.wholeFileHash?.(span)
     if (sha256 !== undefined) {
       this.checkWhole(peer, span, data, sha256)
@@ -585,7 +602,61 @@ export class Downloader extends EventEmitter {
       return
     }
     this.emit('piece', span, peer)
-    if (this.remaining === 0 && !this.handover) this.finish!()
+    this.finishIfSettled()
+  }
+
+  /** Every piece is in the sink, checked, and no adopted held piece waits: the download is done. */
+  private finishIfSettled(): void {
+    if (this.remaining === 0 && !this.handover && this.unsettled.size === 0 && !this.ended) this.finish!()
+  }
+
+  /**
+   * A piece whose file the sink checks (checkedBySink): counted as done (not asked again), its
+   * sender kept until the sink settles it (confirm, takeBack).
+   */
+  private acceptUnchecked(peer: PeerConnection, span: PieceSpan, data: Buffer): void {
+    if (this.ended || this.done.has(span.piece)) return
+    this.owners.delete(span.piece)
+    if (!this.wants(span.piece)) return
+    this.done.add(span.piece)
+    this.unsettled.set(span.piece, peer)
+    try {
+      this.opts.onPiece(span, data, peer, false, true)
+    } catch (err) {
+      this.fail!(err as Error)
+      return
+    }
+    this.emit('piece', span, peer)
+  }
+
+  /** The sink found this unchecked piece's file whole and right: its sender gets the credit. */
+  confirm(piece: number): void {
+    const peer = this.unsettled.get(piece)
+    if (peer === undefined) return
+    this.unsettled.delete(piece)
+    peer.piecesVerified++
+    this.finishIfSettled()
+  }
+
+  /**
+   * The sink found this unchecked piece bad (its file failed its SHA-256, then the piece its
+   * SHA-1): the peer that sent it is dropped, as for a piece failing its hash here, and the
+   * piece is fetched again from the others.
+   */
+  takeBack(span: PieceSpan): void {
+    if (this.ended) return
+    const peer = this.unsettled.get(span.piece)
+    this.unsettled.delete(span.piece)
+    this.done.delete(span.piece)
+    if (!this.retrySet.has(span.piece)) {
+      this.retrySet.add(span.piece)
+      this.retry.push(span)
+    }
+    if (peer) {
+      this.emit('hash-fail', peer, span.piece)
+      if (!peer.closed) return peer.close(`sent data failing the hash check (piece ${span.piece})`)
+    }
+    for (const other of this.peers.keys()) this.pump(other)
   }
 
   /** A piece failing its hash: the peer that sent it is dropped, the piece goes to the others. */
@@ -622,7 +693,7 @@ export class Downloader extends EventEmitter {
    * few MiB a turn of the event loop), the others are dropped, as are pieces in flight outside
    * `pieces` when they land; fetching resumes.
    */
-  adopt(pieces: PieceSpan[], sink: Pick<DownloaderOptions, 'onPiece' | 'wholeFileHash'>): void {
+  adopt(pieces: PieceSpan[], sink: Pick<DownloaderOptions, 'onPiece' | 'wholeFileHash' | 'checkedBySink'>): void {
     const held = this.held
     if (!held) throw new Error('Downloader.adopt: not an early fetch')
     let asked = 0
@@ -633,6 +704,7 @@ export class Downloader extends EventEmitter {
     this.held = undefined
     this.opts.onPiece = sink.onPiece
     this.opts.wholeFileHash = sink.wholeFileHash
+    this.opts.checkedBySink = sink.checkedBySink
     this.opts.pieces = pieces
     this.count = pieces.length
     const wanted = this.wanted = new PieceSet(this.opts.hashes.length / 20)
@@ -674,7 +746,7 @@ export class Downloader extends EventEmitter {
       return
     }
     this.handover = undefined
-    if (this.remaining === 0) this.finish!()
+    this.finishIfSettled()
   }
 
   /** Ends a download whose pieces are no longer wanted (an early fetch the run did not use). */
@@ -766,6 +838,14 @@ class PieceSet {
     if (this.bits[piece] === 1) return
     this.bits[piece] = 1
     this.size++
+  }
+
+  /** Takes `piece` out; true if it was in. */
+  delete(piece: number): boolean {
+    if (this.bits[piece] !== 1) return false
+    this.bits[piece] = 0
+    this.size--
+    return true
   }
 
   /** Drops every piece `other` does not hold. */

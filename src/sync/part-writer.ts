@@ -1,7 +1,7 @@
 import { createHash, type Hash } from 'node:crypto'
 import { closeSync, fchmodSync, futimesSync, mkdirSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs'
 import { PartFds } from './part-fds.js'
-import { ITEM_CHECKED, ITEM_LAST, type StagedMeta } from './stage-items.js'
+import { ITEM_CHECKED, ITEM_LAST, ITEM_UNCHECKED, type StagedMeta } from './stage-items.js'
 
 /** Out-of-order piece bytes held for hashing, all files together; beyond it a file is re-read. */
 const MAX_HELD = 32 << 20
@@ -57,6 +57,8 @@ interface PartState {
   ahead: Map<number, Buffer>
   /** Incremental hashing given up (a gap that never fills, or too much held): re-read at the end. */
   reread: boolean
+  /** A piece came unchecked (ITEM_UNCHECKED): a mismatch keeps the `.part` for the transfer to read back. */
+  unchecked: boolean
 }
 
 export type PartOutcome = 'verified' | 'mismatch'
@@ -66,7 +68,8 @@ export type PartOutcome = 'verified' | 'mismatch'
  * bytes arrive, so a finished file is checked without reading it back. Pieces arriving out
  * of order are held (bounded) until the gap before them fills; a file whose prefix never
  * completes in memory (pieces kept from a killed run, too much held) is read back once at the
- * end. A file that matches becomes `<sha256>` by one rename; one that does not is deleted.
+ * end. A file that matches becomes `<sha256>` by one rename; one that does not is deleted, unless
+ * it holds pieces that came unchecked (ITEM_UNCHECKED): then its `.part` stays to be read back.
  * Synchronous: it runs on the stage worker thread, off the event loop.
  */
 export class PartWriter {
@@ -92,6 +95,7 @@ export class PartWriter {
     const to = ahead === undefined ? stagedPath(this.dir, hex) : aheadPath(this.dir, ahead)
     if (last && offset === 0 && data.length === size && !this.parts.has(hex)) return this.writeWhole(hex, to, data, (flags & ITEM_CHECKED) !== 0, meta)
     const st = this.state(hex)
+    if (flags & ITEM_UNCHECKED) st.unchecked = true
     writeFully(this.fds.get(hex), data, offset)
     this.hashIn(st, offset, data)
     if (!last) return undefined
@@ -151,7 +155,8 @@ export class PartWriter {
     const digest = !st.reread && st.hashed === size ? st.hash.digest('hex') : sha256OfFd(fd)
     if (digest !== hex) {
       this.forget(hex, st)
-      unlinkSync(this.partPath(hex))
+      // Unchecked pieces: the transfer reads them back (part-read-back.ts) and fetches the bad ones again.
+      if (!st.unchecked) unlinkSync(this.partPath(hex))
       return 'mismatch'
     }
     withParent(to, () => renameSync(this.partPath(hex), to))
@@ -167,7 +172,7 @@ export class PartWriter {
   private state(hex: string): PartState {
     let st = this.parts.get(hex)
     if (!st) {
-      st = { hash: createHash('sha256'), hashed: 0, ahead: new Map(), reread: false }
+      st = { hash: createHash('sha256'), hashed: 0, ahead: new Map(), reread: false, unchecked: false }
       this.parts.set(hex, st)
     }
     return st

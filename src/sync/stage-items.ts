@@ -1,7 +1,7 @@
 /**
  * A batch's pieces, packed for postMessage: the files' SHA-256 hex names end to end (64
  * characters each) and, per piece, ITEM_FIELDS numbers: offset in the file, start in the batch
- * buffer, length, the file's size, flags (ITEM_LAST, ITEM_CHECKED), then the mode and mtime the
+ * buffer, length, the file's size, flags (ITEM_LAST, ITEM_CHECKED, ITEM_AHEAD, ITEM_UNCHECKED), then the mode and mtime the
  * staged file gets (mode -1: leave them to the apply). An array of one object per piece cost
  * its structured clone: postMessage was 3.5% of a 200k-file pull's main thread.
  */
@@ -19,6 +19,12 @@ export const ITEM_LAST = 1
 export const ITEM_CHECKED = 2
 /** The finished file goes to `<staging>/folders/<path>` (new-folders.ts), not under its SHA-256. */
 export const ITEM_AHEAD = 4
+/**
+ * The piece was not checked by its SHA-1 (the downloader's checkedBySink): its file's SHA-256
+ * is its check. A file holding such a piece keeps its `.part` when it does not match, so the
+ * transfer can read the pieces back, find the bad ones by their SHA-1 and fetch them again.
+ */
+export const ITEM_UNCHECKED = 8
 
 /** Mode and mtime (seconds) a staged file is given before it is closed. */
 export interface StagedMeta {

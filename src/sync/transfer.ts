@@ -1,13 +1,15 @@
 import { createHash } from 'node:crypto'
+import { unlinkSync } from 'node:fs'
 import { STALL_MS } from '../config/defaults.js'
-import { DsyncError, ExitCode } from '../errors.js'
+import { DsyncError, ExitCode, fsError } from '../errors.js'
 import { t } from '../i18n/index.js'
 import { Downloader, type DownloaderOptions } from '../swarm/downloader.js'
 import { traceMark } from '../swarm/trace.js'
 import type { PeerConnection } from '../swarm/peer.js'
 import type { Swarm } from '../swarm/swarm.js'
 import { fileSpans, type PieceMap, type PieceSpan } from '../torrent/piece-map.js'
-import { ITEM_AHEAD, ITEM_CHECKED, ITEM_LAST } from './stage-items.js'
+import { badPieces } from './part-read-back.js'
+import { ITEM_AHEAD, ITEM_CHECKED, ITEM_LAST, ITEM_UNCHECKED } from './stage-items.js'
 import { InlineStager, stagesInline, type Stager } from './stage-inline.js'
 import { StageWriter, type StageWriterEvents } from './stage-writer.js'
 import { SYNCFS_MIN_FILES, type Staging } from './staging.js'
@@ -19,6 +21,25 @@ import { backgroundWriteback } from './writeback.js'
  * ~1.9 GB here) to its fsync after the last piece, with the network done.
  */
 const WRITEBACK_MIN_BYTES = 128 << 20
+
+/**
+ * Files of several pieces up to this size are checked by their SHA-256 alone (the downloader's
+ * checkedBySink), not also piece by piece by SHA-1: each of their bytes was hashed twice, on the
+ * verifier thread and on a stage worker (806 MB of a `mirror` bootstrap's 1 GiB, plus 135 MB of
+ * pad zeros). A bad piece is then found only once its file is complete (the file fails, its
+ * pieces are read back and checked by SHA-1): the bound keeps what a bad peer can send before it
+ * is named, and the read-back on the event loop, to one such file. Bigger files keep the SHA-1.
+ */
+export const UNCHECKED_MAX_BYTES = 64 << 20
+
+/**
+ * Whether files of several pieces come unchecked (UNCHECKED_MAX_BYTES). DSYNC_SHA1_PIECES=1 checks
+ * every piece by its SHA-1 as it lands, as before (tests of the piece verifier's verdicts; a way
+ * to compare the two on a real pull).
+ */
+function uncheckedPieces(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.DSYNC_SHA1_PIECES !== '1'
+}
 
 /** Progress events at most this often (the CLI prints at most 4 a second). */
 const PROGRESS_MS = 50
@@ -80,17 +101,58 @@ export async function transferFiles(opts: TransferOptions): Promise<TransferResu
     downloader.abort(err)
   }
   staging.prepare()
+  // Files whose pieces came unchecked (checkedBySink), by content, until their SHA-256 settles them.
+  const unchecked = new Map<string, number>()
   const events: StageWriterEvents = {
     onWritten: bytes => { counts.bytesDone += bytes; progress() },
-    onVerified: () => { counts.filesDone++; progress() },
-    onMismatch: hex => storeFailed(mismatch(indexOf(hex))),
+    onVerified: hex => {
+      counts.filesDone++
+      const index = unchecked.get(hex)
+      if (index !== undefined) {
+        unchecked.delete(hex)
+        confirmFile(map, index, downloader)
+      }
+      progress()
+    },
+    onMismatch: hex => {
+      const index = unchecked.get(hex)
+      if (index === undefined) return storeFailed(mismatch(indexOf(hex)))
+      unchecked.delete(hex)
+      readBack(index, hex)
+    },
     onError: storeFailed,
     onBusy: busy => (busy ? downloader.pause() : downloader.resume()),
   }
   // A small pull (an update's few hundred files) starts no thread: stage-inline.ts says why.
   const inline = stagesInline(opts.files.size - filesStaged, bytesTotal)
   const writer: Stager = inline ? new InlineStager(staging.dir, events) : new StageWriter(staging.dir, events)
-  const sink = pieceSink(opts, remainingPerFile, writer, bytesPerPeer)
+  /**
+   * A file of unchecked pieces failed its SHA-256: its pieces are read back from the `.part` and
+   * checked by SHA-1. Bad ones are taken back (their senders dropped) and fetched again into the
+   * same `.part`; none bad means data.dsync and the torrent disagree, and the pull fails as before.
+   */
+  const readBack = (index: number, hex: string) => {
+    const path = staging.partPath(hex)
+    let bad: PieceSpan[]
+    try {
+      bad = badPieces(path, map, index, opts.hashes)
+    } catch (err) {
+      return storeFailed(fsError(err, path, 'read'))
+    }
+    if (bad.length === 0) {
+      try { unlinkSync(path) } catch { /* the pull fails either way */ }
+      return storeFailed(mismatch(index))
+    }
+    traceMark('read-back', { file: index, bad: bad.length })
+    // Taken back first: confirming the good ones must not find every piece settled and finish.
+    for (const span of bad) {
+      remainingPerFile[index]++
+      counts.bytesDone -= span.dataLength
+      downloader.takeBack(span)
+    }
+    confirmFile(map, index, downloader)
+  }
+  const sink = pieceSink(opts, remainingPerFile, writer, bytesPerPeer, unchecked)
   const downloader: Downloader = opts.early ?? new Downloader({ pieces, hashes: opts.hashes, verifyOffThread: !inline, ...sink })
   // The pieces it holds go to the stage writer now (which may pause it: `downloader` is bound first).
   opts.early?.adopt(pieces, sink)
@@ -144,8 +206,17 @@ function throttledProgress(opts: TransferOptions, counts: Counts, bytesTotal: nu
   }
 }
 
-/** Where the downloader's verified pieces go: the stage writer, with each file's last-piece and checked flags. */
-function pieceSink(opts: TransferOptions, remainingPerFile: Int32Array, writer: Stager, bytesPerPeer: Record<string, number>): Pick<DownloaderOptions, 'wholeFileHash' | 'onPiece'> {
+/** Every piece of file `index` still unsettled in the downloader is confirmed (its file matched). */
+function confirmFile(map: PieceMap, index: number, downloader: Downloader): void {
+  const f = map.files[index]
+  for (let p = f.firstPiece; p < f.firstPiece + f.pieceCount; p++) downloader.confirm(p)
+}
+
+/**
+ * Where the downloader's pieces go: the stage writer, with each file's last-piece, checked and
+ * unchecked flags; `unchecked` learns the files whose pieces came without their SHA-1.
+ */
+function pieceSink(opts: TransferOptions, remainingPerFile: Int32Array, writer: Stager, bytesPerPeer: Record<string, number>, unchecked: Map<string, number>): Pick<DownloaderOptions, 'wholeFileHash' | 'onPiece' | 'checkedBySink'> {
   const { staging, map, metaIds } = opts
   return {
     // A one-piece file (most of a mirror of small files): its SHA-256 checks the piece (on the
@@ -153,10 +224,20 @@ function pieceSink(opts: TransferOptions, remainingPerFile: Int32Array, writer: 
     // mismatch falls back to the piece's SHA-1, so data the torrent vouches for but data.dsync
     // does not still ends as "content does not match its SHA-256", not as a bad peer.
     wholeFileHash: span => (span.dataLength === map.files[span.file].length ? opts.files.get(span.file) : undefined),
-    onPiece: (span, data, from, wholeChecked) => {
+    // A piece of a file of several pieces (up to UNCHECKED_MAX_BYTES): the stage worker's SHA-256 of
+    // the file checks it; its SHA-1 only if the file fails (readBack).
+    checkedBySink: uncheckedPieces() ? span => {
+      const length = map.files[span.file].length
+      return span.dataLength !== length && length <= UNCHECKED_MAX_BYTES
+    } : undefined,
+    onPiece: (span, data, from, wholeChecked, isUnchecked) => {
       const left = --remainingPerFile[span.file]
       const hex = opts.files.get(span.file)!
-      const flags = (left === 0 ? ITEM_LAST : 0) | (wholeChecked ? ITEM_CHECKED : 0)
+      let flags = (left === 0 ? ITEM_LAST : 0) | (wholeChecked ? ITEM_CHECKED : 0)
+      if (isUnchecked) {
+        flags |= ITEM_UNCHECKED
+        unchecked.set(hex, span.file)
+      }
       const id = left !== 0 ? -1 : metaIds ? staging.metaIdAt(metaIds[span.file]) : staging.metaIdFor(hex)
       const size = map.files[span.file].length
       if (id < 0) writer.write(hex, span.fileOffset, data, size, flags)
