@@ -2,7 +2,8 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { test } from 'node:test'
 import bencode from 'bencode'
-import { encodeInfo, encodeInfoRows, entryByteLength, padEntryByteLength } from '../src/torrent/encode-info.js'
+import { encodeInfo, encodeInfoRows, encodeTorrentRows, entryByteLength, padEntryByteLength } from '../src/torrent/encode-info.js'
+import { torrentHead, wrapInfo } from '../src/torrent/build.js'
 import { matchFileList, type ExpectedFiles } from '../src/torrent/file-list.js'
 import { Reader } from '../src/torrent/read.js'
 import { layoutFiles, pieceLengthFor } from '../src/torrent/layout.js'
@@ -38,6 +39,31 @@ test('the row writer (shards from data.dsync bytes) and its entry sizes match en
     if (f.length % 16384 !== 0 && i < files.length - 1) sum += padEntryByteLength(16384 - (f.length % 16384))
   })
   assert.equal(sum, whole.lastIndexOf('e4:name', whole.length - pieces.length) - 'd5:filesl'.length)
+})
+
+test('the whole-torrent row writer: wrapInfo\'s bytes, in one buffer sized from the entry bytes (never grown)', () => {
+  const names = ['pool/a.deb', 'pool/한국어/패키지.rpm', 'back\\slash', 'p/'.repeat(40) + 'deep', 'z']
+  const lengths = [1, 100, 16384, 16385, 1_000_000]
+  const files = names.flatMap((path, i) => lengths.map((length, j) => ({ path: `${path}${i}${j}`, length })))
+  const pieces = randomBytes(20 * files.reduce((n, f) => n + Math.ceil(f.length / 16384), 0))
+  let entryBytes = 0
+  let longest = 0
+  files.forEach((f, i) => {
+    const path = Buffer.from(f.path)
+    entryBytes += entryByteLength(path, 0, path.length, f.length)
+    if (f.length % 16384 !== 0 && i < files.length - 1) entryBytes += padEntryByteLength(16384 - (f.length % 16384))
+    longest = Math.max(longest, path.length)
+  })
+  const trackers = ['http://t.example/announce']
+  const head = torrentHead(trackers)
+  const path = (i: number) => Buffer.from(files[i].path)
+  const got = encodeTorrentRows(files.length, path, i => files[i].length, 'repo', 16384, pieces, head, entryBytes, longest)
+  const want = wrapInfo(encodeInfoRows(files.length, path, i => files[i].length, 'repo', 16384, pieces), trackers)
+  assert.ok(got.torrent.equals(want.torrent))
+  assert.ok(got.info.equals(got.torrent.subarray(head.length, got.torrent.length - 1)))
+  // A grown buffer is twice the one asked for; this one is the size asked for, within its margins.
+  assert.equal(got.torrent.buffer, got.info.buffer)
+  assert.ok(got.torrent.buffer.byteLength < got.torrent.length + 2 * longest + 512, `buffer ${got.torrent.buffer.byteLength} for ${got.torrent.length} bytes`)
 })
 
 test('piece length is a pure function of the total: 16 KiB up to 32768 pieces, doubling, capped at 16 MiB', () => {

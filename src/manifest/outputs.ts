@@ -3,8 +3,8 @@ import { mkdirSync, readdirSync, readFileSync } from 'node:fs'
 import { unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fsError } from '../errors.js'
-import { buildTorrent, magnetLink, wrapInfo } from '../torrent/build.js'
-import { encodeInfoRows } from '../torrent/encode-info.js'
+import { buildTorrent, magnetLink, torrentHead, wrapInfo } from '../torrent/build.js'
+import { encodeInfoRows, encodeTorrentRows, padEntryByteLength } from '../torrent/encode-info.js'
 import { layoutFiles } from '../torrent/layout.js'
 import { readTorrentInfo } from '../torrent/read.js'
 import { buildIndexTorrentFrom, buildShards, shardInfoHashOf, type HashedPart, type ShardFileDigest } from '../torrent/shards.js'
@@ -117,27 +117,47 @@ export interface PendingShard {
   first: number
   end: number
   bytes: number
+  /** The whole .torrent, `info` inside it, when it was encoded with its head (encodeShardInfos' `whole`). */
+  torrent?: Buffer
 }
 
 /**
  * Each shard's info dict, its paths and lengths taken from data.dsync's bytes (whose SHA-256s
  * may still be placeholders: a full gendsync encodes these while its files are hashed), its
  * pieces as they are now. Undefined when data.dsync's content files are not `content`'s.
- * `made`: the content table of `manifest`, when the caller made it already.
+ * `made`: the content table of `manifest`, when the caller made it already. `whole`: each
+ * content file's entry bytes (TableCosts' `entry`) and the trackers: each shard is then encoded
+ * as its whole .torrent in a buffer of the right size (encodeTorrentRows), not grown and copied.
  */
 export function encodeShardInfos(
   name: string, pieceLength: number, manifest: Buffer, content: TorrentContent, starts: number[], made?: ContentTable,
+  whole?: { entry: Float64Array; trackers: string[] },
 ): PendingShard[] | undefined {
   const lines = made ? made.lines : indexLines(manifest)
   const table = made ?? (typeof lines === 'string' ? undefined : contentTable(lines))
   if (!table || table.count !== content.count) return undefined
+  const head = whole && torrentHead(whole.trackers)
   return starts.map((first, s) => {
     const end = s + 1 < starts.length ? starts[s + 1] : content.count
     const pieces = content.pieces(first, end)
-    const info = encodeInfoRows(end - first, i => contentPath(table, first + i), i => table.length[first + i], name, pieceLength, pieces)
+    const pathAt = (i: number) => contentPath(table, first + i)
+    const lengthAt = (i: number) => table.length[first + i]
     let bytes = 0
     for (let i = first; i < end; i++) bytes += table.length[i]
-    return { info, piecesAt: info.length - 1 - pieces.length, first, end, bytes }
+    if (!whole || !head) {
+      const info = encodeInfoRows(end - first, pathAt, lengthAt, name, pieceLength, pieces)
+      return { info, piecesAt: info.length - 1 - pieces.length, first, end, bytes }
+    }
+    let entryBytes = 0
+    let longest = 0
+    for (let i = first; i < end; i++) {
+      entryBytes += whole.entry[i]
+      const rest = table.length[i] % pieceLength
+      if (rest !== 0 && i < end - 1) entryBytes += padEntryByteLength(pieceLength - rest)
+      longest = Math.max(longest, table.pathTo[i] - table.pathFrom[i])
+    }
+    const { torrent, info } = encodeTorrentRows(end - first, pathAt, lengthAt, name, pieceLength, pieces, head, entryBytes, longest)
+    return { info, torrent, piecesAt: info.length - 1 - pieces.length, first, end, bytes }
   })
 }
 
@@ -151,7 +171,8 @@ export function sealShards(pending: PendingShard[], content: TorrentContent, pie
       tail.copy(pieces, pieces.length - 20)
     }
     pieces.copy(p.info, p.piecesAt)
-    return { ...wrapInfo(p.info, trackers), built: true, count: p.end - p.first, bytes: p.bytes }
+    const built = p.torrent ? { torrent: p.torrent, infoHash: createHash('sha1').update(p.info).digest('hex') } : wrapInfo(p.info, trackers)
+    return { ...built, built: true, count: p.end - p.first, bytes: p.bytes }
   })
 }
 

@@ -96,7 +96,7 @@ export async function fullTables(scanned: ScannedEntry[], opts: FullRunOptions):
   let layout: ReturnType<typeof torrentLayout>
   try {
     layout = torrentLayout(files, out, hasTail, pieceLength)
-    draft = draftOutputs(scanned, files, out, plan.pending, pieceLength, bytes, layout.content, layout.starts, opts.name)
+    draft = draftOutputs(scanned, files, out, plan.pending, pieceLength, bytes, layout.content, layout.starts, opts.name, { entry: layout.costs.entry, trackers: opts.trackers })
     if (plan.counts.hashed > 0 || plan.counts.dropped || layout.tailsToRead.length > 0) {
       draft.cache = draftCache(files, draft, out, plan.pending, hasTail, pieceLength, opts.racyAfterMs)
     }
@@ -329,14 +329,33 @@ interface Draft {
   cache?: { writer: HashCacheWriter; at: Float64Array }
 }
 
+/**
+ * The hash cache's size, or a little more (its line: ino, size, mtimeMs and ctimeMs, up to 24
+ * characters each, 64 + 40 hex digits, the pieces in base64, the path as ASCII, tabs);
+ * see manifestBytesAbout for why (files * 160 + pieces was 37.3 MB for 39.2 MB at 200k files).
+ */
+function cacheBytesAbout(files: ScannedEntry[], pieceAt: Float64Array, racyAfterMs: number): number {
+  let bytes = 4096
+  let longest = 0
+  let piecesBytes = 0
+  for (let s = 0; s < files.length; s++) {
+    if (files[s].mtimeMs > racyAfterMs) continue
+    const n = files[s].path.length
+    bytes += 210 + n + 4 * Math.ceil((pieceAt[s + 1] - pieceAt[s]) / 3)
+    piecesBytes = Math.max(piecesBytes, pieceAt[s + 1] - pieceAt[s])
+    if (n > longest) longest = n
+  }
+  return bytes + 3 * longest + 4 * Math.ceil(piecesBytes / 3) + 512
+}
+
 /** The hash cache's lines for the files not modified too recently (generate.ts, RACY_MS), digests as they are now. */
 function draftCache(
   files: ScannedEntry[], draft: Draft, out: DigestTables, pending: Uint8Array, hasTail: Uint8Array, pieceLength: number, racyAfterMs: number,
 ): Draft['cache'] {
   const pieceAt = out.pieceAt
-  const writer = new HashCacheWriter(pieceLength, files.length * 160 + Math.ceil(pieceAt[files.length] * 4 / 3))
-  const at = new Float64Array(files.length).fill(-1)
   const m = draft.manifest
+  const writer = new HashCacheWriter(pieceLength, cacheBytesAbout(files, pieceAt, racyAfterMs))
+  const at = new Float64Array(files.length).fill(-1)
   for (let s = 0; s < files.length; s++) {
     const e = files[s]
     if (e.mtimeMs > racyAfterMs) continue
@@ -348,12 +367,31 @@ function draftCache(
   return { writer, at }
 }
 
+/**
+ * data.dsync's size, or a little more, for ASCII paths without escapes (the usual; others grow
+ * the buffer): a line is at most ~95 bytes besides its paths (type, mode, a size and an mtime
+ * of up to 16 digits, 64 hex digits, tabs), plus what ManifestWriter.line's reserve asks beyond
+ * the last line. A guess below the size (140 a line was 28 MB for 30.3 MB at 200k files) grows
+ * the buffer at the end: a copy into a fresh one twice the size, pages this VM charges ~5-15 us
+ * each to touch (docs/SCALE.md, session 24); one above it is only address space.
+ */
+function manifestBytesAbout(scanned: ScannedEntry[]): number {
+  let bytes = 4096
+  let longest = 0
+  for (const e of scanned) {
+    const n = e.path.length + (e.target?.length ?? 0)
+    bytes += 100 + n
+    if (n > longest) longest = n
+  }
+  return bytes + 3 * longest + 256
+}
+
 /** data.dsync for the walked entries (a hardlink takes its file's size and SHA-256), and the shard info dicts. */
 function draftOutputs(
   scanned: ScannedEntry[], files: ScannedEntry[], out: DigestTables, pending: Uint8Array, pieceLength: number, bytes: number,
-  content: TorrentContent, starts: number[], name: string,
+  content: TorrentContent, starts: number[], name: string, whole: { entry: Float64Array; trackers: string[] },
 ): Draft {
-  const w = new ManifestWriter({ version: 1, pieceLength, entries: scanned.length, files: files.length, bytes }, scanned.length * 140)
+  const w = new ManifestWriter({ version: 1, pieceLength, entries: scanned.length, files: files.length, bytes }, manifestBytesAbout(scanned))
   const hexAt = new Float64Array(files.length)
   const links: [number, number][] = []
   // Hardlinked files' slots by path (only files with more than one link can be a target).
@@ -377,7 +415,7 @@ function draftOutputs(
   // Its rows point into `manifest`, whose digits are filled in place later: they stay right.
   const lines = indexLines(manifest)
   const table = typeof lines === 'string' ? undefined : contentTable(lines)
-  const shards = table && encodeShardInfos(name, pieceLength, manifest, content, starts, table)
+  const shards = table && encodeShardInfos(name, pieceLength, manifest, content, starts, table, whole)
   return { manifest, hexAt, links, shards, table: shards && table }
 }
 

@@ -40,12 +40,36 @@ export function encodeInfoRows(
   count: number, pathAt: (i: number) => Buffer, lengthAt: (i: number) => number, name: string, pieceLength: number, pieces: Buffer,
 ): Buffer {
   const w = new InfoWriter(count * 96 + pieces.length + 256)
+  writeRows(w, count, pathAt, lengthAt, pieceLength)
+  return w.finish(name, pieceLength, pieces)
+}
+
+/**
+ * encodeInfoRows into one buffer holding the whole .torrent (`head`: torrentHead's bytes, then
+ * the info dict, then the outer dict's end), sized by the caller: `entryBytes`, the files
+ * list's entries and pads (entryByteLength, padEntryByteLength), which it knows (a full
+ * gendsync costed every file to place the shards). At 200k files encodeInfoRows' guess was
+ * ~116 bytes a file against ~150 written, so each shard's buffer grew (a copy into fresh
+ * memory twice its size), and wrapInfo then copied the info dict once more into the
+ * .torrent's buffer: ~2.5x the torrents' 30 MB of fresh pages, which this VM charges
+ * ~5-15 us a page (docs/SCALE.md, session 24).
+ */
+export function encodeTorrentRows(
+  count: number, pathAt: (i: number) => Buffer, lengthAt: (i: number) => number, name: string, pieceLength: number, pieces: Buffer,
+  head: Buffer, entryBytes: number, longestPath: number,
+): { torrent: Buffer; info: Buffer } {
+  // entry()'s reserve asks for 2x a path + 64 however little it writes; finish() for the name, pieces and 64.
+  const w = new InfoWriter(16 + entryBytes + 2 * longestPath + 64 + Buffer.byteLength(name) + pieces.length + 128, undefined, head)
+  writeRows(w, count, pathAt, lengthAt, pieceLength)
+  return w.torrentBytes(name, pieceLength, pieces)
+}
+
+function writeRows(w: InfoWriter, count: number, pathAt: (i: number) => Buffer, lengthAt: (i: number) => number, pieceLength: number): void {
   for (let i = 0; i < count; i++) {
     const length = lengthAt(i)
     w.entry(pathAt(i), length)
     if (length % pieceLength !== 0 && i < count - 1) w.pad(pieceLength - (length % pieceLength))
   }
-  return w.finish(name, pieceLength, pieces)
 }
 
 /** Bytes of a file's entry in the files list (encodeInfo's), without its pad entry; path = buf[from, to). */
