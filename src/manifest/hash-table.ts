@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
 import { DsyncError, ExitCode, describeErrno } from '../errors.js'
-import { FileChangedError, hashFileSync } from './hash-file.js'
+import { FileChangedError, hashFileInto, type DigestSink } from './hash-file.js'
 
 /**
  * Many files hashed into tables in shared memory (a full gendsync): no message, object or
@@ -149,17 +149,19 @@ export function hashClaimed(jobs: TableJobs, out: DigestTables, pieceLength: num
   const sha = Buffer.from(out.sha256.buffer, out.sha256.byteOffset, out.sha256.byteLength)
   const pieces = Buffer.from(out.pieces.buffer, out.pieces.byteOffset, out.pieces.byteLength)
   const tails = Buffer.from(out.tails.buffer, out.tails.byteOffset, out.tails.byteLength)
+  // One sink, moved from slot to slot: each file's digests are written straight into the tables.
+  const sink: DigestSink = { sha256: sha, sha256At: 0, pieces, piecesAt: 0, tails, tailAt: 0 }
   for (;;) {
     const j = Number(Atomics.add(counters, 0, 1n))
     if (j >= jobs.count) return undefined
     const path = paths.subarray(jobs.pathAt[j], jobs.pathAt[j + 1])
     const size = jobs.size[j]
     try {
-      const d = hashFileSync(path, { size, mtimeMs: jobs.mtimeMs[j], ino: jobs.ino[j] }, pieceLength, jobs.tail[j] === 1)
       const s = jobs.slot[j]
-      d.sha256.copy(sha, s * 32)
-      d.pieces.copy(pieces, out.pieceAt[s])
-      d.tail?.copy(tails, s * 20)
+      sink.sha256At = s * 32
+      sink.piecesAt = out.pieceAt[s]
+      sink.tailAt = s * 20
+      hashFileInto(path, { size, mtimeMs: jobs.mtimeMs[j], ino: jobs.ino[j] }, pieceLength, jobs.tail[j] === 1, sink)
       Atomics.store(jobs.done, j, 1)
     } catch (err) {
       const e = err as NodeJS.ErrnoException
