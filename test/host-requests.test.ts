@@ -99,3 +99,50 @@ test('block requests cut at any byte, between keep-alives and other messages, ar
   }
   socket.destroy()
 })
+
+test('blocks of files read whole and of read windows keep their bytes while the read buffers are used again', { timeout: 120_000 }, async () => {
+  // Files of 5-16 KB (each one block, sent as a view of its read buffer, not copied) and one big
+  // file served from read windows: every buffer is given back once its block has been written
+  // (read-buffers.ts), and the next reads take them again. A buffer given back before the socket
+  // wrote its block carries the next file's bytes by then (all of a batch's reads happen in one
+  // turn, the writes at its end).
+  const H = '127.0.42.2'
+  const files: Record<string, Buffer> = {}
+  for (let i = 0; i < 60; i++) files[`pool/g${i}.deb`] = randomBytes(5000 + ((i * 7919) % 11_000))
+  files['images/big.iso'] = randomBytes(1_500_000)
+  const host = await prepareHost(H, { r: files })
+  await startHost(host, ['r'])
+  const save = join(host.webroot, 'r')
+  const gen = loadGeneration('r', save)
+  const wanted = gen.segments.list().filter(s => s.source === 'file').flatMap(s => {
+    const data = readFileSync(join(save, s.path))
+    const blocks: { piece: number; offset: number; data: Buffer }[] = []
+    for (let at = 0; at < s.length; at += 16384) {
+      const start = s.offset + at
+      const length = Math.min(16384, s.length - at, gen.pieceLength - (start % gen.pieceLength))
+      blocks.push({ piece: Math.floor(start / gen.pieceLength), offset: start % gen.pieceLength, data: data.subarray(at, at + length) })
+    }
+    return blocks
+  })
+  assert.ok(wanted.length >= 150)
+  const socket = connect({ host: H, port: HOST_PORT, localAddress: '127.0.42.10' })
+  socket.setNoDelay(true)
+  const reader = new Reader(socket)
+  await new Promise<void>(resolve => socket.once('connect', () => resolve()))
+  socket.write(Buffer.concat([handshakeBytes(gen.infoHash), message(2)]))
+  await reader.until(() => reader.ids.includes(1), 'unchoke')
+  // Three rounds: the later ones read into buffers the earlier ones gave back. 40 requests a
+  // write: one chunk, one batch, under the host's limit of reads in flight per peer.
+  for (let round = 0; round < 3; round++) {
+    reader.blocks.clear()
+    for (let i = 0; i < wanted.length; i += 40) {
+      socket.write(Buffer.concat(wanted.slice(i, i + 40).map(b => message(6, b.piece, b.offset, b.data.length))))
+      await reader.until(() => reader.blocks.size >= Math.min(i + 40, wanted.length), `round ${round}: ${Math.min(i + 40, wanted.length)} blocks (got ${reader.blocks.size})`)
+    }
+    for (const b of wanted) {
+      const got = reader.blocks.get(`${b.piece}:${b.offset}`)
+      assert.ok(got?.equals(b.data), `round ${round}: block ${b.piece}:${b.offset} (${b.data.length} bytes) differs or is missing`)
+    }
+  }
+  socket.destroy()
+})

@@ -252,13 +252,18 @@ export class PeerSession implements BudgetUser, RequestTaker {
     this.seeder.reader.read(req.piece, req.offset, req.length).then(buf => this.answer(req, buf), (err: Error) => this.failed(req, err))
   }
 
+  /**
+   * `buf` holds a reference to its read buffer (read-buffers.ts), given back once it is sent or
+   * copied; a block handed to the Wire keeps it (the Wire's stream holds the bytes).
+   */
   private answer(req: Pending, buf: Buffer): void {
     this.reading -= req.length
     this.reads--
-    if (this.closed) return
+    if (this.closed) return this.seeder.reader.buffers.release(buf)
     this.cork()
     if (req.respond) req.respond(null, buf)
     else if (req.epoch === this.epoch) this.send(req, buf)
+    else this.seeder.reader.buffers.release(buf)
     if (!this.pumping) this.pump()
   }
 
@@ -289,14 +294,17 @@ export class PeerSession implements BudgetUser, RequestTaker {
     out.writeUInt32BE(req.piece, at + 5)
     out.writeUInt32BE(req.offset, at + 9)
     at += HEADER_BYTES
+    const buffers = this.seeder.reader.buffers
     if (copy) {
       buf.copy(out, at)
       at += n
+      buffers.release(buf)
     }
     this.outLen = at
     if (!copy) {
       this.flush()
-      this.socket.write(buf)
+      // Called when the socket is done with the bytes (written, or the socket destroyed).
+      this.socket.write(buf, () => buffers.release(buf))
     }
     // What Wire.piece counts, and its 'upload' event's listener.
     this.internals.countSent(n)

@@ -3,6 +3,7 @@ import { FdCache, StaleFileError } from './fd-cache.js'
 import type { Generation, Segment } from './generation.js'
 import { ReadWindows, type WindowSpan } from './read-windows.js'
 import { SmallFileReader, WHOLE_FILE_MAX } from './small-files.js'
+import { ReadBuffers } from './read-buffers.js'
 
 /** Largest block a peer may ask for; BEP 3 clients use 16 KiB, some up to 128 KiB. */
 export const MAX_BLOCK = 128 * 1024
@@ -18,8 +19,13 @@ export class BadRequestError extends Error {}
 export class PieceReader {
   readonly stale = new Map<string, string>()
   bytesRead = 0
-  private readonly small = new SmallFileReader()
-  private readonly windows = new ReadWindows()
+  /**
+   * Where file buffers come from. A block returned by `readNow` or `read` holds a reference to
+   * its buffer: the caller gives it back with `buffers.release(block)` once it is sent or copied.
+   */
+  readonly buffers = new ReadBuffers()
+  private readonly small = new SmallFileReader(this.buffers)
+  private readonly windows = new ReadWindows(this.buffers)
   private inodesLoaded = false
   /**
    * The repository folder with a trailing slash: file paths are appended to it (data.dsync's
@@ -160,10 +166,11 @@ export class PieceReader {
   }
 
   private async readWindow(seg: Segment, w: WindowSpan): Promise<Buffer> {
-    const out = Buffer.allocUnsafe(w.length)
+    const out = this.buffers.take(w.length)
     try {
       await this.readFile(seg, w.start, out, 0, w.length)
     } catch (err) {
+      this.buffers.release(out)
       this.windows.forget(seg.path)
       throw err
     }

@@ -1,3 +1,5 @@
+import type { ReadBuffers } from './read-buffers.js'
+
 /**
  * Bytes of a big file read at once, for the blocks that follow. A client asks for a piece's
  * blocks back to back and takes pieces in runs (up to 1 MiB per peer per top-up), so one
@@ -20,6 +22,8 @@ interface Window {
   loading: Promise<Buffer>
   at: number
   length: number
+  /** Requests that joined while it was being read: each gets a reference when it arrives. */
+  waiters: number
 }
 
 /** Where a request falls: the window's key, its start in the file and its length. */
@@ -38,6 +42,12 @@ export class ReadWindows {
   private bytes = 0
 
   /**
+   * @param buffers the windows' buffers come from there (the caller's `read`); a kept window
+   *   holds one reference, each request given its bytes one more (read-buffers.ts).
+   */
+  constructor(private readonly buffers: ReadBuffers) {}
+
+  /**
    * The window holding [fileOffset, fileOffset + length) of a file of `fileLength` bytes, or
    * undefined when the range crosses a window's end.
    */
@@ -48,25 +58,40 @@ export class ReadWindows {
     return { key: `${start}:${path}`, start, length: windowLength }
   }
 
-  /** The window's bytes when they are in memory and fresh, else undefined. */
+  /** The window's bytes when they are in memory and fresh (with a reference for the caller), else undefined. */
   now(w: WindowSpan): Buffer | undefined {
     const kept = this.windows.get(w.key)
     if (!kept?.data || Date.now() - kept.at > KEEP_MS) return undefined
+    this.buffers.ref(kept.data)
     return kept.data
   }
 
-  /** The window's bytes: kept, being read, or read now by `read` (a failed read is not kept). */
+  /**
+   * The window's bytes: kept, being read, or read now by `read` (a failed read is not kept);
+   * with a reference for the caller, taken before anything else can drop the window.
+   */
   get(w: WindowSpan, read: () => Promise<Buffer>): Promise<Buffer> {
     const kept = this.windows.get(w.key)
-    if (kept && (!kept.data || Date.now() - kept.at <= KEEP_MS)) return kept.loading
+    if (kept && (!kept.data || Date.now() - kept.at <= KEEP_MS)) {
+      if (kept.data) this.buffers.ref(kept.data)
+      else kept.waiters++
+      return kept.loading
+    }
     this.drop(w.key)
-    const entry: Window = { data: undefined, loading: read(), at: Date.now(), length: w.length }
+    const entry: Window = { data: undefined, loading: read(), at: Date.now(), length: w.length, waiters: 1 }
     this.windows.set(w.key, entry)
     this.bytes += w.length
     this.trim()
+    // Runs before the waiters' own reactions (attached later): their references are counted
+    // before any of them can release one.
     entry.loading.then(data => {
-      entry.data = data
-      entry.at = Date.now()
+      this.buffers.ref(data, entry.waiters)
+      if (this.windows.get(w.key) === entry) {
+        entry.data = data
+        entry.at = Date.now()
+      } else {
+        this.buffers.release(data) // dropped while it was read: the kept reference goes
+      }
     }, () => {
       if (this.windows.get(w.key) === entry) this.drop(w.key)
     })
@@ -83,6 +108,7 @@ export class ReadWindows {
     if (!w) return
     this.windows.delete(key)
     this.bytes -= w.length
+    if (w.data) this.buffers.release(w.data)
   }
 
   private trim(): void {

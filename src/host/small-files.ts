@@ -1,5 +1,6 @@
 import { closeSync, fstatSync, readSync } from 'node:fs'
 import { mismatch, openRepoFileSync, StaleFileError, type Expected } from './repo-file.js'
+import type { ReadBuffers } from './read-buffers.js'
 
 /** Files up to this size are read whole, in one go, when their first block is asked for. */
 export const WHOLE_FILE_MAX = 256 * 1024
@@ -56,6 +57,9 @@ export class SmallFileReader {
   /** Files read whole since start. */
   filesRead = 0
 
+  /** @param buffers where file buffers come from and go back to (read-buffers.ts). */
+  constructor(private readonly buffers: ReadBuffers) {}
+
   /** True while small files should not be read on the event loop (the disk is cold). */
   get cold(): boolean {
     return this.coldLeft > 0
@@ -68,16 +72,26 @@ export class SmallFileReader {
     return true
   }
 
-  /** The whole file, checked against the size and mtime data.dsync records. */
+  /**
+   * The whole file, checked against the size and mtime data.dsync records, with one reference
+   * for the caller (read-buffers.ts: released once the block cut from it has been sent).
+   */
   read(path: string, want: Expected, wholeRequested: boolean): Buffer {
     const k = this.kept.get(path)
-    if (k && k.data.length === want.size && Date.now() - k.at <= KEEP_MS) return k.data
+    if (k && k.data.length === want.size && Date.now() - k.at <= KEEP_MS) {
+      this.buffers.ref(k.data)
+      return k.data
+    }
     if (++this.sinceSample >= SAMPLE_EVERY) this.sample()
     const started = performance.now()
-    const data = readChecked(path, want)
+    const data = readChecked(path, want, this.buffers)
     this.filesRead++
     if (performance.now() - started > COLD_READ_MS) this.slowRead()
-    if (!wholeRequested) this.keep(path, data)
+    if (!wholeRequested) {
+      // The reference `take` gave is the kept copy's; the caller gets one more.
+      this.keep(path, data)
+      this.buffers.ref(data)
+    }
     return data
   }
 
@@ -110,6 +124,7 @@ export class SmallFileReader {
     if (!k) return
     this.kept.delete(path)
     this.keptBytes -= k.data.length
+    this.buffers.release(k.data)
   }
 
   private keep(path: string, data: Buffer): void {
@@ -120,23 +135,29 @@ export class SmallFileReader {
       if (this.keptBytes <= KEEP_BYTES) break
       this.kept.delete(p)
       this.keptBytes -= k.data.length
+      this.buffers.release(k.data)
     }
   }
 }
 
 /** Opened as the fd cache opens (no symbolic link followed, inside the repository), then checked. */
-function readChecked(path: string, want: Expected): Buffer {
+function readChecked(path: string, want: Expected, buffers: ReadBuffers): Buffer {
   const fd = openRepoFileSync(path, want.root)
   const size = want.size
   try {
     const problem = mismatch(fstatSync(fd), want)
     if (problem) throw new StaleFileError(path, problem)
-    const data = Buffer.allocUnsafe(size)
+    const data = buffers.take(size)
     let done = 0
-    while (done < size) {
-      const n = readSync(fd, data, done, size - done, done)
-      if (n === 0) throw new StaleFileError(path, 'shorter than data.dsync says')
-      done += n
+    try {
+      while (done < size) {
+        const n = readSync(fd, data, done, size - done, done)
+        if (n === 0) throw new StaleFileError(path, 'shorter than data.dsync says')
+        done += n
+      }
+    } catch (err) {
+      buffers.release(data)
+      throw err
     }
     return data
   } finally {
