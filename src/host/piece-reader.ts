@@ -3,7 +3,7 @@ import { FdCache, StaleFileError } from './fd-cache.js'
 import type { Generation, Segment } from './generation.js'
 import { ReadWindows, type WindowSpan } from './read-windows.js'
 import { SmallFileReader, WHOLE_FILE_MAX } from './small-files.js'
-import { ReadBuffers } from './read-buffers.js'
+import { hostReadBuffers, type ReadBuffers } from './read-buffers.js'
 
 /** Largest block a peer may ask for; BEP 3 clients use 16 KiB, some up to 128 KiB. */
 export const MAX_BLOCK = 128 * 1024
@@ -23,7 +23,7 @@ export class PieceReader {
    * Where file buffers come from. A block returned by `readNow` or `read` holds a reference to
    * its buffer: the caller gives it back with `buffers.release(block)` once it is sent or copied.
    */
-  readonly buffers = new ReadBuffers()
+  readonly buffers: ReadBuffers = hostReadBuffers
   private readonly small = new SmallFileReader(this.buffers)
   private readonly windows = new ReadWindows(this.buffers)
   private inodesLoaded = false

@@ -31,6 +31,11 @@ interface Slab {
   cls: number
 }
 
+/**
+ * One set of free lists for the whole process, shared by every generation's reader: free
+ * buffers are bounded once per host, not once per served torrent (a 1M-file repository is many
+ * shard torrents).
+ */
 export class ReadBuffers {
   /** Free buffers by size class: 8 KiB, 16 KiB ... 256 KiB. */
   private readonly free: Buffer[][] = []
@@ -75,3 +80,6 @@ export class ReadBuffers {
     this.freeBytes += s.buf.length
   }
 }
+
+/** The host's read buffers (see ReadBuffers). */
+export const hostReadBuffers = new ReadBuffers()
