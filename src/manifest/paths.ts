@@ -1,10 +1,11 @@
 import { join } from 'node:path'
+import { DSYNC_DIR, MANIFEST_NAME } from '../torrent/layout.js'
 
-/** The files gendsync keeps under `<save>/.dsync/`; one place names them all. */
-export const DSYNC_DIR = '.dsync'
-export const MANIFEST_NAME = 'data.dsync'
-/** data.dsync's path inside the torrent: the first file, so a magnet link alone reaches it. */
-export const MANIFEST_TORRENT_PATH = `${DSYNC_DIR}/${MANIFEST_NAME}`
+/**
+ * The files gendsync keeps under `<save>/.dsync/`; one place names them all. The folder's and
+ * data.dsync's names are the torrent layout's (src/torrent/layout.ts), re-exported here.
+ */
+export { DSYNC_DIR, MANIFEST_NAME, MANIFEST_TORRENT_PATH } from '../torrent/layout.js'
 
 export interface RepoFiles {
   dir: string

@@ -8,6 +8,15 @@
  *    files and reassembles the rest from the cache.
  * docs/ARCHITECTURE.md records the measurements behind the choice.
  */
+/**
+ * The folder gendsync keeps its outputs in under a repository's root, and data.dsync's path
+ * inside the torrent: the torrent's first file, so a magnet link alone reaches it.
+ * src/manifest/paths.ts names the rest of what lives under DSYNC_DIR.
+ */
+export const DSYNC_DIR = '.dsync'
+export const MANIFEST_NAME = 'data.dsync'
+export const MANIFEST_TORRENT_PATH = `${DSYNC_DIR}/${MANIFEST_NAME}`
+
 export const MIN_PIECE_LENGTH = 1 << 14
 export const MAX_PIECE_LENGTH = 1 << 24
 /** Pieces the content (not counting per-file rounding) is cut into, at most, before the length doubles. */

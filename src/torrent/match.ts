@@ -1,4 +1,4 @@
-import { MANIFEST_TORRENT_PATH } from '../manifest/paths.js'
+import { MANIFEST_TORRENT_PATH } from './layout.js'
 import { layoutFiles, type LayoutFile } from './layout.js'
 import { shardTorrentPath } from './shards.js'
 

@@ -1,5 +1,5 @@
-import { pieceHashes } from '../manifest/hash-file.js'
-import { MANIFEST_TORRENT_PATH } from '../manifest/paths.js'
+import { pieceHashes } from './piece-hashes.js'
+import { MANIFEST_TORRENT_PATH } from './layout.js'
 import { buildTorrent, type BuiltTorrent } from './build.js'
 import { decimalLength } from './encode-info.js'
 import { layoutFiles, piecesOf } from './layout.js'
