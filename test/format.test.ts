@@ -194,6 +194,22 @@ const hostile: { name: string; data: () => Buffer; line: number; reason: RegExp 
   { name: 'too few fields', data: () => build({ entries: ['f\t0644\t1'] }), line: E, reason: /fields/ },
   { name: 'empty line among entries', data: () => build({ entries: [F('a'), '', F('b')] }), line: E + 1, reason: /fields/ },
   { name: 'directory with a size', data: () => build({ entries: ['d\t0755\t4096\t1700000000\t-\ta'] }), line: E, reason: /directory/ },
+  // File lines the client reads from their bytes (format.ts, fileLineFast): each check it makes there.
+  { name: 'size past 2^53', data: () => build({ entries: [F('a', H, 9007199254740993)], header: ['piece-length 16384', 'entries 1', 'files 1', 'bytes 1'] }), line: E, reason: /size/ },
+  { name: 'size of 17 digits', data: () => build({ entries: [`f\t0644\t00000000000000001\t1700000000\t${H}\ta`] }), line: E, reason: /size/ },
+  { name: 'mtime of 17 digits', data: () => build({ entries: [`f\t0644\t1\t17000000000000000\t${H}\ta`] }), line: E, reason: /mtime/ },
+  { name: 'mtime a lone minus', data: () => build({ entries: [`f\t0644\t1\t-\t${H}\ta`] }), line: E, reason: /mtime/ },
+  { name: 'mtime empty', data: () => build({ entries: [`f\t0644\t1\t\t${H}\ta`] }), line: E, reason: /mtime/ },
+  { name: 'bad mode (8)', data: () => build({ entries: [`f\t0800\t1\t1700000000\t${H}\ta`] }), line: E, reason: /mode/ },
+  { name: 'bad SHA-256 (not hex)', data: () => build({ entries: [F('a', 'g'.repeat(64))] }), line: E, reason: /SHA-256/ },
+  { name: 'bad SHA-256 (65 digits)', data: () => build({ entries: [F('a', `${H}0`)] }), line: E, reason: /SHA-256/ },
+  { name: 'unescaped DEL in path', data: () => build({ entries: [F('a\x7fb')] }), line: E, reason: /escaped/ },
+  { name: 'a file named .dsync', data: () => build({ entries: [F('.dsync')] }), line: E, reason: /reserved/ },
+  { name: 'last segment ".."', data: () => build({ entries: [D('a'), F('a/..')] }), line: E + 1, reason: /path/ },
+  { name: 'last segment "."', data: () => build({ entries: [D('a'), F('a/.')] }), line: E + 1, reason: /path/ },
+  { name: 'a path before a shorter one it starts with', data: () => build({ entries: [D('a'), F('a/bc'), F('a/b')] }), line: E + 2, reason: /sorted/ },
+  { name: 'a file of an unlisted folder after one of a listed folder as long', data: () => build({ entries: [D('a'), D('a/b'), F('a/b/c'), F('a/c/d')] }), line: E + 3, reason: /parent/ },
+  { name: 'a file of an unlisted folder at the top', data: () => build({ entries: [D('a'), F('a/b'), F('c/d')] }), line: E + 2, reason: /parent/ },
   {
     name: 'header count mismatch (entries)',
     data: () => build({ header: ['piece-length 16384', 'entries 5', 'files 1', 'bytes 1'], entries: [F('a')] }),
@@ -270,18 +286,51 @@ const hostile: { name: string; data: () => Buffer; line: number; reason: RegExp 
   },
 ]
 
+/** parseManifestFile (the client's list, rows of a table) of `data` written to a file. */
+function parseAsClient(data: Buffer): ReturnType<typeof parseManifestFile> {
+  const d = mkdtempSync(join(tmpdir(), 'dsync-format-'))
+  try {
+    writeFileSync(join(d, 'data.dsync'), data)
+    return parseManifestFile(join(d, 'data.dsync'), FILE)
+  } finally {
+    rmSync(d, { recursive: true, force: true })
+  }
+}
+
 for (const c of hostile) {
+  // Both readers: parseManifest (hosts, tools) and the client's parseManifestFile, which reads
+  // plain file lines from their bytes (format.ts, fileLineFast) and must refuse what the other does.
   test(`refused: ${c.name} -> DsyncError naming file:line`, () => {
-    assert.throws(() => parseManifest(c.data(), FILE), (err: unknown) => {
-      assert.ok(err instanceof DsyncError, `expected DsyncError, got ${String(err)}`)
-      assert.equal(err.exitCode, ExitCode.badData)
-      assert.ok(!err.message.includes('\n'), err.message)
-      assert.ok(err.message.startsWith(`${FILE}:${c.line}: `), `"${err.message}" should start with ${FILE}:${c.line}`)
-      assert.match(err.message, c.reason)
-      return true
-    })
+    for (const parse of [(d: Buffer) => parseManifest(d, FILE), parseAsClient]) {
+      assert.throws(() => parse(c.data()), (err: unknown) => {
+        assert.ok(err instanceof DsyncError, `expected DsyncError, got ${String(err)}`)
+        assert.equal(err.exitCode, ExitCode.badData)
+        assert.ok(!err.message.includes('\n'), err.message)
+        assert.ok(err.message.startsWith(`${FILE}:${c.line}: `), `"${err.message}" should start with ${FILE}:${c.line}`)
+        assert.match(err.message, c.reason)
+        return true
+      })
+    }
   })
 }
+
+test('the client reads file lines at the limits of each field as parseManifest does', () => {
+  const entries = [
+    D('a'), `f\t0000\t007\t-0\t${H}\ta/b`, `f\t7777\t9007199254740000\t9999999999999999\t${H}\ta/c`,
+    `f\t0644\t0\t-9007199254740991\t${'0123456789abcdef'.repeat(4)}\ta/d`, F('a/.d'), F('a/..d'), F('a/...'), F('a/x y~!'),
+    D('a/b_'), F('a/b_/b_'), D('a/e'), F('a/e/e'), F('a0'), F('.dsyncx'), F('.dsyn'),
+  ].sort((x, y) => Buffer.compare(Buffer.from(x.split('\t')[5]), Buffer.from(y.split('\t')[5])))
+  const data = build({ entries, header: ['piece-length 16384', `entries ${entries.length}`, 'files 12', 'bytes 9007199254740016'] })
+  const general = parseManifest(data, FILE).entries
+  const client = parseAsClient(data).entries.map(plain)
+  assert.deepEqual(client, general)
+  const at = (path: string) => client.find(e => e.path === path)!
+  assert.ok(Object.is(at('a/b').mtime, -0), 'mtime -0 kept as -0')
+  assert.equal(at('a/b').size, 7)
+  assert.equal(at('a/c').mtime, 9999999999999999)
+  assert.equal(at('a/b').mode, 0)
+  assert.equal(at('a/c').mode, 0o7777)
+})
 
 test('a version-1 reader ignores header fields it does not know', () => {
   const m = parseManifest(build({

@@ -190,16 +190,26 @@ export function parseManifestFile(path: string, file: string): Manifest {
 /** Bytes read at a time by parseManifestFile: many lines, each at most MAX_LINE. */
 const READ_CHUNK = 1 << 20
 
-/** Hands each whole line of `data` to the parser; returns where the unfinished last line starts. */
+/**
+ * Hands each whole line of `data` to the parser; returns where the unfinished last line starts.
+ * The lines' bytes go into the checksum here, a run of lines at once up to the END line (two
+ * hash updates per line were ~0.1 s of a 200,000-file list's parse).
+ */
 function pushLines(parser: ManifestParser, data: Buffer): number {
   let start = 0
+  let from = 0
   while (start < data.length) {
     const end = data.indexOf(0x0a, start)
-    if (end === -1) return start
+    if (end === -1) break
     if (end - start > MAX_LINE) parser.fail(parser.lineNo + 1, 'line too long')
-    parser.push(data.subarray(start, end))
+    if (data[start] === 0x45 && data[start + 1] === 0x4e && data[start + 2] === 0x44 && data[start + 3] === TAB && !parser.hasEnded) {
+      parser.hashBytes(data.subarray(from, start))
+      from = end + 1
+    }
+    parser.push(data.subarray(start, end), true)
     start = end + 1
   }
+  if (!parser.hasEnded) parser.hashBytes(data.subarray(from, start))
   return start
 }
 
@@ -239,6 +249,19 @@ function ownPath(raw: Buffer, f: string[]): string {
   return raw.toString('utf8', at, end)
 }
 
+const TAB = 0x09
+const SLASH = 0x2f
+const DOT = 0x2e
+const BACKSLASH = 0x5c
+const DSYNC_BYTES = Buffer.from(DSYNC_DIR, 'latin1')
+
+/** Whether `path` is the ASCII bytes `line[at, end)`. */
+function sameAscii(path: string, line: Uint8Array, at: number, end: number): boolean {
+  if (path.length !== end - at) return false
+  for (let i = 0; i < path.length; i++) if (path.charCodeAt(i) !== line[at + i]) return false
+  return true
+}
+
 /** The path of the line parseEntryLine read last: the string it made, for ManifestParser's checks. */
 let parsedPath = ''
 
@@ -271,7 +294,11 @@ export class ManifestParser {
    */
   private readonly dirs = new Map<string, ManifestEntry>()
   private readonly seenHeader = new Set<string>()
-  private previous: Buffer | undefined
+  /** The last entry's path as UTF-8 bytes (`previousLength` of them; -1: none yet), for the order check. */
+  private previous = Buffer.allocUnsafe(MAX_LINE)
+  private previousLength = -1
+  /** The folder of the last file line fileLineFast read (files come folder by folder). */
+  private lastFolder: ManifestEntry | undefined
 
   /** Files and hardlinks as rows of one table (parseManifestFile: the client's list), made once the header is read. */
   private table: SlabTable | undefined
@@ -287,7 +314,13 @@ export class ManifestParser {
     throw new DsyncError(ExitCode.badData, 'manifest.corrupt', { file: this.file, line, reason })
   }
 
-  push(raw: Buffer): void {
+  /** One line, without its newline. `hashedByCaller`: pushLines puts its bytes into the checksum, not this. */
+  push(raw: Buffer, hashedByCaller = false): void {
+    if (this.table !== undefined && raw[0] === 0x66 && !this.inHeader && this.ended === undefined && this.fileLineFast(raw, this.table)) {
+      this.lineNo++
+      if (!hashedByCaller) this.hash.update(raw).update('\n')
+      return
+    }
     const line = ++this.lineNo
     if (this.ended) this.fail(line, 'data after END line')
     const text = raw.toString('utf8')
@@ -300,7 +333,7 @@ export class ManifestParser {
       this.ended = sum
       return
     }
-    this.hash.update(raw).update('\n')
+    if (!hashedByCaller) this.hash.update(raw).update('\n')
     if (line === 1) {
       if (text !== `${MAGIC} ${VERSION}`) {
         this.fail(line, text.startsWith(MAGIC) ? `unsupported version "${text.slice(MAGIC.length + 1)}"` : 'not a data.dsync file')
@@ -310,6 +343,11 @@ export class ManifestParser {
     }
     if (this.inHeader) return this.pushHeader(line, text)
     this.pushEntry(line, text, raw)
+  }
+
+  /** Bytes of whole lines (newlines included) before the END line, into the checksum: pushLines. */
+  hashBytes(bytes: Buffer): void {
+    if (bytes.length > 0) this.hash.update(bytes)
   }
 
   private pushHeader(line: number, text: string): void {
@@ -350,14 +388,108 @@ export class ManifestParser {
     // The line's own path string (a SlabEntry's `path` would make another).
     const path = parsedPath
     const key = Buffer.from(path, 'utf8')
-    if (this.previous && Buffer.compare(this.previous, key) >= 0) this.fail(line, 'entries not sorted or repeated')
-    this.previous = key
+    if (this.previousLength >= 0 && Buffer.compare(this.previous.subarray(0, this.previousLength), key) >= 0) this.fail(line, 'entries not sorted or repeated')
+    if (key.length > this.previous.length) this.previous = Buffer.allocUnsafe(key.length)
+    this.previousLength = key.copy(this.previous)
     const slash = path.lastIndexOf('/')
     // Every ancestor must be a directory listed in the manifest: no path can pass through a
     // symlink or a file, so a client never follows a link while writing.
     if (slash > 0 && !this.dirs.has(path.slice(0, slash))) this.fail(line, 'parent folder is not listed as a directory')
     if (entry.type === 'd') this.dirs.set(path, entry)
     this.entries.push(entry)
+  }
+
+  /**
+   * A plain file line of the client's list (`table`), read from its bytes: type `f`, six fields,
+   * a path of printable ASCII but `\\` (nothing to unescape). Nearly every line of a mirror's
+   * list is one. Every check parseEntryLine and pushEntry make for such a line is made here on
+   * the bytes, and the row goes into the table with no string made (the split, its seven strings,
+   * four regular expressions, the path decoded twice and sliced three times were ~1 s of a 200,000-file
+   * bootstrap's main thread, docs/ARCHITECTURE.md "Session 24 (issue 12, small client, h12s24)").
+   * False, with nothing changed, for any other line or any check that fails: `push` then reads it
+   * the general way, which gives the reason.
+   */
+  private fileLineFast(line: Buffer, table: SlabTable): boolean {
+    const n = line.length
+    // f TAB mode(4) TAB size TAB mtime TAB hex(64) TAB path: at least 2 + 5 + 2 + 2 + 65 + 1 bytes.
+    if (n < 77 || line[1] !== TAB || line[6] !== TAB) return false
+    let mode = 0
+    for (let i = 2; i < 6; i++) {
+      const d = line[i] - 0x30
+      if (d < 0 || d > 7) return false
+      mode = mode * 8 + d
+    }
+    // Size and mtime: 1-16 digits (mtime may start with '-'); past 2^53 the general way
+    // (Number's rounding) decides. Summed digit by digit the value is exact below that.
+    let i = 7
+    let size = 0
+    while (i < n && line[i] !== TAB) {
+      const d = line[i] - 0x30
+      if (d < 0 || d > 9) return false
+      size = size * 10 + d
+      i++
+    }
+    if (i === 7 || i - 7 > 16 || size > Number.MAX_SAFE_INTEGER) return false
+    i++
+    const negative = line[i] === 0x2d
+    if (negative) i++
+    const digitsAt = i
+    let mtime = 0
+    while (i < n && line[i] !== TAB) {
+      const d = line[i] - 0x30
+      if (d < 0 || d > 9) return false
+      mtime = mtime * 10 + d
+      i++
+    }
+    if (i === digitsAt || i - digitsAt > 16 || mtime > Number.MAX_SAFE_INTEGER) return false
+    if (negative) mtime = -mtime
+    const hexAt = ++i
+    if (hexAt + 65 >= n || line[hexAt + 64] !== TAB) return false
+    for (let k = hexAt; k < hexAt + 64; k++) {
+      const c = line[k]
+      if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false
+    }
+    // The path: printable ASCII but `\` (so escaping changes nothing and no tab starts a 7th
+    // field), not absolute, no empty, `.` or `..` segment, not .dsync or under it.
+    const at = hexAt + 65
+    let segment = at
+    let slash = -1
+    for (let k = at; k <= n; k++) {
+      const c = k < n ? line[k] : SLASH
+      if (c === SLASH) {
+        const len = k - segment
+        if (len === 0 || (line[segment] === DOT && (len === 1 || (len === 2 && line[segment + 1] === DOT)))) return false
+        if (k < n) slash = k
+        segment = k + 1
+      } else if (c < 0x20 || c > 0x7e || c === BACKSLASH) return false
+    }
+    if (n - at >= DSYNC_BYTES.length && line.compare(DSYNC_BYTES, 0, DSYNC_BYTES.length, at, at + DSYNC_BYTES.length) === 0 &&
+      (n - at === DSYNC_BYTES.length || line[at + DSYNC_BYTES.length] === SLASH)) return false
+    // In order after the entry before (its bytes, as pushEntry compares them).
+    const prev = this.previous
+    const prevLength = this.previousLength
+    if (prevLength >= 0) {
+      const len = n - at
+      const most = Math.min(prevLength, len)
+      let k = 0
+      while (k < most && prev[k] === line[at + k]) k++
+      if (k < most ? prev[k] > line[at + k] : prevLength >= len) return false
+    }
+    // Its folder, listed before it (the last one found answers most lines).
+    let folder: ManifestEntry | undefined
+    if (slash > 0) {
+      folder = this.lastFolder
+      if (folder === undefined || !sameAscii(folder.path, line, at, slash)) {
+        folder = this.dirs.get(line.toString('latin1', at, slash))
+        if (folder === undefined) return false
+        this.lastFolder = folder
+      }
+    }
+    const nameAt = folder === undefined ? at : slash + 1
+    this.entries.push(table.addAscii(folder, line, nameAt, n, mode, size, mtime, hexAt))
+    if (n - at > prev.length) this.previous = Buffer.allocUnsafe(n - at)
+    this.previousLength = line.copy(this.previous, 0, at, n)
+    return true
   }
 
   /** The entry listed before at `path` (entries are in strict UTF-8 byte order by then). */

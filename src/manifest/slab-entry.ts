@@ -76,6 +76,37 @@ export class SlabTable {
   }
 
   /**
+   * `add` for a file whose line the parser checked byte by byte (format.ts, fileLineFast): the
+   * digest is the 64 lowercase hex bytes of `line` at `hexAt`, the name's ASCII bytes are
+   * `line[nameAt, nameEnd)`. No string is made: the same record as `add` of those as strings.
+   */
+  addAscii(folder: ManifestEntry | undefined, line: Uint8Array, nameAt: number, nameEnd: number, mode: number, size: number, mtime: number, hexAt: number): SlabEntry {
+    if (this.rows === this.kinds.length) this.grow()
+    const shared = folder === undefined ? 0 : sharedStartAscii(folder.path, line, nameAt, nameEnd)
+    const restBytes = nameEnd - nameAt - shared
+    if (this.slabAt + 35 + restBytes > RECORD_SLAB) {
+      if (this.slabs.length === MAX_SLABS) throw new Error('SlabTable: too many records')
+      this.slabs.push(Buffer.allocUnsafeSlow(RECORD_SLAB))
+      this.slabAt = 0
+    }
+    const slab = this.slabs[this.slabs.length - 1]
+    const at = this.slabAt
+    for (let i = 0; i < 32; i++) slab[at + i] = (HEX_VALUE[line[hexAt + 2 * i]] << 4) | HEX_VALUE[line[hexAt + 2 * i + 1]]
+    slab[at + 32] = restBytes & 0xff
+    slab[at + 33] = restBytes >>> 8
+    slab[at + 34] = shared
+    slab.set(line.subarray(nameAt + shared, nameEnd), at + 35)
+    this.slabAt += 35 + restBytes
+    const row = this.rows++
+    this.kinds[row] = mode
+    this.folderOf[row] = folder === undefined ? -1 : this.folderId(folder)
+    this.sizes[row] = size
+    this.mtimes[row] = mtime
+    this.records[row] = (this.slabs.length - 1) * RECORD_SLAB + at
+    return new SlabEntry(this, row)
+  }
+
+  /**
    * No more rows: the map of folders goes, and the columns are cut to the rows when more than
    * an eighth of them is spare (the header's count was too high, or hardlinks grew them).
    */
@@ -245,6 +276,20 @@ export function sameEntry(a: object | undefined, b: object | undefined): boolean
  * How many characters `name` starts with that `folderPath`'s last name starts with too (at most
  * 255, and never half of a surrogate pair: the rest is encoded as UTF-8 on its own).
  */
+/** sharedStart for a name given as ASCII bytes (`line[at, end)`): no surrogate can be cut. */
+function sharedStartAscii(folderPath: string, line: Uint8Array, at: number, end: number): number {
+  const from = folderPath.lastIndexOf('/') + 1
+  const most = Math.min(255, folderPath.length - from, end - at)
+  let n = 0
+  while (n < most && folderPath.charCodeAt(from + n) === line[at + n]) n++
+  return n
+}
+
+/** A lowercase hex digit's byte -> its value (format.ts checked the digits before). */
+const HEX_VALUE = new Uint8Array(256)
+for (let i = 0; i < 10; i++) HEX_VALUE[0x30 + i] = i
+for (let i = 0; i < 6; i++) HEX_VALUE[0x61 + i] = 10 + i
+
 function sharedStart(folderPath: string, name: string): number {
   const from = folderPath.lastIndexOf('/') + 1
   const most = Math.min(255, folderPath.length - from, name.length)
