@@ -162,6 +162,14 @@ export class SlabTable {
     return `${folder}/${folder.slice(from, from + shared)}${rest}`
   }
 
+  /** The path of row `row`'s folder ('' at the top): its folder entry's own string, no path made. */
+  parentAt(row: number): string {
+    const f = this.folderOf[row]
+    if (f >= 0) return this.folders[f].path
+    const path = this.pathAt(row)
+    return path.slice(0, Math.max(0, path.lastIndexOf('/')))
+  }
+
   /** Row `row`'s digest: a view of its record (made at each call). */
   digestAt(row: number): Buffer {
     const at = this.records[row] & 0xffff

@@ -1,5 +1,6 @@
 import type { ManifestEntry } from '../manifest/entry.js'
 import { SlabEntry, sameEntry, type SlabTable } from '../manifest/slab-entry.js'
+import { parentOf } from './tree-paths.js'
 
 /**
  * A list of upstream entries that a pull holds from its plan to its apply (`plan.place`, the
@@ -57,6 +58,11 @@ export class EntryList implements Iterable<ManifestEntry> {
     const own = e.sha256!
     for (let k = 0; k < 32; k++) if (own[k] !== digest[k]) return false
     return true
+  }
+
+  /** The path of entry `i`'s folder ('' at the top); for a row, its folder's own string (no path made). */
+  parentAt(i: number): string {
+    return this.objects ? parentOf(this.objects[i].path) : this.table!.parentAt(this.rows[i])
   }
 
   /** Entry `i`'s digest's bytes (a view of the table's record for a row). */
