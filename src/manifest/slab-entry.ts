@@ -53,26 +53,11 @@ export class SlabTable {
     const shared = folder === undefined ? 0 : sharedStart(folder.path, name)
     const rest = shared === 0 ? name : name.slice(shared)
     const restBytes = Buffer.byteLength(rest, 'utf8')
-    if (this.slabAt + 35 + restBytes > RECORD_SLAB) {
-      if (this.slabs.length === MAX_SLABS) throw new Error('SlabTable: too many records')
-      this.slabs.push(Buffer.allocUnsafeSlow(RECORD_SLAB))
-      this.slabAt = 0
-    }
+    const at = this.recordAt(restBytes, shared)
     const slab = this.slabs[this.slabs.length - 1]
-    const at = this.slabAt
     slab.write(hex, at, 32, 'hex')
-    slab[at + 32] = restBytes & 0xff
-    slab[at + 33] = restBytes >>> 8
-    slab[at + 34] = shared
     slab.write(rest, at + 35, restBytes, 'utf8')
-    this.slabAt += 35 + restBytes
-    const row = this.rows++
-    this.kinds[row] = mode | (type === 'h' ? HARDLINK_BIT : 0)
-    this.folderOf[row] = folder === undefined ? -1 : this.folderId(folder)
-    this.sizes[row] = size
-    this.mtimes[row] = mtime
-    this.records[row] = (this.slabs.length - 1) * RECORD_SLAB + at
-    return new SlabEntry(this, row)
+    return this.addRow(mode | (type === 'h' ? HARDLINK_BIT : 0), folder, size, mtime, at)
   }
 
   /**
@@ -84,6 +69,19 @@ export class SlabTable {
     if (this.rows === this.kinds.length) this.grow()
     const shared = folder === undefined ? 0 : sharedStartAscii(folder.path, line, nameAt, nameEnd)
     const restBytes = nameEnd - nameAt - shared
+    const at = this.recordAt(restBytes, shared)
+    const slab = this.slabs[this.slabs.length - 1]
+    for (let i = 0; i < 32; i++) slab[at + i] = (HEX_VALUE[line[hexAt + 2 * i]] << 4) | HEX_VALUE[line[hexAt + 2 * i + 1]]
+    slab.set(line.subarray(nameAt + shared, nameEnd), at + 35)
+    return this.addRow(mode, folder, size, mtime, at)
+  }
+
+  /**
+   * Room for one record (32-byte digest, the rest's length, the bytes shared with the folder's
+   * path, the rest) in the last slab, or a new one; its length fields written, the digest and the
+   * rest left to the caller. Returns where the record starts.
+   */
+  private recordAt(restBytes: number, shared: number): number {
     if (this.slabAt + 35 + restBytes > RECORD_SLAB) {
       if (this.slabs.length === MAX_SLABS) throw new Error('SlabTable: too many records')
       this.slabs.push(Buffer.allocUnsafeSlow(RECORD_SLAB))
@@ -91,14 +89,17 @@ export class SlabTable {
     }
     const slab = this.slabs[this.slabs.length - 1]
     const at = this.slabAt
-    for (let i = 0; i < 32; i++) slab[at + i] = (HEX_VALUE[line[hexAt + 2 * i]] << 4) | HEX_VALUE[line[hexAt + 2 * i + 1]]
     slab[at + 32] = restBytes & 0xff
     slab[at + 33] = restBytes >>> 8
     slab[at + 34] = shared
-    slab.set(line.subarray(nameAt + shared, nameEnd), at + 35)
     this.slabAt += 35 + restBytes
+    return at
+  }
+
+  /** The row of the record at `at` of the last slab. */
+  private addRow(kind: number, folder: ManifestEntry | undefined, size: number, mtime: number, at: number): SlabEntry {
     const row = this.rows++
-    this.kinds[row] = mode
+    this.kinds[row] = kind
     this.folderOf[row] = folder === undefined ? -1 : this.folderId(folder)
     this.sizes[row] = size
     this.mtimes[row] = mtime
