@@ -131,25 +131,20 @@ function digestBuffer(data: Buffer, pieceLength: number, wantTail: boolean): Fil
  * calls per file (the padded piece is 16 KiB of hashing for a 1 KB file either way).
  */
 function digestReadBuffer(buf: Buffer, size: number, pieceLength: number, wantTail: boolean): FileDigest {
-  const rest = pieceLength === 0 ? 0 : size % pieceLength
-  const end = size - rest + pieceLength
-  if (rest === 0 || end > buf.length) return digestBuffer(buf.subarray(0, size), pieceLength, wantTail)
-  const sha256 = oneShot('sha256', buf.subarray(0, size), 'buffer') as Buffer
-  const count = Math.ceil(size / pieceLength)
+  const count = pieceLength === 0 ? 0 : Math.ceil(size / pieceLength)
+  const sha256 = Buffer.allocUnsafe(32)
   const pieces = Buffer.allocUnsafe(count * 20)
-  for (let i = 0; i < count - 1; i++) (oneShot('sha1', buf.subarray(i * pieceLength, (i + 1) * pieceLength), 'buffer') as Buffer).copy(pieces, i * 20)
-  const tail = wantTail ? oneShot('sha1', buf.subarray(size - rest, size), 'buffer') as Buffer : undefined
-  // Zero only what an earlier, longer file left there (a 1 KB file after 1 KB files: ~nothing).
-  if (dirtyEnd > size) buf.fill(0, size, Math.min(end, dirtyEnd))
-  if (dirtyEnd <= end) dirtyEnd = size
-  ;(oneShot('sha1', buf.subarray(size - rest, end), 'buffer') as Buffer).copy(pieces, (count - 1) * 20)
+  const tail = wantTail ? Buffer.allocUnsafe(20) : undefined
+  // Without wantTail nothing is written to `tails`.
+  const sink: DigestSink = { sha256, sha256At: 0, pieces, piecesAt: 0, tails: tail ?? sha256, tailAt: 0 }
+  if (!digestReadBufferInto(buf, size, pieceLength, wantTail, sink)) return digestBuffer(buf.subarray(0, size), pieceLength, wantTail)
   return tail ? { sha256, pieces, tail } : { sha256, pieces }
 }
 
 /**
- * digestReadBuffer's digests written into `sink` (latin1 strings from crypto, see hashFileInto);
+ * The read buffer's digests written into `sink` (latin1 strings from crypto, see hashFileInto);
  * false, with nothing written, for a file whose padded last piece does not fit the read buffer
- * or that ends on a piece boundary (digestReadBuffer's other path).
+ * or that ends on a piece boundary (digestBuffer's path then).
  */
 function digestReadBufferInto(buf: Buffer, size: number, pieceLength: number, wantTail: boolean, sink: DigestSink): boolean {
   const rest = pieceLength === 0 ? 0 : size % pieceLength
@@ -161,7 +156,7 @@ function digestReadBufferInto(buf: Buffer, size: number, pieceLength: number, wa
     sink.pieces.write(oneShot('sha1', buf.subarray(i * pieceLength, (i + 1) * pieceLength), 'binary'), sink.piecesAt + i * 20, 'latin1')
   }
   if (wantTail) sink.tails.write(oneShot('sha1', buf.subarray(size - rest, size), 'binary'), sink.tailAt, 'latin1')
-  // As digestReadBuffer: zero only what an earlier, longer file left there.
+  // Zero only what an earlier, longer file left there (a 1 KB file after 1 KB files: ~nothing).
   if (dirtyEnd > size) buf.fill(0, size, Math.min(end, dirtyEnd))
   if (dirtyEnd <= end) dirtyEnd = size
   sink.pieces.write(oneShot('sha1', buf.subarray(size - rest, end), 'binary'), sink.piecesAt + (count - 1) * 20, 'latin1')
