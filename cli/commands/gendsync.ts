@@ -39,6 +39,8 @@ export function registerGendsync(program: Command): void {
           key,
           keepDeltas: repo.keepDeltas,
           readAhead,
+          // This process is gendsync's own: a full run may walk and hash from inside the repository (repo-cwd.ts).
+          ownsCwd: true,
           changed: opts.changed === undefined ? undefined : readChangeList(opts.changed, repo.save),
           onWarning: warn,
           onProgress: p => bar.update(p.phase === 'scan'

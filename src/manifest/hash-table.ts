@@ -14,7 +14,7 @@ import { FileChangedError, hashFileInto, type DigestSink } from './hash-file.js'
  */
 export interface TableJobs {
   count: number
-  /** Absolute paths as UTF-8 bytes, job j's at [pathAt[j], pathAt[j + 1]). */
+  /** Paths as UTF-8 bytes, job j's at [pathAt[j], pathAt[j + 1]): absolute, or relative to the working directory (publish/repo-cwd.ts). */
   paths: Uint8Array
   pathAt: Float64Array
   /** What the walk saw; a file that differs after the read is refused (FileChangedError). */
@@ -104,11 +104,11 @@ export function startHashWorkers(threads = defaultThreads()): Worker[] {
  * Hashes every job into `out`, on worker threads (one per core, at most 8; or the `started`
  * ones, which it then owns and terminates), reporting progress about ten times a second.
  * Rejects with a DsyncError naming the first file that could not be read, or that changed
- * while it was read.
+ * while it was read (`shownBase` before its path: the repository, when the paths are relative).
  */
 export async function hashTable(
   jobs: TableJobs, out: DigestTables, pieceLength: number, onProgress?: (p: TableProgress) => void,
-  threads = defaultThreads(), started?: Worker[],
+  threads = defaultThreads(), started?: Worker[], shownBase = '',
 ): Promise<void> {
   let bytes = 0
   for (let j = 0; j < jobs.count; j++) bytes += jobs.size[j]
@@ -116,7 +116,7 @@ export async function hashTable(
   if (jobs.count === 0 || (jobs.count <= INLINE_FILES && bytes <= INLINE_BYTES)) {
     if (started) await Promise.all(started.map(w => w.terminate()))
     const failed = jobs.count > 0 ? hashClaimed(jobs, out, pieceLength, counters) : undefined
-    if (failed) throw tableError(jobs, failed)
+    if (failed) throw tableError(jobs, failed, shownBase)
     return
   }
   const workers = started ?? startHashWorkers(Math.min(threads, jobs.count))
@@ -127,7 +127,7 @@ export async function hashTable(
       w.once('message', (a: TableAnswer) => {
         if (!a.error) return resolve()
         Atomics.store(counters, 0, BigInt(jobs.count)) // the others stop claiming
-        reject(tableError(jobs, a.error))
+        reject(tableError(jobs, a.error, shownBase))
       })
       w.on('error', reject)
       w.on('exit', code => { if (code !== 0) reject(new Error(`hash worker exited with code ${code}`)) })
@@ -172,8 +172,8 @@ export function hashClaimed(jobs: TableJobs, out: DigestTables, pieceLength: num
   }
 }
 
-function tableError(jobs: TableJobs, e: { job: number; code: string }): DsyncError {
-  const path = Buffer.from(jobs.paths.buffer, jobs.paths.byteOffset, jobs.paths.byteLength).toString('utf8', jobs.pathAt[e.job], jobs.pathAt[e.job + 1])
+function tableError(jobs: TableJobs, e: { job: number; code: string }, shownBase: string): DsyncError {
+  const path = shownBase + Buffer.from(jobs.paths.buffer, jobs.paths.byteOffset, jobs.paths.byteLength).toString('utf8', jobs.pathAt[e.job], jobs.pathAt[e.job + 1])
   if (e.code === 'CHANGED') return new DsyncError(ExitCode.io, 'scan.changedWhileHashing', { path })
   return new DsyncError(ExitCode.io, 'fs.failed', { action: 'read', path, reason: describeErrno({ code: e.code } as NodeJS.ErrnoException) })
 }

@@ -96,6 +96,8 @@ export interface ParallelScanOptions extends ScanOptions {
    * starts walk-worker.ts threads of its own and ends them.
    */
   workers?: () => Worker[]
+  /** What the workers put before a path (publish/repo-cwd.ts: '' when the working directory is `root`); default `root` + '/'. */
+  workerBase?: string
 }
 
 /** Folders the main thread lists itself before starting the walk's workers (a small tree never needs them). */
@@ -125,10 +127,13 @@ export async function scanTreeParallel(root: string, opts: ParallelScanOptions =
 class WalkState {
   readonly out: ScannedEntry[] = []
   readonly queue: string[] = ['']
+  /** The workers' prefix for a path (messages always use `base`). */
+  readonly workerBase: string
   private readonly exclude: Set<string>
 
-  constructor(private readonly root: string, readonly base: string, private readonly opts: ScanOptions) {
+  constructor(private readonly root: string, readonly base: string, private readonly opts: ParallelScanOptions) {
     this.exclude = new Set(opts.excludeTop ?? [])
+    this.workerBase = opts.workerBase ?? base
   }
 
   /** One listed folder's entries, checked as scanTree checks them. */
@@ -199,7 +204,7 @@ async function walkOnWorkers(walk: WalkState, workers: Worker[], own: boolean): 
           while (inflight[i] < 2 && walk.queue.length > 0) {
             const n = Math.min(WALK_BATCH, Math.ceil(walk.queue.length / threads))
             inflight[i]++
-            w.postMessage({ root: walk.base, dirs: walk.queue.splice(walk.queue.length - n, n) } satisfies WalkRequest)
+            w.postMessage({ root: walk.workerBase, dirs: walk.queue.splice(walk.queue.length - n, n) } satisfies WalkRequest)
           }
         })
         if (walk.queue.length === 0 && inflight.every(n => n === 0)) resolve()

@@ -11,6 +11,7 @@ export const FIELDS = 8
 export const KIND = { vanished: 0, file: 1, dir: 2, link: 3, special: 4 } as const
 
 export interface WalkRequest {
+  /** The repository's path with a trailing slash, or '' for paths relative to the working directory (publish/repo-cwd.ts; the top folder, rel '', is always listed by the main thread). */
   root: string
   dirs: string[]
 }

@@ -66,6 +66,8 @@ export interface FullRunOptions {
   onHashProgress?: (p: { filesDone: number; filesTotal: number; bytesDone: number; bytesTotal: number }) => void
   /** Hash workers already running (the walk's, scan.ts): used, or ended when nothing is left to hash on them. */
   workers?: Worker[]
+  /** What the workers put before a path: '' when the working directory is the repository (repo-cwd.ts); default `save` + '/'. */
+  openBase?: string
 }
 
 /** Hashes what the cache does not hold and writes data.dsync for the walked (sorted) entries. */
@@ -91,7 +93,8 @@ export async function fullTables(scanned: ScannedEntry[], opts: FullRunOptions):
   // The workers hash on their own; meanwhile this thread places the shards, writes data.dsync
   // (digests still to come as placeholders) and encodes the shard torrents, then fills in
   // what they found. The few files ending a torrent have their last piece read again after.
-  const hashing = hashTable(plan.jobs, out, pieceLength, plan.progress, opts.threads, started)
+  const absolute = join(opts.save, '/')
+  const hashing = hashTable(plan.jobs, out, pieceLength, plan.progress, opts.threads, started, opts.openBase === '' ? absolute : '')
   let draft: Draft
   let layout: ReturnType<typeof torrentLayout>
   try {
@@ -266,7 +269,7 @@ function planJobs(
     opts.onWarning?.(t('gendsync.pieceLengthChanged', { repo: opts.name, from: loaded.previousPieceLength, to: pieceLength }))
   }
   const cache = loaded.entries
-  const base = join(opts.save, '/')
+  const base = opts.openBase ?? join(opts.save, '/')
   const baseBytes = Buffer.byteLength(base)
   const todo: number[] = []
   let pathBytes = 0

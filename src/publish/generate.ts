@@ -18,6 +18,7 @@ import { linesFile } from '../manifest/lines-file.js'
 import { saveTables, type CachedTables } from '../manifest/table-cache.js'
 import type { WarmMemory } from '../manifest/warm-memory.js'
 import { fullTables } from './full-run.js'
+import { inRepoDir } from './repo-cwd.js'
 import { stillCurrent, type ReadAhead } from './read-ahead.js'
 
 export interface GenerateOptions {
@@ -35,6 +36,11 @@ export interface GenerateOptions {
   keepDeltas?: number
   /** The previous generation's first files, read before the lock (read-ahead.ts); each used only if still current. */
   readAhead?: ReadAhead
+  /**
+   * The caller owns the process's working directory for the run (the CLI's gendsync): a full run
+   * walks and hashes from inside the repository, its workers opening relative paths (repo-cwd.ts).
+   */
+  ownsCwd?: boolean
 }
 
 export interface GenerateProgress {
@@ -153,6 +159,13 @@ async function outputs(
 }
 
 async function fullRun(opts: GenerateOptions, files: RepoFiles, previous: Buffer | undefined, started: number, batch: DurableBatch): Promise<Run> {
+  return inRepoDir(opts.save, opts.ownsCwd === true, openBase => fullRunFrom(openBase, opts, files, previous, started, batch))
+}
+
+/** fullRun with the workers' path prefix (repo-cwd.ts). */
+async function fullRunFrom(
+  openBase: string, opts: GenerateOptions, files: RepoFiles, previous: Buffer | undefined, started: number, batch: DurableBatch,
+): Promise<Run> {
   // A tree big enough to be walked on threads is hashed on the same ones (fullTables ends them).
   let workers: Worker[] | undefined
   let scanned: ScannedEntry[]
@@ -161,6 +174,7 @@ async function fullRun(opts: GenerateOptions, files: RepoFiles, previous: Buffer
       threads: opts.threads,
       workers: () => (workers ??= startHashWorkers(opts.threads)),
       excludeTop: [DSYNC_DIR],
+      workerBase: openBase,
       onWarning: opts.onWarning,
       onEntry: n => opts.onProgress?.({ phase: 'scan', entries: n, filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0 }),
     })
@@ -170,7 +184,7 @@ async function fullRun(opts: GenerateOptions, files: RepoFiles, previous: Buffer
   }
   const g = await fullTables(scanned, {
     save: opts.save, name: opts.name, trackers: opts.trackers, threads: opts.threads, hashCache: files.hashCache, racyAfterMs: started - RACY_MS, onWarning: opts.onWarning,
-    onHashProgress: p => opts.onProgress?.({ phase: 'hash', entries: scanned.length, ...p }), workers,
+    onHashProgress: p => opts.onProgress?.({ phase: 'hash', entries: scanned.length, ...p }), workers, openBase,
   })
   // The hash cache is written while the outputs are: it only lets a later run skip reading files.
   g.saveCache(batch, files.hashCache)
