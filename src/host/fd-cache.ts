@@ -1,10 +1,13 @@
-import type { FileHandle } from 'node:fs/promises'
-import { mismatch, openRepoFile, StaleFileError, type Expected } from './repo-file.js'
+import { close, closeSync, fstat, fstatSync, read, readSync, type Stats } from 'node:fs'
+import { mismatch, openCheckedSync, openRepoFile, StaleFileError, type Expected } from './repo-file.js'
 
 export { StaleFileError }
 
 interface Slot {
-  handle: Promise<FileHandle>
+  /** The descriptor once opened and checked; undefined while an asynchronous open is under way. */
+  fd: number | undefined
+  /** The asynchronous open (undefined for a slot opened synchronously). */
+  opening: Promise<number> | undefined
   users: number
   closing: boolean
   /** What the caller expected when it was opened (a new generation may expect other values). */
@@ -24,6 +27,10 @@ const RECHECK_MS = 250
  * seeds under any `ulimit -n`. Each file is opened without following links and checked against
  * the size and mtime that data.dsync records (and the inode gendsync hashed): gendsync hashed
  * that version, so any other one must not be served.
+ *
+ * Two ways in: `with` (asynchronous, through libuv's pool: for a disk that may be cold) and
+ * `readSync` (on the event loop, for a warm page cache: no pool hand-off, no promise). Both
+ * share the same descriptors, checks and bound.
  */
 export class FdCache {
   private readonly slots = new Map<string, Slot>()
@@ -37,7 +44,8 @@ export class FdCache {
 
   /**
    * At most `limit` idle handles stay cached and at most limit/4 reads run at once, so the
-   * process never holds more than 1.25 x limit descriptors for files, whatever peers ask.
+   * process never holds more than 1.25 x limit descriptors for files, whatever peers ask
+   * (a synchronous read holds its descriptor only during the call).
    */
   constructor(private readonly limit = 128) {
     this.maxActive = Math.max(1, Math.floor(limit / 4))
@@ -47,8 +55,8 @@ export class FdCache {
     return this.slots.size
   }
 
-  /** Runs `fn` with an open handle to `path`; the handle stays cached for the next caller. */
-  async with<T>(path: string, want: Expected, fn: (fh: FileHandle) => Promise<T>): Promise<T> {
+  /** Runs `fn` with an open descriptor of `path`; it stays cached for the next caller. */
+  async with<T>(path: string, want: Expected, fn: (fd: number) => Promise<T>): Promise<T> {
     // A finishing read hands its permit straight to the next waiter, so none slips past.
     if (this.active >= this.maxActive) await new Promise<void>(resolve => this.waiting.push(resolve))
     else this.active++
@@ -61,45 +69,117 @@ export class FdCache {
     }
   }
 
-  private async withSlot<T>(path: string, want: Expected, fn: (fh: FileHandle) => Promise<T>): Promise<T> {
-    let slot = this.slots.get(path)
-    if (slot && (slot.want.size !== want.size || slot.want.mtime !== want.mtime || slot.want.ino !== want.ino)) {
-      this.drop(path, slot)
-      slot = undefined
-    }
+  /**
+   * Reads `length` bytes at `position` of `path` into `out` on the event loop: opens the file
+   * (synchronously, with the same checks) when no descriptor is cached. False, with nothing
+   * read, while an asynchronous open of it is under way (the caller reads through `with`).
+   * Throws StaleFileError as `with` does.
+   */
+  readSync(path: string, want: Expected, out: Buffer, outOffset: number, length: number, position: number): boolean {
+    let slot = this.current(path, want)
     if (slot) {
-      // Map order is insertion order: re-inserting marks it most recently used.
-      this.slots.delete(path)
-      this.slots.set(path, slot)
+      if (slot.fd === undefined) return false
+      this.touch(path, slot)
+      if (Date.now() - slot.checkedAt > RECHECK_MS) {
+        slot.checkedAt = Date.now()
+        this.failIfChanged(path, slot, mismatch(fstatSync(slot.fd), want))
+      }
     } else {
       this.opened++
-      slot = { handle: openChecked(path, want), users: 0, closing: false, want, checkedAt: Date.now() }
-      this.slots.set(path, slot)
-      slot.handle.catch(() => this.slots.get(path) === slot && this.slots.delete(path))
-      this.evict()
+      slot = this.add(path, want, openCheckedSync(path, want), undefined)
     }
     slot.users++
     try {
-      const fh = await slot.handle
+      let done = 0
+      while (done < length) {
+        const n = readSync(slot.fd!, out, outOffset + done, length - done, position + done)
+        // A file shrinking under an open handle is the same kind of change as a new mtime.
+        if (n === 0) throw new StaleFileError(path, 'shorter than data.dsync says')
+        done += n
+      }
+      return true
+    } finally {
+      this.release(slot)
+    }
+  }
+
+  /**
+   * Reads `length` bytes at `position` of `path` into `out` through libuv's pool (the
+   * asynchronous twin of readSync).
+   */
+  readAsync(path: string, want: Expected, out: Buffer, outOffset: number, length: number, position: number): Promise<void> {
+    return this.with(path, want, async fd => {
+      let done = 0
+      while (done < length) {
+        const n = await new Promise<number>((resolve, reject) =>
+          read(fd, out, outOffset + done, length - done, position + done, (err, bytes) => err ? reject(err) : resolve(bytes)))
+        if (n === 0) throw new StaleFileError(path, 'shorter than data.dsync says')
+        done += n
+      }
+    })
+  }
+
+  private async withSlot<T>(path: string, want: Expected, fn: (fd: number) => Promise<T>): Promise<T> {
+    let slot = this.current(path, want)
+    if (slot) {
+      this.touch(path, slot)
+    } else {
+      this.opened++
+      const opening = openChecked(path, want)
+      const added = slot = this.add(path, want, undefined, opening)
+      opening.then(fd => { added.fd = fd }, () => this.slots.get(path) === added && this.slots.delete(path))
+    }
+    slot.users++
+    try {
+      const fd = slot.fd ?? await slot.opening!
       if (Date.now() - slot.checkedAt > RECHECK_MS) {
         slot.checkedAt = Date.now()
-        const problem = mismatch(await fh.stat(), want)
-        if (problem) {
-          this.drop(path, slot)
-          throw new StaleFileError(path, problem)
-        }
+        this.failIfChanged(path, slot, mismatch(await fstatAsync(fd), want))
       }
-      return await fn(fh)
+      return await fn(fd)
     } finally {
-      slot.users--
-      if (slot.closing && slot.users === 0) void closeQuietly(slot.handle)
+      this.release(slot)
     }
+  }
+
+  /** The cached slot of `path` for these expectations (one opened for others is dropped). */
+  private current(path: string, want: Expected): Slot | undefined {
+    const slot = this.slots.get(path)
+    if (slot && (slot.want.size !== want.size || slot.want.mtime !== want.mtime || slot.want.ino !== want.ino)) {
+      this.drop(path, slot)
+      return undefined
+    }
+    return slot
+  }
+
+  /** Map order is insertion order: re-inserting marks it most recently used. */
+  private touch(path: string, slot: Slot): void {
+    this.slots.delete(path)
+    this.slots.set(path, slot)
+  }
+
+  private add(path: string, want: Expected, fd: number | undefined, opening: Promise<number> | undefined): Slot {
+    const slot: Slot = { fd, opening, users: 0, closing: false, want, checkedAt: Date.now() }
+    this.slots.set(path, slot)
+    this.evict()
+    return slot
+  }
+
+  private failIfChanged(path: string, slot: Slot, problem: string | undefined): void {
+    if (!problem) return
+    this.drop(path, slot)
+    throw new StaleFileError(path, problem)
+  }
+
+  private release(slot: Slot): void {
+    slot.users--
+    if (slot.closing && slot.users === 0) closeSlot(slot)
   }
 
   private drop(path: string, slot: Slot): void {
     if (this.slots.get(path) === slot) this.slots.delete(path)
     slot.closing = true
-    if (slot.users === 0) void closeQuietly(slot.handle)
+    if (slot.users === 0) closeSlot(slot)
   }
 
   private evict(): void {
@@ -107,31 +187,60 @@ export class FdCache {
       if (this.slots.size <= this.limit) break
       this.slots.delete(path)
       slot.closing = true
-      if (slot.users === 0) void closeQuietly(slot.handle)
+      if (slot.users === 0) closeSlot(slot)
     }
   }
 
   async closeAll(): Promise<void> {
     const all = [...this.slots.values()]
     this.slots.clear()
-    await Promise.all(all.map(s => closeQuietly(s.handle)))
+    const opening = all.map(s => s.opening?.catch(() => undefined))
+    for (const s of all) {
+      s.closing = true
+      if (s.users === 0) closeSlot(s)
+    }
+    await Promise.all(opening)
   }
 }
 
-async function openChecked(path: string, want: Expected): Promise<FileHandle> {
-  const fh = await openRepoFile(path, want.root)
-  const problem = mismatch(await fh.stat(), want)
-  if (problem) {
-    await closeQuietly(Promise.resolve(fh))
-    throw new StaleFileError(path, problem)
+/**
+ * Closes a slot's descriptor once (on the event loop: close(2) of a regular file is one short
+ * system call, cheaper than a trip through the pool); a slot still opening closes when it opens.
+ */
+function closeSlot(slot: Slot): void {
+  const fd = slot.fd
+  if (fd !== undefined) {
+    slot.fd = undefined
+    closeQuietly(fd)
+  } else if (slot.opening) {
+    void slot.opening.then(n => {
+      if (slot.fd === n) slot.fd = undefined
+      closeQuietly(n)
+    }, () => undefined)
+    slot.opening = undefined
   }
-  return fh
 }
 
-async function closeQuietly(handle: Promise<FileHandle>): Promise<void> {
+async function openChecked(path: string, want: Expected): Promise<number> {
+  const fd = await openRepoFile(path, want.root)
   try {
-    await (await handle).close()
+    const problem = mismatch(await fstatAsync(fd), want)
+    if (problem) throw new StaleFileError(path, problem)
+  } catch (err) {
+    close(fd, () => undefined)
+    throw err
+  }
+  return fd
+}
+
+function fstatAsync(fd: number): Promise<Stats> {
+  return new Promise((resolve, reject) => fstat(fd, (err, st) => err ? reject(err) : resolve(st)))
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd)
   } catch {
-    // already closed or failed to open: nothing to release
+    // already closed: nothing to release
   }
 }

@@ -1,9 +1,11 @@
 import { join } from 'node:path'
 import { FdCache, StaleFileError } from './fd-cache.js'
+import type { Expected } from './repo-file.js'
 import type { Generation, Segment } from './generation.js'
 import { ReadWindows, type WindowSpan } from './read-windows.js'
 import { SmallFileReader, WHOLE_FILE_MAX } from './small-files.js'
 import { hostReadBuffers, type ReadBuffers } from './read-buffers.js'
+import { ColdDisk } from './cold-disk.js'
 
 /** Largest block a peer may ask for; BEP 3 clients use 16 KiB, some up to 128 KiB. */
 export const MAX_BLOCK = 128 * 1024
@@ -24,7 +26,9 @@ export class PieceReader {
    * its buffer: the caller gives it back with `buffers.release(block)` once it is sent or copied.
    */
   readonly buffers: ReadBuffers = hostReadBuffers
-  private readonly small = new SmallFileReader(this.buffers)
+  /** Whether files may be read on the event loop now (small files and big files' windows alike). */
+  private readonly disk = new ColdDisk()
+  private readonly small = new SmallFileReader(this.buffers, this.disk)
   private readonly windows = new ReadWindows(this.buffers)
   private inodesLoaded = false
   /**
@@ -48,9 +52,9 @@ export class PieceReader {
   }
 
   /**
-   * The block at once when no asynchronous read is needed (a block inside one small file, the
-   * disk not cold; a block of a big file whose window was just read), else undefined: most
-   * requests are answered without a promise. Throws what `read` would reject with.
+   * The block at once when no asynchronous read is needed (a block inside one small file, or
+   * inside a big file's read window, the disk not cold), else undefined: most requests are
+   * answered without a promise. Throws what `read` would reject with.
    */
   readNow(piece: number, offset: number, length: number): Buffer | undefined {
     if (this.gen.inodesLoaded && !this.inodesLoaded) return undefined
@@ -59,7 +63,8 @@ export class PieceReader {
     const small = this.fromSmallFile(seg, start, start + length, false)
     if (small) return small
     const w = this.windowOf(seg, start, length)
-    const data = w && this.windows.now(w)
+    if (!w) return undefined
+    const data = this.windows.now(w) ?? (this.disk.cold ? undefined : this.windows.readNow(w, () => this.readWindowSync(seg, w)))
     if (!data) return undefined
     this.bytesRead += length
     return data.subarray(start - seg.offset - w.start, start - seg.offset - w.start + length)
@@ -81,6 +86,7 @@ export class PieceReader {
     if (whole) return whole
     const w = this.windowOf(firstSeg, start, length)
     if (w) {
+      this.disk.takeCold() // one read more sent down the asynchronous path, if that is why it is here
       const data = await this.windows.get(w, () => this.readWindow(firstSeg, w))
       this.bytesRead += length
       return data.subarray(start - firstSeg.offset - w.start, start - firstSeg.offset - w.start + length)
@@ -140,12 +146,11 @@ export class PieceReader {
   private fromSmallFile(seg: Segment, start: number, end: number, countCold: boolean): Buffer | undefined {
     if (seg.source !== 'file' || seg.length > WHOLE_FILE_MAX || end > seg.offset + seg.length) return undefined
     // A file sent down the asynchronous path while the disk is cold counts once, in read().
-    if (countCold ? this.small.takeCold() : this.small.cold) return undefined
+    if (countCold ? this.disk.takeCold() : this.disk.cold) return undefined
     const known = this.stale.get(seg.path)
     if (known !== undefined) throw new StaleFileError(seg.path, known)
     try {
-      const want = { root: this.gen.save, size: seg.length, mtime: seg.mtime, ino: seg.ino }
-      const data = this.small.read(this.root + seg.path, want, start === seg.offset && end === seg.offset + seg.length)
+      const data = this.small.read(this.root + seg.path, this.expected(seg), start === seg.offset && end === seg.offset + seg.length)
       this.bytesRead += end - start
       return data.subarray(start - seg.offset, end - seg.offset)
     } catch (err) {
@@ -163,6 +168,33 @@ export class PieceReader {
     if (seg.source !== 'file' || seg.length <= WHOLE_FILE_MAX || start + length > seg.offset + seg.length) return undefined
     if (this.stale.has(seg.path)) return undefined
     return this.windows.span(seg.path, seg.length, start - seg.offset, length)
+  }
+
+  /**
+   * A window read on the event loop (the page cache is warm: ColdDisk), through the fd cache's
+   * descriptors and checks; undefined when the file's descriptor is still being opened
+   * asynchronously (the caller takes the asynchronous path).
+   */
+  private readWindowSync(seg: Segment, w: WindowSpan): Buffer | undefined {
+    const out = this.buffers.take(w.length)
+    const started = this.disk.started()
+    try {
+      if (this.fds.readSync(this.root + seg.path, this.expected(seg), out, 0, w.length, w.start)) {
+        this.disk.finished(started)
+        return out
+      }
+    } catch (err) {
+      this.buffers.release(out)
+      this.windows.forget(seg.path)
+      this.noteStale(seg, err)
+      throw err
+    }
+    this.buffers.release(out)
+    return undefined
+  }
+
+  private expected(seg: Segment): Expected {
+    return { root: this.gen.save, size: seg.length, mtime: seg.mtime, ino: seg.ino }
   }
 
   private async readWindow(seg: Segment, w: WindowSpan): Promise<Buffer> {
@@ -188,15 +220,7 @@ export class PieceReader {
     const known = this.stale.get(seg.path)
     if (known !== undefined) throw new StaleFileError(seg.path, known)
     try {
-      await this.fds.with(this.root + seg.path, { root: this.gen.save, size: seg.length, mtime: seg.mtime, ino: seg.ino }, async fh => {
-        let done = 0
-        while (done < length) {
-          const { bytesRead } = await fh.read(out, outOffset + done, length - done, fileOffset + done)
-          // A file shrinking under an open handle is the same kind of change as a new mtime.
-          if (bytesRead === 0) throw new StaleFileError(seg.path, 'shorter than data.dsync says')
-          done += bytesRead
-        }
-      })
+      await this.fds.readAsync(this.root + seg.path, this.expected(seg), out, outOffset, length, fileOffset)
     } catch (err) {
       this.noteStale(seg, err)
       throw err

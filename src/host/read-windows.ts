@@ -67,6 +67,29 @@ export class ReadWindows {
   }
 
   /**
+   * The window's bytes at once: kept and fresh, or else read now by `read` (synchronous; it
+   * returns a buffer holding one reference, the kept copy's, or undefined when it cannot read
+   * now). Undefined while the window is being read asynchronously: the caller joins that read
+   * through `get`. With a reference for the caller, as `now`.
+   */
+  readNow(w: WindowSpan, read: () => Buffer | undefined): Buffer | undefined {
+    const kept = this.windows.get(w.key)
+    if (kept && !kept.data) return undefined
+    if (kept && Date.now() - kept.at <= KEEP_MS) {
+      this.buffers.ref(kept.data!)
+      return kept.data
+    }
+    this.drop(w.key)
+    const data = read()
+    if (!data) return undefined
+    this.buffers.ref(data)
+    this.windows.set(w.key, { data, loading: Promise.resolve(data), at: Date.now(), length: w.length, waiters: 0 })
+    this.bytes += w.length
+    this.trim()
+    return data
+  }
+
+  /**
    * The window's bytes: kept, being read, or read now by `read` (a failed read is not kept);
    * with a reference for the caller, taken before anything else can drop the window.
    */

@@ -1,5 +1,4 @@
-import { closeSync, constants, openSync, readlinkSync, realpathSync } from 'node:fs'
-import { open, readlink, type FileHandle } from 'node:fs/promises'
+import { close, closeSync, constants, fstatSync, open, openSync, readlink, readlinkSync, realpathSync } from 'node:fs'
 import { join, relative } from 'node:path'
 
 /** The file on disk is not the one data.dsync describes (an rsync ran after gendsync). */
@@ -29,26 +28,28 @@ const FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW
 /**
  * Opens a repository file without following symbolic links, then checks where the descriptor
  * really points (Linux names it in /proc/self/fd): a parent folder swapped for a link to
- * another place is refused too, with no window between check and open.
+ * another place is refused too, with no window between check and open. A plain descriptor,
+ * not a FileHandle: the fd cache also reads it synchronously (fd-cache.ts), and fs's callback
+ * calls skip the promise API's per-call objects.
  */
-export async function openRepoFile(path: string, root: string): Promise<FileHandle> {
-  let fh: FileHandle
+export async function openRepoFile(path: string, root: string): Promise<number> {
+  let fd: number
   try {
-    fh = await open(path, FLAGS)
+    fd = await new Promise<number>((resolve, reject) => open(path, FLAGS, (err, n) => err ? reject(err) : resolve(n)))
   } catch (err) {
     throw openError(path, err)
   }
   try {
     let real: string | undefined
     try {
-      real = await readlink(`/proc/self/fd/${fh.fd}`)
+      real = await new Promise<string>((resolve, reject) => readlink(`/proc/self/fd/${fd}`, (err, link) => err ? reject(err) : resolve(link)))
     } catch {
       real = undefined // no /proc: the parent check below resolves the path instead
     }
     checkWhere(path, root, real)
-    return fh
+    return fd
   } catch (err) {
-    await fh.close().catch(() => undefined)
+    close(fd, () => undefined)
     throw err
   }
 }
@@ -74,6 +75,19 @@ export function openRepoFileSync(path: string, root: string): number {
     closeSync(fd)
     throw err
   }
+}
+
+/** openRepoFileSync, then the descriptor checked against what data.dsync says (StaleFileError if not). */
+export function openCheckedSync(path: string, want: Expected): number {
+  const fd = openRepoFileSync(path, want.root)
+  try {
+    const problem = mismatch(fstatSync(fd), want)
+    if (problem) throw new StaleFileError(path, problem)
+  } catch (err) {
+    closeSync(fd)
+    throw err
+  }
+  return fd
 }
 
 /** Why an open file is not the one data.dsync describes, or undefined when it is. */
