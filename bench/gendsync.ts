@@ -10,7 +10,8 @@ import { describeCli, installedRun, isBundleCli, withRunBundle } from './lib/cli
 
 /**
  * gendsync against the floor of reading and hashing the same bytes (`sha256sum`), on
- * generated mirror-like trees: full generation, a no-change rerun, and after 0.05% of files
+ * generated mirror-like trees: full generation, a no-change rerun (without a hint, and with an empty
+ * `--changed` list: a hinted run's cost before any change of its own), and after 0.05% of files
  * change both without and with the change hint (`--changed`, each from the same previous
  * generation), peak RSS, and the CPU time (user + sys) of every run beside its wall time.
  * Two shapes of change: files rewritten in place at the same size, and uploads (a new version
@@ -151,7 +152,9 @@ async function benchDataset(ds: Dataset, opts: Options, log: (m: string) => void
     return { wall: r.wall, cpu: r.cpu, json }
   }
 
-  // Floor and full runs alternate; each build's no-change run follows its own full run.
+  // Floor and full runs alternate; each build's no-change runs (without and with an empty hint) follow its own full run.
+  const emptyHint = join(base, 'empty-hint.txt')
+  writeFileSync(emptyHint, '')
   const floor: number[] = []
   const floorCpu: number[] = []
   for (let i = 0; i < opts.runs; i++) {
@@ -169,6 +172,11 @@ async function benchDataset(ds: Dataset, opts: Options, log: (m: string) => void
       const n = await gendsync(side, `no-change #${i + 1}`)
       if (n.json.hashedFiles !== 0 || n.json.changed) throw new Error(`no-change run hashed ${n.json.hashedFiles} files (changed=${n.json.changed})`)
       side.m.noChange.push(n.wall)
+      // The same with an empty hint: what a hinted run costs before any change of its own (start,
+      // the previous generation read and checked), the part of a hinted run that does not follow the change.
+      const e = await gendsync(side, `no-change, empty --changed #${i + 1}`, [], ['--changed', emptyHint])
+      if (e.json.hashedFiles !== 0 || e.json.changed) throw new Error(`empty-hint run hashed ${e.json.hashedFiles} files (changed=${e.json.changed})`)
+      side.m.emptyHint.push(e.wall)
     }
   }
 
@@ -242,6 +250,8 @@ interface Measures {
   incr: number[]
   hinted: number[]
   noChange: number[]
+  /** No change, `--changed` an empty list: a hinted run's cost before any change. */
+  emptyHint: number[]
   rss: number[]
   /** CPU seconds (user + sys) of each run: steadier than wall time on a shared machine. */
   cpu: { full: number[]; incr: number[]; hinted: number[] }
@@ -258,7 +268,7 @@ interface Side {
 
 function newMeasures(): Measures {
   return {
-    full: [], fullInProcess: [], incr: [], hinted: [], noChange: [], rss: [], cpu: { full: [], incr: [], hinted: [] },
+    full: [], fullInProcess: [], incr: [], hinted: [], noChange: [], emptyHint: [], rss: [], cpu: { full: [], incr: [], hinted: [] },
     uploads: { incr: [], hinted: [], cpuIncr: [], cpuHinted: [] },
   }
 }
@@ -266,7 +276,7 @@ function newMeasures(): Measures {
 /** The new build's medians over the base build's, measured by turns in the same run. */
 function printVersus(b: Measures, n: Measures): void {
   const r = (x: number[], y: number[]) => `${(median(y) / median(x)).toFixed(2)}x`
-  console.log(`- new / base (medians, same run): full ${r(b.full, n.full)} wall, ${r(b.cpu.full, n.cpu.full)} CPU; no hint ${r(b.incr, n.incr)} wall, ${r(b.cpu.incr, n.cpu.incr)} CPU; --changed ${r(b.hinted, n.hinted)} wall, ${r(b.cpu.hinted, n.cpu.hinted)} CPU; no-change ${r(b.noChange, n.noChange)} wall; uploads: no hint ${r(b.uploads.incr, n.uploads.incr)} wall, --changed ${r(b.uploads.hinted, n.uploads.hinted)} wall, ${r(b.uploads.cpuHinted, n.uploads.cpuHinted)} CPU.`)
+  console.log(`- new / base (medians, same run): full ${r(b.full, n.full)} wall, ${r(b.cpu.full, n.cpu.full)} CPU; no hint ${r(b.incr, n.incr)} wall, ${r(b.cpu.incr, n.cpu.incr)} CPU; --changed ${r(b.hinted, n.hinted)} wall, ${r(b.cpu.hinted, n.cpu.hinted)} CPU; no-change ${r(b.noChange, n.noChange)} wall, with an empty hint ${r(b.emptyHint, n.emptyHint)}; uploads: no hint ${r(b.uploads.incr, n.uploads.incr)} wall, --changed ${r(b.uploads.hinted, n.uploads.hinted)} wall, ${r(b.uploads.cpuHinted, n.uploads.cpuHinted)} CPU.`)
 }
 
 /**
@@ -345,7 +355,7 @@ function printTable(
 - Medians of ${opts.runs} runs, warm page cache on both sides (every file read once before measuring). Wall time around the child process, node start-up included.
 - sha256sum: one process, \`find -type f -print0 | xargs -0 sha256sum > /dev/null\` (xargs batches the names into few sha256sum invocations); runs: ${list(m.floor)}.
 - gendsync: \`${describeCli(side.cli, MODULES_CLI)} --home H gendsync --json\`${opts.threads ? ` --threads ${opts.threads}` : ' (default threads: one per core)'}, full = .dsync/ deleted first; runs: ${list(m.full)} (in-process ${list(m.fullInProcess)}).
-- changed: ${m.changeCount} files (0.05%) rewritten, same size, mtime an hour later; each round runs gendsync without the hint, then puts the previous .dsync/ back and runs \`gendsync --changed LIST\`; hashedFiles checked equal to that count; runs without hint: ${list(m.incr)}; with: ${list(m.hinted)}. no-change runs: ${list(m.noChange)}.
+- changed: ${m.changeCount} files (0.05%) rewritten, same size, mtime an hour later; each round runs gendsync without the hint, then puts the previous .dsync/ back and runs \`gendsync --changed LIST\`; hashedFiles checked equal to that count; runs without hint: ${list(m.incr)}; with: ${list(m.hinted)}. no-change runs: ${list(m.noChange)}; no change with an empty \`--changed\` list (a hinted run's part that does not follow the change): ${list(m.emptyHint)}, median ${(median(m.emptyHint) / full * 100).toFixed(1)}% of full.
 - uploaded: as many files replaced by a new version each (another name beside it, size within +-10%; the old one removed), the hint naming both paths; hashedFiles checked equal to the count; runs without hint: ${list(m.uploads.incr)}; with: ${list(m.uploads.hinted)}; CPU with: ${list(m.uploads.cpuHinted)}. The tree is put back afterwards.
 - full/floor (ratio, the target's): median of the rounds' pairs, each full run against the floor timed just before it: ${pairs.map(x => x.toFixed(2) + 'x').join(', ')} (bench scale's verdict is on the same pairs). Ratio of the medians: ${(full / floor).toFixed(2)}x.
 - peak RSS: largest process.resourceUsage().maxRSS over all gendsync runs (the full runs set it). Targets: full <= ${t.fullRatio}x floor, --changed <= ${t.incrRatio * 100}% of full, RSS < ${fmtMiB(t.rssBytes)} MiB (1 GiB).`)
