@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict'
-import { cpSync, mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { generateRepo } from '../src/publish/generate.js'
+import { runCli } from '../testbed/cli.js'
 import { OLD_MTIME, tempDir } from '../testbed/tree.js'
 
 /**
@@ -44,4 +45,18 @@ test('a full gendsync that owns the working directory gives the same outputs and
   for (const f of ['data.dsync', 'repo.torrent', 'repo.magnet', 'hashcache']) {
     assert.ok(readFileSync(join(dsync, f)).equals(readFileSync(join(absolute, f))), f)
   }
+})
+
+test('the CLI keeps absolute paths under a diagnostic option that writes into the working directory', async () => {
+  // --perf-basic-prof makes each worker's isolate write a log into the working directory: inside
+  // the repository, the next gendsync would publish them (seen before the guard in repo-cwd.ts).
+  const base = tempDir()
+  const root = join(base, 'web', 'repo')
+  bigTree(root)
+  mkdirSync(join(base, 'home', 'repos'), { recursive: true })
+  writeFileSync(join(base, 'home', 'xync.conf'), `webroot=${join(base, 'web')}\n`)
+  writeFileSync(join(base, 'home', 'repos', 'repo.conf'), `repo=repo\nsave=${root}\ndsync=true\n`)
+  const r = await runCli(['--home', join(base, 'home'), '--json', 'gendsync'], { cwd: base, env: { NODE_OPTIONS: '--perf-basic-prof' } })
+  assert.equal(r.code, 0, r.stderr)
+  assert.deepEqual(readdirSync(root).sort(), ['.dsync', 'pool'])
 })

@@ -12,11 +12,16 @@ import { isAbsolute, join } from 'node:path'
  * the service, whose other work may resolve relative paths meanwhile). The main thread keeps the
  * absolute paths for every message; the working directory is put back after the run.
  *
+ * Node's and V8's diagnostic options write files into the working directory, some while the run is
+ * in the repository (each worker's `--cpu-prof` profile at its exit, `--perf-basic-prof`'s isolate
+ * logs: seen landing in the bench tree, where the next gendsync would publish them): under any of
+ * them the run keeps absolute paths.
+ *
  * `fn` gets the prefix: '' (relative) when the run is in the repository, else `save` + '/'.
  */
 export async function inRepoDir<T>(save: string, ownsCwd: boolean, fn: (openBase: string) => Promise<T>): Promise<T> {
   const absolute = join(save, '/')
-  if (!ownsCwd || !isAbsolute(save)) return fn(absolute)
+  if (!ownsCwd || !isAbsolute(save) || writesIntoCwd([...process.execArgv, process.env.NODE_OPTIONS ?? ''])) return fn(absolute)
   let before: string
   try {
     before = process.cwd()
@@ -34,4 +39,12 @@ export async function inRepoDir<T>(save: string, ownsCwd: boolean, fn: (openBase
       // The directory we came from went away meanwhile: nothing later in this process uses it.
     }
   }
+}
+
+/** Node and V8 options that write files into the working directory (profiles, logs, reports, heap snapshots). */
+const WRITES_INTO_CWD = /--(?:cpu-prof|heap-prof|prof\b|perf-basic-prof|perf-prof|logfile|log\b|log-|report|diagnostic-dir|heapsnapshot|trace-event|redirect-warnings)/
+
+/** Whether any of these command-line words (execArgv, NODE_OPTIONS) asks for files that go into the working directory. */
+export function writesIntoCwd(words: string[]): boolean {
+  return words.some(w => WRITES_INTO_CWD.test(w))
 }
