@@ -34,11 +34,15 @@ const REFILL_SHARE = 0.75
  * `many` (writev 24% of a loaded profile with 2 MiB topped up at half: the woken host
  * preempting the client on 2 cores, its TCP receive done in our send). Not from the first
  * request: a peer that connects first would take the whole of a small pull in its first round
- * and leave the other hosts nothing (test/sync-hosts "bootstraps from all of them"). Not for
+ * and leave the other hosts nothing (test/sync-hosts "bootstraps from all of them"). From its
+ * first full pipeline delivered (1 MiB, ~40 ms of a 200 Mbit/s host), not 4 MiB: at the ramp the
+ * client's event loop stalls for tens of ms at a time (workers starting, fresh buffers' page
+ * faults, the plan's garbage collected), and a host with 1 MiB of requests sends it in ~40 ms
+ * and then idles until the client reads again (bench swarm's trace, session 25). Not for
  * the last pieces either: once fewer bytes are left to hand out than every peer's deep
  * pipeline, peers go back to PIPELINE_BYTES, so a slow host does not hold 4 MiB of the end.
  */
-const DEEP_AFTER_BYTES = 4 << 20
+const DEEP_AFTER_BYTES = 1 << 20
 const DEEP_FACTOR = 4
 /**
  * Deep pipelines summed over every peer stay under this: a pause (the stage writer full) stops
