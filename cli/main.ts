@@ -4,6 +4,7 @@ import { DsyncError, ExitCode } from '../src/errors.js'
 import { t } from '../src/i18n/index.js'
 import { terminalSafe } from '../src/ui/terminal-text.js'
 import { exitWithParent } from '../src/util/parent-watch.js'
+import { endProcess } from './exit-at-once.js'
 import { rewriteLegacyVerbs } from './legacy.js'
 import { verbOf } from './verb.js'
 
@@ -105,5 +106,5 @@ process.on('beforeExit', () => {
 exitWithParent()
 main(process.argv.slice(2)).then(code => {
   finished = true
-  process.exitCode = code
+  endProcess(code)
 })

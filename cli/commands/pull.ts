@@ -10,6 +10,7 @@ import type { PullResult } from '../../src/sync/pull.js'
 import { ProgressBar } from '../../src/ui/progress.js'
 import { formatBytes } from '../../src/ui/units.js'
 import { globals, intFlag, printJson, say, warn } from '../context.js'
+import { exitAtOnceWhenDone } from '../exit-at-once.js'
 
 export interface TransferFlags {
   peer: string[]
@@ -61,6 +62,8 @@ export function registerPull(program: Command): void {
       const g = globals(cmd)
       const result = await runPull([source], resolve(dest), opts, DEFAULT_INDEX_FILES, SETTINGS.deleteLimit.default, g.json)
       report(result, g.json)
+      // The pull closed everything it opened (swarm, workers, lock): the process may end now.
+      if (!opts.seed || opts.dryRun) exitAtOnceWhenDone()
       if (opts.seed && !opts.dryRun) {
         const { seedDest } = await import('../../src/host/serve-folder.js')
         await seedDest({
@@ -90,6 +93,9 @@ export async function runPull(sources: string[], dest: string, opts: TransferFla
   // Loaded on use: the network stack (bittorrent-tracker and friends) costs start-up time
   // that gendsync, verify and the rest should not pay.
   const { pull } = await import('../../src/sync/pull.js')
+  const { traceMark } = await import('../../src/swarm/trace.js')
+  // Diagnostic (DSYNC_SWARM_TRACE): what the process spends between the pull's return and its exit.
+  if (process.env.DSYNC_SWARM_TRACE) process.once('exit', () => traceMark('exit'))
   try {
     return await pull({
       sources, dest, peers, trackers: opts.tracker, connections: opts.connections, noDelete: !opts.delete,
@@ -101,6 +107,7 @@ export async function runPull(sources: string[], dest: string, opts: TransferFla
       onProgress: progressPrinter(json, bar),
     })
   } finally {
+    traceMark('pull-returned')
     bar.done()
   }
 }
