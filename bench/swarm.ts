@@ -121,7 +121,7 @@ async function dsyncRun(bed: NetBed, client: NetNode, hosts: NetHost[], repo: st
   const r: NsRun = await runIn(bed, client, process.execPath, [...profile, cli, ...args], { timeoutMs: 600_000, env: { DSYNC_SWARM_TRACE: trace } })
   clearInterval(timer)
   clearInterval(finder)
-  const timeline = swarmTimeline(trace)
+  const timeline = swarmTimeline(trace, r.seconds)
   if (process.env.DSYNC_SWARM_TRACE && existsSync(trace)) appendFileSync(process.env.DSYNC_SWARM_TRACE, readFileSync(trace))
   rmSync(trace, { force: true })
   const hostCpu = hosts.map((h, i) => (cpuSeconds(hostPid(h)) ?? 0) - before[i])

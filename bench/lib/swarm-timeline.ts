@@ -16,7 +16,7 @@ interface Sample {
  * bench's totals; this says which it was. Undefined when the trace lacks the marks (an older
  * client, a failed pull).
  */
-export function swarmTimeline(file: string): string | undefined {
+export function swarmTimeline(file: string, wallSeconds?: number): string | undefined {
   if (!existsSync(file)) return undefined
   const marks = new Map<string, number>()
   let held: number | undefined
@@ -45,6 +45,9 @@ export function swarmTimeline(file: string): string | undefined {
   const sec = (ms: number) => (ms / 1000).toFixed(2)
   // An early fetch (src/sync/early-fetch.ts) starts the files' downloader before the plan.
   const early = held === undefined ? '' : ` (early fetch: ${(held / 1e6).toFixed(1)} MB held at the plan's end)`
-  return `first requests at ${sec(started)} s${early}, last piece ${sec(last)} s, committed ${sec(end)} s; ` +
+  // The process's end as its parent saw it (wall time from its start, so `ip netns exec` and
+  // node's start before its uptime count are in it too): what the exit after the commit costs.
+  const ended = wallSeconds === undefined ? '' : `, ended +${Math.round(wallSeconds * 1000 - end)} ms`
+  return `first requests at ${sec(started)} s${early}, last piece ${sec(last)} s, committed ${sec(end)} s${ended}; ` +
     `${paused} of ${transfer.length} samples paused by the stage writer, ${idle} with nothing received`
 }
