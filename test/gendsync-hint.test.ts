@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { contentTable, tableCosts } from '../src/manifest/content-table.js'
@@ -413,10 +413,69 @@ function paddedPoolRepo() {
   const gendsync = async (...args: string[]) => {
     const r = await runCli(['--home', home, '--json', 'gendsync', ...args])
     assert.equal(r.code, 0, r.stderr)
-    return { ...JSON.parse(r.stdout) as { shards?: { built: boolean; files: number }[] }, stderr: r.stderr }
+    return { ...JSON.parse(r.stdout) as { changed: boolean; hashedFiles: number; infoHash: string; shards?: { built: boolean; files: number; bytes: number }[] }, stderr: r.stderr }
   }
   return { base, save, gendsync }
 }
+
+/** Every file under .dsync/: its inode, mtime and SHA-256 (a file renamed over or written again shows). */
+function dsyncFiles(save: string, skip: string[] = []): Map<string, string> {
+  const out = new Map<string, string>()
+  const walk = (dir: string, rel: string) => {
+    for (const name of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, name.name)
+      const key = rel ? `${rel}/${name.name}` : name.name
+      if (skip.includes(key)) continue
+      if (name.isDirectory()) walk(path, key)
+      else {
+        const st = statSync(path)
+        out.set(key, `${st.ino} ${st.mtimeMs} ${createHash('sha256').update(readFileSync(path)).digest('hex')}`)
+      }
+    }
+  }
+  walk(join(save, '.dsync'), '')
+  return out
+}
+
+/**
+ * A hinted run whose list comes out as the previous one (an empty hint, or paths that did not
+ * change) writes nothing: no data.dsync, shard, index, caches or record written again
+ * (src/manifest/hinted.ts, unchangedGeneration). Seen failing before that change: the tables and
+ * lines caches were renamed over (new inodes) by an empty hint. A damaged shard file is still
+ * noticed and rewritten (the outputs are checked, not trusted), as before.
+ */
+test('gendsync --changed with nothing changed writes nothing, and still repairs a damaged shard', { timeout: 300_000 }, async () => {
+  const { base, save, gendsync } = paddedPoolRepo()
+  const first = await gendsync()
+  assert.ok(first.shards && first.shards.length > 1, 'a sharded repository')
+  const before = dsyncFiles(save)
+
+  writeFileSync(join(base, 'empty'), '')
+  const empty = await gendsync('--changed', join(base, 'empty'))
+  assert.doesNotMatch(empty.stderr, /not used/, 'the hint was used, not a full walk')
+  assert.deepEqual([empty.changed, empty.hashedFiles, empty.infoHash], [false, 0, first.infoHash])
+  // The summary names the same shards with the same sizes as the full run's.
+  assert.deepEqual(empty.shards!.map(s => [s.files, s.bytes]), first.shards.map(s => [s.files, s.bytes]))
+  assert.deepEqual(dsyncFiles(save), before, 'an empty hint wrote into .dsync/')
+
+  // Paths named that did not change: read (their digests go to the hash cache), nothing else written.
+  const some = readFileSync(join(save, '.dsync', 'data.dsync'), 'latin1').split('\n').filter(l => l.startsWith('f\t')).slice(100, 103)
+    .map(l => l.split('\t').at(-1)!)
+  writeFileSync(join(base, 'same'), some.join('\n') + '\n')
+  const same = await gendsync('--changed', join(base, 'same'))
+  assert.deepEqual([same.changed, same.hashedFiles], [false, 3])
+  assert.deepEqual(dsyncFiles(save, ['hashcache']), new Map([...before].filter(([k]) => k !== 'hashcache')), 'unchanged paths wrote into .dsync/')
+
+  // One byte of a shard file changed, same size: the hinted run must not keep it.
+  const shardsDir = join(save, '.dsync', 'shards')
+  const shard = join(shardsDir, readdirSync(shardsDir)[1])
+  const good = readFileSync(shard)
+  const bad = Buffer.from(good)
+  bad[bad.length - 30] ^= 1
+  writeFileSync(shard, bad)
+  await gendsync('--changed', join(base, 'empty'))
+  assert.deepEqual(readFileSync(shard), good, 'a damaged shard file was kept')
+})
 
 /**
  * A hinted run writes each rebuilt shard into the buffer of a previous shard file no later

@@ -15,6 +15,9 @@ import { indexLines } from './manifest-lines.js'
 import { MANIFEST_TORRENT_PATH, type RepoFiles } from './paths.js'
 import type { ShardOut } from './shard-rebuild.js'
 
+/** The previous generation's outputs, checked and kept as they are. */
+export type UnchangedOutputs = Omit<WrittenOutputs, 'changed'>
+
 export interface ShardSummary {
   infoHash: string
   /** The shard's .torrent on disk. */
@@ -290,9 +293,9 @@ function singleTorrent(input: OutputsInput) {
  * all three. Same data.dsync and same magnet link: the torrent on disk is this one, and a
  * sharded repository's shard files must all be there too. Anything else: rebuild.
  */
-function unchangedOutputs(
+export function unchangedOutputs(
   files: RepoFiles, input: { name: string; trackers: string[] }, expect: { count: number; bytes: number }[] | undefined,
-): Omit<WrittenOutputs, 'changed'> | undefined {
+): UnchangedOutputs | undefined {
   let text: string
   let torrent: Buffer
   try {

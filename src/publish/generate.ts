@@ -228,7 +228,9 @@ async function hintedRun(
   const g = await generateHinted(opts.save, files, previous, changed, { name: opts.name, trackers: opts.trackers }, opts.threads, early, earlier)
   if (typeof g === 'string') return g
   const common = { name: opts.name, trackers: opts.trackers, manifest: g.manifest, previous, pieceLength: g.pieceLength, staged: early.staged }
-  const published = 'shards' in g.torrents
+  const published = 'unchanged' in g.torrents
+    ? { changed: false, ...g.torrents.unchanged }
+    : 'shards' in g.torrents
     ? writeShardOutputs(files, { ...common, shards: g.torrents.shards, listPieces: g.torrents.listPieces }, batch)
     : writeOutputs(files, { ...common, starts: g.torrents.starts, content: listContent(g.torrents.content) }, batch)
   const racyAfterMs = started - RACY_MS
@@ -251,7 +253,8 @@ async function hintedRun(
   // Beside the tables, the new list's line offsets (the splice's): the next hinted run takes them
   // instead of indexing the list again (line-cache.ts).
   const starts = g.lines.new.starts.subarray(0, g.lines.new.count + 1)
-  const caches = async () => {
+  // Nothing changed: the caches on disk are for this very list, or absent (then the next hinted run makes them).
+  const caches = 'unchanged' in g.torrents ? undefined : async () => {
     await Promise.all([tables && saveTables(files.tables, g.sha256.manifest, g.pieceLength, tables), saveLines(linesFile(files), g.sha256.manifest, starts)])
   }
   return { result, manifest: g.manifest, piecesOf, known: g.sha256, lines: g.lines, caches }
