@@ -1,5 +1,5 @@
-import { close, closeSync, fstat, fstatSync, read, readSync, type Stats } from 'node:fs'
-import { mismatch, openCheckedSync, openRepoFile, StaleFileError, type Expected } from './repo-file.js'
+import { closeSync, fstatSync } from 'node:fs'
+import { fstatAsync, mismatch, openChecked, openCheckedSync, readExactly, readExactlySync, StaleFileError, type Expected } from './repo-file.js'
 
 export { StaleFileError }
 
@@ -90,13 +90,7 @@ export class FdCache {
     }
     slot.users++
     try {
-      let done = 0
-      while (done < length) {
-        const n = readSync(slot.fd!, out, outOffset + done, length - done, position + done)
-        // A file shrinking under an open handle is the same kind of change as a new mtime.
-        if (n === 0) throw new StaleFileError(path, 'shorter than data.dsync says')
-        done += n
-      }
+      readExactlySync(slot.fd!, path, out, outOffset, length, position)
       return true
     } finally {
       this.release(slot)
@@ -108,15 +102,7 @@ export class FdCache {
    * asynchronous twin of readSync).
    */
   readAsync(path: string, want: Expected, out: Buffer, outOffset: number, length: number, position: number): Promise<void> {
-    return this.with(path, want, async fd => {
-      let done = 0
-      while (done < length) {
-        const n = await new Promise<number>((resolve, reject) =>
-          read(fd, out, outOffset + done, length - done, position + done, (err, bytes) => err ? reject(err) : resolve(bytes)))
-        if (n === 0) throw new StaleFileError(path, 'shorter than data.dsync says')
-        done += n
-      }
-    })
+    return this.with(path, want, fd => readExactly(fd, path, out, outOffset, length, position))
   }
 
   private async withSlot<T>(path: string, want: Expected, fn: (fd: number) => Promise<T>): Promise<T> {
@@ -219,22 +205,6 @@ function closeSlot(slot: Slot): void {
     }, () => undefined)
     slot.opening = undefined
   }
-}
-
-async function openChecked(path: string, want: Expected): Promise<number> {
-  const fd = await openRepoFile(path, want.root)
-  try {
-    const problem = mismatch(await fstatAsync(fd), want)
-    if (problem) throw new StaleFileError(path, problem)
-  } catch (err) {
-    close(fd, () => undefined)
-    throw err
-  }
-  return fd
-}
-
-function fstatAsync(fd: number): Promise<Stats> {
-  return new Promise((resolve, reject) => fstat(fd, (err, st) => err ? reject(err) : resolve(st)))
 }
 
 function closeQuietly(fd: number): void {

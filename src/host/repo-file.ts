@@ -1,4 +1,4 @@
-import { close, closeSync, constants, fstatSync, open, openSync, readlink, readlinkSync, realpathSync } from 'node:fs'
+import { close, closeSync, constants, fstat, fstatSync, open, openSync, read, readlink, readlinkSync, readSync, realpathSync, type Stats } from 'node:fs'
 import { join, relative } from 'node:path'
 
 /** The file on disk is not the one data.dsync describes (an rsync ran after gendsync). */
@@ -88,6 +88,45 @@ export function openCheckedSync(path: string, want: Expected): number {
     throw err
   }
   return fd
+}
+
+/** The asynchronous twin of openCheckedSync: openRepoFile, then the same check. */
+export async function openChecked(path: string, want: Expected): Promise<number> {
+  const fd = await openRepoFile(path, want.root)
+  try {
+    const problem = mismatch(await fstatAsync(fd), want)
+    if (problem) throw new StaleFileError(path, problem)
+  } catch (err) {
+    close(fd, () => undefined)
+    throw err
+  }
+  return fd
+}
+
+export function fstatAsync(fd: number): Promise<Stats> {
+  return new Promise((resolve, reject) => fstat(fd, (err, st) => err ? reject(err) : resolve(st)))
+}
+
+/**
+ * Reads exactly `length` bytes at `position` of the open file `path` into `out`. A file
+ * shrinking under an open descriptor is the same kind of change as a new mtime: StaleFileError.
+ */
+export function readExactlySync(fd: number, path: string, out: Buffer, outOffset: number, length: number, position: number): void {
+  for (let done = 0; done < length;) {
+    const n = readSync(fd, out, outOffset + done, length - done, position + done)
+    if (n === 0) throw new StaleFileError(path, 'shorter than data.dsync says')
+    done += n
+  }
+}
+
+/** The asynchronous twin of readExactlySync (through libuv's pool). */
+export async function readExactly(fd: number, path: string, out: Buffer, outOffset: number, length: number, position: number): Promise<void> {
+  for (let done = 0; done < length;) {
+    const n = await new Promise<number>((resolve, reject) =>
+      read(fd, out, outOffset + done, length - done, position + done, (err, bytes) => err ? reject(err) : resolve(bytes)))
+    if (n === 0) throw new StaleFileError(path, 'shorter than data.dsync says')
+    done += n
+  }
 }
 
 /** Why an open file is not the one data.dsync describes, or undefined when it is. */

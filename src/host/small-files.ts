@@ -1,5 +1,5 @@
-import { closeSync, readSync } from 'node:fs'
-import { openCheckedSync, StaleFileError, type Expected } from './repo-file.js'
+import { closeSync } from 'node:fs'
+import { openCheckedSync, readExactlySync, type Expected } from './repo-file.js'
 import type { ReadBuffers } from './read-buffers.js'
 import type { ColdDisk } from './cold-disk.js'
 
@@ -86,13 +86,8 @@ function readChecked(path: string, want: Expected, buffers: ReadBuffers): Buffer
   const size = want.size
   try {
     const data = buffers.take(size)
-    let done = 0
     try {
-      while (done < size) {
-        const n = readSync(fd, data, done, size - done, done)
-        if (n === 0) throw new StaleFileError(path, 'shorter than data.dsync says')
-        done += n
-      }
+      readExactlySync(fd, path, data, 0, size, 0)
     } catch (err) {
       buffers.release(data)
       throw err
