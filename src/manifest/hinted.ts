@@ -18,7 +18,7 @@ import { fromStats, readLinkTarget, scanTree, type ScannedEntry } from './scan.j
 import { rebuildShards, type ShardOut } from './shard-rebuild.js'
 import { loadTables, type CachedTables } from './table-cache.js'
 import { newArray, type WarmMemory } from './warm-memory.js'
-import { unchangedOutputs, type UnchangedOutputs } from './outputs.js'
+import { shardSizes, unchangedOutputs, type UnchangedOutputs } from './outputs.js'
 import { prefetchFiles } from '../util/prefetch.js'
 
 /**
@@ -134,12 +134,7 @@ function unchangedGeneration(
   const cached = loadTables(files.tables, old, old.fileSha256, P, earlier.tables)
   const table = cached?.table ?? contentTable(old)
   const starts = shardStartsOf(cached?.costs ?? tableCosts(table, P))
-  const expect = starts.length === 1 || typeof index === 'string' ? undefined : starts.map((first, s) => {
-    const end = s + 1 < starts.length ? starts[s + 1] : table.count
-    let bytes = 0
-    for (let c = first; c < end; c++) bytes += table.length[c]
-    return { count: end - first, bytes }
-  })
+  const expect = starts.length === 1 || typeof index === 'string' ? undefined : shardSizes({ count: table.count, length: c => table.length[c] }, starts)
   const unchanged = unchangedOutputs(files, naming, expect)
   if (!unchanged) return undefined
   // Prefetched shard files are not waited for (unchangedOutputs read what it checked).

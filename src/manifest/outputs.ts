@@ -264,8 +264,8 @@ function writeSharded(
   return { changed: true, infoHash: index.infoHash, magnet, shards: summaries }
 }
 
-/** Files and bytes of each shard, in order. */
-function shardSizes(content: TorrentContent, starts: number[]): { count: number; bytes: number }[] {
+/** Files and bytes of each shard, in order (what unchangedOutputs expects of a sharded generation). */
+export function shardSizes(content: Pick<TorrentContent, 'count' | 'length'>, starts: number[]): { count: number; bytes: number }[] {
   return starts.map((first, s) => {
     const end = s + 1 < starts.length ? starts[s + 1] : content.count
     let bytes = 0
